@@ -1,0 +1,283 @@
+"""``heattrack`` command line (typer). Commands are thin: parse options, build the Config, call one function.
+
+Every domain error becomes one line on stderr and exit code 1; ``-v`` adds tracebacks for unexpected errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from heattrack import __version__
+from heattrack.config import Config, load_config, parse_set_option
+from heattrack.errors import HeattrackError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Screen district-heating networks for leaks from Landsat + Sentinel-2 imagery.")
+console = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("heattrack")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration file.",
+                                                   envvar="HEATTRACK_CONFIG")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override any config value: section.key=value "
+                                                     "(repeatable).")]
+SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="'local' (LocalCluster) or a Dask "
+                                                     "scheduler address tcp://host:8786.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = RichHandler(console=console, show_path=verbose, rich_tracebacks=verbose, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("distributed", "tornado", "fiona", "pyogrio", "rasterio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+@contextmanager
+def _cli_errors(verbose: bool):
+    """Turn errors into one line and exit 1 (a traceback only with -v for unexpected ones)."""
+    try:
+        yield
+    except HeattrackError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]: completed tiles are kept; rerun with --resume")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # last resort: still one line unless -v
+        if verbose:
+            console.print_exception()
+        else:
+            console.print(f"[bold red]error:[/] unexpected {exc.__class__.__name__}: {exc} (run with -v for details)",
+                          highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _config(config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Config:
+    merged = dict(overrides)
+    for item in sets or []:
+        k, v = parse_set_option(item)
+        merged[k] = v
+    return load_config(config, merged)
+
+
+def _progress(label: str) -> Callable[[int, int], Callable]:
+    """A factory handing ``run`` a per-tile callback that drives a rich progress bar."""
+    state: dict[str, Any] = {}
+
+    def start(todo: int, total: int):
+        prog = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("tiles"),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                        transient=False, disable=not console.is_terminal and todo == 0)
+        prog.start()
+        task = prog.add_task(label, total=todo)
+        state["prog"] = prog
+        if todo < total:
+            console.print(f"resuming: {total - todo} of {total} tiles already complete")
+
+        def on_tile(outcome):
+            prog.advance(task)
+            if outcome.error:
+                console.print(f"[red]tile {outcome.index} failed:[/] {outcome.error}", highlight=False)
+            if prog.finished:
+                prog.stop()
+        return on_tile
+
+    return start
+
+
+def _print_summary(result) -> None:
+    seg = result.segments
+    table = Table(title=f"Top segments ({result.out})")
+    for col in ("rank", "segment_id", "risk", "delta_t_k", "n_clear_px"):
+        table.add_column(col, justify="right")
+    if seg is not None:
+        for _, r in seg[seg["status"] == "ok"].head(10).iterrows():
+            table.add_row(str(r["rank"]), str(r["segment_id"]), f"{r['risk']:.3f}", f"{r['delta_t_k']:.2f}",
+                          str(r["n_clear_px"]))
+    console.print(table)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"done in {result.seconds:.1f} s: {result.n_tiles} tiles ({result.skipped} resumed) -> "
+                  f"{result.out}/ (report: {result.out}/report/index.html)")
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the synthetic scene.")],
+    size_km: Annotated[float, typer.Option(help="Side of the square region (km).", min=1.0)] = 12.0,
+    leaks: Annotated[int, typer.Option(help="Number of leaking segments.", min=0)] = 18,
+    distractors: Annotated[Optional[int], typer.Option(help="Hot spots away from pipes (default: = leaks).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same scene).")] = 3,
+    cloud_fraction: Annotated[float, typer.Option(help="Landsat cloud cover 0-1.", min=0.0, max=0.95)] = 0.06,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write a synthetic region in the `local` layout (landsat/, sentinel2/, pipes.geojson) plus truth/."""
+    from heattrack.simulate import SimulationSpec, simulate_scene
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        if out.exists() and any(out.iterdir()):
+            raise HeattrackError(f"output folder {out} is not empty")
+        with console.status(f"simulating {size_km:g} km region (seed {seed})"):
+            summary = simulate_scene(out, SimulationSpec(size_km=size_km, leaks=leaks, distractors=distractors,
+                                                         seed=seed, cloud_fraction=cloud_fraction))
+        console.print(f"scene written to {out}/: {summary['n_segments']} pipe segments "
+                      f"({summary['pipe_km']:.0f} km), {len(summary['leak_segment_ids'])} leaks, "
+                      f"{summary['n_distractors']} distractors, CRS {summary['crs']}")
+
+
+@app.command()
+def run(
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Input folder (local layout).")] = None,
+    pipes: Annotated[Optional[Path], typer.Option("--pipes", "-p", help="Pipe network file.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
+    source: Annotated[Optional[str], typer.Option(help="Input source: local.")] = None,
+    aoi: Annotated[Optional[str], typer.Option(help="Country (south-korea), polygon file, or lon/lat bbox "
+                                               "'minx,miny,maxx,maxy'; default: extent of the input data.")] = None,
+    tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km).")] = None,
+    crs: Annotated[Optional[str], typer.Option(help="Grid CRS (default: national CRS or the data's UTM).")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Downscaling method: tsharp | bilinear.")] = None,
+    scheduler: SchedulerOpt = None,
+    n_workers: Annotated[Optional[int], typer.Option(help="LocalCluster workers.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a run in --out, skipping completed tiles.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a previous run in --out.")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run the whole chain: tile -> read -> sharpen -> detect -> mosaic, segments, hotspots, report."""
+    from heattrack.orchestration.run import run as run_chain
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        cfg = _config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
+                               "grid.tile_km": tile_km, "grid.crs": crs, "downscale.method": method,
+                               "compute.scheduler": scheduler, "compute.n_workers": n_workers}, set_)
+        result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=_progress("tiles"))
+        _print_summary(result)
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Argument(help="Output folder of a finished run.")],
+    verbose: VerboseOpt = False,
+) -> None:
+    """(Re)build out/report/index.html from a finished run."""
+    from heattrack.orchestration.run import rebuild_report
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        page = rebuild_report(out)
+        console.print(f"report written: {page}")
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the scene goes to OUT/scene).")] = Path("demo"),
+    size_km: Annotated[float, typer.Option(help="Side of the synthetic region (km).")] = 12.0,
+    leaks: Annotated[int, typer.Option(help="Number of leaks.")] = 18,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 3,
+    scheduler: SchedulerOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Simulate the embedded default region, run the chain on a LocalCluster, evaluate against truth, report."""
+    from heattrack.evaluate import evaluate_run
+    from heattrack.orchestration.run import STATE_DIR
+    from heattrack.orchestration.run import run as run_chain
+    from heattrack.simulate import SimulationSpec, simulate_scene
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        if out.exists() and any(out.iterdir()):
+            if not (out / STATE_DIR).exists() and not (out / "scene").exists():
+                raise HeattrackError(f"output folder {out} is not empty and holds no heattrack demo")
+            shutil.rmtree(out)
+        scene = out / "scene"
+        with console.status(f"simulating the demo region ({size_km:g} km, seed {seed})"):
+            simulate_scene(scene, SimulationSpec(size_km=size_km, leaks=leaks, seed=seed))
+        cfg = _config(config, {"input.input": scene, "input.pipes": scene / "pipes.geojson",
+                               "compute.scheduler": scheduler}, set_)
+        result = run_chain(cfg, out, progress=_progress("tiles"), allow_existing=("scene",))
+        _print_summary(result)
+        ev = evaluate_run(scene, out)
+        (out / "evaluation.json").write_text(json.dumps(ev, indent=2))
+        console.print(f"against the simulator's truth: 10 m LST RMSE {ev['downscaling']['rmse_sharpened_k']:.3f} K "
+                      f"(bilinear {ev['downscaling']['rmse_bilinear_k']:.3f} K); segment ROC-AUC "
+                      f"{ev['detection']['roc_auc']:.3f}, PR-AUC {ev['detection']['pr_auc']:.3f}")
+
+
+@app.command()
+def evaluate(
+    scene: Annotated[Path, typer.Option("--scene", help="Simulated scene folder (with truth/).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder of a finished run on that scene.")],
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score a run against the simulator's truth: LST RMSE (sharpened, bilinear) and segment ROC/PR."""
+    from heattrack.evaluate import evaluate_run
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        ev = evaluate_run(scene, out)
+        print(json.dumps(ev, indent=2))
+
+
+@app.command()
+def tile(
+    aoi: Annotated[str, typer.Option(help="Country (south-korea), polygon file, or lon/lat bbox.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the tiles as GeoJSON (lon/lat).")] = None,
+    tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km).")] = None,
+    crs: Annotated[Optional[str], typer.Option(help="Grid CRS (default: national CRS or UTM).")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Show the tile grid of an AOI (no data needed)."""
+    from heattrack.orchestration.tiling import choose_crs, make_tile_grid, resolve_aoi, tiles_geojson
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        cfg = _config(config, {"input.aoi": aoi, "grid.tile_km": tile_km, "grid.crs": crs}, set_)
+        a = resolve_aoi(cfg.input.aoi)
+        grid_crs = choose_crs(cfg.grid.crs, a)
+        geom = a.geometry.to_crs(grid_crs).buffer(cfg.grid.aoi_buffer_m) if a.national_crs else a.geometry
+        grid = make_tile_grid(geom, grid_crs, cfg.tile_px, cfg.grid.resolution_m)
+        px = len(grid.tiles) * cfg.tile_px ** 2
+        console.print(f"AOI {a.label}: {len(grid.tiles)} tiles of {cfg.grid.tile_km:g} km in {grid_crs} "
+                      f"({px / 1e9:.2f} x 10^9 pixels at {cfg.grid.resolution_m:g} m; AOI "
+                      f"{grid.aoi.area / 1e6:,.0f} km^2 incl. {cfg.grid.aoi_buffer_m:g} m buffer)")
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(tiles_geojson(grid)))
+            console.print(f"tiles written to {out}")
+
+
+@app.command()
+def version() -> None:
+    """Print the heattrack version."""
+    print(__version__)
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

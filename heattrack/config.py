@@ -1,0 +1,202 @@
+"""One typed configuration for every heattrack command.
+
+Precedence: defaults < YAML file (``--config``) < ``HEATTRACK_*`` environment < CLI flags (including
+``--set section.key=value``). The resolved configuration is written as ``config.yaml`` next to every output
+and hashed (``processing_hash``) to refuse mixing two different runs in one output folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from heattrack.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class GridConfig(_Section):
+    """The processing grid: a regular tiling of a projected CRS anchored at its origin."""
+
+    crs: str | None = Field(None, description="Projected CRS, e.g. EPSG:5179. None: the AOI's national CRS "
+                            "(EPSG:5179 for South Korea) or the input data's UTM zone.")
+    resolution_m: float = Field(10.0, gt=0, description="Output pixel size (m).")
+    tile_km: float = Field(10.0, gt=0, description="Tile side (km); one tile = one task = one zarr chunk.")
+    halo_m: float = Field(500.0, ge=0, description="Extra border read around each tile for neighbourhood "
+                          "operations (m); rounded up to whole thermal pixels.")
+    aoi_buffer_m: float = Field(2000.0, ge=0, description="Buffer added to polygon AOIs (coarse outlines).")
+
+
+class InputConfig(_Section):
+    """Where the imagery and the pipe network come from."""
+
+    source: Literal["local"] = "local"
+    input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (local source).")
+    pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile).")
+    aoi: str | None = Field(None, description="Country name, polygon file or 'minx,miny,maxx,maxy' lon/lat; "
+                            "None = extent of the input data.")
+    max_date_gap_days: float = Field(10.0, ge=0, description="Warn when Landsat and Sentinel-2 dates differ more.")
+    mask_water: bool = True
+
+
+class DownscaleConfig(_Section):
+    """LST 100 m -> 10 m."""
+
+    method: Literal["tsharp", "bilinear"] = "tsharp"
+    thermal_resolution_m: float = Field(100.0, gt=0, description="Effective resolution of ST_B10 (TIRS ~100 m, "
+                                        "delivered on a 30 m grid). Must be a multiple of grid.resolution_m.")
+    min_valid_fraction: float = Field(0.3, ge=0, le=1, description="Share of clear 10 m pixels a thermal "
+                                      "pixel needs to count as observed.")
+    degree: int = Field(1, ge=1, le=3, description="Polynomial degree of the TsHARP LST-NDVI fit.")
+    smooth_residual: bool = True
+
+
+class DetectConfig(_Section):
+    """Per-pixel anomaly evidence."""
+
+    method: Literal["local"] = "local"
+    background_window_m: float = Field(500.0, gt=0, description="Window of the robust local background (m).")
+    background_block_m: float = Field(50.0, gt=0, description="Grid on which the background median runs (m).")
+    noise_floor_k: float = Field(0.3, gt=0, description="Lowest spread used to normalise anomalies (K).")
+    landcover_adjust: bool = Field(True, description="Subtract the land-cover (NDVI regression) expectation "
+                                   "before the local background, so streets and roofs are not flagged for "
+                                   "being what they are.")
+    score_z0: float = Field(1.0, description="z-score below which the score is 0.")
+    score_scale: float = Field(2.0, gt=0, description="z-score e-folding scale of the 0-1 score.")
+
+
+class SegmentsConfig(_Section):
+    """Pipe segments and hotspot blobs."""
+
+    buffer_m: float = Field(20.0, ge=0, description="Evidence within this distance of a pipe counts for it (m).")
+    spacing_m: float = Field(10.0, gt=0, description="Sample-point spacing along pipes (m).")
+    top_k: int = Field(3, ge=1, description="Segment risk = mean of its top_k sample points.")
+    hotspot_threshold: float = Field(0.6, gt=0, le=1, description="Pixel score that makes a hotspot pixel.")
+    hotspot_min_area_m2: float = Field(300.0, ge=0)
+
+
+class ComputeConfig(_Section):
+    """Where the Dask work runs (not part of the processing hash)."""
+
+    scheduler: str = Field("local", description="'local' (a LocalCluster) or a scheduler address tcp://host:port.")
+    n_workers: int | None = Field(None, ge=1, description="LocalCluster workers (default: one per core).")
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = Field("auto", description="Per-worker memory limit of the LocalCluster.")
+    retries: int = Field(2, ge=0, description="Retries of a failed tile task.")
+    max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "
+                                    "processed pixels has no valid LST.")
+
+
+class Config(_Section):
+    """Everything a run needs; see docs/configuration.md for each field."""
+
+    grid: GridConfig = GridConfig()
+    input: InputConfig = InputConfig()
+    downscale: DownscaleConfig = DownscaleConfig()
+    detect: DetectConfig = DetectConfig()
+    segments: SegmentsConfig = SegmentsConfig()
+    compute: ComputeConfig = ComputeConfig()
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check_multiples(self) -> "Config":
+        res = self.grid.resolution_m
+        for name, value in (("downscale.thermal_resolution_m", self.downscale.thermal_resolution_m),
+                            ("grid.tile_km * 1000", self.grid.tile_km * 1000.0),
+                            ("detect.background_block_m", self.detect.background_block_m)):
+            if abs(value / res - round(value / res)) > 1e-6:
+                raise ValueError(f"{name} = {value} is not a multiple of grid.resolution_m = {res}")
+        if self.tile_px % self.thermal_factor:
+            raise ValueError(f"grid.tile_km ({self.grid.tile_km}) must be a multiple of "
+                             f"downscale.thermal_resolution_m ({self.downscale.thermal_resolution_m} m)")
+        if self.thermal_factor % self.background_block_px:
+            raise ValueError("detect.background_block_m must divide downscale.thermal_resolution_m")
+        return self
+
+    # -- derived sizes in pixels of the 10 m grid -------------------------------------------------
+    @property
+    def thermal_factor(self) -> int:
+        return int(round(self.downscale.thermal_resolution_m / self.grid.resolution_m))
+
+    @property
+    def tile_px(self) -> int:
+        return int(round(self.grid.tile_km * 1000.0 / self.grid.resolution_m))
+
+    @property
+    def halo_px(self) -> int:
+        f = self.thermal_factor
+        need = max(self.grid.halo_m, self.detect.background_window_m / 2 + self.segments.buffer_m)
+        return int(-(-round(need / self.grid.resolution_m) // f) * f)
+
+    @property
+    def background_block_px(self) -> int:
+        return int(round(self.detect.background_block_m / self.grid.resolution_m))
+
+    def processing_hash(self) -> str:
+        """Hash of everything that changes the numbers (compute settings excluded)."""
+        d = self.model_dump(mode="json", exclude={"compute"})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _set_dotted(d: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+        if not isinstance(cur, dict):
+            raise ConfigError(f"config key {key!r}: {p!r} is not a section")
+    cur[parts[-1]] = value
+
+
+def parse_set_option(item: str) -> tuple[str, Any]:
+    """``'detect.noise_floor_k=0.4'`` -> ``('detect.noise_floor_k', 0.4)`` (value parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    key, raw = item.split("=", 1)
+    return key.strip(), yaml.safe_load(raw)
+
+
+def _env_overrides() -> dict[str, Any]:
+    """``HEATTRACK_COMPUTE__SCHEDULER=tcp://...`` -> ``{'compute.scheduler': 'tcp://...'}``."""
+    out = {}
+    for k, v in os.environ.items():
+        if k.startswith("HEATTRACK_") and "__" in k:
+            out[k[len("HEATTRACK_"):].lower().replace("__", ".")] = yaml.safe_load(v)
+    return out
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Build the configuration from a YAML file and dotted overrides (``None`` values are ignored)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        data = loaded
+    merged = {**_env_overrides(), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    for key, value in merged.items():
+        _set_dotted(data, key, value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        src = f" (from {path})" if path else ""
+        raise ConfigError(f"invalid configuration{src}: {where}: {first['msg']}") from None

@@ -1,0 +1,118 @@
+"""Validation against truth: downscaling RMSE/bias and segment detection metrics.
+
+``segment_metrics`` and ``lst_errors`` are pure functions; ``evaluate_run`` reads a simulated scene's
+``truth/`` and a finished run's outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import xarray as xr
+from rasterio.enums import Resampling
+
+from heattrack.errors import InputError
+
+FALSE_ALARM_RATES_PER_KM = (0.05, 0.1, 0.5)
+
+
+def lst_errors(estimate: np.ndarray, truth: np.ndarray) -> dict:
+    """RMSE and bias (K) of ``estimate - truth`` over pixels where both are finite."""
+    ok = np.isfinite(estimate) & np.isfinite(truth)
+    if not ok.any():
+        return {"rmse_k": float("nan"), "bias_k": float("nan"), "n_px": 0}
+    d = estimate[ok].astype(np.float64) - truth[ok]
+    return {"rmse_k": float(np.sqrt(np.mean(d * d))), "bias_k": float(d.mean()), "n_px": int(ok.sum())}
+
+
+def recall_at_false_alarm_rate(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray,
+                               rate_per_km: float) -> float:
+    """Share of leaking segments flagged when the threshold is set so that non-leaking flagged segments
+    stay at or below ``rate_per_km`` per km of pipe in the evaluated network."""
+    order = np.argsort(-risk, kind="stable")
+    fa = np.cumsum(~is_leak[order])
+    allowed = rate_per_km * length_km.sum()
+    k = int(np.searchsorted(fa, allowed, side="right"))  # first k flagged segments keep fa <= allowed
+    return float(is_leak[order][:k].sum() / max(is_leak.sum(), 1))
+
+
+def segment_metrics(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray) -> dict:
+    """ROC-AUC, PR-AUC, recall in the top 5 % of segments, recall at stated false-alarm rates per km."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    ok = np.isfinite(risk)
+    r, y, L = risk[ok], is_leak[ok].astype(bool), length_km[ok]
+    out = {"n_segments": int(ok.size), "n_scored": int(ok.sum()), "n_leaks": int(is_leak.sum()),
+           "n_leaks_scored": int(y.sum()), "pipe_km_scored": float(L.sum())}
+    if y.sum() == 0 or y.all():
+        return {**out, "roc_auc": float("nan"), "pr_auc": float("nan"), "recall_top5pct": float("nan")}
+    k = max(1, int(np.ceil(0.05 * r.size)))
+    top = np.argsort(-r, kind="stable")[:k]
+    out.update({
+        "roc_auc": float(roc_auc_score(y, r)),
+        "pr_auc": float(average_precision_score(y, r)),
+        "recall_top5pct": float(y[top].sum() / y.sum()),
+        "recall_at_false_alarms_per_km": {str(a): recall_at_false_alarm_rate(r, y, L, a)
+                                          for a in FALSE_ALARM_RATES_PER_KM},
+    })
+    return out
+
+
+def evaluate_run(scene: Path, out: Path) -> dict:
+    """Compare a finished run in ``out`` with the truth of the simulated ``scene``."""
+    scene, out = Path(scene), Path(out)
+    truth_file = scene / "truth" / "truth.json"
+    if not truth_file.exists():
+        raise InputError(f"{scene} has no truth/truth.json: evaluation needs a simulated scene")
+    if not (out / "segments.geojson").exists():
+        raise InputError(f"{out} holds no finished run (segments.geojson missing)")
+    truth = json.loads(truth_file.read_text())
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    ds = xr.open_zarr(out / "mosaic.zarr")
+    t = xr.open_dataarray(scene / "truth" / "lst_10m.tif", engine="rasterio").squeeze("band", drop=True)
+    ref = ds["lst_10m"].rio.write_crs(ds["spatial_ref"].attrs["crs_wkt"])
+    t_on = t.rio.reproject_match(ref, resampling=Resampling.nearest, nodata=np.nan)
+    valid = ds["valid"].values == 1
+    truth_arr = np.where(valid, t_on.values, np.nan)
+    sharp = lst_errors(ds["lst_10m"].values, truth_arr)
+    plain = lst_errors(ds["lst_plain"].values, truth_arr)
+    seg = gpd.read_file(out / "segments.geojson")
+    leaks = set(truth["leak_segment_ids"])
+    length_km = seg.to_crs(truth["crs"]).geometry.length.to_numpy() / 1000.0
+    det = segment_metrics(seg["risk"].to_numpy(dtype=float), seg["segment_id"].isin(leaks).to_numpy(), length_km)
+    return {
+        "scene": str(scene), "run": str(out),
+        "downscaling": {"rmse_sharpened_k": sharp["rmse_k"], "bias_sharpened_k": sharp["bias_k"],
+                        "rmse_bilinear_k": plain["rmse_k"], "bias_bilinear_k": plain["bias_k"],
+                        "n_px": sharp["n_px"],
+                        "rmse_ratio_bilinear_over_sharpened": plain["rmse_k"] / sharp["rmse_k"]
+                        if sharp["rmse_k"] else float("nan")},
+        "detection": det,
+    }
+
+
+def aggregate_sharpen_compare(lst: np.ndarray, red: np.ndarray, nir: np.ndarray, factor: int = 3) -> dict:
+    """Validation protocol without fine truth: aggregate LST by ``factor``, sharpen it back with the
+    fine NDVI, compare with the original (RMSE/bias in K) for bilinear and TsHARP.
+
+    Inputs on one grid (e.g. Landsat 30 m: ST in K, SR red/NIR 0-1); they are cropped to a multiple of
+    ``factor``. Mind that Landsat ST at 30 m already carries only ~100 m information.
+    """
+    from heattrack.kernels.features import ndvi
+    from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen
+
+    h, w = (lst.shape[0] // factor) * factor, (lst.shape[1] // factor) * factor
+    lst, red, nir = lst[:h, :w], red[:h, :w], nir[:h, :w]
+    nd = ndvi(red, nir)
+    valid = np.isfinite(lst) & np.isfinite(nd)
+    coarse = block_mean(np.where(valid, lst, np.nan), factor, 0.5)
+    results = {"factor": factor, "n_px": int(valid.sum())}
+    for name, res in (("bilinear", bilinear_sharpen(coarse, valid, factor)),
+                      ("tsharp", tsharp_sharpen(coarse, nd, valid, factor))):
+        e = lst_errors(res.lst, np.where(valid, lst, np.nan))
+        results[name] = {"rmse_k": e["rmse_k"], "bias_k": e["bias_k"]}
+    return results

@@ -1,0 +1,248 @@
+"""The ``local`` source: one Landsat C2L2 scene and one Sentinel-2 L2A granule in a folder.
+
+Layout (the contract other tools write to)::
+
+    INPUT/landsat/LC08_L2SP_PPPRRR_YYYYMMDD_yyyymmdd_02_T1_ST_B10.TIF   (required)
+                  ..._QA_PIXEL.TIF                                       (required)
+                  ..._SR_B4.TIF, ..._SR_B5.TIF                           (optional)
+    INPUT/sentinel2/*B04*.tif|jp2, *B08*.tif|jp2 (10 m), *SCL*.tif|jp2 (20 m)
+                    optional metadata: MTD_MSIL2A.xml or a STAC item *.json
+
+Every read is windowed: a ``WarpedVRT`` onto the tile's GeoBox makes GDAL fetch only the source blocks the
+tile needs, and each source is warped exactly once (nearest for ST/QA/SCL so QA bits and the 30 m thermal
+values stay intact, bilinear for reflectance).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+from odc.geo.geom import Geometry, box
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+
+from heattrack.errors import InputError
+from heattrack.kernels.calibrate import (
+    s2_boa_offset_for_baseline,
+    s2_dn_to_reflectance,
+    sr_dn_to_reflectance,
+    st_dn_to_kelvin,
+)
+from heattrack.kernels.qa import landsat_clear_mask, scl_clear_mask
+
+log = logging.getLogger(__name__)
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+LANDSAT_BANDS = {"ST_B10": True, "QA_PIXEL": True, "SR_B4": False, "SR_B5": False}  # band -> required
+S2_BANDS = ("B04", "B08", "SCL")
+#: QA_PIXEL value used for pixels outside the scene: the fill bit.
+QA_FILL_VALUE = 1
+_LANDSAT_NAME = re.compile(r"L[COTEM]0\d_L2S[PR]_(\d{6})_(\d{8})_(\d{8})_\d{2}_(T1|T2|RT)", re.I)
+_S2_DATE = re.compile(r"(20\d{6})T\d{6}")
+_S2_BASELINE_NAME = re.compile(r"_N(\d{2})(\d{2})_")
+BASELINE_04_START = date(2022, 1, 25)
+
+
+@dataclass(frozen=True)
+class LocalScene:
+    """Paths and metadata of one Landsat + Sentinel-2 pair (picklable, sent to tile tasks)."""
+
+    landsat: dict
+    sentinel2: dict
+    landsat_product: str
+    landsat_date: date | None
+    s2_date: date | None
+    s2_boa_offset: float
+    s2_offset_source: str
+
+    @property
+    def date_gap_days(self) -> float | None:
+        if self.landsat_date is None or self.s2_date is None:
+            return None
+        return float(abs((self.landsat_date - self.s2_date).days))
+
+
+def _rasters(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+
+
+def _find_one(files: list[Path], pattern: re.Pattern, what: str, folder: Path, required: bool) -> Path | None:
+    hits = [p for p in files if pattern.search(p.name)]
+    if not hits:
+        if required:
+            raise InputError(f"{folder}: no {what} file found (expected a name matching {pattern.pattern!r})")
+        return None
+    if len(hits) > 1:
+        raise InputError(f"{folder}: several {what} files ({', '.join(p.name for p in hits)}); keep one scene")
+    return hits[0]
+
+
+def _parse_date(text: str) -> date | None:
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return None
+
+
+def _s2_metadata(folder: Path, files: list[Path]) -> tuple[float | None, str | None, date | None]:
+    """BOA offset, its source and the sensing date from MTD xml, a STAC item or the file names."""
+    offset, source, when = None, None, None
+    for xml in sorted(folder.glob("*.xml")):
+        text = xml.read_text(errors="ignore")
+        offs = re.findall(r"<BOA_ADD_OFFSET[^>]*>\s*(-?\d+(?:\.\d+)?)\s*<", text)
+        if offs:
+            offset, source = float(offs[0]), f"{xml.name} BOA_ADD_OFFSET"
+        elif (m := re.search(r"<PROCESSING_BASELINE>\s*([\d.]+)\s*<", text)):
+            offset, source = s2_boa_offset_for_baseline(m.group(1)), f"{xml.name} baseline {m.group(1)}"
+        if (m := re.search(r"<(?:PRODUCT_START_TIME|SENSING_TIME)>\s*(\d{4})-(\d{2})-(\d{2})", text)):
+            when = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    for js in sorted(folder.glob("*.json")):
+        try:
+            props = json.loads(js.read_text()).get("properties", {})
+        except (json.JSONDecodeError, AttributeError):
+            continue
+        if offset is None:
+            base = props.get("s2:processing_baseline") or props.get("processing:version")
+            if base is not None:
+                offset, source = s2_boa_offset_for_baseline(str(base)), f"{js.name} baseline {base}"
+        if when is None and isinstance(props.get("datetime"), str):
+            when = _parse_date(props["datetime"][:10].replace("-", ""))
+    names = " ".join(p.name for p in files)
+    if offset is None and (m := _S2_BASELINE_NAME.search(names)):
+        base = f"{m.group(1)}.{m.group(2)}"
+        offset, source = s2_boa_offset_for_baseline(base), f"file name baseline {base}"
+    if when is None and (m := _S2_DATE.search(names)):
+        when = _parse_date(m.group(1))
+    return offset, source, when
+
+
+def discover_local_scene(input_dir: Path) -> LocalScene:
+    """Find the bands of the ``local`` layout in ``input_dir`` (raises :class:`InputError` with the reason)."""
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist")
+    ls_dir, s2_dir = input_dir / "landsat", input_dir / "sentinel2"
+    for d in (ls_dir, s2_dir):
+        if not d.is_dir():
+            raise InputError(f"input folder {input_dir} has no {d.name}/ subfolder")
+    ls_files, s2_files = _rasters(ls_dir), _rasters(s2_dir)
+    landsat = {}
+    for band, required in LANDSAT_BANDS.items():
+        p = _find_one(ls_files, re.compile(rf"_{band}\.(tif|tiff|jp2)$", re.I), f"Landsat {band}", ls_dir, required)
+        if p is not None:
+            landsat[band] = p
+    sentinel2 = {b: _find_one(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}", s2_dir, True)
+                 for b in S2_BANDS}
+    m = _LANDSAT_NAME.search(landsat["ST_B10"].name)
+    product = landsat["ST_B10"].name.rsplit("_ST_B10", 1)[0]
+    ls_date = _parse_date(m.group(2)) if m else None
+    if ls_date is None:
+        log.warning("%s: acquisition date not found in the product name", landsat["ST_B10"].name)
+    offset, source, s2_date = _s2_metadata(s2_dir, list(sentinel2.values()))
+    if offset is None:
+        if s2_date is not None:
+            offset = -1000.0 if s2_date >= BASELINE_04_START else 0.0
+            source = f"sensing date {s2_date} (no baseline metadata)"
+        else:
+            offset, source = 0.0, "default 0 (no baseline metadata, no date)"
+        log.warning("Sentinel-2 BOA offset %s taken from %s", offset, source)
+    return LocalScene(landsat, sentinel2, product, ls_date, s2_date, float(offset), str(source))
+
+
+def _open_error(path: Path, exc: Exception) -> InputError:
+    msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return InputError(f"cannot read raster {path}: not a readable GeoTIFF/JP2 ({msg})")
+
+
+def raster_footprint(path: Path) -> tuple[Geometry, str]:
+    """Footprint polygon and CRS (as 'EPSG:n' or WKT) of a raster; checks that it is georeferenced."""
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError(f"raster {path} has no CRS (not georeferenced)")
+            # read one decimated band to detect truncated/corrupt data early
+            src.read(1, out_shape=(min(src.height, 32), min(src.width, 32)))
+            crs = src.crs.to_string()
+            return box(*src.bounds, crs), crs
+    except InputError:
+        raise
+    except Exception as exc:  # rasterio raises RasterioIOError, CPLE_* errors for broken files
+        raise _open_error(path, exc) from None
+
+
+def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
+    """Area covered by both sensors (in the Landsat CRS) and the Landsat CRS; validates every raster."""
+    fp, crs = raster_footprint(scene.landsat["ST_B10"])
+    for p in [*scene.landsat.values(), *scene.sentinel2.values()]:
+        other, _ = raster_footprint(p)
+        fp = fp.intersection(other.to_crs(crs))
+    if fp.is_empty or fp.area <= 0:
+        raise InputError("the Landsat scene and the Sentinel-2 granule do not overlap")
+    return fp, crs
+
+
+def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
+    """Band 1 of ``path`` warped onto ``geobox`` (reads only the needed source blocks); outside = ``nodata``."""
+    try:
+        with rasterio.open(path) as src:
+            src_nodata = src.nodata if src.nodata is not None else nodata
+            with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
+                           height=geobox.height, resampling=resampling, src_nodata=src_nodata,
+                           nodata=nodata) as vrt:
+                return vrt.read(1)
+    except Exception as exc:
+        raise _open_error(path, exc) from None
+
+
+@dataclass(frozen=True)
+class TileInputs:
+    """Preprocessed inputs on one (padded) 10 m tile grid.
+
+    ``lst``: K, NaN where the thermal pixel is fill or rejected by QA_PIXEL (nearest-resampled 30 m values);
+    ``red``, ``nir``: Sentinel-2 surface reflectance 0-1; ``optical_clear``: SCL usable-land mask.
+    """
+
+    lst: np.ndarray
+    red: np.ndarray
+    nir: np.ndarray
+    optical_clear: np.ndarray
+
+
+@dataclass(frozen=True)
+class LocalSceneReader:
+    """Reads a :class:`LocalScene` onto tile GeoBoxes (implements the ``TileReader`` protocol)."""
+
+    scene: LocalScene
+    mask_water: bool = True
+
+    def read(self, geobox: GeoBox) -> TileInputs:
+        ls, s2 = self.scene.landsat, self.scene.sentinel2
+        st = warp_band(ls["ST_B10"], geobox, Resampling.nearest, 0)
+        qa = warp_band(ls["QA_PIXEL"], geobox, Resampling.nearest, QA_FILL_VALUE)
+        lst = st_dn_to_kelvin(st)
+        lst[~landsat_clear_mask(qa)] = np.nan
+        red = s2_dn_to_reflectance(warp_band(s2["B04"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
+        nir = s2_dn_to_reflectance(warp_band(s2["B08"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
+        scl = warp_band(s2["SCL"], geobox, Resampling.nearest, 0)
+        return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water))
+
+    def clear_fraction(self, geobox: GeoBox) -> float:
+        """Share of clear, non-fill Landsat thermal pixels on ``geobox`` (use a coarse one for a quick check)."""
+        st = warp_band(self.scene.landsat["ST_B10"], geobox, Resampling.nearest, 0)
+        qa = warp_band(self.scene.landsat["QA_PIXEL"], geobox, Resampling.nearest, QA_FILL_VALUE)
+        return float(((st != 0) & landsat_clear_mask(qa)).mean())
+
+    def landsat_reflectance(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray] | None:
+        """Landsat SR red/NIR on ``geobox`` when the scene has them (for checks and coregistration)."""
+        if "SR_B4" not in self.scene.landsat or "SR_B5" not in self.scene.landsat:
+            return None
+        return tuple(sr_dn_to_reflectance(warp_band(self.scene.landsat[b], geobox, Resampling.bilinear, 0))
+                     for b in ("SR_B4", "SR_B5"))

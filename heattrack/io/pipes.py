@@ -1,0 +1,72 @@
+"""District-heating pipe networks: read, validate, give every segment a stable id."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from heattrack.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def _stable_id(geom: shapely.Geometry, decimals: int) -> str:
+    """Id from the geometry itself (coordinates rounded to ~1 cm), so it survives reordering of the file."""
+    coords = np.round(shapely.get_coordinates(geom), decimals)
+    return "seg-" + hashlib.sha1(coords.tobytes()).hexdigest()[:12]
+
+
+def read_pipes(path: Path) -> gpd.GeoDataFrame:
+    """Read a pipe network (GeoJSON in lon/lat per RFC 7946, or GeoPackage/Shapefile in any CRS).
+
+    Returns columns ``segment_id`` (str, unique), ``diameter_mm`` (float, NaN if unknown) and line
+    ``geometry`` in the file's CRS. Raises :class:`InputError` for unreadable files, non-line features only,
+    a missing CRS, or coordinates that do not fit the declared CRS (metres in a lon/lat file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"pipes file {path} does not exist")
+    try:
+        df = gpd.read_file(path)
+    except Exception as exc:  # pyogrio DataSourceError and friends
+        raise InputError(f"pipes file {path}: cannot read it as a vector file ({str(exc).splitlines()[0]})") from None
+    if df.empty:
+        raise InputError(f"pipes file {path} has no features")
+    if df.crs is None:
+        if path.suffix.lower() in (".geojson", ".json"):
+            df = df.set_crs("EPSG:4326")
+        else:
+            raise InputError(f"pipes file {path} declares no CRS")
+    lines = df[df.geometry.notna() & df.geometry.geom_type.isin(["LineString", "MultiLineString"])].copy()
+    if len(lines) < len(df):
+        log.warning("pipes file %s: %d non-line features ignored", path, len(df) - len(lines))
+    if lines.empty:
+        raise InputError(f"pipes file {path} holds no LineString features")
+    if lines.crs.is_geographic:
+        x0, y0, x1, y1 = lines.total_bounds
+        if min(x0, y0) < -180.0 or x1 > 180.0 or max(y1, -y0) > 90.0:
+            raise InputError(
+                f"pipes file {path}: coordinates ({x0:.0f}..{x1:.0f}, {y0:.0f}..{y1:.0f}) are not lon/lat degrees "
+                f"but the file declares {lines.crs.to_string()} (GeoJSON must be lon/lat, RFC 7946); "
+                "reproject the file or use a GeoPackage with its real CRS")
+    merged = shapely.line_merge(lines.geometry.values)
+    lines["geometry"] = np.where(shapely.get_type_id(merged) == 1, merged, lines.geometry.values)
+    if "segment_id" in lines.columns and lines["segment_id"].notna().all():
+        ids = lines["segment_id"].astype(str)
+        if ids.duplicated().any():
+            raise InputError(f"pipes file {path}: duplicate segment_id values, e.g. {ids[ids.duplicated()].iloc[0]!r}")
+    else:
+        decimals = 7 if lines.crs.is_geographic else 2
+        ids = pd.Series([_stable_id(g, decimals) for g in lines.geometry.values], index=lines.index)
+        dup = ids.groupby(ids).cumcount()
+        ids = ids.where(dup == 0, ids + "-" + dup.astype(str))
+    diameter = pd.to_numeric(lines["diameter_mm"], errors="coerce") if "diameter_mm" in lines else np.nan
+    out = gpd.GeoDataFrame({"segment_id": ids.values, "diameter_mm": diameter}, geometry=lines.geometry.values,
+                           crs=lines.crs)
+    return out.reset_index(drop=True)

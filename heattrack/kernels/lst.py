@@ -1,0 +1,159 @@
+"""Land-surface temperature on grids of two resolutions: aggregation, bilinear upsampling, TsHARP.
+
+Conventions for every function here:
+
+* a *fine* array is on the 10 m tile grid; a *coarse* array is on the same grid zoomed out by an integer
+  ``factor`` (``thermal_resolution_m / resolution_m``, 10 for 100 m), so coarse pixel ``(i, j)`` covers fine
+  pixels ``[i*f:(i+1)*f, j*f:(j+1)*f]``; fine shapes are multiples of ``factor``;
+* temperatures in K, NDVI unitless, NaN marks an unusable pixel;
+* the coarse value of a block is the mean over its *valid* fine pixels (``block_mean``), and a block with
+  fewer than ``min_valid_fraction`` valid pixels is NaN.
+
+Sharpeners conserve the coarse observation: ``block_mean(sharpened, f)`` equals the coarse LST wherever it
+is defined (see ``tests/test_kernels_lst.py`` for the property test).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+
+def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -> np.ndarray:
+    """Mean of each ``factor`` x ``factor`` block over its finite pixels (NaN if too few are finite)."""
+    h, w = fine.shape
+    if h % factor or w % factor:
+        raise ValueError(f"array shape {fine.shape} is not a multiple of the block factor {factor}")
+    blocks = fine.reshape(h // factor, factor, w // factor, factor)
+    ok = np.isfinite(blocks)
+    n = ok.sum(axis=(1, 3))
+    total = np.where(ok, blocks, 0.0).sum(axis=(1, 3), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / n
+    need = max(1, int(np.ceil(min_valid_fraction * factor * factor)))
+    mean[n < need] = np.nan
+    return mean.astype(np.float32)
+
+
+def block_repeat(coarse: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour expansion of a coarse array to the fine grid (each block takes its coarse value)."""
+    return np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)
+
+
+def fill_nearest(a: np.ndarray) -> np.ndarray:
+    """Replace NaNs by the value of the nearest finite pixel (all-NaN input is returned unchanged)."""
+    bad = ~np.isfinite(a)
+    if not bad.any() or bad.all():
+        return a
+    idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
+    return a[tuple(idx)]
+
+
+def _linear_weights(n_coarse: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # fine pixel centre k sits at (k + 0.5) / factor - 0.5 in coarse pixel-centre coordinates
+    pos = (np.arange(n_coarse * factor) + 0.5) / factor - 0.5
+    pos = np.clip(pos, 0, n_coarse - 1)
+    i0 = np.floor(pos).astype(np.intp)
+    i1 = np.minimum(i0 + 1, n_coarse - 1)
+    return i0, i1, (pos - i0).astype(np.float32)
+
+
+def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
+    """Bilinear interpolation of a coarse array onto the fine grid (pixel-centre aligned, edges clamped).
+
+    NaN coarse pixels are first filled from their nearest finite neighbour, so clouds do not spread NaN;
+    callers mask the result with their own fine validity mask.
+    """
+    c = fill_nearest(np.asarray(coarse, dtype=np.float32))
+    y0, y1, wy = _linear_weights(c.shape[0], factor)
+    x0, x1, wx = _linear_weights(c.shape[1], factor)
+    rows = c[y0] * (1 - wy)[:, None] + c[y1] * wy[:, None]
+    return rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+
+
+def conserve_coarse(fine: np.ndarray, coarse: np.ndarray, factor: int, smooth: bool = True) -> np.ndarray:
+    """Add the coarse-pixel residual back to a fine prediction so that it aggregates to ``coarse``.
+
+    The residual ``coarse - block_mean(fine)`` is first added as a bilinear (smooth) field, which avoids
+    printing coarse-pixel blocks, and the small remainder left by the smoothing is then added per block,
+    which makes the conservation exact over each block's valid pixels.
+    """
+    fine = np.asarray(fine, dtype=np.float32)
+    valid = np.isfinite(fine)
+    out = fine
+    if smooth:
+        resid = coarse - block_mean(fine, factor)
+        out = fine + np.where(valid, upsample_bilinear(resid, factor), np.nan)
+    remainder = coarse - block_mean(out, factor)
+    out = out + block_repeat(np.nan_to_num(remainder, nan=0.0), factor)
+    # where the coarse observation is missing, the fine estimate has no anchor: leave it NaN
+    out[~np.isfinite(block_repeat(coarse, factor))] = np.nan
+    return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class SharpenResult:
+    """Output of a sharpener: fine LST in K plus what the fit found (for logs and the report)."""
+
+    lst: np.ndarray
+    info: dict = field(default_factory=dict)
+    #: land-cover expectation of LST on the fine grid (the regression alone, before residuals), if fitted
+    expected: np.ndarray | None = None
+
+
+def bilinear_sharpen(lst_coarse: np.ndarray, valid_fine: np.ndarray, factor: int) -> SharpenResult:
+    """Plain bilinear upsampling of the coarse LST (the no-sharpening baseline), NaN outside ``valid_fine``."""
+    lst = upsample_bilinear(lst_coarse, factor)
+    lst[~valid_fine | ~np.isfinite(block_repeat(lst_coarse, factor))] = np.nan
+    return SharpenResult(lst.astype(np.float32), {"method": "bilinear"})
+
+
+def tsharp_fit(
+    lst_coarse: np.ndarray, ndvi_coarse: np.ndarray, degree: int = 1, trim_sigma: float = 3.0
+) -> np.ndarray | None:
+    """Least-squares polynomial ``LST = sum_k c_k NDVI^k`` over pixels where both are finite.
+
+    One robust pass: residuals beyond ``trim_sigma`` robust standard deviations are dropped and the fit
+    is repeated. Returns the coefficients (lowest order first) or None when there are too few samples.
+    """
+    ok = np.isfinite(lst_coarse) & np.isfinite(ndvi_coarse)
+    y = lst_coarse[ok].astype(np.float64)
+    x = ndvi_coarse[ok].astype(np.float64)
+    if y.size < 3 * (degree + 1) or np.ptp(x) < 1e-3:
+        return None
+    design = np.vander(x, degree + 1, increasing=True)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    mad = 1.4826 * np.median(np.abs(resid - np.median(resid)))
+    keep = np.abs(resid) <= trim_sigma * max(mad, 1e-6)
+    if keep.sum() >= 3 * (degree + 1):
+        coef, *_ = np.linalg.lstsq(design[keep], y[keep], rcond=None)
+    return coef
+
+
+def tsharp_sharpen(
+    lst_coarse: np.ndarray,
+    ndvi_fine: np.ndarray,
+    valid_fine: np.ndarray,
+    factor: int,
+    degree: int = 1,
+    smooth_residual: bool = True,
+) -> SharpenResult:
+    """TsHARP (Agam et al. 2007): regress coarse LST on coarse NDVI, apply at the fine scale, add residuals.
+
+    ``lst_coarse`` K on the coarse grid; ``ndvi_fine`` on the fine grid; ``valid_fine`` the fine pixels that
+    may carry LST. The regression is fitted at the thermal resolution (NDVI aggregated over the same valid
+    pixels that built ``lst_coarse``). Falls back to bilinear upsampling when the fit is impossible.
+    """
+    ndvi = np.where(valid_fine, ndvi_fine, np.nan).astype(np.float32)
+    ndvi_coarse = block_mean(ndvi, factor)
+    coef = tsharp_fit(lst_coarse, ndvi_coarse, degree=degree)
+    if coef is None:
+        res = bilinear_sharpen(lst_coarse, valid_fine, factor)
+        return SharpenResult(res.lst, {"method": "bilinear", "fallback_from": "tsharp"})
+    pred = np.polynomial.polynomial.polyval(ndvi, coef).astype(np.float32)
+    lst = conserve_coarse(pred, lst_coarse, factor, smooth=smooth_residual)
+    pred[~np.isfinite(lst)] = np.nan
+    return SharpenResult(lst, {"method": "tsharp", "coef": [float(c) for c in coef]}, expected=pred)

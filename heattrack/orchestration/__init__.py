@@ -1,0 +1,1 @@
+"""Orchestration: AOI and tile grid, per-tile task, Dask graph and cluster factory."""

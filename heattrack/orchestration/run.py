@@ -1,0 +1,352 @@
+"""``heattrack run``: validate inputs -> plan tiles -> Dask tile tasks -> reduce -> exports -> report.
+
+Nothing is written before every input check has passed. The mosaic and the per-tile records are written in
+place (they are what ``--resume`` continues from); the final vectors, COGs, config and report are built in
+``.heattrack/staging`` and moved into ``out/`` only when the run has succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+
+from heattrack import __version__
+from heattrack.config import Config
+from heattrack.errors import ConfigError, HeattrackError, InputError, NoDataError
+from heattrack.io.exports import write_cog, write_geojson, write_json
+from heattrack.io.local import LocalScene, LocalSceneReader, discover_local_scene, scene_footprint
+from heattrack.io.pipes import read_pipes
+from heattrack.io.store import TileRecords, create_mosaic_template
+from heattrack.kernels.chain import ChainParams
+from heattrack.kernels.segments import SegmentPoints, sample_segment_points, score_segments
+from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
+from heattrack.orchestration.tiling import TileGrid, choose_crs, make_tile_grid, resolve_aoi
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".heattrack"
+FINAL_OUTPUTS = ("lst_10m.tif", "risk_10m.tif", "segments.geojson", "segments.gpkg", "hotspots.geojson",
+                 "config.yaml", "run.json", "report")
+
+
+@dataclass
+class RunPlan:
+    """Validated inputs and the tile layout of one run."""
+
+    cfg: Config
+    scene: LocalScene
+    reader: LocalSceneReader
+    pipes: gpd.GeoDataFrame  # in the grid CRS
+    grid: TileGrid
+    points: SegmentPoints
+    point_tiles: np.ndarray  # (n_points, 2) tile index of each sample point
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan_run(cfg: Config) -> RunPlan:
+    """Check every input and lay out the tiles; raises a :class:`HeattrackError` naming the problem."""
+    if cfg.input.input is None:
+        raise ConfigError("no input folder given (--input DIR)")
+    if cfg.input.pipes is None:
+        raise ConfigError("no pipe network given (--pipes FILE)")
+    scene = discover_local_scene(cfg.input.input)
+    footprint, data_crs = scene_footprint(scene)
+    pipes_raw = read_pipes(cfg.input.pipes)
+    aoi = resolve_aoi(cfg.input.aoi, footprint)
+    crs = choose_crs(cfg.grid.crs, aoi, data_crs)
+    data_in_grid = footprint.to_crs(crs)
+    aoi_grid = aoi.geometry.to_crs(crs)
+    if cfg.input.aoi is not None and aoi.national_crs is not None:
+        aoi_grid = aoi_grid.buffer(cfg.grid.aoi_buffer_m)
+    work_area = aoi_grid.intersection(data_in_grid)
+    if work_area.is_empty or work_area.area <= 0:
+        raise InputError(f"the AOI ({aoi.label}) does not overlap the input data ({cfg.input.input})")
+    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
+    pipes = pipes_raw.to_crs(crs.to_wkt())
+    if not shapely.intersects(pipes.geometry.values, work_area.geom).any():
+        b = pipes_raw.total_bounds
+        raise InputError(f"pipes file {cfg.input.pipes} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
+                         f"{pipes_raw.crs.to_string()}) does not overlap the input data / AOI")
+    reader = LocalSceneReader(scene, mask_water=cfg.input.mask_water)
+    coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
+    if reader.clear_fraction(coarse) <= 0.0:
+        raise NoDataError(f"Landsat scene {scene.landsat_product}: no clear, non-fill thermal pixel over the AOI "
+                          "(all cloud or nodata per QA_PIXEL)")
+    warnings = []
+    gap = scene.date_gap_days
+    if gap is not None and gap > cfg.input.max_date_gap_days:
+        warnings.append(f"Landsat ({scene.landsat_date}) and Sentinel-2 ({scene.s2_date}) dates are {gap:.0f} days "
+                        f"apart (> max_date_gap_days = {cfg.input.max_date_gap_days:g}): land cover may have changed")
+    for w in warnings:
+        log.warning(w)
+    points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
+    size = cfg.tile_px * cfg.grid.resolution_m
+    point_tiles = np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
+    return RunPlan(cfg, scene, reader, pipes, grid, points, point_tiles, warnings)
+
+
+# -- output folder state ---------------------------------------------------------------------------------
+
+def _state_path(out: Path) -> Path:
+    return out / STATE_DIR / "state.json"
+
+
+def prepare_output(out: Path, cfg: Config, resume: bool, overwrite: bool, allow_existing: tuple[str, ...] = ()) -> bool:
+    """Make ``out`` ready; returns True when an existing run is resumed. Refuses to mix configurations.
+
+    ``allow_existing``: names in ``out`` that belong to the caller (the demo's ``scene/``) and are left alone.
+    """
+    state = _state_path(out)
+    if out.exists() and any(p.name not in allow_existing for p in out.iterdir()):
+        if overwrite:
+            if not state.exists() and not (out / "mosaic.zarr").exists():
+                raise ConfigError(f"output folder {out} is not empty and holds no heattrack run; "
+                                  "refusing to delete it (choose an empty folder)")
+            for p in out.iterdir():
+                if p.name not in allow_existing:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+        elif not state.exists():
+            raise ConfigError(f"output folder {out} is not empty and holds no heattrack run (choose an empty folder)")
+        else:
+            prev = json.loads(state.read_text())
+            if prev.get("processing_hash") != cfg.processing_hash():
+                raise ConfigError(f"output folder {out} holds a run with a different configuration "
+                                  f"(hash {prev.get('processing_hash')} vs {cfg.processing_hash()}); use another "
+                                  "folder or --overwrite")
+            if not resume:
+                raise ConfigError(f"output folder {out} already holds this run; pass --resume to continue it or "
+                                  "--overwrite to start again")
+            return True
+    out.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+# -- the run ---------------------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    out: Path
+    n_tiles: int
+    failed: list[TileOutcome]
+    skipped: int
+    warnings: list[str]
+    seconds: float
+    segments: gpd.GeoDataFrame | None = None
+
+
+def build_tasks(plan: RunPlan, out: Path, todo: list[tuple[int, int]]) -> list[TileTask]:
+    cfg, grid = plan.cfg, plan.grid
+    params = ChainParams.from_config(cfg)
+    res = cfg.grid.resolution_m
+    buffer_px = int(np.ceil(cfg.segments.buffer_m / res))
+    min_area_px = int(np.ceil(cfg.segments.hotspot_min_area_m2 / (res * res)))
+    tasks = []
+    for idx in todo:
+        sel = np.flatnonzero((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1]))
+        rows, cols = grid.tile_slices(idx)
+        tasks.append(TileTask(
+            index=idx, geobox=grid.tile_geobox(idx), halo_px=cfg.halo_px, rows=rows, cols=cols,
+            reader=plan.reader, params=params, point_ids=sel, point_x=plan.points.x[sel],
+            point_y=plan.points.y[sel], buffer_px=buffer_px, hotspot_threshold=cfg.segments.hotspot_threshold,
+            hotspot_min_area_px=min_area_px, mosaic_path=str(out / "mosaic.zarr"), out_dir=str(out)))
+    return tasks
+
+
+def execute_run(
+    plan: RunPlan, out: Path, client, resume: bool = False,
+    on_tile: Callable[[TileOutcome], None] | None = None,
+) -> tuple[list[TileOutcome], int]:
+    """Write the template (fresh runs), run the missing tiles; returns outcomes and the number skipped."""
+    cfg = plan.cfg
+    records = TileRecords(out)
+    if not (resume and (out / "mosaic.zarr").exists()):
+        records.clear()
+        create_mosaic_template(out / "mosaic.zarr", plan.grid.mosaic_geobox, cfg.tile_px, {
+            "title": "heattrack national risk mosaic", "heattrack_version": __version__,
+            "processing_hash": cfg.processing_hash(), "Conventions": "CF-1.8",
+            "tiles": [list(t) for t in plan.grid.tiles]})
+    todo = [t for t in plan.grid.tiles if not records.done(t)]
+    skipped = len(plan.grid.tiles) - len(todo)
+    if skipped:
+        log.info("resume: %d of %d tiles already complete", skipped, len(plan.grid.tiles))
+    outcomes = run_tiles(client, build_tasks(plan, out, todo), retries=cfg.compute.retries, on_done=on_tile)
+    return outcomes, skipped
+
+
+def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict]:
+    """Combine every tile record into the segment ranking and the hotspot table (grid CRS)."""
+    n_pts = len(plan.points)
+    p_risk = np.full(n_pts, np.nan)
+    p_dt = np.full(n_pts, np.nan)
+    hs = {k: [] for k in ("hs_x", "hs_y", "hs_peak_dt", "hs_peak_score", "hs_area_m2")}
+    n_valid = n_pix = 0
+    tiles = {}
+    for idx in plan.grid.tiles:
+        arrays, summary = records.read(idx)
+        p_risk[arrays["point_ids"]] = arrays["point_risk"]
+        p_dt[arrays["point_ids"]] = arrays["point_dt"]
+        for k in hs:
+            hs[k].append(arrays[k])
+        n_valid += summary["n_valid"]
+        n_pix += summary["pixels"]
+        tiles[summary["tile"]] = summary
+    cfg = plan.cfg
+    scores = score_segments(p_risk, p_dt, plan.points.segment, len(plan.pipes), top_k=cfg.segments.top_k)
+    seg = plan.pipes.copy()
+    seg["risk"] = np.round(scores.risk, 4)
+    seg["delta_t_k"] = np.round(scores.delta_t_k, 3)
+    seg["n_clear_px"] = scores.n_clear_px
+    seg["length_m"] = np.round(seg.geometry.length, 1)
+    ok = np.isfinite(scores.risk)
+    seg["status"] = np.where(ok, "ok", "no_data")
+    order = np.lexsort((seg["segment_id"].values, -np.nan_to_num(scores.delta_t_k, nan=-1e9),
+                        -np.nan_to_num(scores.risk, nan=-1.0)))
+    rank = np.full(len(seg), np.nan)
+    ranked = order[ok[order]]
+    rank[ranked] = np.arange(1, ranked.size + 1)
+    seg["rank"] = rank
+    seg["rank"] = seg["rank"].astype("Int64")
+    seg = seg.sort_values("rank", na_position="last").reset_index(drop=True)
+    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in hs.items()}
+    hot = gpd.GeoDataFrame({
+        "delta_t_k": np.round(cat["hs_peak_dt"], 3), "peak_risk": np.round(cat["hs_peak_score"], 4),
+        "area_m2": cat["hs_area_m2"]}, geometry=gpd.points_from_xy(cat["hs_x"], cat["hs_y"]), crs=seg.crs)
+    if len(hot) and len(seg):
+        tree = shapely.STRtree(seg.geometry.values)
+        (src, tgt), dist = tree.query_nearest(hot.geometry.values, return_distance=True, all_matches=False)
+        hot.loc[src, "segment_id"] = seg["segment_id"].values[tgt]
+        hot.loc[src, "distance_m"] = np.round(dist, 1)
+    else:
+        hot["segment_id"] = None
+        hot["distance_m"] = np.nan
+    hot = hot.sort_values("delta_t_k", ascending=False).reset_index(drop=True)
+    hot.insert(0, "hotspot_id", [f"hs-{i + 1:05d}" for i in range(len(hot))])
+    stats = {"n_valid_px": int(n_valid), "n_px": int(n_pix), "tiles": tiles,
+             "segments_ok": int(ok.sum()), "segments_no_data": int((~ok).sum()), "hotspots": int(len(hot))}
+    return seg, hot, stats
+
+
+def finalize_run(plan: RunPlan, out: Path, stats_extra: dict) -> gpd.GeoDataFrame:
+    """Reduce, export and report into a staging folder, then move everything into ``out``."""
+    from heattrack.report import build_report
+
+    cfg = plan.cfg
+    seg, hot, stats = reduce_segments(plan, TileRecords(out))
+    if stats["n_valid_px"] == 0:
+        raise NoDataError("no tile produced a single valid pixel (all cloud, nodata or masked): no outputs written")
+    nan_share = 1.0 - stats["n_valid_px"] / max(stats["n_px"], 1)
+    if nan_share > cfg.compute.max_nan_fraction:
+        raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "
+                          f"compute.max_nan_fraction = {cfg.compute.max_nan_fraction}): no outputs written")
+    staging = out / STATE_DIR / "staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    grid = plan.grid
+    rows, cols = grid.aoi_window()
+    mg = grid.mosaic_geobox
+    for var, name in (("lst_10m", "lst_10m.tif"), ("risk", "risk_10m.tif")):
+        write_cog(out / "mosaic.zarr", var, rows, cols, mg.affine, grid.crs.to_wkt(), staging / name)
+    write_geojson(seg, staging / "segments.geojson")
+    seg.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")
+    write_geojson(hot, staging / "hotspots.geojson")
+    (staging / "config.yaml").write_text(cfg.to_yaml())
+    run_info = {
+        "heattrack_version": __version__, "processing_hash": cfg.processing_hash(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "grid": {"crs": grid.crs.to_epsg() and f"EPSG:{grid.crs.to_epsg()}" or grid.crs.to_wkt(),
+                 "tile_px": grid.tile_px, "resolution_m": grid.resolution_m, "n_tiles": len(grid.tiles)},
+        "inputs": {"landsat_product": plan.scene.landsat_product, "landsat_date": plan.scene.landsat_date,
+                   "sentinel2_date": plan.scene.s2_date, "date_gap_days": plan.scene.date_gap_days,
+                   "s2_boa_offset": plan.scene.s2_boa_offset, "s2_offset_source": plan.scene.s2_offset_source,
+                   "pipes": str(cfg.input.pipes), "n_segments": int(len(seg))},
+        "warnings": plan.warnings,
+        "valid_fraction": stats["n_valid_px"] / max(stats["n_px"], 1),
+        **{k: v for k, v in stats.items() if k != "tiles"},
+        **stats_extra,
+        "tile_summaries": stats["tiles"],
+    }
+    write_json(run_info, staging / "run.json")
+    build_report(out / "mosaic.zarr", staging, run_info, aoi_window=(rows, cols))
+    for name in FINAL_OUTPUTS:
+        src, dst = staging / name, out / name
+        if src.exists():
+            if dst.exists():
+                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+            src.replace(dst)
+    shutil.rmtree(staging, ignore_errors=True)
+    return seg
+
+
+def run(
+    cfg: Config, out: Path, resume: bool = False, overwrite: bool = False, client=None,
+    progress: Callable[[int, int], Callable[[TileOutcome], None]] | None = None,
+    allow_existing: tuple[str, ...] = (),
+) -> RunResult:
+    """The whole ``heattrack run``. ``client``: an existing Dask client (else one from ``cfg.compute``)."""
+    from heattrack.orchestration.cluster import make_client
+
+    t0 = time.perf_counter()
+    out = Path(out)
+    plan = plan_run(cfg)
+    resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
+    state = _state_path(out)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}))
+    (out / STATE_DIR / "config.yaml").write_text(cfg.to_yaml())
+
+    def _execute(c):
+        todo_n = sum(1 for t in plan.grid.tiles if not (resumed and TileRecords(out).done(t)))
+        cb = progress(todo_n, len(plan.grid.tiles)) if progress else None
+        return execute_run(plan, out, c, resume=resumed, on_tile=cb)
+
+    if client is None:
+        with make_client(cfg.compute) as c:
+            outcomes, skipped = _execute(c)
+    else:
+        outcomes, skipped = _execute(client)
+    failed = [o for o in outcomes if o.error]
+    seconds = time.perf_counter() - t0
+    result = RunResult(out, len(plan.grid.tiles), failed, skipped, plan.warnings, seconds)
+    if failed:
+        write_json({"status": "failed", "tiles_ok": len(outcomes) - len(failed) + skipped,
+                    "tiles_failed": {f"{o.index[0]}_{o.index[1]}": o.error for o in failed},
+                    "tiles_skipped": skipped}, out / "run.json")
+        raise HeattrackError(f"{len(failed)} of {len(plan.grid.tiles)} tiles failed (first: {failed[0].error}); "
+                             f"completed tiles are kept, rerun with --resume after fixing the cause")
+    result.segments = finalize_run(plan, out, {"status": "ok", "tiles_ok": len(plan.grid.tiles),
+                                               "tiles_failed": {}, "tiles_skipped": skipped,
+                                               "seconds_total": round(seconds, 2)})
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def rebuild_report(out: Path) -> Path:
+    """``heattrack report OUT``: rebuild the report of a finished run from its exports."""
+    import xarray as xr
+
+    from heattrack.report import build_report
+
+    out = Path(out)
+    if not (out / "run.json").exists() or not (out / "mosaic.zarr").exists():
+        raise InputError(f"{out} holds no finished heattrack run (run.json or mosaic.zarr missing)")
+    run_info = json.loads((out / "run.json").read_text())
+    if run_info.get("status") != "ok":
+        raise InputError(f"the run in {out} did not finish (status {run_info.get('status')!r}); rerun with --resume")
+    with rasterio.open(out / "risk_10m.tif") as src:
+        bounds = src.bounds
+    ds = xr.open_zarr(out / "mosaic.zarr")
+    x, y = ds["x"].values, ds["y"].values
+    cols = slice(int(np.searchsorted(x, bounds.left)), int(np.searchsorted(x, bounds.right)))
+    rows = slice(int(np.searchsorted(-y, -bounds.top)), int(np.searchsorted(-y, -bounds.bottom)))
+    return build_report(out / "mosaic.zarr", out, run_info, aoi_window=(rows, cols))

@@ -1,0 +1,345 @@
+"""Physics-informed synthetic scenes in the ``local`` source layout, with ground truth.
+
+What is simulated (all seeded, deterministic):
+
+* **City**: an irregular street grid (80-250 m blocks, arterials every few streets), buildings and parks in
+  the blocks following a smooth urban-density field, bare fields at the fringe, a river.
+* **Hidden drivers of winter daytime LST** that no optical band shows fully: albedo (roof brightness),
+  soil moisture (a smooth 600 m field), anthropogenic heat per building, elevation (lapse rate), 20 m
+  texture. So neither an NDVI regression nor any sharpener is exactly right.
+* **District heating**: pipes under the streets of the dense city, cut into segments between intersections
+  (ids ``DH-nnnnn``, diameters 150-800 mm), a small normal heat loss along every pipe (0.1-0.4 K within a few
+  metres), and **leaks**: Gaussian warm plumes of 2-10 K and 10-30 m FWHM on chosen segments.
+* **Distractors**: unrelated hot spots (vents, heated buildings) of 3-10 K and 20-60 m at least 150 m away
+  from any pipe.
+* **Sensors**: Sentinel-2 B04/B08 at 10 m (baseline 05.10, BOA_ADD_OFFSET -1000) and SCL at 20 m;
+  Landsat ST_B10 = truth integrated over the 100 m TIRS footprint, blurred by a 20 m optical PSF, sampled on
+  a 30 m grid offset from the 10 m grid, with 0.08 K noise and a smooth 0.3 K atmospheric error, quantised to
+  C2L2 DNs; QA_PIXEL with clouds, dilated rims, shadows and water; SR_B4/B5 at 30 m.
+
+Outputs: ``landsat/``, ``sentinel2/``, ``pipes.geojson`` (lon/lat) and ``truth/`` (``lst_10m.tif``,
+``landcover_10m.tif``, ``leaks.geojson``, ``distractors.geojson``, ``truth.json``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from affine import Affine
+from pyproj import Transformer
+from scipy import ndimage
+
+# land-cover codes of truth/landcover_10m.tif
+WATER, STREET, ROOF, VEGETATION, BARE = 1, 2, 3, 4, 5
+QA_CLEAR_LAND, QA_CLEAR_WATER, QA_CLOUD, QA_DILATED, QA_SHADOW = 21824, 21952, 22280, 21762, 23824
+
+
+@dataclass(frozen=True)
+class SimulationSpec:
+    """Parameters of a synthetic region. Sizes in km/m, temperatures in K."""
+
+    size_km: float = 12.0
+    leaks: int = 18
+    distractors: int | None = None  # default: as many as leaks
+    seed: int = 3
+    center_lon: float = 126.80
+    center_lat: float = 37.64
+    landsat_date: date = date(2025, 1, 15)
+    s2_date_offset_days: int = 1
+    cloud_fraction: float = 0.06
+    s2_cloud_fraction: float = 0.02
+    leak_k: tuple[float, float] = (2.0, 10.0)
+    leak_fwhm_m: tuple[float, float] = (10.0, 30.0)
+    urban_share: float = 0.55  # share of the region dense enough for district heating
+    minor_street_pipes: float = 0.2  # share of dense-city minor streets with a pipe (arterials: all)
+    air_temperature_k: float = 273.0
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+    f = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma_px, mode="wrap")
+    return (f - f.mean()) / (f.std() + 1e-9)
+
+
+def _gauss_blobs(shape, transform: Affine, xs, ys, amps, fwhms) -> np.ndarray:
+    """Sum of isotropic Gaussians (peak ``amps`` K, FWHM m) centred at map coordinates."""
+    out = np.zeros(shape, dtype=np.float32)
+    res = transform.a
+    for x, y, a, fw in zip(xs, ys, amps, fwhms):
+        sig = fw / 2.3548
+        c, r = ~transform @ (x, y)
+        rad = int(np.ceil(4 * sig / res)) + 1
+        r0, r1 = max(0, int(r) - rad), min(shape[0], int(r) + rad + 1)
+        c0, c1 = max(0, int(c) - rad), min(shape[1], int(c) + rad + 1)
+        if r0 >= r1 or c0 >= c1:
+            continue
+        yy, xx = np.mgrid[r0:r1, c0:c1]
+        d2 = ((xx + 0.5 - c) ** 2 + (yy + 0.5 - r) ** 2) * res * res
+        out[r0:r1, c0:c1] += a * np.exp(-d2 / (2 * sig * sig))
+    return out
+
+
+def _write_tif(path: Path, data: np.ndarray, transform: Affine, crs: str, nodata=None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
+                       dtype=data.dtype, crs=crs, transform=transform, nodata=nodata, tiled=True,
+                       blockxsize=256, blockysize=256, compress="deflate") as dst:
+        dst.write(data, 1)
+
+
+def _breaks(rng, n_px: int, lo: float, hi: float, res: float) -> np.ndarray:
+    """Street positions (pixel index) with spacings uniform in [lo, hi] m."""
+    pos, out = rng.uniform(0, hi) / res, []
+    while pos < n_px:
+        out.append(int(pos))
+        pos += rng.uniform(lo, hi) / res
+    return np.array(out, dtype=np.int64)
+
+
+def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
+    """Write a synthetic scene to ``out``; returns the truth summary (also in ``truth/truth.json``)."""
+    out = Path(out)
+    rng = np.random.default_rng(spec.seed)
+    res = 10.0
+    n = int(round(spec.size_km * 1000 / res))
+    n -= n % 6  # whole 20 m and 30 m pixels
+    zone = int((spec.center_lon + 180) // 6) + 1
+    crs = f"EPSG:{(32600 if spec.center_lat >= 0 else 32700) + zone}"
+    cx, cy = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform(spec.center_lon, spec.center_lat)
+    x0 = np.floor((cx - n * res / 2) / 60.0) * 60.0
+    y1 = np.floor((cy + n * res / 2) / 60.0) * 60.0
+    t10 = Affine(res, 0, x0, 0, -res, y1)
+    shape = (n, n)
+
+    # ---- land cover ---------------------------------------------------------------------------------
+    yy, xx = np.mgrid[0:n, 0:n].astype(np.float32) / n
+    urban = 1.6 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.09) + 0.6 * _smooth_field(rng, shape, n / 12)
+    urban_thr = np.quantile(urban, 1 - spec.urban_share)
+    lc = np.full(shape, VEGETATION, dtype=np.uint8)
+    veg_vigour = np.clip(0.6 + 0.25 * _smooth_field(rng, shape, 30), 0.15, 1.0)
+    moisture = np.clip(0.5 + 0.25 * _smooth_field(rng, shape, 60), 0.0, 1.0)
+    fields = (urban < urban_thr - 0.4) & (_smooth_field(rng, shape, 40) > 0.3)
+    lc[fields] = BARE
+    rows = _breaks(rng, n, 80, 250, res)
+    cols = _breaks(rng, n, 80, 250, res)
+    albedo = np.full(shape, 0.18, dtype=np.float32)
+    anthro = np.zeros(shape, dtype=np.float32)
+    roof_red = np.zeros(shape, dtype=np.float32)
+    # buildings and parks per block quarter
+    rb = np.concatenate([[0], rows, [n]])
+    cb = np.concatenate([[0], cols, [n]])
+    for i in range(rb.size - 1):
+        for j in range(cb.size - 1):
+            r0, r1, c0, c1 = rb[i], rb[i + 1], cb[j], cb[j + 1]
+            if r1 - r0 < 4 or c1 - c0 < 4:
+                continue
+            rm, cm = (r0 + r1) // 2, (c0 + c1) // 2
+            for (a0, a1) in ((r0 + 1, rm), (rm, r1 - 1)):
+                for (b0, b1) in ((c0 + 1, cm), (cm, c1 - 1)):
+                    if a1 - a0 < 2 or b1 - b0 < 2:
+                        continue
+                    u = urban[(a0 + a1) // 2, (b0 + b1) // 2]
+                    p_built = np.clip((u - urban_thr + 0.8) / 1.6, 0.02, 0.92)
+                    if rng.random() < p_built:
+                        m = 1 if (a1 - a0 > 4 and b1 - b0 > 4) else 0
+                        lc[a0 + m:a1 - m, b0 + m:b1 - m] = ROOF
+                        albedo[a0 + m:a1 - m, b0 + m:b1 - m] = rng.uniform(0.08, 0.45)
+                        anthro[a0 + m:a1 - m, b0 + m:b1 - m] = rng.gamma(2.0, 0.6)
+                        roof_red[a0 + m:a1 - m, b0 + m:b1 - m] = rng.uniform(0.06, 0.32)
+    # streets: segments between intersections where the city is, arterials everywhere
+    arterial_r = set(rows[rng.random(rows.size) < 0.2].tolist())
+    arterial_c = set(cols[rng.random(cols.size) < 0.2].tolist())
+    street_segments = []  # (x0, y0, x1, y1, arterial) in pixel coords of centre lines
+    for r in rows:
+        for j in range(cb.size - 1):
+            c0, c1 = cb[j], cb[j + 1]
+            art = r in arterial_r
+            if art or urban[min(r, n - 1), (c0 + c1) // 2] > urban_thr - 0.6:
+                w = 2 if art else 1
+                lc[max(0, r - w + 1):r + 1, c0:c1] = STREET
+                street_segments.append((c0, r + 0.5 - 0.5 * (w - 1), c1, r + 0.5 - 0.5 * (w - 1), art))
+    for c in cols:
+        for i in range(rb.size - 1):
+            r0, r1 = rb[i], rb[i + 1]
+            art = c in arterial_c
+            if art or urban[(r0 + r1) // 2, min(c, n - 1)] > urban_thr - 0.6:
+                w = 2 if art else 1
+                lc[r0:r1, max(0, c - w + 1):c + 1] = STREET
+                street_segments.append((c + 0.5 - 0.5 * (w - 1), r0, c + 0.5 - 0.5 * (w - 1), r1, art))
+    albedo[lc == STREET] = 0.08
+    # river
+    phase, amp, lam = rng.uniform(0, 2 * np.pi), rng.uniform(0.05, 0.12), rng.uniform(0.5, 1.0)
+    centre = (0.25 + 0.5 * rng.random()) + amp * np.sin(2 * np.pi * xx / lam + phase)
+    water = np.abs(yy - centre) < rng.uniform(80, 160) / (n * res)
+    lc[water] = WATER
+    albedo[water] = 0.06
+    albedo[lc == BARE] = np.clip(0.22 - 0.08 * moisture[lc == BARE], 0.1, 0.3)
+    albedo[lc == VEGETATION] = 0.17 + 0.03 * (1 - veg_vigour[lc == VEGETATION])
+
+    # ---- pipes along dense-city streets ------------------------------------------------------------
+    segs = []
+    for (c0, r0, c1, r1, art) in street_segments:
+        rm, cm = int(min(n - 1, (r0 + r1) / 2)), int(min(n - 1, (c0 + c1) / 2))
+        if urban[rm, cm] < urban_thr or water[rm, cm] or (not art and rng.random() > spec.minor_street_pipes):
+            continue
+        off = rng.uniform(-0.3, 0.3)  # up to 3 m from the street centre line
+        horiz = r0 == r1
+        p0 = t10 @ ((c0, r0 + off) if horiz else (c0 + off, r0))
+        p1 = t10 @ ((c1, r1 + off) if horiz else (c1 + off, r1))
+        line = shapely.LineString([p0, p1])
+        if line.length < 30:
+            continue
+        dia = int(rng.choice([400, 500, 650, 800] if art else [150, 200, 250, 300]))
+        segs.append((line, dia))
+    if not segs:
+        raise ValueError("the simulated region has no pipes; enlarge size_km or urban_share")
+    lines = np.array([s[0] for s in segs], dtype=object)
+    seg_ids = [f"DH-{i:05d}" for i in range(len(segs))]
+    diam = np.array([s[1] for s in segs], dtype=np.float64)
+
+    # ---- true LST at 10 m -------------------------------------------------------------------------
+    elev = 60 + 40 * _smooth_field(rng, shape, n / 6)
+    texture = 0.35 * _smooth_field(rng, shape, 2.0)
+    lst = (spec.air_temperature_k + 7.0 * (1 - albedo) - 2.5 * moisture - 0.0065 * elev + texture).astype(np.float32)
+    lst[lc == STREET] += 1.2
+    lst[lc == ROOF] += anthro[lc == ROOF]
+    lst[lc == VEGETATION] -= 2.0 * veg_vigour[lc == VEGETATION]
+    lst[lc == BARE] += 0.8 * (1 - moisture[lc == BARE])
+    lst[water] = 276.0 + 0.15 * texture[water]
+    # normal heat loss of every pipe: narrow, proportional to diameter
+    pipe_px = np.zeros(shape, dtype=np.float32)
+    pts = shapely.get_coordinates(shapely.segmentize(lines, 5.0), return_index=True)
+    coords, which = pts
+    col, row = ~t10 @ (coords[:, 0], coords[:, 1])
+    ok = (row >= 0) & (row < n) & (col >= 0) & (col < n)
+    np.maximum.at(pipe_px, (row[ok].astype(int), col[ok].astype(int)), (0.1 + 0.3 * (diam[which[ok]] / 800.0)))
+    lst += ndimage.gaussian_filter(pipe_px, 0.4).astype(np.float32)
+    # leaks on chosen segments
+    n_leaks = min(spec.leaks, len(segs))
+    leak_seg = rng.choice(len(segs), size=n_leaks, replace=False)
+    leak_pos = shapely.line_interpolate_point(lines[leak_seg], rng.uniform(0.15, 0.85, n_leaks), normalized=True)
+    lxy = shapely.get_coordinates(leak_pos) + rng.normal(0, 2.0, (n_leaks, 2))
+    leak_amp = rng.uniform(*spec.leak_k, n_leaks)
+    leak_fwhm = rng.uniform(*spec.leak_fwhm_m, n_leaks)
+    lst += _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp, leak_fwhm)
+    # distractors, >= 150 m away from any pipe
+    n_dis = spec.leaks if spec.distractors is None else spec.distractors
+    net = shapely.union_all(lines).buffer(150.0)
+    dxy = []
+    tries = 0
+    while len(dxy) < n_dis and tries < 10000:
+        tries += 1
+        x, y = t10 @ (rng.uniform(0, n), rng.uniform(0, n))
+        if not net.contains(shapely.Point(x, y)):
+            dxy.append((x, y))
+    dxy = np.array(dxy).reshape(-1, 2)
+    dis_amp = rng.uniform(3.0, 10.0, len(dxy))
+    dis_fwhm = rng.uniform(20.0, 60.0, len(dxy))
+    lst += _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm)
+
+    # ---- Sentinel-2 (10 m reflectance, 20 m SCL) ---------------------------------------------------
+    red = np.empty(shape, dtype=np.float32)
+    nir = np.empty(shape, dtype=np.float32)
+    v = veg_vigour
+    sel = lc == VEGETATION
+    red[sel], nir[sel] = 0.09 - 0.05 * v[sel], 0.15 + 0.22 * v[sel]
+    sel = lc == BARE
+    red[sel], nir[sel] = 0.17 - 0.06 * moisture[sel], 0.22 - 0.06 * moisture[sel]
+    sel = lc == STREET
+    red[sel], nir[sel] = 0.08, 0.10
+    sel = lc == ROOF
+    red[sel], nir[sel] = roof_red[sel], roof_red[sel] + 0.02
+    red[water], nir[water] = 0.04, 0.02
+    red = ndimage.gaussian_filter(red, 0.5) * (1 + 0.03 * rng.standard_normal(shape))
+    nir = ndimage.gaussian_filter(nir, 0.5) * (1 + 0.03 * rng.standard_normal(shape))
+    s2_cloud = _smooth_field(rng, shape, 25)
+    s2_cloud = s2_cloud > np.quantile(s2_cloud, 1 - spec.s2_cloud_fraction)
+    red[s2_cloud], nir[s2_cloud] = 0.45, 0.47
+    offset = 1000.0
+    b04 = np.clip(np.round(np.clip(red, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16)
+    b08 = np.clip(np.round(np.clip(nir, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16)
+    scl10 = np.select([lc == WATER, lc == VEGETATION], [6, 4], 5).astype(np.uint8)
+    scl10[s2_cloud] = 9
+    scl10[ndimage.binary_dilation(s2_cloud, iterations=3) & ~s2_cloud] = 8
+    scl = scl10[::2, ::2]
+    s2_date = spec.landsat_date + timedelta(days=spec.s2_date_offset_days)
+    stamp = f"{s2_date:%Y%m%d}T022019"
+    tile = "T52SCG"
+    s2_dir = out / "sentinel2"
+    _write_tif(s2_dir / f"{tile}_{stamp}_B04_10m.tif", b04, t10, crs, nodata=0)
+    _write_tif(s2_dir / f"{tile}_{stamp}_B08_10m.tif", b08, t10, crs, nodata=0)
+    _write_tif(s2_dir / f"{tile}_{stamp}_SCL_20m.tif", scl, t10 @ Affine.scale(2), crs, nodata=0)
+    (s2_dir / "MTD_MSIL2A.xml").write_text(
+        "<?xml version='1.0' encoding='UTF-8'?>\n<n1:Level-2A_User_Product>\n<General_Info><Product_Info>\n"
+        f"<PRODUCT_START_TIME>{s2_date:%Y-%m-%d}T02:20:19.024Z</PRODUCT_START_TIME>\n"
+        "<PROCESSING_BASELINE>05.10</PROCESSING_BASELINE>\n</Product_Info>\n<Product_Image_Characteristics>\n"
+        "<QUANTIFICATION_VALUES_LIST><BOA_QUANTIFICATION_VALUE unit=\"none\">10000</BOA_QUANTIFICATION_VALUE>"
+        "</QUANTIFICATION_VALUES_LIST>\n<BOA_ADD_OFFSET_VALUES_LIST>\n"
+        + "".join(f"<BOA_ADD_OFFSET band_id=\"{b}\">-1000</BOA_ADD_OFFSET>\n" for b in range(13))
+        + "</BOA_ADD_OFFSET_VALUES_LIST>\n</Product_Image_Characteristics>\n</General_Info>\n"
+        "</n1:Level-2A_User_Product>\n")
+
+    # ---- Landsat (30 m grid offset by 15 m, TIRS footprint) ----------------------------------------
+    n30 = n // 3 - 1
+    t30 = Affine(30.0, 0, x0 + 15.0, 0, -30.0, y1 - 15.0)
+    footprint = ndimage.uniform_filter(lst, size=10, mode="nearest")  # 100 m detector integration
+    footprint = ndimage.gaussian_filter(footprint, 2.0, mode="nearest")  # optics, ~20 m sigma
+    r30, c30 = np.mgrid[0:n30, 0:n30]
+    cx30, cy30 = t30 @ (c30 + 0.5, r30 + 0.5)
+    cc, rr = ~t10 @ (cx30, cy30)
+    st = ndimage.map_coordinates(footprint, [rr - 0.5, cc - 0.5], order=1, mode="nearest").astype(np.float32)
+    st += 0.3 * _smooth_field(rng, st.shape, n30 / 4) + 0.08 * rng.standard_normal(st.shape).astype(np.float32)
+    water30 = ndimage.map_coordinates(water.astype(np.float32), [rr - 0.5, cc - 0.5], order=0) > 0.5
+    cloud_field = _smooth_field(rng, st.shape, 8)
+    cloud = cloud_field > np.quantile(cloud_field, 1 - spec.cloud_fraction) if spec.cloud_fraction > 0 else \
+        np.zeros(st.shape, bool)
+    dilated = ndimage.binary_dilation(cloud, iterations=2) & ~cloud
+    shadow = np.roll(cloud, (4, 5), axis=(0, 1)) & ~cloud & ~dilated
+    st[cloud] = 258.0 + 3.0 * cloud_field[cloud]
+    st[dilated] = 0.5 * st[dilated] + 0.5 * 262.0
+    st[shadow] -= 1.5
+    qa = np.full(st.shape, QA_CLEAR_LAND, dtype=np.uint16)
+    qa[water30] = QA_CLEAR_WATER
+    qa[shadow] = QA_SHADOW
+    qa[dilated] = QA_DILATED
+    qa[cloud] = QA_CLOUD
+    st_dn = np.clip(np.round((st - 149.0) / 0.00341802), 1, 65535).astype(np.uint16)
+    red30 = ndimage.map_coordinates(ndimage.uniform_filter(red, 3), [rr - 0.5, cc - 0.5], order=1)
+    nir30 = ndimage.map_coordinates(ndimage.uniform_filter(nir, 3), [rr - 0.5, cc - 0.5], order=1)
+    sr = {b: np.clip(np.round((a + 0.2) / 0.0000275), 1, 65535).astype(np.uint16)
+          for b, a in (("SR_B4", red30), ("SR_B5", nir30))}
+    d = spec.landsat_date
+    product = f"LC09_L2SP_116034_{d:%Y%m%d}_{d + timedelta(days=1):%Y%m%d}_02_T1"
+    ls_dir = out / "landsat"
+    _write_tif(ls_dir / f"{product}_ST_B10.TIF", st_dn, t30, crs, nodata=0)
+    _write_tif(ls_dir / f"{product}_QA_PIXEL.TIF", qa, t30, crs, nodata=1)
+    for b, a in sr.items():
+        _write_tif(ls_dir / f"{product}_{b}.TIF", a, t30, crs, nodata=0)
+
+    # ---- vectors and truth ------------------------------------------------------------------------
+    pipes = gpd.GeoDataFrame({"segment_id": seg_ids, "diameter_mm": diam}, geometry=lines, crs=crs)
+    pipes.to_crs("EPSG:4326").to_file(out / "pipes.geojson", driver="GeoJSON")
+    truth_dir = out / "truth"
+    _write_tif(truth_dir / "lst_10m.tif", lst.astype(np.float32), t10, crs)
+    _write_tif(truth_dir / "landcover_10m.tif", lc, t10, crs, nodata=0)
+    leaks = gpd.GeoDataFrame({"segment_id": [seg_ids[i] for i in leak_seg], "amplitude_k": leak_amp,
+                              "fwhm_m": leak_fwhm}, geometry=gpd.points_from_xy(lxy[:, 0], lxy[:, 1]), crs=crs)
+    leaks.to_crs("EPSG:4326").to_file(truth_dir / "leaks.geojson", driver="GeoJSON")
+    dis = gpd.GeoDataFrame({"amplitude_k": dis_amp, "fwhm_m": dis_fwhm},
+                           geometry=gpd.points_from_xy(dxy[:, 0], dxy[:, 1]), crs=crs)
+    dis.to_crs("EPSG:4326").to_file(truth_dir / "distractors.geojson", driver="GeoJSON")
+    summary = {
+        "spec": {k: (str(v) if isinstance(v, date) else v) for k, v in asdict(spec).items()},
+        "crs": crs, "size_px_10m": n, "n_segments": len(segs), "pipe_km": float(shapely.length(lines).sum() / 1000),
+        "leak_segment_ids": sorted(seg_ids[i] for i in leak_seg), "n_distractors": int(len(dxy)),
+        "landsat_product": product, "sentinel2_date": str(s2_date),
+        "cloud_fraction_landsat": float(cloud.mean()), "cloud_fraction_s2": float(s2_cloud.mean()),
+    }
+    (truth_dir / "truth.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,40 @@
+"""Shared fixtures: seeded rng, tiny rasters, one small simulated scene per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heattrack.simulate import SimulationSpec, simulate_scene
+
+DATA = Path(__file__).parent / "data"
+REAL = DATA / "real"
+SHARED_REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+#: small, fast processing settings for end-to-end tests (1.5 km tiles -> several tiles on a 3 km scene)
+SMALL_RUN = {"grid.tile_km": 1.5, "compute.n_workers": 2}
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(42)
+
+
+@pytest.fixture(scope="session")
+def small_scene(tmp_path_factory) -> Path:
+    """A 3 km synthetic scene in the local layout (landsat/, sentinel2/, pipes.geojson, truth/)."""
+    out = tmp_path_factory.mktemp("scene") / "scene"
+    simulate_scene(out, SimulationSpec(size_km=3.0, leaks=6, seed=11))
+    return out
+
+
+def copy_scene(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    for p in dst.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    return dst

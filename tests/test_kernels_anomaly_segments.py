@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+import shapely
+from affine import Affine
+
+from heattrack.kernels.anomaly import local_anomaly, robust_sigma, z_to_score
+from heattrack.kernels.chain import ChainParams, compute_tile_products
+from heattrack.kernels.features import ndvi
+from heattrack.kernels.segments import (
+    label_hotspots,
+    neighbourhood_max,
+    sample_at_points,
+    sample_segment_points,
+    score_segments,
+)
+
+
+def _plume(n, r, c, amp, sigma_px):
+    yy, xx = np.mgrid[0:n, 0:n]
+    return amp * np.exp(-((yy - r) ** 2 + (xx - c) ** 2) / (2 * sigma_px**2))
+
+
+def test_local_anomaly_finds_injected_plume(rng):
+    n = 100
+    lst = (275 + rng.normal(0, 0.2, (n, n)) + _plume(n, 60, 40, 3.0, 2.5)).astype(np.float32)
+    lst[5:15, 70:90] = np.nan  # a cloud
+    res = local_anomaly(lst, window_px=30, block=5)
+    assert res.anomaly_k[60, 40] == pytest.approx(3.0, abs=0.5)
+    assert res.score[60, 40] > 0.8
+    background = np.ones((n, n), bool)
+    background[50:70, 30:50] = False
+    assert np.nanpercentile(res.score[background], 95) < 0.3
+    assert np.isnan(res.anomaly_k[10, 80]) and np.isnan(res.score[10, 80])
+    assert 0.15 < res.sigma_k < 0.35 or res.sigma_k == 0.3
+
+
+def test_score_is_monotone_and_bounded():
+    z = np.array([-5, 0, 1, 2, 4, 8, 50, np.nan])
+    s = z_to_score(z)
+    assert s[0] == 0 and s[2] == 0 and np.all(np.diff(s[:-1]) >= 0) and s[-2] <= 1 and np.isnan(s[-1])
+
+
+def test_robust_sigma_ignores_outliers(rng):
+    v = rng.normal(0, 1, 10_000)
+    v[:50] = 100
+    assert robust_sigma(v) == pytest.approx(1.0, rel=0.05)
+    assert np.isnan(robust_sigma(np.array([np.nan])))
+
+
+def test_ndvi_range_and_undefined():
+    out = ndvi(np.array([0.05, 0.0, 0.2]), np.array([0.45, 0.0, 0.2]))
+    assert out[0] == pytest.approx(0.8) and np.isnan(out[1]) and out[2] == 0
+
+
+def test_sample_segment_points_spacing():
+    lines = np.array([shapely.LineString([(0, 0), (100, 0)]), shapely.LineString([(0, 0), (3, 4)])])
+    pts = sample_segment_points(lines, 10.0)
+    assert np.bincount(pts.segment).tolist() == [10, 1]
+    np.testing.assert_allclose(pts.x[:10], np.arange(5, 100, 10))
+    assert (pts.x[10], pts.y[10]) == pytest.approx((1.5, 2.0))
+
+
+def test_neighbourhood_max_ignores_nan():
+    a = np.full((5, 5), np.nan, dtype=np.float32)
+    a[2, 2] = 1.0
+    out = neighbourhood_max(a, 1)
+    assert out[1, 1] == 1 and np.isnan(out[0, 0])
+
+
+def test_sample_at_points_outside_is_nan():
+    t = Affine(10, 0, 0, 0, -10, 100)
+    v = np.arange(100, dtype=np.float32).reshape(10, 10)
+    out = sample_at_points(v, t, np.array([5.0, 95.0, 500.0]), np.array([95.0, 5.0, 5.0]))
+    assert out[0] == 0 and out[1] == 99 and np.isnan(out[2])
+
+
+def test_score_segments_top_k_and_no_data():
+    risk = np.array([0.9, 0.1, 0.5, 0.7, np.nan, np.nan])
+    dt = np.array([3.0, 0.1, 1.0, 2.0, np.nan, np.nan])
+    seg = np.array([0, 0, 0, 0, 1, 1])
+    s = score_segments(risk, dt, seg, n_segments=3, top_k=2)
+    assert s.risk[0] == pytest.approx(0.8) and np.isnan(s.risk[1]) and np.isnan(s.risk[2])
+    assert s.delta_t_k[0] == 3.0 and s.n_clear_px.tolist() == [4, 0, 0]
+
+
+def test_label_hotspots():
+    score = np.zeros((20, 20), dtype=np.float32)
+    anom = np.zeros((20, 20), dtype=np.float32)
+    score[2:5, 2:5] = 0.9
+    anom[3, 3] = 4.0
+    score[15, 15] = 0.95  # single pixel: below min area
+    b = label_hotspots(score, anom, 0.6, min_area_px=2)
+    assert b.area_px.tolist() == [9] and b.peak_delta_t_k[0] == 4.0 and (b.row[0], b.col[0]) == (3.0, 3.0)
+
+
+def test_chain_on_small_tile_sharpens_and_flags_plume(rng):
+    n, f = 200, 10
+    yy, xx = np.mgrid[0:n, 0:n]
+    nd = (0.4 + 0.3 * np.sin(xx / 7.0) * np.cos(yy / 9.0)).astype(np.float32)
+    red = (0.1 - 0.05 * nd).astype(np.float32)
+    nir = red * (1 + nd) / (1 - nd)
+    truth = 290 - 6 * nd + _plume(n, 100, 100, 8.0, 3.0)
+    # sensor: 100 m blocks on the 10 m grid (what a nearest-resampled coarse product looks like)
+    from heattrack.kernels.lst import block_mean, block_repeat
+    obs = block_repeat(block_mean(truth.astype(np.float32), f), f)
+    prod = compute_tile_products(obs, red, nir, np.ones((n, n), bool), ChainParams(background_window_px=60))
+    assert prod.valid.all()
+    np.testing.assert_allclose(block_mean(prod.lst_10m, f), block_mean(obs, f), atol=1e-3)
+    assert np.sqrt(np.mean((prod.lst_10m - truth) ** 2)) < np.sqrt(np.mean((prod.lst_plain - truth) ** 2))
+    peak = np.unravel_index(np.nanargmax(prod.risk), prod.risk.shape)
+    assert abs(peak[0] - 100) <= 15 and abs(peak[1] - 100) <= 15

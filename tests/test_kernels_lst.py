@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from heattrack.kernels.lst import (
+    bilinear_sharpen,
+    block_mean,
+    block_repeat,
+    conserve_coarse,
+    tsharp_fit,
+    tsharp_sharpen,
+    upsample_bilinear,
+)
+
+
+def test_block_mean_ignores_nan_and_applies_min_fraction():
+    a = np.ones((4, 4), dtype=np.float32)
+    a[:2, :2] = [[1, 3], [np.nan, np.nan]]
+    out = block_mean(a, 2, min_valid_fraction=0.5)
+    assert out[0, 0] == 2.0 and out[1, 1] == 1.0
+    assert np.isnan(block_mean(a, 2, min_valid_fraction=0.75)[0, 0])
+    with pytest.raises(ValueError):
+        block_mean(np.ones((5, 4)), 2)
+
+
+def test_upsample_bilinear_constant_and_ramp():
+    c = np.full((4, 5), 7.0, dtype=np.float32)
+    assert np.allclose(upsample_bilinear(c, 3), 7.0)
+    ramp = np.arange(6, dtype=np.float32)[None, :].repeat(4, 0)
+    up = upsample_bilinear(ramp, 4)
+    # interior fine pixels lie on the line through coarse pixel centres
+    x = (np.arange(24) + 0.5) / 4 - 0.5
+    inner = (x >= 0) & (x <= 5)
+    assert np.allclose(up[5, inner], x[inner], atol=1e-5)
+
+
+def test_upsample_fills_nan_from_neighbours():
+    c = np.ones((3, 3), dtype=np.float32)
+    c[1, 1] = np.nan
+    assert np.isfinite(upsample_bilinear(c, 2)).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), factor=st.sampled_from([2, 3, 5, 10]), cloud=st.floats(0.0, 0.6),
+       smooth=st.booleans())
+def test_sharpening_conserves_coarse_mean(seed, factor, cloud, smooth):
+    """The law: aggregating the sharpened LST gives back the observed coarse LST wherever it exists."""
+    rng = np.random.default_rng(seed)
+    n = 8 * factor
+    ndvi = rng.uniform(-0.1, 0.8, (n, n)).astype(np.float32)
+    valid = rng.random((n, n)) > cloud
+    truth = 290 - 8 * ndvi + rng.normal(0, 0.7, (n, n))
+    coarse = block_mean(np.where(valid, truth, np.nan), factor, 0.2)
+    res = tsharp_sharpen(coarse, ndvi, valid, factor, smooth_residual=smooth)
+    back = block_mean(res.lst, factor)
+    ok = np.isfinite(coarse)
+    assert np.isfinite(back[ok]).all()
+    np.testing.assert_allclose(back[ok], coarse[ok], atol=2e-3)
+    assert not np.isfinite(res.lst[~valid]).any()
+
+
+def test_conserve_coarse_leaves_unobserved_blocks_nan():
+    fine = np.ones((4, 4), dtype=np.float32)
+    coarse = np.array([[2.0, np.nan], [3.0, 4.0]], dtype=np.float32)
+    out = conserve_coarse(fine, coarse, 2)
+    assert np.isnan(out[:2, 2:]).all()
+    np.testing.assert_allclose(block_mean(out, 2)[[0, 1, 1], [0, 0, 1]], [2, 3, 4], atol=1e-5)
+
+
+def test_tsharp_recovers_linear_relation_and_beats_bilinear(rng):
+    f, n = 10, 100
+    yy, xx = np.mgrid[0:n, 0:n]
+    ndvi = (0.4 + 0.35 * np.sin(xx / 4.0) * np.cos(yy / 5.0)).astype(np.float32)
+    truth = (295.0 - 10.0 * ndvi).astype(np.float32)
+    valid = np.ones((n, n), bool)
+    coarse = block_mean(truth, f)
+    coef = tsharp_fit(coarse, block_mean(ndvi, f))
+    assert coef[1] == pytest.approx(-10.0, rel=1e-3) and coef[0] == pytest.approx(295.0, abs=0.05)
+    sharp = tsharp_sharpen(coarse, ndvi, valid, f).lst
+    plain = bilinear_sharpen(coarse, valid, f).lst
+    rmse = lambda a: float(np.sqrt(np.mean((a - truth) ** 2)))  # noqa: E731
+    assert rmse(sharp) < 0.05 < rmse(plain)
+
+
+def test_tsharp_falls_back_to_bilinear_without_ndvi_contrast():
+    ndvi = np.full((20, 20), 0.3, dtype=np.float32)
+    coarse = np.arange(4, dtype=np.float32).reshape(2, 2) + 280
+    res = tsharp_sharpen(coarse, ndvi, np.ones((20, 20), bool), 10)
+    assert res.info == {"method": "bilinear", "fallback_from": "tsharp"}
+    np.testing.assert_allclose(block_mean(res.lst, 10), coarse, atol=0.6)
+
+
+def test_block_repeat_roundtrip():
+    c = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(block_mean(block_repeat(c, 4), 4), c)
