@@ -166,10 +166,10 @@ def raster_footprint(path: Path) -> tuple[Geometry, str]:
     """Footprint polygon and CRS (as 'EPSG:n' or WKT) of a raster; checks that it is georeferenced."""
     try:
         with rasterio.open(path) as src:
-            if src.crs is None:
-                raise InputError(f"raster {path} has no CRS (not georeferenced)")
             # read one decimated band to detect truncated/corrupt data early
             src.read(1, out_shape=(min(src.height, 32), min(src.width, 32)))
+            if src.crs is None:
+                raise InputError(f"raster {path} has no CRS (not georeferenced)")
             crs = src.crs.to_string()
             return box(*src.bounds, crs), crs
     except InputError:

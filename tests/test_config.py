@@ -1,0 +1,59 @@
+import pytest
+
+from heattrack.config import Config, load_config, parse_set_option
+from heattrack.errors import ConfigError
+
+
+def test_defaults_and_derived_sizes():
+    cfg = Config()
+    assert cfg.thermal_factor == 10 and cfg.tile_px == 1000 and cfg.background_block_px == 5
+    assert cfg.halo_px % cfg.thermal_factor == 0 and cfg.halo_px * 10 >= cfg.detect.background_window_m / 2
+
+
+def test_precedence_file_env_cli(tmp_path, monkeypatch):
+    f = tmp_path / "c.yaml"
+    f.write_text("grid:\n  tile_km: 20\ndetect:\n  noise_floor_k: 0.5\ncompute:\n  scheduler: local\n")
+    monkeypatch.setenv("HEATTRACK_DETECT__NOISE_FLOOR_K", "0.7")
+    cfg = load_config(f, {"grid.tile_km": 5.0, "compute.n_workers": None})
+    assert cfg.grid.tile_km == 5.0          # CLI beats file
+    assert cfg.detect.noise_floor_k == 0.7  # env beats file
+    assert cfg.compute.n_workers is None    # None means "not given"
+    assert Config.model_validate(__import__("yaml").safe_load(cfg.to_yaml())) == cfg  # round trip
+
+
+def test_hash_ignores_compute_settings():
+    a = load_config(None, {"compute.scheduler": "tcp://x:8786"})
+    b = load_config(None, {"compute.n_workers": 7})
+    c = load_config(None, {"detect.noise_floor_k": 0.4})
+    assert a.processing_hash() == b.processing_hash() != c.processing_hash()
+
+
+@pytest.mark.parametrize("overrides,match", [
+    ({"grid.tile_km": 10.05}, "multiple"),
+    ({"downscale.thermal_resolution_m": 95}, "multiple"),
+    ({"downscale.method": "magic"}, "downscale.method"),
+    ({"grid.unknown": 1}, "grid.unknown"),
+    ({"detect.background_block_m": 30}, "divide"),
+])
+def test_invalid_values_are_one_line_errors(overrides, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        load_config(None, overrides)
+    assert "\n" not in str(e.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    (tmp_path / "bad.yaml").write_text("grid: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    assert parse_set_option("detect.noise_floor_k=0.4") == ("detect.noise_floor_k", 0.4)
+    with pytest.raises(ConfigError):
+        parse_set_option("nonsense")
+
+
+def test_shipped_configs_validate():
+    from pathlib import Path
+
+    for f in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
+        load_config(f)

@@ -1,0 +1,140 @@
+"""simulate -> run through a real LocalCluster -> outputs, CRS, resume, report, evaluation."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import rioxarray  # noqa: F401  (registers .rio)
+import xarray as xr
+from typer.testing import CliRunner
+
+from conftest import SHARED_REAL, copy_scene
+from heattrack.cli import app
+from heattrack.evaluate import evaluate_run
+
+runner = CliRunner()
+pytestmark = pytest.mark.slow
+ARGS = ["--tile-km", "1.5", "--n-workers", "2"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(small_scene, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                              "--out", str(out), *ARGS])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_outputs_contract(finished_run, small_scene):
+    out = finished_run
+    for name in ("mosaic.zarr", "lst_10m.tif", "risk_10m.tif", "segments.geojson", "segments.gpkg",
+                 "hotspots.geojson", "config.yaml", "run.json", "report/index.html", "report/risk_map.png",
+                 "report/lst_before_after.png", "report/score_histogram.png"):
+        assert (out / name).exists(), name
+    assert not (out / ".heattrack" / "staging").exists()
+    for tif, lo, hi in (("lst_10m.tif", 240, 320), ("risk_10m.tif", 0, 1)):
+        with rasterio.open(out / tif) as r:
+            assert r.crs.to_epsg() == 32652 and r.res == (10.0, 10.0)
+            assert r.overviews(1) and r.profile["tiled"]
+            a = r.read(1)
+            assert np.isfinite(a).mean() > 0.5 and lo <= np.nanmin(a) and np.nanmax(a) <= hi
+    ds = xr.open_zarr(out / "mosaic.zarr")
+    assert ds["risk"].rio.crs.to_epsg() == 32652
+    assert ds["lst_10m"].attrs["units"] == "K"
+    assert ds["lst_10m"].chunks[0][0] == 150  # chunks = tiles
+    seg = gpd.read_file(out / "segments.geojson")
+    pipes = gpd.read_file(small_scene / "pipes.geojson")
+    assert sorted(seg["segment_id"]) == sorted(pipes["segment_id"])
+    ok = seg["status"] == "ok"
+    assert ok.mean() > 0.5
+    assert seg.loc[ok, "risk"].between(0, 1).all() and seg.loc[~ok, "risk"].isna().all()
+    assert sorted(seg.loc[ok, "rank"].astype(int)) == list(range(1, ok.sum() + 1))
+    x, y = seg.geometry.values[0].coords[0]
+    assert 120 < x < 135 and 30 < y < 45
+    hot = gpd.read_file(out / "hotspots.geojson")
+    assert {"segment_id", "delta_t_k", "area_m2", "distance_m"} <= set(hot.columns)
+    cfg = (out / "config.yaml").read_text()
+    assert "tile_km: 1.5" in cfg
+    info = json.loads((out / "run.json").read_text())
+    assert info["status"] == "ok" and info["tiles_ok"] == info["grid"]["n_tiles"] > 1
+
+
+@pytest.mark.skipif(not (SHARED_REAL.parent.parent / "tools" / "check_outputs.py").exists(),
+                    reason="shared/tools/check_outputs.py not beside the checkout")
+def test_shared_output_checker(finished_run, small_scene):
+    tool = SHARED_REAL.parent.parent / "tools" / "check_outputs.py"
+    res = subprocess.run([sys.executable, str(tool), str(finished_run), str(small_scene / "pipes.geojson")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0 and "outputs ok" in res.stdout, res.stdout + res.stderr
+
+
+def test_sharpening_beats_bilinear_against_truth(finished_run, small_scene):
+    ev = evaluate_run(small_scene, finished_run)
+    d = ev["downscaling"]
+    assert d["rmse_sharpened_k"] < d["rmse_bilinear_k"]
+    assert abs(d["bias_sharpened_k"]) < 0.2
+    assert 0.0 <= ev["detection"]["roc_auc"] <= 1.0
+
+
+def test_resume_reprocesses_only_missing_tiles(finished_run, small_scene, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run, out)
+    before = xr.open_zarr(out / "mosaic.zarr").load()
+    seg_before = gpd.read_file(out / "segments.geojson")
+    markers = sorted((out / ".heattrack" / "tiles").glob("*.npz"))
+    victim = markers[len(markers) // 2]
+    victim.unlink()
+    mtimes = {p.name: p.stat().st_mtime_ns for p in markers if p != victim}
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                              "--out", str(out), "--resume", *ARGS])
+    assert res.exit_code == 0, res.output
+    assert f"{len(markers) - 1} of {len(markers)} tiles already complete" in res.output
+    assert victim.exists()
+    assert {p.name: p.stat().st_mtime_ns for p in markers if p != victim} == mtimes  # others untouched
+    after = xr.open_zarr(out / "mosaic.zarr").load()
+    for v in ("lst_10m", "risk", "valid"):
+        np.testing.assert_array_equal(before[v].values, after[v].values)
+    seg_after = gpd.read_file(out / "segments.geojson")
+    assert seg_before[["segment_id", "risk", "rank"]].equals(seg_after[["segment_id", "risk", "rank"]])
+
+
+def test_rerun_with_other_config_is_refused(finished_run, small_scene):
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                              "--out", str(finished_run), "--resume", "--method", "bilinear", *ARGS])
+    assert res.exit_code == 1 and "different configuration" in res.output and "Traceback" not in res.output
+
+
+def test_report_rebuild(finished_run, tmp_path):
+    out = tmp_path / "r"
+    shutil.copytree(finished_run, out)
+    shutil.rmtree(out / "report")
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    page = (out / "report" / "index.html").read_text()
+    assert "Top 20 segments" in page and "risk_map.png" in page
+    for img in ("risk_map.png", "score_histogram.png", "lst_before_after.png"):
+        assert (out / "report" / img).stat().st_size > 10_000
+    bad = runner.invoke(app, ["report", str(tmp_path / "nothing")])
+    assert bad.exit_code == 1 and "no finished heattrack run" in bad.output
+
+
+def test_date_gap_warning_reaches_report(small_scene, tmp_path):
+    d = copy_scene(small_scene, tmp_path / "in")
+    for p in (d / "sentinel2").glob("*20250116*"):
+        p.rename(p.with_name(p.name.replace("20250116", "20250220")))
+    xml = d / "sentinel2" / "MTD_MSIL2A.xml"
+    xml.write_text(xml.read_text().replace("2025-01-16", "2025-02-20"))
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", "--input", str(d), "--pipes", str(d / "pipes.geojson"), "--out", str(out),
+                              "--tile-km", "3", "--n-workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert "36 days apart" in res.output
+    assert "36 days apart" in (out / "report" / "index.html").read_text()
+    assert any("36 days" in w for w in json.loads((out / "run.json").read_text())["warnings"])

@@ -1,0 +1,149 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.shutil
+import shapely
+from affine import Affine
+from odc.geo.geobox import GeoBox
+
+from conftest import REAL, copy_scene
+from heattrack.errors import InputError
+from heattrack.io.local import LocalSceneReader, discover_local_scene, raster_footprint, scene_footprint, warp_band
+from heattrack.io.pipes import read_pipes
+from rasterio.enums import Resampling
+
+
+def test_discover_simulated_scene(small_scene):
+    scene = discover_local_scene(small_scene)
+    assert set(scene.landsat) == {"ST_B10", "QA_PIXEL", "SR_B4", "SR_B5"}
+    assert scene.landsat_date.isoformat() == "2025-01-15" and scene.s2_date.isoformat() == "2025-01-16"
+    assert scene.s2_boa_offset == -1000.0 and "BOA_ADD_OFFSET" in scene.s2_offset_source
+    assert scene.date_gap_days == 1
+
+
+def test_reader_reads_only_the_window_onto_the_geobox(small_scene):
+    scene = discover_local_scene(small_scene)
+    fp, crs = scene_footprint(scene)
+    b = fp.boundingbox
+    gb = GeoBox((100, 100), Affine(10, 0, b.left + 500, 0, -10, b.bottom + 1500), crs)
+    inp = LocalSceneReader(scene).read(gb)
+    assert inp.lst.shape == (100, 100) and inp.red.dtype == np.float32
+    ok = np.isfinite(inp.lst)
+    assert ok.mean() > 0.3 and 255 < np.nanmedian(inp.lst) < 300
+    assert np.nanmax(inp.red) < 0.6 and np.nanmin(inp.nir) > -0.05  # the -1000 offset was applied
+    # against the truth: the nearest-resampled 30 m LST is within a few K of the 10 m truth
+    truth = warp_band(small_scene / "truth" / "lst_10m.tif", gb, Resampling.nearest, np.nan)
+    clear = ok & inp.optical_clear
+    assert abs(np.nanmean(inp.lst[clear] - truth[clear])) < 0.5
+
+
+def test_outside_the_scene_is_fill(small_scene):
+    scene = discover_local_scene(small_scene)
+    fp, crs = scene_footprint(scene)
+    b = fp.boundingbox
+    gb = GeoBox.from_bbox((b.right + 1000, b.top + 1000, b.right + 2000, b.top + 2000), crs, resolution=10)
+    inp = LocalSceneReader(scene).read(gb)
+    assert not np.isfinite(inp.lst).any() and not inp.optical_clear.any()
+
+
+def test_jp2_sentinel2_is_accepted(small_scene, tmp_path):
+    scene_dir = copy_scene(small_scene, tmp_path / "jp2scene")
+    for p in list((scene_dir / "sentinel2").glob("*_B0[48]_10m.tif")):
+        rasterio.shutil.copy(p, p.with_suffix(".jp2"), driver="JP2OpenJPEG", QUALITY="100", REVERSIBLE="YES")
+        p.unlink()
+    scene = discover_local_scene(scene_dir)
+    assert scene.sentinel2["B04"].suffix == ".jp2"
+    fp, crs = scene_footprint(scene)
+    b = fp.boundingbox
+    gb = GeoBox.from_bbox((b.left, b.bottom, b.left + 300, b.bottom + 300), crs, resolution=10)
+    ref = LocalSceneReader(discover_local_scene(small_scene)).read(gb)
+    got = LocalSceneReader(scene).read(gb)
+    np.testing.assert_allclose(got.red, ref.red)
+
+
+def test_missing_band_and_corrupt_raster(small_scene, tmp_path):
+    d = copy_scene(small_scene, tmp_path / "s")
+    qa = next((d / "landsat").glob("*_QA_PIXEL.TIF"))
+    qa.unlink()
+    with pytest.raises(InputError, match="QA_PIXEL"):
+        discover_local_scene(d)
+    d2 = copy_scene(small_scene, tmp_path / "s2")
+    b04 = next((d2 / "sentinel2").glob("*B04*"))
+    b04.write_bytes(b"this is not a geotiff" * 10)
+    with pytest.raises(InputError, match="cannot read raster .*B04"):
+        scene_footprint(discover_local_scene(d2))
+    with pytest.raises(InputError, match="does not exist"):
+        discover_local_scene(tmp_path / "nowhere")
+
+
+def test_baseline_from_real_stac_item_and_names(tmp_path):
+    s2 = tmp_path / "in" / "sentinel2"
+    (tmp_path / "in" / "landsat").mkdir(parents=True)
+    s2.mkdir()
+    src = REAL / "s2-western-sahara"
+    shutil.copy(next(src.glob("*.json")), s2)
+    for b in ("B04", "B08", "SCL"):
+        shutil.copy(next(src.glob("*_SCL.tif")), s2 / f"S2A_29RKH_20200219_0_L2A_{b}.tif")
+    for b in ("ST_B10", "QA_PIXEL"):
+        shutil.copy(next((REAL / "landsat-amazonas-cloud").glob(f"*_{b}.TIF")), tmp_path / "in" / "landsat")
+    scene = discover_local_scene(tmp_path / "in")
+    assert scene.s2_boa_offset == 0.0 and "02.14" in scene.s2_offset_source   # real item: baseline 02.14
+    assert scene.s2_date.isoformat() == "2020-02-19" and scene.landsat_date.isoformat() == "2020-10-31"
+
+
+def test_real_all_cloud_landsat_scene_has_almost_no_clear_pixel():
+    scene_dir = REAL / "landsat-amazonas-cloud"
+    from heattrack.kernels.qa import landsat_clear_mask
+    with rasterio.open(next(scene_dir.glob("*_QA_PIXEL.TIF"))) as src:
+        qa = src.read(1)
+    assert landsat_clear_mask(qa).mean() < 0.01  # MTL says 99.94 % cloud
+
+
+def test_footprint_rejects_ungeoreferenced(tmp_path):
+    p = tmp_path / "x.tif"
+    with rasterio.open(p, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint16") as dst:
+        dst.write(np.ones((1, 4, 4), dtype="uint16"))
+    with pytest.raises(InputError, match="no CRS"):
+        raster_footprint(p)
+
+
+# -- pipes --------------------------------------------------------------------------------------------------
+
+def test_real_osm_pipes_get_stable_ids():
+    f = REAL / "osm-helsinki-heat" / "helsinki_district_heating_pipes_osm.geojson"
+    a = read_pipes(f)
+    assert len(a) == 20 and a["segment_id"].is_unique and a.crs.to_epsg() == 4326
+    assert a["segment_id"].str.startswith("seg-").all()
+    b = read_pipes(f)
+    assert a["segment_id"].tolist() == b["segment_id"].tolist()
+    assert 2.0 < a.to_crs(3067).length.sum() / 1000 < 2.6  # ~2.3 km in SOURCE.txt
+
+
+def test_pipes_in_metres_declared_lonlat_is_refused(tmp_path):
+    p = tmp_path / "bad.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {
+        "segment_id": "a"}, "geometry": {"type": "LineString", "coordinates": [[305000, 4165000], [305100, 4165000]]}}]}))
+    with pytest.raises(InputError, match="not lon/lat"):
+        read_pipes(p)
+
+
+def test_pipes_gpkg_any_crs_and_ids(small_scene, tmp_path):
+    import geopandas as gpd
+
+    g = gpd.read_file(small_scene / "pipes.geojson").to_crs(32652)
+    g.to_file(tmp_path / "p.gpkg", driver="GPKG")
+    out = read_pipes(tmp_path / "p.gpkg")
+    assert out.crs.to_epsg() == 32652 and out["segment_id"].tolist() == g["segment_id"].tolist()
+    assert (out["diameter_mm"] > 0).all()
+    g2 = g.copy()
+    g2.loc[1, "segment_id"] = g2.loc[0, "segment_id"]
+    g2.to_file(tmp_path / "dup.gpkg", driver="GPKG")
+    with pytest.raises(InputError, match="duplicate segment_id"):
+        read_pipes(tmp_path / "dup.gpkg")
+    (tmp_path / "junk.geojson").write_text("{not json")
+    with pytest.raises(InputError, match="cannot read"):
+        read_pipes(tmp_path / "junk.geojson")

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+import shapely
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from odc.geo import CRS
+from odc.geo.geom import Geometry, box
+
+from heattrack.errors import ConfigError
+from heattrack.orchestration.tiling import (
+    choose_crs,
+    country_names,
+    make_tile_grid,
+    resolve_aoi,
+    tiles_geojson,
+    utm_crs_for,
+)
+
+
+def _check_partition(aoi: Geometry, grid) -> None:
+    polys = np.array([p.geom for p in grid.tile_polygons()], dtype=object)
+    union = shapely.union_all(polys)
+    # covers: nothing of the AOI is outside the tiles
+    assert shapely.difference(aoi.geom, union).area < 1e-6 * max(aoi.area, 1)
+    # exactly once: tile areas add up to the union (no overlap), every tile meets the AOI's interior
+    assert sum(p.area for p in polys) == pytest.approx(union.area, rel=1e-9)
+    assert all(shapely.intersection(aoi.geom, p).area > 0 for p in polys)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x0=st.floats(-50_000, 50_000), y0=st.floats(3_000_000, 4_000_000), w=st.floats(10, 40_000),
+       h=st.floats(10, 40_000), tile_px=st.sampled_from([100, 250, 1000]), holes=st.booleans())
+def test_tile_grid_covers_aoi_exactly_once(x0, y0, w, h, tile_px, holes):
+    geom = shapely.box(x0, y0, x0 + w, y0 + h)
+    if holes and min(w, h) > 100:
+        geom = geom.difference(shapely.Point(x0 + w / 2, y0 + h / 2).buffer(min(w, h) / 4))
+    aoi = Geometry(geom, crs="EPSG:32652")
+    grid = make_tile_grid(aoi, CRS("EPSG:32652"), tile_px, 10.0)
+    _check_partition(aoi, grid)
+    # the mosaic chunks coincide with tiles
+    mg = grid.mosaic_geobox
+    assert mg.shape[0] % tile_px == 0 and mg.shape[1] % tile_px == 0
+    for idx in grid.tiles:
+        rows, cols = grid.tile_slices(idx)
+        assert rows.start % tile_px == 0 and cols.start % tile_px == 0
+        assert mg[rows, cols].affine == grid.tile_geobox(idx).affine
+
+
+def test_south_korea_grid_in_epsg5179():
+    aoi = resolve_aoi("south-korea")
+    assert aoi.national_crs == "EPSG:5179"
+    crs = choose_crs(None, aoi)
+    assert crs.epsg == 5179
+    geom = aoi.geometry.to_crs(crs).buffer(2000)
+    grid = make_tile_grid(geom, crs, 4800, 10.0)
+    _check_partition(geom, grid)
+    assert 40 < len(grid.tiles) < 120
+    fc = tiles_geojson(grid)
+    lon, lat = fc["features"][0]["geometry"]["coordinates"][0][0]
+    assert 120 < lon < 135 and 30 < lat < 42
+    json.dumps(fc)
+
+
+def test_aoi_forms():
+    assert resolve_aoi("KOR").label == "kor"
+    b = resolve_aoi("126.7,37.5,127.0,37.7")
+    assert b.geometry.crs.epsg == 4326 and b.national_crs is None
+    assert utm_crs_for(b.geometry) == "EPSG:32652"
+    assert "south-korea" in country_names()
+    with pytest.raises(ConfigError, match="unknown AOI"):
+        resolve_aoi("atlantis")
+    with pytest.raises(ConfigError, match="lon/lat"):
+        resolve_aoi("500000,4000000,510000,4010000")
+    with pytest.raises(ConfigError):
+        resolve_aoi(None)
+
+
+def test_aoi_polygon_file(tmp_path):
+    p = tmp_path / "aoi.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {},
+                 "geometry": box(126.7, 37.5, 126.9, 37.7, "EPSG:4326").json}]}))
+    aoi = resolve_aoi(str(p))
+    assert aoi.geometry.area == pytest.approx(0.04)
+
+
+def test_choose_crs_rejects_geographic_config():
+    with pytest.raises(ConfigError, match="not a projected"):
+        choose_crs("EPSG:4326", resolve_aoi("126.7,37.5,127.0,37.7"))
+    assert choose_crs(None, resolve_aoi("126.7,37.5,127.0,37.7"), "EPSG:32652").epsg == 32652
