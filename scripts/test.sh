@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up .venv from the lock file (if needed) and run the whole test suite.
+# Used verbatim by the README and by .ci/run. pytest's exit 5 (no tests collected) counts as a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements/lock.txt .venv/.lock-installed; then
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/lock.txt
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . \
+    || .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+  cp requirements/lock.txt .venv/.lock-installed
+fi
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$rc"
