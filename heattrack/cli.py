@@ -120,26 +120,35 @@ def _print_summary(result) -> None:
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the synthetic scene.")],
-    size_km: Annotated[float, typer.Option(help="Side of the square region (km).", min=1.0)] = 12.0,
-    leaks: Annotated[int, typer.Option(help="Number of leaking segments.", min=0)] = 18,
-    distractors: Annotated[Optional[int], typer.Option(help="Hot spots away from pipes (default: = leaks).")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed, same scene).")] = 3,
-    cloud_fraction: Annotated[float, typer.Option(help="Landsat cloud cover 0-1.", min=0.0, max=0.95)] = 0.06,
+    size_km: Annotated[Optional[float], typer.Option(help="Side of the square region (km) [12].")] = None,
+    leaks: Annotated[Optional[int], typer.Option(help="Number of leaking segments [18].")] = None,
+    distractors: Annotated[Optional[int], typer.Option(help="Hot spots away from pipes [= leaks].")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same scene) [3].")] = None,
+    cloud_fraction: Annotated[Optional[float], typer.Option(help="Landsat cloud cover 0-1 [0.06].")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Write a synthetic region in the `local` layout (landsat/, sentinel2/, pipes.geojson) plus truth/."""
-    from heattrack.simulate import SimulationSpec, simulate_scene
-
     _setup_logging(verbose)
     with _cli_errors(verbose):
+        cfg = _config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
+                               "simulate.distractors": distractors, "simulate.cloud_fraction": cloud_fraction}, set_)
         if out.exists() and any(out.iterdir()):
             raise HeattrackError(f"output folder {out} is not empty")
-        with console.status(f"simulating {size_km:g} km region (seed {seed})"):
-            summary = simulate_scene(out, SimulationSpec(size_km=size_km, leaks=leaks, distractors=distractors,
-                                                         seed=seed, cloud_fraction=cloud_fraction))
+        summary = _simulate(out, cfg)
         console.print(f"scene written to {out}/: {summary['n_segments']} pipe segments "
                       f"({summary['pipe_km']:.0f} km), {len(summary['leak_segment_ids'])} leaks, "
                       f"{summary['n_distractors']} distractors, CRS {summary['crs']}")
+
+
+def _simulate(out: Path, cfg: Config) -> dict:
+    from heattrack.simulate import SimulationSpec, simulate_scene
+
+    s = cfg.simulate
+    with console.status(f"simulating a {s.size_km:g} km region (seed {s.seed})"):
+        return simulate_scene(out, SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors,
+                                                  seed=s.seed, cloud_fraction=s.cloud_fraction))
 
 
 @app.command()
@@ -190,9 +199,9 @@ def report(
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (the scene goes to OUT/scene).")] = Path("demo"),
-    size_km: Annotated[float, typer.Option(help="Side of the synthetic region (km).")] = 12.0,
-    leaks: Annotated[int, typer.Option(help="Number of leaks.")] = 18,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 3,
+    size_km: Annotated[Optional[float], typer.Option(help="Side of the synthetic region (km) [12].")] = None,
+    leaks: Annotated[Optional[int], typer.Option(help="Number of leaks [18].")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed of the scene [3].")] = None,
     scheduler: SchedulerOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -202,26 +211,26 @@ def demo(
     from heattrack.evaluate import evaluate_run
     from heattrack.orchestration.run import STATE_DIR
     from heattrack.orchestration.run import run as run_chain
-    from heattrack.simulate import SimulationSpec, simulate_scene
 
     _setup_logging(verbose)
     with _cli_errors(verbose):
+        scene = out / "scene"
+        cfg = _config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
+                               "input.input": scene, "input.pipes": scene / "pipes.geojson",
+                               "compute.scheduler": scheduler}, set_)
         if out.exists() and any(out.iterdir()):
-            if not (out / STATE_DIR).exists() and not (out / "scene").exists():
+            if not (out / STATE_DIR).exists() and not (scene / "truth").exists():
                 raise HeattrackError(f"output folder {out} is not empty and holds no heattrack demo")
             shutil.rmtree(out)
-        scene = out / "scene"
-        with console.status(f"simulating the demo region ({size_km:g} km, seed {seed})"):
-            simulate_scene(scene, SimulationSpec(size_km=size_km, leaks=leaks, seed=seed))
-        cfg = _config(config, {"input.input": scene, "input.pipes": scene / "pipes.geojson",
-                               "compute.scheduler": scheduler}, set_)
+        _simulate(scene, cfg)
         result = run_chain(cfg, out, progress=_progress("tiles"), allow_existing=("scene",))
         _print_summary(result)
         ev = evaluate_run(scene, out)
         (out / "evaluation.json").write_text(json.dumps(ev, indent=2))
-        console.print(f"against the simulator's truth: 10 m LST RMSE {ev['downscaling']['rmse_sharpened_k']:.3f} K "
-                      f"(bilinear {ev['downscaling']['rmse_bilinear_k']:.3f} K); segment ROC-AUC "
-                      f"{ev['detection']['roc_auc']:.3f}, PR-AUC {ev['detection']['pr_auc']:.3f}")
+        d, m = ev["downscaling"], ev["detection"]
+        console.print(f"against the simulator's truth: 10 m LST RMSE {d['rmse_sharpened_k']:.3f} K sharpened vs "
+                      f"{d['rmse_bilinear_k']:.3f} K bilinear; segment ROC-AUC {m['roc_auc']:.3f}, "
+                      f"PR-AUC {m['pr_auc']:.3f} ({m['n_leaks_scored']} leaks among {m['n_scored']} scored segments)")
 
 
 @app.command()
@@ -267,6 +276,24 @@ def tile(
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(tiles_geojson(grid)))
             console.print(f"tiles written to {out}")
+
+
+@app.command("config")
+def show_config(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    reference: Annotated[bool, typer.Option(help="Print the Markdown reference of every key instead.")] = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print the resolved configuration (defaults < file < env < --set) as YAML."""
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        if reference:
+            from heattrack.config_docs import config_reference
+
+            print(config_reference())
+        else:
+            print(_config(config, {}, set_).to_yaml(), end="")
 
 
 @app.command()

@@ -38,31 +38,34 @@ class GridConfig(_Section):
 class InputConfig(_Section):
     """Where the imagery and the pipe network come from."""
 
-    source: Literal["local"] = "local"
+    source: Literal["local"] = Field("local", description="Input backend: local product files (STAC, Earth "
+                                     "Engine and synthetic sources plug in here).")
     input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (local source).")
     pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile).")
     aoi: str | None = Field(None, description="Country name, polygon file or 'minx,miny,maxx,maxy' lon/lat; "
                             "None = extent of the input data.")
     max_date_gap_days: float = Field(10.0, ge=0, description="Warn when Landsat and Sentinel-2 dates differ more.")
-    mask_water: bool = True
+    mask_water: bool = Field(True, description="Mask water (QA_PIXEL bit 7, SCL 6): open water is not land.")
 
 
 class DownscaleConfig(_Section):
     """LST 100 m -> 10 m."""
 
-    method: Literal["tsharp", "bilinear"] = "tsharp"
+    method: Literal["tsharp", "bilinear"] = Field("tsharp", description="tsharp: NDVI regression at the thermal "
+                                                  "resolution + residual correction; bilinear: no sharpening.")
     thermal_resolution_m: float = Field(100.0, gt=0, description="Effective resolution of ST_B10 (TIRS ~100 m, "
                                         "delivered on a 30 m grid). Must be a multiple of grid.resolution_m.")
     min_valid_fraction: float = Field(0.3, ge=0, le=1, description="Share of clear 10 m pixels a thermal "
                                       "pixel needs to count as observed.")
     degree: int = Field(1, ge=1, le=3, description="Polynomial degree of the TsHARP LST-NDVI fit.")
-    smooth_residual: bool = True
+    smooth_residual: bool = Field(True, description="Add the coarse residual as a bilinear field (then the "
+                                  "exact per-block remainder) instead of as blocks.")
 
 
 class DetectConfig(_Section):
     """Per-pixel anomaly evidence."""
 
-    method: Literal["local"] = "local"
+    method: Literal["local"] = Field("local", description="local: excess over a robust local background.")
     background_window_m: float = Field(500.0, gt=0, description="Window of the robust local background (m).")
     background_block_m: float = Field(50.0, gt=0, description="Grid on which the background median runs (m).")
     noise_floor_k: float = Field(0.3, gt=0, description="Lowest spread used to normalise anomalies (K).")
@@ -80,7 +83,17 @@ class SegmentsConfig(_Section):
     spacing_m: float = Field(10.0, gt=0, description="Sample-point spacing along pipes (m).")
     top_k: int = Field(3, ge=1, description="Segment risk = mean of its top_k sample points.")
     hotspot_threshold: float = Field(0.6, gt=0, le=1, description="Pixel score that makes a hotspot pixel.")
-    hotspot_min_area_m2: float = Field(300.0, ge=0)
+    hotspot_min_area_m2: float = Field(300.0, ge=0, description="Smaller hot blobs are not reported (m^2).")
+
+
+class SimulateConfig(_Section):
+    """The synthetic region of `heattrack simulate` / `heattrack demo` (not part of the processing hash)."""
+
+    size_km: float = Field(12.0, ge=1.0, description="Side of the square region (km).")
+    leaks: int = Field(18, ge=0, description="Number of leaking segments.")
+    distractors: int | None = Field(None, ge=0, description="Hot spots away from pipes (None: as many as leaks).")
+    seed: int = Field(3, description="Random seed of the scene (same seed, same scene).")
+    cloud_fraction: float = Field(0.06, ge=0.0, le=0.95, description="Landsat cloud cover 0-1.")
 
 
 class ComputeConfig(_Section):
@@ -88,7 +101,7 @@ class ComputeConfig(_Section):
 
     scheduler: str = Field("local", description="'local' (a LocalCluster) or a scheduler address tcp://host:port.")
     n_workers: int | None = Field(None, ge=1, description="LocalCluster workers (default: one per core).")
-    threads_per_worker: int = Field(1, ge=1)
+    threads_per_worker: int = Field(1, ge=1, description="Threads per LocalCluster worker process.")
     memory_limit: str = Field("auto", description="Per-worker memory limit of the LocalCluster.")
     retries: int = Field(2, ge=0, description="Retries of a failed tile task.")
     max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "
@@ -104,7 +117,8 @@ class Config(_Section):
     detect: DetectConfig = DetectConfig()
     segments: SegmentsConfig = SegmentsConfig()
     compute: ComputeConfig = ComputeConfig()
-    seed: int = 0
+    simulate: SimulateConfig = SimulateConfig()
+    seed: int = Field(0, description="Seed for every random choice (sampling, model fitting).")
 
     @model_validator(mode="after")
     def _check_multiples(self) -> "Config":
@@ -141,8 +155,8 @@ class Config(_Section):
         return int(round(self.detect.background_block_m / self.grid.resolution_m))
 
     def processing_hash(self) -> str:
-        """Hash of everything that changes the numbers (compute settings excluded)."""
-        d = self.model_dump(mode="json", exclude={"compute"})
+        """Hash of everything that changes the numbers (compute and simulate settings excluded)."""
+        d = self.model_dump(mode="json", exclude={"compute", "simulate"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:

@@ -57,3 +57,12 @@ def test_shipped_configs_validate():
 
     for f in sorted((Path(__file__).parents[1] / "configs").glob("*.yaml")):
         load_config(f)
+
+
+def test_configuration_docs_match_the_model():
+    from pathlib import Path
+
+    from heattrack.config_docs import config_reference
+
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
+    assert doc.strip() == config_reference().strip(), "run: heattrack config --reference > docs/configuration.md"

@@ -138,3 +138,36 @@ def test_date_gap_warning_reaches_report(small_scene, tmp_path):
     assert "36 days apart" in res.output
     assert "36 days apart" in (out / "report" / "index.html").read_text()
     assert any("36 days" in w for w in json.loads((out / "run.json").read_text())["warnings"])
+
+
+def test_segments_crossing_tile_edges_are_scored_from_every_tile(small_scene):
+    from heattrack.config import load_config
+    from heattrack.orchestration.run import build_tasks, plan_run
+
+    cfg = load_config(None, {"input.input": small_scene, "input.pipes": small_scene / "pipes.geojson",
+                             "grid.tile_km": 1.5})
+    plan = plan_run(cfg)
+    tasks = build_tasks(plan, Path("/nonexistent"), list(plan.grid.tiles))
+    ids = np.concatenate([t.point_ids for t in tasks])
+    inside = np.isin(plan.point_tiles[:, 0] * 10**6 + plan.point_tiles[:, 1],
+                     [i * 10**6 + j for i, j in plan.grid.tiles])
+    assert np.array_equal(np.sort(ids), np.flatnonzero(inside))  # each point in exactly one tile task
+    tiles_per_segment = {}
+    for t in tasks:
+        for s in np.unique(plan.points.segment[t.point_ids]):
+            tiles_per_segment.setdefault(int(s), set()).add(t.index)
+    assert any(len(v) > 1 for v in tiles_per_segment.values())  # some segments span tiles
+
+
+def test_run_on_an_existing_scheduler_address(small_scene, tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        out = tmp_path / "o"
+        res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                                  "--out", str(out), "--tile-km", "3", "--scheduler", cluster.scheduler_address])
+        assert res.exit_code == 0, res.output
+        assert (out / "segments.geojson").exists()
+    bad = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                              "--out", str(tmp_path / "o2"), "--scheduler", "tcp://127.0.0.1:1"])
+    assert bad.exit_code == 1 and "cannot connect to the Dask scheduler" in bad.output

@@ -55,6 +55,13 @@ class TileTask:
         return f"tile-{self.index[0]}_{self.index[1]}"
 
 
+def _max_rss_mb() -> float:
+    """Peak resident memory of this (worker) process so far, MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def process_tile(task: TileTask) -> dict:
     """Compute one tile and persist it: zarr region first, then the completion record. Returns a summary."""
     t0 = time.perf_counter()
@@ -90,6 +97,7 @@ def process_tile(task: TileTask) -> dict:
         "seconds": {"read": t_read - t0, "compute": t_chain - t_read, "write": t_write - t_chain,
                     "total": time.perf_counter() - t0},
         "pixels": int(n * n),
+        "max_rss_mb": _max_rss_mb(),
         "sharpen": prod.info,
     }
     TileRecords(Path(task.out_dir)).write(task.index, {
