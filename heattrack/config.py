@@ -69,9 +69,9 @@ class DetectConfig(_Section):
     background_window_m: float = Field(500.0, gt=0, description="Window of the robust local background (m).")
     background_block_m: float = Field(50.0, gt=0, description="Grid on which the background median runs (m).")
     noise_floor_k: float = Field(0.3, gt=0, description="Lowest spread used to normalise anomalies (K).")
-    landcover_adjust: bool = Field(True, description="Subtract the land-cover (NDVI regression) expectation "
-                                   "before the local background, so streets and roofs are not flagged for "
-                                   "being what they are.")
+    landcover_adjust: bool = Field(False, description="Subtract the land-cover (NDVI regression) expectation "
+                                   "before the local background. Off by default: it measured no better on the "
+                                   "simulator (README, 'Measured numbers').")
     score_z0: float = Field(1.0, description="z-score below which the score is 0.")
     score_scale: float = Field(2.0, gt=0, description="z-score e-folding scale of the 0-1 score.")
 

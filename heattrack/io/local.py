@@ -189,10 +189,18 @@ def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
     return fp, crs
 
 
+def gdal_options() -> dict:
+    """GDAL settings for tile reads: a bounded block cache (GDAL's default, 5 % of RAM per process, grows
+    with the number of tiles a worker has read), unless the user set ``GDAL_CACHEMAX`` themselves."""
+    import os
+
+    return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": 64}
+
+
 def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
     """Band 1 of ``path`` warped onto ``geobox`` (reads only the needed source blocks); outside = ``nodata``."""
     try:
-        with rasterio.open(path) as src:
+        with rasterio.Env(**gdal_options()), rasterio.open(path) as src:
             src_nodata = src.nodata if src.nodata is not None else nodata
             with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
                            height=geobox.height, resampling=resampling, src_nodata=src_nodata,

@@ -26,7 +26,7 @@ class ChainParams:
     background_window_px: int = 50
     background_block_px: int = 5
     noise_floor_k: float = 0.3
-    landcover_adjust: bool = True
+    landcover_adjust: bool = False
     score_z0: float = 1.0
     score_scale: float = 2.0
 

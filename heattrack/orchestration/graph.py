@@ -56,10 +56,17 @@ class TileTask:
 
 
 def _max_rss_mb() -> float:
-    """Peak resident memory of this (worker) process so far, MB."""
-    import resource
+    """Peak resident memory of this (worker) process, MB: VmHWM of the current address space on Linux
+    (``getrusage`` would report the parent's size for a spawned worker), else the current RSS."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import psutil
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return psutil.Process().memory_info().rss / 2**20
 
 
 def process_tile(task: TileTask) -> dict:
