@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 
 from heattrack.kernels.anomaly import local_anomaly  # noqa: E402
 from heattrack.kernels.chain import ChainParams, compute_tile_products  # noqa: E402
+from heattrack.kernels.dms import DMSParams, dms_predictors, dms_sharpen  # noqa: E402
 from heattrack.kernels.lst import block_mean, tsharp_sharpen, upsample_bilinear  # noqa: E402
 from heattrack.kernels.segments import neighbourhood_max  # noqa: E402
 
@@ -32,22 +33,30 @@ def bench(fn, n_px: int, repeats: int = 5) -> float:
 def main() -> None:
     rng = np.random.default_rng(0)
     n, f = 1100, 10
-    nd = rng.uniform(0, 0.8, (n, n)).astype(np.float32)
-    lst = (280 - 5 * nd + rng.normal(0, 0.5, (n, n))).astype(np.float32)
+    yy, xx = np.mgrid[0:n, 0:n]
+    nd = np.clip(0.4 + 0.3 * np.sin(xx / 6.0) * np.cos(yy / 8.0) + rng.normal(0, 0.05, (n, n)), 0, 0.8)
+    nd = nd.astype(np.float32)
+    lst = (280 - 5 * nd - 3 * nd**2 + rng.normal(0, 0.5, (n, n))).astype(np.float32)
     lst[rng.random((n, n)) < 0.05] = np.nan
     valid = np.isfinite(lst)
     coarse = block_mean(lst, f, 0.3)
     red = (0.1 - 0.05 * nd).astype(np.float32)
     nir = (red * (1 + nd) / (1 - nd)).astype(np.float32)
+    preds = dms_predictors(red, nir)
     px = n * n
     rows = [
         ("block_mean (100 m)", lambda: block_mean(lst, f, 0.3)),
         ("upsample_bilinear", lambda: upsample_bilinear(coarse, f)),
         ("tsharp_sharpen", lambda: tsharp_sharpen(coarse, nd, valid, f)),
+        ("dms_predictors (k-means classes)", lambda: dms_predictors(red, nir)),
+        ("dms_sharpen (global + local, self-check)", lambda: dms_sharpen(coarse, preds, valid, f, nd)),
+        ("dms_sharpen (global only)", lambda: dms_sharpen(coarse, preds, valid, f, nd, DMSParams(local=False))),
         ("local_anomaly (500 m median @50 m)", lambda: local_anomaly(lst, 50, 5)),
         ("neighbourhood_max r=2", lambda: neighbourhood_max(lst, 2)),
-        ("compute_tile_products (whole chain)",
-         lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool), ChainParams())),
+        ("whole chain, downscale.method=tsharp",
+         lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool), ChainParams(downscale_method="tsharp"))),
+        ("whole chain, downscale.method=dms",
+         lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool), ChainParams(downscale_method="dms"))),
     ]
     print(f"{'kernel':40s} {'Mpx/s/core':>10s}")
     for name, fn in rows:

@@ -161,7 +161,7 @@ def run(
                                                "'minx,miny,maxx,maxy'; default: extent of the input data.")] = None,
     tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km).")] = None,
     crs: Annotated[Optional[str], typer.Option(help="Grid CRS (default: national CRS or the data's UTM).")] = None,
-    method: Annotated[Optional[str], typer.Option(help="Downscaling method: tsharp | bilinear.")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Downscaling method: dms | tsharp | bilinear.")] = None,
     scheduler: SchedulerOpt = None,
     n_workers: Annotated[Optional[int], typer.Option(help="LocalCluster workers.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a run in --out, skipping completed tiles.")] = False,
@@ -246,6 +246,37 @@ def evaluate(
     with _cli_errors(verbose):
         ev = evaluate_run(scene, out)
         print(json.dumps(ev, indent=2))
+
+
+@app.command("validate-sharpening")
+def validate_sharpening(
+    landsat: Annotated[Path, typer.Option("--landsat", help="Folder with one Landsat C2L2 scene (ST_B10, SR_B4, "
+                                          "SR_B5, optional QA_PIXEL), or a local-layout input folder.")],
+    factor: Annotated[int, typer.Option(help="Aggregation factor (3: 30 m -> 90 m).", min=2)] = 3,
+    eval_factor: Annotated[int, typer.Option(help="Compare after averaging by this factor (ST_B10 has ~100 m "
+                                             "information: --factor 9 --eval-factor 3 compares at 90 m).",
+                                             min=1)] = 1,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write the results as JSON.")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Aggregate-sharpen-compare on a real scene: aggregate ST_B10, sharpen back, RMSE per method."""
+    from heattrack.evaluate import aggregate_sharpen_compare, read_landsat_for_asc
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        lst, red, nir, product = read_landsat_for_asc(landsat)
+        with console.status("sharpening"):
+            res = aggregate_sharpen_compare(lst, red, nir, factor=factor, eval_factor=eval_factor)
+        table = Table(title=f"{product}: {res['n_px']} px, aggregated x{factor}, sharpened back, compared "
+                            f"{'at full resolution' if eval_factor == 1 else f'after averaging x{eval_factor}'}")
+        for col in ("method (-> fallback used)", "RMSE (K)", "bias (K)"):
+            table.add_column(col, justify="right")
+        for m in ("bilinear", "tsharp", "dms"):
+            used = res[m]["info"].get("method", m)
+            table.add_row(m if used == m else f"{m} (-> {used})", f"{res[m]['rmse_k']:.3f}", f"{res[m]['bias_k']:+.4f}")
+        Console().print(table)
+        if json_out is not None:
+            json_out.write_text(json.dumps({"product": product, **res}, indent=2, default=str))
 
 
 @app.command()

@@ -51,13 +51,25 @@ class InputConfig(_Section):
 class DownscaleConfig(_Section):
     """LST 100 m -> 10 m."""
 
-    method: Literal["tsharp", "bilinear"] = Field("tsharp", description="tsharp: NDVI regression at the thermal "
-                                                  "resolution + residual correction; bilinear: no sharpening.")
+    method: Literal["dms", "tsharp", "bilinear"] = Field(
+        "dms", description="dms: Data Mining Sharpener (bagged trees with linear leaves, global + local "
+        "models); tsharp: NDVI regression; both with residual correction; bilinear: no sharpening.")
     thermal_resolution_m: float = Field(100.0, gt=0, description="Effective resolution of ST_B10 (TIRS ~100 m, "
                                         "delivered on a 30 m grid). Must be a multiple of grid.resolution_m.")
     min_valid_fraction: float = Field(0.3, ge=0, le=1, description="Share of clear 10 m pixels a thermal "
                                       "pixel needs to count as observed.")
     degree: int = Field(1, ge=1, le=3, description="Polynomial degree of the TsHARP LST-NDVI fit.")
+    dms_n_classes: int = Field(8, ge=2, le=32, description="DMS: spectral classes (k-means on red, NIR, NDVI) "
+                               "whose fractions are the predictors.")
+    dms_n_estimators: int = Field(10, ge=1, description="DMS: trees per ensemble.")
+    dms_max_depth: int = Field(3, ge=0, description="DMS: tree depth (each leaf holds a linear model).")
+    dms_min_samples_leaf: int = Field(100, ge=5, description="DMS: smallest leaf (coarse pixels).")
+    dms_local_window_m: float = Field(6000.0, gt=0, description="DMS: side of the moving windows of the local "
+                                      "models (m); windows overlap by half.")
+    dms_homogeneous_fraction: float = Field(0.8, gt=0, le=1, description="DMS: share of the most homogeneous "
+                                            "coarse pixels (coefficient of variation) used for training.")
+    dms_sample_cap: int = Field(20000, ge=100, description="DMS: most training samples per model (bounds cost).")
+    dms_min_samples: int = Field(60, ge=10, description="DMS: fewer usable samples -> TsHARP fallback.")
     smooth_residual: bool = Field(True, description="Add the coarse residual as a bilinear field (then the "
                                   "exact per-block remainder) instead of as blocks.")
 
@@ -66,6 +78,9 @@ class DetectConfig(_Section):
     """Per-pixel anomaly evidence."""
 
     method: Literal["local"] = Field("local", description="local: excess over a robust local background.")
+    input: Literal["plain", "sharpened"] = Field(
+        "plain", description="LST the detector looks at: plain (bilinear from the thermal resolution) or the "
+        "sharpened 10 m LST. Sharpening adds land-cover texture, not leak information; plain measured best.")
     background_window_m: float = Field(500.0, gt=0, description="Window of the robust local background (m).")
     background_block_m: float = Field(50.0, gt=0, description="Grid on which the background median runs (m).")
     noise_floor_k: float = Field(0.3, gt=0, description="Lowest spread used to normalise anomalies (K).")

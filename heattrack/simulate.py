@@ -4,7 +4,8 @@ What is simulated (all seeded, deterministic):
 
 * **City**: an irregular street grid (80-250 m blocks, arterials every few streets), buildings and parks in
   the blocks following a smooth urban-density field, bare fields at the fringe, a river.
-* **Hidden drivers of winter daytime LST** that no optical band shows fully: albedo (roof brightness),
+* **Hidden drivers of winter daytime LST** that no optical band shows fully: albedo (roof brightness, seen
+  partly through the red/NIR reflectance),
   soil moisture (a smooth 600 m field), anthropogenic heat per building, elevation (lapse rate), 20 m
   texture. So neither an NDVI regression nor any sharpener is exactly right.
 * **District heating**: pipes under the streets of the dense city, cut into segments between intersections
@@ -149,9 +150,12 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
                     if rng.random() < p_built:
                         m = 1 if (a1 - a0 > 4 and b1 - b0 > 4) else 0
                         lc[a0 + m:a1 - m, b0 + m:b1 - m] = ROOF
-                        albedo[a0 + m:a1 - m, b0 + m:b1 - m] = rng.uniform(0.08, 0.45)
+                        red_roof = rng.uniform(0.06, 0.32)
+                        # albedo is broadband reflectance: the visible/NIR bands see it, but only partly
+                        albedo[a0 + m:a1 - m, b0 + m:b1 - m] = np.clip(0.9 * red_roof + 0.06 + rng.normal(0, 0.04),
+                                                                       0.05, 0.6)
                         anthro[a0 + m:a1 - m, b0 + m:b1 - m] = rng.gamma(2.0, 0.6)
-                        roof_red[a0 + m:a1 - m, b0 + m:b1 - m] = rng.uniform(0.06, 0.32)
+                        roof_red[a0 + m:a1 - m, b0 + m:b1 - m] = red_roof
     # streets: segments between intersections where the city is, arterials everywhere
     arterial_r = set(rows[rng.random(rows.size) < 0.2].tolist())
     arterial_c = set(cols[rng.random(cols.size) < 0.2].tolist())

@@ -171,3 +171,66 @@ def test_run_on_an_existing_scheduler_address(small_scene, tmp_path):
     bad = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
                               "--out", str(tmp_path / "o2"), "--scheduler", "tcp://127.0.0.1:1"])
     assert bad.exit_code == 1 and "cannot connect to the Dask scheduler" in bad.output
+
+
+def test_failed_tile_is_recorded_and_resume_fills_the_hole(finished_run, small_scene, tmp_path, monkeypatch):
+    """Failure injection: one tile's read keeps failing -> run.json lists it, exit 1, no final outputs,
+    every other tile kept; after the cause is gone --resume computes only that tile, same result."""
+    from distributed import Client, LocalCluster
+
+    from heattrack.config import load_config
+    from heattrack.errors import HeattrackError
+    from heattrack.io.local import LocalSceneReader
+    from heattrack.orchestration.run import plan_run, run
+
+    cfg = load_config(None, {"input.input": small_scene, "input.pipes": small_scene / "pipes.geojson",
+                             "grid.tile_km": 1.5, "compute.retries": 1})
+    victim = plan_run(cfg).grid.tiles[1]
+    orig = LocalSceneReader.read
+    calls = {"victim": 0}
+
+    def flaky(self, geobox):
+        tile_gb = plan_run(cfg).grid.tile_geobox(victim).pad(cfg.halo_px)
+        if geobox.affine == tile_gb.affine:
+            calls["victim"] += 1
+            raise OSError("injected read failure")
+        return orig(self, geobox)
+
+    out = tmp_path / "o"
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cl, \
+            Client(cl) as client:
+        monkeypatch.setattr(LocalSceneReader, "read", flaky)
+        with pytest.raises(HeattrackError, match="1 of .* tiles failed"):
+            run(cfg, out, client=client)
+        assert calls["victim"] == 2  # first try + 1 retry
+        info = json.loads((out / "run.json").read_text())
+        assert info["status"] == "failed" and list(info["tiles_failed"]) == [f"{victim[0]}_{victim[1]}"]
+        assert "injected read failure" in info["tiles_failed"][f"{victim[0]}_{victim[1]}"]
+        assert not (out / "segments.geojson").exists() and not (out / "risk_10m.tif").exists()
+        kept = sorted(p.name for p in (out / ".heattrack" / "tiles").glob("*.npz"))
+        assert len(kept) == len(plan_run(cfg).grid.tiles) - 1
+        monkeypatch.setattr(LocalSceneReader, "read", orig)
+        res = run(cfg, out, resume=True, client=client)
+        assert res.skipped == len(kept) and not res.failed
+    a, b = xr.open_zarr(out / "mosaic.zarr"), xr.open_zarr(finished_run / "mosaic.zarr")
+    for v in ("lst_10m", "risk", "anomaly_k", "valid"):
+        np.testing.assert_array_equal(a[v].values, b[v].values)
+    assert json.loads((out / "run.json").read_text())["status"] == "ok"
+
+
+def test_concurrent_runs_into_one_folder_refuse_and_stale_locks_are_taken_over(finished_run, small_scene, tmp_path):
+    import os
+    import socket
+
+    out = tmp_path / "o"
+    shutil.copytree(finished_run, out)
+    lock = out / ".heattrack" / "lock"
+    lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))  # a live run
+    args = ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"), "--out", str(out),
+            "--resume", *ARGS]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and "another heattrack run" in res.output
+    lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))  # a dead one
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert not lock.exists()

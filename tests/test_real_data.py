@@ -23,7 +23,26 @@ def test_momotombo_real_value_ranges_and_asc_protocol():
     assert -0.05 < np.nanmedian(red) < 0.3 and np.nanmedian(nir) > np.nanmedian(red)
     r = aggregate_sharpen_compare(st, red, nir, factor=3)
     assert r["n_px"] > 100_000
-    for m in ("bilinear", "tsharp"):
+    for m in ("bilinear", "tsharp", "dms"):
         assert 0.05 < r[m]["rmse_k"] < 3.0 and abs(r[m]["bias_k"]) < 0.05  # conservation keeps the bias ~0
     # measured here: TsHARP 0.434 K vs bilinear 0.475 K; no claim beyond "not worse by more than 10 %"
     assert r["tsharp"]["rmse_k"] < 1.1 * r["bilinear"]["rmse_k"]
+    # unchecked DMS is 2.7x worse than bilinear on this scene (1.30 K); the one-scale-up self-check must catch it
+    assert r["dms"]["info"]["fallback_from"] == "dms"
+    assert r["dms"]["rmse_k"] < 1.1 * r["bilinear"]["rmse_k"]
+
+
+def test_validate_sharpening_command(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from heattrack.cli import app
+
+    res = CliRunner().invoke(app, ["validate-sharpening", "--landsat", str(REAL / "landsat-momotombo"),
+                                   "--factor", "9", "--eval-factor", "3", "--json", str(tmp_path / "a.json")])
+    assert res.exit_code == 0, res.output
+    out = json.loads((tmp_path / "a.json").read_text())
+    assert out["factor"] == 9 and out["eval_factor"] == 3 and out["tsharp"]["rmse_k"] < out["bilinear"]["rmse_k"]
+    bad = CliRunner().invoke(app, ["validate-sharpening", "--landsat", str(REAL / "landsat-amazonas-cloud")])
+    assert bad.exit_code == 1 and "SR_B4" in bad.output

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from heattrack.kernels.anomaly import local_anomaly
+from heattrack.kernels.dms import DMSParams, dms_predictors, dms_sharpen
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
 
@@ -20,15 +21,17 @@ class ChainParams:
 
     thermal_factor: int = 10
     min_valid_fraction: float = 0.3
-    downscale_method: str = "tsharp"
+    downscale_method: str = "dms"
     tsharp_degree: int = 1
     smooth_residual: bool = True
     background_window_px: int = 50
     background_block_px: int = 5
     noise_floor_k: float = 0.3
     landcover_adjust: bool = False
+    detect_on: str = "plain"
     score_z0: float = 1.0
     score_scale: float = 2.0
+    dms: DMSParams = DMSParams()
 
     @classmethod
     def from_config(cls, cfg) -> "ChainParams":
@@ -43,8 +46,18 @@ class ChainParams:
             background_block_px=cfg.background_block_px,
             noise_floor_k=cfg.detect.noise_floor_k,
             landcover_adjust=cfg.detect.landcover_adjust,
+            detect_on=cfg.detect.input,
             score_z0=cfg.detect.score_z0,
             score_scale=cfg.detect.score_scale,
+            dms=DMSParams(
+                n_estimators=cfg.downscale.dms_n_estimators, max_depth=cfg.downscale.dms_max_depth,
+                min_samples_leaf=cfg.downscale.dms_min_samples_leaf,
+                homogeneous_fraction=cfg.downscale.dms_homogeneous_fraction,
+                sample_cap=cfg.downscale.dms_sample_cap, min_samples=cfg.downscale.dms_min_samples,
+                local_window_px=max(2, int(round(cfg.downscale.dms_local_window_m
+                                                 / cfg.downscale.thermal_resolution_m))),
+                n_classes=cfg.downscale.dms_n_classes,
+                seed=cfg.seed),
         )
 
 
@@ -87,14 +100,22 @@ def compute_tile_products(
     valid = np.isfinite(lst_30m_on_10m) & np.isfinite(nd) & optical_clear
     lst_coarse = block_mean(np.where(valid, lst_30m_on_10m, np.nan), f, params.min_valid_fraction)
     plain = bilinear_sharpen(lst_coarse, valid, f)
-    fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree, smooth_residual=params.smooth_residual)
-    lst = fit.lst if params.downscale_method == "tsharp" else plain.lst
+    if params.downscale_method == "dms":
+        preds = dms_predictors(np.where(valid, red, np.nan), np.where(valid, nir, np.nan),
+                               n_classes=params.dms.n_classes, seed=params.dms.seed)
+        fit = dms_sharpen(lst_coarse, preds, valid, f, nd, params.dms, smooth_residual=params.smooth_residual)
+    else:
+        fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree,
+                             smooth_residual=params.smooth_residual)
+    sharpened = params.downscale_method != "bilinear"
+    lst = fit.lst if sharpened else plain.lst
     valid = valid & np.isfinite(lst)
-    target = lst
+    on_sharpened = sharpened and params.detect_on == "sharpened"
+    target = lst if on_sharpened else plain.lst
     if params.landcover_adjust and fit.expected is not None:
-        target = lst - landcover_expectation(fit.expected, f, sharpened=params.downscale_method == "tsharp")
+        target = target - landcover_expectation(fit.expected, f, sharpened=on_sharpened)
     anom = local_anomaly(target, params.background_window_px, params.background_block_px,
                          params.noise_floor_k, params.score_z0, params.score_scale)
-    info = {**(fit.info if params.downscale_method == "tsharp" else plain.info), "sigma_k": anom.sigma_k,
+    info = {**(fit.info if sharpened else plain.info), "sigma_k": anom.sigma_k,
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
     return TileProducts(lst, plain.lst, anom.anomaly_k, anom.score, valid, info)

@@ -132,6 +132,56 @@ def prepare_output(out: Path, cfg: Config, resume: bool, overwrite: bool, allow_
     return False
 
 
+class RunLock:
+    """``OUT/.heattrack/lock``: one run at a time per output folder. A lock left by a dead process on this
+    host is taken over (a crashed run must stay resumable); a live one makes the second run refuse."""
+
+    def __init__(self, out: Path):
+        self.path = out / STATE_DIR / "lock"
+
+    def __enter__(self) -> "RunLock":
+        import os
+        import socket
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                try:
+                    other = json.loads(self.path.read_text() or "{}")
+                except (OSError, json.JSONDecodeError):
+                    other = {}
+                if other.get("host") == me["host"] and not _pid_alive(int(other.get("pid", -1))):
+                    log.warning("removing a stale lock of run pid %s", other.get("pid"))
+                    self.path.unlink(missing_ok=True)
+                    continue
+                raise ConfigError(f"another heattrack run (pid {other.get('pid')} on {other.get('host')}) is writing "
+                                  f"to {self.path.parent.parent}; wait for it or remove {self.path} if it is gone")
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            return self
+        raise ConfigError(f"cannot take the lock {self.path}")
+
+    def __exit__(self, *exc) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 # -- the run ---------------------------------------------------------------------------------------------
 
 @dataclass
@@ -294,14 +344,18 @@ def run(
     allow_existing: tuple[str, ...] = (),
 ) -> RunResult:
     """The whole ``heattrack run``. ``client``: an existing Dask client (else one from ``cfg.compute``)."""
-    from heattrack.orchestration.cluster import make_client
-
     t0 = time.perf_counter()
     out = Path(out)
     plan = plan_run(cfg)
     resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
+    with RunLock(out):
+        return _run_locked(plan, cfg, out, resumed, client, progress, t0)
+
+
+def _run_locked(plan: RunPlan, cfg: Config, out: Path, resumed: bool, client, progress, t0: float) -> RunResult:
+    from heattrack.orchestration.cluster import make_client
+
     state = _state_path(out)
-    state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}))
     (out / STATE_DIR / "config.yaml").write_text(cfg.to_yaml())
 
