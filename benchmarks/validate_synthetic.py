@@ -28,7 +28,7 @@ VARIANTS = {
     "bilinear": {"downscale.method": "bilinear"},
     "tsharp, detect on sharpened": {"downscale.method": "tsharp", "detect.input": "sharpened"},
     "dms, detect on sharpened": {"downscale.method": "dms", "detect.input": "sharpened"},
-    "dms, no local models": {"downscale.method": "dms", "downscale.dms_local_window_m": 1e6},
+    "dms + local models": {"downscale.method": "dms", "downscale.dms_local_models": True},
     "dms, detect on plain": {"downscale.method": "dms", "detect.input": "plain"},
     "dms, plain + landcover adj.": {"downscale.method": "dms", "detect.input": "plain",
                                     "detect.landcover_adjust": True},

@@ -290,14 +290,14 @@ def tile(
     verbose: VerboseOpt = False,
 ) -> None:
     """Show the tile grid of an AOI (no data needed)."""
-    from heattrack.orchestration.tiling import choose_crs, make_tile_grid, resolve_aoi, tiles_geojson
+    from heattrack.orchestration.tiling import aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi, tiles_geojson
 
     _setup_logging(verbose)
     with _cli_errors(verbose):
         cfg = _config(config, {"input.aoi": aoi, "grid.tile_km": tile_km, "grid.crs": crs}, set_)
         a = resolve_aoi(cfg.input.aoi)
         grid_crs = choose_crs(cfg.grid.crs, a)
-        geom = a.geometry.to_crs(grid_crs).buffer(cfg.grid.aoi_buffer_m) if a.national_crs else a.geometry
+        geom = aoi_in_crs(a, grid_crs, cfg.grid.aoi_buffer_m)
         grid = make_tile_grid(geom, grid_crs, cfg.tile_px, cfg.grid.resolution_m)
         px = len(grid.tiles) * cfg.tile_px ** 2
         console.print(f"AOI {a.label}: {len(grid.tiles)} tiles of {cfg.grid.tile_km:g} km in {grid_crs} "

@@ -63,10 +63,12 @@ def test_dms_conserves_coarse_mean(seed, cloud):
 def test_dms_is_deterministic_for_a_seed(rng):
     red, nir, truth = _scene(rng)
     coarse = block_mean(truth, 10)
-    p = DMSParams(min_samples_leaf=10, min_samples=20, local_window_px=8, seed=7)
+    p = DMSParams(min_samples_leaf=10, min_samples=20, local_window_px=8, seed=7, local=True)
     a = dms_sharpen(coarse, dms_predictors(red, nir, seed=7), np.ones(truth.shape, bool), 10, ndvi(red, nir), p)
     b = dms_sharpen(coarse, dms_predictors(red, nir, seed=7), np.ones(truth.shape, bool), 10, ndvi(red, nir), p)
     np.testing.assert_array_equal(a.lst, b.lst)
+    assert a.info["local_models"] > 1  # global + local models combined by their residuals
+    np.testing.assert_allclose(block_mean(a.lst, 10), coarse, atol=2e-3)
 
 
 def test_dms_falls_back_to_tsharp_with_too_few_samples(rng):

@@ -57,6 +57,7 @@ class ChainParams:
                 local_window_px=max(2, int(round(cfg.downscale.dms_local_window_m
                                                  / cfg.downscale.thermal_resolution_m))),
                 n_classes=cfg.downscale.dms_n_classes,
+                local=cfg.downscale.dms_local_models,
                 seed=cfg.seed),
         )
 

@@ -31,7 +31,7 @@ from heattrack.io.store import TileRecords, create_mosaic_template
 from heattrack.kernels.chain import ChainParams
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points, score_segments
 from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
-from heattrack.orchestration.tiling import TileGrid, choose_crs, make_tile_grid, resolve_aoi
+from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,7 @@ def plan_run(cfg: Config) -> RunPlan:
     aoi = resolve_aoi(cfg.input.aoi, footprint)
     crs = choose_crs(cfg.grid.crs, aoi, data_crs)
     data_in_grid = footprint.to_crs(crs)
-    aoi_grid = aoi.geometry.to_crs(crs)
-    if cfg.input.aoi is not None and aoi.national_crs is not None:
-        aoi_grid = aoi_grid.buffer(cfg.grid.aoi_buffer_m)
+    aoi_grid = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
     work_area = aoi_grid.intersection(data_in_grid)
     if work_area.is_empty or work_area.area <= 0:
         raise InputError(f"the AOI ({aoi.label}) does not overlap the input data ({cfg.input.input})")

@@ -120,6 +120,12 @@ def choose_crs(configured: str | None, aoi: AOI, data_crs: str | None = None) ->
     return CRS(utm_crs_for(aoi.geometry))
 
 
+def aoi_in_crs(aoi: AOI, crs: CRS, buffer_m: float) -> Geometry:
+    """The AOI in the grid CRS; coarse country outlines are buffered by ``buffer_m`` so coasts are kept."""
+    geom = aoi.geometry.to_crs(crs)
+    return geom.buffer(buffer_m) if aoi.national_crs is not None and buffer_m > 0 else geom
+
+
 @dataclass(frozen=True)
 class TileGrid:
     """The tiles of one run: a GridSpec, the tile indices touching the AOI, and the mosaic they fill."""
