@@ -1,10 +1,12 @@
 """End-to-end throughput and peak worker memory on simulated regions of several sizes.
 
-    .venv/bin/python benchmarks/scale.py --sizes 12 24 --workers 2
+    .venv/bin/python benchmarks/scale.py --sizes 12 24 48 --workers 2
 
 For each size: simulate (not timed), run the full chain on a LocalCluster (``workers`` processes, one thread
 each), then print 10 m pixels per second per worker end to end and per stage (read, compute, write: summed
-over tiles), and the peak RSS of any worker process.
+over tiles; reduce+export+report: the driver's time after the tiles), the peak RSS of any worker process,
+and the wall time one date of South Korea (1.10e9 px, 1,101 tiles of 10 km) would take at the largest
+region's rate on 2 and on 64 cores, assuming linear scaling (not measured at that size).
 """
 
 from __future__ import annotations
@@ -40,20 +42,27 @@ def main() -> None:
             tiles = info["tile_summaries"].values()
             px = sum(t["pixels"] for t in tiles)
             stage = {k: sum(t["seconds"][k] for t in tiles) for k in ("read", "compute", "write", "total")}
+            export_s = wall - info["seconds_total"]
             rows.append({
                 "size_km": size, "tiles": res.n_tiles, "pixels": px, "wall_s": round(wall, 1),
                 "px_per_s_per_worker_end_to_end": round(px / wall / args.workers),
                 **{f"px_per_s_{k}": round(px / v) for k, v in stage.items()},
                 "peak_worker_rss_mb": round(max(t["max_rss_mb"] for t in tiles)),
+                "reduce_export_report_s": round(export_s, 1),
             })
             print(json.dumps(rows[-1]))
     print()
     print(f"{'size':>6} {'tiles':>5} {'Mpx':>6} {'wall s':>7} {'Mpx/s/worker':>12} {'read':>6} {'compute':>8} "
-          f"{'write':>6} {'peak RSS MB':>11}")
+          f"{'write':>6} {'export s':>8} {'peak RSS MB':>11}")
     for r in rows:
         print(f"{r['size_km']:6g} {r['tiles']:5d} {r['pixels'] / 1e6:6.1f} {r['wall_s']:7.1f} "
               f"{r['px_per_s_per_worker_end_to_end'] / 1e6:12.2f} {r['px_per_s_read'] / 1e6:6.2f} "
-              f"{r['px_per_s_compute'] / 1e6:8.2f} {r['px_per_s_write'] / 1e6:6.2f} {r['peak_worker_rss_mb']:11d}")
+              f"{r['px_per_s_compute'] / 1e6:8.2f} {r['px_per_s_write'] / 1e6:6.2f} {r['reduce_export_report_s']:8.1f} "
+              f"{r['peak_worker_rss_mb']:11d}")
+    rate = rows[-1]["px_per_s_per_worker_end_to_end"]
+    for cores in (2, 64):
+        print(f"South Korea, one date, {cores} cores at {rate / 1e6:.2f} Mpx/s per core: "
+              f"{1.10e9 / (rate * cores) / 60:.0f} min (extrapolated)")
 
 
 if __name__ == "__main__":

@@ -234,3 +234,41 @@ def test_concurrent_runs_into_one_folder_refuse_and_stale_locks_are_taken_over(f
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     assert not lock.exists()
+
+
+def test_sigkill_mid_run_then_resume_gives_the_identical_result(small_scene, tmp_path):
+    """The whole process (driver + LocalCluster workers) is SIGKILLed mid-run; --resume reprocesses only
+    the unfinished tiles and the result equals an uninterrupted run."""
+    import os
+    import signal
+    import time
+
+    args = ["--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"), "--tile-km", "0.5",
+            "--n-workers", "2"]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "heattrack.cli", "run", *args, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    tiles_dir = out / ".heattrack" / "tiles"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if tiles_dir.exists() and len(list(tiles_dir.glob("*.npz"))) >= 3:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in tiles_dir.glob("*.npz")}
+    assert not (out / "segments.geojson").exists()
+    res = runner.invoke(app, ["run", *args, "--out", str(out), "--resume"])
+    assert res.exit_code == 0, res.output
+    after = {p.name: p.stat().st_mtime_ns for p in tiles_dir.glob("*.npz")}
+    assert all(after[k] == v for k, v in done_before.items())  # finished tiles were not recomputed
+    info = json.loads((out / "run.json").read_text())
+    assert info["tiles_skipped"] == len(done_before) < info["grid"]["n_tiles"]
+    clean = tmp_path / "clean"
+    assert runner.invoke(app, ["run", *args, "--out", str(clean)]).exit_code == 0
+    a, b = xr.open_zarr(out / "mosaic.zarr"), xr.open_zarr(clean / "mosaic.zarr")
+    for v in ("lst_10m", "lst_plain", "anomaly_k", "risk", "valid"):
+        np.testing.assert_array_equal(a[v].values, b[v].values)
+    sa, sb = gpd.read_file(out / "segments.geojson"), gpd.read_file(clean / "segments.geojson")
+    assert sa[["segment_id", "risk", "rank", "delta_t_k"]].equals(sb[["segment_id", "risk", "rank", "delta_t_k"]])

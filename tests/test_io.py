@@ -147,3 +147,30 @@ def test_pipes_gpkg_any_crs_and_ids(small_scene, tmp_path):
     (tmp_path / "junk.geojson").write_text("{not json")
     with pytest.raises(InputError, match="cannot read"):
         read_pipes(tmp_path / "junk.geojson")
+
+
+def test_transient_read_errors_are_retried_with_backoff(small_scene, monkeypatch):
+    import heattrack.io.local as local
+
+    scene = discover_local_scene(small_scene)
+    fp, crs = scene_footprint(scene)
+    b = fp.boundingbox
+    gb = GeoBox((50, 50), Affine(10, 0, b.left + 500, 0, -10, b.bottom + 1000), crs)
+    real_open, calls, sleeps = rasterio.open, {"n": 0}, []
+
+    def flaky_open(*a, **k):
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise rasterio.errors.RasterioIOError("HTTP 503 (injected)")
+        return real_open(*a, **k)
+
+    monkeypatch.setattr(local.rasterio, "open", flaky_open)
+    monkeypatch.setattr("time.sleep", lambda s: sleeps.append(s))
+    out = warp_band(scene.landsat["ST_B10"], gb, Resampling.nearest, 0)
+    assert out.shape == (50, 50) and (out > 0).any()
+    assert sleeps == [0.5, 1.0]
+    calls["n"] = -10  # now it keeps failing: a clear error after the last attempt
+    monkeypatch.setattr(local.rasterio, "open", lambda *a, **k: (_ for _ in ()).throw(
+        rasterio.errors.RasterioIOError("HTTP 503 (injected)")))
+    with pytest.raises(InputError, match="cannot read raster"):
+        warp_band(scene.landsat["ST_B10"], gb, Resampling.nearest, 0)

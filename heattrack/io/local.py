@@ -197,17 +197,30 @@ def gdal_options() -> dict:
     return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": 64}
 
 
-def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
-    """Band 1 of ``path`` warped onto ``geobox`` (reads only the needed source blocks); outside = ``nodata``."""
-    try:
-        with rasterio.Env(**gdal_options()), rasterio.open(path) as src:
-            src_nodata = src.nodata if src.nodata is not None else nodata
-            with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
-                           height=geobox.height, resampling=resampling, src_nodata=src_nodata,
-                           nodata=nodata) as vrt:
-                return vrt.read(1)
-    except Exception as exc:
-        raise _open_error(path, exc) from None
+def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float, attempts: int = 3,
+              backoff_s: float = 0.5) -> np.ndarray:
+    """Band 1 of ``path`` warped onto ``geobox`` (reads only the needed source blocks); outside = ``nodata``.
+
+    A failed read is retried ``attempts - 1`` times with exponential backoff (0.5 s, 1 s, ...): network
+    filesystems and object stores fail transiently; a file that stays unreadable raises :class:`InputError`.
+    """
+    import time
+
+    for attempt in range(attempts):
+        try:
+            with rasterio.Env(**gdal_options()), rasterio.open(path) as src:
+                src_nodata = src.nodata if src.nodata is not None else nodata
+                with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
+                               height=geobox.height, resampling=resampling, src_nodata=src_nodata,
+                               nodata=nodata) as vrt:
+                    return vrt.read(1)
+        except Exception as exc:  # rasterio/GDAL raise several error types
+            if attempt + 1 >= attempts:
+                raise _open_error(path, exc) from None
+            log.warning("read of %s failed (%s); retry %d/%d", path.name, exc.__class__.__name__, attempt + 1,
+                        attempts - 1)
+            time.sleep(backoff_s * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 @dataclass(frozen=True)
