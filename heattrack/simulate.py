@@ -235,6 +235,7 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     # distractors, >= 150 m away from any pipe
     n_dis = spec.leaks if spec.distractors is None else spec.distractors
     net = shapely.union_all(lines).buffer(150.0)
+    shapely.prepare(net)
     dxy = []
     tries = 0
     while len(dxy) < n_dis and tries < 10000:

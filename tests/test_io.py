@@ -174,3 +174,14 @@ def test_transient_read_errors_are_retried_with_backoff(small_scene, monkeypatch
         rasterio.errors.RasterioIOError("HTTP 503 (injected)")))
     with pytest.raises(InputError, match="cannot read raster"):
         warp_band(scene.landsat["ST_B10"], gb, Resampling.nearest, 0)
+
+
+def test_s2_offset_from_sensing_date_when_no_metadata(small_scene, tmp_path):
+    d = copy_scene(small_scene, tmp_path / "s")
+    (d / "sentinel2" / "MTD_MSIL2A.xml").unlink()
+    scene = discover_local_scene(d)
+    assert scene.s2_boa_offset == -1000.0 and "sensing date 2025-01-16" in scene.s2_offset_source
+    for p in (d / "sentinel2").glob("*.tif"):
+        p.rename(p.with_name(p.name.replace("20250116", "20211201")))
+    scene = discover_local_scene(d)
+    assert scene.s2_boa_offset == 0.0 and scene.s2_date.isoformat() == "2021-12-01"
