@@ -139,7 +139,12 @@ def _table(seg: gpd.GeoDataFrame) -> str:
     cols = ["rank", "segment_id", "risk", "delta_t_k", "n_clear_px", "length_m", "diameter_mm"]
     top = seg[seg["status"] == "ok"].nsmallest(20, "rank")
     head = "".join(f"<th>{c}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in cols if c in r) + "</tr>"
+    def fmt(v) -> str:
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r[c]))}</td>" for c in cols if c in r) + "</tr>"
                    for _, r in top.iterrows())
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

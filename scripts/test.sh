@@ -12,6 +12,11 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements/lock.txt .venv/.lock-insta
     || .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
   cp requirements/lock.txt .venv/.lock-installed
 fi
+# The report test opens the HTML report in headless Chromium (Debian's package); install it when we can.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "chromium could not be installed: the browser test will be skipped" >&2
+fi
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?
