@@ -63,7 +63,7 @@ def main() -> None:
     print("\nmeans over seeds")
     for name in VARIANTS:
         rs = [r for r in results if r["variant"] == name]
-        f = lambda k, sec="detection": np.mean([r[sec][k] for r in rs])  # noqa: E731
+        f = lambda k, sec="detection", rs=rs: np.mean([r[sec][k] for r in rs])  # noqa: E731
         per_seed = " / ".join(f"{r['downscaling']['rmse_sharpened_k']:.3f}" for r in rs)
         r01 = np.mean([r["detection"]["recall_at_false_alarms_per_km"]["0.1"] for r in rs])
         print(f"{name:26s} LST RMSE {f('rmse_sharpened_k', 'downscaling'):.3f} K  bias "

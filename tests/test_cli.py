@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 import rasterio
+from conftest import copy_scene
 from typer.testing import CliRunner
 
-from conftest import copy_scene
 from heattrack.cli import app
 
 runner = CliRunner()

@@ -12,9 +12,9 @@ import pytest
 import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
+from conftest import SHARED_REAL, copy_scene
 from typer.testing import CliRunner
 
-from conftest import SHARED_REAL, copy_scene
 from heattrack.cli import app
 from heattrack.evaluate import evaluate_run
 

@@ -1,20 +1,18 @@
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 import rasterio.shutil
-import shapely
 from affine import Affine
-from odc.geo.geobox import GeoBox
-
 from conftest import REAL, copy_scene
+from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
+
 from heattrack.errors import InputError
 from heattrack.io.local import LocalSceneReader, discover_local_scene, raster_footprint, scene_footprint, warp_band
 from heattrack.io.pipes import read_pipes
-from rasterio.enums import Resampling
 
 
 def test_discover_simulated_scene(small_scene):

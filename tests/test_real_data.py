@@ -1,10 +1,9 @@
 """Checks on the real samples bundled in tests/data/real (copied from shared/, licences beside them)."""
 
 import numpy as np
-import pytest
 import rasterio
-
 from conftest import REAL
+
 from heattrack.evaluate import aggregate_sharpen_compare
 from heattrack.kernels.calibrate import sr_dn_to_reflectance, st_dn_to_kelvin
 

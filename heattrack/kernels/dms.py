@@ -45,6 +45,7 @@ from heattrack.kernels.lst import (
     upsample_bilinear,
 )
 
+
 @dataclass(frozen=True)
 class DMSParams:
     """Tree-ensemble and sampling settings (sizes in coarse thermal pixels)."""
@@ -127,7 +128,7 @@ class LinearLeafTreeEnsemble:
         self.y_range_ = (float(y.min()), float(y.max()))
         self.members_ = []
         n = y.size
-        for k in range(self.n_estimators):
+        for _ in range(self.n_estimators):
             idx = rng.integers(0, n, n) if self.n_estimators > 1 else np.arange(n)
             tree = DecisionTreeRegressor(max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
                                          random_state=int(rng.integers(2**31)))

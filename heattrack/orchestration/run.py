@@ -156,7 +156,8 @@ class RunLock:
                     self.path.unlink(missing_ok=True)
                     continue
                 raise ConfigError(f"another heattrack run (pid {other.get('pid')} on {other.get('host')}) is writing "
-                                  f"to {self.path.parent.parent}; wait for it or remove {self.path} if it is gone")
+                                  f"to {self.path.parent.parent}; wait for it or remove {self.path} if it is gone"
+                                  ) from None
             with os.fdopen(fd, "w") as fh:
                 json.dump(me, fh)
             return self
