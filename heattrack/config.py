@@ -46,6 +46,10 @@ class InputConfig(_Section):
                             "None = extent of the input data.")
     max_date_gap_days: float = Field(10.0, ge=0, description="Warn when Landsat and Sentinel-2 dates differ more.")
     mask_water: bool = Field(True, description="Mask water (QA_PIXEL bit 7, SCL 6): open water is not land.")
+    coregister: bool = Field(True, description="Estimate the Landsat-Sentinel-2 offset per tile (phase correlation "
+                             "of SR_B5 vs B08 at 30 m; needs SR_B5) and correct the Landsat reads.")
+    coreg_min_shift_m: float = Field(6.0, ge=0, description="Smaller estimated offsets are recorded, not applied.")
+    coreg_max_shift_m: float = Field(150.0, gt=0, description="Larger estimated offsets are distrusted (recorded).")
 
 
 class DownscaleConfig(_Section):

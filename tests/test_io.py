@@ -183,3 +183,31 @@ def test_s2_offset_from_sensing_date_when_no_metadata(small_scene, tmp_path):
         p.rename(p.with_name(p.name.replace("20250116", "20211201")))
     scene = discover_local_scene(d)
     assert scene.s2_boa_offset == 0.0 and scene.s2_date.isoformat() == "2021-12-01"
+
+
+def test_coregistration_finds_and_corrects_an_injected_landsat_offset(small_scene, tmp_path):
+    """Landsat georeferenced 30 m east and 15 m south of the truth: the per-tile phase correlation finds it
+    and the corrected thermal read matches the truth better than the uncorrected one."""
+    from heattrack.io.local import CoregParams
+
+    d = copy_scene(small_scene, tmp_path / "shifted")
+    for p in (d / "landsat").glob("*.TIF"):
+        with rasterio.open(p, "r+") as src:
+            t = src.transform
+            src.transform = Affine(t.a, t.b, t.c + 30.0, t.d, t.e, t.f - 15.0)
+    scene = discover_local_scene(d)
+    fp, crs = scene_footprint(discover_local_scene(small_scene))
+    b = fp.boundingbox
+    gb = GeoBox((200, 200), Affine(10, 0, b.left + 500, 0, -10, b.top - 500), crs)
+    est = LocalSceneReader(scene).landsat_shift(gb)
+    # phase correlation with a parabolic peak fit: about a quarter of a 30 m pixel
+    assert est["applied"] and est["dx_m"] == pytest.approx(30, abs=9) and est["dy_m"] == pytest.approx(-15, abs=9)
+    reference = LocalSceneReader(discover_local_scene(small_scene)).read(gb).lst  # the unshifted scene
+    fixed = LocalSceneReader(scene).read(gb)
+    raw = LocalSceneReader(scene, coreg=CoregParams(enabled=False)).read(gb)
+    assert raw.coregistration is None and fixed.coregistration["applied"]
+    err = lambda lst: float(np.nanmean(np.abs(lst - reference)))  # noqa: E731
+    assert err(fixed.lst) < 0.6 * err(raw.lst)
+    # correctly registered data: a sub-threshold shift is recorded but not applied
+    ok = LocalSceneReader(discover_local_scene(small_scene)).landsat_shift(gb)
+    assert not ok["applied"] and abs(ok["dx_m"]) < 6 and abs(ok["dy_m"]) < 6

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box
 from rasterio.enums import Resampling
@@ -36,6 +37,7 @@ from heattrack.kernels.calibrate import (
     sr_dn_to_reflectance,
     st_dn_to_kelvin,
 )
+from heattrack.kernels.coreg import phase_correlation_shift
 from heattrack.kernels.qa import landsat_clear_mask, scl_clear_mask
 
 log = logging.getLogger(__name__)
@@ -235,6 +237,20 @@ class TileInputs:
     red: np.ndarray
     nir: np.ndarray
     optical_clear: np.ndarray
+    #: Landsat-to-Sentinel-2 coregistration of this tile: estimated shift (m), peak, whether it was applied
+    coregistration: dict | None = None
+
+
+@dataclass(frozen=True)
+class CoregParams:
+    """Landsat-to-Sentinel-2 coregistration: phase correlation of Landsat SR_B5 against Sentinel-2 B08
+    averaged to 30 m over the tile. A shift is applied to the Landsat reads when it is at least ``min_shift_m``,
+    at most ``max_shift_m`` and the correlation peak is at least ``min_peak`` (else it is only recorded)."""
+
+    enabled: bool = True
+    min_shift_m: float = 6.0
+    max_shift_m: float = 150.0
+    min_peak: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -243,27 +259,46 @@ class LocalSceneReader:
 
     scene: LocalScene
     mask_water: bool = True
+    coreg: CoregParams = CoregParams()
+
+    def landsat_shift(self, geobox: GeoBox) -> dict | None:
+        """Estimate how far the Landsat scene sits from the Sentinel-2 granule over ``geobox`` (None when the
+        scene has no SR_B5 or coregistration is off). ``dx_m``/``dy_m``: east/north offset of Landsat features."""
+        ls = self.scene.landsat
+        if not self.coreg.enabled or "SR_B5" not in ls:
+            return None
+        gb30 = geobox.zoom_out(3)
+        ref = s2_dn_to_reflectance(warp_band(self.scene.sentinel2["B08"], gb30, Resampling.average, 0),
+                                   self.scene.s2_boa_offset)
+        mov = sr_dn_to_reflectance(warp_band(ls["SR_B5"], gb30, Resampling.bilinear, 0))
+        if np.isfinite(ref).mean() < 0.25 or np.isfinite(mov).mean() < 0.25:
+            return {"dx_m": 0.0, "dy_m": 0.0, "peak": 0.0, "applied": False, "reason": "too little overlap"}
+        sh = phase_correlation_shift(ref, mov)
+        res = abs(gb30.affine.a)
+        dx_m, dy_m = sh.dx * res, -sh.dy * res
+        size = float(np.hypot(dx_m, dy_m))
+        ok = sh.peak >= self.coreg.min_peak and self.coreg.min_shift_m <= size <= self.coreg.max_shift_m
+        return {"dx_m": round(dx_m, 2), "dy_m": round(dy_m, 2), "peak": round(sh.peak, 3), "applied": bool(ok)}
 
     def read(self, geobox: GeoBox) -> TileInputs:
         ls, s2 = self.scene.landsat, self.scene.sentinel2
-        st = warp_band(ls["ST_B10"], geobox, Resampling.nearest, 0)
-        qa = warp_band(ls["QA_PIXEL"], geobox, Resampling.nearest, QA_FILL_VALUE)
+        coreg = self.landsat_shift(geobox)
+        ls_box = geobox
+        if coreg and coreg["applied"]:
+            # Landsat features sit (dx, dy) m from where Sentinel-2 has them: read Landsat there
+            ls_box = GeoBox(geobox.shape, Affine.translation(coreg["dx_m"], coreg["dy_m"]) @ geobox.affine,
+                            geobox.crs)
+        st = warp_band(ls["ST_B10"], ls_box, Resampling.nearest, 0)
+        qa = warp_band(ls["QA_PIXEL"], ls_box, Resampling.nearest, QA_FILL_VALUE)
         lst = st_dn_to_kelvin(st)
         lst[~landsat_clear_mask(qa)] = np.nan
         red = s2_dn_to_reflectance(warp_band(s2["B04"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
         nir = s2_dn_to_reflectance(warp_band(s2["B08"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
         scl = warp_band(s2["SCL"], geobox, Resampling.nearest, 0)
-        return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water))
+        return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg)
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         """Share of clear, non-fill Landsat thermal pixels on ``geobox`` (use a coarse one for a quick check)."""
         st = warp_band(self.scene.landsat["ST_B10"], geobox, Resampling.nearest, 0)
         qa = warp_band(self.scene.landsat["QA_PIXEL"], geobox, Resampling.nearest, QA_FILL_VALUE)
         return float(((st != 0) & landsat_clear_mask(qa)).mean())
-
-    def landsat_reflectance(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray] | None:
-        """Landsat SR red/NIR on ``geobox`` when the scene has them (for checks and coregistration)."""
-        if "SR_B4" not in self.scene.landsat or "SR_B5" not in self.scene.landsat:
-            return None
-        return tuple(sr_dn_to_reflectance(warp_band(self.scene.landsat[b], geobox, Resampling.bilinear, 0))
-                     for b in ("SR_B4", "SR_B5"))

@@ -106,6 +106,7 @@ def process_tile(task: TileTask) -> dict:
         "pixels": int(n * n),
         "max_rss_mb": _max_rss_mb(),
         "sharpen": prod.info,
+        "coregistration": inputs.coregistration,
     }
     TileRecords(Path(task.out_dir)).write(task.index, {
         "point_ids": task.point_ids, "point_risk": p_risk, "point_dt": p_dt,

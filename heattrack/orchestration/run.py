@@ -25,7 +25,7 @@ from heattrack import __version__
 from heattrack.config import Config
 from heattrack.errors import ConfigError, HeattrackError, InputError, NoDataError
 from heattrack.io.exports import write_cog, write_geojson, write_json
-from heattrack.io.local import LocalScene, LocalSceneReader, discover_local_scene, scene_footprint
+from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader, discover_local_scene, scene_footprint
 from heattrack.io.pipes import read_pipes
 from heattrack.io.store import TileRecords, create_mosaic_template
 from heattrack.kernels.chain import ChainParams
@@ -76,7 +76,8 @@ def plan_run(cfg: Config) -> RunPlan:
         b = pipes_raw.total_bounds
         raise InputError(f"pipes file {cfg.input.pipes} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
                          f"{pipes_raw.crs.to_string()}) does not overlap the input data / AOI")
-    reader = LocalSceneReader(scene, mask_water=cfg.input.mask_water)
+    reader = LocalSceneReader(scene, mask_water=cfg.input.mask_water, coreg=CoregParams(
+        enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m, max_shift_m=cfg.input.coreg_max_shift_m))
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
     if reader.clear_fraction(coarse) <= 0.0:
         raise NoDataError(f"Landsat scene {scene.landsat_product}: no clear, non-fill thermal pixel over the AOI "
