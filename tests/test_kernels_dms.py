@@ -31,6 +31,34 @@ def _land_cover_scene(rng, n=160, f=10):
     return red, nir, lst.astype(np.float32)
 
 
+def test_dms_handles_continuous_vegetation_gradients(rng):
+    """A smooth, non-linear NDVI relation (no discrete classes): DMS must not lose to TsHARP here either."""
+    f = 10
+    red, nir, truth = _scene(rng, n=200)
+    valid = np.ones(truth.shape, bool)
+    coarse = block_mean(truth, f)
+    nd = ndvi(red, nir)
+    d = dms_sharpen(coarse, dms_predictors(red, nir), valid, f, nd, DMSParams(min_samples_leaf=10, min_samples=20))
+    t = tsharp_sharpen(coarse, nd, valid, f)
+    rmse = lambda a: float(np.sqrt(np.mean((a - truth) ** 2)))  # noqa: E731
+    assert rmse(d.lst) < rmse(t.lst)
+
+
+def test_fast_lookup_prediction_matches_direct_prediction(rng):
+    from heattrack.kernels.dms import _predict_fine
+
+    red, nir, truth = _scene(rng, n=80)
+    preds = dms_predictors(red, nir, n_classes=5)
+    X = np.stack([block_mean(p, 10) for p in preds]).reshape(6, -1).T
+    model = LinearLeafTreeEnsemble(n_estimators=3, max_depth=2, min_samples_leaf=5).fit(X, block_mean(truth, 10).ravel())
+    mask = np.ones(truth.shape, bool)
+    fast = _predict_fine(model, preds, mask)
+    direct = model.predict(preds.reshape(6, -1).T).reshape(truth.shape)
+    diff = np.abs(fast - direct)
+    # NDVI quantised to 0.001: equal up to the leaf slope, except pixels within half a step of a tree split
+    assert np.mean(diff < 0.02) > 0.995 and np.median(diff) < 0.005
+
+
 def test_dms_recovers_nonlinear_relation_better_than_tsharp(rng):
     f = 10
     red, nir, truth = _land_cover_scene(rng)
@@ -115,8 +143,9 @@ def test_dms_predictors_are_class_memberships(rng):
     red, nir, _ = _scene(rng, n=60)
     red[0, 0] = np.nan
     p = dms_predictors(red, nir, n_classes=5, seed=1)
-    assert p.shape == (5, 60, 60)
+    assert p.shape == (6, 60, 60)
     ok = np.isfinite(p).all(axis=0)
     assert not ok[0, 0] and ok.sum() == 60 * 60 - 1
-    np.testing.assert_array_equal(p[:, ok].sum(axis=0), 1.0)
+    np.testing.assert_array_equal(p[:5, ok].sum(axis=0), 1.0)
+    np.testing.assert_allclose(p[5], ndvi(red, nir))  # the continuous NDVI row
     np.testing.assert_array_equal(p, dms_predictors(red, nir, n_classes=5, seed=1))  # seeded

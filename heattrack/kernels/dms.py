@@ -4,12 +4,13 @@ Regression-tree ensembles (bagged trees with a linear model in each leaf, as in 
 optical predictors aggregated to the thermal resolution:
 
 1. predictors on the 10 m grid (``dms_predictors``): the pixel's spectral class, found by k-means on
-   standardised (red, NIR, NDVI) of the tile's clear pixels, as a one-hot membership. Averaged over the
-   valid fine pixels of a coarse pixel they are that pixel's *class fractions*, so a linear leaf model is
-   the linear-mixing law of emitted radiance (mixed-pixel LST ~ area-weighted class LST) and the trees let
-   class temperatures vary with the mix. Measured on the simulator, raw red/NIR/NDVI/texture predictors
-   were worse than TsHARP (they extrapolate badly from mixed coarse pixels to pure fine ones); class
-   fractions were 1.2-1.3x better than TsHARP (README, "Measured numbers");
+   standardised (red, NIR, NDVI) of the tile's clear pixels, as a one-hot membership, plus NDVI itself.
+   Averaged over the valid fine pixels of a coarse pixel they are that pixel's *class fractions* and mean
+   NDVI, so a linear leaf model is the linear-mixing law of emitted radiance (mixed-pixel LST ~ area-weighted
+   class LST) and the NDVI term keeps continuous vegetation gradients that classes alone would quantise.
+   Measured (docs/downscaling.md): raw red/NIR/NDVI/texture predictors were worse than TsHARP (they
+   extrapolate badly from mixed coarse pixels to pure fine ones); classes alone were best on the city
+   simulator but worse than TsHARP on a continuous-vegetation scene; classes + NDVI beat TsHARP on both;
 2. training samples: clear coarse pixels whose predictors are homogeneous inside the pixel (lowest
    coefficients of variation, ``homogeneous_fraction``), capped at ``sample_cap`` (random, seeded);
 3. a **global** ensemble over the whole (padded) tile and **local** ensembles in overlapping moving windows
@@ -67,27 +68,31 @@ class DMSParams:
 
 def dms_predictors(red: np.ndarray, nir: np.ndarray, n_classes: int = 8, seed: int = 0,
                    sample: int = 50_000) -> np.ndarray:
-    """One-hot spectral-class memberships ``(n_classes, H, W)`` float32 (NaN where red/NIR/NDVI are not finite).
+    """Predictor stack ``(n_classes + 1, H, W)`` float32: one-hot spectral-class memberships, then NDVI.
 
     Classes: k-means (scikit-learn ``MiniBatchKMeans``, seeded) on standardised red, NIR (reflectance 0-1)
-    and NDVI of at most ``sample`` clear pixels. Fewer distinct pixels than classes -> fewer classes.
+    and NDVI of at most ``sample`` clear pixels. Averaged to the thermal resolution the memberships are
+    class fractions and the NDVI row is the mean NDVI, so both mix linearly; the NDVI row keeps continuous
+    gradients (e.g. vegetation vigour) that discrete classes would quantise. NaN where red/NIR/NDVI are not
+    finite.
     """
     from sklearn.cluster import MiniBatchKMeans
 
     nd = ndvi(red, nir)
     X = np.stack([red, nir, nd]).reshape(3, -1).T.astype(np.float64)
     ok = np.isfinite(X).all(axis=1)
-    out = np.full((n_classes, X.shape[0]), np.nan, dtype=np.float32)
+    out = np.full((n_classes + 1, X.shape[0]), np.nan, dtype=np.float32)
+    out[n_classes, ok] = nd.reshape(-1)[ok]
     if ok.sum() < 2 * n_classes:
-        return out.reshape(n_classes, *red.shape)
+        return out.reshape(n_classes + 1, *red.shape)
     mu, sd = X[ok].mean(axis=0), X[ok].std(axis=0) + 1e-9
     Z = (X[ok] - mu) / sd
     rng = np.random.default_rng(seed)
     fit_idx = rng.choice(Z.shape[0], size=min(sample, Z.shape[0]), replace=False)
     km = MiniBatchKMeans(n_clusters=n_classes, random_state=seed, n_init=3, batch_size=4096).fit(Z[fit_idx])
     labels = km.predict(Z)
-    out[:, ok] = (labels[None, :] == np.arange(n_classes)[:, None]).astype(np.float32)
-    return out.reshape(n_classes, *red.shape)
+    out[:n_classes, ok] = (labels[None, :] == np.arange(n_classes)[:, None]).astype(np.float32)
+    return out.reshape(n_classes + 1, *red.shape)
 
 
 def _block_std(fine: np.ndarray, factor: int) -> np.ndarray:
@@ -165,16 +170,45 @@ def _ensemble(params: DMSParams, n_estimators: int | None = None) -> LinearLeafT
                                   min_samples_leaf=params.min_samples_leaf, random_state=params.seed)
 
 
+#: NDVI step of the lookup fast path (a leaf slope of 10 K per NDVI unit -> at most 0.005 K error; a pixel
+#: within half a step of a tree split may land in the neighbouring leaf)
+LOOKUP_STEP = 0.001
+
+
+def _onehot_rows(X: np.ndarray) -> int:
+    """Number of leading rows of ``X`` (features x samples) that form a one-hot code (0 if none)."""
+    b = 0
+    while b < X.shape[0] and ((X[b] == 0) | (X[b] == 1)).all():
+        b += 1
+    for k in range(b, 1, -1):
+        if (X[:k].sum(axis=0) == 1).all():
+            return k
+    return 0
+
+
 def _predict_fine(model, pred_fine: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Model predictions on the fine pixels in ``mask``. One-hot predictors (class memberships) take a fast
-    path: every fine pixel is one of n classes, so the model is evaluated n times and looked up."""
+    """Model predictions on the fine pixels in ``mask``.
+
+    Fast path for class memberships (+ at most one continuous row, NDVI): every fine pixel is one of n
+    classes with an NDVI quantised to ``LOOKUP_STEP``, so the model is evaluated once per distinct
+    (class, NDVI) pair and looked up, instead of once per pixel."""
     out = np.full(mask.shape, np.nan, dtype=np.float32)
     if not mask.any():
         return out
     X = pred_fine[:, mask]
-    if ((X == 0) | (X == 1)).all() and (X.sum(axis=0) == 1).all():
-        table = model.predict(np.eye(X.shape[0])).astype(np.float32)
-        out[mask] = table[np.argmax(X, axis=0)]
+    k = _onehot_rows(X)
+    extra = X.shape[0] - k
+    if k and extra == 0:
+        out[mask] = model.predict(np.eye(k)).astype(np.float32)[np.argmax(X, axis=0)]
+    elif k and extra == 1:
+        cls = np.argmax(X[:k], axis=0).astype(np.int64)
+        q = np.round(X[k] / LOOKUP_STEP).astype(np.int64)
+        key = cls * 1_000_000 + (q - q.min())
+        uniq, inverse = np.unique(key, return_inverse=True)
+        rows = np.zeros((uniq.size, k + 1))
+        rows[np.arange(uniq.size), uniq // 1_000_000] = 1.0
+        rows[:, k] = ((uniq % 1_000_000) + q.min()) * LOOKUP_STEP
+        out[mask] = model.predict(rows).astype(np.float32)[inverse]
     else:
         out[mask] = model.predict(X.T).astype(np.float32)
     return out
