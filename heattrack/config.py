@@ -66,7 +66,12 @@ class DownscaleConfig(_Section):
     dms_n_classes: int = Field(8, ge=2, le=32, description="DMS: spectral classes (k-means on red, NIR, NDVI) "
                                "whose fractions are the predictors.")
     dms_n_estimators: int = Field(10, ge=1, description="DMS: trees per ensemble.")
-    dms_max_depth: int = Field(3, ge=0, description="DMS: tree depth (each leaf holds a linear model).")
+    dms_max_depth: int = Field(3, ge=0, description="DMS: tree depth (each leaf holds a linear model) when "
+                               "dms_select_depth is off; 0 = one linear model.")
+    dms_select_depth: bool = Field(True, description="DMS: choose the depth per tile among 0, 2, 3 by spatial "
+                                   "cross-validation at the thermal resolution (shallowest within 2 % of the best).")
+    dms_ndvi_predictor: bool = Field(True, description="DMS: add NDVI to the spectral-class predictors (keeps "
+                                     "continuous vegetation gradients).")
     dms_min_samples_leaf: int = Field(100, ge=5, description="DMS: smallest leaf (coarse pixels).")
     dms_local_models: bool = Field(False, description="DMS: add moving-window local models, combined with the "
                                    "global one by their residuals. Off by default: measured no better, 2x slower.")

@@ -58,6 +58,8 @@ class ChainParams:
                                                  / cfg.downscale.thermal_resolution_m))),
                 n_classes=cfg.downscale.dms_n_classes,
                 local=cfg.downscale.dms_local_models,
+                ndvi_predictor=cfg.downscale.dms_ndvi_predictor,
+                depth_candidates=(0, 2, 3) if cfg.downscale.dms_select_depth else (cfg.downscale.dms_max_depth,),
                 seed=cfg.seed),
         )
 
@@ -104,6 +106,8 @@ def compute_tile_products(
     if params.downscale_method == "dms":
         preds = dms_predictors(np.where(valid, red, np.nan), np.where(valid, nir, np.nan),
                                n_classes=params.dms.n_classes, seed=params.dms.seed)
+        if not params.dms.ndvi_predictor:
+            preds = preds[: params.dms.n_classes]
         fit = dms_sharpen(lst_coarse, preds, valid, f, nd, params.dms, smooth_residual=params.smooth_residual)
     else:
         fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree,

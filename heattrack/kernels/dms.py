@@ -60,6 +60,9 @@ class DMSParams:
     local_window_px: int = 60
     local: bool = False
     n_classes: int = 8
+    ndvi_predictor: bool = True
+    #: tree depths tried per tile by spatial cross-validation at the thermal resolution (0: one linear model)
+    depth_candidates: tuple[int, ...] = (0, 2, 3)
     self_check: bool = True
     #: DMS is kept unless, one scale up, its RMSE exceeds bilinear's (doing nothing) by this factor
     self_check_tolerance: float = 1.5
@@ -165,9 +168,34 @@ class LinearLeafTreeEnsemble:
         return np.clip(out, lo - margin, hi + margin)
 
 
-def _ensemble(params: DMSParams, n_estimators: int | None = None) -> LinearLeafTreeEnsemble:
-    return LinearLeafTreeEnsemble(n_estimators=n_estimators or params.n_estimators, max_depth=params.max_depth,
-                                  min_samples_leaf=params.min_samples_leaf, random_state=params.seed)
+def _ensemble(params: DMSParams, n_estimators: int | None = None, depth: int | None = None
+              ) -> LinearLeafTreeEnsemble:
+    depth = params.max_depth if depth is None else depth
+    return LinearLeafTreeEnsemble(n_estimators=n_estimators or params.n_estimators, max_depth=max(depth, 1),
+                                  min_samples_leaf=params.min_samples_leaf if depth > 0 else 10**9,
+                                  random_state=params.seed)
+
+
+def select_depth(X: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray, params: DMSParams,
+                 block: int = 8, folds: int = 3) -> tuple[int, dict]:
+    """Tree depth by spatial k-fold cross-validation on the coarse samples (folds = diagonal bands of
+    ``block`` x ``block`` coarse-pixel blocks, so neighbours are not split across train/test). Among depths
+    within 2 % of the best RMSE the shallowest wins."""
+    fold = ((rows // block) + (cols // block)) % folds
+    scores = {}
+    for depth in params.depth_candidates:
+        se, n = 0.0, 0
+        for k in range(folds):
+            tr, te = fold != k, fold == k
+            if tr.sum() < params.min_samples or te.sum() == 0:
+                continue
+            m = _ensemble(params, n_estimators=max(3, params.n_estimators // 3), depth=depth).fit(X[tr], y[tr])
+            se += float(np.sum((m.predict(X[te]) - y[te]) ** 2))
+            n += int(te.sum())
+        scores[depth] = np.sqrt(se / n) if n else np.inf
+    best = min(scores.values())
+    chosen = min(d for d, v in scores.items() if v <= 1.02 * best)
+    return chosen, {str(d): round(float(v), 4) for d, v in scores.items()}
 
 
 #: NDVI step of the lookup fast path (a leaf slope of 10 K per NDVI unit -> at most 0.005 K error; a pixel
@@ -317,9 +345,15 @@ def _dms_core(lst_coarse, pf, valid_fine, factor, params, rng=None):
     if train.sum() < params.min_samples:
         return None, {"fallback_from": "dms", "reason": f"{int(train.sum())} training samples < "
                       f"{params.min_samples}"}, pc
-    model = _ensemble(params).fit(pc[:, train].T, lst_coarse[train])
+    X, y = pc[:, train].T, lst_coarse[train]
+    depth, cv_scores = params.max_depth, None
+    if len(params.depth_candidates) > 1:
+        r, c = np.nonzero(train)
+        depth, cv_scores = select_depth(X, y, r, c, params)
+    params = DMSParams(**{**params.__dict__, "max_depth": depth, "depth_candidates": (depth,)})
+    model = _ensemble(params).fit(X, y)
     glob = _predict_fine(model, pf, mask_fine)
-    info = {"method": "dms", "n_train": int(train.sum()), "local_models": 0}
+    info = {"method": "dms", "n_train": int(train.sum()), "local_models": 0, "depth": depth, "cv_rmse_k": cv_scores}
     combined = glob
     if params.local:
         local = _local_predictions(lst_coarse, pc, pf, mask_fine, cv, factor, params, rng)
