@@ -108,8 +108,9 @@ def test_dms_falls_back_to_tsharp_with_too_few_samples(rng):
     assert "training samples" in res.info["reason"]
 
 
-def test_self_check_rejects_dms_that_learns_noise(rng):
-    """Predictors unrelated to LST: the one-scale-up check must not let DMS paint them into the result."""
+def test_guards_reject_dms_that_learns_noise(rng):
+    """Predictors unrelated to LST: cross-validation (NDVI alone is as good) or the one-scale-up check must
+    not let DMS paint them into the result."""
     n, f = 160, 10
     red = rng.uniform(0.02, 0.3, (n, n)).astype(np.float32)
     nir = rng.uniform(0.05, 0.5, (n, n)).astype(np.float32)
@@ -118,8 +119,13 @@ def test_self_check_rejects_dms_that_learns_noise(rng):
     coarse = block_mean(truth, f)
     res = dms_sharpen(coarse, dms_predictors(red, nir), np.ones((n, n), bool), f, ndvi(red, nir),
                       DMSParams(min_samples_leaf=10, min_samples=20, max_depth=6))
-    assert set(res.info["internal_asc_rmse_k"]) == {"bilinear", "tsharp", "dms"}
     assert res.info["method"] in ("bilinear", "tsharp") and res.info["fallback_from"] == "dms"
+    assert "cross-validation" in res.info["reason"] or "one scale up" in res.info["reason"]
+    # the one-scale-up check on its own (CV-chosen depth fixed) rejects it as well
+    res2 = dms_sharpen(coarse, dms_predictors(red, nir), np.ones((n, n), bool), f, ndvi(red, nir),
+                       DMSParams(min_samples_leaf=10, min_samples=20, max_depth=6, depth_candidates=(6,)))
+    assert set(res2.info["internal_asc_rmse_k"]) == {"bilinear", "tsharp", "dms"}
+    assert res2.info["method"] in ("bilinear", "tsharp") and "one scale up" in res2.info["reason"]
 
 
 def test_linear_leaf_ensemble_extrapolates_linearly_within_limits():
@@ -135,7 +141,7 @@ def test_internal_asc_returns_errors_per_method(rng):
     red, nir, truth = _scene(rng)
     pc = np.stack([block_mean(p, 10) for p in dms_predictors(red, nir)])
     out = internal_asc(block_mean(truth, 10), pc, block_mean(ndvi(red, nir), 10),
-                       DMSParams(min_samples_leaf=10, min_samples=10))
+                       DMSParams(min_samples_leaf=10, min_samples=10, depth_candidates=(3,)))
     assert set(out) == {"bilinear", "tsharp", "dms"} and all(np.isfinite(v) for v in out.values())
 
 

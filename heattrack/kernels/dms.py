@@ -177,12 +177,24 @@ def _ensemble(params: DMSParams, n_estimators: int | None = None, depth: int | N
 
 
 def select_depth(X: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray, params: DMSParams,
-                 block: int = 8, folds: int = 3) -> tuple[int, dict]:
+                 block: int = 8, folds: int = 3, ndvi: np.ndarray | None = None) -> tuple[int, dict]:
     """Tree depth by spatial k-fold cross-validation on the coarse samples (folds = diagonal bands of
     ``block`` x ``block`` coarse-pixel blocks, so neighbours are not split across train/test). Among depths
-    within 2 % of the best RMSE the shallowest wins."""
+    within 2 % of the best RMSE the shallowest wins. With ``ndvi`` (the coarse NDVI of the samples) a linear
+    NDVI-only model (what TsHARP fits) competes too, as the simplest candidate: if it is within 2 % of the
+    best, -1 is returned and the caller uses TsHARP."""
     fold = ((rows // block) + (cols // block)) % folds
     scores = {}
+    if ndvi is not None:
+        se, n = 0.0, 0
+        for k in range(folds):
+            tr, te = fold != k, fold == k
+            if tr.sum() < params.min_samples or te.sum() == 0:
+                continue
+            coef = np.polyfit(ndvi[tr], y[tr], 1)
+            se += float(np.sum((np.polyval(coef, ndvi[te]) - y[te]) ** 2))
+            n += int(te.sum())
+        scores[-1] = np.sqrt(se / n) if n else np.inf
     for depth in params.depth_candidates:
         se, n = 0.0, 0
         for k in range(folds):
@@ -195,7 +207,7 @@ def select_depth(X: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarra
         scores[depth] = np.sqrt(se / n) if n else np.inf
     best = min(scores.values())
     chosen = min(d for d, v in scores.items() if v <= 1.02 * best)
-    return chosen, {str(d): round(float(v), 4) for d, v in scores.items()}
+    return chosen, {("ndvi_linear" if d < 0 else str(d)): round(float(v), 4) for d, v in scores.items()}
 
 
 #: NDVI step of the lookup fast path (a leaf slope of 10 K per NDVI unit -> at most 0.005 K error; a pixel
@@ -309,7 +321,8 @@ def dms_sharpen(
     pf = np.where(valid_fine[None], predictors_fine, np.nan).astype(np.float32)
     combined, info, pc = _dms_core(lst_coarse, pf, valid_fine, factor, params, rng)
     if combined is not None and params.self_check:
-        asc = internal_asc(lst_coarse, pc, block_mean(np.where(valid_fine, ndvi_fine, np.nan), factor), params)
+        chosen = DMSParams(**{**params.__dict__, "max_depth": info["depth"], "depth_candidates": (info["depth"],)})
+        asc = internal_asc(lst_coarse, pc, block_mean(np.where(valid_fine, ndvi_fine, np.nan), factor), chosen)
         info["internal_asc_rmse_k"] = {k: round(v, 4) for k, v in asc.items()}
         if asc["dms"] > params.self_check_tolerance * asc["bilinear"]:
             best = min(("tsharp", "bilinear"), key=asc.get)
@@ -349,7 +362,10 @@ def _dms_core(lst_coarse, pf, valid_fine, factor, params, rng=None):
     depth, cv_scores = params.max_depth, None
     if len(params.depth_candidates) > 1:
         r, c = np.nonzero(train)
-        depth, cv_scores = select_depth(X, y, r, c, params)
+        depth, cv_scores = select_depth(X, y, r, c, params, ndvi=X[:, -1] if params.ndvi_predictor else None)
+        if depth < 0:
+            return None, {"fallback_from": "dms", "cv_rmse_k": cv_scores,
+                          "reason": "cross-validation: NDVI alone explains the coarse LST as well"}, pc
     params = DMSParams(**{**params.__dict__, "max_depth": depth, "depth_candidates": (depth,)})
     model = _ensemble(params).fit(X, y)
     glob = _predict_fine(model, pf, mask_fine)
