@@ -13,15 +13,16 @@ optical predictors aggregated to the thermal resolution:
    simulator but worse than TsHARP on a continuous-vegetation scene; classes + NDVI beat TsHARP on both;
 2. training samples: clear coarse pixels whose predictors are homogeneous inside the pixel (lowest
    coefficients of variation, ``homogeneous_fraction``), capped at ``sample_cap`` (random, seeded);
-3. a **global** ensemble over the whole (padded) tile and **local** ensembles in overlapping moving windows
+3. a **global** ensemble over the whole (padded) tile, its tree depth chosen among ``depth_candidates`` by
+   spatial cross-validation (``select_depth``), and optional **local** ensembles in overlapping moving windows
    (``local_window_px`` coarse pixels, half-window stride; ``local``, off by default: measured no gain);
 4. global and local fine predictions combined per pixel with weights 1/r^2, r being each model's smoothed
    coarse residual there (the better-fitting model dominates locally);
-4b. a do-no-harm self-check (``internal_asc``): the same sharpening one scale up (coarse LST aggregated 2x,
-   sharpened back to the coarse grid). If DMS is more than ``self_check_tolerance`` (1.5) times worse there
-   than bilinear (doing nothing), the tile uses the better of TsHARP and bilinear instead (recorded in
-   ``info``). On the real Momotombo scene, where the class temperatures are driven by elevation and an
-   eruption, this is what keeps DMS from being 2.7x worse than bilinear;
+4b. two do-no-harm guards, recorded in ``info``: a linear NDVI-only model (TsHARP's) competes in the
+   cross-validation and wins ties (then the tile uses TsHARP), and ``internal_asc`` repeats the sharpening one
+   scale up (coarse LST aggregated 2x, sharpened back): if DMS is more than ``self_check_tolerance`` (1.5)
+   times worse there than bilinear, the tile uses the better of TsHARP and bilinear. On the real Momotombo
+   scene, where LST follows elevation and an eruption, they keep DMS from being 3.5-4.9x worse than bilinear;
 5. the residual correction of :func:`heattrack.kernels.lst.conserve_coarse`: the coarse residual is added
    back as a smooth field plus the exact per-block remainder, so the 10 m result aggregates to the observed
    coarse LST (energy conservation) without printing coarse-pixel blocks.
