@@ -38,6 +38,7 @@ from heattrack.kernels.calibrate import (
     st_dn_to_kelvin,
 )
 from heattrack.kernels.coreg import phase_correlation_shift
+from heattrack.kernels.lst import block_mean
 from heattrack.kernels.qa import landsat_clear_mask, scl_clear_mask
 
 log = logging.getLogger(__name__)
@@ -261,15 +262,19 @@ class LocalSceneReader:
     mask_water: bool = True
     coreg: CoregParams = CoregParams()
 
-    def landsat_shift(self, geobox: GeoBox) -> dict | None:
+    def landsat_shift(self, geobox: GeoBox, nir_fine: np.ndarray | None = None) -> dict | None:
         """Estimate how far the Landsat scene sits from the Sentinel-2 granule over ``geobox`` (None when the
-        scene has no SR_B5 or coregistration is off). ``dx_m``/``dy_m``: east/north offset of Landsat features."""
+        scene has no SR_B5 or coregistration is off). ``dx_m``/``dy_m``: east/north offset of Landsat features.
+        ``nir_fine``: Sentinel-2 NIR reflectance already read on ``geobox`` (saves a second read)."""
         ls = self.scene.landsat
         if not self.coreg.enabled or "SR_B5" not in ls:
             return None
-        gb30 = geobox.zoom_out(3)
-        ref = s2_dn_to_reflectance(warp_band(self.scene.sentinel2["B08"], gb30, Resampling.average, 0),
-                                   self.scene.s2_boa_offset)
+        h, w = (geobox.shape.y // 3) * 3, (geobox.shape.x // 3) * 3
+        gb30 = geobox[:h, :w].zoom_out(3)
+        if nir_fine is None:
+            nir_fine = s2_dn_to_reflectance(warp_band(self.scene.sentinel2["B08"], geobox, Resampling.bilinear, 0),
+                                            self.scene.s2_boa_offset)
+        ref = block_mean(nir_fine[:h, :w], 3)
         mov = sr_dn_to_reflectance(warp_band(ls["SR_B5"], gb30, Resampling.bilinear, 0))
         if np.isfinite(ref).mean() < 0.25 or np.isfinite(mov).mean() < 0.25:
             return {"dx_m": 0.0, "dy_m": 0.0, "peak": 0.0, "applied": False, "reason": "too little overlap"}
@@ -282,7 +287,9 @@ class LocalSceneReader:
 
     def read(self, geobox: GeoBox) -> TileInputs:
         ls, s2 = self.scene.landsat, self.scene.sentinel2
-        coreg = self.landsat_shift(geobox)
+        red = s2_dn_to_reflectance(warp_band(s2["B04"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
+        nir = s2_dn_to_reflectance(warp_band(s2["B08"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
+        coreg = self.landsat_shift(geobox, nir)
         ls_box = geobox
         if coreg and coreg["applied"]:
             # Landsat features sit (dx, dy) m from where Sentinel-2 has them: read Landsat there
@@ -292,8 +299,6 @@ class LocalSceneReader:
         qa = warp_band(ls["QA_PIXEL"], ls_box, Resampling.nearest, QA_FILL_VALUE)
         lst = st_dn_to_kelvin(st)
         lst[~landsat_clear_mask(qa)] = np.nan
-        red = s2_dn_to_reflectance(warp_band(s2["B04"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
-        nir = s2_dn_to_reflectance(warp_band(s2["B08"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
         scl = warp_band(s2["SCL"], geobox, Resampling.nearest, 0)
         return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg)
 
