@@ -78,7 +78,6 @@ def _config(config: Path | None, overrides: dict[str, Any], sets: list[str] | No
 
 def _progress(label: str) -> Callable[[int, int], Callable]:
     """A factory handing ``run`` a per-tile callback that drives a rich progress bar."""
-    state: dict[str, Any] = {}
 
     def start(todo: int, total: int):
         prog = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("tiles"),
@@ -86,7 +85,8 @@ def _progress(label: str) -> Callable[[int, int], Callable]:
                         transient=False, disable=not console.is_terminal and todo == 0)
         prog.start()
         task = prog.add_task(label, total=todo)
-        state["prog"] = prog
+        if todo == 0:
+            prog.stop()
         if todo < total:
             console.print(f"resuming: {total - todo} of {total} tiles already complete")
 

@@ -51,8 +51,7 @@ def _lines(seg: gpd.GeoDataFrame) -> list[np.ndarray]:
     return out
 
 
-def _risk_map(folder: Path, seg: gpd.GeoDataFrame, dest: Path) -> None:
-    risk, extent, _ = _read_overview(folder / "risk_10m.tif")
+def _risk_map(risk: np.ndarray, extent: tuple, seg: gpd.GeoDataFrame, dest: Path) -> None:
     fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
     im = ax.imshow(risk, extent=extent, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
     ok = seg[seg["status"] == "ok"]
@@ -77,8 +76,7 @@ def _risk_map(folder: Path, seg: gpd.GeoDataFrame, dest: Path) -> None:
     plt.close(fig)
 
 
-def _histogram(seg: gpd.GeoDataFrame, folder: Path, dest: Path) -> None:
-    risk, _, _ = _read_overview(folder / "risk_10m.tif")
+def _histogram(seg: gpd.GeoDataFrame, risk: np.ndarray, dest: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
     r = seg["risk"].dropna().to_numpy(dtype=float)
     axes[0].hist(r, bins=40, range=(0, 1), color="tab:red")
@@ -158,10 +156,10 @@ def build_report(mosaic: Path, folder: Path, run_info: dict, aoi_window: tuple[s
     tmp = folder / "report.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    _, _, crs_wkt = _read_overview(folder / "risk_10m.tif")
+    risk, extent, crs_wkt = _read_overview(folder / "risk_10m.tif")
     seg = _segments_in(folder, crs_wkt)
-    _risk_map(folder, seg, tmp / "risk_map.png")
-    _histogram(seg, folder, tmp / "score_histogram.png")
+    _risk_map(risk, extent, seg, tmp / "risk_map.png")
+    _histogram(seg, risk, tmp / "score_histogram.png")
     _before_after(Path(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
     warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.get("warnings", []))
     inputs = run_info.get("inputs", {})

@@ -109,15 +109,17 @@ def compute_tile_products(
         if not params.dms.ndvi_predictor:
             preds = preds[: params.dms.n_classes]
         fit = dms_sharpen(lst_coarse, preds, valid, f, nd, params.dms, smooth_residual=params.smooth_residual)
-    else:
+    elif params.downscale_method == "tsharp" or params.landcover_adjust:
         fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree,
                              smooth_residual=params.smooth_residual)
+    else:
+        fit = None  # bilinear without land-cover adjustment needs no regression
     sharpened = params.downscale_method != "bilinear"
     lst = fit.lst if sharpened else plain.lst
     valid = valid & np.isfinite(lst)
     on_sharpened = sharpened and params.detect_on == "sharpened"
     target = lst if on_sharpened else plain.lst
-    if params.landcover_adjust and fit.expected is not None:
+    if params.landcover_adjust and fit is not None and fit.expected is not None:
         target = target - landcover_expectation(fit.expected, f, sharpened=on_sharpened)
     anom = local_anomaly(target, params.background_window_px, params.background_block_px,
                          params.noise_floor_k, params.score_z0, params.score_scale)

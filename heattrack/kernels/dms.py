@@ -32,7 +32,7 @@ Too few usable samples -> TsHARP (which itself falls back to bilinear), reported
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -289,8 +289,7 @@ def internal_asc(lst_coarse: np.ndarray, predictors_coarse: np.ndarray, ndvi_coa
     yc = block_mean(np.where(valid, y, np.nan), factor, 0.5)
     truth = np.where(valid, y, np.nan)
     out = {}
-    small = DMSParams(**{**params.__dict__, "local": False,
-                         "min_samples_leaf": max(10, params.min_samples_leaf // (factor * factor))})
+    small = replace(params, local=False, min_samples_leaf=max(10, params.min_samples_leaf // (factor * factor)))
     candidates = {
         "bilinear": lambda: upsample_bilinear(yc, factor),
         "tsharp": lambda: tsharp_sharpen(yc, nd, valid, factor).lst,
@@ -322,7 +321,7 @@ def dms_sharpen(
     pf = np.where(valid_fine[None], predictors_fine, np.nan).astype(np.float32)
     combined, info, pc = _dms_core(lst_coarse, pf, valid_fine, factor, params, rng)
     if combined is not None and params.self_check:
-        chosen = DMSParams(**{**params.__dict__, "max_depth": info["depth"], "depth_candidates": (info["depth"],)})
+        chosen = replace(params, max_depth=info["depth"], depth_candidates=(info["depth"],))
         asc = internal_asc(lst_coarse, pc, block_mean(np.where(valid_fine, ndvi_fine, np.nan), factor), chosen)
         info["internal_asc_rmse_k"] = {k: round(v, 4) for k, v in asc.items()}
         if asc["dms"] > params.self_check_tolerance * asc["bilinear"]:
@@ -367,7 +366,7 @@ def _dms_core(lst_coarse, pf, valid_fine, factor, params, rng=None):
         if depth < 0:
             return None, {"fallback_from": "dms", "cv_rmse_k": cv_scores,
                           "reason": "cross-validation: NDVI alone explains the coarse LST as well"}, pc
-    params = DMSParams(**{**params.__dict__, "max_depth": depth, "depth_candidates": (depth,)})
+    params = replace(params, max_depth=depth, depth_candidates=(depth,))
     model = _ensemble(params).fit(X, y)
     glob = _predict_fine(model, pf, mask_fine)
     info = {"method": "dms", "n_train": int(train.sum()), "local_models": 0, "depth": depth, "cv_rmse_k": cv_scores}

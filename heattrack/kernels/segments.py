@@ -28,9 +28,6 @@ class SegmentPoints:
     def __len__(self) -> int:
         return int(self.x.size)
 
-    def subset(self, keep: np.ndarray) -> "SegmentPoints":
-        return SegmentPoints(self.x[keep], self.y[keep], self.segment[keep])
-
 
 def sample_segment_points(lines: np.ndarray, spacing_m: float) -> SegmentPoints:
     """Points every ``spacing_m`` along each line (at least one per line, centred in its interval)."""

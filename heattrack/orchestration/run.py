@@ -215,9 +215,11 @@ def build_tasks(plan: RunPlan, out: Path, todo: list[tuple[int, int]]) -> list[T
 
 def execute_run(
     plan: RunPlan, out: Path, client, resume: bool = False,
-    on_tile: Callable[[TileOutcome], None] | None = None,
+    progress: Callable[[int, int], Callable[[TileOutcome], None]] | None = None,
 ) -> tuple[list[TileOutcome], int]:
-    """Write the template (fresh runs), run the missing tiles; returns outcomes and the number skipped."""
+    """Write the template (fresh runs), run the missing tiles; returns outcomes and the number skipped.
+
+    ``progress(todo, total)`` returns the per-tile callback (the CLI's progress bar)."""
     cfg = plan.cfg
     records = TileRecords(out)
     if not (resume and (out / "mosaic.zarr").exists()):
@@ -230,6 +232,7 @@ def execute_run(
     skipped = len(plan.grid.tiles) - len(todo)
     if skipped:
         log.info("resume: %d of %d tiles already complete", skipped, len(plan.grid.tiles))
+    on_tile = progress(len(todo), len(plan.grid.tiles)) if progress else None
     outcomes = run_tiles(client, build_tasks(plan, out, todo), retries=cfg.compute.retries, on_done=on_tile)
     return outcomes, skipped
 
@@ -360,9 +363,7 @@ def _run_locked(plan: RunPlan, cfg: Config, out: Path, resumed: bool, client, pr
     (out / STATE_DIR / "config.yaml").write_text(cfg.to_yaml())
 
     def _execute(c):
-        todo_n = sum(1 for t in plan.grid.tiles if not (resumed and TileRecords(out).done(t)))
-        cb = progress(todo_n, len(plan.grid.tiles)) if progress else None
-        return execute_run(plan, out, c, resume=resumed, on_tile=cb)
+        return execute_run(plan, out, c, resume=resumed, progress=progress)
 
     if client is None:
         with make_client(cfg.compute) as c:
