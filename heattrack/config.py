@@ -40,11 +40,14 @@ class InputConfig(_Section):
 
     source: Literal["local"] = Field("local", description="Input backend: local product files (STAC, Earth "
                                      "Engine and synthetic sources plug in here).")
-    input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (local source).")
+    input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (one date pair), or with "
+                               "one such sub-folder per date pair (multi-date run; local source).")
     pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile).")
     aoi: str | None = Field(None, description="Country name, polygon file or 'minx,miny,maxx,maxy' lon/lat; "
                             "None = extent of the input data.")
     max_date_gap_days: float = Field(10.0, ge=0, description="Warn when Landsat and Sentinel-2 dates differ more.")
+    max_dates: int | None = Field(None, ge=1, description="Use at most this many date pairs of a multi-date input "
+                                  "folder (the earliest); None = all.")
     mask_water: bool = Field(True, description="Mask water (QA_PIXEL bit 7, SCL 6): open water is not land.")
     coregister: bool = Field(True, description="Estimate the Landsat-Sentinel-2 offset per tile (phase correlation "
                              "of SR_B5 vs B08 at 30 m; needs SR_B5) and correct the Landsat reads.")
@@ -86,9 +89,12 @@ class DownscaleConfig(_Section):
 
 
 class DetectConfig(_Section):
-    """Per-pixel anomaly evidence."""
+    """Per-pixel anomaly evidence (docs/detection.md)."""
 
-    method: Literal["local"] = Field("local", description="local: excess over a robust local background.")
+    method: Literal["local", "ae", "iforest", "fused"] = Field(
+        "local", description="local: excess over a robust local background; ae: autoencoder residual on "
+        "thermal/optical patches; iforest: Isolation Forest on block features; fused: calibrated mean of the "
+        "three. Default: the best measured (docs/detection.md).")
     input: Literal["plain", "sharpened"] = Field(
         "plain", description="LST the detector looks at: plain (bilinear from the thermal resolution) or the "
         "sharpened 10 m LST. Sharpening adds land-cover texture, not leak information; plain measured best.")
@@ -100,6 +106,25 @@ class DetectConfig(_Section):
                                    "simulator (README, 'Measured numbers').")
     score_z0: float = Field(1.0, description="z-score below which the score is 0.")
     score_scale: float = Field(2.0, gt=0, description="z-score e-folding scale of the 0-1 score.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where autoencoder training/inference "
+                                                   "runs: auto = CUDA when the worker sees a GPU, else CPU.")
+    model_path: Path | None = Field(None, description="Saved autoencoder (`heattrack train`); None = train one "
+                                    "per tile on the tile's own clear patches.")
+    ae_patch_px: int = Field(5, ge=1, description="Autoencoder patch side (samples).")
+    ae_patch_step_m: float = Field(30.0, gt=0, description="Spacing of the patch samples (m): 5 x 30 m "
+                                   "spans 130 m, about the thermal footprint plus context.")
+    ae_hidden: int = Field(32, ge=2, description="Autoencoder hidden units.")
+    ae_latent: int = Field(6, ge=1, description="Autoencoder bottleneck units.")
+    ae_epochs: int = Field(25, ge=1, description="Training epochs (refit: half as many).")
+    ae_train_patches: int = Field(20000, ge=100, description="Patches sampled per tile for training.")
+    ae_trim_fraction: float = Field(0.02, ge=0, lt=0.5, description="Share of worst-reconstructed patches "
+                                    "dropped before the robust refit (leak-like outliers).")
+    gpu_memory_mb: float = Field(2048.0, gt=0, description="Activation memory one inference batch may use "
+                                 "(MB); bounds the batch size on GPU and CPU.")
+    iforest_block_m: float = Field(50.0, gt=0, description="Block size of the Isolation Forest features (m).")
+    iforest_estimators: int = Field(100, ge=10, description="Isolation Forest trees.")
+    fusion_weights: tuple[float, float, float] = Field(
+        (1.0, 1.0, 1.0), description="Weights of local, ae, iforest z-scores in the fused score.")
 
 
 class SegmentsConfig(_Section):
@@ -130,6 +155,8 @@ class ComputeConfig(_Section):
     threads_per_worker: int = Field(1, ge=1, description="Threads per LocalCluster worker process.")
     memory_limit: str = Field("auto", description="Per-worker memory limit of the LocalCluster.")
     retries: int = Field(2, ge=0, description="Retries of a failed tile task.")
+    torch_threads: int = Field(1, ge=1, description="torch CPU threads per tile task (Dask parallelises "
+                               "over tiles; more threads per task oversubscribe the cores).")
     max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "
                                     "processed pixels has no valid LST.")
 
@@ -151,7 +178,9 @@ class Config(_Section):
         res = self.grid.resolution_m
         for name, value in (("downscale.thermal_resolution_m", self.downscale.thermal_resolution_m),
                             ("grid.tile_km * 1000", self.grid.tile_km * 1000.0),
-                            ("detect.background_block_m", self.detect.background_block_m)):
+                            ("detect.background_block_m", self.detect.background_block_m),
+                            ("detect.iforest_block_m", self.detect.iforest_block_m),
+                            ("detect.ae_patch_step_m", self.detect.ae_patch_step_m)):
             if abs(value / res - round(value / res)) > 1e-6:
                 raise ValueError(f"{name} = {value} is not a multiple of grid.resolution_m = {res}")
         if self.tile_px % self.thermal_factor:

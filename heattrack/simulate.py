@@ -61,6 +61,9 @@ class SimulationSpec:
     urban_share: float = 0.55  # share of the region dense enough for district heating
     minor_street_pipes: float = 0.2  # share of dense-city minor streets with a pipe (arterials: all)
     air_temperature_k: float = 273.0
+    dates: int = 1  # Landsat/Sentinel-2 date pairs; > 1 writes one sub-folder per date (multi-date layout)
+    date_step_days: int = 16
+    persistent_distractor_share: float = 0.5  # of the distractors, the share that stays on every date
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
@@ -101,6 +104,96 @@ def _breaks(rng, n_px: int, lo: float, hi: float, res: float) -> np.ndarray:
         out.append(int(pos))
         pos += rng.uniform(lo, hi) / res
     return np.array(out, dtype=np.int64)
+
+
+def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec, landsat_date: date,
+                   rng: np.random.Generator, crs: str, t10: Affine, x0: float, y1: float):
+    """Sentinel-2 and Landsat products of one date from the true 10 m LST; returns (cloud, s2_cloud, product,
+    s2_date)."""
+    lc, veg_vigour, moisture = base["lc"], base["veg_vigour"], base["moisture"]
+    roof_red, water = base["roof_red"], base["water"]
+    shape = lst.shape
+    n = shape[0]
+    # ---- Sentinel-2 (10 m reflectance, 20 m SCL) ---------------------------------------------------
+    red = np.empty(shape, dtype=np.float32)
+    nir = np.empty(shape, dtype=np.float32)
+    v = veg_vigour
+    sel = lc == VEGETATION
+    red[sel], nir[sel] = 0.09 - 0.05 * v[sel], 0.15 + 0.22 * v[sel]
+    sel = lc == BARE
+    red[sel], nir[sel] = 0.17 - 0.06 * moisture[sel], 0.22 - 0.06 * moisture[sel]
+    sel = lc == STREET
+    red[sel], nir[sel] = 0.08, 0.10
+    sel = lc == ROOF
+    red[sel], nir[sel] = roof_red[sel], roof_red[sel] + 0.02
+    red[water], nir[water] = 0.04, 0.02
+    red = ndimage.gaussian_filter(red, 0.5) * (1 + 0.03 * rng.standard_normal(shape))
+    nir = ndimage.gaussian_filter(nir, 0.5) * (1 + 0.03 * rng.standard_normal(shape))
+    s2_cloud = _smooth_field(rng, shape, 25)
+    s2_cloud = s2_cloud > np.quantile(s2_cloud, 1 - spec.s2_cloud_fraction)
+    red[s2_cloud], nir[s2_cloud] = 0.45, 0.47
+    offset = 1000.0
+    b04 = np.clip(np.round(np.clip(red, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16)
+    b08 = np.clip(np.round(np.clip(nir, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16)
+    scl10 = np.select([lc == WATER, lc == VEGETATION], [6, 4], 5).astype(np.uint8)
+    scl10[s2_cloud] = 9
+    scl10[ndimage.binary_dilation(s2_cloud, iterations=3) & ~s2_cloud] = 8
+    scl = scl10[::2, ::2]
+    s2_date = landsat_date + timedelta(days=spec.s2_date_offset_days)
+    stamp = f"{s2_date:%Y%m%d}T022019"
+    tile = "T52SCG"
+    s2_dir = out / "sentinel2"
+    _write_tif(s2_dir / f"{tile}_{stamp}_B04_10m.tif", b04, t10, crs, nodata=0)
+    _write_tif(s2_dir / f"{tile}_{stamp}_B08_10m.tif", b08, t10, crs, nodata=0)
+    _write_tif(s2_dir / f"{tile}_{stamp}_SCL_20m.tif", scl, t10 @ Affine.scale(2), crs, nodata=0)
+    (s2_dir / "MTD_MSIL2A.xml").write_text(
+        "<?xml version='1.0' encoding='UTF-8'?>\n<n1:Level-2A_User_Product>\n<General_Info><Product_Info>\n"
+        f"<PRODUCT_START_TIME>{s2_date:%Y-%m-%d}T02:20:19.024Z</PRODUCT_START_TIME>\n"
+        "<PROCESSING_BASELINE>05.10</PROCESSING_BASELINE>\n</Product_Info>\n<Product_Image_Characteristics>\n"
+        "<QUANTIFICATION_VALUES_LIST><BOA_QUANTIFICATION_VALUE unit=\"none\">10000</BOA_QUANTIFICATION_VALUE>"
+        "</QUANTIFICATION_VALUES_LIST>\n<BOA_ADD_OFFSET_VALUES_LIST>\n"
+        + "".join(f"<BOA_ADD_OFFSET band_id=\"{b}\">-1000</BOA_ADD_OFFSET>\n" for b in range(13))
+        + "</BOA_ADD_OFFSET_VALUES_LIST>\n</Product_Image_Characteristics>\n</General_Info>\n"
+        "</n1:Level-2A_User_Product>\n")
+
+    # ---- Landsat (30 m grid offset by 15 m, TIRS footprint) ----------------------------------------
+    n30 = n // 3 - 1
+    t30 = Affine(30.0, 0, x0 + 15.0, 0, -30.0, y1 - 15.0)
+    footprint = ndimage.uniform_filter(lst, size=10, mode="nearest")  # 100 m detector integration
+    footprint = ndimage.gaussian_filter(footprint, 2.0, mode="nearest")  # optics, ~20 m sigma
+    r30, c30 = np.mgrid[0:n30, 0:n30]
+    cx30, cy30 = t30 @ (c30 + 0.5, r30 + 0.5)
+    cc, rr = ~t10 @ (cx30, cy30)
+    st = ndimage.map_coordinates(footprint, [rr - 0.5, cc - 0.5], order=1, mode="nearest").astype(np.float32)
+    st += 0.3 * _smooth_field(rng, st.shape, n30 / 4) + 0.08 * rng.standard_normal(st.shape).astype(np.float32)
+    water30 = ndimage.map_coordinates(water.astype(np.float32), [rr - 0.5, cc - 0.5], order=0) > 0.5
+    cloud_field = _smooth_field(rng, st.shape, 8)
+    cloud = cloud_field > np.quantile(cloud_field, 1 - spec.cloud_fraction) if spec.cloud_fraction > 0 else \
+        np.zeros(st.shape, bool)
+    dilated = ndimage.binary_dilation(cloud, iterations=2) & ~cloud
+    shadow = np.roll(cloud, (4, 5), axis=(0, 1)) & ~cloud & ~dilated
+    st[cloud] = 258.0 + 3.0 * cloud_field[cloud]
+    st[dilated] = 0.5 * st[dilated] + 0.5 * 262.0
+    st[shadow] -= 1.5
+    qa = np.full(st.shape, QA_CLEAR_LAND, dtype=np.uint16)
+    qa[water30] = QA_CLEAR_WATER
+    qa[shadow] = QA_SHADOW
+    qa[dilated] = QA_DILATED
+    qa[cloud] = QA_CLOUD
+    st_dn = np.clip(np.round((st - 149.0) / 0.00341802), 1, 65535).astype(np.uint16)
+    red30 = ndimage.map_coordinates(ndimage.uniform_filter(red, 3), [rr - 0.5, cc - 0.5], order=1)
+    nir30 = ndimage.map_coordinates(ndimage.uniform_filter(nir, 3), [rr - 0.5, cc - 0.5], order=1)
+    sr = {b: np.clip(np.round((a + 0.2) / 0.0000275), 1, 65535).astype(np.uint16)
+          for b, a in (("SR_B4", red30), ("SR_B5", nir30))}
+    d = landsat_date
+    product = f"LC09_L2SP_116034_{d:%Y%m%d}_{d + timedelta(days=1):%Y%m%d}_02_T1"
+    ls_dir = out / "landsat"
+    _write_tif(ls_dir / f"{product}_ST_B10.TIF", st_dn, t30, crs, nodata=0)
+    _write_tif(ls_dir / f"{product}_QA_PIXEL.TIF", qa, t30, crs, nodata=1)
+    for b, a in sr.items():
+        _write_tif(ls_dir / f"{product}_{b}.TIF", a, t30, crs, nodata=0)
+
+    return cloud, s2_cloud, product, s2_date
 
 
 def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
@@ -248,84 +341,36 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     dis_fwhm = rng.uniform(20.0, 60.0, len(dxy))
     lst += _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm)
 
-    # ---- Sentinel-2 (10 m reflectance, 20 m SCL) ---------------------------------------------------
-    red = np.empty(shape, dtype=np.float32)
-    nir = np.empty(shape, dtype=np.float32)
-    v = veg_vigour
-    sel = lc == VEGETATION
-    red[sel], nir[sel] = 0.09 - 0.05 * v[sel], 0.15 + 0.22 * v[sel]
-    sel = lc == BARE
-    red[sel], nir[sel] = 0.17 - 0.06 * moisture[sel], 0.22 - 0.06 * moisture[sel]
-    sel = lc == STREET
-    red[sel], nir[sel] = 0.08, 0.10
-    sel = lc == ROOF
-    red[sel], nir[sel] = roof_red[sel], roof_red[sel] + 0.02
-    red[water], nir[water] = 0.04, 0.02
-    red = ndimage.gaussian_filter(red, 0.5) * (1 + 0.03 * rng.standard_normal(shape))
-    nir = ndimage.gaussian_filter(nir, 0.5) * (1 + 0.03 * rng.standard_normal(shape))
-    s2_cloud = _smooth_field(rng, shape, 25)
-    s2_cloud = s2_cloud > np.quantile(s2_cloud, 1 - spec.s2_cloud_fraction)
-    red[s2_cloud], nir[s2_cloud] = 0.45, 0.47
-    offset = 1000.0
-    b04 = np.clip(np.round(np.clip(red, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16)
-    b08 = np.clip(np.round(np.clip(nir, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16)
-    scl10 = np.select([lc == WATER, lc == VEGETATION], [6, 4], 5).astype(np.uint8)
-    scl10[s2_cloud] = 9
-    scl10[ndimage.binary_dilation(s2_cloud, iterations=3) & ~s2_cloud] = 8
-    scl = scl10[::2, ::2]
-    s2_date = spec.landsat_date + timedelta(days=spec.s2_date_offset_days)
-    stamp = f"{s2_date:%Y%m%d}T022019"
-    tile = "T52SCG"
-    s2_dir = out / "sentinel2"
-    _write_tif(s2_dir / f"{tile}_{stamp}_B04_10m.tif", b04, t10, crs, nodata=0)
-    _write_tif(s2_dir / f"{tile}_{stamp}_B08_10m.tif", b08, t10, crs, nodata=0)
-    _write_tif(s2_dir / f"{tile}_{stamp}_SCL_20m.tif", scl, t10 @ Affine.scale(2), crs, nodata=0)
-    (s2_dir / "MTD_MSIL2A.xml").write_text(
-        "<?xml version='1.0' encoding='UTF-8'?>\n<n1:Level-2A_User_Product>\n<General_Info><Product_Info>\n"
-        f"<PRODUCT_START_TIME>{s2_date:%Y-%m-%d}T02:20:19.024Z</PRODUCT_START_TIME>\n"
-        "<PROCESSING_BASELINE>05.10</PROCESSING_BASELINE>\n</Product_Info>\n<Product_Image_Characteristics>\n"
-        "<QUANTIFICATION_VALUES_LIST><BOA_QUANTIFICATION_VALUE unit=\"none\">10000</BOA_QUANTIFICATION_VALUE>"
-        "</QUANTIFICATION_VALUES_LIST>\n<BOA_ADD_OFFSET_VALUES_LIST>\n"
-        + "".join(f"<BOA_ADD_OFFSET band_id=\"{b}\">-1000</BOA_ADD_OFFSET>\n" for b in range(13))
-        + "</BOA_ADD_OFFSET_VALUES_LIST>\n</Product_Image_Characteristics>\n</General_Info>\n"
-        "</n1:Level-2A_User_Product>\n")
-
-    # ---- Landsat (30 m grid offset by 15 m, TIRS footprint) ----------------------------------------
-    n30 = n // 3 - 1
-    t30 = Affine(30.0, 0, x0 + 15.0, 0, -30.0, y1 - 15.0)
-    footprint = ndimage.uniform_filter(lst, size=10, mode="nearest")  # 100 m detector integration
-    footprint = ndimage.gaussian_filter(footprint, 2.0, mode="nearest")  # optics, ~20 m sigma
-    r30, c30 = np.mgrid[0:n30, 0:n30]
-    cx30, cy30 = t30 @ (c30 + 0.5, r30 + 0.5)
-    cc, rr = ~t10 @ (cx30, cy30)
-    st = ndimage.map_coordinates(footprint, [rr - 0.5, cc - 0.5], order=1, mode="nearest").astype(np.float32)
-    st += 0.3 * _smooth_field(rng, st.shape, n30 / 4) + 0.08 * rng.standard_normal(st.shape).astype(np.float32)
-    water30 = ndimage.map_coordinates(water.astype(np.float32), [rr - 0.5, cc - 0.5], order=0) > 0.5
-    cloud_field = _smooth_field(rng, st.shape, 8)
-    cloud = cloud_field > np.quantile(cloud_field, 1 - spec.cloud_fraction) if spec.cloud_fraction > 0 else \
-        np.zeros(st.shape, bool)
-    dilated = ndimage.binary_dilation(cloud, iterations=2) & ~cloud
-    shadow = np.roll(cloud, (4, 5), axis=(0, 1)) & ~cloud & ~dilated
-    st[cloud] = 258.0 + 3.0 * cloud_field[cloud]
-    st[dilated] = 0.5 * st[dilated] + 0.5 * 262.0
-    st[shadow] -= 1.5
-    qa = np.full(st.shape, QA_CLEAR_LAND, dtype=np.uint16)
-    qa[water30] = QA_CLEAR_WATER
-    qa[shadow] = QA_SHADOW
-    qa[dilated] = QA_DILATED
-    qa[cloud] = QA_CLOUD
-    st_dn = np.clip(np.round((st - 149.0) / 0.00341802), 1, 65535).astype(np.uint16)
-    red30 = ndimage.map_coordinates(ndimage.uniform_filter(red, 3), [rr - 0.5, cc - 0.5], order=1)
-    nir30 = ndimage.map_coordinates(ndimage.uniform_filter(nir, 3), [rr - 0.5, cc - 0.5], order=1)
-    sr = {b: np.clip(np.round((a + 0.2) / 0.0000275), 1, 65535).astype(np.uint16)
-          for b, a in (("SR_B4", red30), ("SR_B5", nir30))}
-    d = spec.landsat_date
-    product = f"LC09_L2SP_116034_{d:%Y%m%d}_{d + timedelta(days=1):%Y%m%d}_02_T1"
-    ls_dir = out / "landsat"
-    _write_tif(ls_dir / f"{product}_ST_B10.TIF", st_dn, t30, crs, nodata=0)
-    _write_tif(ls_dir / f"{product}_QA_PIXEL.TIF", qa, t30, crs, nodata=1)
-    for b, a in sr.items():
-        _write_tif(ls_dir / f"{product}_{b}.TIF", a, t30, crs, nodata=0)
+    scene_dir = out if spec.dates == 1 else out / f"{spec.landsat_date:%Y-%m-%d}"
+    base = {"lc": lc, "veg_vigour": veg_vigour, "moisture": moisture, "roof_red": roof_red, "water": water}
+    sensed = _write_sensors(scene_dir, lst, base, spec, spec.landsat_date, rng, crs, t10, x0, y1)
+    cloud, s2_cloud, product, s2_date = sensed
+    dates = [{"landsat_date": str(spec.landsat_date), "sentinel2_date": str(s2_date), "landsat_product": product,
+              "folder": scene_dir.name if spec.dates > 1 else ".", "cloud_fraction_landsat": float(cloud.mean())}]
+    # later dates: same city, pipes and leaks; new weather, noise, clouds, transient distractors
+    static_lst = lst - _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp, leak_fwhm) \
+        - _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm) - texture
+    n_keep = int(round(spec.persistent_distractor_share * len(dxy)))
+    for k in range(1, spec.dates):
+        rk = np.random.default_rng([spec.seed, k])
+        d_k = spec.landsat_date + timedelta(days=k * spec.date_step_days)
+        contrast = rk.uniform(0.85, 1.15)
+        mean_static = float(static_lst.mean())
+        lst_k = (mean_static + rk.normal(0, 2.0) + contrast * (static_lst - mean_static)
+                 + 0.35 * _smooth_field(rk, shape, 2.0)).astype(np.float32)
+        lst_k += _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp * rk.uniform(0.7, 1.3, n_leaks), leak_fwhm)
+        new_xy = []
+        while len(new_xy) < len(dxy) - n_keep:
+            x, y = t10 @ (rk.uniform(0, n), rk.uniform(0, n))
+            if not net.contains(shapely.Point(x, y)):
+                new_xy.append((x, y))
+        dk = np.concatenate([dxy[:n_keep], np.array(new_xy).reshape(-1, 2)])
+        lst_k += _gauss_blobs(shape, t10, dk[:, 0], dk[:, 1], rk.uniform(3.0, 10.0, len(dk)),
+                              rk.uniform(20.0, 60.0, len(dk)))
+        cloud_k, _, product_k, s2_k = _write_sensors(out / f"{d_k:%Y-%m-%d}", lst_k, base, spec, d_k, rk, crs,
+                                                     t10, x0, y1)
+        dates.append({"landsat_date": str(d_k), "sentinel2_date": str(s2_k), "landsat_product": product_k,
+                      "folder": f"{d_k:%Y-%m-%d}", "cloud_fraction_landsat": float(cloud_k.mean())})
 
     # ---- vectors and truth ------------------------------------------------------------------------
     pipes = gpd.GeoDataFrame({"segment_id": seg_ids, "diameter_mm": diam}, geometry=lines, crs=crs)
@@ -345,6 +390,7 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
         "leak_segment_ids": sorted(seg_ids[i] for i in leak_seg), "n_distractors": int(len(dxy)),
         "landsat_product": product, "sentinel2_date": str(s2_date),
         "cloud_fraction_landsat": float(cloud.mean()), "cloud_fraction_s2": float(s2_cloud.mean()),
+        "dates": dates,
     }
     (truth_dir / "truth.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -160,6 +160,26 @@ def discover_local_scene(input_dir: Path) -> LocalScene:
     return LocalScene(landsat, sentinel2, product, ls_date, s2_date, float(offset), str(source))
 
 
+def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list[LocalScene]:
+    """One scene (``INPUT/landsat`` + ``INPUT/sentinel2``) or several date pairs, one per sub-folder
+    (``INPUT/<any name>/landsat`` + ``.../sentinel2``), sorted by Landsat date. ``max_dates``: keep the first N."""
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise InputError(f"input folder {input_dir} does not exist")
+    if (input_dir / "landsat").is_dir() or (input_dir / "sentinel2").is_dir():
+        return [discover_local_scene(input_dir)]
+    subs = sorted(p for p in input_dir.iterdir() if p.is_dir() and (p / "landsat").is_dir())
+    if not subs:
+        raise InputError(f"input folder {input_dir} has no landsat/ and sentinel2/ subfolders, nor date-pair "
+                         "subfolders that hold them")
+    scenes = sorted((discover_local_scene(p) for p in subs),
+                    key=lambda sc: (sc.landsat_date or date.max, sc.landsat_product))
+    products = [sc.landsat_product for sc in scenes]
+    if len(set(products)) != len(products):
+        raise InputError(f"input folder {input_dir}: the same Landsat product appears in two date folders")
+    return scenes[:max_dates] if max_dates else scenes
+
+
 def _open_error(path: Path, exc: Exception) -> InputError:
     msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     return InputError(f"cannot read raster {path}: not a readable GeoTIFF/JP2 ({msg})")

@@ -32,6 +32,8 @@ MOSAIC_VARIABLES: dict[str, tuple[str, Any, dict]] = {
     "risk": ("float32", np.nan, {"long_name": "pixel leak evidence", "units": "1", "valid_range": [0.0, 1.0]}),
     "valid": ("uint8", 0, {"long_name": "1 where the pixel had clear thermal and optical data", "units": "1",
                            "flag_values": [0, 1], "flag_meanings": "no_data clear"}),
+    "n_dates": ("uint8", 0, {"long_name": "number of date pairs with clear data (multi-date runs average "
+                             "lst, anomaly and risk over them)", "units": "1"}),
 }
 
 

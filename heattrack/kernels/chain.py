@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from heattrack.kernels.anomaly import local_anomaly
+from heattrack.kernels.detectors import DetectorParams, detect
 from heattrack.kernels.dms import DMSParams, dms_predictors, dms_sharpen
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
+from heattrack.kernels.patches import PatchSpec
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ChainParams:
     score_z0: float = 1.0
     score_scale: float = 2.0
     dms: DMSParams = DMSParams()
+    detector: DetectorParams = DetectorParams()
 
     @classmethod
     def from_config(cls, cfg) -> "ChainParams":
@@ -61,7 +64,22 @@ class ChainParams:
                 ndvi_predictor=cfg.downscale.dms_ndvi_predictor,
                 depth_candidates=(0, 2, 3) if cfg.downscale.dms_select_depth else (cfg.downscale.dms_max_depth,),
                 seed=cfg.seed),
+            detector=detector_params(cfg),
         )
+
+
+def detector_params(cfg) -> DetectorParams:
+    """Detector parameters in pixels of the 10 m grid, from the Config."""
+    from heattrack.kernels.autoencoder import batch_for_memory
+
+    d, res = cfg.detect, cfg.grid.resolution_m
+    patch = PatchSpec(size=d.ae_patch_px, step=max(1, int(round(d.ae_patch_step_m / res))))
+    return DetectorParams(
+        method=d.method, patch=patch, ae_train_patches=d.ae_train_patches, ae_hidden=d.ae_hidden,
+        ae_latent=d.ae_latent, ae_epochs=d.ae_epochs, ae_trim_fraction=d.ae_trim_fraction, device=d.device,
+        max_batch=batch_for_memory(patch.n_features, d.ae_hidden, d.gpu_memory_mb),
+        iforest_block_px=max(1, int(round(d.iforest_block_m / res))), iforest_estimators=d.iforest_estimators,
+        weights=tuple(d.fusion_weights), z0=d.score_z0, scale=d.score_scale, seed=cfg.seed)
 
 
 def landcover_expectation(expected_fine: np.ndarray, factor: int, sharpened: bool) -> np.ndarray:
@@ -75,6 +93,20 @@ def landcover_expectation(expected_fine: np.ndarray, factor: int, sharpened: boo
 
 
 @dataclass(frozen=True)
+class ThermalProducts:
+    """Stage 1 of the chain on one padded tile and date: LST on the 10 m grid and the local anomaly."""
+
+    lst_10m: np.ndarray
+    lst_plain: np.ndarray
+    anomaly_k: np.ndarray
+    sigma_k: float
+    local_risk: np.ndarray
+    ndvi: np.ndarray
+    valid: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TileProducts:
     """Fine-grid products of one tile (same shape as the inputs). Temperatures in K, risk 0-1."""
 
@@ -84,16 +116,17 @@ class TileProducts:
     risk: np.ndarray
     valid: np.ndarray
     info: dict = field(default_factory=dict)
+    evidence_z: dict = field(default_factory=dict)
 
 
-def compute_tile_products(
+def thermal_products(
     lst_30m_on_10m: np.ndarray,
     red: np.ndarray,
     nir: np.ndarray,
     optical_clear: np.ndarray,
     params: ChainParams,
-) -> TileProducts:
-    """Run mask -> coarse aggregation -> sharpening -> anomaly on one padded tile.
+) -> ThermalProducts:
+    """Mask -> coarse aggregation -> sharpening -> local anomaly on one padded tile.
 
     ``lst_30m_on_10m``: Landsat LST (K) nearest-resampled onto the 10 m grid, NaN where unusable;
     ``red``/``nir``: Sentinel-2 reflectance 0-1; ``optical_clear``: SCL usable-land mask.
@@ -125,4 +158,30 @@ def compute_tile_products(
                          params.noise_floor_k, params.score_z0, params.score_scale)
     info = {**(fit.info if sharpened else plain.info), "sigma_k": anom.sigma_k,
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
-    return TileProducts(lst, plain.lst, anom.anomaly_k, anom.score, valid, info)
+    return ThermalProducts(lst, plain.lst, anom.anomaly_k, anom.sigma_k, anom.score, nd, valid, info)
+
+
+def detect_products(th: ThermalProducts, red: np.ndarray, nir: np.ndarray, params: ChainParams,
+                    model=None) -> tuple[TileProducts, object]:
+    """Stage 2: pixel risk from ``params.detector`` (``model``: a fitted autoencoder for ``ae``/``fused``;
+    None trains one on this tile). Returns the products and the model used (None for local/iforest)."""
+    risk, evidence = th.local_risk, {}
+    if params.detector.method != "local":
+        det, model = detect(th.anomaly_k, th.sigma_k, th.ndvi, red, nir, th.valid & np.isfinite(th.anomaly_k),
+                            params.detector, model=model)
+        risk, evidence = det.risk, det.z
+    info = {**th.info, "detect": params.detector.method}
+    return TileProducts(th.lst_10m, th.lst_plain, th.anomaly_k, risk, th.valid, info, evidence), model
+
+
+def compute_tile_products(
+    lst_30m_on_10m: np.ndarray,
+    red: np.ndarray,
+    nir: np.ndarray,
+    optical_clear: np.ndarray,
+    params: ChainParams,
+    model=None,
+) -> TileProducts:
+    """The whole chain on one padded tile and date (:func:`thermal_products` then :func:`detect_products`)."""
+    th = thermal_products(lst_30m_on_10m, red, nir, optical_clear, params)
+    return detect_products(th, red, nir, params, model)[0]

@@ -18,7 +18,7 @@ from odc.geo.geobox import GeoBox
 
 from heattrack.io.local import TileInputs
 from heattrack.io.store import TileRecords, write_tile_region
-from heattrack.kernels.chain import ChainParams, compute_tile_products
+from heattrack.kernels.chain import ChainParams, ThermalProducts, detect_products, thermal_products
 from heattrack.kernels.segments import label_hotspots, neighbourhood_max, sample_at_points
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,15 @@ class TileReader(Protocol):
 
 @dataclass(frozen=True)
 class TileTask:
-    """Everything one tile needs: where it is, what to read, how to compute, where to write."""
+    """Everything one tile needs: where it is, what to read (one reader per date pair), how to compute,
+    where to write."""
 
     index: tuple[int, int]
     geobox: GeoBox
     halo_px: int
     rows: slice
     cols: slice
-    reader: TileReader
+    readers: tuple[TileReader, ...]
     params: ChainParams
     point_ids: np.ndarray
     point_x: np.ndarray
@@ -49,10 +50,16 @@ class TileTask:
     hotspot_min_area_px: int
     mosaic_path: str
     out_dir: str
+    model_path: str | None = None
+    torch_threads: int = 1
 
     @property
     def key(self) -> str:
         return f"tile-{self.index[0]}_{self.index[1]}"
+
+    @property
+    def needs_model(self) -> bool:
+        return self.params.detector.method in ("ae", "fused")
 
 
 def _max_rss_mb() -> float:
@@ -69,52 +76,125 @@ def _max_rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def process_tile(task: TileTask) -> dict:
-    """Compute one tile and persist it: zarr region first, then the completion record. Returns a summary."""
+@dataclass
+class PreparedDate:
+    """Stage 1 of a tile for one date pair: thermal products and the optical bands stage 2 needs."""
+
+    date_index: int
+    thermal: ThermalProducts
+    red: np.ndarray
+    nir: np.ndarray
+    coregistration: dict
+    seconds: dict
+
+
+def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
+    """Read one date pair on the padded tile and run the thermal stage (CPU work)."""
     t0 = time.perf_counter()
+    inputs = task.readers[date_index].read(task.geobox.pad(task.halo_px))
+    t1 = time.perf_counter()
+    th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, task.params)
+    return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
+                        {"read": t1 - t0, "thermal": time.perf_counter() - t1})
+
+
+def _nanmean(stack: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 ignoring NaN; NaN where every layer is NaN (no warning)."""
+    ok = np.isfinite(stack)
+    n = ok.sum(axis=0)
+    total = np.where(ok, stack, 0).sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / n, np.nan).astype(np.float32)
+
+
+def _tile_model(task: TileTask):
+    """The saved autoencoder (loaded once per worker) or None (train on the tile)."""
+    if not task.needs_model or task.model_path is None:
+        return None
+    from heattrack.io.models import load_model
+
+    return load_model(Path(task.model_path), task.params.detector.device, task.params.detector.max_batch)
+
+
+def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
+    """Stage 2: detection per date (GPU when the worker has one), date combination, zarr region, segment
+    points and hotspots, then the completion record. Returns the tile summary."""
+    t0 = time.perf_counter()
+    if task.needs_model:
+        import torch
+
+        torch.set_num_threads(task.torch_threads)
+    model = _tile_model(task)
+    prods = []
+    for prep in sorted(prepared, key=lambda p: p.date_index):
+        prod, model = detect_products(prep.thermal, prep.red, prep.nir, task.params, model)  # reused across dates
+        prods.append(prod)
+    t_detect = time.perf_counter()
     padded = task.geobox.pad(task.halo_px)
-    inputs = task.reader.read(padded)
-    t_read = time.perf_counter()
-    prod = compute_tile_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, task.params)
-    t_chain = time.perf_counter()
     h, n = task.halo_px, task.geobox.shape.y
     core = (slice(h, h + n), slice(h, h + n))
+    risk = _nanmean(np.stack([np.where(p.valid, p.risk, np.nan) for p in prods]))
+    anomaly = _nanmean(np.stack([np.where(p.valid, p.anomaly_k, np.nan) for p in prods]))
+    n_dates = np.sum([p.valid for p in prods], axis=0).astype(np.uint8)
+    valid = n_dates > 0
     write_tile_region(Path(task.mosaic_path), task.rows, task.cols, {
-        "lst_10m": prod.lst_10m[core], "lst_plain": prod.lst_plain[core], "anomaly_k": prod.anomaly_k[core],
-        "risk": prod.risk[core], "valid": prod.valid[core].astype(np.uint8),
+        "lst_10m": _nanmean(np.stack([p.lst_10m for p in prods]))[core],
+        "lst_plain": _nanmean(np.stack([p.lst_plain for p in prods]))[core],
+        "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
+        "n_dates": n_dates[core],
     })
     t_write = time.perf_counter()
-    # evidence along pipes: neighbourhood maximum within the buffer, read at the tile's own sample points
-    risk_nb = neighbourhood_max(prod.risk, task.buffer_px)
-    dt_nb = neighbourhood_max(prod.anomaly_k, task.buffer_px)
-    p_risk = sample_at_points(risk_nb, padded.affine, task.point_x, task.point_y)
-    p_dt = sample_at_points(dt_nb, padded.affine, task.point_x, task.point_y)
-    p_valid = sample_at_points(prod.valid.astype(np.float32), padded.affine, task.point_x, task.point_y)
-    p_risk[p_valid != 1] = np.nan  # a pipe point under cloud has no evidence of its own
-    blobs = label_hotspots(prod.risk[core], prod.anomaly_k[core], task.hotspot_threshold, task.hotspot_min_area_px)
+    # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
+    p_risk_d, p_dt_d = [], []
+    for p in prods:
+        pr = sample_at_points(neighbourhood_max(p.risk, task.buffer_px), padded.affine, task.point_x, task.point_y)
+        pd = sample_at_points(neighbourhood_max(p.anomaly_k, task.buffer_px), padded.affine, task.point_x,
+                              task.point_y)
+        pv = sample_at_points(p.valid.astype(np.float32), padded.affine, task.point_x, task.point_y)
+        pr[pv != 1] = np.nan  # a pipe point under cloud has no evidence of its own
+        p_risk_d.append(pr)
+        p_dt_d.append(pd)
+    p_risk_d, p_dt_d = np.stack(p_risk_d), np.stack(p_dt_d)
+    blobs = label_hotspots(risk[core], anomaly[core], task.hotspot_threshold, task.hotspot_min_area_px)
     hx, hy = task.geobox.affine @ (blobs.col + 0.5, blobs.row + 0.5)
     res2 = abs(task.geobox.affine.a * task.geobox.affine.e)
-    core_valid = prod.valid[core]
+    core_valid = valid[core]
+    sec = {"read": sum(p.seconds["read"] for p in prepared), "compute": sum(p.seconds["thermal"] for p in prepared)
+           + (t_detect - t0), "detect": t_detect - t0, "write": t_write - t_detect}
+    sec["total"] = sum(p.seconds["read"] + p.seconds["thermal"] for p in prepared) + time.perf_counter() - t0
     summary = {
         "tile": f"{task.index[0]}_{task.index[1]}",
         "valid_fraction": float(core_valid.mean()),
         "n_valid": int(core_valid.sum()),
         "n_points": int(task.point_ids.size),
         "n_hotspots": int(blobs.area_px.size),
-        "seconds": {"read": t_read - t0, "compute": t_chain - t_read, "write": t_write - t_chain,
-                    "total": time.perf_counter() - t0},
+        "seconds": sec,
         "pixels": int(n * n),
         "max_rss_mb": _max_rss_mb(),
-        "sharpen": prod.info,
-        "coregistration": inputs.coregistration,
+        "sharpen": prods[0].info,
+        "coregistration": prepared[0].coregistration,
+        "dates": [{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,
+                   "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, sorted(prepared, key=lambda q: q.date_index))],
     }
     TileRecords(Path(task.out_dir)).write(task.index, {
-        "point_ids": task.point_ids, "point_risk": p_risk, "point_dt": p_dt,
+        "point_ids": task.point_ids, "point_risk": _nanmean(p_risk_d), "point_dt": _nanmean(p_dt_d),
+        "point_risk_by_date": p_risk_d,
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score,
         "hs_area_m2": blobs.area_px * res2,
     }, summary)
     return summary
+
+
+def process_tile(task: TileTask) -> dict:
+    """Both stages of one tile in one process (CPU-only clusters, tests, debugging)."""
+    return finish_tile(task, *(prepare_tile(task, i) for i in range(len(task.readers))))
+
+
+def cluster_has_gpu_workers(client) -> bool:
+    """True when any worker of the cluster declares a ``GPU`` resource (``--resources GPU=1``)."""
+    workers = client.scheduler_info().get("workers", {})
+    return any(float(w.get("resources", {}).get("GPU", 0)) > 0 for w in workers.values())
 
 
 @dataclass
@@ -128,11 +208,26 @@ def run_tiles(client, tasks: Sequence[TileTask], retries: int = 2,
               on_done: Callable[[TileOutcome], None] | None = None) -> list[TileOutcome]:
     """Submit every task to Dask (retried ``retries`` times) and collect outcomes as they finish.
 
-    A tile that still fails is reported in its outcome; the other tiles carry on.
+    When the detector needs the autoencoder and the cluster has GPU workers, each tile becomes one CPU task
+    per date (read + sharpen, no resource) and one stage-2 task that requires ``GPU=1`` (detection, writes);
+    otherwise one task per tile does both. A tile that still fails is reported in its outcome; the others
+    carry on.
     """
     from distributed import as_completed
 
-    futures = {client.submit(process_tile, t, key=t.key, retries=retries, pure=False): t for t in tasks}
+    split = bool(tasks) and tasks[0].needs_model and cluster_has_gpu_workers(client)
+    if split:
+        log.info("GPU workers present: autoencoder stage of each tile requires resource GPU=1")
+    futures = {}
+    for t in tasks:
+        if split:
+            preps = [client.submit(prepare_tile, t, i, key=f"prepare-{t.key}-d{i}", retries=retries, pure=False)
+                     for i in range(len(t.readers))]
+            fut = client.submit(finish_tile, t, *preps, key=t.key, retries=retries, pure=False,
+                                resources={"GPU": 1})
+        else:
+            fut = client.submit(process_tile, t, key=t.key, retries=retries, pure=False)
+        futures[fut] = t
     outcomes = []
     for fut in as_completed(futures):
         task = futures[fut]

@@ -25,7 +25,7 @@ from heattrack import __version__
 from heattrack.config import Config
 from heattrack.errors import ConfigError, HeattrackError, InputError, NoDataError
 from heattrack.io.exports import write_cog, write_geojson, write_json
-from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader, discover_local_scene, scene_footprint
+from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader, discover_local_scenes, scene_footprint
 from heattrack.io.pipes import read_pipes
 from heattrack.io.store import TileRecords, create_mosaic_template
 from heattrack.kernels.chain import ChainParams
@@ -45,8 +45,8 @@ class RunPlan:
     """Validated inputs and the tile layout of one run."""
 
     cfg: Config
-    scene: LocalScene
-    reader: LocalSceneReader
+    scenes: list[LocalScene]  # date pairs, sorted by Landsat date
+    readers: list[LocalSceneReader]
     pipes: gpd.GeoDataFrame  # in the grid CRS
     grid: TileGrid
     points: SegmentPoints
@@ -60,8 +60,12 @@ def plan_run(cfg: Config) -> RunPlan:
         raise ConfigError("no input folder given (--input DIR)")
     if cfg.input.pipes is None:
         raise ConfigError("no pipe network given (--pipes FILE)")
-    scene = discover_local_scene(cfg.input.input)
-    footprint, data_crs = scene_footprint(scene)
+    scenes = discover_local_scenes(cfg.input.input, cfg.input.max_dates)
+    footprints = [scene_footprint(sc) for sc in scenes]
+    data_crs = footprints[0][1]
+    footprint = footprints[0][0]
+    for fp, _ in footprints[1:]:
+        footprint = footprint | fp.to_crs(footprint.crs)
     pipes_raw = read_pipes(cfg.input.pipes)
     aoi = resolve_aoi(cfg.input.aoi, footprint)
     crs = choose_crs(cfg.grid.crs, aoi, data_crs)
@@ -76,23 +80,35 @@ def plan_run(cfg: Config) -> RunPlan:
         b = pipes_raw.total_bounds
         raise InputError(f"pipes file {cfg.input.pipes} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
                          f"{pipes_raw.crs.to_string()}) does not overlap the input data / AOI")
-    reader = LocalSceneReader(scene, mask_water=cfg.input.mask_water, coreg=CoregParams(
-        enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m, max_shift_m=cfg.input.coreg_max_shift_m))
+    coreg = CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
+                        max_shift_m=cfg.input.coreg_max_shift_m)
+    readers = [LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg) for sc in scenes]
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
-    if reader.clear_fraction(coarse) <= 0.0:
-        raise NoDataError(f"Landsat scene {scene.landsat_product}: no clear, non-fill thermal pixel over the AOI "
-                          "(all cloud or nodata per QA_PIXEL)")
+    clear = [r.clear_fraction(coarse) for r in readers]
+    if max(clear) <= 0.0:
+        raise NoDataError(f"Landsat scene{'s' if len(scenes) > 1 else ''} "
+                          f"{', '.join(sc.landsat_product for sc in scenes)}: no clear, non-fill thermal pixel over "
+                          "the AOI (all cloud or nodata per QA_PIXEL)")
     warnings = []
-    gap = scene.date_gap_days
-    if gap is not None and gap > cfg.input.max_date_gap_days:
-        warnings.append(f"Landsat ({scene.landsat_date}) and Sentinel-2 ({scene.s2_date}) dates are {gap:.0f} days "
-                        f"apart (> max_date_gap_days = {cfg.input.max_date_gap_days:g}): land cover may have changed")
+    for sc, cf in zip(scenes, clear):
+        if cf <= 0.0:
+            warnings.append(f"Landsat scene {sc.landsat_product}: no clear pixel over the AOI (date kept, adds no "
+                            "evidence)")
+        gap = sc.date_gap_days
+        if gap is not None and gap > cfg.input.max_date_gap_days:
+            warnings.append(f"Landsat ({sc.landsat_date}) and Sentinel-2 ({sc.s2_date}) dates are {gap:.0f} days "
+                            f"apart (> max_date_gap_days = {cfg.input.max_date_gap_days:g}): land cover may have "
+                            "changed")
+    if cfg.detect.model_path is not None and cfg.detect.method in ("ae", "fused"):
+        from heattrack.io.models import read_model_file
+
+        read_model_file(cfg.detect.model_path)  # fail before any tile if the model is missing or foreign
     for w in warnings:
         log.warning(w)
     points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
     size = cfg.tile_px * cfg.grid.resolution_m
     point_tiles = np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
-    return RunPlan(cfg, scene, reader, pipes, grid, points, point_tiles, warnings)
+    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings)
 
 
 # -- output folder state ---------------------------------------------------------------------------------
@@ -207,9 +223,11 @@ def build_tasks(plan: RunPlan, out: Path, todo: list[tuple[int, int]]) -> list[T
         rows, cols = grid.tile_slices(idx)
         tasks.append(TileTask(
             index=idx, geobox=grid.tile_geobox(idx), halo_px=cfg.halo_px, rows=rows, cols=cols,
-            reader=plan.reader, params=params, point_ids=sel, point_x=plan.points.x[sel],
+            readers=tuple(plan.readers), params=params, point_ids=sel, point_x=plan.points.x[sel],
             point_y=plan.points.y[sel], buffer_px=buffer_px, hotspot_threshold=cfg.segments.hotspot_threshold,
-            hotspot_min_area_px=min_area_px, mosaic_path=str(out / "mosaic.zarr"), out_dir=str(out)))
+            hotspot_min_area_px=min_area_px, mosaic_path=str(out / "mosaic.zarr"), out_dir=str(out),
+            model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
+            torch_threads=cfg.compute.torch_threads))
     return tasks
 
 
@@ -242,6 +260,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     n_pts = len(plan.points)
     p_risk = np.full(n_pts, np.nan)
     p_dt = np.full(n_pts, np.nan)
+    p_risk_d = np.full((len(plan.scenes), n_pts), np.nan)
     hs = {k: [] for k in ("hs_x", "hs_y", "hs_peak_dt", "hs_peak_score", "hs_area_m2")}
     n_valid = n_pix = 0
     tiles = {}
@@ -249,6 +268,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         arrays, summary = records.read(idx)
         p_risk[arrays["point_ids"]] = arrays["point_risk"]
         p_dt[arrays["point_ids"]] = arrays["point_dt"]
+        p_risk_d[:, arrays["point_ids"]] = arrays["point_risk_by_date"]
         for k in hs:
             hs[k].append(arrays[k])
         n_valid += summary["n_valid"]
@@ -263,6 +283,12 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     seg["length_m"] = np.round(seg.geometry.length, 1)
     ok = np.isfinite(scores.risk)
     seg["status"] = np.where(ok, "ok", "no_data")
+    by_date = [score_segments(p_risk_d[i], p_dt, plan.points.segment, len(plan.pipes), top_k=cfg.segments.top_k)
+               for i in range(len(plan.scenes))]
+    seg["n_dates"] = np.sum([np.isfinite(b.risk) for b in by_date], axis=0).astype(np.int64)
+    if len(plan.scenes) > 1:  # per-date evidence, one column per Landsat date
+        for sc, b in zip(plan.scenes, by_date):
+            seg[f"risk_{sc.landsat_date or sc.landsat_product}"] = np.round(b.risk, 4)
     order = np.lexsort((seg["segment_id"].values, -np.nan_to_num(scores.delta_t_k, nan=-1e9),
                         -np.nan_to_num(scores.risk, nan=-1.0)))
     rank = np.full(len(seg), np.nan)
@@ -288,6 +314,12 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     stats = {"n_valid_px": int(n_valid), "n_px": int(n_pix), "tiles": tiles,
              "segments_ok": int(ok.sum()), "segments_no_data": int((~ok).sum()), "hotspots": int(len(hot))}
     return seg, hot, stats
+
+
+def _scene_info(sc: LocalScene) -> dict:
+    return {"landsat_product": sc.landsat_product, "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,
+            "date_gap_days": sc.date_gap_days, "s2_boa_offset": sc.s2_boa_offset,
+            "s2_offset_source": sc.s2_offset_source}
 
 
 def finalize_run(plan: RunPlan, out: Path, stats_extra: dict) -> gpd.GeoDataFrame:
@@ -319,9 +351,7 @@ def finalize_run(plan: RunPlan, out: Path, stats_extra: dict) -> gpd.GeoDataFram
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "grid": {"crs": grid.crs.to_epsg() and f"EPSG:{grid.crs.to_epsg()}" or grid.crs.to_wkt(),
                  "tile_px": grid.tile_px, "resolution_m": grid.resolution_m, "n_tiles": len(grid.tiles)},
-        "inputs": {"landsat_product": plan.scene.landsat_product, "landsat_date": plan.scene.landsat_date,
-                   "sentinel2_date": plan.scene.s2_date, "date_gap_days": plan.scene.date_gap_days,
-                   "s2_boa_offset": plan.scene.s2_boa_offset, "s2_offset_source": plan.scene.s2_offset_source,
+        "inputs": {**_scene_info(plan.scenes[0]), "dates": [_scene_info(sc) for sc in plan.scenes],
                    "pipes": str(cfg.input.pipes), "n_segments": int(len(seg))},
         "warnings": plan.warnings,
         "valid_fraction": stats["n_valid_px"] / max(stats["n_px"], 1),
