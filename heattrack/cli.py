@@ -183,6 +183,28 @@ def run(
 
 
 @app.command()
+def train(
+    run_dirs: Annotated[list[Path], typer.Option("--run", help="Finished (or resumable) run folder to learn "
+                                                 "from; repeatable.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model file to write (e.g. models/ae.pt).")],
+    tiles_per_run: Annotated[int, typer.Option(help="Tiles sampled per run (spread over its grid).", min=1)] = 4,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train the patch autoencoder on clear patches of one or more runs; use it with
+    `heattrack run --set detect.model_path=MODEL --set detect.method=fused`."""
+    from heattrack.orchestration.train import train_model
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        overrides = dict(parse_set_option(s) for s in (set_ or []))
+        with console.status("reading sampled tiles and training"):
+            summary = train_model(run_dirs, out, tiles_per_run=tiles_per_run, overrides=overrides)
+        console.print(f"model written to {out}: {summary['n_patches']} patches from {len(summary['tiles'])} tiles "
+                      f"of {len(summary['runs'])} run(s), final loss {summary['final_loss']:.4f}")
+
+
+@app.command()
 def report(
     out: Annotated[Path, typer.Argument(help="Output folder of a finished run.")],
     verbose: VerboseOpt = False,

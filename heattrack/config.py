@@ -131,6 +131,9 @@ class SegmentsConfig(_Section):
     """Pipe segments and hotspot blobs."""
 
     buffer_m: float = Field(20.0, ge=0, description="Evidence within this distance of a pipe counts for it (m).")
+    offpipe_radius_m: float = Field(0.0, ge=0, description="Off-pipe penalty: a pipe point's evidence is scaled "
+                                    "by (max risk within buffer_m) / (max risk within this radius), so a hot spot "
+                                    "peaking away from the pipe counts less; <= buffer_m disables it.")
     spacing_m: float = Field(10.0, gt=0, description="Sample-point spacing along pipes (m).")
     top_k: int = Field(3, ge=1, description="Segment risk = mean of its top_k sample points.")
     hotspot_threshold: float = Field(0.6, gt=0, le=1, description="Pixel score that makes a hotspot pixel.")
@@ -202,7 +205,8 @@ class Config(_Section):
     @property
     def halo_px(self) -> int:
         f = self.thermal_factor
-        need = max(self.grid.halo_m, self.detect.background_window_m / 2 + self.segments.buffer_m)
+        need = max(self.grid.halo_m, self.detect.background_window_m / 2
+                   + max(self.segments.buffer_m, self.segments.offpipe_radius_m))
         return int(-(-round(need / self.grid.resolution_m) // f) * f)
 
     @property

@@ -19,7 +19,7 @@ from odc.geo.geobox import GeoBox
 from heattrack.io.local import TileInputs
 from heattrack.io.store import TileRecords, write_tile_region
 from heattrack.kernels.chain import ChainParams, ThermalProducts, detect_products, thermal_products
-from heattrack.kernels.segments import label_hotspots, neighbourhood_max, sample_at_points
+from heattrack.kernels.segments import along_pipe_evidence, label_hotspots, neighbourhood_max, sample_at_points
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class TileTask:
     out_dir: str
     model_path: str | None = None
     torch_threads: int = 1
+    offpipe_radius_px: int = 0
 
     @property
     def key(self) -> str:
@@ -96,6 +97,16 @@ def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
     th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, task.params)
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
                         {"read": t1 - t0, "thermal": time.perf_counter() - t1})
+
+
+def _worker_address() -> str | None:
+    """Address of the Dask worker running this task (None outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return get_worker().address
+    except (ImportError, ValueError):
+        return None
 
 
 def _nanmean(stack: np.ndarray) -> np.ndarray:
@@ -147,7 +158,8 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
     p_risk_d, p_dt_d = [], []
     for p in prods:
-        pr = sample_at_points(neighbourhood_max(p.risk, task.buffer_px), padded.affine, task.point_x, task.point_y)
+        pr = sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
+                              task.point_x, task.point_y)
         pd = sample_at_points(neighbourhood_max(p.anomaly_k, task.buffer_px), padded.affine, task.point_x,
                               task.point_y)
         pv = sample_at_points(p.valid.astype(np.float32), padded.affine, task.point_x, task.point_y)
@@ -171,6 +183,7 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
         "seconds": sec,
         "pixels": int(n * n),
         "max_rss_mb": _max_rss_mb(),
+        "worker": _worker_address(),
         "sharpen": prods[0].info,
         "coregistration": prepared[0].coregistration,
         "dates": [{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,

@@ -101,8 +101,10 @@ def plan_run(cfg: Config) -> RunPlan:
                             "changed")
     if cfg.detect.model_path is not None and cfg.detect.method in ("ae", "fused"):
         from heattrack.io.models import read_model_file
+        from heattrack.orchestration.train import check_model_matches
 
-        read_model_file(cfg.detect.model_path)  # fail before any tile if the model is missing or foreign
+        # fail before any tile if the model is missing, foreign or made for other patch settings
+        check_model_matches(read_model_file(cfg.detect.model_path), cfg, cfg.detect.model_path)
     for w in warnings:
         log.warning(w)
     points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
@@ -227,7 +229,8 @@ def build_tasks(plan: RunPlan, out: Path, todo: list[tuple[int, int]]) -> list[T
             point_y=plan.points.y[sel], buffer_px=buffer_px, hotspot_threshold=cfg.segments.hotspot_threshold,
             hotspot_min_area_px=min_area_px, mosaic_path=str(out / "mosaic.zarr"), out_dir=str(out),
             model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
-            torch_threads=cfg.compute.torch_threads))
+            torch_threads=cfg.compute.torch_threads,
+            offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res))))
     return tasks
 
 

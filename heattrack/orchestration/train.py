@@ -1,0 +1,98 @@
+"""``heattrack train``: fit one autoencoder on clear patches of one or more runs, save it with provenance.
+
+Each run folder contributes its resolved ``config.yaml`` (inputs, grid, detector settings): up to
+``tiles_per_run`` tiles, spread evenly over its grid, are read and taken through the thermal stage
+(:func:`heattrack.orchestration.graph.prepare_tile`); every date pair of those tiles gives
+``detect.ae_train_patches`` random clear patches. The pooled patches train one
+:class:`~heattrack.kernels.autoencoder.PatchAutoencoder` (robust refit included). Runs in-process: a few tiles
+are enough, and the model then serves every tile of later runs (``--set detect.model_path=MODEL``).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from heattrack.config import Config, load_config
+from heattrack.errors import ConfigError, InputError
+from heattrack.io.models import save_model
+from heattrack.kernels.autoencoder import AEParams, PatchAutoencoder
+from heattrack.kernels.chain import detector_params
+from heattrack.kernels.patches import centre_thermal_index, feature_stack, sample_patches
+
+log = logging.getLogger(__name__)
+
+
+def model_signature(cfg: Config) -> dict:
+    """The settings a saved model must share with a run that uses it (patch geometry and channels)."""
+    return {"ae_patch_px": cfg.detect.ae_patch_px, "ae_patch_step_m": cfg.detect.ae_patch_step_m,
+            "resolution_m": cfg.grid.resolution_m, "channels": ["anomaly_z", "ndvi", "brightness"]}
+
+
+def check_model_matches(payload: dict, cfg: Config, path: Path) -> None:
+    """Refuse a model whose patch geometry differs from the run's configuration."""
+    want, have = model_signature(cfg), payload.get("config", {}).get("signature")
+    if have != want:
+        raise ConfigError(f"model {path} was trained with patch settings {have}, this run uses {want}; retrain it "
+                          "with `heattrack train` or change detect.ae_patch_px / ae_patch_step_m")
+
+
+def _even_pick(items: list, n: int) -> list:
+    if len(items) <= n:
+        return list(items)
+    idx = np.unique(np.linspace(0, len(items) - 1, n).round().astype(int))
+    return [items[i] for i in idx]
+
+
+def train_model(run_dirs: list[Path], dest: Path, tiles_per_run: int = 4, overrides: dict | None = None,
+                progress=None) -> dict:
+    """Train on ``run_dirs`` and save to ``dest``; returns the training summary."""
+    from heattrack.orchestration.graph import prepare_tile
+    from heattrack.orchestration.run import build_tasks, plan_run
+
+    if not run_dirs:
+        raise ConfigError("give at least one run folder (--run OUT)")
+    pooled, used, cfg0 = [], [], None
+    for run_dir in run_dirs:
+        run_dir = Path(run_dir)
+        cfg_file = run_dir / "config.yaml"
+        if not cfg_file.exists():
+            cfg_file = run_dir / ".heattrack" / "config.yaml"
+        if not cfg_file.exists():
+            raise InputError(f"{run_dir} holds no heattrack run (config.yaml missing)")
+        cfg = load_config(cfg_file, {**(overrides or {}), "detect.model_path": None})
+        if cfg0 is None:
+            cfg0 = cfg
+        elif model_signature(cfg) != model_signature(cfg0):
+            raise ConfigError(f"run {run_dir} uses other patch settings than {run_dirs[0]}; train them separately")
+        plan = plan_run(cfg)
+        tiles = _even_pick(list(plan.grid.tiles), tiles_per_run)
+        tasks = build_tasks(plan, run_dir, tiles)
+        rng = np.random.default_rng(cfg.seed)
+        for task in tasks:
+            for d in range(len(task.readers)):
+                prep = prepare_tile(task, d)
+                th = prep.thermal
+                valid = th.valid & np.isfinite(th.anomaly_k)
+                stack = feature_stack(th.anomaly_k / th.sigma_k, th.ndvi, prep.red, prep.nir)
+                pooled.append(sample_patches(stack, task.params.detector.patch, valid,
+                                             cfg.detect.ae_train_patches, rng))
+                if progress:
+                    progress()
+            used.append({"run": str(run_dir), "tile": list(task.index)})
+    X = np.concatenate(pooled) if pooled else np.zeros((0, 1), np.float32)
+    if X.shape[0] < 100:
+        raise InputError(f"only {X.shape[0]} clear patches in the sampled tiles: too few to train (cloudy scenes?)")
+    d = cfg0.detect
+    params = detector_params(cfg0)
+    model = PatchAutoencoder(AEParams(hidden=d.ae_hidden, latent=d.ae_latent, epochs=d.ae_epochs,
+                                      trim_fraction=d.ae_trim_fraction, seed=cfg0.seed),
+                             centre_thermal_index(params.patch), device=d.device, max_batch=params.max_batch).fit(X)
+    summary = {"runs": [str(r) for r in run_dirs], "tiles": used, "n_patches": int(X.shape[0]),
+               "final_loss": float(model.train_loss_[-1]), "epochs": len(model.train_loss_)}
+    save_model(dest, model, {"signature": model_signature(cfg0), "detect": cfg0.detect.model_dump(mode="json"),
+                             "seed": cfg0.seed}, summary)
+    log.info("model saved to %s (%d patches)", dest, X.shape[0])
+    return summary
