@@ -207,6 +207,8 @@ def train(
 @app.command()
 def report(
     out: Annotated[Path, typer.Argument(help="Output folder of a finished run.")],
+    truth: Annotated[Optional[Path], typer.Option("--truth", help="Simulated scene folder: add the truth section "
+                                                  "(leak vs other score distributions, detection power).")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """(Re)build out/report/index.html from a finished run."""
@@ -214,7 +216,7 @@ def report(
 
     _setup_logging(verbose)
     with _cli_errors(verbose):
-        page = rebuild_report(out)
+        page = rebuild_report(out, truth)
         console.print(f"report written: {page}")
 
 
@@ -231,7 +233,7 @@ def demo(
 ) -> None:
     """Simulate the embedded default region, run the chain on a LocalCluster, evaluate against truth, report."""
     from heattrack.evaluate import evaluate_run
-    from heattrack.orchestration.run import STATE_DIR
+    from heattrack.orchestration.run import STATE_DIR, rebuild_report
     from heattrack.orchestration.run import run as run_chain
 
     _setup_logging(verbose)
@@ -249,6 +251,7 @@ def demo(
         _print_summary(result)
         ev = evaluate_run(scene, out)
         (out / "evaluation.json").write_text(json.dumps(ev, indent=2))
+        rebuild_report(out, truth_scene=scene)
         d, m = ev["downscaling"], ev["detection"]
         console.print(f"against the simulator's truth: 10 m LST RMSE {d['rmse_sharpened_k']:.3f} K sharpened vs "
                       f"{d['rmse_bilinear_k']:.3f} K bilinear; segment ROC-AUC {m['roc_auc']:.3f}, "

@@ -133,8 +133,100 @@ def _before_after(mosaic: Path, seg: gpd.GeoDataFrame, window: tuple[slice, slic
     plt.close(fig)
 
 
+def _ae_figure(examples: dict, dest: Path) -> None:
+    """Rows: example pixels; columns: thermal z input, reconstruction, error, NDVI input (patch samples)."""
+    x_in, x_rec, risk = examples["ae_in"], examples["ae_rec"], examples["ae_risk"]
+    k = x_in.shape[0]
+    fig, axes = plt.subplots(k, 4, figsize=(8, 2.0 * k + 0.4), dpi=110, squeeze=False)
+    lim = float(np.nanmax(np.abs(x_in[:, 0]))) or 1.0
+    for i in range(k):
+        err = x_in[i, 0] - x_rec[i, 0]
+        for j, (a, title, kw) in enumerate((
+                (x_in[i, 0], "thermal z: input", dict(cmap="RdBu_r", vmin=-lim, vmax=lim)),
+                (x_rec[i, 0], "reconstruction", dict(cmap="RdBu_r", vmin=-lim, vmax=lim)),
+                (err, "error (input - rec.)", dict(cmap="RdBu_r", vmin=-lim, vmax=lim)),
+                (x_in[i, 1], "NDVI input", dict(cmap="Greens", vmin=-0.2, vmax=0.8)))):
+            ax = axes[i, j]
+            ax.imshow(a, interpolation="nearest", **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+        axes[i, 0].set_ylabel(f"risk {risk[i]:.2f}", fontsize=9)
+    fig.suptitle("Autoencoder patches: highest-risk pixels (top rows) and a typical pixel (last row)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(dest)
+    plt.close(fig)
+
+
+def _truth_figures(seg: gpd.GeoDataFrame, truth: dict, dest_scores: Path, dest_power: Path) -> str:
+    """Score distribution of leak vs other segments and recall per leak-amplitude bin at 0.1 false alarms/km."""
+    from heattrack.evaluate import recall_at_false_alarm_rate
+
+    leaks = truth["leaks"]  # GeoDataFrame: segment_id, amplitude_k, fwhm_m
+    ok = seg[seg["status"] == "ok"]
+    is_leak = ok["segment_id"].isin(set(leaks["segment_id"])).to_numpy()
+    r = ok["risk"].to_numpy(dtype=float)
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
+    bins = np.linspace(0, 1, 26)
+    ax.hist(r[~is_leak], bins=bins, density=True, alpha=0.6, label=f"no leak ({(~is_leak).sum()})")
+    ax.hist(r[is_leak], bins=bins, density=True, alpha=0.6, label=f"leak ({is_leak.sum()})")
+    ax.set_xlabel("segment risk")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    ax.set_title("Segment risk: leaking vs other segments (simulator truth)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(dest_scores)
+    plt.close(fig)
+    # recall at 0.1 false alarms per km, split by the leak's peak ΔT
+    length_km = ok.geometry.length.to_numpy() / 1000.0
+    order = np.argsort(-r, kind="stable")
+    fa = np.cumsum(~is_leak[order])
+    k = int(np.searchsorted(fa, 0.1 * length_km.sum(), side="right"))
+    flagged = set(ok["segment_id"].to_numpy()[order][:k])
+    amp = leaks.groupby("segment_id")["amplitude_k"].max()
+    amp = amp[amp.index.isin(set(ok["segment_id"]))]
+    edges = np.unique(np.quantile(amp.to_numpy(), np.linspace(0, 1, 5))) if len(amp) else np.array([0.0, 1.0])
+    centres, recall, counts = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        sel = amp[(amp >= lo) & ((amp < hi) | (hi == edges[-1]))]
+        if len(sel):
+            centres.append(0.5 * (lo + hi))
+            recall.append(np.mean([s in flagged for s in sel.index]))
+            counts.append(len(sel))
+    fig, ax = plt.subplots(figsize=(6, 3.4), dpi=110)
+    ax.plot(centres, recall, "o-")
+    for c, rc, n in zip(centres, recall, counts):
+        ax.annotate(f"n={n}", (c, rc), textcoords="offset points", xytext=(0, 6), fontsize=8, ha="center")
+    ax.set_ylim(-0.05, 1.05)
+    ax.set_xlabel("leak peak ΔT at 10 m (K), bins by quartile")
+    ax.set_ylabel("recall")
+    ax.set_title("Detection power in this scene: recall at 0.1 false alarms / km", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(dest_power)
+    plt.close(fig)
+    total = recall_at_false_alarm_rate(r, is_leak, length_km, 0.1)
+    return (f"<p>{is_leak.sum()} leaking segments among {len(ok)} scored; recall at 0.1 false alarms per km of "
+            f"pipe: {total:.2f} (threshold: the top {k} segments).</p>")
+
+
+def _dates_table(run_info: dict) -> str:
+    dates = run_info.get("inputs", {}).get("dates", [])
+    if len(dates) < 2:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(str(d.get('landsat_date')))}</td><td>{html.escape(str(d.get('sentinel2_date')))}"
+                   f"</td><td>{html.escape(str(d.get('landsat_product')))}</td></tr>" for d in dates)
+    return ("<h2>Dates (multi-date run)</h2><p>Pixel risk and segment risk are the mean over the dates with clear "
+            "data: a leak persists, noise and transient hot spots do not. Per-date segment risk is in the "
+            "<code>risk_&lt;date&gt;</code> columns below and in segments.geojson.</p>"
+            f"<table><thead><tr><th>Landsat</th><th>Sentinel-2</th><th>product</th></tr></thead><tbody>{rows}"
+            "</tbody></table>")
+
+
 def _table(seg: gpd.GeoDataFrame) -> str:
-    cols = ["rank", "segment_id", "risk", "delta_t_k", "n_clear_px", "length_m", "diameter_mm"]
+    cols = ["rank", "segment_id", "risk", *[c for c in seg.columns if c.startswith("risk_")], "n_dates",
+            "delta_t_k", "n_clear_px", "length_m", "diameter_mm"]
     top = seg[seg["status"] == "ok"].nsmallest(20, "rank")
     head = "".join(f"<th>{c}</th>" for c in cols)
     def fmt(v) -> str:
@@ -147,8 +239,12 @@ def _table(seg: gpd.GeoDataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def build_report(mosaic: Path, folder: Path, run_info: dict, aoi_window: tuple[slice, slice]) -> Path:
-    """Write ``folder/report/index.html`` (+ PNGs) from the exports in ``folder`` and the mosaic."""
+def build_report(mosaic: Path, folder: Path, run_info: dict, aoi_window: tuple[slice, slice],
+                 ae_examples: dict | None = None, truth: dict | None = None) -> Path:
+    """Write ``folder/report/index.html`` (+ PNGs) from the exports in ``folder`` and the mosaic.
+
+    ``ae_examples``: autoencoder patches (``ae_in``, ``ae_rec``, ``ae_risk``) for the reconstruction figure;
+    ``truth``: ``{"leaks": GeoDataFrame}`` of a simulated scene for the truth section."""
     folder = Path(folder)
     for need in ("risk_10m.tif", "segments.geojson"):
         if not (folder / need).exists():
@@ -161,6 +257,17 @@ def build_report(mosaic: Path, folder: Path, run_info: dict, aoi_window: tuple[s
     _risk_map(risk, extent, seg, tmp / "risk_map.png")
     _histogram(seg, risk, tmp / "score_histogram.png")
     _before_after(Path(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
+    extra = _dates_table(run_info)
+    if ae_examples is not None and len(ae_examples.get("ae_risk", [])):
+        _ae_figure(ae_examples, tmp / "ae_examples.png")
+        extra += ("<h2>Autoencoder reconstructions</h2><p>Each patch is 5 x 5 samples of the thermal anomaly "
+                  "(z-score) and NDVI around a pixel; the detector's evidence is the centre's thermal error.</p>"
+                  "<img src='ae_examples.png' alt='autoencoder input, reconstruction and error'>")
+    if truth is not None:
+        note = _truth_figures(seg, truth, tmp / "truth_scores.png", tmp / "detection_power.png")
+        extra += ("<h2>Against the simulator's truth</h2>" + note +
+                  "<img src='truth_scores.png' alt='leak vs non-leak score distributions'>"
+                  "<img src='detection_power.png' alt='detection power curve'>")
     warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.get("warnings", []))
     inputs = run_info.get("inputs", {})
     n_ok = int((seg["status"] == "ok").sum())
@@ -184,6 +291,7 @@ diluted about tenfold in it, so risk ranks where to look first, it does not prov
 <h2>Top 20 segments</h2>{_table(seg)}
 <h2>Score distributions</h2><img src="score_histogram.png" alt="score histograms">
 <h2>LST before and after sharpening</h2><img src="lst_before_after.png" alt="LST before and after sharpening">
+{extra}
 </body></html>
 """
     (tmp / "index.html").write_text(page)

@@ -151,3 +151,15 @@ def detect(anomaly_k: np.ndarray, sigma_k: float, ndvi: np.ndarray, red: np.ndar
     risk = z_to_score(z, params.z0, params.scale)
     risk[~valid] = np.nan
     return DetectResult(risk, zs, {"method": params.method}), model
+
+
+def ae_examples(model, anomaly_z: np.ndarray, ndvi: np.ndarray, red: np.ndarray, nir: np.ndarray,
+                rows: np.ndarray, cols: np.ndarray, spec: PatchSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Input and reconstructed patches at pixels ``(rows, cols)``: two arrays (k, 3, size, size) for the report's
+    "input vs reconstruction vs error" figure."""
+    stack = feature_stack(anomaly_z, ndvi, red, nir)
+    where = np.zeros(anomaly_z.shape, bool)
+    where[rows, cols] = True
+    X = sample_patches(stack, spec, where, int(where.sum()), np.random.default_rng(0))
+    shape = (X.shape[0], stack.shape[0], spec.size, spec.size)
+    return X.reshape(shape), model.reconstruct(X).reshape(shape)

@@ -127,6 +127,28 @@ def _tile_model(task: TileTask):
     return load_model(Path(task.model_path), task.params.detector.device, task.params.detector.max_batch)
 
 
+def _ae_examples(task: TileTask, model, prod, prep: PreparedDate, core) -> dict:
+    """The 2 highest-risk pixels and the median-risk pixel of the tile core: input and reconstructed patches
+    (for the report's autoencoder figure). Empty when the detector has no autoencoder."""
+    if model is None:
+        return {}
+    from heattrack.kernels.detectors import ae_examples
+
+    risk = np.where(prod.valid, prod.risk, np.nan)[core]
+    if not np.isfinite(risk).any():
+        return {}
+    flat = np.nan_to_num(risk, nan=-1.0).ravel()
+    order = np.argsort(-flat, kind="stable")
+    n_ok = int(np.isfinite(risk).sum())
+    pick = np.unique(np.concatenate([order[:2], order[[n_ok // 2]]]))
+    r, c = np.unravel_index(pick, risk.shape)
+    r, c = r + core[0].start, c + core[1].start
+    th = prep.thermal
+    x_in, x_rec = ae_examples(model, th.anomaly_k / th.sigma_k, th.ndvi, prep.red, prep.nir, r, c,
+                              task.params.detector.patch)
+    return {"ae_in": x_in, "ae_rec": x_rec, "ae_risk": prod.risk[r, c].astype(np.float32)}
+
+
 def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     """Stage 2: detection per date (GPU when the worker has one), date combination, zarr region, segment
     points and hotspots, then the completion record. Returns the tile summary."""
@@ -140,10 +162,11 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     for prep in sorted(prepared, key=lambda p: p.date_index):
         prod, model = detect_products(prep.thermal, prep.red, prep.nir, task.params, model)  # reused across dates
         prods.append(prod)
-    t_detect = time.perf_counter()
     padded = task.geobox.pad(task.halo_px)
     h, n = task.halo_px, task.geobox.shape.y
     core = (slice(h, h + n), slice(h, h + n))
+    examples = _ae_examples(task, model, prods[0], min(prepared, key=lambda p: p.date_index), core)
+    t_detect = time.perf_counter()
     risk = _nanmean(np.stack([np.where(p.valid, p.risk, np.nan) for p in prods]))
     anomaly = _nanmean(np.stack([np.where(p.valid, p.anomaly_k, np.nan) for p in prods]))
     n_dates = np.sum([p.valid for p in prods], axis=0).astype(np.uint8)
@@ -195,6 +218,7 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score,
         "hs_area_m2": blobs.area_px * res2,
+        **examples,
     }, summary)
     return summary
 

@@ -265,6 +265,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     p_dt = np.full(n_pts, np.nan)
     p_risk_d = np.full((len(plan.scenes), n_pts), np.nan)
     hs = {k: [] for k in ("hs_x", "hs_y", "hs_peak_dt", "hs_peak_score", "hs_area_m2")}
+    ae = {k: [] for k in ("ae_in", "ae_rec", "ae_risk")}
     n_valid = n_pix = 0
     tiles = {}
     for idx in plan.grid.tiles:
@@ -274,6 +275,9 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         p_risk_d[:, arrays["point_ids"]] = arrays["point_risk_by_date"]
         for k in hs:
             hs[k].append(arrays[k])
+        if "ae_risk" in arrays:
+            for k in ae:
+                ae[k].append(arrays[k])
         n_valid += summary["n_valid"]
         n_pix += summary["pixels"]
         tiles[summary["tile"]] = summary
@@ -316,6 +320,11 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     hot.insert(0, "hotspot_id", [f"hs-{i + 1:05d}" for i in range(len(hot))])
     stats = {"n_valid_px": int(n_valid), "n_px": int(n_pix), "tiles": tiles,
              "segments_ok": int(ok.sum()), "segments_no_data": int((~ok).sum()), "hotspots": int(len(hot))}
+    if ae["ae_risk"]:  # report examples: the 3 highest-risk pixels of the run and the lowest of the tile medians
+        cat_ae = {k: np.concatenate(v) for k, v in ae.items()}
+        order = np.argsort(-cat_ae["ae_risk"], kind="stable")
+        pick = np.concatenate([order[:3], order[-1:]]) if len(order) > 3 else order
+        stats["ae_examples"] = {k: v[pick] for k, v in cat_ae.items()}
     return seg, hot, stats
 
 
@@ -331,6 +340,7 @@ def finalize_run(plan: RunPlan, out: Path, stats_extra: dict) -> gpd.GeoDataFram
 
     cfg = plan.cfg
     seg, hot, stats = reduce_segments(plan, TileRecords(out))
+    ae_examples = stats.pop("ae_examples", None)
     if stats["n_valid_px"] == 0:
         raise NoDataError("no tile produced a single valid pixel (all cloud, nodata or masked): no outputs written")
     nan_share = 1.0 - stats["n_valid_px"] / max(stats["n_px"], 1)
@@ -363,7 +373,9 @@ def finalize_run(plan: RunPlan, out: Path, stats_extra: dict) -> gpd.GeoDataFram
         "tile_summaries": stats["tiles"],
     }
     write_json(run_info, staging / "run.json")
-    build_report(out / "mosaic.zarr", staging, run_info, aoi_window=(rows, cols))
+    build_report(out / "mosaic.zarr", staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples)
+    if ae_examples is not None:
+        np.savez(staging / "report" / "ae_examples.npz", **ae_examples)
     for name in FINAL_OUTPUTS:
         src, dst = staging / name, out / name
         if src.exists():
@@ -419,8 +431,9 @@ def _run_locked(plan: RunPlan, cfg: Config, out: Path, resumed: bool, client, pr
     return result
 
 
-def rebuild_report(out: Path) -> Path:
-    """``heattrack report OUT``: rebuild the report of a finished run from its exports."""
+def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
+    """``heattrack report OUT``: rebuild the report of a finished run from its exports; ``truth_scene``: a
+    simulated scene folder whose truth adds the leak-vs-other score distribution and detection-power curve."""
     import xarray as xr
 
     from heattrack.report import build_report
@@ -437,4 +450,19 @@ def rebuild_report(out: Path) -> Path:
     x, y = ds["x"].values, ds["y"].values
     cols = slice(int(np.searchsorted(x, bounds.left)), int(np.searchsorted(x, bounds.right)))
     rows = slice(int(np.searchsorted(-y, -bounds.top)), int(np.searchsorted(-y, -bounds.bottom)))
-    return build_report(out / "mosaic.zarr", out, run_info, aoi_window=(rows, cols))
+    ae_file = out / "report" / "ae_examples.npz"
+    ae_examples = None
+    if ae_file.exists():
+        with np.load(ae_file) as z:
+            ae_examples = {k: z[k] for k in z.files}
+    truth = None
+    if truth_scene is not None:
+        leaks_file = Path(truth_scene) / "truth" / "leaks.geojson"
+        if not leaks_file.exists():
+            raise InputError(f"{truth_scene} has no truth/leaks.geojson: --truth needs a simulated scene")
+        truth = {"leaks": gpd.read_file(leaks_file)}
+    page = build_report(out / "mosaic.zarr", out, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
+                        truth=truth)
+    if ae_examples is not None:
+        np.savez(out / "report" / "ae_examples.npz", **ae_examples)
+    return page
