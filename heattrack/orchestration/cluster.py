@@ -1,8 +1,14 @@
 """Cluster factory: ``compute.scheduler`` -> a Dask ``Client``.
 
-Backends are looked up in ``CLUSTER_BACKENDS`` (name -> factory returning a cluster object); a value that
-looks like an address (``tcp://``, ``tls://``, ``ucx://``, ``inproc://``) connects to an existing scheduler.
-Slurm (dask-jobqueue) and Kubernetes (dask-kubernetes) register here as further backends.
+Backends are looked up in ``CLUSTER_BACKENDS`` (name -> factory taking the whole Config and returning a
+cluster object); a value that looks like an address (``tcp://``, ``tls://``, ``ucx://``, ``inproc://``)
+connects to an existing scheduler.
+
+* ``local``: ``distributed.LocalCluster`` (one process per core by default);
+* ``slurm``: :class:`HeattrackSLURMCluster`, a dask-jobqueue ``SLURMCluster`` whose jobs are CPU workers plus
+  an optional pool of GPU worker jobs (``--gres=gpu:N``, worker resource ``GPU=N``) on the same scheduler;
+* ``kubernetes``: a dask-kubernetes operator ``KubeCluster`` built from :func:`kubernetes_cluster_spec`
+  (default worker group for CPU, a ``gpu`` worker group with ``nvidia.com/gpu`` limits and ``GPU`` resource).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from heattrack.config import ComputeConfig
+from heattrack.config import ComputeConfig, Config, KubernetesConfig, SlurmConfig
 from heattrack.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -20,27 +26,131 @@ log = logging.getLogger(__name__)
 ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
 
 
-def _local_cluster(cfg: ComputeConfig):
+def _local_cluster(cfg: Config):
     from distributed import LocalCluster
 
-    n = cfg.n_workers or max(1, (os.cpu_count() or 1) // cfg.threads_per_worker)
-    return LocalCluster(n_workers=n, threads_per_worker=cfg.threads_per_worker, processes=True,
-                        memory_limit=cfg.memory_limit, dashboard_address=None)
+    c = cfg.compute
+    n = c.n_workers or max(1, (os.cpu_count() or 1) // c.threads_per_worker)
+    return LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker, processes=True,
+                        memory_limit=c.memory_limit, dashboard_address=None)
 
 
-CLUSTER_BACKENDS: dict[str, Callable[[ComputeConfig], object]] = {"local": _local_cluster}
+def slurm_job_kwargs(s: SlurmConfig) -> tuple[dict, dict]:
+    """dask-jobqueue keyword arguments of the CPU jobs, and the overrides that make a GPU job."""
+    worker_args = []
+    if s.lifetime:
+        worker_args += ["--lifetime", s.lifetime, "--lifetime-stagger", s.lifetime_stagger]
+    kw = {"queue": s.queue, "account": s.account, "cores": s.cores, "memory": s.memory, "processes": s.processes,
+          "walltime": s.walltime, "job_extra_directives": list(s.job_extra_directives),
+          "job_script_prologue": list(s.job_script_prologue), "worker_extra_args": worker_args,
+          "interface": s.interface, "local_directory": s.local_directory, "log_directory": s.log_directory,
+          "python": s.python}
+    kw = {k: v for k, v in kw.items() if v is not None}
+    gpu = {"processes": 1, "queue": s.gpu_queue or s.queue,
+           "job_extra_directives": [*s.job_extra_directives, f"--gres=gpu:{s.gpus_per_job}"],
+           "worker_extra_args": [*worker_args, "--resources", f"GPU={s.gpus_per_job}"]}
+    return kw, {k: v for k, v in gpu.items() if v is not None}
+
+
+def _slurm_cluster_class():
+    from dask_jobqueue import SLURMCluster
+
+    class HeattrackSLURMCluster(SLURMCluster):
+        """SLURMCluster whose first ``gpu_jobs`` worker specs are GPU jobs (names ``gpu-N``), the rest CPU jobs;
+        ``scale(jobs=cpu + gpu)`` starts both pools on one scheduler."""
+
+        def __init__(self, *args, gpu_jobs: int = 0, gpu_overrides: dict | None = None, **kwargs):
+            self.gpu_jobs = gpu_jobs
+            self.gpu_overrides = gpu_overrides or {}
+            super().__init__(*args, **kwargs)
+
+        def gpu_job(self, name: str = "gpu-0"):
+            """A GPU job object like the ones submitted (for its ``job_script()``)."""
+            return self.job_cls(self.scheduler.address, name=name, **{**self._job_kwargs, **self.gpu_overrides})
+
+        def new_worker_spec(self):
+            gpu_names = [k for k in self.worker_spec if str(k).startswith("gpu-")]
+            if len(gpu_names) < self.gpu_jobs:
+                i = 0
+                while f"gpu-{i}" in self.worker_spec:
+                    i += 1
+                return {f"gpu-{i}": {"cls": self.job_cls, "options": {**self._job_kwargs, **self.gpu_overrides}}}
+            return super().new_worker_spec()
+
+    return HeattrackSLURMCluster
+
+
+def _slurm_cluster(cfg: Config):
+    s = cfg.slurm
+    kw, gpu = slurm_job_kwargs(s)
+    cluster = _slurm_cluster_class()(gpu_jobs=s.gpu_jobs, gpu_overrides=gpu, scheduler_options={
+        "dashboard_address": ":8787", **({"interface": s.interface} if s.interface else {})}, **kw)
+    if s.adaptive:
+        # GPU jobs are created first and count towards the bounds
+        cluster.adapt(minimum_jobs=s.min_jobs + s.gpu_jobs, maximum_jobs=s.jobs + s.gpu_jobs)
+    else:
+        cluster.scale(jobs=s.jobs + s.gpu_jobs)
+    log.info("Slurm: %d CPU + %d GPU worker jobs requested; CPU job script:\n%s", s.jobs, s.gpu_jobs,
+             cluster.job_script())
+    return cluster
+
+
+def kubernetes_cluster_spec(k: KubernetesConfig, env: dict | None = None) -> tuple[dict, dict | None]:
+    """The ``DaskCluster`` resource (dask-kubernetes operator CRD) and the ``gpu`` worker-group spec (or None).
+
+    Workers run ``dask worker`` in the heattrack image; the GPU group adds ``nvidia.com/gpu`` limits and
+    ``--resources GPU=N`` so the autoencoder stage lands there."""
+    from dask_kubernetes.operator import make_cluster_spec
+
+    resources = {"requests": {"cpu": k.worker_cpu, "memory": k.worker_memory},
+                 "limits": {"cpu": k.worker_cpu, "memory": k.worker_memory}}
+    spec = make_cluster_spec(name=k.name, image=k.image, n_workers=k.workers, resources=resources, env=env or {},
+                             worker_command="dask worker")
+    containers = [spec["spec"]["worker"]["spec"]["containers"][0], spec["spec"]["scheduler"]["spec"]["containers"][0]]
+    if k.env_from_secret:
+        for c in containers:
+            c["envFrom"] = [{"secretRef": {"name": k.env_from_secret}}]
+    if k.namespace:
+        spec["metadata"]["namespace"] = k.namespace
+    gpu = None
+    if k.gpu_workers:
+        import copy
+
+        gpu = copy.deepcopy(spec["spec"]["worker"])
+        gpu["replicas"] = k.gpu_workers
+        c = gpu["spec"]["containers"][0]
+        c["resources"] = {"requests": dict(resources["requests"]),
+                          "limits": {**resources["limits"], "nvidia.com/gpu": str(k.gpus_per_worker)}}
+        c["args"] = [*c["args"], "--resources", f"GPU={k.gpus_per_worker}"]
+    return spec, gpu
+
+
+def _kubernetes_cluster(cfg: Config):
+    from dask_kubernetes.operator import KubeCluster
+
+    spec, gpu = kubernetes_cluster_spec(cfg.kubernetes)
+    cluster = KubeCluster(custom_cluster_spec=spec, namespace=cfg.kubernetes.namespace, shutdown_on_close=True)
+    if gpu is not None:
+        cluster.add_worker_group(name="gpu", custom_spec=gpu)
+    return cluster
+
+
+CLUSTER_BACKENDS: dict[str, Callable[[Config], object]] = {
+    "local": _local_cluster, "slurm": _slurm_cluster, "kubernetes": _kubernetes_cluster}
 
 
 @contextmanager
-def make_client(cfg: ComputeConfig) -> Iterator["distributed.Client"]:  # noqa: F821
-    """Yield a connected ``distributed.Client`` for ``cfg.scheduler``; closes what it created."""
+def make_client(cfg: Config | ComputeConfig) -> Iterator["distributed.Client"]:  # noqa: F821
+    """Yield a connected ``distributed.Client`` for ``compute.scheduler``; closes what it created."""
     from distributed import Client
 
+    if isinstance(cfg, ComputeConfig):
+        cfg = Config(compute=cfg)
     # distributed configures its own loggers on import; keep them quiet unless heattrack is verbose
     quiet = logging.getLogger("heattrack").getEffectiveLevel() > logging.DEBUG
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
         logging.getLogger(name).setLevel(logging.ERROR if quiet else logging.INFO)
-    sched = cfg.scheduler
+    sched = cfg.compute.scheduler
     if sched.startswith(ADDRESS_PREFIXES):
         try:
             client = Client(sched, timeout="20s")
@@ -55,7 +165,10 @@ def make_client(cfg: ComputeConfig) -> Iterator["distributed.Client"]:  # noqa: 
     if factory is None:
         raise ConfigError(f"unknown scheduler {sched!r}: use one of {sorted(CLUSTER_BACKENDS)} or an address "
                           "like tcp://host:8786")
-    cluster = factory(cfg)
+    try:
+        cluster = factory(cfg)
+    except (ImportError, FileNotFoundError) as exc:
+        raise ConfigError(f"cannot start the {sched!r} cluster: {exc}") from None
     client = Client(cluster)
     log.info("Dask cluster %s with %d workers", sched, len(client.scheduler_info()["workers"]))
     try:

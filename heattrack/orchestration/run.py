@@ -411,7 +411,7 @@ def _run_locked(plan: RunPlan, cfg: Config, out: Path, resumed: bool, client, pr
         return execute_run(plan, out, c, resume=resumed, progress=progress)
 
     if client is None:
-        with make_client(cfg.compute) as c:
+        with make_client(cfg) as c:
             outcomes, skipped = _execute(c)
     else:
         outcomes, skipped = _execute(client)

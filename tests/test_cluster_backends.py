@@ -1,0 +1,147 @@
+"""Cluster backends without a real cluster: dask-jobqueue against a recording `sbatch`, the dask-kubernetes
+DaskCluster spec against the operator's CRD schema, GPU worker pools."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from heattrack.config import load_config
+from heattrack.orchestration.cluster import kubernetes_cluster_spec, slurm_job_kwargs
+
+
+def _fake_slurm(tmp_path: Path, monkeypatch) -> Path:
+    """`sbatch` that records each submitted script and answers like Slurm; `scancel` that accepts anything."""
+    bindir, jobs = tmp_path / "bin", tmp_path / "jobs"
+    bindir.mkdir()
+    jobs.mkdir()
+    (bindir / "sbatch").write_text(f'#!/bin/sh\nf=$(mktemp "{jobs}/job-XXXXXX")\ncp "$1" "$f"\n'
+                                   'echo "Submitted batch job $$"\n')
+    (bindir / "scancel").write_text("#!/bin/sh\nexit 0\n")
+    (bindir / "squeue").write_text("#!/bin/sh\nexit 0\n")
+    for f in bindir.iterdir():
+        f.chmod(f.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return jobs
+
+
+def test_slurm_backend_submits_cpu_and_gpu_worker_jobs(tmp_path, monkeypatch):
+    from heattrack.orchestration.cluster import _slurm_cluster
+
+    jobs = _fake_slurm(tmp_path, monkeypatch)
+    cfg = load_config(None, {"compute.scheduler": "slurm", "slurm.jobs": 2, "slurm.gpu_jobs": 1,
+                             "slurm.queue": "cpu", "slurm.gpu_queue": "gpu", "slurm.account": "proj42",
+                             "slurm.cores": 4, "slurm.memory": "16GB", "slurm.walltime": "01:00:00",
+                             "slurm.lifetime": "50m", "slurm.job_extra_directives": ["--qos=normal"],
+                             "slurm.job_script_prologue": ["source /opt/venv/bin/activate"]})
+    cluster = _slurm_cluster(cfg)
+    try:
+        deadline = time.time() + 30
+        while len(list(jobs.iterdir())) < 3 and time.time() < deadline:
+            time.sleep(0.2)
+        scripts = [p.read_text() for p in sorted(jobs.iterdir())]
+    finally:
+        cluster.close()
+    assert len(scripts) == 3
+    gpu = [s for s in scripts if "--gres=gpu:1" in s]
+    cpu = [s for s in scripts if "--gres" not in s]
+    assert len(gpu) == 1 and len(cpu) == 2
+    for s in scripts:
+        assert "#SBATCH -A proj42" in s and "#SBATCH --qos=normal" in s and "#SBATCH -t 01:00:00" in s
+        assert "--lifetime 50m --lifetime-stagger 5m" in s and "source /opt/venv/bin/activate" in s
+    assert "#SBATCH -p gpu" in gpu[0] and "--resources GPU=1" in gpu[0]
+    assert all("#SBATCH -p cpu" in s and "--resources" not in s for s in cpu)
+
+
+def test_slurm_job_kwargs_leave_out_unset_options():
+    from heattrack.config import SlurmConfig
+
+    kw, gpu = slurm_job_kwargs(SlurmConfig(lifetime=None))
+    assert "queue" not in kw and kw["worker_extra_args"] == []
+    assert gpu["worker_extra_args"] == ["--resources", "GPU=1"]
+
+
+def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
+    from heattrack.orchestration.k8s_schema import ManifestError, validate_manifest
+
+    cfg = load_config(None, {"kubernetes.gpu_workers": 2, "kubernetes.namespace": "screening",
+                             "kubernetes.env_from_secret": "heattrack-credentials"})
+    spec, gpu = kubernetes_cluster_spec(cfg.kubernetes)
+    validate_manifest(spec)  # CRD schema + strict pod specs
+    group = {"apiVersion": "kubernetes.dask.org/v1", "kind": "DaskWorkerGroup",
+             "metadata": {"name": "heattrack-gpu"}, "spec": {"cluster": "heattrack", "worker": gpu}}
+    validate_manifest(group)
+    bad = {**spec, "spec": {**spec["spec"], "worker": {**spec["spec"]["worker"], "replicas": "four"}}}
+    with pytest.raises(ManifestError, match="replicas|four"):
+        validate_manifest(bad)
+    c = gpu["spec"]["containers"][0]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == "1" and c["args"][-2:] == ["--resources", "GPU=1"]
+    assert spec["spec"]["worker"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"] == \
+        "heattrack-credentials"
+    assert spec["metadata"]["namespace"] == "screening"
+
+
+def test_pod_validation_rejects_unknown_fields_and_bad_enums():
+    from heattrack.orchestration.k8s_schema import ManifestError, validate_pod_spec
+
+    with pytest.raises(ManifestError, match="containerz"):
+        validate_pod_spec({"containerz": []})
+    with pytest.raises(ManifestError, match="imagePullPolicy"):
+        validate_pod_spec({"containers": [{"name": "a", "image": "x", "imagePullPolicy": "Sometimes"}]})
+
+
+K8S = Path(__file__).resolve().parents[1] / "k8s"
+
+
+def test_every_shipped_manifest_is_valid():
+    from heattrack.orchestration.k8s_schema import validate_files
+
+    files = sorted(K8S.rglob("*.yaml"))
+    assert validate_files(files) >= 8
+
+
+def test_kustomize_overlays_reference_existing_files_and_base_objects():
+    base_objs = set()
+    for f in (K8S / "base").glob("*.yaml"):
+        for d in yaml.safe_load_all(f.read_text()):
+            if d and d.get("kind") != "Kustomization":
+                base_objs.add((d["kind"], d["metadata"]["name"]))
+    base = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    assert all((K8S / "base" / r).exists() for r in base["resources"])
+    for overlay in (K8S / "overlays").iterdir():
+        k = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+        assert k["resources"] == ["../../base"]
+        for patch in k.get("patches", []):
+            doc = yaml.safe_load((overlay / patch["path"]).read_text())
+            assert (doc["kind"], doc["metadata"]["name"]) in base_objs
+
+
+@pytest.mark.parametrize("cm", ["base/configmap.yaml", "overlays/gpu/configmap-gpu.yaml"])
+def test_configmaps_hold_valid_heattrack_configs(cm, tmp_path):
+    doc = yaml.safe_load((K8S / cm).read_text())
+    f = tmp_path / "config.yaml"
+    f.write_text(doc["data"]["config.yaml"])
+    cfg = load_config(f)
+    assert cfg.compute.scheduler == "kubernetes"
+    spec, gpu = kubernetes_cluster_spec(cfg.kubernetes)
+    assert (gpu is not None) == ("gpu" in cm)
+
+
+def test_cronjob_schedules_one_screening_at_a_time_with_bounded_resources():
+    docs = [d for f in K8S.rglob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d]
+    crons = [d for d in docs if d["kind"] == "CronJob"]
+    assert crons
+    for c in crons:
+        assert c["spec"]["concurrencyPolicy"] == "Forbid"
+        job = c["spec"]["jobTemplate"]["spec"]
+        assert job["backoffLimit"] >= 1
+        ctr = job["template"]["spec"]["containers"][0]
+        assert ctr["resources"]["requests"] and ctr["resources"]["limits"]
+        assert "--resume" in ctr["args"]
+    rules = [r for d in docs if d["kind"] == "Role" for r in d["rules"]]
+    assert any("kubernetes.dask.org" in r["apiGroups"] and "daskclusters" in r["resources"] for r in rules)
