@@ -125,6 +125,8 @@ def simulate(
     distractors: Annotated[Optional[int], typer.Option(help="Hot spots away from pipes [= leaks].")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same scene) [3].")] = None,
     cloud_fraction: Annotated[Optional[float], typer.Option(help="Landsat cloud cover 0-1 [0.06].")] = None,
+    dates: Annotated[Optional[int], typer.Option(help="Date pairs, 16 days apart (> 1: one sub-folder per "
+                                                 "date) [1].")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -133,7 +135,8 @@ def simulate(
     _setup_logging(verbose)
     with _cli_errors(verbose):
         cfg = _config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
-                               "simulate.distractors": distractors, "simulate.cloud_fraction": cloud_fraction}, set_)
+                               "simulate.distractors": distractors, "simulate.cloud_fraction": cloud_fraction,
+                               "simulate.dates": dates}, set_)
         if out.exists() and any(out.iterdir()):
             raise HeattrackError(f"output folder {out} is not empty")
         summary = _simulate(out, cfg)
@@ -148,7 +151,7 @@ def _simulate(out: Path, cfg: Config) -> dict:
     s = cfg.simulate
     with console.status(f"simulating a {s.size_km:g} km region (seed {s.seed})"):
         return simulate_scene(out, SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors,
-                                                  seed=s.seed, cloud_fraction=s.cloud_fraction))
+                                                  seed=s.seed, cloud_fraction=s.cloud_fraction, dates=s.dates))
 
 
 @app.command()

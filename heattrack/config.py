@@ -148,6 +148,8 @@ class SimulateConfig(_Section):
     distractors: int | None = Field(None, ge=0, description="Hot spots away from pipes (None: as many as leaks).")
     seed: int = Field(3, description="Random seed of the scene (same seed, same scene).")
     cloud_fraction: float = Field(0.06, ge=0.0, le=0.95, description="Landsat cloud cover 0-1.")
+    dates: int = Field(1, ge=1, le=12, description="Date pairs 16 days apart (> 1: one sub-folder per date; "
+                       "leaks persist, half the distractors move, new noise and clouds per date).")
 
 
 class ComputeConfig(_Section):
@@ -155,7 +157,7 @@ class ComputeConfig(_Section):
 
     scheduler: str = Field("local", description="'local' (a LocalCluster), 'slurm' (dask-jobqueue, see the slurm "
                            "section), 'kubernetes' (dask-kubernetes, see the kubernetes section) or the address of "
-                           "a running scheduler tcp://host:port.")
+                           "a running scheduler tcp://host:port, or its scheduler file (*.json).")
     n_workers: int | None = Field(None, ge=1, description="LocalCluster workers (default: one per core).")
     threads_per_worker: int = Field(1, ge=1, description="Threads per LocalCluster worker process.")
     memory_limit: str = Field("auto", description="Per-worker memory limit of the LocalCluster.")

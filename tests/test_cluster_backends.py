@@ -145,3 +145,27 @@ def test_cronjob_schedules_one_screening_at_a_time_with_bounded_resources():
         assert "--resume" in ctr["args"]
     rules = [r for d in docs if d["kind"] == "Role" for r in d["rules"]]
     assert any("kubernetes.dask.org" in r["apiGroups"] and "daskclusters" in r["resources"] for r in rules)
+
+
+def test_client_connects_through_a_scheduler_file(tmp_path):
+    """What slurm/heattrack-allocation.sbatch does: the scheduler writes a file, heattrack connects through it."""
+    from distributed import LocalCluster
+
+    from heattrack.orchestration.cluster import make_client
+
+    f = tmp_path / "scheduler.json"
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None,
+                      scheduler_kwargs={"scheduler_file": str(f)}) as cl:
+        cfg = load_config(None, {"compute.scheduler": str(f)})
+        with make_client(cfg) as client:
+            assert client.scheduler.address == cl.scheduler_address
+            assert client.submit(lambda x: x + 1, 1).result() == 2
+
+
+def test_sbatch_scripts_are_valid_bash_and_resume():
+    import subprocess
+
+    for script in (Path(__file__).resolve().parents[1] / "slurm").glob("*.sbatch"):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+        text = script.read_text()
+        assert "#SBATCH --requeue" in text and "--resume" in text

@@ -2,7 +2,8 @@
 
 Backends are looked up in ``CLUSTER_BACKENDS`` (name -> factory taking the whole Config and returning a
 cluster object); a value that looks like an address (``tcp://``, ``tls://``, ``ucx://``, ``inproc://``)
-connects to an existing scheduler.
+connects to an existing scheduler, and a path ending in ``.json`` to the scheduler whose ``--scheduler-file``
+it is (``slurm/heattrack-allocation.sbatch``).
 
 * ``local``: ``distributed.LocalCluster`` (one process per core by default);
 * ``slurm``: :class:`HeattrackSLURMCluster`, a dask-jobqueue ``SLURMCluster`` whose jobs are CPU workers plus
@@ -151,9 +152,10 @@ def make_client(cfg: Config | ComputeConfig) -> Iterator["distributed.Client"]: 
     for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.core"):
         logging.getLogger(name).setLevel(logging.ERROR if quiet else logging.INFO)
     sched = cfg.compute.scheduler
-    if sched.startswith(ADDRESS_PREFIXES):
+    if sched.startswith(ADDRESS_PREFIXES) or sched.endswith(".json"):
         try:
-            client = Client(sched, timeout="20s")
+            client = (Client(scheduler_file=sched, timeout="20s") if sched.endswith(".json")
+                      else Client(sched, timeout="20s"))
         except OSError as exc:
             raise ConfigError(f"cannot connect to the Dask scheduler at {sched} ({exc})") from None
         try:
