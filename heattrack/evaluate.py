@@ -28,15 +28,23 @@ def lst_errors(estimate: np.ndarray, truth: np.ndarray) -> dict:
     return {"rmse_k": float(np.sqrt(np.mean(d * d))), "bias_k": float(d.mean()), "n_px": int(ok.sum())}
 
 
-def recall_at_false_alarm_rate(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray,
-                               rate_per_km: float) -> float:
-    """Share of leaking segments flagged when the threshold is set so that non-leaking flagged segments
-    stay at or below ``rate_per_km`` per km of pipe in the evaluated network."""
+def flagged_at_false_alarm_rate(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray,
+                                rate_per_km: float) -> np.ndarray:
+    """Boolean mask of the segments flagged when the risk threshold is set so that non-leaking flagged
+    segments stay at or below ``rate_per_km`` per km of pipe in the evaluated network."""
     order = np.argsort(-risk, kind="stable")
     fa = np.cumsum(~is_leak[order])
-    allowed = rate_per_km * length_km.sum()
-    k = int(np.searchsorted(fa, allowed, side="right"))  # first k flagged segments keep fa <= allowed
-    return float(is_leak[order][:k].sum() / max(is_leak.sum(), 1))
+    k = int(np.searchsorted(fa, rate_per_km * length_km.sum(), side="right"))  # first k keep fa <= allowed
+    flagged = np.zeros(risk.shape, bool)
+    flagged[order[:k]] = True
+    return flagged
+
+
+def recall_at_false_alarm_rate(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray,
+                               rate_per_km: float) -> float:
+    """Share of leaking segments flagged at ``rate_per_km`` false alarms per km of pipe."""
+    flagged = flagged_at_false_alarm_rate(risk, is_leak, length_km, rate_per_km)
+    return float((flagged & is_leak).sum() / max(is_leak.sum(), 1))
 
 
 def segment_metrics(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray) -> dict:

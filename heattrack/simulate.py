@@ -97,6 +97,18 @@ def _write_tif(path: Path, data: np.ndarray, transform: Affine, crs: str, nodata
         dst.write(data, 1)
 
 
+def _points_off_network(net, count: int, rng: np.random.Generator, n_px: int, t10: Affine,
+                        max_tries: int = 10000) -> np.ndarray:
+    """Up to ``count`` random map points (x, y) of the ``n_px`` square grid outside the prepared ``net``."""
+    out, tries = [], 0
+    while len(out) < count and tries < max_tries:
+        tries += 1
+        x, y = t10 @ (rng.uniform(0, n_px), rng.uniform(0, n_px))
+        if not net.contains(shapely.Point(x, y)):
+            out.append((x, y))
+    return np.array(out).reshape(-1, 2)
+
+
 def _breaks(rng, n_px: int, lo: float, hi: float, res: float) -> np.ndarray:
     """Street positions (pixel index) with spacings uniform in [lo, hi] m."""
     pos, out = rng.uniform(0, hi) / res, []
@@ -329,14 +341,7 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     n_dis = spec.leaks if spec.distractors is None else spec.distractors
     net = shapely.union_all(lines).buffer(150.0)
     shapely.prepare(net)
-    dxy = []
-    tries = 0
-    while len(dxy) < n_dis and tries < 10000:
-        tries += 1
-        x, y = t10 @ (rng.uniform(0, n), rng.uniform(0, n))
-        if not net.contains(shapely.Point(x, y)):
-            dxy.append((x, y))
-    dxy = np.array(dxy).reshape(-1, 2)
+    dxy = _points_off_network(net, n_dis, rng, n, t10)
     dis_amp = rng.uniform(3.0, 10.0, len(dxy))
     dis_fwhm = rng.uniform(20.0, 60.0, len(dxy))
     lst += _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm)
@@ -359,12 +364,7 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
         lst_k = (mean_static + rk.normal(0, 2.0) + contrast * (static_lst - mean_static)
                  + 0.35 * _smooth_field(rk, shape, 2.0)).astype(np.float32)
         lst_k += _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp * rk.uniform(0.7, 1.3, n_leaks), leak_fwhm)
-        new_xy = []
-        while len(new_xy) < len(dxy) - n_keep:
-            x, y = t10 @ (rk.uniform(0, n), rk.uniform(0, n))
-            if not net.contains(shapely.Point(x, y)):
-                new_xy.append((x, y))
-        dk = np.concatenate([dxy[:n_keep], np.array(new_xy).reshape(-1, 2)])
+        dk = np.concatenate([dxy[:n_keep], _points_off_network(net, len(dxy) - n_keep, rk, n, t10)])
         lst_k += _gauss_blobs(shape, t10, dk[:, 0], dk[:, 1], rk.uniform(3.0, 10.0, len(dk)),
                               rk.uniform(20.0, 60.0, len(dk)))
         cloud_k, _, product_k, s2_k = _write_sensors(out / f"{d_k:%Y-%m-%d}", lst_k, base, spec, d_k, rk, crs,

@@ -75,21 +75,26 @@ def robust_z(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+def train_autoencoder(patches: np.ndarray, params: DetectorParams):
+    """Fit a :class:`~heattrack.kernels.autoencoder.PatchAutoencoder` on patch vectors with ``params``'s
+    sizes, device and seed (per tile here, on pooled tiles in ``heattrack train``)."""
+    from heattrack.kernels.autoencoder import AEParams, PatchAutoencoder
+
+    return PatchAutoencoder(
+        AEParams(hidden=params.ae_hidden, latent=params.ae_latent, epochs=params.ae_epochs,
+                 trim_fraction=params.ae_trim_fraction, seed=params.seed),
+        centre_thermal_index(params.patch), device=params.device, max_batch=params.max_batch,
+    ).fit(patches)
+
+
 def ae_residual(model, anomaly_z: np.ndarray, ndvi: np.ndarray, red: np.ndarray, nir: np.ndarray,
                 valid: np.ndarray, params: DetectorParams) -> tuple[np.ndarray, object]:
     """Autoencoder residual (z units) for every pixel; trains a model on the tile's valid patches when
     ``model`` is None. Returns ``(residual, model)``."""
-    from heattrack.kernels.autoencoder import AEParams, PatchAutoencoder
-
     stack = feature_stack(anomaly_z, ndvi, red, nir)
     if model is None:
         rng = np.random.default_rng(params.seed)
-        train = sample_patches(stack, params.patch, valid, params.ae_train_patches, rng)
-        model = PatchAutoencoder(
-            AEParams(hidden=params.ae_hidden, latent=params.ae_latent, epochs=params.ae_epochs,
-                     trim_fraction=params.ae_trim_fraction, seed=params.seed),
-            centre_thermal_index(params.patch), device=params.device, max_batch=params.max_batch,
-        ).fit(train)
+        model = train_autoencoder(sample_patches(stack, params.patch, valid, params.ae_train_patches, rng), params)
     out = np.empty(anomaly_z.shape, np.float32)
     w = anomaly_z.shape[1]
     for r0, r1, patches in iter_patch_bands(stack, params.patch, params.max_batch):

@@ -153,19 +153,20 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     """Stage 2: detection per date (GPU when the worker has one), date combination, zarr region, segment
     points and hotspots, then the completion record. Returns the tile summary."""
     t0 = time.perf_counter()
+    prepared = sorted(prepared, key=lambda p: p.date_index)
     if task.needs_model:
         import torch
 
         torch.set_num_threads(task.torch_threads)
     model = _tile_model(task)
     prods = []
-    for prep in sorted(prepared, key=lambda p: p.date_index):
+    for prep in prepared:
         prod, model = detect_products(prep.thermal, prep.red, prep.nir, task.params, model)  # reused across dates
         prods.append(prod)
     padded = task.geobox.pad(task.halo_px)
     h, n = task.halo_px, task.geobox.shape.y
     core = (slice(h, h + n), slice(h, h + n))
-    examples = _ae_examples(task, model, prods[0], min(prepared, key=lambda p: p.date_index), core)
+    examples = _ae_examples(task, model, prods[0], prepared[0], core)
     t_detect = time.perf_counter()
     risk = _nanmean(np.stack([np.where(p.valid, p.risk, np.nan) for p in prods]))
     anomaly = _nanmean(np.stack([np.where(p.valid, p.anomaly_k, np.nan) for p in prods]))
@@ -210,7 +211,7 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
         "sharpen": prods[0].info,
         "coregistration": prepared[0].coregistration,
         "dates": [{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,
-                   "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, sorted(prepared, key=lambda q: q.date_index))],
+                   "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, prepared)],
     }
     TileRecords(Path(task.out_dir)).write(task.index, {
         "point_ids": task.point_ids, "point_risk": _nanmean(p_risk_d), "point_dt": _nanmean(p_dt_d),

@@ -4,7 +4,8 @@ Each run folder contributes its resolved ``config.yaml`` (inputs, grid, detector
 ``tiles_per_run`` tiles, spread evenly over its grid, are read and taken through the thermal stage
 (:func:`heattrack.orchestration.graph.prepare_tile`); every date pair of those tiles gives
 ``detect.ae_train_patches`` random clear patches. The pooled patches train one
-:class:`~heattrack.kernels.autoencoder.PatchAutoencoder` (robust refit included). Runs in-process: a few tiles
+:class:`~heattrack.kernels.autoencoder.PatchAutoencoder` (robust refit included) through the same
+:func:`~heattrack.kernels.detectors.train_autoencoder` the per-tile path uses. Runs in-process: a few tiles
 are enough, and the model then serves every tile of later runs (``--set detect.model_path=MODEL``).
 """
 
@@ -18,9 +19,9 @@ import numpy as np
 from heattrack.config import Config, load_config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.models import save_model
-from heattrack.kernels.autoencoder import AEParams, PatchAutoencoder
 from heattrack.kernels.chain import detector_params
-from heattrack.kernels.patches import centre_thermal_index, feature_stack, sample_patches
+from heattrack.kernels.detectors import train_autoencoder
+from heattrack.kernels.patches import feature_stack, sample_patches
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,7 @@ def train_model(run_dirs: list[Path], dest: Path, tiles_per_run: int = 4, overri
     X = np.concatenate(pooled) if pooled else np.zeros((0, 1), np.float32)
     if X.shape[0] < 100:
         raise InputError(f"only {X.shape[0]} clear patches in the sampled tiles: too few to train (cloudy scenes?)")
-    d = cfg0.detect
-    params = detector_params(cfg0)
-    model = PatchAutoencoder(AEParams(hidden=d.ae_hidden, latent=d.ae_latent, epochs=d.ae_epochs,
-                                      trim_fraction=d.ae_trim_fraction, seed=cfg0.seed),
-                             centre_thermal_index(params.patch), device=d.device, max_batch=params.max_batch).fit(X)
+    model = train_autoencoder(X, detector_params(cfg0))
     summary = {"runs": [str(r) for r in run_dirs], "tiles": used, "n_patches": int(X.shape[0]),
                "final_loss": float(model.train_loss_[-1]), "epochs": len(model.train_loss_)}
     save_model(dest, model, {"signature": model_signature(cfg0), "detect": cfg0.detect.model_dump(mode="json"),
