@@ -108,3 +108,36 @@ def test_train_then_run_with_the_saved_model(small_scene, tmp_path):
     res = runner.invoke(app, ["run", *base, "--out", str(tmp_path / "r4"), "--set", "detect.method=ae",
                               "--set", f"detect.model_path={tmp_path / 'nope.pt'}"])
     assert res.exit_code == 1 and "does not exist" in res.output
+
+
+def test_configured_gpu_pool_splits_before_gpu_workers_join(small_scene, tmp_path):
+    """Slurm/Kubernetes GPU workers may still be queued when tiles are submitted: with gpu_pool the detection
+    stage is still submitted with GPU=1 and waits for such a worker (here one joins after submission)."""
+    from distributed import Client, LocalCluster, Worker
+
+    from heattrack.io.store import create_mosaic_template
+    from heattrack.orchestration.graph import run_tiles
+    from heattrack.orchestration.run import build_tasks, plan_run, prepare_output
+
+    cfg = _cfg(small_scene, **{"detect.method": "ae", "detect.device": "cpu"})
+    plan = plan_run(cfg)
+    out = tmp_path / "out"
+    prepare_output(out, cfg, resume=False, overwrite=False)
+    create_mosaic_template(out / "mosaic.zarr", plan.grid.mosaic_geobox, cfg.tile_px, {})
+    tasks = build_tasks(plan, out, plan.grid.tiles[:1])
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
+            Client(cl) as client:
+        outcomes = []
+
+        async def add_gpu_worker():
+            return await Worker(cl.scheduler_address, nthreads=1, resources={"GPU": 1})
+
+        import threading
+
+        t = threading.Thread(target=lambda: outcomes.extend(run_tiles(client, tasks, retries=0, gpu_pool=True)))
+        t.start()
+        gpu = client.sync(add_gpu_worker)
+        t.join(120)
+        assert outcomes and outcomes[0].error is None
+        assert outcomes[0].summary["worker"] == gpu.address
+        client.sync(gpu.close)

@@ -243,17 +243,18 @@ class TileOutcome:
 
 
 def run_tiles(client, tasks: Sequence[TileTask], retries: int = 2,
-              on_done: Callable[[TileOutcome], None] | None = None) -> list[TileOutcome]:
+              on_done: Callable[[TileOutcome], None] | None = None, gpu_pool: bool = False) -> list[TileOutcome]:
     """Submit every task to Dask (retried ``retries`` times) and collect outcomes as they finish.
 
     When the detector needs the autoencoder and the cluster has GPU workers, each tile becomes one CPU task
     per date (read + sharpen, no resource) and one stage-2 task that requires ``GPU=1`` (detection, writes);
-    otherwise one task per tile does both. A tile that still fails is reported in its outcome; the others
-    carry on.
+    otherwise one task per tile does both. ``gpu_pool``: the cluster was configured with GPU workers that may
+    still be queued (Slurm jobs, Kubernetes pods), so split even if none has joined yet. A tile that still
+    fails is reported in its outcome; the others carry on.
     """
     from distributed import as_completed
 
-    split = bool(tasks) and tasks[0].needs_model and cluster_has_gpu_workers(client)
+    split = bool(tasks) and tasks[0].needs_model and (gpu_pool or cluster_has_gpu_workers(client))
     if split:
         log.info("GPU workers present: autoencoder stage of each tile requires resource GPU=1")
     futures = {}

@@ -254,7 +254,10 @@ def execute_run(
     if skipped:
         log.info("resume: %d of %d tiles already complete", skipped, len(plan.grid.tiles))
     on_tile = progress(len(todo), len(plan.grid.tiles)) if progress else None
-    outcomes = run_tiles(client, build_tasks(plan, out, todo), retries=cfg.compute.retries, on_done=on_tile)
+    sched = cfg.compute.scheduler
+    gpu_pool = (sched == "slurm" and cfg.slurm.gpu_jobs > 0) or (sched == "kubernetes" and cfg.kubernetes.gpu_workers > 0)
+    outcomes = run_tiles(client, build_tasks(plan, out, todo), retries=cfg.compute.retries, on_done=on_tile,
+                         gpu_pool=gpu_pool)
     return outcomes, skipped
 
 
