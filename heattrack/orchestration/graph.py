@@ -109,8 +109,12 @@ def _worker_address() -> str | None:
         return None
 
 
-def _nanmean(stack: np.ndarray) -> np.ndarray:
-    """Mean over axis 0 ignoring NaN; NaN where every layer is NaN (no warning)."""
+def _nanmean(layers: list[np.ndarray]) -> np.ndarray:
+    """Mean of the layers ignoring NaN; NaN where every layer is NaN (no warning). One layer is returned as
+    float32 without stacking (single-date runs, the common case, pay nothing)."""
+    if len(layers) == 1:
+        return np.asarray(layers[0], dtype=np.float32)
+    stack = np.stack(layers)
     ok = np.isfinite(stack)
     n = ok.sum(axis=0)
     total = np.where(ok, stack, 0).sum(axis=0, dtype=np.float64)
@@ -168,13 +172,14 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     core = (slice(h, h + n), slice(h, h + n))
     examples = _ae_examples(task, model, prods[0], prepared[0], core)
     t_detect = time.perf_counter()
-    risk = _nanmean(np.stack([np.where(p.valid, p.risk, np.nan) for p in prods]))
-    anomaly = _nanmean(np.stack([np.where(p.valid, p.anomaly_k, np.nan) for p in prods]))
-    n_dates = np.sum([p.valid for p in prods], axis=0).astype(np.uint8)
+    # dates combined: mean over the dates with clear data (one date: the arrays themselves)
+    risk = _nanmean([np.where(p.valid, p.risk, np.nan) for p in prods])
+    anomaly = _nanmean([np.where(p.valid, p.anomaly_k, np.nan) for p in prods])
+    n_dates = np.sum([p.valid for p in prods], axis=0, dtype=np.uint8)
     valid = n_dates > 0
     write_tile_region(Path(task.mosaic_path), task.rows, task.cols, {
-        "lst_10m": _nanmean(np.stack([p.lst_10m for p in prods]))[core],
-        "lst_plain": _nanmean(np.stack([p.lst_plain for p in prods]))[core],
+        "lst_10m": _nanmean([p.lst_10m for p in prods])[core],
+        "lst_plain": _nanmean([p.lst_plain for p in prods])[core],
         "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
         "n_dates": n_dates[core],
     })
@@ -190,7 +195,8 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
         pr[pv != 1] = np.nan  # a pipe point under cloud has no evidence of its own
         p_risk_d.append(pr)
         p_dt_d.append(pd)
-    p_risk_d, p_dt_d = np.stack(p_risk_d), np.stack(p_dt_d)
+    point_risk, point_dt = _nanmean(p_risk_d), _nanmean(p_dt_d)
+    p_risk_d = np.stack(p_risk_d)
     blobs = label_hotspots(risk[core], anomaly[core], task.hotspot_threshold, task.hotspot_min_area_px)
     hx, hy = task.geobox.affine @ (blobs.col + 0.5, blobs.row + 0.5)
     res2 = abs(task.geobox.affine.a * task.geobox.affine.e)
@@ -214,7 +220,7 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
                    "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, prepared)],
     }
     TileRecords(Path(task.out_dir)).write(task.index, {
-        "point_ids": task.point_ids, "point_risk": _nanmean(p_risk_d), "point_dt": _nanmean(p_dt_d),
+        "point_ids": task.point_ids, "point_risk": point_risk, "point_dt": point_dt,
         "point_risk_by_date": p_risk_d,
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score,
