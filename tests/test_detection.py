@@ -137,3 +137,31 @@ def test_inference_batch_is_bounded_by_the_memory_budget():
     b = batch_for_memory(75, 32, 64.0)
     assert 1024 <= b and b * 4 * (2 * 75 + 4 * 32) * 3 <= 64 * 2**20
     assert batch_for_memory(75, 32, 2048.0) > b
+
+
+def test_patches_cut_on_the_device_score_like_host_patches():
+    anom, nd, red, nir = _scene(37, seed=4, plume_k=1.0)
+    spec = PatchSpec(size=5, step=3)
+    stack = feature_stack(anom / 0.15, nd, red, nir)
+    X = sample_patches(stack, spec, np.ones((37, 37), bool), 800, np.random.default_rng(0))
+    # max_batch 100 patches < 3 rows of 37: many bands, edge padding at top, bottom and both sides
+    model = PatchAutoencoder(AEParams(epochs=3, seed=0), centre_thermal_index(spec), device="cpu",
+                             max_batch=100).fit(X)
+    host = model.score_samples(patch_rows(stack, spec, 0, 37)).reshape(37, 37)
+    np.testing.assert_array_equal(model.score_stack(stack, spec), host)  # auto on CPU: the host cut
+    np.testing.assert_allclose(model.score_stack(stack, spec, cut="device"), host, rtol=1e-5, atol=1e-6)
+
+
+def test_isolation_forest_evidence_from_the_cpu_stage_gives_the_same_fused_risk():
+    from heattrack.kernels.detectors import iforest_evidence
+
+    anom, nd, red, nir = _scene(60, seed=5, plume_k=1.5)
+    valid = np.ones(anom.shape, bool)
+    valid[:4] = False
+    p = DetectorParams(method="fused", patch=PatchSpec(size=5, step=2), device="cpu", ae_epochs=3,
+                       ae_train_patches=2000, seed=0)
+    once = detect(anom, 0.15, nd, red, nir, valid, p)[0]
+    iz = iforest_evidence(anom, 0.15, nd, red, nir, valid, p)
+    split = detect(anom, 0.15, nd, red, nir, valid, p, iforest_z=iz)[0]
+    np.testing.assert_array_equal(split.risk, once.risk)
+    assert iforest_evidence(anom, 0.15, nd, red, nir, valid, DetectorParams(method="ae")) is None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from heattrack.kernels.anomaly import local_anomaly
-from heattrack.kernels.detectors import DetectorParams, detect
+from heattrack.kernels.detectors import DetectorParams, detect, iforest_evidence
 from heattrack.kernels.dms import DMSParams, dms_predictors, dms_sharpen
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
@@ -161,14 +161,22 @@ def thermal_products(
     return ThermalProducts(lst, plain.lst, anom.anomaly_k, anom.sigma_k, anom.score, nd, valid, info)
 
 
+def cpu_evidence(th: ThermalProducts, red: np.ndarray, nir: np.ndarray, params: ChainParams) -> np.ndarray | None:
+    """The CPU-only part of detection (Isolation Forest z for ``iforest``/``fused``, else None), run in stage 1
+    so that a GPU worker's stage 2 only runs the autoencoder."""
+    return iforest_evidence(th.anomaly_k, th.sigma_k, th.ndvi, red, nir, th.valid & np.isfinite(th.anomaly_k),
+                            params.detector)
+
+
 def detect_products(th: ThermalProducts, red: np.ndarray, nir: np.ndarray, params: ChainParams,
-                    model=None) -> tuple[TileProducts, object]:
+                    model=None, iforest_z: np.ndarray | None = None) -> tuple[TileProducts, object]:
     """Stage 2: pixel risk from ``params.detector`` (``model``: a fitted autoencoder for ``ae``/``fused``;
-    None trains one on this tile). Returns the products and the model used (None for local/iforest)."""
+    None trains one on this tile; ``iforest_z``: :func:`cpu_evidence` when stage 1 computed it). Returns the
+    products and the model used (None for local/iforest)."""
     risk, evidence = th.local_risk, {}
     if params.detector.method != "local":
         det, model = detect(th.anomaly_k, th.sigma_k, th.ndvi, red, nir, th.valid & np.isfinite(th.anomaly_k),
-                            params.detector, model=model)
+                            params.detector, model=model, iforest_z=iforest_z)
         risk, evidence = det.risk, det.z
     info = {**th.info, "detect": params.detector.method}
     return TileProducts(th.lst_10m, th.lst_plain, th.anomaly_k, risk, th.valid, info, evidence), model

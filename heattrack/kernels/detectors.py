@@ -26,7 +26,7 @@ from scipy import ndimage
 
 from heattrack.kernels.anomaly import robust_sigma, z_to_score
 from heattrack.kernels.lst import block_mean, fill_nearest, upsample_bilinear
-from heattrack.kernels.patches import PatchSpec, centre_thermal_index, feature_stack, iter_patch_bands, sample_patches
+from heattrack.kernels.patches import PatchSpec, centre_thermal_index, feature_stack, sample_patches
 
 DETECT_METHODS = ("local", "ae", "iforest", "fused")
 
@@ -95,11 +95,7 @@ def ae_residual(model, anomaly_z: np.ndarray, ndvi: np.ndarray, red: np.ndarray,
     if model is None:
         rng = np.random.default_rng(params.seed)
         model = train_autoencoder(sample_patches(stack, params.patch, valid, params.ae_train_patches, rng), params)
-    out = np.empty(anomaly_z.shape, np.float32)
-    w = anomaly_z.shape[1]
-    for r0, r1, patches in iter_patch_bands(stack, params.patch, params.max_batch):
-        out[r0:r1] = model.score_samples(patches).reshape(r1 - r0, w)
-    return out, model
+    return model.score_stack(stack, params.patch), model
 
 
 def iforest_score(anomaly_z: np.ndarray, ndvi: np.ndarray, red: np.ndarray, nir: np.ndarray,
@@ -133,11 +129,23 @@ def iforest_score(anomaly_z: np.ndarray, ndvi: np.ndarray, red: np.ndarray, nir:
     return fine
 
 
+def iforest_evidence(anomaly_k: np.ndarray, sigma_k: float, ndvi: np.ndarray, red: np.ndarray, nir: np.ndarray,
+                     valid: np.ndarray, params: DetectorParams) -> np.ndarray | None:
+    """The Isolation Forest's robust z map for ``iforest``/``fused`` (None for other methods). CPU-only work:
+    the tile graph runs it in the CPU stage and hands it to :func:`detect`, so a GPU worker only runs the
+    autoencoder."""
+    if params.method not in ("iforest", "fused"):
+        return None
+    z_local = np.where(valid, anomaly_k / sigma_k, np.nan).astype(np.float32)
+    return robust_z(iforest_score(z_local, ndvi, red, nir, valid, params), valid)
+
+
 def detect(anomaly_k: np.ndarray, sigma_k: float, ndvi: np.ndarray, red: np.ndarray, nir: np.ndarray,
-           valid: np.ndarray, params: DetectorParams, model=None) -> tuple[DetectResult, object]:
+           valid: np.ndarray, params: DetectorParams, model=None,
+           iforest_z: np.ndarray | None = None) -> tuple[DetectResult, object]:
     """Run ``params.method`` on one (padded) tile. ``anomaly_k``: K over the local background; ``sigma_k``:
-    its robust spread (K). Returns the result and the autoencoder used (trained here if ``model`` is None
-    and the method needs one)."""
+    its robust spread (K). ``iforest_z``: :func:`iforest_evidence` when already computed. Returns the result
+    and the autoencoder used (trained here if ``model`` is None and the method needs one)."""
     if params.method not in DETECT_METHODS:
         raise ValueError(f"unknown detect.method {params.method!r}; choose one of {', '.join(DETECT_METHODS)}")
     z_local = np.where(valid, anomaly_k / sigma_k, np.nan).astype(np.float32)
@@ -146,7 +154,8 @@ def detect(anomaly_k: np.ndarray, sigma_k: float, ndvi: np.ndarray, red: np.ndar
         res, model = ae_residual(model, z_local, ndvi, red, nir, valid, params)
         zs["ae"] = robust_z(res, valid)
     if params.method in ("iforest", "fused"):
-        zs["iforest"] = robust_z(iforest_score(z_local, ndvi, red, nir, valid, params), valid)
+        zs["iforest"] = (iforest_z if iforest_z is not None
+                         else iforest_evidence(anomaly_k, sigma_k, ndvi, red, nir, valid, params))
     if params.method == "fused":
         w = dict(zip(("local", "ae", "iforest"), params.weights))
         total = sum(w[k] * np.nan_to_num(zs[k]) for k in zs) / sum(w[k] for k in zs)

@@ -18,7 +18,7 @@ from odc.geo.geobox import GeoBox
 
 from heattrack.io.local import TileInputs
 from heattrack.io.store import TileRecords, write_tile_region
-from heattrack.kernels.chain import ChainParams, ThermalProducts, detect_products, thermal_products
+from heattrack.kernels.chain import ChainParams, ThermalProducts, cpu_evidence, detect_products, thermal_products
 from heattrack.kernels.segments import along_pipe_evidence, label_hotspots, neighbourhood_max, sample_at_points
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ class PreparedDate:
     nir: np.ndarray
     coregistration: dict
     seconds: dict
+    iforest_z: np.ndarray | None = None  # CPU detector evidence (fused/iforest), computed in this stage
 
 
 def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
@@ -95,8 +96,9 @@ def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
     inputs = task.readers[date_index].read(task.geobox.pad(task.halo_px))
     t1 = time.perf_counter()
     th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, task.params)
+    iforest_z = cpu_evidence(th, inputs.red, inputs.nir, task.params)
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
-                        {"read": t1 - t0, "thermal": time.perf_counter() - t1})
+                        {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z)
 
 
 def _worker_address() -> str | None:
@@ -165,7 +167,8 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     model = _tile_model(task)
     prods = []
     for prep in prepared:
-        prod, model = detect_products(prep.thermal, prep.red, prep.nir, task.params, model)  # reused across dates
+        prod, model = detect_products(prep.thermal, prep.red, prep.nir, task.params, model,  # reused across dates
+                                      iforest_z=prep.iforest_z)
         prods.append(prod)
     padded = task.geobox.pad(task.halo_px)
     h, n = task.halo_px, task.geobox.shape.y
