@@ -1,0 +1,92 @@
+"""The sbatch scripts in slurm/ on a real single-node Slurm (Debian slurm-wlm + munge).
+
+`scripts/test.sh` starts one with `scripts/slurm-single-node.sh` when it runs as root with apt; elsewhere
+start it by hand (`sudo bash scripts/slurm-single-node.sh`) or these tests skip. Each test submits the real
+script with `sbatch --wait` on a small simulated scene and compares the mosaic with a LocalCluster run's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from heattrack.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+def _slurm_up() -> bool:
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        return False
+    r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20)
+    return r.returncode == 0 and any(s.startswith(("idle", "mix", "alloc")) for s in r.stdout.split())
+
+
+@pytest.fixture(scope="module")
+def slurm() -> None:
+    if not _slurm_up():
+        pytest.skip("no running Slurm: start one with `sudo bash scripts/slurm-single-node.sh`")
+
+
+@pytest.fixture(scope="module")
+def local_reference(small_scene, tmp_path_factory) -> xr.Dataset:
+    out = tmp_path_factory.mktemp("slurm-ref") / "out"
+    res = CliRunner().invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                                   "--out", str(out), "--config", str(ROOT / "configs" / "ci-small.yaml")])
+    assert res.exit_code == 0, res.output
+    return xr.open_zarr(out / "mosaic.zarr").load()
+
+
+def _sbatch(script: str, args: list[str], sbatch_opts: list[str], log: Path, timeout: int = 420) -> None:
+    env = {**os.environ, "HEATTRACK_VENV": str(Path(sys.executable).parent.parent)}
+    cmd = ["sbatch", "--wait", "--parsable", f"--output={log}", f"--chdir={ROOT}", *sbatch_opts,
+           str(ROOT / "slurm" / script), *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    text = log.read_text() if log.exists() else ""
+    assert r.returncode == 0, f"sbatch exit {r.returncode}\n{r.stdout}\n{r.stderr}\n--- job log ---\n{text[-4000:]}"
+
+
+def _assert_same_mosaic(out: Path, ref: xr.Dataset) -> None:
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "ok" and not run["tiles_failed"] and run["tiles_ok"] > 1
+    got = xr.open_zarr(out / "mosaic.zarr").load()
+    assert float(got["valid"].mean()) > 0.2  # the small scene is partly cloudy
+    for v in ("lst_10m", "anomaly_k", "risk", "valid"):
+        np.testing.assert_array_equal(got[v].values, ref[v].values)
+    assert (out / "segments.geojson").exists() and (out / "report" / "index.html").exists()
+
+
+def test_single_node_sbatch_script(slurm, small_scene, local_reference, tmp_path):
+    """slurm/heattrack-node.sbatch: one allocation, LocalCluster on the granted cores."""
+    out = tmp_path / "out"
+    _sbatch("heattrack-node.sbatch",
+            [str(ROOT / "configs" / "ci-small.yaml"), str(small_scene), str(small_scene / "pipes.geojson"), str(out)],
+            ["--cpus-per-task=2", "--mem=6G", "--time=00:15:00", "--job-name=ht-node-test"], tmp_path / "node.log")
+    _assert_same_mosaic(out, local_reference)
+
+
+def test_national_sbatch_script_submits_dask_jobqueue_workers(slurm, small_scene, local_reference, tmp_path):
+    """slurm/heattrack-national.sbatch: the driver job starts the scheduler and submits a worker job."""
+    cfg = tmp_path / "slurm.yaml"
+    cfg.write_text(
+        "grid:\n  tile_km: 1.5\ncompute:\n  scheduler: slurm\n"
+        "slurm:\n  cores: 1\n  memory: 3GB\n  jobs: 1\n  walltime: '00:15:00'\n  lifetime: null\n"
+        f"  log_directory: {tmp_path / 'worker-logs'}\n")
+    out = tmp_path / "out"
+    _sbatch("heattrack-national.sbatch", [str(cfg), str(small_scene), str(small_scene / "pipes.geojson"), str(out)],
+            ["--cpus-per-task=1", "--mem=3G", "--time=00:15:00", "--job-name=ht-driver-test"],
+            tmp_path / "driver.log")
+    worker_logs = list((tmp_path / "worker-logs").glob("*"))
+    assert worker_logs, "no worker job log: dask-jobqueue submitted no job"
+    assert any("Start worker" in p.read_text(errors="replace") for p in worker_logs)
+    _assert_same_mosaic(out, local_reference)
