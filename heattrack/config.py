@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from heattrack.errors import ConfigError
 
@@ -181,7 +181,7 @@ class SlurmConfig(_Section):
     jobs: int = Field(4, ge=0, description="CPU worker jobs (fixed scaling) or the maximum (adaptive).")
     adaptive: bool = Field(False, description="Scale between min_jobs and jobs with the queue of tiles.")
     min_jobs: int = Field(1, ge=0, description="Fewest CPU worker jobs when adaptive.")
-    lifetime: str | None = Field("1h50m", description="Workers retire after this (before walltime) so Dask "
+    lifetime: str | None = Field("110m", description="Workers retire after this (before walltime) so Dask "
                                  "moves their tasks elsewhere; None = until walltime.")
     lifetime_stagger: str = Field("5m", description="Random spread of the lifetimes, so workers do not all "
                                   "retire at once.")
@@ -198,6 +198,22 @@ class SlurmConfig(_Section):
                           "resource GPU=gpus_per_job).")
     gpus_per_job: int = Field(1, ge=1, description="GPUs per GPU worker job (--gres=gpu:N).")
     gpu_queue: str | None = Field(None, description="Partition of the GPU jobs (None = queue).")
+
+    @field_validator("lifetime", "lifetime_stagger")
+    @classmethod
+    def _dask_duration(cls, v: str | None) -> str | None:
+        """``dask worker --lifetime`` takes one number and unit ('110m', '2h', '300s'); '1h50m' makes every
+        worker job fail at start, so it is refused here."""
+        if v is None:
+            return v
+        from dask.utils import parse_timedelta
+
+        try:
+            parse_timedelta(v)
+        except (ValueError, KeyError, TypeError):
+            raise ValueError(f"{v!r} is not a Dask duration: use one number and unit, e.g. '110m', '2h', "
+                             "'300s'") from None
+        return v
 
 
 class KubernetesConfig(_Section):

@@ -31,7 +31,9 @@ fi
 # the host name must resolve for slurmctld/slurmd to find each other
 getent hosts "$HOST" >/dev/null || echo "127.0.0.1 $HOST" >>/etc/hosts
 
-CPUS=$(nproc)
+# at least 4 CPUs (oversubscribed on smaller machines, SlurmdParameters=config_overrides) so that the
+# one-allocation script's scheduler step + worker step + driver fit on a 2-core CI runner
+CPUS=$(( $(nproc) < 4 ? 4 : $(nproc) ))
 MEM_MB=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))
 mkdir -p "$CONF_DIR" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge /etc/munge
 cat >"$CONF_DIR/slurm.conf" <<EOF
@@ -55,6 +57,7 @@ AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
 MpiDefault=none
+SlurmdParameters=config_overrides
 SlurmUser=root
 SlurmdUser=root
 InactiveLimit=0

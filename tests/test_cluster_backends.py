@@ -4,6 +4,7 @@ DaskCluster spec against the operator's CRD schema, GPU worker pools."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -169,3 +170,22 @@ def test_sbatch_scripts_are_valid_bash_and_resume():
         subprocess.run(["bash", "-n", str(script)], check=True)
         text = script.read_text()
         assert "#SBATCH --requeue" in text and "--resume" in text
+
+
+def test_worker_lifetime_must_be_a_dask_duration():
+    """`dask worker --lifetime 1h50m` fails at start (found on the real Slurm): refused in the config."""
+    from heattrack.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a Dask duration"):
+        load_config(None, {"slurm.lifetime": "1h50m"})
+    assert load_config(None, {"slurm.lifetime": "110m"}).slurm.lifetime == "110m"
+    assert load_config(None, {}).slurm.lifetime  # the default parses (a worker job starts with it)
+
+
+def test_sbatch_scripts_pass_dask_durations():
+    from dask.utils import parse_timedelta
+
+    for script in (Path(__file__).resolve().parents[1] / "slurm").glob("*.sbatch"):
+        for flag in ("--lifetime", "--lifetime-stagger"):
+            for m in re.finditer(rf"{flag} (\S+)", script.read_text()):
+                parse_timedelta(m.group(1))

@@ -47,11 +47,17 @@ def local_reference(small_scene, tmp_path_factory) -> xr.Dataset:
     return xr.open_zarr(out / "mosaic.zarr").load()
 
 
-def _sbatch(script: str, args: list[str], sbatch_opts: list[str], log: Path, timeout: int = 420) -> None:
+def _sbatch(script: str, args: list[str], sbatch_opts: list[str], log: Path, timeout: int = 300) -> None:
     env = {**os.environ, "HEATTRACK_VENV": str(Path(sys.executable).parent.parent)}
     cmd = ["sbatch", "--wait", "--parsable", f"--output={log}", f"--chdir={ROOT}", *sbatch_opts,
            str(ROOT / "slurm" / script), *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    name = next(o.split("=", 1)[1] for o in sbatch_opts if o.startswith("--job-name="))
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        subprocess.run(["scancel", f"--name={name}"], check=False)
+        text = log.read_text() if log.exists() else ""
+        pytest.fail(f"job {name} did not finish in {timeout} s (cancelled)\n--- job log ---\n{text[-4000:]}")
     text = log.read_text() if log.exists() else ""
     assert r.returncode == 0, f"sbatch exit {r.returncode}\n{r.stdout}\n{r.stderr}\n--- job log ---\n{text[-4000:]}"
 
@@ -80,7 +86,7 @@ def test_national_sbatch_script_submits_dask_jobqueue_workers(slurm, small_scene
     cfg = tmp_path / "slurm.yaml"
     cfg.write_text(
         "grid:\n  tile_km: 1.5\ncompute:\n  scheduler: slurm\n"
-        "slurm:\n  cores: 1\n  memory: 3GB\n  jobs: 1\n  walltime: '00:15:00'\n  lifetime: null\n"
+        "slurm:\n  cores: 1\n  memory: 3GB\n  jobs: 1\n  walltime: '00:15:00'\n"
         f"  log_directory: {tmp_path / 'worker-logs'}\n")
     out = tmp_path / "out"
     _sbatch("heattrack-national.sbatch", [str(cfg), str(small_scene), str(small_scene / "pipes.geojson"), str(out)],
@@ -90,3 +96,15 @@ def test_national_sbatch_script_submits_dask_jobqueue_workers(slurm, small_scene
     assert worker_logs, "no worker job log: dask-jobqueue submitted no job"
     assert any("Start worker" in p.read_text(errors="replace") for p in worker_logs)
     _assert_same_mosaic(out, local_reference)
+
+
+def test_one_allocation_sbatch_script_with_srun_steps(slurm, small_scene, local_reference, tmp_path):
+    """slurm/heattrack-allocation.sbatch: srun starts the scheduler and the workers inside one allocation,
+    heattrack connects through the scheduler file (sites that forbid jobs submitting jobs)."""
+    out = tmp_path / "out"
+    _sbatch("heattrack-allocation.sbatch",
+            [str(ROOT / "configs" / "ci-small.yaml"), str(small_scene), str(small_scene / "pipes.geojson"), str(out)],
+            ["--nodes=1", "--cpus-per-task=2", "--mem=8G", "--time=00:15:00", "--job-name=ht-alloc-test"],
+            tmp_path / "alloc.log")
+    _assert_same_mosaic(out, local_reference)
+    assert not list(tmp_path.glob("out.scheduler-*.json"))  # the scheduler file is cleaned up
