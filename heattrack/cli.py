@@ -158,7 +158,8 @@ def _simulate(out: Path, cfg: Config) -> dict:
 def run(
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Input folder (local layout).")] = None,
     pipes: Annotated[Optional[Path], typer.Option("--pipes", "-p", help="Pipe network file.")] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder, or s3://bucket/prefix (credentials "
+                                     "and endpoint from the AWS_* environment).")] = "out",
     source: Annotated[Optional[str], typer.Option(help="Input source: local.")] = None,
     aoi: Annotated[Optional[str], typer.Option(help="Country (south-korea), polygon file, or lon/lat bbox "
                                                "'minx,miny,maxx,maxy'; default: extent of the input data.")] = None,
@@ -209,7 +210,7 @@ def train(
 
 @app.command()
 def report(
-    out: Annotated[Path, typer.Argument(help="Output folder of a finished run.")],
+    out: Annotated[str, typer.Argument(help="Output folder of a finished run.")],
     truth: Annotated[Optional[Path], typer.Option("--truth", help="Simulated scene folder: add the truth section "
                                                   "(leak vs other score distributions, detection power).")] = None,
     verbose: VerboseOpt = False,

@@ -93,7 +93,7 @@ def _histogram(seg: gpd.GeoDataFrame, risk: np.ndarray, dest: Path) -> None:
     plt.close(fig)
 
 
-def _before_after(mosaic: Path, seg: gpd.GeoDataFrame, window: tuple[slice, slice], dest: Path) -> None:
+def _before_after(mosaic: str | Path, seg: gpd.GeoDataFrame, window: tuple[slice, slice], dest: Path) -> None:
     g = zarr.open_group(str(mosaic), mode="r")
     x = np.asarray(g["x"][:])
     y = np.asarray(g["y"][:])
@@ -237,7 +237,7 @@ def _table(seg: gpd.GeoDataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def build_report(mosaic: Path, folder: Path, run_info: dict, aoi_window: tuple[slice, slice],
+def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: tuple[slice, slice],
                  ae_examples: dict | None = None, truth: dict | None = None) -> Path:
     """Write ``folder/report/index.html`` (+ PNGs) from the exports in ``folder`` and the mosaic.
 
@@ -254,7 +254,7 @@ def build_report(mosaic: Path, folder: Path, run_info: dict, aoi_window: tuple[s
     seg = _segments_in(folder, crs_wkt)
     _risk_map(risk, extent, seg, tmp / "risk_map.png")
     _histogram(seg, risk, tmp / "score_histogram.png")
-    _before_after(Path(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
+    _before_after(str(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
     extra = _dates_table(run_info)
     if ae_examples is not None and len(ae_examples.get("ae_risk", [])):
         _ae_figure(ae_examples, tmp / "ae_examples.png")

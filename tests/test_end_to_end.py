@@ -230,6 +230,10 @@ def test_concurrent_runs_into_one_folder_refuse_and_stale_locks_are_taken_over(f
             "--resume", *ARGS]
     res = runner.invoke(app, args)
     assert res.exit_code == 1 and "another heattrack run" in res.output
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    res = runner.invoke(app, [a for a in args if a != "--resume"] + ["--overwrite"])
+    assert res.exit_code == 1 and "another heattrack run" in res.output
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # --overwrite deleted nothing
     lock.write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))  # a dead one
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output

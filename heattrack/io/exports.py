@@ -16,7 +16,7 @@ from rasterio.windows import Window
 
 
 def write_cog(
-    zarr_path: Path, variable: str, rows: slice, cols: slice, transform: Affine, crs: str, dest: Path,
+    zarr_path: str | Path, variable: str, rows: slice, cols: slice, transform: Affine, crs: str, dest: Path,
     block_px: int = 1024,
 ) -> None:
     """Copy ``variable[rows, cols]`` of the mosaic into a COG (float32, NaN nodata, deflate, overviews).

@@ -9,8 +9,6 @@ also carries the tile's segment-point and hotspot results so a resumed run needs
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +35,9 @@ MOSAIC_VARIABLES: dict[str, tuple[str, Any, dict]] = {
 }
 
 
-def create_mosaic_template(path: Path, geobox: GeoBox, chunk_px: int, attrs: dict) -> None:
-    """Write the metadata of an empty mosaic covering ``geobox`` with square chunks of ``chunk_px``."""
+def create_mosaic_template(path: str | Path, geobox: GeoBox, chunk_px: int, attrs: dict) -> None:
+    """Write the metadata of an empty mosaic covering ``geobox`` with square chunks of ``chunk_px``.
+    ``path``: a folder or an fsspec URL (``s3://bucket/run/mosaic.zarr``)."""
     coords = xr_coords(geobox, crs_coord_name="spatial_ref")
     data_vars = {}
     for name, (dtype, fill, var_attrs) in MOSAIC_VARIABLES.items():
@@ -48,10 +47,32 @@ def create_mosaic_template(path: Path, geobox: GeoBox, chunk_px: int, attrs: dic
                                                      for k, v in attrs.items()})
     encoding = {name: {"chunks": (chunk_px, chunk_px), "_FillValue": fill}
                 for name, (_, fill, _) in MOSAIC_VARIABLES.items()}
-    ds.to_zarr(path, mode="w", compute=False, encoding=encoding, consolidated=True, zarr_format=2)
+    ds.to_zarr(str(path), mode="w", compute=False, encoding=encoding, consolidated=True, zarr_format=2)
 
 
-def write_tile_region(path: Path, rows: slice, cols: slice, arrays: dict[str, np.ndarray]) -> None:
+def chunks_of_region(rows: slice, cols: slice, chunk_px: int, shape: tuple[int, int]) -> set[tuple[int, int]]:
+    """The zarr chunk indices that a write of ``[rows, cols]`` touches. Raises ValueError when the region is
+    not whole chunks (a partial chunk is a read-modify-write: two writers could lose each other's data)."""
+    for sl, n in ((rows, shape[0]), (cols, shape[1])):
+        if sl.start % chunk_px or (sl.stop % chunk_px and sl.stop != n):
+            raise ValueError(f"region {rows.start}:{rows.stop}, {cols.start}:{cols.stop} is not aligned to the "
+                             f"{chunk_px}-pixel chunks of a {shape[0]} x {shape[1]} mosaic")
+    return {(r, c) for r in range(rows.start // chunk_px, -(-rows.stop // chunk_px))
+            for c in range(cols.start // chunk_px, -(-cols.stop // chunk_px))}
+
+
+def check_disjoint_chunk_writes(regions: list[tuple[slice, slice]], chunk_px: int, shape: tuple[int, int]) -> None:
+    """Refuse a set of tile regions unless each is chunk-aligned and no two share a chunk, so concurrent tile
+    tasks (on any number of hosts, on disk or on S3) never write the same zarr object."""
+    seen: dict[tuple[int, int], int] = {}
+    for i, (rows, cols) in enumerate(regions):
+        for ch in chunks_of_region(rows, cols, chunk_px, shape):
+            if ch in seen:
+                raise ValueError(f"tile regions {seen[ch]} and {i} both write chunk {ch}")
+            seen[ch] = i
+
+
+def write_tile_region(path: str | Path, rows: slice, cols: slice, arrays: dict[str, np.ndarray]) -> None:
     """Write one tile's arrays into the mosaic at ``rows, cols`` (must be whole chunks)."""
     group = zarr.open_group(str(path), mode="r+")
     for name, values in arrays.items():
@@ -59,40 +80,34 @@ def write_tile_region(path: Path, rows: slice, cols: slice, arrays: dict[str, np
         target[rows, cols] = values.astype(target.dtype, copy=False)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 class TileRecords:
-    """Completion markers + per-tile results under ``<out>/.heattrack/tiles``."""
+    """Completion markers + per-tile results under ``<out>/.heattrack/tiles`` (a folder or an S3 prefix)."""
 
-    def __init__(self, out_dir: Path):
-        self.dir = Path(out_dir) / ".heattrack" / "tiles"
+    def __init__(self, out: str | Path):
+        from heattrack.io.location import OutputLocation
 
-    def _path(self, idx: tuple[int, int]) -> Path:
-        return self.dir / f"{idx[0]}_{idx[1]}.npz"
+        self.loc = OutputLocation(out)
+        self.parts = (".heattrack", "tiles")
+
+    def _name(self, idx: tuple[int, int]) -> str:
+        return f"{idx[0]}_{idx[1]}.npz"
 
     def done(self, idx: tuple[int, int]) -> bool:
-        return self._path(idx).exists()
+        return self.loc.exists(*self.parts, self._name(idx))
 
     def write(self, idx: tuple[int, int], arrays: dict[str, np.ndarray], summary: dict) -> None:
         import io
 
         buf = io.BytesIO()
         np.savez(buf, summary=np.array(json.dumps(summary)), **arrays)
-        _atomic_write_bytes(self._path(idx), buf.getvalue())
+        self.loc.write_bytes(buf.getvalue(), *self.parts, self._name(idx))
 
     def read(self, idx: tuple[int, int]) -> tuple[dict[str, np.ndarray], dict]:
-        with np.load(self._path(idx)) as z:
+        import io
+
+        with np.load(io.BytesIO(self.loc.read_bytes(*self.parts, self._name(idx)))) as z:
             arrays = {k: z[k] for k in z.files if k != "summary"}
             return arrays, json.loads(str(z["summary"]))
 
     def clear(self) -> None:
-        for p in self.dir.glob("*.npz"):
-            p.unlink()
+        self.loc.remove(*self.parts)

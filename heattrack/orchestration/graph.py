@@ -180,7 +180,7 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     anomaly = _nanmean([np.where(p.valid, p.anomaly_k, np.nan) for p in prods])
     n_dates = np.sum([p.valid for p in prods], axis=0, dtype=np.uint8)
     valid = n_dates > 0
-    write_tile_region(Path(task.mosaic_path), task.rows, task.cols, {
+    write_tile_region(task.mosaic_path, task.rows, task.cols, {
         "lst_10m": _nanmean([p.lst_10m for p in prods])[core],
         "lst_plain": _nanmean([p.lst_plain for p in prods])[core],
         "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
@@ -222,7 +222,7 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
         "dates": [{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,
                    "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, prepared)],
     }
-    TileRecords(Path(task.out_dir)).write(task.index, {
+    TileRecords(task.out_dir).write(task.index, {
         "point_ids": task.point_ids, "point_risk": point_risk, "point_dt": point_dt,
         "point_risk_by_date": p_risk_d,
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),

@@ -26,8 +26,9 @@ from heattrack.config import Config
 from heattrack.errors import ConfigError, HeattrackError, InputError, NoDataError
 from heattrack.io.exports import write_cog, write_geojson, write_json
 from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader, discover_local_scenes, scene_footprint
+from heattrack.io.location import OutputLocation, is_remote
 from heattrack.io.pipes import read_pipes
-from heattrack.io.store import TileRecords, create_mosaic_template
+from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_mosaic_template
 from heattrack.kernels.chain import ChainParams
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points, score_segments
 from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
@@ -115,28 +116,37 @@ def plan_run(cfg: Config) -> RunPlan:
 
 # -- output folder state ---------------------------------------------------------------------------------
 
-def _state_path(out: Path) -> Path:
-    return out / STATE_DIR / "state.json"
+def as_location(out: OutputLocation | str | Path) -> OutputLocation:
+    """``out`` as an :class:`OutputLocation` (a folder path or an ``s3://`` URL)."""
+    return out if isinstance(out, OutputLocation) else OutputLocation(out)
 
 
-def prepare_output(out: Path, cfg: Config, resume: bool, overwrite: bool, allow_existing: tuple[str, ...] = ()) -> bool:
+def prepare_output(out: OutputLocation | str | Path, cfg: Config, resume: bool, overwrite: bool,
+                   allow_existing: tuple[str, ...] = ()) -> bool:
     """Make ``out`` ready; returns True when an existing run is resumed. Refuses to mix configurations.
 
     ``allow_existing``: names in ``out`` that belong to the caller (the demo's ``scene/``) and are left alone.
     """
-    state = _state_path(out)
-    if out.exists() and any(p.name not in allow_existing for p in out.iterdir()):
+    out = as_location(out)
+    state = (STATE_DIR, "state.json")
+    names = [n for n in out.names() if n not in allow_existing]
+    state_names = [n for n in out.names(STATE_DIR) if n != "lock"]  # the lock is this run's own (held)
+    if STATE_DIR in names and not state_names:
+        names.remove(STATE_DIR)
+    if names:
         if overwrite:
-            if not state.exists() and not (out / "mosaic.zarr").exists():
+            if not out.exists(*state) and not out.exists("mosaic.zarr"):
                 raise ConfigError(f"output folder {out} is not empty and holds no heattrack run; "
                                   "refusing to delete it (choose an empty folder)")
-            for p in out.iterdir():
-                if p.name not in allow_existing:
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
-        elif not state.exists():
+            for name in names:
+                if name != STATE_DIR:
+                    out.remove(name)
+            for name in state_names:
+                out.remove(STATE_DIR, name)
+        elif not out.exists(*state):
             raise ConfigError(f"output folder {out} is not empty and holds no heattrack run (choose an empty folder)")
         else:
-            prev = json.loads(state.read_text())
+            prev = json.loads(out.read_text(*state))
             if prev.get("processing_hash") != cfg.processing_hash():
                 raise ConfigError(f"output folder {out} holds a run with a different configuration "
                                   f"(hash {prev.get('processing_hash')} vs {cfg.processing_hash()}); use another "
@@ -145,45 +155,44 @@ def prepare_output(out: Path, cfg: Config, resume: bool, overwrite: bool, allow_
                 raise ConfigError(f"output folder {out} already holds this run; pass --resume to continue it or "
                                   "--overwrite to start again")
             return True
-    out.mkdir(parents=True, exist_ok=True)
+    out.makedirs()
     return False
 
 
 class RunLock:
-    """``OUT/.heattrack/lock``: one run at a time per output folder. A lock left by a dead process on this
-    host is taken over (a crashed run must stay resumable); a live one makes the second run refuse."""
+    """``OUT/.heattrack/lock``: one run at a time per output. Created exclusively (O_EXCL on disk, a conditional
+    PUT on S3). A lock left by a dead process on this host is taken over (a crashed run must stay resumable);
+    a live one, or one from another host, makes the second run refuse."""
 
-    def __init__(self, out: Path):
-        self.path = out / STATE_DIR / "lock"
+    def __init__(self, out: OutputLocation):
+        self.out = out
+        self.parts = (STATE_DIR, "lock")
 
     def __enter__(self) -> "RunLock":
         import os
         import socket
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"pid": os.getpid(), "host": socket.gethostname()}
         for _ in range(2):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                self.out.create_exclusive(json.dumps(me).encode(), *self.parts)
+                return self
             except FileExistsError:
                 try:
-                    other = json.loads(self.path.read_text() or "{}")
+                    other = json.loads(self.out.read_text(*self.parts) or "{}")
                 except (OSError, json.JSONDecodeError):
                     other = {}
                 if other.get("host") == me["host"] and not _pid_alive(int(other.get("pid", -1))):
                     log.warning("removing a stale lock of run pid %s", other.get("pid"))
-                    self.path.unlink(missing_ok=True)
+                    self.out.remove(*self.parts)
                     continue
                 raise ConfigError(f"another heattrack run (pid {other.get('pid')} on {other.get('host')}) is writing "
-                                  f"to {self.path.parent.parent}; wait for it or remove {self.path} if it is gone"
+                                  f"to {self.out}; wait for it or remove {self.out.uri(*self.parts)} if it is gone"
                                   ) from None
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            return self
-        raise ConfigError(f"cannot take the lock {self.path}")
+        raise ConfigError(f"cannot take the lock {self.out.uri(*self.parts)}")
 
     def __exit__(self, *exc) -> None:
-        self.path.unlink(missing_ok=True)
+        self.out.remove(*self.parts)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -204,7 +213,7 @@ def _pid_alive(pid: int) -> bool:
 
 @dataclass
 class RunResult:
-    out: Path
+    out: Path | str  # a folder, or the URL of an object-store output
     n_tiles: int
     failed: list[TileOutcome]
     skipped: int
@@ -213,7 +222,8 @@ class RunResult:
     segments: gpd.GeoDataFrame | None = None
 
 
-def build_tasks(plan: RunPlan, out: Path, todo: list[tuple[int, int]]) -> list[TileTask]:
+def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tuple[int, int]]) -> list[TileTask]:
+    out = as_location(out)
     cfg, grid = plan.cfg, plan.grid
     params = ChainParams.from_config(cfg)
     res = cfg.grid.resolution_m
@@ -227,25 +237,27 @@ def build_tasks(plan: RunPlan, out: Path, todo: list[tuple[int, int]]) -> list[T
             index=idx, geobox=grid.tile_geobox(idx), halo_px=cfg.halo_px, rows=rows, cols=cols,
             readers=tuple(plan.readers), params=params, point_ids=sel, point_x=plan.points.x[sel],
             point_y=plan.points.y[sel], buffer_px=buffer_px, hotspot_threshold=cfg.segments.hotspot_threshold,
-            hotspot_min_area_px=min_area_px, mosaic_path=str(out / "mosaic.zarr"), out_dir=str(out),
+            hotspot_min_area_px=min_area_px, mosaic_path=out.uri("mosaic.zarr"), out_dir=out.url,
             model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
             torch_threads=cfg.compute.torch_threads,
             offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res))))
+    check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 
 
 def execute_run(
-    plan: RunPlan, out: Path, client, resume: bool = False,
+    plan: RunPlan, out: OutputLocation | str | Path, client, resume: bool = False,
     progress: Callable[[int, int], Callable[[TileOutcome], None]] | None = None,
 ) -> tuple[list[TileOutcome], int]:
     """Write the template (fresh runs), run the missing tiles; returns outcomes and the number skipped.
 
     ``progress(todo, total)`` returns the per-tile callback (the CLI's progress bar)."""
+    out = as_location(out)
     cfg = plan.cfg
-    records = TileRecords(out)
-    if not (resume and (out / "mosaic.zarr").exists()):
+    records = TileRecords(out.url)
+    if not (resume and out.exists("mosaic.zarr")):
         records.clear()
-        create_mosaic_template(out / "mosaic.zarr", plan.grid.mosaic_geobox, cfg.tile_px, {
+        create_mosaic_template(out.uri("mosaic.zarr"), plan.grid.mosaic_geobox, cfg.tile_px, {
             "title": "heattrack national risk mosaic", "heattrack_version": __version__,
             "processing_hash": cfg.processing_hash(), "Conventions": "CF-1.8",
             "tiles": [list(t) for t in plan.grid.tiles]})
@@ -337,12 +349,13 @@ def _scene_info(sc: LocalScene) -> dict:
             "s2_offset_source": sc.s2_offset_source}
 
 
-def finalize_run(plan: RunPlan, out: Path, stats_extra: dict) -> gpd.GeoDataFrame:
-    """Reduce, export and report into a staging folder, then move everything into ``out``."""
-    from heattrack.report import build_report
+def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.GeoDataFrame:
+    """Reduce, export and report into a staging folder, then move (local) or upload (S3) everything into
+    ``out``; ``run.json`` goes last, so a run with a ``run.json`` of status ok is complete."""
+    import tempfile
 
     cfg = plan.cfg
-    seg, hot, stats = reduce_segments(plan, TileRecords(out))
+    seg, hot, stats = reduce_segments(plan, TileRecords(out.url))
     ae_examples = stats.pop("ae_examples", None)
     if stats["n_valid_px"] == 0:
         raise NoDataError("no tile produced a single valid pixel (all cloud, nodata or masked): no outputs written")
@@ -350,14 +363,43 @@ def finalize_run(plan: RunPlan, out: Path, stats_extra: dict) -> gpd.GeoDataFram
     if nan_share > cfg.compute.max_nan_fraction:
         raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "
                           f"compute.max_nan_fraction = {cfg.compute.max_nan_fraction}): no outputs written")
-    staging = out / STATE_DIR / "staging"
+    if out.remote:
+        with tempfile.TemporaryDirectory(prefix="heattrack-staging-") as tmp:
+            _write_final_outputs(plan, out, Path(tmp), seg, hot, stats, stats_extra, ae_examples)
+            for name in _publish_order():
+                if (Path(tmp) / name).exists():
+                    out.upload(Path(tmp) / name, name)
+        return seg
+    staging = out.local_path / STATE_DIR / "staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples)
+    for name in _publish_order():
+        src, dst = staging / name, out.local_path / name
+        if src.exists():
+            if dst.exists():
+                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
+            src.replace(dst)
+    shutil.rmtree(staging, ignore_errors=True)
+    return seg
+
+
+def _publish_order() -> list[str]:
+    """Final outputs in the order they are published: run.json (the completion mark) last."""
+    return [n for n in FINAL_OUTPUTS if n != "run.json"] + ["run.json"]
+
+
+def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg: gpd.GeoDataFrame,
+                         hot: gpd.GeoDataFrame, stats: dict, stats_extra: dict, ae_examples: dict | None) -> None:
+    """COGs, tables, config, run.json and the report, written into the local folder ``staging``."""
+    from heattrack.report import build_report
+
+    cfg = plan.cfg
     grid = plan.grid
     rows, cols = grid.aoi_window()
     mg = grid.mosaic_geobox
     for var, name in (("lst_10m", "lst_10m.tif"), ("risk", "risk_10m.tif")):
-        write_cog(out / "mosaic.zarr", var, rows, cols, mg.affine, grid.crs.to_wkt(), staging / name)
+        write_cog(out.uri("mosaic.zarr"), var, rows, cols, mg.affine, grid.crs.to_wkt(), staging / name)
     write_geojson(seg, staging / "segments.geojson")
     seg.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")
     write_geojson(hot, staging / "hotspots.geojson")
@@ -376,39 +418,33 @@ def finalize_run(plan: RunPlan, out: Path, stats_extra: dict) -> gpd.GeoDataFram
         "tile_summaries": stats["tiles"],
     }
     write_json(run_info, staging / "run.json")
-    build_report(out / "mosaic.zarr", staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples)
+    build_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples)
     if ae_examples is not None:
         np.savez(staging / "report" / "ae_examples.npz", **ae_examples)
-    for name in FINAL_OUTPUTS:
-        src, dst = staging / name, out / name
-        if src.exists():
-            if dst.exists():
-                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
-            src.replace(dst)
-    shutil.rmtree(staging, ignore_errors=True)
-    return seg
 
 
 def run(
-    cfg: Config, out: Path, resume: bool = False, overwrite: bool = False, client=None,
+    cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, client=None,
     progress: Callable[[int, int], Callable[[TileOutcome], None]] | None = None,
     allow_existing: tuple[str, ...] = (),
 ) -> RunResult:
-    """The whole ``heattrack run``. ``client``: an existing Dask client (else one from ``cfg.compute``)."""
+    """The whole ``heattrack run``. ``out``: a folder or an S3 URL; ``client``: an existing Dask client (else
+    one from ``cfg.compute``)."""
     t0 = time.perf_counter()
-    out = Path(out)
+    out = as_location(out)
     plan = plan_run(cfg)
-    resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
-    with RunLock(out):
+    with RunLock(out):  # taken before anything in ``out`` is read or deleted (--overwrite of a live run refuses)
+        resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
         return _run_locked(plan, cfg, out, resumed, client, progress, t0)
 
 
-def _run_locked(plan: RunPlan, cfg: Config, out: Path, resumed: bool, client, progress, t0: float) -> RunResult:
+def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, client, progress,
+                t0: float) -> RunResult:
     from heattrack.orchestration.cluster import make_client
 
-    state = _state_path(out)
-    state.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}))
-    (out / STATE_DIR / "config.yaml").write_text(cfg.to_yaml())
+    out.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}),
+                   STATE_DIR, "state.json")
+    out.write_text(cfg.to_yaml(), STATE_DIR, "config.yaml")
 
     def _execute(c):
         return execute_run(plan, out, c, resume=resumed, progress=progress)
@@ -420,11 +456,12 @@ def _run_locked(plan: RunPlan, cfg: Config, out: Path, resumed: bool, client, pr
         outcomes, skipped = _execute(client)
     failed = [o for o in outcomes if o.error]
     seconds = time.perf_counter() - t0
-    result = RunResult(out, len(plan.grid.tiles), failed, skipped, plan.warnings, seconds)
+    result = RunResult(out.url if out.remote else out.local_path, len(plan.grid.tiles), failed, skipped,
+                       plan.warnings, seconds)
     if failed:
-        write_json({"status": "failed", "tiles_ok": len(outcomes) - len(failed) + skipped,
-                    "tiles_failed": {f"{o.index[0]}_{o.index[1]}": o.error for o in failed},
-                    "tiles_skipped": skipped}, out / "run.json")
+        out.write_text(json.dumps({"status": "failed", "tiles_ok": len(outcomes) - len(failed) + skipped,
+                                   "tiles_failed": {f"{o.index[0]}_{o.index[1]}": o.error for o in failed},
+                                   "tiles_skipped": skipped}, indent=2, default=str), "run.json")
         raise HeattrackError(f"{len(failed)} of {len(plan.grid.tiles)} tiles failed (first: {failed[0].error}); "
                              f"completed tiles are kept, rerun with --resume after fixing the cause")
     result.segments = finalize_run(plan, out, {"status": "ok", "tiles_ok": len(plan.grid.tiles),
@@ -441,6 +478,9 @@ def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
 
     from heattrack.report import build_report
 
+    if is_remote(out):
+        raise InputError(f"rebuilding a report needs the run on a local disk: copy it first "
+                         f"(e.g. `aws s3 sync {out} ./run`) and pass the folder")
     out = Path(out)
     if not (out / "run.json").exists() or not (out / "mosaic.zarr").exists():
         raise InputError(f"{out} holds no finished heattrack run (run.json or mosaic.zarr missing)")
@@ -464,7 +504,7 @@ def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
         if not leaks_file.exists():
             raise InputError(f"{truth_scene} has no truth/leaks.geojson: --truth needs a simulated scene")
         truth = {"leaks": gpd.read_file(leaks_file)}
-    page = build_report(out / "mosaic.zarr", out, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
+    page = build_report(str(out / "mosaic.zarr"), out, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
                         truth=truth)
     if ae_examples is not None:
         np.savez(out / "report" / "ae_examples.npz", **ae_examples)
