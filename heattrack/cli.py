@@ -160,7 +160,10 @@ def run(
     pipes: Annotated[Optional[Path], typer.Option("--pipes", "-p", help="Pipe network file.")] = None,
     out: Annotated[str, typer.Option("--out", "-o", help="Output folder, or s3://bucket/prefix (credentials "
                                      "and endpoint from the AWS_* environment).")] = "out",
-    source: Annotated[Optional[str], typer.Option(help="Input source: local.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Input source: local | stac.")] = None,
+    stac_url: Annotated[Optional[str], typer.Option("--stac-url", help="STAC API root (source stac).")] = None,
+    datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Search interval for source stac, e.g. "
+                                                     "2024-12-01/2025-02-28.")] = None,
     aoi: Annotated[Optional[str], typer.Option(help="Country (south-korea), polygon file, or lon/lat bbox "
                                                "'minx,miny,maxx,maxy'; default: extent of the input data.")] = None,
     tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km).")] = None,
@@ -180,6 +183,7 @@ def run(
     _setup_logging(verbose)
     with _cli_errors(verbose):
         cfg = _config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
+                               "stac.url": stac_url, "stac.datetime": datetime_,
                                "grid.tile_km": tile_km, "grid.crs": crs, "downscale.method": method,
                                "compute.scheduler": scheduler, "compute.n_workers": n_workers}, set_)
         result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=_progress("tiles"))

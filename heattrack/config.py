@@ -38,8 +38,8 @@ class GridConfig(_Section):
 class InputConfig(_Section):
     """Where the imagery and the pipe network come from."""
 
-    source: Literal["local"] = Field("local", description="Input backend: local product files (STAC, Earth "
-                                     "Engine and synthetic sources plug in here).")
+    source: Literal["local", "stac"] = Field("local", description="Input backend: 'local' product files (no "
+                                             "account) or 'stac' (a STAC API; see the stac section).")
     input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (one date pair), or with "
                                "one such sub-folder per date pair (multi-date run; local source).")
     pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile).")
@@ -53,6 +53,33 @@ class InputConfig(_Section):
                              "of SR_B5 vs B08 at 30 m; needs SR_B5) and correct the Landsat reads.")
     coreg_min_shift_m: float = Field(6.0, ge=0, description="Smaller estimated offsets are recorded, not applied.")
     coreg_max_shift_m: float = Field(150.0, gt=0, description="Larger estimated offsets are distrusted (recorded).")
+
+
+class StacConfig(_Section):
+    """`input.source: stac`: search a STAC API, pick the best Landsat/Sentinel-2 pairs per tile, load with
+    odc-stac. Defaults fit Microsoft Planetary Computer."""
+
+    url: str | None = Field(None, description="STAC API root, e.g. https://planetarycomputer.microsoft.com/api/"
+                            "stac/v1 or https://earth-search.aws.element84.com/v1.")
+    datetime: str | None = Field(None, description="Search interval, e.g. '2024-12-01/2025-02-28' (the season).")
+    landsat_collection: str = Field("landsat-c2-l2", description="Landsat Collection 2 Level-2 collection id.")
+    s2_collection: str = Field("sentinel-2-l2a", description="Sentinel-2 L2A collection id.")
+    landsat_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for ST_B10, QA_PIXEL, "
+                                           "SR_B4, SR_B5 (defaults lwir11, qa_pixel, red, nir08).")
+    s2_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for B04, B08, SCL (defaults "
+                                      "B04, B08, SCL; Earth Search: red, nir, scl).")
+    max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Skip items with a larger eo:cloud_cover (%).")
+    pairs: int = Field(1, ge=1, description="Best date pairs kept per tile (ranked by Landsat clear fraction over "
+                       "the tile; > 1 = multi-date detection).")
+    min_clear_fraction: float = Field(0.05, ge=0, le=1, description="Sentinel-2 partner must be at least this "
+                                      "clear over the tile (SCL).")
+    sign: Literal["none", "planetary-computer"] = Field("none", description="Sign asset URLs inside each tile "
+                                                        "task (Planetary Computer SAS tokens).")
+    aws_request_payer: bool = Field(False, description="Requester-pays S3 assets (e.g. s3://usgs-landsat).")
+    aws_no_sign_request: bool = Field(False, description="Anonymous S3 reads (public buckets).")
+    max_items: int = Field(500, ge=1, description="At most this many items per collection and search.")
+    http_retries: int = Field(3, ge=0, description="GDAL retries of an asset request answered 429/5xx "
+                              "(exponential backoff from 0.5 s).")
 
 
 class DownscaleConfig(_Section):
@@ -239,6 +266,7 @@ class Config(_Section):
 
     grid: GridConfig = GridConfig()
     input: InputConfig = InputConfig()
+    stac: StacConfig = StacConfig()
     downscale: DownscaleConfig = DownscaleConfig()
     detect: DetectConfig = DetectConfig()
     segments: SegmentsConfig = SegmentsConfig()
@@ -287,7 +315,8 @@ class Config(_Section):
 
     def processing_hash(self) -> str:
         """Hash of everything that changes the numbers (compute and simulate settings excluded)."""
-        d = self.model_dump(mode="json", exclude={"compute", "simulate", "slurm", "kubernetes"})
+        skip = {"compute", "simulate", "slurm", "kubernetes"} | ({"stac"} if self.input.source != "stac" else set())
+        d = self.model_dump(mode="json", exclude=skip)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:

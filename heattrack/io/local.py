@@ -282,6 +282,11 @@ class LocalSceneReader:
     mask_water: bool = True
     coreg: CoregParams = CoregParams()
 
+    def _warp(self, sensor: str, band: str, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
+        """One band (canonical name: ST_B10, QA_PIXEL, SR_B4, SR_B5, B04, B08, SCL) of ``sensor`` on ``geobox``
+        (sources override this: the STAC reader loads with odc-stac)."""
+        return warp_band(getattr(self.scene, sensor)[band], geobox, resampling, nodata)
+
     def landsat_shift(self, geobox: GeoBox, nir_fine: np.ndarray | None = None) -> dict | None:
         """Estimate how far the Landsat scene sits from the Sentinel-2 granule over ``geobox`` (None when the
         scene has no SR_B5 or coregistration is off). ``dx_m``/``dy_m``: east/north offset of Landsat features.
@@ -292,10 +297,10 @@ class LocalSceneReader:
         h, w = (geobox.shape.y // 3) * 3, (geobox.shape.x // 3) * 3
         gb30 = geobox[:h, :w].zoom_out(3)
         if nir_fine is None:
-            nir_fine = s2_dn_to_reflectance(warp_band(self.scene.sentinel2["B08"], geobox, Resampling.bilinear, 0),
+            nir_fine = s2_dn_to_reflectance(self._warp("sentinel2", "B08", geobox, Resampling.bilinear, 0),
                                             self.scene.s2_boa_offset)
         ref = block_mean(nir_fine[:h, :w], 3)
-        mov = sr_dn_to_reflectance(warp_band(ls["SR_B5"], gb30, Resampling.bilinear, 0))
+        mov = sr_dn_to_reflectance(self._warp("landsat", "SR_B5", gb30, Resampling.bilinear, 0))
         if np.isfinite(ref).mean() < 0.25 or np.isfinite(mov).mean() < 0.25:
             return {"dx_m": 0.0, "dy_m": 0.0, "peak": 0.0, "applied": False, "reason": "too little overlap"}
         sh = phase_correlation_shift(ref, mov)
@@ -306,24 +311,24 @@ class LocalSceneReader:
         return {"dx_m": round(dx_m, 2), "dy_m": round(dy_m, 2), "peak": round(sh.peak, 3), "applied": bool(ok)}
 
     def read(self, geobox: GeoBox) -> TileInputs:
-        ls, s2 = self.scene.landsat, self.scene.sentinel2
-        red = s2_dn_to_reflectance(warp_band(s2["B04"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
-        nir = s2_dn_to_reflectance(warp_band(s2["B08"], geobox, Resampling.bilinear, 0), self.scene.s2_boa_offset)
+        off = self.scene.s2_boa_offset
+        red = s2_dn_to_reflectance(self._warp("sentinel2", "B04", geobox, Resampling.bilinear, 0), off)
+        nir = s2_dn_to_reflectance(self._warp("sentinel2", "B08", geobox, Resampling.bilinear, 0), off)
         coreg = self.landsat_shift(geobox, nir)
         ls_box = geobox
         if coreg and coreg["applied"]:
             # Landsat features sit (dx, dy) m from where Sentinel-2 has them: read Landsat there
             ls_box = GeoBox(geobox.shape, Affine.translation(coreg["dx_m"], coreg["dy_m"]) @ geobox.affine,
                             geobox.crs)
-        st = warp_band(ls["ST_B10"], ls_box, Resampling.nearest, 0)
-        qa = warp_band(ls["QA_PIXEL"], ls_box, Resampling.nearest, QA_FILL_VALUE)
+        st = self._warp("landsat", "ST_B10", ls_box, Resampling.nearest, 0)
+        qa = self._warp("landsat", "QA_PIXEL", ls_box, Resampling.nearest, QA_FILL_VALUE)
         lst = st_dn_to_kelvin(st)
         lst[~landsat_clear_mask(qa)] = np.nan
-        scl = warp_band(s2["SCL"], geobox, Resampling.nearest, 0)
+        scl = self._warp("sentinel2", "SCL", geobox, Resampling.nearest, 0)
         return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg)
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         """Share of clear, non-fill Landsat thermal pixels on ``geobox`` (use a coarse one for a quick check)."""
-        st = warp_band(self.scene.landsat["ST_B10"], geobox, Resampling.nearest, 0)
-        qa = warp_band(self.scene.landsat["QA_PIXEL"], geobox, Resampling.nearest, QA_FILL_VALUE)
+        st = self._warp("landsat", "ST_B10", geobox, Resampling.nearest, 0)
+        qa = self._warp("landsat", "QA_PIXEL", geobox, Resampling.nearest, QA_FILL_VALUE)
         return float(((st != 0) & landsat_clear_mask(qa)).mean())

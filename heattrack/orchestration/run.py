@@ -7,13 +7,14 @@ place (they are what ``--resume`` continues from); the final vectors, COGs, conf
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import geopandas as gpd
@@ -53,10 +54,27 @@ class RunPlan:
     points: SegmentPoints
     point_tiles: np.ndarray  # (n_points, 2) tile index of each sample point
     warnings: list[str] = field(default_factory=list)
+    #: per-tile readers (STAC: each tile has its own best pairs); None = ``readers`` for every tile
+    tile_readers: dict | None = None
+    source_info: dict = field(default_factory=dict)
+
+    def readers_for(self, idx: tuple[int, int]) -> tuple:
+        return tuple(self.readers) if self.tile_readers is None else self.tile_readers[idx]
+
+    @property
+    def date_labels(self) -> list[str]:
+        """One label per date slot: the Landsat date (local source, same dates everywhere) or ``pair<k>``
+        (STAC: the k-th best pair of each tile)."""
+        if self.tile_readers is None:
+            return [str(sc.landsat_date or sc.landsat_product) for sc in self.scenes]
+        n = max((len(r) for r in self.tile_readers.values()), default=0)
+        return [f"pair{k + 1}" for k in range(n)]
 
 
 def plan_run(cfg: Config) -> RunPlan:
     """Check every input and lay out the tiles; raises a :class:`HeattrackError` naming the problem."""
+    if cfg.input.source == "stac":
+        return _plan_stac(cfg)
     if cfg.input.input is None:
         raise ConfigError("no input folder given (--input DIR)")
     if cfg.input.pipes is None:
@@ -76,11 +94,7 @@ def plan_run(cfg: Config) -> RunPlan:
     if work_area.is_empty or work_area.area <= 0:
         raise InputError(f"the AOI ({aoi.label}) does not overlap the input data ({cfg.input.input})")
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
-    pipes = pipes_raw.to_crs(crs.to_wkt())
-    if not shapely.intersects(pipes.geometry.values, work_area.geom).any():
-        b = pipes_raw.total_bounds
-        raise InputError(f"pipes file {cfg.input.pipes} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
-                         f"{pipes_raw.crs.to_string()}) does not overlap the input data / AOI")
+    pipes = _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, "the input data / AOI")
     coreg = CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
                         max_shift_m=cfg.input.coreg_max_shift_m)
     readers = [LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg) for sc in scenes]
@@ -112,6 +126,77 @@ def plan_run(cfg: Config) -> RunPlan:
     size = cfg.tile_px * cfg.grid.resolution_m
     point_tiles = np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
     return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings)
+
+
+def _check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -> gpd.GeoDataFrame:
+    """The network in the grid CRS; an :class:`InputError` when none of it lies in ``work_area``."""
+    pipes = pipes_raw.to_crs(crs.to_wkt())
+    if not shapely.intersects(pipes.geometry.values, work_area.geom).any():
+        b = pipes_raw.total_bounds
+        raise InputError(f"pipes file {path} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
+                         f"{pipes_raw.crs.to_string()}) does not overlap {where}")
+    return pipes
+
+
+def _plan_stac(cfg: Config) -> RunPlan:
+    """STAC source: search the AOI, lay out the tiles over the covered part, choose each tile's best pairs."""
+    from odc.geo.geom import Geometry
+
+    from heattrack.io.stac import StacSceneReader, StacSettings, search_items, select_pairs_for_tiles
+
+    if cfg.input.pipes is None:
+        raise ConfigError("no pipe network given (--pipes FILE)")
+    if cfg.input.aoi is None:
+        raise ConfigError("input.source 'stac' needs an AOI (--aoi: country, polygon file or lon/lat bbox)")
+    st = StacSettings.from_config(cfg)
+    pipes_raw = read_pipes(cfg.input.pipes)
+    aoi = resolve_aoi(cfg.input.aoi)
+    landsat, s2 = search_items(st, tuple(aoi.geometry.boundingbox))
+    if not landsat or not s2:
+        raise NoDataError(f"STAC search at {st.url} ({st.datetime or 'any time'}, eo:cloud_cover <= "
+                          f"{st.max_cloud_cover:g}) found {len(landsat)} Landsat and {len(s2)} Sentinel-2 items "
+                          f"over {aoi.label}")
+    crs = choose_crs(cfg.grid.crs, aoi)
+    cover = None
+    for it in landsat:
+        g = Geometry(it["geometry"], "EPSG:4326")
+        cover = g if cover is None else cover | g
+    work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m).intersection(cover.to_crs(crs))
+    if work_area.is_empty or work_area.area <= 0:
+        raise InputError(f"no Landsat item found over the AOI ({aoi.label})")
+    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
+    pipes = _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI / the imagery found ({aoi.label})")
+    chosen = select_pairs_for_tiles(landsat, s2, {idx: grid.tile_geobox(idx) for idx in grid.tiles}, st)
+    empty = sorted(idx for idx, v in chosen.items() if not v)
+    if len(empty) == len(grid.tiles):
+        raise NoDataError(f"no tile has a usable Landsat/Sentinel-2 pair (clear Landsat over the tile and a "
+                          f"Sentinel-2 within {st.max_date_gap_days:g} days): widen stac.datetime or "
+                          "stac.max_cloud_cover")
+    warnings = []
+    if empty:
+        warnings.append(f"{len(empty)} of {len(grid.tiles)} tiles have no usable pair and are not processed: "
+                        + ", ".join(f"{i}_{j}" for i, j in empty[:20]) + (" ..." if len(empty) > 20 else ""))
+        grid = dataclasses.replace(grid, tiles=tuple(t for t in grid.tiles if chosen[t]))
+    coreg = CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
+                        max_shift_m=cfg.input.coreg_max_shift_m)
+    tile_readers = {idx: tuple(StacSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg, settings=st)
+                               for sc in chosen[idx]) for idx in grid.tiles}
+    scenes = sorted({sc.landsat_product: sc for v in chosen.values() for sc in v}.values(),
+                    key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
+    for w in warnings:
+        log.warning(w)
+    source_info = {"source": "stac", "url": st.url, "datetime": st.datetime, "items_found":
+                   {"landsat": len(landsat), "sentinel2": len(s2)},
+                   "tiles_without_pair": [f"{i}_{j}" for i, j in empty],
+                   "pairs_per_tile": {f"{i}_{j}": [{"landsat": sc.landsat_product, "sentinel2": sc.s2_item["id"],
+                                                    "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,
+                                                    "clear_fraction": round(sc.clear_fraction, 4),
+                                                    "s2_clear_fraction": round(sc.s2_clear_fraction, 4)}
+                                                   for sc in chosen[(i, j)]] for i, j in grid.tiles}}
+    points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
+    size = cfg.tile_px * cfg.grid.resolution_m
+    point_tiles = np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
+    return RunPlan(cfg, scenes, [], pipes, grid, points, point_tiles, warnings, tile_readers, source_info)
 
 
 # -- output folder state ---------------------------------------------------------------------------------
@@ -235,7 +320,7 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
         rows, cols = grid.tile_slices(idx)
         tasks.append(TileTask(
             index=idx, geobox=grid.tile_geobox(idx), halo_px=cfg.halo_px, rows=rows, cols=cols,
-            readers=tuple(plan.readers), params=params, point_ids=sel, point_x=plan.points.x[sel],
+            readers=plan.readers_for(idx), params=params, point_ids=sel, point_x=plan.points.x[sel],
             point_y=plan.points.y[sel], buffer_px=buffer_px, hotspot_threshold=cfg.segments.hotspot_threshold,
             hotspot_min_area_px=min_area_px, mosaic_path=out.uri("mosaic.zarr"), out_dir=out.url,
             model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
@@ -278,7 +363,8 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     n_pts = len(plan.points)
     p_risk = np.full(n_pts, np.nan)
     p_dt = np.full(n_pts, np.nan)
-    p_risk_d = np.full((len(plan.scenes), n_pts), np.nan)
+    labels = plan.date_labels
+    p_risk_d = np.full((len(labels), n_pts), np.nan)
     hs = {k: [] for k in ("hs_x", "hs_y", "hs_peak_dt", "hs_peak_score", "hs_area_m2")}
     ae = {k: [] for k in ("ae_in", "ae_rec", "ae_risk")}
     n_valid = n_pix = 0
@@ -287,7 +373,8 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         arrays, summary = records.read(idx)
         p_risk[arrays["point_ids"]] = arrays["point_risk"]
         p_dt[arrays["point_ids"]] = arrays["point_dt"]
-        p_risk_d[:, arrays["point_ids"]] = arrays["point_risk_by_date"]
+        by_date = arrays["point_risk_by_date"]
+        p_risk_d[: by_date.shape[0], arrays["point_ids"]] = by_date
         for k in hs:
             hs[k].append(arrays[k])
         if "ae_risk" in arrays:
@@ -306,11 +393,11 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     ok = np.isfinite(scores.risk)
     seg["status"] = np.where(ok, "ok", "no_data")
     by_date = [score_segments(p_risk_d[i], p_dt, plan.points.segment, len(plan.pipes), top_k=cfg.segments.top_k)
-               for i in range(len(plan.scenes))]
+               for i in range(len(labels))]
     seg["n_dates"] = np.sum([np.isfinite(b.risk) for b in by_date], axis=0).astype(np.int64)
-    if len(plan.scenes) > 1:  # per-date evidence, one column per Landsat date
-        for sc, b in zip(plan.scenes, by_date):
-            seg[f"risk_{sc.landsat_date or sc.landsat_product}"] = np.round(b.risk, 4)
+    if len(labels) > 1:  # per-date evidence: one column per Landsat date (STAC: per k-th best pair)
+        for label, b in zip(labels, by_date):
+            seg[f"risk_{label}"] = np.round(b.risk, 4)
     order = np.lexsort((seg["segment_id"].values, -np.nan_to_num(scores.delta_t_k, nan=-1e9),
                         -np.nan_to_num(scores.risk, nan=-1.0)))
     rank = np.full(len(seg), np.nan)
@@ -410,7 +497,7 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
         "grid": {"crs": grid.crs.to_epsg() and f"EPSG:{grid.crs.to_epsg()}" or grid.crs.to_wkt(),
                  "tile_px": grid.tile_px, "resolution_m": grid.resolution_m, "n_tiles": len(grid.tiles)},
         "inputs": {**_scene_info(plan.scenes[0]), "dates": [_scene_info(sc) for sc in plan.scenes],
-                   "pipes": str(cfg.input.pipes), "n_segments": int(len(seg))},
+                   "pipes": str(cfg.input.pipes), "n_segments": int(len(seg)), **plan.source_info},
         "warnings": plan.warnings,
         "valid_fraction": stats["n_valid_px"] / max(stats["n_px"], 1),
         **{k: v for k, v in stats.items() if k != "tiles"},

@@ -1,0 +1,281 @@
+"""The ``stac`` source: search a STAC API (pystac-client), pick the best Landsat/Sentinel-2 pairs per tile, and
+load them onto each tile's GeoBox with odc-stac.
+
+Defaults fit Microsoft Planetary Computer (``landsat-c2-l2``: ``lwir11``, ``qa_pixel``, ``red``, ``nir08``;
+``sentinel-2-l2a``: ``B04``, ``B08``, ``SCL``; URL signing ``planetary-computer``). Earth Search
+(``https://earth-search.aws.element84.com/v1``) names the Sentinel-2 assets ``red``, ``nir``, ``scl``, and its
+Landsat assets are in the requester-pays bucket ``usgs-landsat`` (``stac.aws_request_payer: true``).
+
+Scene selection (planning, on the driver): for every tile, Landsat items whose footprint covers the tile are
+ranked by the *clear fraction over the tile*, measured from ``qa_pixel`` loaded at ~300 m (a few KB from the
+COG overviews); each is paired with the nearest-in-time Sentinel-2 item within ``input.max_date_gap_days`` whose
+SCL clear fraction over the tile is at least ``stac.min_clear_fraction``; the best ``stac.pairs`` pairs are kept
+(feeding multi-date detection). Item JSON travels with the tile task; asset URLs are signed *inside* the task,
+right before the read, so signatures never expire in a queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+from odc.geo.geobox import GeoBox
+from odc.geo.geom import Geometry
+from rasterio.enums import Resampling
+
+from heattrack.errors import ConfigError, InputError
+from heattrack.io.local import QA_FILL_VALUE, LocalSceneReader
+from heattrack.kernels.calibrate import s2_boa_offset_for_baseline
+from heattrack.kernels.qa import landsat_clear_mask, scl_clear_mask
+
+log = logging.getLogger(__name__)
+
+#: canonical band -> asset key, Planetary Computer names
+LANDSAT_ASSETS = {"ST_B10": "lwir11", "QA_PIXEL": "qa_pixel", "SR_B4": "red", "SR_B5": "nir08"}
+S2_ASSETS = {"B04": "B04", "B08": "B08", "SCL": "SCL"}
+
+
+@dataclass(frozen=True)
+class StacSettings:
+    """Plain STAC settings (built from the ``stac:`` config section)."""
+
+    url: str
+    landsat_collection: str = "landsat-c2-l2"
+    s2_collection: str = "sentinel-2-l2a"
+    landsat_assets: dict = field(default_factory=lambda: dict(LANDSAT_ASSETS))
+    s2_assets: dict = field(default_factory=lambda: dict(S2_ASSETS))
+    datetime: str | None = None
+    max_cloud_cover: float = 80.0
+    pairs: int = 1
+    max_date_gap_days: float = 10.0
+    min_clear_fraction: float = 0.05
+    sign: str = "none"
+    aws_request_payer: bool = False
+    aws_no_sign_request: bool = False
+    max_items: int = 500
+    http_retries: int = 3
+
+    @classmethod
+    def from_config(cls, cfg) -> "StacSettings":
+        s = cfg.stac
+        if not s.url:
+            raise ConfigError("input.source is 'stac' but stac.url is not set (--stac-url URL)")
+        return cls(url=s.url, landsat_collection=s.landsat_collection, s2_collection=s.s2_collection,
+                   landsat_assets={**LANDSAT_ASSETS, **s.landsat_assets}, s2_assets={**S2_ASSETS, **s.s2_assets},
+                   datetime=s.datetime, max_cloud_cover=s.max_cloud_cover, pairs=s.pairs,
+                   max_date_gap_days=cfg.input.max_date_gap_days, min_clear_fraction=s.min_clear_fraction,
+                   sign=s.sign, aws_request_payer=s.aws_request_payer, aws_no_sign_request=s.aws_no_sign_request,
+                   max_items=s.max_items, http_retries=s.http_retries)
+
+
+@dataclass(frozen=True)
+class StacScene:
+    """One Landsat + Sentinel-2 pair as STAC item dicts (picklable; the same fields as ``LocalScene`` that the
+    reader and the run summary use). ``landsat``/``sentinel2``: canonical band -> asset href."""
+
+    landsat_item: dict
+    s2_item: dict
+    landsat: dict
+    sentinel2: dict
+    landsat_product: str
+    landsat_date: date | None
+    s2_date: date | None
+    s2_boa_offset: float
+    s2_offset_source: str
+    clear_fraction: float = float("nan")
+    s2_clear_fraction: float = float("nan")
+
+    @property
+    def date_gap_days(self) -> float | None:
+        if self.landsat_date is None or self.s2_date is None:
+            return None
+        return float(abs((self.landsat_date - self.s2_date).days))
+
+
+def _item_date(item: dict) -> date | None:
+    dt = item.get("properties", {}).get("datetime")
+    return datetime.fromisoformat(dt.replace("Z", "+00:00")).date() if isinstance(dt, str) else None
+
+
+def s2_offset_from_item(item: dict) -> tuple[float, str]:
+    """BOA offset (DN) of a Sentinel-2 L2A item: 0 when the catalogue already removed it
+    (``earthsearch:boa_offset_applied``), -1000 for processing baseline >= 04.00, else 0."""
+    props = item.get("properties", {})
+    if props.get("earthsearch:boa_offset_applied") is True:
+        return 0.0, "earthsearch:boa_offset_applied"
+    base = props.get("s2:processing_baseline") or props.get("processing:version")
+    off = s2_boa_offset_for_baseline(str(base)) if base is not None else None
+    if off is not None:
+        return off, f"s2:processing_baseline {base}"
+    d = _item_date(item)
+    if d is not None and d >= date(2022, 1, 25):
+        return s2_boa_offset_for_baseline("04.00"), "acquired after 2022-01-25 (baseline 04.00)"
+    return 0.0, "no baseline in the item: assumed < 04.00"
+
+
+def _hrefs(item: dict, assets: dict, required: tuple[str, ...]) -> dict:
+    have = item.get("assets", {})
+    missing = [assets[b] for b in required if assets[b] not in have]
+    if missing:
+        raise InputError(f"STAC item {item.get('id')} has no asset {', '.join(missing)} "
+                         f"(it has {', '.join(sorted(have))}); set stac.landsat_assets / stac.s2_assets")
+    return {b: have[a]["href"] for b, a in assets.items() if a in have}
+
+
+def make_scene(ls_item: dict, s2_item: dict, st: StacSettings, clear: float = float("nan"),
+               s2_clear: float = float("nan")) -> StacScene:
+    off, src = s2_offset_from_item(s2_item)
+    return StacScene(
+        landsat_item=ls_item, s2_item=s2_item,
+        landsat=_hrefs(ls_item, st.landsat_assets, ("ST_B10", "QA_PIXEL")),
+        sentinel2=_hrefs(s2_item, st.s2_assets, ("B04", "B08", "SCL")),
+        landsat_product=ls_item["id"], landsat_date=_item_date(ls_item), s2_date=_item_date(s2_item),
+        s2_boa_offset=off, s2_offset_source=src, clear_fraction=clear, s2_clear_fraction=s2_clear)
+
+
+# -- search ---------------------------------------------------------------------------------------------
+
+def search_items(st: StacSettings, bbox_lonlat: tuple[float, float, float, float]) -> tuple[list[dict], list[dict]]:
+    """Landsat and Sentinel-2 item dicts over ``bbox_lonlat`` (pystac-client follows the API's paging), cloud
+    cover at most ``max_cloud_cover`` (filtered here, so catalogues without the query extension work too)."""
+    from pystac_client import Client
+    from pystac_client.exceptions import APIError
+
+    try:
+        client = Client.open(st.url)
+        out = []
+        for coll in (st.landsat_collection, st.s2_collection):
+            search = client.search(collections=[coll], bbox=list(bbox_lonlat), datetime=st.datetime,
+                                   max_items=st.max_items)
+            items = [it.to_dict() for it in search.items()]
+            out.append([it for it in items
+                        if it.get("properties", {}).get("eo:cloud_cover", 0.0) <= st.max_cloud_cover])
+    except APIError as exc:
+        raise InputError(f"STAC search at {st.url} failed: {str(exc).splitlines()[0][:300]}") from None
+    except OSError as exc:  # connection refused, DNS, timeout
+        raise InputError(f"cannot reach the STAC API {st.url}: {exc}") from None
+    return out[0], out[1]
+
+
+# -- per-tile pair selection ---------------------------------------------------------------------------
+
+def _covers(item: dict, tile_lonlat: Geometry, min_share: float = 0.5) -> bool:
+    geom = item.get("geometry")
+    if not geom:
+        return False
+    fp = Geometry(geom, "EPSG:4326")
+    inter = fp.intersection(tile_lonlat)
+    return (not inter.is_empty) and inter.area >= min_share * tile_lonlat.area
+
+
+def select_pairs(landsat: list[dict], s2: list[dict], geobox: GeoBox, st: StacSettings) -> list[StacScene]:
+    """The best ``st.pairs`` (Landsat, Sentinel-2) pairs for the tile ``geobox``, best first (see module doc)."""
+    tile = geobox.extent.to_crs("EPSG:4326")
+    coarse = geobox.zoom_out(max(1, round(300 / abs(geobox.resolution.x))))
+    s2_cov = [it for it in s2 if _covers(it, tile)]
+    s2_clear: dict[str, float] = {}
+
+    def clear_s2(item: dict) -> float:
+        if item["id"] not in s2_clear:
+            scl = load_band(item, st.s2_assets["SCL"], coarse, Resampling.nearest, 0, st)
+            s2_clear[item["id"]] = float(scl_clear_mask(scl, mask_water=False).mean())
+        return s2_clear[item["id"]]
+
+    ranked = []
+    for it in (it for it in landsat if _covers(it, tile)):
+        qa = load_band(it, st.landsat_assets["QA_PIXEL"], coarse, Resampling.nearest, QA_FILL_VALUE, st)
+        ranked.append((float(landsat_clear_mask(qa).mean()), it))
+    ranked.sort(key=lambda t: (-t[0], t[1]["id"]))
+    pairs = []
+    for clear, it in ranked:
+        if clear <= 0 or len(pairs) >= st.pairs:
+            continue
+        d = _item_date(it)
+        near = sorted((abs((_item_date(s) - d).days), s["id"], s) for s in s2_cov
+                      if d is not None and _item_date(s) is not None
+                      and abs((_item_date(s) - d).days) <= st.max_date_gap_days)
+        for _, _, s in near:
+            c2 = clear_s2(s)
+            if c2 >= st.min_clear_fraction:
+                pairs.append(make_scene(it, s, st, clear, c2))
+                break
+    return pairs
+
+
+def select_pairs_for_tiles(landsat: list[dict], s2: list[dict], geoboxes: dict, st: StacSettings,
+                           threads: int = 8) -> dict:
+    """:func:`select_pairs` for every tile (``{index: GeoBox}``); the small reads run in a thread pool."""
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futs = {idx: pool.submit(select_pairs, landsat, s2, gb, st) for idx, gb in geoboxes.items()}
+        return {idx: f.result() for idx, f in futs.items()}
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+
+def _signer(mode: str):
+    if mode == "none":
+        return None
+    if mode == "planetary-computer":
+        try:
+            import planetary_computer
+        except ImportError:
+            raise ConfigError("stac.sign is 'planetary-computer' but the package planetary-computer is not "
+                              "installed (pip install planetary-computer)") from None
+        return planetary_computer.sign
+    raise ConfigError(f"unknown stac.sign {mode!r}: none | planetary-computer")
+
+
+def load_band(item_dict: dict, asset: str, geobox: GeoBox, resampling: Resampling, nodata: float,
+              st: StacSettings, attempts: int = 2, backoff_s: float = 1.0) -> np.ndarray:
+    """One asset of one STAC item on ``geobox`` with ``odc.stac.load`` (numpy-backed: the tile task is the unit
+    of parallelism, so no nested Dask graph). URLs are signed here (``stac.sign``); requester-pays/unsigned S3
+    via odc-stac's rasterio configuration. HTTP errors are retried by GDAL (``stac.http_retries``, backoff from
+    0.5 s); a read that still fails is tried once more after ``backoff_s`` (a new signature, a new connection),
+    then raises :class:`InputError`."""
+    import time
+
+    import odc.stac
+    import pystac
+
+    item = pystac.Item.from_dict(item_dict, preserve_dict=True)
+    aws = {}
+    if st.aws_request_payer:
+        aws["requester_pays"] = True
+    if st.aws_no_sign_request:
+        aws["aws_unsigned"] = True
+    # GDAL retries HTTP 429/5xx itself with exponential backoff from GDAL_HTTP_RETRY_DELAY; odc-stac's cloud
+    # defaults allow 10 retries (~8 min per request): bounded here by stac.http_retries
+    odc.stac.configure_rio(cloud_defaults=True, GDAL_HTTP_MAX_RETRY=str(st.http_retries),
+                           GDAL_HTTP_RETRY_DELAY="0.5", **({"aws": aws} if aws else {}))
+    signer = _signer(st.sign)
+    for attempt in range(attempts):
+        try:
+            ds = odc.stac.load([item], bands=[asset], geobox=geobox, resampling=resampling.name, nodata=nodata,
+                               patch_url=signer, fail_on_error=True, groupby="id")
+            arr = ds[asset].values
+            return arr[0] if arr.ndim == 3 else arr
+        except Exception as exc:  # rasterio/GDAL/HTTP errors
+            if attempt + 1 >= attempts:
+                msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                raise InputError(f"cannot read asset {asset} of STAC item {item.id} ({msg})") from None
+            log.warning("read of %s/%s failed (%s); retry %d/%d", item.id, asset, type(exc).__name__,
+                        attempt + 1, attempts - 1)
+            time.sleep(backoff_s * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class StacSceneReader(LocalSceneReader):
+    """Reads a :class:`StacScene` onto tile GeoBoxes (the local reader's preprocessing and coregistration,
+    bands loaded by :func:`load_band`)."""
+
+    settings: StacSettings | None = None
+
+    def _warp(self, sensor: str, band: str, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
+        st = self.settings
+        item = self.scene.landsat_item if sensor == "landsat" else self.scene.s2_item
+        asset = (st.landsat_assets if sensor == "landsat" else st.s2_assets)[band]
+        return load_band(item, asset, geobox, resampling, nodata, st)

@@ -1,0 +1,155 @@
+"""`--source stac` end to end against a STAC API on loopback (tests/stac_server.py): pystac-client search with
+paging, per-tile pair selection by clear fraction, odc-stac loads of COGs over HTTP range requests, retries and
+a clear error for a failing asset, Sentinel-2 baseline offsets from item metadata."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import SMALL_RUN
+from stac_server import StacServer, items_from_scene
+from typer.testing import CliRunner
+
+from heattrack.cli import app
+from heattrack.config import load_config
+from heattrack.io.stac import StacSettings, s2_offset_from_item, search_items, select_pairs
+from heattrack.simulate import SimulationSpec, simulate_scene
+
+runner = CliRunner()
+ARGS = ["--tile-km", "1.5", "--n-workers", "2"]
+
+
+def _bbox(items: list[dict]) -> str:
+    b = np.array([it["bbox"] for it in items if it["collection"] == "landsat-c2-l2"])
+    return f"{b[:, 0].max():.5f},{b[:, 1].max():.5f},{b[:, 2].min():.5f},{b[:, 3].min():.5f}"
+
+
+@pytest.fixture(scope="module")
+def two_date_scene(tmp_path_factory):
+    out = tmp_path_factory.mktemp("stac-scene") / "scene"
+    simulate_scene(out, SimulationSpec(size_km=3.0, leaks=6, seed=12, dates=2))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(two_date_scene, small_scene):
+    root = two_date_scene.parent.parent
+    with StacServer(root, page_size=1) as srv:
+        yield srv
+
+
+def test_search_follows_paging_and_filters_cloud_cover(server, two_date_scene):
+    items = items_from_scene(two_date_scene, server.root, server.url)
+    server.items = items
+    n_ls = sum(it["collection"] == "landsat-c2-l2" for it in items)
+    assert n_ls == 2
+    st = StacSettings(url=server.url)
+    server.requests.clear()
+    ls, s2 = search_items(st, tuple(float(v) for v in _bbox(items).split(",")))
+    assert len(ls) == 2 and len(s2) == 2
+    assert sum(p == "/search" for _, p in server.requests) >= 4  # one item per page: the next links were followed
+    cloudy = items_from_scene(two_date_scene, server.root, server.url, cloud={ls[0]["id"]: 95.0})
+    server.items = cloudy
+    ls2, _ = search_items(StacSettings(url=server.url, max_cloud_cover=80), (-180, -90, 180, 90))
+    assert [it["id"] for it in ls2] == [ls[1]["id"]]
+
+
+def test_pairs_are_ranked_by_clear_fraction_over_the_tile(server, two_date_scene):
+    from heattrack.io.local import LocalSceneReader, discover_local_scenes
+    from heattrack.orchestration.tiling import make_tile_grid
+
+    items = items_from_scene(two_date_scene, server.root, server.url)
+    server.items = items
+    st = StacSettings(url=server.url, pairs=2, max_date_gap_days=10)
+    ls, s2 = search_items(st, (-180, -90, 180, 90))
+    scenes = discover_local_scenes(two_date_scene)
+    fp = LocalSceneReader(scenes[0]).scene
+    from heattrack.io.local import scene_footprint
+
+    area, crs = scene_footprint(fp)
+    grid = make_tile_grid(area, crs, 150, 10.0)
+    idx = grid.tiles[len(grid.tiles) // 2]
+    gb = grid.tile_geobox(idx)
+    pairs = select_pairs(ls, s2, gb, st)
+    assert len(pairs) == 2 and pairs[0].clear_fraction >= pairs[1].clear_fraction
+    # the ranking agrees with the clear fraction of the local files on the same coarse grid
+    coarse = gb.zoom_out(30)
+    local = {sc.landsat_product: LocalSceneReader(sc).clear_fraction(coarse) for sc in scenes}
+    assert max(local, key=local.get) == pairs[0].landsat_product
+    for p in pairs:
+        assert p.date_gap_days is not None and p.date_gap_days <= 10
+        assert p.s2_boa_offset == -1000.0 and "baseline" in p.s2_offset_source
+    assert [p.landsat_product for p in select_pairs(ls, s2, gb, StacSettings(url=server.url, pairs=1))] == \
+        [pairs[0].landsat_product]
+
+
+@pytest.mark.slow
+def test_stac_run_equals_the_local_run_of_the_same_files(server, small_scene, tmp_path):
+    items = items_from_scene(small_scene, server.root, server.url)
+    server.items = items
+    local_out, stac_out = tmp_path / "local", tmp_path / "stac"
+    aoi = _bbox(items)
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                              "--aoi", aoi, "--out", str(local_out), *ARGS])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", server.url, "--aoi", aoi,
+                              "--pipes", str(small_scene / "pipes.geojson"), "--out", str(stac_out), *ARGS])
+    assert res.exit_code == 0, res.output
+    a = xr.open_zarr(local_out / "mosaic.zarr").load()
+    b = xr.open_zarr(stac_out / "mosaic.zarr").load()
+    a, b = xr.align(a, b, join="inner")
+    assert a.sizes["x"] > 100 and a.sizes["y"] > 100
+    np.testing.assert_array_equal(a["valid"].values, b["valid"].values)
+    np.testing.assert_allclose(b["lst_plain"].values, a["lst_plain"].values, atol=1e-3, equal_nan=True)
+    np.testing.assert_allclose(b["risk"].values, a["risk"].values, atol=0.02, equal_nan=True)
+    info = json.loads((stac_out / "run.json").read_text())
+    assert info["inputs"]["source"] == "stac" and info["inputs"]["url"] == server.url
+    per_tile = info["inputs"]["pairs_per_tile"]
+    assert per_tile and all(len(v) == 1 and v[0]["clear_fraction"] > 0 for v in per_tile.values())
+
+
+@pytest.mark.slow
+def test_a_failing_asset_is_retried_then_fails_its_tile_with_a_clear_error(server, small_scene, tmp_path):
+    items = items_from_scene(small_scene, server.root, server.url)
+    server.items = items
+    st_href = next(it for it in items if it["collection"] == "landsat-c2-l2")["assets"]["lwir11"]["href"]
+    rel = st_href.split("/assets/", 1)[1]
+    args = ["run", "--source", "stac", "--stac-url", server.url, "--aoi", _bbox(items),
+            "--pipes", str(small_scene / "pipes.geojson"), *ARGS, "--set", "compute.retries=0"]
+    server.fail[rel] = 2  # transient: two 503s, then the file
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "ok")])
+    assert res.exit_code == 0, res.output
+    server.fail[rel] = 10**6  # persistent
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "bad")])
+    server.fail.pop(rel)
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    info = json.loads((tmp_path / "bad" / "run.json").read_text())
+    assert info["status"] == "failed"
+    assert all("cannot read asset lwir11" in e for e in info["tiles_failed"].values())
+
+
+def test_s2_offset_from_item_metadata():
+    item = {"properties": {"s2:processing_baseline": "05.10", "datetime": "2025-01-16T02:00:00Z"}}
+    assert s2_offset_from_item(item)[0] == -1000.0
+    assert s2_offset_from_item({"properties": {"s2:processing_baseline": "03.01"}})[0] == 0.0
+    assert s2_offset_from_item({"properties": {"earthsearch:boa_offset_applied": True,
+                                               "s2:processing_baseline": "05.10"}})[0] == 0.0
+    off, src = s2_offset_from_item({"properties": {"datetime": "2023-03-01T00:00:00Z"}})
+    assert off == -1000.0 and "2022-01-25" in src
+
+
+def test_stac_source_needs_url_and_aoi(small_scene, tmp_path):
+    res = runner.invoke(app, ["run", "--source", "stac", "--pipes", str(small_scene / "pipes.geojson"),
+                              "--aoi", "126.9,37.5,127.0,37.6", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "stac.url is not set" in res.output
+    res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", "http://127.0.0.1:9", "--pipes",
+                              str(small_scene / "pipes.geojson"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "needs an AOI" in res.output
+    res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", "http://127.0.0.1:9", "--pipes",
+                              str(small_scene / "pipes.geojson"), "--aoi", "126.9,37.5,127.0,37.6",
+                              "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "STAC" in res.output and "Traceback" not in res.output
+    assert load_config(None, {**SMALL_RUN, "input.source": "stac"}).input.source == "stac"
