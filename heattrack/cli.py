@@ -127,6 +127,8 @@ def simulate(
     cloud_fraction: Annotated[Optional[float], typer.Option(help="Landsat cloud cover 0-1 [0.06].")] = None,
     dates: Annotated[Optional[int], typer.Option(help="Date pairs, 16 days apart (> 1: one sub-folder per "
                                                  "date) [1].")] = None,
+    season: Annotated[Optional[int], typer.Option(help="Later winter of the same city (some leaks repaired, "
+                                                  "some new) [0].")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -136,7 +138,7 @@ def simulate(
     with _cli_errors(verbose):
         cfg = _config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
                                "simulate.distractors": distractors, "simulate.cloud_fraction": cloud_fraction,
-                               "simulate.dates": dates}, set_)
+                               "simulate.dates": dates, "simulate.season": season}, set_)
         if out.exists() and any(out.iterdir()):
             raise HeattrackError(f"output folder {out} is not empty")
         summary = _simulate(out, cfg)
@@ -151,7 +153,8 @@ def _simulate(out: Path, cfg: Config) -> dict:
     s = cfg.simulate
     with console.status(f"simulating a {s.size_km:g} km region (seed {s.seed})"):
         return simulate_scene(out, SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors,
-                                                  seed=s.seed, cloud_fraction=s.cloud_fraction, dates=s.dates))
+                                                  seed=s.seed, cloud_fraction=s.cloud_fraction, dates=s.dates,
+                                                  season=s.season, leak_k=tuple(s.leak_k)))
 
 
 @app.command()
@@ -188,6 +191,47 @@ def run(
                                "compute.scheduler": scheduler, "compute.n_workers": n_workers}, set_)
         result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=_progress("tiles"))
         _print_summary(result)
+
+
+@app.command()
+def screen(
+    season: Annotated[str, typer.Option("--season", help="Winter season YYYY-YY (December to February), e.g. "
+                                        "2025-26.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder of this season, e.g. runs/2025-26.")],
+    previous: Annotated[Optional[Path], typer.Option("--previous", help="Last season's run folder to compare "
+                                                     "with (e.g. runs/2024-25).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Input folder (local source).")] = None,
+    pipes: Annotated[Optional[Path], typer.Option("--pipes", "-p", help="Pipe network file.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Input source: local | stac.")] = None,
+    stac_url: Annotated[Optional[str], typer.Option("--stac-url", help="STAC API root (source stac).")] = None,
+    aoi: Annotated[Optional[str], typer.Option(help="Country, polygon file or lon/lat bbox.")] = None,
+    tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km).")] = None,
+    scheduler: SchedulerOpt = None,
+    n_workers: Annotated[Optional[int], typer.Option(help="LocalCluster workers.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue this season's run in --out.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace this season's run in --out.")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Screen one winter season (multi-date) and compare it with the previous season: changes.geojson
+    (new / persistent / resolved segments and hotspots) and a report section. Source stac: the season sets the
+    search interval."""
+    from heattrack.orchestration.screen import screen as screen_season
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        cfg = _config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
+                               "stac.url": stac_url, "grid.tile_km": tile_km, "compute.scheduler": scheduler,
+                               "compute.n_workers": n_workers}, set_)
+        result, counts = screen_season(cfg, out, season, previous, resume=resume, overwrite=overwrite,
+                                       progress=_progress("tiles"))
+        _print_summary(result)
+        if previous is not None:
+            seg = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("segment_") and v}
+            hot = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("hotspot_") and v}
+            console.print(f"changes since {previous}: segments {seg or 'none'}, hotspots {hot or 'none'} -> "
+                          f"{out}/changes.geojson")
 
 
 @app.command()

@@ -167,6 +167,17 @@ class SegmentsConfig(_Section):
     hotspot_min_area_m2: float = Field(300.0, ge=0, description="Smaller hot blobs are not reported (m^2).")
 
 
+class ChangesConfig(_Section):
+    """`heattrack screen`: how a season is compared with the previous one (not part of the processing hash).
+    A segment is *flagged* when its risk >= risk_threshold with clear data on >= min_dates date pairs."""
+
+    risk_threshold: float = Field(0.5, gt=0, le=1, description="Segment/hotspot risk that flags it (0-1).")
+    min_dates: int = Field(1, ge=1, description="Clear date pairs a segment needs before it can be flagged or "
+                           "called resolved.")
+    hotspot_match_m: float = Field(60.0, gt=0, description="Hotspots of two seasons closer than this are the "
+                                   "same place (m).")
+
+
 class SimulateConfig(_Section):
     """The synthetic region of `heattrack simulate` / `heattrack demo` (not part of the processing hash)."""
 
@@ -177,6 +188,9 @@ class SimulateConfig(_Section):
     cloud_fraction: float = Field(0.06, ge=0.0, le=0.95, description="Landsat cloud cover 0-1.")
     dates: int = Field(1, ge=1, le=12, description="Date pairs 16 days apart (> 1: one sub-folder per date; "
                        "leaks persist, half the distractors move, new noise and clouds per date).")
+    season: int = Field(0, ge=0, description="> 0: a later winter of the same city (same pipes; a share of the "
+                        "leaks repaired, as many new ones; dates + 365 days per season).")
+    leak_k: tuple[float, float] = Field((2.0, 10.0), description="Range of leak peak excess temperature (K).")
 
 
 class ComputeConfig(_Section):
@@ -270,6 +284,7 @@ class Config(_Section):
     downscale: DownscaleConfig = DownscaleConfig()
     detect: DetectConfig = DetectConfig()
     segments: SegmentsConfig = SegmentsConfig()
+    changes: ChangesConfig = ChangesConfig()
     compute: ComputeConfig = ComputeConfig()
     slurm: SlurmConfig = SlurmConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
@@ -315,7 +330,7 @@ class Config(_Section):
 
     def processing_hash(self) -> str:
         """Hash of everything that changes the numbers (compute and simulate settings excluded)."""
-        skip = {"compute", "simulate", "slurm", "kubernetes"} | ({"stac"} if self.input.source != "stac" else set())
+        skip = {"compute", "simulate", "slurm", "kubernetes", "changes"} | ({"stac"} if self.input.source != "stac" else set())
         d = self.model_dump(mode="json", exclude=skip)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -237,12 +237,56 @@ def _table(seg: gpd.GeoDataFrame) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+_CHANGE_COLOURS = {"new": "red", "persistent": "darkorange", "resolved": "green", "no_data": "0.5"}
+
+
+def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: tuple, previous: str,
+                     dest: Path) -> str:
+    """Map + table of what changed since the previous season (``changes``: changes.geojson rows)."""
+    ch = changes.to_crs(seg.crs) if len(changes) else changes
+    fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
+    ax.add_collection(LineCollection(_lines(seg), colors="0.8", linewidths=0.6))
+    for cl, colour in _CHANGE_COLOURS.items():
+        lines = ch[(ch["kind"] == "segment") & (ch["change"] == cl)] if len(ch) else ch
+        if len(lines):
+            ax.add_collection(LineCollection(_lines(lines), colors=colour, linewidths=2.5, label=f"segment {cl}"))
+        pts = ch[(ch["kind"] == "hotspot") & (ch["change"] == cl)] if len(ch) else ch
+        if len(pts):
+            ax.scatter(pts.geometry.x, pts.geometry.y, s=40, marker="o", facecolors="none", edgecolors=colour,
+                       label=f"hotspot {cl}")
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_aspect("equal")
+    ax.set_title(f"Changes since {previous}")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(dest)
+    plt.close(fig)
+    counts = ", ".join(f"{int((ch['change'] == cl).sum())} {cl}" for cl in _CHANGE_COLOURS) if len(ch) else "none"
+    cols = ["priority", "kind", "id", "change", "risk", "previous_risk", "delta_t_k"]
+    head = "".join(f"<th>{c}</th>" for c in cols)
+
+    def fmt(v) -> str:
+        return "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else (
+            f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
+                   for _, r in ch.head(40).iterrows()) if len(ch) else ""
+    return (f"<h2>What changed since last year ({html.escape(previous)})</h2><p>{counts}. Sorted for a field crew: "
+            "new first, then persistent, resolved, and flagged last year but without clear data now; each by risk. "
+            "Full table: <code>changes.geojson</code>.</p><img src='changes_map.png' alt='changes since last "
+            f"season'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
 def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: tuple[slice, slice],
-                 ae_examples: dict | None = None, truth: dict | None = None) -> Path:
+                 ae_examples: dict | None = None, truth: dict | None = None,
+                 changes: gpd.GeoDataFrame | None = None) -> Path:
     """Write ``folder/report/index.html`` (+ PNGs) from the exports in ``folder`` and the mosaic.
 
     ``ae_examples``: autoencoder patches (``ae_in``, ``ae_rec``, ``ae_risk``) for the reconstruction figure;
-    ``truth``: ``{"leaks": GeoDataFrame}`` of a simulated scene for the truth section."""
+    ``truth``: ``{"leaks": GeoDataFrame}`` of a simulated scene for the truth section; ``changes``: the rows of
+    ``changes.geojson`` (``heattrack screen``) for the section on what changed since the previous season."""
     folder = Path(folder)
     for need in ("risk_10m.tif", "segments.geojson"):
         if not (folder / need).exists():
@@ -256,6 +300,9 @@ def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: t
     _histogram(seg, risk, tmp / "score_histogram.png")
     _before_after(str(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
     extra = _dates_table(run_info)
+    if changes is not None:
+        prev = (run_info.get("previous") or {}).get("season") or "the previous season"
+        extra = _changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png") + extra
     if ae_examples is not None and len(ae_examples.get("ae_risk", [])):
         _ae_figure(ae_examples, tmp / "ae_examples.png")
         extra += ("<h2>Autoencoder reconstructions</h2><p>Each patch is 5 x 5 samples of the thermal anomaly "

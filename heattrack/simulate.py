@@ -25,7 +25,7 @@ Outputs: ``landsat/``, ``sentinel2/``, ``pipes.geojson`` (lon/lat) and ``truth/`
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -64,6 +64,9 @@ class SimulationSpec:
     dates: int = 1  # Landsat/Sentinel-2 date pairs; > 1 writes one sub-folder per date (multi-date layout)
     date_step_days: int = 16
     persistent_distractor_share: float = 0.5  # of the distractors, the share that stays on every date
+    season: int = 0  # > 0: a later winter of the same city: some leaks repaired, some new, dates + 365 d/season
+    season_repaired_share: float = 0.4  # of season 0's leaks, repaired by this season
+    season_new_leaks: int | None = None  # new leaks this season (None: as many as were repaired)
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
@@ -211,6 +214,8 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
 def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     """Write a synthetic scene to ``out``; returns the truth summary (also in ``truth/truth.json``)."""
     out = Path(out)
+    if spec.season:  # the same winter date, ``season`` years later
+        spec = replace(spec, landsat_date=spec.landsat_date + timedelta(days=365 * spec.season))
     rng = np.random.default_rng(spec.seed)
     res = 10.0
     n = int(round(spec.size_km * 1000 / res))
@@ -336,6 +341,24 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     lxy = shapely.get_coordinates(leak_pos) + rng.normal(0, 2.0, (n_leaks, 2))
     leak_amp = rng.uniform(*spec.leak_k, n_leaks)
     leak_fwhm = rng.uniform(*spec.leak_fwhm_m, n_leaks)
+    season_truth = {}
+    if spec.season > 0:  # a later winter: own RNG, so the city, pipes and all later draws stay identical
+        rs = np.random.default_rng([spec.seed, 1000 + spec.season])
+        repaired = rs.choice(n_leaks, size=int(round(spec.season_repaired_share * n_leaks)), replace=False)
+        keep = np.setdiff1d(np.arange(n_leaks), repaired)
+        free = np.setdiff1d(np.arange(len(segs)), leak_seg)
+        n_new = min(len(free), repaired.size if spec.season_new_leaks is None else spec.season_new_leaks)
+        new_seg = rs.choice(free, size=n_new, replace=False)
+        new_pos = shapely.line_interpolate_point(lines[new_seg], rs.uniform(0.15, 0.85, n_new), normalized=True)
+        season_truth = {"season": spec.season,
+                        "repaired_leak_segment_ids": sorted(seg_ids[i] for i in leak_seg[repaired]),
+                        "persistent_leak_segment_ids": sorted(seg_ids[i] for i in leak_seg[keep]),
+                        "new_leak_segment_ids": sorted(seg_ids[i] for i in new_seg)}
+        leak_seg = np.concatenate([leak_seg[keep], new_seg])
+        lxy = np.concatenate([lxy[keep], shapely.get_coordinates(new_pos) + rs.normal(0, 2.0, (n_new, 2))])
+        leak_amp = np.concatenate([leak_amp[keep], rs.uniform(*spec.leak_k, n_new)])
+        leak_fwhm = np.concatenate([leak_fwhm[keep], rs.uniform(*spec.leak_fwhm_m, n_new)])
+        n_leaks = leak_seg.size
     lst += _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp, leak_fwhm)
     # distractors, >= 150 m away from any pipe
     n_dis = spec.leaks if spec.distractors is None else spec.distractors
@@ -390,7 +413,7 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
         "leak_segment_ids": sorted(seg_ids[i] for i in leak_seg), "n_distractors": int(len(dxy)),
         "landsat_product": product, "sentinel2_date": str(s2_date),
         "cloud_fraction_landsat": float(cloud.mean()), "cloud_fraction_s2": float(s2_cloud.mean()),
-        "dates": dates,
+        "dates": dates, **season_truth,
     }
     (truth_dir / "truth.json").write_text(json.dumps(summary, indent=2))
     return summary

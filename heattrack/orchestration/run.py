@@ -430,6 +430,19 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     return seg, hot, stats
 
 
+def network_signature(pipes: gpd.GeoDataFrame) -> dict:
+    """Identity of a pipe network version: segment count and a hash of the segment ids and geometries (grid CRS,
+    centimetre precision). Two seasons can only be compared segment by segment when these agree."""
+    import hashlib
+
+    order = np.argsort(pipes["segment_id"].astype(str).values, kind="stable")
+    h = hashlib.sha256()
+    for sid, wkb in zip(pipes["segment_id"].astype(str).values[order],
+                        shapely.to_wkb(shapely.set_precision(pipes.geometry.values[order], 0.01))):
+        h.update(sid.encode() + b"\0" + wkb)
+    return {"n_segments": int(len(pipes)), "sha256": h.hexdigest()[:16]}
+
+
 def _scene_info(sc: LocalScene) -> dict:
     return {"landsat_product": sc.landsat_product, "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,
             "date_gap_days": sc.date_gap_days, "s2_boa_offset": sc.s2_boa_offset,
@@ -498,6 +511,7 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
                  "tile_px": grid.tile_px, "resolution_m": grid.resolution_m, "n_tiles": len(grid.tiles)},
         "inputs": {**_scene_info(plan.scenes[0]), "dates": [_scene_info(sc) for sc in plan.scenes],
                    "pipes": str(cfg.input.pipes), "n_segments": int(len(seg)), **plan.source_info},
+        "network": network_signature(plan.pipes),
         "warnings": plan.warnings,
         "valid_fraction": stats["n_valid_px"] / max(stats["n_px"], 1),
         **{k: v for k, v in stats.items() if k != "tiles"},
@@ -513,20 +527,20 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
 def run(
     cfg: Config, out: str | Path, resume: bool = False, overwrite: bool = False, client=None,
     progress: Callable[[int, int], Callable[[TileOutcome], None]] | None = None,
-    allow_existing: tuple[str, ...] = (),
+    allow_existing: tuple[str, ...] = (), plan: RunPlan | None = None, info: dict | None = None,
 ) -> RunResult:
     """The whole ``heattrack run``. ``out``: a folder or an S3 URL; ``client``: an existing Dask client (else
     one from ``cfg.compute``)."""
     t0 = time.perf_counter()
     out = as_location(out)
-    plan = plan_run(cfg)
+    plan = plan if plan is not None else plan_run(cfg)
     with RunLock(out):  # taken before anything in ``out`` is read or deleted (--overwrite of a live run refuses)
         resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
-        return _run_locked(plan, cfg, out, resumed, client, progress, t0)
+        return _run_locked(plan, cfg, out, resumed, client, progress, t0, info or {})
 
 
 def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, client, progress,
-                t0: float) -> RunResult:
+                t0: float, info: dict) -> RunResult:
     from heattrack.orchestration.cluster import make_client
 
     out.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}),
@@ -553,7 +567,7 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
                              f"completed tiles are kept, rerun with --resume after fixing the cause")
     result.segments = finalize_run(plan, out, {"status": "ok", "tiles_ok": len(plan.grid.tiles),
                                                "tiles_failed": {}, "tiles_skipped": skipped,
-                                               "seconds_total": round(seconds, 2)})
+                                               "seconds_total": round(seconds, 2), **info})
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -591,8 +605,9 @@ def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
         if not leaks_file.exists():
             raise InputError(f"{truth_scene} has no truth/leaks.geojson: --truth needs a simulated scene")
         truth = {"leaks": gpd.read_file(leaks_file)}
+    changes = gpd.read_file(out / "changes.geojson") if (out / "changes.geojson").exists() else None
     page = build_report(str(out / "mosaic.zarr"), out, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
-                        truth=truth)
+                        truth=truth, changes=changes)
     if ae_examples is not None:
         np.savez(out / "report" / "ae_examples.npz", **ae_examples)
     return page

@@ -1,0 +1,147 @@
+"""``heattrack screen``: run one winter season and compare it with the previous season's run.
+
+The previous run is found through its run record (``run.json``): it must have finished, and have the same grid
+(CRS, tile size, resolution) and the same pipe-network version (segment ids and geometries) as this season,
+else the comparison is refused with the reason. Output, beside the run's own files: ``changes.geojson`` (every
+segment whose class is not ``stable`` and every hotspot that is new, persistent or resolved; sorted so a field
+crew starts at the top) and a report section "What changed since last year". Rule: :mod:`heattrack.kernels.changes`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import re
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from heattrack.config import Config
+from heattrack.errors import ConfigError, InputError
+from heattrack.io.exports import write_geojson
+from heattrack.kernels.changes import CHANGE_CLASSES, change_class, match_points
+from heattrack.orchestration.run import RunResult, network_signature, plan_run, rebuild_report, run
+
+_SEASON = re.compile(r"^(\d{4})-(\d{2})$")
+#: order in changes.geojson: what a field crew should look at first
+_PRIORITY = {"new": 0, "persistent": 1, "resolved": 2, "no_data": 3}
+
+
+def season_interval(season: str) -> str:
+    """``'2025-26'`` -> ``'2025-12-01/2026-02-28'`` (December to the end of February, the heating season's
+    coldest, leaf-off months)."""
+    m = _SEASON.match(season or "")
+    if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
+        raise ConfigError(f"season {season!r} is not of the form YYYY-YY with consecutive years, e.g. 2025-26")
+    y = int(m.group(1))
+    return f"{y}-12-01/{y + 1}-02-{calendar.monthrange(y + 1, 2)[1]:02d}"
+
+
+def read_previous(previous: Path) -> dict:
+    """The previous season's run record; clear errors when it is not a finished heattrack run."""
+    info_file = Path(previous) / "run.json"
+    if not info_file.exists():
+        raise InputError(f"--previous {previous}: no run.json (not a heattrack run folder)")
+    info = json.loads(info_file.read_text())
+    if info.get("status") != "ok":
+        raise InputError(f"--previous {previous}: that run did not finish (status {info.get('status')!r})")
+    for need in ("segments.gpkg", "hotspots.geojson"):
+        if not (Path(previous) / need).exists():
+            raise InputError(f"--previous {previous}: {need} is missing")
+    if "network" not in info:
+        raise InputError(f"--previous {previous}: its run.json has no network signature (made by an older "
+                         "heattrack); rerun that season with this version")
+    return info
+
+
+def check_comparable(prev: dict, grid: dict, network: dict, previous: Path) -> None:
+    """Refuse a previous run on another grid or another network version (naming what differs)."""
+    pg = prev.get("grid", {})
+    diffs = [f"{k} {pg.get(k)!r} vs {grid[k]!r}" for k in ("crs", "tile_px", "resolution_m") if pg.get(k) != grid[k]]
+    if diffs:
+        raise InputError(f"--previous {previous} was run on another grid ({'; '.join(diffs)}): seasons are "
+                         "compared tile by tile, so use the same grid.crs, grid.tile_km and grid.resolution_m")
+    pn = prev["network"]
+    if pn != network:
+        raise InputError(f"--previous {previous} used another pipe-network version ({pn['n_segments']} segments, "
+                         f"signature {pn['sha256']}; now {network['n_segments']}, {network['sha256']}): segment "
+                         "ids or geometries changed, so segments cannot be compared one to one")
+
+
+def compare_seasons(previous: Path, current: Path, cfg: Config) -> gpd.GeoDataFrame:
+    """Change table of segments and hotspots (grid CRS), sorted new, persistent, resolved, no_data, each by
+    current (resolved: previous) risk."""
+    c = cfg.changes
+    prev = gpd.read_file(Path(previous) / "segments.gpkg").set_index("segment_id")
+    cur = gpd.read_file(Path(current) / "segments.gpkg")
+    p = prev.reindex(cur["segment_id"].values)
+    cls = change_class(p["risk"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
+                       cur["risk"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.risk_threshold, c.min_dates)
+    seg = gpd.GeoDataFrame({
+        "kind": "segment", "id": cur["segment_id"].values, "change": cls,
+        "risk": cur["risk"].values, "previous_risk": p["risk"].to_numpy(dtype=float),
+        "delta_t_k": cur["delta_t_k"].values, "n_dates": cur["n_dates"].values,
+        "previous_n_dates": p["n_dates"].to_numpy(dtype=float)}, geometry=cur.geometry.values, crs=cur.crs)
+    seg = seg[seg["change"] != "stable"]
+    hot = _hotspot_changes(Path(previous), Path(current), cur.crs, c)
+    out = gpd.GeoDataFrame(list(seg.to_dict("records")) + list(hot.to_dict("records")), geometry="geometry",
+                           crs=cur.crs) if len(seg) + len(hot) else seg
+    if len(out):
+        key = np.where(out["change"] == "resolved", out["previous_risk"], out["risk"]).astype(float)
+        out = out.assign(_p=out["change"].map(_PRIORITY), _r=-np.nan_to_num(key, nan=-1.0))
+        out = out.sort_values(["_p", "_r", "kind", "id"], kind="stable").drop(columns=["_p", "_r"])
+        out.insert(0, "priority", np.arange(1, len(out) + 1))
+    return out.reset_index(drop=True)
+
+
+def _hotspot_changes(previous: Path, current: Path, crs, c) -> gpd.GeoDataFrame:
+    prev = gpd.read_file(previous / "hotspots.geojson").to_crs(crs)
+    cur = gpd.read_file(current / "hotspots.geojson").to_crs(crs)
+    prev = prev[prev["peak_risk"] >= c.risk_threshold]
+    cur = cur[cur["peak_risk"] >= c.risk_threshold]
+    pxy = np.c_[prev.geometry.x, prev.geometry.y] if len(prev) else np.zeros((0, 2))
+    cxy = np.c_[cur.geometry.x, cur.geometry.y] if len(cur) else np.zeros((0, 2))
+    match, gone = match_points(pxy, cxy, c.hotspot_match_m)
+    rows = []
+    for i, (_, h) in enumerate(cur.iterrows()):
+        m = match[i]
+        rows.append({"kind": "hotspot", "id": h["hotspot_id"], "change": "persistent" if m >= 0 else "new",
+                     "risk": h["peak_risk"], "previous_risk": prev["peak_risk"].iloc[m] if m >= 0 else np.nan,
+                     "delta_t_k": h["delta_t_k"], "segment_id": h.get("segment_id"), "geometry": h.geometry})
+    for j in np.flatnonzero(gone):
+        h = prev.iloc[j]
+        rows.append({"kind": "hotspot", "id": h["hotspot_id"], "change": "resolved", "risk": np.nan,
+                     "previous_risk": h["peak_risk"], "delta_t_k": np.nan, "segment_id": h.get("segment_id"),
+                     "geometry": h.geometry})
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs) if rows else \
+        gpd.GeoDataFrame({"kind": []}, geometry=[], crs=crs)
+
+
+def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: bool = False,
+           overwrite: bool = False, progress=None) -> tuple[RunResult, dict]:
+    """Run ``season`` into ``out`` and, with ``previous``, write ``changes.geojson`` and the report section.
+    Returns the run result and the change counts."""
+    interval = season_interval(season)
+    if "://" in str(out):
+        raise ConfigError("heattrack screen writes to a local folder (compare, then copy to object storage)")
+    if cfg.input.source == "stac" and not cfg.stac.datetime:
+        cfg = cfg.model_copy(update={"stac": cfg.stac.model_copy(update={"datetime": interval})})
+    prev_info = read_previous(previous) if previous is not None else None
+    plan = plan_run(cfg)
+    if prev_info is not None:  # refuse before any tile runs
+        grid = {"crs": plan.grid.crs.to_epsg() and f"EPSG:{plan.grid.crs.to_epsg()}" or plan.grid.crs.to_wkt(),
+                "tile_px": plan.grid.tile_px, "resolution_m": plan.grid.resolution_m}
+        check_comparable(prev_info, grid, network_signature(plan.pipes), previous)
+    info = {"season": season, "season_interval": interval,
+            "previous": None if previous is None else {"folder": str(previous), "season": prev_info.get("season"),
+                                                       "processing_hash": prev_info.get("processing_hash")}}
+    result = run(cfg, out, resume=resume, overwrite=overwrite, progress=progress, plan=plan, info=info)
+    counts: dict = {}
+    if previous is not None:
+        changes = compare_seasons(previous, Path(out), cfg)
+        write_geojson(changes, Path(out) / "changes.geojson")
+        counts = {f"{k}_{cl}": int(((changes["kind"] == k) & (changes["change"] == cl)).sum())
+                  for k in ("segment", "hotspot") for cl in CHANGE_CLASSES if cl != "stable"} if len(changes) else {}
+        rebuild_report(Path(out))  # adds the "what changed" section from changes.geojson
+    return result, counts
