@@ -196,10 +196,12 @@ def run(
 @app.command()
 def screen(
     season: Annotated[str, typer.Option("--season", help="Winter season YYYY-YY (December to February), e.g. "
-                                        "2025-26.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder of this season, e.g. runs/2025-26.")],
-    previous: Annotated[Optional[Path], typer.Option("--previous", help="Last season's run folder to compare "
-                                                     "with (e.g. runs/2024-25).")] = None,
+                                        "2025-26, or 'current' (scheduled runs).")],
+    out: Annotated[str, typer.Option("--out", "-o", help="Output folder of this season, e.g. runs/2025-26 or "
+                                     "runs/{season}.")],
+    previous: Annotated[Optional[str], typer.Option("--previous", help="Last season's run folder (e.g. "
+                                                    "runs/2024-25), or 'auto': the previous season's folder "
+                                                    "beside --out, if it holds a finished run.")] = None,
     input: Annotated[Optional[Path], typer.Option("--input", "-i", help="Input folder (local source).")] = None,
     pipes: Annotated[Optional[Path], typer.Option("--pipes", "-p", help="Pipe network file.")] = None,
     source: Annotated[Optional[str], typer.Option(help="Input source: local | stac.")] = None,
@@ -217,6 +219,7 @@ def screen(
     """Screen one winter season (multi-date) and compare it with the previous season: changes.geojson
     (new / persistent / resolved segments and hotspots) and a report section. Source stac: the season sets the
     search interval."""
+    from heattrack.orchestration.screen import resolve_season_args
     from heattrack.orchestration.screen import screen as screen_season
 
     _setup_logging(verbose)
@@ -224,6 +227,9 @@ def screen(
         cfg = _config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
                                "stac.url": stac_url, "grid.tile_km": tile_km, "compute.scheduler": scheduler,
                                "compute.n_workers": n_workers}, set_)
+        season, out, previous = resolve_season_args(season, out, previous)
+        if previous is None:
+            console.print(f"season {season}: no previous season to compare with")
         result, counts = screen_season(cfg, out, season, previous, resume=resume, overwrite=overwrite,
                                        progress=_progress("tiles"))
         _print_summary(result)

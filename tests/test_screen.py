@@ -106,3 +106,19 @@ def test_hotspot_matching_and_season_interval():
     assert season_interval("2027-28") == "2027-12-01/2028-02-29"
     res = runner.invoke(app, ["screen", "--season", "2025", "--out", "x"])
     assert res.exit_code == 1 and "YYYY-YY" in res.output
+
+
+def test_current_season_and_auto_previous(tmp_path):
+    from datetime import date
+
+    from heattrack.orchestration.screen import current_season, resolve_season_args
+
+    assert current_season(date(2026, 2, 15)) == "2025-26"
+    assert current_season(date(2025, 12, 3)) == "2025-26"
+    assert current_season(date(2026, 10, 1)) == "2025-26"
+    season, out, prev = resolve_season_args("2025-26", str(tmp_path / "runs" / "{season}"), "auto")
+    assert out == tmp_path / "runs" / "2025-26" and prev is None  # no finished previous season yet
+    (tmp_path / "runs" / "2024-25").mkdir(parents=True)
+    (tmp_path / "runs" / "2024-25" / "run.json").write_text("{}")
+    assert resolve_season_args("2025-26", str(tmp_path / "runs" / "{season}"), "auto")[2] == \
+        tmp_path / "runs" / "2024-25"

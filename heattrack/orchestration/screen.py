@@ -28,6 +28,39 @@ _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
 _PRIORITY = {"new": 0, "persistent": 1, "resolved": 2, "no_data": 3}
 
 
+def current_season(today=None) -> str:
+    """The winter season a scheduled screening should process on ``today``: from December on, the season that
+    started this December; January to November, the one that started last December (e.g. 2026-02-15 ->
+    ``'2025-26'``)."""
+    from datetime import date
+
+    d = today or date.today()
+    y = d.year if d.month == 12 else d.year - 1
+    return f"{y}-{(y + 1) % 100:02d}"
+
+
+def previous_season(season: str) -> str:
+    season_interval(season)  # validates
+    y = int(season[:4]) - 1
+    return f"{y}-{(y + 1) % 100:02d}"
+
+
+def resolve_season_args(season: str, out: str, previous: str | None) -> tuple[str, Path, Path | None]:
+    """``--season current`` -> today's season; ``{season}`` in ``--out`` -> the season; ``--previous auto`` ->
+    the previous season's folder beside ``out`` when it holds a finished run (else no comparison)."""
+    if season == "current":
+        season = current_season()
+    season_interval(season)
+    out_p = Path(str(out).replace("{season}", season))
+    prev = None
+    if previous == "auto":
+        cand = out_p.parent / previous_season(season)
+        prev = cand if (cand / "run.json").exists() else None
+    elif previous is not None:
+        prev = Path(str(previous).replace("{season}", previous_season(season)))
+    return season, out_p, prev
+
+
 def season_interval(season: str) -> str:
     """``'2025-26'`` -> ``'2025-12-01/2026-02-28'`` (December to the end of February, the heating season's
     coldest, leaf-off months)."""
