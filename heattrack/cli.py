@@ -76,11 +76,12 @@ def _config(config: Path | None, overrides: dict[str, Any], sets: list[str] | No
     return load_config(config, merged)
 
 
-def _progress(label: str) -> Callable[[int, int], Callable]:
-    """A factory handing ``run`` a per-tile callback that drives a rich progress bar."""
+def _progress(label: str, unit: str = "tiles") -> Callable[[int, int], Callable]:
+    """A factory handing ``run`` a per-tile callback (``download``: per date pair) that drives a rich progress
+    bar."""
 
     def start(todo: int, total: int):
-        prog = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("tiles"),
+        prog = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
                         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
                         transient=False, disable=not console.is_terminal and todo == 0)
         prog.start()
@@ -88,11 +89,11 @@ def _progress(label: str) -> Callable[[int, int], Callable]:
         if todo == 0:
             prog.stop()
         if todo < total:
-            console.print(f"resuming: {total - todo} of {total} tiles already complete")
+            console.print(f"resuming: {total - todo} of {total} {unit} already complete")
 
         def on_tile(outcome):
             prog.advance(task)
-            if outcome.error:
+            if outcome is not None and outcome.error:
                 console.print(f"[red]tile {outcome.index} failed:[/] {outcome.error}", highlight=False)
             if prog.finished:
                 prog.stop()
@@ -238,6 +239,46 @@ def screen(
             hot = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("hotspot_") and v}
             console.print(f"changes since {previous}: segments {seg or 'none'}, hotspots {hot or 'none'} -> "
                           f"{out}/changes.geojson")
+
+
+@app.command()
+def download(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the local layout (one sub-folder per tile "
+                                      "and date pair).")],
+    aoi: Annotated[Optional[str], typer.Option(help="Country, polygon file or lon/lat bbox.")] = None,
+    season: Annotated[Optional[str], typer.Option("--season", help="Winter season YYYY-YY (sets the search "
+                                                  "interval Dec-Feb).")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Where from: stac.")] = "stac",
+    stac_url: Annotated[Optional[str], typer.Option("--stac-url", help="STAC API root.")] = None,
+    datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Search interval (instead of "
+                                                     "--season).")] = None,
+    tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km); the run must use the same.")] = None,
+    threads: Annotated[int, typer.Option(help="Concurrent downloads.")] = 4,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Fetch the best clear Landsat/Sentinel-2 pairs of every tile into the `local` layout (tile clips,
+    resumable: complete files are verified by size and SHA-256 and skipped). `run --input OUT` then works
+    offline."""
+    from heattrack.orchestration.download import download_season
+
+    _setup_logging(verbose)
+    with _cli_errors(verbose):
+        cfg = _config(config, {"input.source": source, "input.aoi": aoi, "stac.url": stac_url,
+                               "stac.datetime": datetime_, "grid.tile_km": tile_km}, set_)
+        summary = download_season(cfg, out, season, threads=threads, progress=_progress("download", unit="pairs"))
+        n_pairs = sum(len(v) for v in summary["tiles"].values())
+        console.print(f"{len(summary['tiles'])} tiles, {n_pairs} date pairs -> {out}/ ({summary['files']['fetched']} "
+                      f"files fetched, {summary['files']['skipped']} already complete)")
+        if summary["tiles_without_pair"]:
+            console.print(f"[yellow]{len(summary['tiles_without_pair'])} tiles without a usable pair:[/] "
+                          + ", ".join(summary["tiles_without_pair"][:20]), highlight=False)
+        if summary["failed"]:
+            for k, v in list(summary["failed"].items())[:10]:
+                console.print(f"[red]failed[/] {k}: {v}", highlight=False)
+            raise HeattrackError(f"{len(summary['failed'])} date pairs could not be fetched; run the same command "
+                                 "again to retry them (complete files are kept)")
 
 
 @app.command()

@@ -153,3 +153,43 @@ def test_stac_source_needs_url_and_aoi(small_scene, tmp_path):
                               "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "STAC" in res.output and "Traceback" not in res.output
     assert load_config(None, {**SMALL_RUN, "input.source": "stac"}).input.source == "stac"
+
+
+@pytest.mark.slow
+def test_download_is_resumable_and_runs_offline(server, two_date_scene, tmp_path):
+    """download -> local layout per tile and date pair; an interrupted download re-fetches only what is missing
+    or corrupt; `run --input DIR` then works on that folder without the server."""
+    items = items_from_scene(two_date_scene, server.root, server.url)
+    server.items = items
+    aoi = _bbox(items)
+    out = tmp_path / "data"
+    args = ["download", "--stac-url", server.url, "--aoi", aoi, "--datetime", "2025-01-01/2025-02-28",
+            "--tile-km", "1.5", "--set", "stac.pairs=2", "--out", str(out)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    index = json.loads((out / "download.json").read_text())
+    assert index["grid"]["tile_px"] == 150 and index["tiles"] and not index["failed"]
+    tifs = sorted(out.rglob("*.TIF")) + sorted(out.rglob("*.tif"))
+    assert all(len(v) == 2 for v in index["tiles"].values())  # two date pairs per tile
+    assert index["files"]["fetched"] == len(tifs) == 7 * 2 * len(index["tiles"])
+    # interrupt: one file lost, one truncated -> only those two are fetched again
+    tifs[0].unlink()
+    tifs[-1].write_bytes(tifs[-1].read_bytes()[:100])
+    server.requests.clear()
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    again = json.loads((out / "download.json").read_text())["files"]
+    assert again == {"fetched": 2, "skipped": len(tifs) - 2}
+    # offline: the run reads only the folder (the STAC server sees no request)
+    server.requests.clear()
+    res = runner.invoke(app, ["run", "--input", str(out), "--pipes", str(two_date_scene / "pipes.geojson"),
+                              "--out", str(tmp_path / "run"), *ARGS])
+    assert res.exit_code == 0, res.output
+    run_info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_info["inputs"]["source"] == "download" and run_info["tiles_ok"] == len(index["tiles"])
+    seg = (tmp_path / "run" / "segments.geojson").read_text()
+    assert "risk_pair1" in seg and "risk_pair2" in seg
+    res = runner.invoke(app, ["run", "--input", str(out), "--pipes", str(two_date_scene / "pipes.geojson"),
+                              "--out", str(tmp_path / "run2"), "--tile-km", "3.0"])
+    assert res.exit_code == 1 and "was downloaded for 150-px tiles" in res.output
+    assert server.requests == []

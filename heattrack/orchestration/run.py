@@ -79,6 +79,8 @@ def plan_run(cfg: Config) -> RunPlan:
         raise ConfigError("no input folder given (--input DIR)")
     if cfg.input.pipes is None:
         raise ConfigError("no pipe network given (--pipes FILE)")
+    if (Path(cfg.input.input) / "download.json").exists():
+        return _plan_downloaded(cfg)
     scenes = discover_local_scenes(cfg.input.input, cfg.input.max_dates)
     footprints = [scene_footprint(sc) for sc in scenes]
     data_crs = footprints[0][1]
@@ -138,18 +140,77 @@ def _check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) 
     return pipes
 
 
-def _plan_stac(cfg: Config) -> RunPlan:
-    """STAC source: search the AOI, lay out the tiles over the covered part, choose each tile's best pairs."""
+def _plan_downloaded(cfg: Config) -> RunPlan:
+    """A folder written by ``heattrack download``: its grid, and per tile the date pairs in ``<ix>_<iy>/``."""
+    from odc.geo import CRS
+
+    root = Path(cfg.input.input)
+    index = json.loads((root / "download.json").read_text())
+    g = index["grid"]
+    crs = CRS(g["crs"])
+    if cfg.grid.crs is not None and CRS(cfg.grid.crs) != crs:
+        raise ConfigError(f"{root} was downloaded for grid.crs {g['crs']}, not {cfg.grid.crs}")
+    if g["tile_px"] != cfg.tile_px or abs(g["resolution_m"] - cfg.grid.resolution_m) > 1e-9:
+        raise ConfigError(f"{root} was downloaded for {g['tile_px']}-px tiles of {g['resolution_m']:g} m "
+                          f"(grid.tile_km {g['tile_px'] * g['resolution_m'] / 1000:g}); run with the same grid")
+    tiles = [tuple(int(v) for v in t.split("_")) for t, pairs in index["tiles"].items() if pairs]
+    if not tiles:
+        raise NoDataError(f"{root}: the download holds no tile with a usable pair")
+    coreg = CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
+                        max_shift_m=cfg.input.coreg_max_shift_m)
+    tile_readers, scenes = {}, {}
+    for idx in tiles:
+        found = discover_local_scenes(root / f"{idx[0]}_{idx[1]}", cfg.input.max_dates)
+        tile_readers[idx] = tuple(LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg) for sc in found)
+        scenes.update({sc.landsat_product: sc for sc in found})
+    grid0 = make_tile_grid(_tiles_union(tiles, crs, cfg), crs, cfg.tile_px, cfg.grid.resolution_m)
+    grid = dataclasses.replace(grid0, tiles=tuple(t for t in grid0.tiles if t in tile_readers))
+    work_area = _tiles_union(grid.tiles, crs, cfg)
+    pipes = _check_pipes(read_pipes(cfg.input.pipes), cfg.input.pipes, crs, work_area, f"the tiles of {root}")
+    points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
+    size = cfg.tile_px * cfg.grid.resolution_m
+    point_tiles = np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
+    info = {"source": "download", "folder": str(root), "season": index.get("season"), "stac": index.get("stac"),
+            "pairs_per_tile": {t: v for t, v in index["tiles"].items() if v}}
+    ordered = sorted(scenes.values(), key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
+    return RunPlan(cfg, ordered, [], pipes, grid, points, point_tiles, [], tile_readers, info)
+
+
+def _tiles_union(tiles, crs, cfg: Config):
+    """Union of the extents of ``tiles`` of the configured grid, as an odc Geometry in ``crs``."""
+    from odc.geo import xy_
+    from odc.geo.geom import Geometry
+    from odc.geo.gridspec import GridSpec
+
+    gs = GridSpec(crs, tile_shape=(cfg.tile_px, cfg.tile_px), resolution=cfg.grid.resolution_m, origin=xy_(0.0, 0.0))
+    geom = shapely.union_all([gs.tile_geobox(t).extent.geom for t in tiles])
+    return Geometry(geom, crs)
+
+
+@dataclass
+class StacSelection:
+    """The outcome of searching a STAC API for a run or a download: tiles and each tile's best pairs."""
+
+    settings: object  # heattrack.io.stac.StacSettings
+    aoi: object
+    grid: TileGrid  # tiles with at least one usable pair
+    work_area: object
+    chosen: dict  # tile index -> [StacScene, ...] (all searched tiles, empty lists included)
+    empty: list
+    n_items: dict
+    warnings: list
+
+
+def select_stac_tiles(cfg: Config) -> StacSelection:
+    """Search the AOI, lay out the tiles over the covered part, choose each tile's best pairs (no pipes needed:
+    shared by ``run --source stac`` and ``download``)."""
     from odc.geo.geom import Geometry
 
-    from heattrack.io.stac import StacSceneReader, StacSettings, search_items, select_pairs_for_tiles
+    from heattrack.io.stac import StacSettings, search_items, select_pairs_for_tiles
 
-    if cfg.input.pipes is None:
-        raise ConfigError("no pipe network given (--pipes FILE)")
     if cfg.input.aoi is None:
         raise ConfigError("input.source 'stac' needs an AOI (--aoi: country, polygon file or lon/lat bbox)")
     st = StacSettings.from_config(cfg)
-    pipes_raw = read_pipes(cfg.input.pipes)
     aoi = resolve_aoi(cfg.input.aoi)
     landsat, s2 = search_items(st, tuple(aoi.geometry.boundingbox))
     if not landsat or not s2:
@@ -165,7 +226,6 @@ def _plan_stac(cfg: Config) -> RunPlan:
     if work_area.is_empty or work_area.area <= 0:
         raise InputError(f"no Landsat item found over the AOI ({aoi.label})")
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
-    pipes = _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI / the imagery found ({aoi.label})")
     chosen = select_pairs_for_tiles(landsat, s2, {idx: grid.tile_geobox(idx) for idx in grid.tiles}, st)
     empty = sorted(idx for idx, v in chosen.items() if not v)
     if len(empty) == len(grid.tiles):
@@ -177,6 +237,21 @@ def _plan_stac(cfg: Config) -> RunPlan:
         warnings.append(f"{len(empty)} of {len(grid.tiles)} tiles have no usable pair and are not processed: "
                         + ", ".join(f"{i}_{j}" for i, j in empty[:20]) + (" ..." if len(empty) > 20 else ""))
         grid = dataclasses.replace(grid, tiles=tuple(t for t in grid.tiles if chosen[t]))
+    return StacSelection(st, aoi, grid, work_area, chosen, empty, {"landsat": len(landsat), "sentinel2": len(s2)},
+                         warnings)
+
+
+def _plan_stac(cfg: Config) -> RunPlan:
+    """STAC source: :func:`select_stac_tiles`, then the pipes and one reader per chosen pair and tile."""
+    from heattrack.io.stac import StacSceneReader
+
+    if cfg.input.pipes is None:
+        raise ConfigError("no pipe network given (--pipes FILE)")
+    pipes_raw = read_pipes(cfg.input.pipes)
+    sel = select_stac_tiles(cfg)
+    st, aoi, grid, chosen, empty, warnings = sel.settings, sel.aoi, sel.grid, sel.chosen, sel.empty, sel.warnings
+    pipes = _check_pipes(pipes_raw, cfg.input.pipes, grid.crs, sel.work_area,
+                         f"the AOI / the imagery found ({aoi.label})")
     coreg = CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
                         max_shift_m=cfg.input.coreg_max_shift_m)
     tile_readers = {idx: tuple(StacSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg, settings=st)
@@ -185,8 +260,7 @@ def _plan_stac(cfg: Config) -> RunPlan:
                     key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
     for w in warnings:
         log.warning(w)
-    source_info = {"source": "stac", "url": st.url, "datetime": st.datetime, "items_found":
-                   {"landsat": len(landsat), "sentinel2": len(s2)},
+    source_info = {"source": "stac", "url": st.url, "datetime": st.datetime, "items_found": sel.n_items,
                    "tiles_without_pair": [f"{i}_{j}" for i, j in empty],
                    "pairs_per_tile": {f"{i}_{j}": [{"landsat": sc.landsat_product, "sentinel2": sc.s2_item["id"],
                                                     "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,

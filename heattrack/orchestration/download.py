@@ -1,0 +1,97 @@
+"""``heattrack download``: a season's best Landsat/Sentinel-2 pairs per tile, from a STAC API into the ``local``
+layout, so that ``heattrack run --input DIR`` (or ``screen``) then works offline.
+
+Layout::
+
+    OUT/download.json                       what was fetched: season, catalogue, grid, pairs per tile, failures
+    OUT/<ix>_<iy>/<landsat date>/landsat/<Landsat product id>_<BAND>.TIF      clipped to the padded tile
+    OUT/<ix>_<iy>/<landsat date>/sentinel2/<asset file names>, <item id>.json
+    OUT/<ix>_<iy>/<landsat date>/{landsat,sentinel2}/MANIFEST.json          size + SHA-256 of every file
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from heattrack.config import Config
+from heattrack.errors import ConfigError
+from heattrack.io.download import fetch_pair_files, provider_file_name
+
+DOWNLOAD_INDEX = "download.json"
+
+
+def download_season(cfg: Config, out: Path, season: str | None = None, threads: int = 4,
+                    progress: Callable[[int, int], Callable[[object], None]] | None = None) -> dict:
+    """Fetch every tile's chosen pairs into ``out`` (resumable); returns the summary written to download.json."""
+    from heattrack.io.stac import _signer
+    from heattrack.orchestration.run import select_stac_tiles
+    from heattrack.orchestration.screen import season_interval
+
+    if cfg.input.source != "stac":
+        raise ConfigError("heattrack download fetches from a STAC API: use --source stac (Earth Engine is not "
+                          "implemented yet)")
+    interval = season_interval(season) if season else None
+    if interval and not cfg.stac.datetime:
+        cfg = cfg.model_copy(update={"stac": cfg.stac.model_copy(update={"datetime": interval})})
+    sel = select_stac_tiles(cfg)
+    st = sel.settings
+    gdal_env = {"GDAL_HTTP_MAX_RETRY": str(st.http_retries), "GDAL_HTTP_RETRY_DELAY": "0.5",
+                "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+    if st.aws_request_payer:
+        gdal_env["AWS_REQUEST_PAYER"] = "requester"
+    if st.aws_no_sign_request:
+        gdal_env["AWS_NO_SIGN_REQUEST"] = "YES"
+    sign = _signer(st.sign)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    halo = cfg.grid.halo_m
+    units = [(idx, sc) for idx in sel.grid.tiles for sc in sel.chosen[idx]]
+    on_unit = progress(len(units), len(units)) if progress else None
+
+    def fetch(idx, sc) -> dict:
+        gb = sel.grid.tile_geobox(idx)
+        x0, y0, x1, y1 = gb.extent.boundingbox
+        bounds = (x0 - halo, y0 - halo, x1 + halo, y1 + halo)
+        folder = out / f"{idx[0]}_{idx[1]}" / str(sc.landsat_date or sc.landsat_product)
+        crs = gb.crs.to_wkt()
+        a = fetch_pair_files({provider_file_name(h, sc.landsat_product, b): h for b, h in sc.landsat.items()},
+                             folder / "landsat", bounds, crs, gdal_env, sign)
+        b = fetch_pair_files({provider_file_name(h): h for h in sc.sentinel2.values()}, folder / "sentinel2",
+                             bounds, crs, gdal_env, sign, extra_json={f"{sc.s2_item['id']}.json": sc.s2_item})
+        return {"fetched": a["fetched"] + b["fetched"], "skipped": a["skipped"] + b["skipped"],
+                "folder": str(folder.relative_to(out))}
+
+    counts = {"fetched": 0, "skipped": 0}
+    failed: dict[str, str] = {}
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futs = {pool.submit(fetch, idx, sc): (idx, sc) for idx, sc in units}
+        for f in as_completed(futs):
+            idx, sc = futs[f]
+            try:
+                r = f.result()
+                counts["fetched"] += r["fetched"]
+                counts["skipped"] += r["skipped"]
+            except Exception as exc:  # one failed pair must not lose the others
+                failed[f"{idx[0]}_{idx[1]}/{sc.landsat_date}"] = str(exc)
+            if on_unit:
+                on_unit(None)
+    grid = sel.grid
+    summary = {
+        "season": season, "interval": st.datetime, "stac": {"url": st.url, "landsat": st.landsat_collection,
+                                                           "sentinel2": st.s2_collection},
+        "grid": {"crs": grid.crs.to_epsg() and f"EPSG:{grid.crs.to_epsg()}" or grid.crs.to_wkt(),
+                 "tile_px": grid.tile_px, "resolution_m": grid.resolution_m, "halo_m": halo},
+        "tiles": {f"{i}_{j}": [{"folder": f"{i}_{j}/{sc.landsat_date or sc.landsat_product}",
+                                "landsat": sc.landsat_product, "sentinel2": sc.s2_item["id"],
+                                "landsat_date": str(sc.landsat_date), "sentinel2_date": str(sc.s2_date),
+                                "clear_fraction": round(sc.clear_fraction, 4),
+                                "s2_clear_fraction": round(sc.s2_clear_fraction, 4)} for sc in sel.chosen[(i, j)]]
+                  for i, j in grid.tiles},
+        "tiles_without_pair": [f"{i}_{j}" for i, j in sel.empty],
+        "files": counts, "failed": failed, "warnings": sel.warnings,
+    }
+    (out / DOWNLOAD_INDEX).write_text(json.dumps(summary, indent=1, default=str))
+    return summary
