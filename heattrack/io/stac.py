@@ -215,7 +215,8 @@ def select_pairs_for_tiles(landsat: list[dict], s2: list[dict], geoboxes: dict, 
 
 # -- reading ---------------------------------------------------------------------------------------------
 
-def _signer(mode: str):
+def url_signer(mode: str):
+    """The ``patch_url`` for ``stac.sign`` (None = URLs as they are): Planetary Computer SAS signing."""
     if mode == "none":
         return None
     if mode == "planetary-computer":
@@ -250,7 +251,7 @@ def load_band(item_dict: dict, asset: str, geobox: GeoBox, resampling: Resamplin
     # defaults allow 10 retries (~8 min per request): bounded here by stac.http_retries
     odc.stac.configure_rio(cloud_defaults=True, GDAL_HTTP_MAX_RETRY=str(st.http_retries),
                            GDAL_HTTP_RETRY_DELAY="0.5", **({"aws": aws} if aws else {}))
-    signer = _signer(st.sign)
+    signer = url_signer(st.sign)
     for attempt in range(attempts):
         try:
             ds = odc.stac.load([item], bands=[asset], geobox=geobox, resampling=resampling.name, nodata=nodata,

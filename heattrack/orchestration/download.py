@@ -26,7 +26,7 @@ DOWNLOAD_INDEX = "download.json"
 def download_season(cfg: Config, out: Path, season: str | None = None, threads: int = 4,
                     progress: Callable[[int, int], Callable[[object], None]] | None = None) -> dict:
     """Fetch every tile's chosen pairs into ``out`` (resumable); returns the summary written to download.json."""
-    from heattrack.io.stac import _signer
+    from heattrack.io.stac import url_signer
     from heattrack.orchestration.run import select_stac_tiles
     from heattrack.orchestration.screen import season_interval
 
@@ -44,7 +44,7 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
         gdal_env["AWS_REQUEST_PAYER"] = "requester"
     if st.aws_no_sign_request:
         gdal_env["AWS_NO_SIGN_REQUEST"] = "YES"
-    sign = _signer(st.sign)
+    sign = url_signer(st.sign)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     halo = cfg.grid.halo_m

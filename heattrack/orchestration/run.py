@@ -97,8 +97,7 @@ def plan_run(cfg: Config) -> RunPlan:
         raise InputError(f"the AOI ({aoi.label}) does not overlap the input data ({cfg.input.input})")
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     pipes = _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, "the input data / AOI")
-    coreg = CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
-                        max_shift_m=cfg.input.coreg_max_shift_m)
+    coreg = _coreg_params(cfg)
     readers = [LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg) for sc in scenes]
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
     clear = [r.clear_fraction(coarse) for r in readers]
@@ -124,10 +123,20 @@ def plan_run(cfg: Config) -> RunPlan:
         check_model_matches(read_model_file(cfg.detect.model_path), cfg, cfg.detect.model_path)
     for w in warnings:
         log.warning(w)
+    points, point_tiles = _pipe_points(pipes, cfg)
+    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings)
+
+
+def _coreg_params(cfg: Config) -> CoregParams:
+    return CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
+                       max_shift_m=cfg.input.coreg_max_shift_m)
+
+
+def _pipe_points(pipes: gpd.GeoDataFrame, cfg: Config) -> tuple[SegmentPoints, np.ndarray]:
+    """Sample points along every segment (``segments.spacing_m``) and the tile index of each point."""
     points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
     size = cfg.tile_px * cfg.grid.resolution_m
-    point_tiles = np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
-    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings)
+    return points, np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
 
 
 def _check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -> gpd.GeoDataFrame:
@@ -156,8 +165,7 @@ def _plan_downloaded(cfg: Config) -> RunPlan:
     tiles = [tuple(int(v) for v in t.split("_")) for t, pairs in index["tiles"].items() if pairs]
     if not tiles:
         raise NoDataError(f"{root}: the download holds no tile with a usable pair")
-    coreg = CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
-                        max_shift_m=cfg.input.coreg_max_shift_m)
+    coreg = _coreg_params(cfg)
     tile_readers, scenes = {}, {}
     for idx in tiles:
         found = discover_local_scenes(root / f"{idx[0]}_{idx[1]}", cfg.input.max_dates)
@@ -167,9 +175,7 @@ def _plan_downloaded(cfg: Config) -> RunPlan:
     grid = dataclasses.replace(grid0, tiles=tuple(t for t in grid0.tiles if t in tile_readers))
     work_area = _tiles_union(grid.tiles, crs, cfg)
     pipes = _check_pipes(read_pipes(cfg.input.pipes), cfg.input.pipes, crs, work_area, f"the tiles of {root}")
-    points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
-    size = cfg.tile_px * cfg.grid.resolution_m
-    point_tiles = np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
+    points, point_tiles = _pipe_points(pipes, cfg)
     info = {"source": "download", "folder": str(root), "season": index.get("season"), "stac": index.get("stac"),
             "pairs_per_tile": {t: v for t, v in index["tiles"].items() if v}}
     ordered = sorted(scenes.values(), key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
@@ -252,8 +258,7 @@ def _plan_stac(cfg: Config) -> RunPlan:
     st, aoi, grid, chosen, empty, warnings = sel.settings, sel.aoi, sel.grid, sel.chosen, sel.empty, sel.warnings
     pipes = _check_pipes(pipes_raw, cfg.input.pipes, grid.crs, sel.work_area,
                          f"the AOI / the imagery found ({aoi.label})")
-    coreg = CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
-                        max_shift_m=cfg.input.coreg_max_shift_m)
+    coreg = _coreg_params(cfg)
     tile_readers = {idx: tuple(StacSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg, settings=st)
                                for sc in chosen[idx]) for idx in grid.tiles}
     scenes = sorted({sc.landsat_product: sc for v in chosen.values() for sc in v}.values(),
@@ -267,9 +272,7 @@ def _plan_stac(cfg: Config) -> RunPlan:
                                                     "clear_fraction": round(sc.clear_fraction, 4),
                                                     "s2_clear_fraction": round(sc.s2_clear_fraction, 4)}
                                                    for sc in chosen[(i, j)]] for i, j in grid.tiles}}
-    points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
-    size = cfg.tile_px * cfg.grid.resolution_m
-    point_tiles = np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
+    points, point_tiles = _pipe_points(pipes, cfg)
     return RunPlan(cfg, scenes, [], pipes, grid, points, point_tiles, warnings, tile_readers, source_info)
 
 
