@@ -38,8 +38,9 @@ class GridConfig(_Section):
 class InputConfig(_Section):
     """Where the imagery and the pipe network come from."""
 
-    source: Literal["local", "stac"] = Field("local", description="Input backend: 'local' product files (no "
-                                             "account) or 'stac' (a STAC API; see the stac section).")
+    source: Literal["local", "stac", "gee"] = Field("local", description="Input backend: 'local' product files (no "
+                                                    "account), 'stac' (a STAC API; see the stac section) or "
+                                                    "'gee' (Google Earth Engine; see the gee section).")
     input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (one date pair), or with "
                                "one such sub-folder per date pair (multi-date run; local source).")
     pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile).")
@@ -80,6 +81,29 @@ class StacConfig(_Section):
     max_items: int = Field(500, ge=1, description="At most this many items per collection and search.")
     http_retries: int = Field(3, ge=0, description="GDAL retries of an asset request answered 429/5xx "
                               "(exponential backoff from 0.5 s).")
+
+
+class GeeConfig(_Section):
+    """`input.source: gee`: Google Earth Engine with a service account (key: GOOGLE_APPLICATION_CREDENTIALS or
+    credentials_file; never written to outputs)."""
+
+    project: str | None = Field(None, description="Google Cloud project registered for Earth Engine.")
+    credentials_file: str | None = Field(None, description="Service-account JSON key (default: "
+                                         "$GOOGLE_APPLICATION_CREDENTIALS).")
+    datetime: str | None = Field(None, description="Search interval 'YYYY-MM-DD/YYYY-MM-DD' (screen --season "
+                                 "sets it).")
+    landsat_collections: list[str] = Field(default_factory=lambda: ["LANDSAT/LC08/C02/T1_L2",
+                                                                    "LANDSAT/LC09/C02/T1_L2"],
+                                           description="Landsat C2 L2 collections searched.")
+    s2_collection: str = Field("COPERNICUS/S2_SR_HARMONIZED", description="Sentinel-2 L2A collection (harmonised: "
+                               "no offset to apply).")
+    max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Scene cloud cover limit (%).")
+    pairs: int = Field(1, ge=1, description="Least cloudy Landsat scenes kept (each with its nearest Sentinel-2).")
+    max_request_mb: float = Field(48.0, gt=0, le=48, description="Largest computePixels response (MB); tiles are "
+                                  "split into windows below it (and 32,768 px per side).")
+    max_concurrent: int = Field(4, ge=1, description="Concurrent Earth Engine requests per worker process.")
+    retries: int = Field(5, ge=0, description="Retries of a request refused for quota (HTTP 429).")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay (s); doubles each retry.")
 
 
 class DownscaleConfig(_Section):
@@ -281,6 +305,7 @@ class Config(_Section):
     grid: GridConfig = GridConfig()
     input: InputConfig = InputConfig()
     stac: StacConfig = StacConfig()
+    gee: GeeConfig = GeeConfig()
     downscale: DownscaleConfig = DownscaleConfig()
     detect: DetectConfig = DetectConfig()
     segments: SegmentsConfig = SegmentsConfig()
@@ -330,7 +355,8 @@ class Config(_Section):
 
     def processing_hash(self) -> str:
         """Hash of everything that changes the numbers (compute and simulate settings excluded)."""
-        skip = {"compute", "simulate", "slurm", "kubernetes", "changes"} | ({"stac"} if self.input.source != "stac" else set())
+        skip = {"compute", "simulate", "slurm", "kubernetes", "changes"} | ({"stac"} if self.input.source != "stac" else set()) \
+            | ({"gee"} if self.input.source != "gee" else set())
         d = self.model_dump(mode="json", exclude=skip)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

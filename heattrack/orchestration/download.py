@@ -31,8 +31,8 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
     from heattrack.orchestration.screen import season_interval
 
     if cfg.input.source != "stac":
-        raise ConfigError("heattrack download fetches from a STAC API: use --source stac (Earth Engine is not "
-                          "implemented yet)")
+        raise ConfigError("heattrack download fetches from a STAC API (--source stac); Earth Engine pixels are "
+                          "read per tile by run/screen --source gee, with no download step")
     interval = season_interval(season) if season else None
     if interval and not cfg.stac.datetime:
         cfg = cfg.model_copy(update={"stac": cfg.stac.model_copy(update={"datetime": interval})})

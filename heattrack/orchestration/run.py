@@ -75,6 +75,8 @@ def plan_run(cfg: Config) -> RunPlan:
     """Check every input and lay out the tiles; raises a :class:`HeattrackError` naming the problem."""
     if cfg.input.source == "stac":
         return _plan_stac(cfg)
+    if cfg.input.source == "gee":
+        return _plan_gee(cfg)
     if cfg.input.input is None:
         raise ConfigError("no input folder given (--input DIR)")
     if cfg.input.pipes is None:
@@ -245,6 +247,35 @@ def select_stac_tiles(cfg: Config) -> StacSelection:
         grid = dataclasses.replace(grid, tiles=tuple(t for t in grid.tiles if chosen[t]))
     return StacSelection(st, aoi, grid, work_area, chosen, empty, {"landsat": len(landsat), "sentinel2": len(s2)},
                          warnings)
+
+
+def _plan_gee(cfg: Config) -> RunPlan:
+    """Earth Engine source: the least cloudy pairs over the AOI (same for every tile), tiles over the AOI."""
+    from heattrack.io.gee import GeeSceneReader, GeeSettings, select_pairs
+
+    if cfg.input.pipes is None:
+        raise ConfigError("no pipe network given (--pipes FILE)")
+    if cfg.input.aoi is None:
+        raise ConfigError("input.source 'gee' needs an AOI (--aoi: country, polygon file or lon/lat bbox)")
+    st = GeeSettings.from_config(cfg)
+    pipes_raw = read_pipes(cfg.input.pipes)
+    aoi = resolve_aoi(cfg.input.aoi)
+    scenes = select_pairs(st, tuple(aoi.geometry.boundingbox))
+    if not scenes:
+        raise NoDataError(f"Earth Engine: no Landsat scene with a Sentinel-2 partner within "
+                          f"{st.max_date_gap_days:g} days over {aoi.label} in {st.datetime} (cloud cover <= "
+                          f"{st.max_cloud_cover:g} %)")
+    crs = choose_crs(cfg.grid.crs, aoi)
+    work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
+    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
+    pipes = _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
+    readers = [GeeSceneReader(sc, mask_water=cfg.input.mask_water, coreg=_coreg_params(cfg), settings=st)
+               for sc in scenes]
+    points, point_tiles = _pipe_points(pipes, cfg)
+    info = {"source": "gee", "project": st.project, "datetime": st.datetime,
+            "scenes": [{"landsat": sc.landsat_id, "sentinel2": sc.s2_id, "landsat_cloud_cover": sc.landsat_cloud_cover}
+                       for sc in scenes]}
+    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, [], None, info)
 
 
 def _plan_stac(cfg: Config) -> RunPlan:

@@ -158,8 +158,10 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
     interval = season_interval(season)
     if "://" in str(out):
         raise ConfigError("heattrack screen writes to a local folder (compare, then copy to object storage)")
-    if cfg.input.source == "stac" and not cfg.stac.datetime:
-        cfg = cfg.model_copy(update={"stac": cfg.stac.model_copy(update={"datetime": interval})})
+    for src in ("stac", "gee"):  # the season sets the search interval of a catalogue source
+        sec = getattr(cfg, src)
+        if cfg.input.source == src and not sec.datetime:
+            cfg = cfg.model_copy(update={src: sec.model_copy(update={"datetime": interval})})
     prev_info = read_previous(previous) if previous is not None else None
     plan = plan_run(cfg)
     if prev_info is not None:  # refuse before any tile runs
