@@ -164,7 +164,7 @@ def run(
     pipes: Annotated[Optional[Path], typer.Option("--pipes", "-p", help="Pipe network file.")] = None,
     out: Annotated[str, typer.Option("--out", "-o", help="Output folder, or s3://bucket/prefix (credentials "
                                      "and endpoint from the AWS_* environment).")] = "out",
-    source: Annotated[Optional[str], typer.Option(help="Input source: local | stac.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Input source: local | stac | gee | synthetic.")] = None,
     stac_url: Annotated[Optional[str], typer.Option("--stac-url", help="STAC API root (source stac).")] = None,
     datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Search interval for source stac, e.g. "
                                                      "2024-12-01/2025-02-28.")] = None,
@@ -190,8 +190,28 @@ def run(
                                "stac.url": stac_url, "stac.datetime": datetime_,
                                "grid.tile_km": tile_km, "grid.crs": crs, "downscale.method": method,
                                "compute.scheduler": scheduler, "compute.n_workers": n_workers}, set_)
-        result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=_progress("tiles"))
+        allow: tuple[str, ...] = ()
+        if cfg.input.source == "synthetic":
+            cfg, allow = _synthetic_input(cfg, out)
+        result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=_progress("tiles"),
+                           allow_existing=allow)
         _print_summary(result)
+
+
+def _synthetic_input(cfg: Config, out: str) -> tuple[Config, tuple[str, ...]]:
+    """``input.source: synthetic``: simulate the scene (``simulate`` section) into ``input.input`` or
+    ``OUT/scene`` unless it is there already, then run it as a ``local`` input."""
+    if "://" in str(out):
+        raise HeattrackError("input.source 'synthetic' writes its scene next to a local --out folder")
+    scene = Path(cfg.input.input) if cfg.input.input else Path(out) / "scene"
+    if not (scene / "truth" / "truth.json").exists():
+        if scene.exists() and any(scene.iterdir()):
+            raise HeattrackError(f"{scene} is not empty and holds no simulated scene")
+        _simulate(scene, cfg)
+    inp = cfg.input.model_copy(update={"source": "local", "input": scene,
+                                       "pipes": cfg.input.pipes or scene / "pipes.geojson"})
+    inside = scene.resolve().parent == Path(out).resolve()
+    return cfg.model_copy(update={"input": inp}), (scene.name,) if inside else ()
 
 
 @app.command()

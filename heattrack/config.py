@@ -38,9 +38,10 @@ class GridConfig(_Section):
 class InputConfig(_Section):
     """Where the imagery and the pipe network come from."""
 
-    source: Literal["local", "stac", "gee"] = Field("local", description="Input backend: 'local' product files (no "
-                                                    "account), 'stac' (a STAC API; see the stac section) or "
-                                                    "'gee' (Google Earth Engine; see the gee section).")
+    source: Literal["local", "stac", "gee", "synthetic"] = Field(
+        "local", description="Input backend: 'local' product files (no account), 'stac' (a STAC API; see the stac "
+        "section), 'gee' (Google Earth Engine; see the gee section) or 'synthetic' (the simulator, settings in "
+        "the simulate section; the scene is written to input.input or OUT/scene, with its truth).")
     input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (one date pair), or with "
                                "one such sub-folder per date pair (multi-date run; local source).")
     pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile).")

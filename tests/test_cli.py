@@ -111,3 +111,16 @@ def test_tile_command_writes_grid(tmp_path):
 def test_every_command_has_help(cmd):
     res = runner.invoke(app, [cmd, "--help"])
     assert res.exit_code == 0 and "--verbose" in res.output
+
+
+def test_synthetic_source_simulates_then_runs(tmp_path):
+    out = tmp_path / "o"
+    args = ["run", "--source", "synthetic", "--out", str(out), "--tile-km", "1.5", "--n-workers", "1",
+            "--set", "simulate.size_km=3", "--set", "simulate.leaks=3"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert (out / "scene" / "truth" / "truth.json").exists() and (out / "segments.geojson").exists()
+    first = (out / "scene" / "pipes.geojson").stat().st_mtime_ns
+    res = runner.invoke(app, [*args, "--resume"])  # the scene is reused, not simulated again
+    assert res.exit_code == 0, res.output
+    assert (out / "scene" / "pipes.geojson").stat().st_mtime_ns == first
