@@ -228,6 +228,9 @@ class ComputeConfig(_Section):
     threads_per_worker: int = Field(1, ge=1, description="Threads per LocalCluster worker process.")
     memory_limit: str = Field("auto", description="Per-worker memory limit of the LocalCluster.")
     retries: int = Field(2, ge=0, description="Retries of a failed tile task.")
+    worker_timeout_s: float | None = Field(None, gt=0, description="Fail the run when no Dask worker has joined "
+                                           "after this long (s); None = wait (queued Slurm jobs can take hours; "
+                                           "the wait is logged).")
     torch_threads: int = Field(1, ge=1, description="torch CPU threads per tile task (Dask parallelises "
                                "over tiles; more threads per task oversubscribe the cores).")
     max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "

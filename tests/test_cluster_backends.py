@@ -189,3 +189,18 @@ def test_sbatch_scripts_pass_dask_durations():
         for flag in ("--lifetime", "--lifetime-stagger"):
             for m in re.finditer(rf"{flag} (\S+)", script.read_text()):
                 parse_timedelta(m.group(1))
+
+
+def test_a_scheduler_without_workers_fails_clearly_after_the_timeout(tmp_path, small_scene):
+    """A scheduler whose workers never come (queued jobs, a wrong scheduler file) must not hang silently."""
+    from distributed import LocalCluster
+    from typer.testing import CliRunner
+
+    from heattrack.cli import app
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cl:
+        res = CliRunner().invoke(app, [
+            "run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"), "--out",
+            str(tmp_path / "o"), "--tile-km", "1.5", "--scheduler", cl.scheduler_address,
+            "--set", "compute.worker_timeout_s=2"])
+    assert res.exit_code == 1 and "no Dask worker joined" in res.output and "Traceback" not in res.output

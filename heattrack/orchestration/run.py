@@ -459,11 +459,34 @@ def execute_run(
     if skipped:
         log.info("resume: %d of %d tiles already complete", skipped, len(plan.grid.tiles))
     on_tile = progress(len(todo), len(plan.grid.tiles)) if progress else None
+    if todo:
+        _wait_for_a_worker(client, cfg.compute.worker_timeout_s)
     sched = cfg.compute.scheduler
     gpu_pool = (sched == "slurm" and cfg.slurm.gpu_jobs > 0) or (sched == "kubernetes" and cfg.kubernetes.gpu_workers > 0)
     outcomes = run_tiles(client, build_tasks(plan, out, todo), retries=cfg.compute.retries, on_done=on_tile,
                          gpu_pool=gpu_pool)
     return outcomes, skipped
+
+
+def _wait_for_a_worker(client, timeout_s: float | None) -> None:
+    """Block until one Dask worker has joined: say so in the log every minute (queued Slurm jobs, pending pods),
+    fail with a clear message after ``timeout_s`` (``compute.worker_timeout_s``) instead of hanging."""
+    if client.scheduler_info().get("workers"):
+        return
+    t0 = time.monotonic()
+    while True:
+        left = None if timeout_s is None else timeout_s - (time.monotonic() - t0)
+        if left is not None and left <= 0:
+            raise HeattrackError(f"no Dask worker joined the scheduler {client.scheduler.address} within "
+                                 f"{timeout_s:g} s (compute.worker_timeout_s): check the worker jobs (squeue), "
+                                 "pods (kubectl get pods) or the scheduler file")
+        log.warning("waiting for a Dask worker to join %s (%.0f s so far)", client.scheduler.address,
+                    time.monotonic() - t0)
+        try:
+            client.wait_for_workers(1, timeout=60 if left is None else min(60.0, left))
+            return
+        except TimeoutError:
+            continue
 
 
 def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict]:
