@@ -20,7 +20,8 @@ from heattrack.kernels.autoencoder import AEParams, PatchAutoencoder, batch_for_
 from heattrack.kernels.patches import PatchSpec, centre_thermal_index, feature_stack, iter_patch_bands, sample_patches
 
 
-def _median_time(fn, repeats: int = 3) -> float:
+def median_time(fn, repeats: int = 3) -> float:
+    """Median wall time (s) of ``fn()`` over ``repeats`` runs, waiting for the GPU when there is one."""
     ts = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -49,8 +50,8 @@ def main() -> None:
     batch = batch_for_memory(spec.n_features, 32, args.gpu_memory_mb)
     X = sample_patches(stack, spec, np.ones((n, n), bool), 20000, rng)
     px = n * n
-    t_patch = _median_time(lambda: [None for _ in iter_patch_bands(stack, spec, batch)])
-    t_train = _median_time(lambda: PatchAutoencoder(AEParams(), centre_thermal_index(spec), device="cpu").fit(X),
+    t_patch = median_time(lambda: [None for _ in iter_patch_bands(stack, spec, batch)])
+    t_train = median_time(lambda: PatchAutoencoder(AEParams(), centre_thermal_index(spec), device="cpu").fit(X),
                            repeats=1)
     print(f"tile {n} x {n} px, batch {batch} patches, torch threads {args.threads}")
     print(f"{'patch extraction (numpy)':34s} {px / t_patch / 1e6:8.2f} Mpx/s")
@@ -62,9 +63,9 @@ def main() -> None:
         model.to(dev)
         model.max_batch = batch
         model.score_samples(bands[0][:1024])  # warm-up
-        t = _median_time(lambda: [model.score_samples(p) for p in bands])
+        t = median_time(lambda: [model.score_samples(p) for p in bands])
         print(f"{'inference (' + dev + ')':34s} {px / t / 1e6:8.2f} Mpx/s")
-        t = _median_time(lambda: model.score_stack(stack, spec))
+        t = median_time(lambda: model.score_stack(stack, spec))
         print(f"{'patches on ' + dev + ' + inference':34s} {px / t / 1e6:8.2f} Mpx/s  (what detect runs)")
 
 

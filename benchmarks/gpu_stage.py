@@ -17,28 +17,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from ae_inference import median_time  # noqa: E402  (benchmarks/ is the script's folder)
 
 from heattrack.kernels.autoencoder import batch_for_memory  # noqa: E402
 from heattrack.kernels.chain import ChainParams, cpu_evidence, detect_products, thermal_products  # noqa: E402
 from heattrack.kernels.detectors import DetectorParams, ae_residual  # noqa: E402
 from heattrack.kernels.patches import PatchSpec  # noqa: E402
-
-
-def _median(fn, repeats: int = 3) -> float:
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
 
 
 def synthetic_tile(n: int = 1100, seed: int = 0):
@@ -73,7 +62,7 @@ def main() -> None:
         det0 = DetectorParams(method=method, patch=patch)
         p0 = ChainParams(downscale_method="dms", detector=det0)
         # stage 1 as the tile graph runs it: thermal products + the CPU detector evidence (IF for fused)
-        t1 = _median(lambda p0=p0: cpu_evidence(thermal_products(lst, red, nir, clear, p0), red, nir, p0))
+        t1 = median_time(lambda p0=p0: cpu_evidence(thermal_products(lst, red, nir, clear, p0), red, nir, p0))
         s1 = px / t1 / 1e6
         out[f"stage1_{method}_cpu_1thread_mpx_s"] = s1
         print(f"stage 1 for {method:5s} (DMS sharpen, local anomaly{', Isolation Forest' if method == 'fused' else ''})"
@@ -87,9 +76,10 @@ def main() -> None:
                 valid = th.valid & np.isfinite(th.anomaly_k)
                 z = np.where(valid, th.anomaly_k / th.sigma_k, np.nan).astype(np.float32)
                 _, model = ae_residual(None, z, th.ndvi, red, nir, valid, det)  # trains once (also warm-up)
-                t_saved = _median(lambda p=params, m=model, iz=iz: detect_products(th, red, nir, p, model=m, iforest_z=iz))
-                t_train = _median(lambda p=params, iz=iz: detect_products(th, red, nir, p, model=None, iforest_z=iz),
-                                  repeats=1)
+                t_saved = median_time(lambda p=params, m=model, iz=iz: detect_products(th, red, nir, p, model=m,
+                                                                                      iforest_z=iz))
+                t_train = median_time(lambda p=params, iz=iz: detect_products(th, red, nir, p, model=None,
+                                                                              iforest_z=iz), repeats=1)
                 row = {"method": method, "device": dev, "gpu_memory_mb": mem, "batch": det.max_batch,
                        "stage2_saved_model_mpx_s": px / t_saved / 1e6,
                        "stage2_train_per_tile_s": t_train,

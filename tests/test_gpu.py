@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiles import plume_tile
 
 from heattrack.kernels.autoencoder import AEParams, PatchAutoencoder, resolve_device
 from heattrack.kernels.detectors import DetectorParams, detect
@@ -14,30 +15,18 @@ from heattrack.kernels.patches import PatchSpec, centre_thermal_index, feature_s
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
 
 
-def _tile(n: int, seed: int, plume_k: float = 0.0):
-    rng = np.random.default_rng(seed)
-    nd = np.clip(0.3 + 0.25 * np.sin(np.arange(n) / 5.0)[None, :] + 0.03 * rng.standard_normal((n, n)), -1, 1)
-    nd = nd.astype(np.float32)
-    red = (0.08 + 0.05 * (1 - nd)).astype(np.float32)
-    nir = (red * (1 + nd) / (1 - nd)).astype(np.float32)
-    anom = (-1.2 * (nd - nd.mean()) + 0.15 * rng.standard_normal((n, n))).astype(np.float32)
-    yy, xx = np.mgrid[:n, :n]
-    anom += (plume_k * np.exp(-((yy - 32) ** 2 + (xx - 40) ** 2) / 18.0)).astype(np.float32)
-    return anom, nd, red, nir
-
-
 def test_auto_device_is_cuda_here():
     assert resolve_device("auto") == "cuda"
 
 
 def test_cuda_inference_equals_cpu_inference_of_the_same_weights():
     spec = PatchSpec(size=5, step=2)
-    anom, nd, red, nir = _tile(64, 1)
+    anom, nd, red, nir = plume_tile(64, 1)
     X = sample_patches(feature_stack(anom / 0.15, nd, red, nir), spec, np.ones((64, 64), bool), 3000,
                        np.random.default_rng(0))
     model = PatchAutoencoder(AEParams(epochs=10, seed=0), centre_thermal_index(spec), device="cuda").fit(X)
     assert next(model.net_.parameters()).is_cuda
-    anom, nd, red, nir = _tile(64, 2, plume_k=1.5)
+    anom, nd, red, nir = plume_tile(64, 2, plume_k=1.5)
     rows = patch_rows(feature_stack(anom / 0.15, nd, red, nir), spec, 0, 64)
     on_gpu = model.score_samples(rows)
     on_cpu = model.to("cpu").score_samples(rows)
@@ -47,7 +36,7 @@ def test_cuda_inference_equals_cpu_inference_of_the_same_weights():
 
 
 def test_fused_detection_on_cuda_flags_the_plume_like_on_cpu():
-    anom, nd, red, nir = _tile(60, 3, plume_k=2.0)  # a multiple of the 5 px IF block
+    anom, nd, red, nir = plume_tile(60, 3, plume_k=2.0)  # a multiple of the 5 px IF block
     valid = np.ones(anom.shape, bool)
     out = {}
     for dev in ("cpu", "cuda"):

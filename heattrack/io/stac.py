@@ -27,7 +27,7 @@ from odc.geo.geom import Geometry
 from rasterio.enums import Resampling
 
 from heattrack.errors import ConfigError, InputError
-from heattrack.io.local import QA_FILL_VALUE, LocalSceneReader
+from heattrack.io.local import QA_FILL_VALUE, LocalScene, LocalSceneReader
 from heattrack.kernels.calibrate import s2_boa_offset_for_baseline
 from heattrack.kernels.qa import landsat_clear_mask, scl_clear_mask
 
@@ -72,27 +72,15 @@ class StacSettings:
 
 
 @dataclass(frozen=True)
-class StacScene:
-    """One Landsat + Sentinel-2 pair as STAC item dicts (picklable; the same fields as ``LocalScene`` that the
-    reader and the run summary use). ``landsat``/``sentinel2``: canonical band -> asset href."""
+class StacScene(LocalScene):
+    """One Landsat + Sentinel-2 pair from a STAC API: a :class:`LocalScene` whose ``landsat``/``sentinel2`` map
+    canonical bands to asset hrefs, plus the item dicts (picklable, sent to tile tasks) and the clear fractions
+    measured over the tile when the pair was chosen."""
 
-    landsat_item: dict
-    s2_item: dict
-    landsat: dict
-    sentinel2: dict
-    landsat_product: str
-    landsat_date: date | None
-    s2_date: date | None
-    s2_boa_offset: float
-    s2_offset_source: str
+    landsat_item: dict = field(default_factory=dict)
+    s2_item: dict = field(default_factory=dict)
     clear_fraction: float = float("nan")
     s2_clear_fraction: float = float("nan")
-
-    @property
-    def date_gap_days(self) -> float | None:
-        if self.landsat_date is None or self.s2_date is None:
-            return None
-        return float(abs((self.landsat_date - self.s2_date).days))
 
 
 def _item_date(item: dict) -> date | None:

@@ -19,6 +19,8 @@ import zarr
 from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords
 
+from heattrack.io.location import OutputLocation
+
 #: Mosaic variables: name -> (dtype, fill, CF attributes).
 MOSAIC_VARIABLES: dict[str, tuple[str, Any, dict]] = {
     "lst_10m": ("float32", np.nan, {"long_name": "land surface temperature, sharpened to 10 m",
@@ -84,8 +86,6 @@ class TileRecords:
     """Completion markers + per-tile results under ``<out>/.heattrack/tiles`` (a folder or an S3 prefix)."""
 
     def __init__(self, out: str | Path):
-        from heattrack.io.location import OutputLocation
-
         self.loc = OutputLocation(out)
         self.parts = (".heattrack", "tiles")
 
