@@ -175,7 +175,7 @@ class PatchAutoencoder:
         """
         self._check()
         dev = next(self.net_.parameters()).device
-        c, h, w = stack.shape
+        h, w = stack.shape[1:]
         # on a CPU numpy's strided cut is ~8 % faster than torch's unfold copy
         if cut == "host" or (cut == "auto" and dev.type == "cpu"):
             out_np = np.empty((h, w), np.float32)
