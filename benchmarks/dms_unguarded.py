@@ -1,48 +1,50 @@
-"""DMS without its guards on the real Momotombo scene: why the guards exist.
+"""DMS without its guard on the real Momotombo scene: why the guard exists.
 
     .venv/bin/python benchmarks/dms_unguarded.py [FOLDER]
 
 Aggregate-sharpen-compare as in `heattrack validate-sharpening` (90 m -> 30 m compared at 30 m, and
-270 m -> 30 m compared at 90 m), with the tree depth fixed at 0 (one linear model) and 3 and both guards off
-(no depth cross-validation, no NDVI-only fallback, no one-scale-up self-check). Prints RMSE (K).
+270 m -> 30 m compared at 90 m) with every SR band, the default DMS with ``guard=False`` (no held-out check,
+no one-scale-up check) next to the guarded default and bilinear. Prints RMSE (K).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from heattrack.evaluate import lst_errors, read_landsat_for_asc
-from heattrack.kernels.dms import DMSParams, dms_predictors, dms_sharpen
-from heattrack.kernels.features import ndvi
-from heattrack.kernels.lst import block_mean
+from heattrack.kernels.dms import DMSParams, dms_sharpen
+from heattrack.kernels.lst import bilinear_sharpen, block_mean
+from heattrack.kernels.predictors import LANDSAT_TIRS_PSF_SIGMA_M, predictor_stack
 
 DEFAULT = Path(__file__).parents[1] / "tests" / "data" / "real" / "landsat-momotombo"
 
 
 def main() -> None:
-    lst, red, nir, product = read_landsat_for_asc(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT)
-    print(product)
+    lst, bands, product = read_landsat_for_asc(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT)
+    print(product, "bands", " ".join(sorted(bands)))
+    params = DMSParams(psf_sigma_px=LANDSAT_TIRS_PSF_SIGMA_M / 30.0)
     for factor, eval_factor in ((3, 1), (9, 3)):
         step = int(np.lcm(factor, eval_factor))
         h, w = (lst.shape[0] // step) * step, (lst.shape[1] // step) * step
-        t, r, n = lst[:h, :w], red[:h, :w], nir[:h, :w]
-        nd = ndvi(r, n)
-        valid = np.isfinite(t) & np.isfinite(nd)
+        t = lst[:h, :w]
+        stack, names = predictor_stack({k: v[:h, :w] for k, v in bands.items()})
+        valid = np.isfinite(t) & np.isfinite(stack).all(axis=0)
         coarse = block_mean(np.where(valid, t, np.nan), factor, 0.5)
         truth = np.where(valid, t, np.nan)
-        preds = dms_predictors(np.where(valid, r, np.nan), np.where(valid, n, np.nan), seed=0)
         row = []
-        for depth in (0, 3):
-            p = DMSParams(seed=0, local_window_px=max(10, min(coarse.shape) // 2), max_depth=depth,
-                          depth_candidates=(depth,), self_check=False)
-            est, ref = dms_sharpen(coarse, preds, valid, factor, nd, p).lst, truth
+        for label, est in (("bilinear", bilinear_sharpen(coarse, valid, factor).lst),
+                           ("DMS guarded", dms_sharpen(coarse, stack, valid, factor, params, names=names).lst),
+                           ("DMS unguarded", dms_sharpen(coarse, stack, valid, factor, replace(params, guard=False),
+                                                         names=names).lst)):
+            ref = truth
             if eval_factor > 1:
                 est = block_mean(np.where(np.isfinite(truth), est, np.nan), eval_factor, 0.5)
                 ref = block_mean(truth, eval_factor, 0.5)
-            row.append(f"depth {depth}: {lst_errors(est, ref)['rmse_k']:.3f} K")
+            row.append(f"{label}: {lst_errors(est, ref)['rmse_k']:.3f} K")
         print(f"x{factor}, compared after x{eval_factor}: " + ", ".join(row))
 
 

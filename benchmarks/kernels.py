@@ -16,8 +16,9 @@ import numpy as np  # noqa: E402
 
 from heattrack.kernels.anomaly import local_anomaly  # noqa: E402
 from heattrack.kernels.chain import ChainParams, compute_tile_products  # noqa: E402
-from heattrack.kernels.dms import DMSParams, dms_predictors, dms_sharpen  # noqa: E402
+from heattrack.kernels.dms import DMSParams, dms_sharpen  # noqa: E402
 from heattrack.kernels.lst import block_mean, tsharp_sharpen, upsample_bilinear  # noqa: E402
+from heattrack.kernels.predictors import predictor_stack  # noqa: E402
 from heattrack.kernels.segments import neighbourhood_max  # noqa: E402
 
 
@@ -42,21 +43,26 @@ def main() -> None:
     coarse = block_mean(lst, f, 0.3)
     red = (0.1 - 0.05 * nd).astype(np.float32)
     nir = (red * (1 + nd) / (1 - nd)).astype(np.float32)
-    preds = dms_predictors(red, nir)
+    bands = {"B02": 0.8 * red, "B03": 0.9 * red, "B04": red, "B08": nir, "B11": 0.5 * (red + nir),
+             "B12": 0.4 * (red + nir)}
+    bands = {k: (v * (1 + 0.02 * rng.standard_normal(v.shape))).astype(np.float32) for k, v in bands.items()}
+    preds, names = predictor_stack(bands)
     px = n * n
     rows = [
         ("block_mean (100 m)", lambda: block_mean(lst, f, 0.3)),
         ("upsample_bilinear", lambda: upsample_bilinear(coarse, f)),
         ("tsharp_sharpen", lambda: tsharp_sharpen(coarse, nd, valid, f)),
-        ("dms_predictors (k-means classes)", lambda: dms_predictors(red, nir)),
-        ("dms_sharpen (global, self-check; default)", lambda: dms_sharpen(coarse, preds, valid, f, nd)),
-        ("dms_sharpen (global + local models)", lambda: dms_sharpen(coarse, preds, valid, f, nd, DMSParams(local=True))),
+        ("predictor_stack (6 bands + 3 indices)", lambda: predictor_stack(bands)),
+        ("dms_sharpen (6 bands, guarded; default)", lambda: dms_sharpen(coarse, preds, valid, f, names=names)),
+        ("dms_sharpen (6 bands, no guard)",
+         lambda: dms_sharpen(coarse, preds, valid, f, DMSParams(guard=False), names=names)),
         ("local_anomaly (500 m median @50 m)", lambda: local_anomaly(lst, 50, 5)),
         ("neighbourhood_max r=2", lambda: neighbourhood_max(lst, 2)),
         ("whole chain, downscale.method=tsharp",
          lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool), ChainParams(downscale_method="tsharp"))),
         ("whole chain, downscale.method=dms",
-         lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool), ChainParams(downscale_method="dms"))),
+         lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool), ChainParams(downscale_method="dms"),
+                                       bands=bands)),
     ]
     print(f"{'kernel':40s} {'Mpx/s/core':>10s}")
     for name, fn in rows:

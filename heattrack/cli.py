@@ -259,6 +259,10 @@ def screen(
             hot = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("hotspot_") and v}
             console.print(f"changes since {previous}: segments {seg or 'none'}, hotspots {hot or 'none'} -> "
                           f"{out}/changes.geojson")
+            if "expected_false_new_per_100km" in counts:
+                console.print(f"Benjamini-Hochberg at q={cfg.changes.fdr_q:g}: at most "
+                              f"{counts['expected_false_new_per_100km']:.2f} false 'new' segments expected per "
+                              "100 km of pipe")
 
 
 @app.command()
@@ -395,7 +399,8 @@ def evaluate(
 @app.command("validate-sharpening")
 def validate_sharpening(
     landsat: Annotated[Path, typer.Option("--landsat", help="Folder with one Landsat C2L2 scene (ST_B10, SR_B4, "
-                                          "SR_B5, optional QA_PIXEL), or a local-layout input folder.")],
+                                          "SR_B5, optional SR_B2/B3/B6/B7 and QA_PIXEL: every SR band present is "
+                                          "a predictor), or a local-layout input folder.")],
     factor: Annotated[int, typer.Option(help="Aggregation factor (3: 30 m -> 90 m).", min=2)] = 3,
     eval_factor: Annotated[int, typer.Option(help="Compare after averaging by this factor (ST_B10 has ~100 m "
                                              "information: --factor 9 --eval-factor 3 compares at 90 m).",
@@ -408,10 +413,11 @@ def validate_sharpening(
 
     _setup_logging(verbose)
     with _cli_errors(verbose):
-        lst, red, nir, product = read_landsat_for_asc(landsat)
+        lst, bands, product = read_landsat_for_asc(landsat)
         with console.status("sharpening"):
-            res = aggregate_sharpen_compare(lst, red, nir, factor=factor, eval_factor=eval_factor)
-        table = Table(title=f"{product}: {res['n_px']} px, aggregated x{factor}, sharpened back, compared "
+            res = aggregate_sharpen_compare(lst, bands, factor=factor, eval_factor=eval_factor)
+        table = Table(title=f"{product}: {res['n_px']} px, bands {' '.join(res['bands'])}, aggregated x{factor}, "
+                            "sharpened back, compared "
                             f"{'at full resolution' if eval_factor == 1 else f'after averaging x{eval_factor}'}")
         for col in ("method (-> fallback used)", "RMSE (K)", "bias (K)"):
             table.add_column(col, justify="right")

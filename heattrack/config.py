@@ -111,46 +111,51 @@ class DownscaleConfig(_Section):
     """LST 100 m -> 10 m."""
 
     method: Literal["dms", "tsharp", "bilinear"] = Field(
-        "dms", description="dms: Data Mining Sharpener (bagged trees with linear leaves, global + local "
-        "models); tsharp: NDVI regression; both with residual correction; bilinear: no sharpening.")
+        "dms", description="dms: Data Mining Sharpener (bagged trees with linear leaves on every reflectance band "
+        "the source offers plus NDVI/NDBI/MNDWI, footprint-aware, guarded per tile); tsharp: NDVI regression; "
+        "both with residual correction; bilinear: no sharpening.")
     thermal_resolution_m: float = Field(100.0, gt=0, description="Effective resolution of ST_B10 (TIRS ~100 m, "
                                         "delivered on a 30 m grid). Must be a multiple of grid.resolution_m.")
     min_valid_fraction: float = Field(0.3, ge=0, le=1, description="Share of clear 10 m pixels a thermal "
                                       "pixel needs to count as observed.")
     degree: int = Field(1, ge=1, le=3, description="Polynomial degree of the TsHARP LST-NDVI fit.")
-    dms_n_classes: int = Field(8, ge=2, le=32, description="DMS: spectral classes (k-means on red, NIR, NDVI) "
-                               "whose fractions are the predictors.")
-    dms_n_estimators: int = Field(10, ge=1, description="DMS: trees per ensemble.")
-    dms_max_depth: int = Field(3, ge=0, description="DMS: tree depth (each leaf holds a linear model) when "
-                               "dms_select_depth is off; 0 = one linear model.")
-    dms_select_depth: bool = Field(True, description="DMS: choose the depth per tile among 0, 2, 3 by spatial "
-                                   "cross-validation at the thermal resolution (shallowest within 2 % of the best).")
-    dms_ndvi_predictor: bool = Field(True, description="DMS: add NDVI to the spectral-class predictors (keeps "
-                                     "continuous vegetation gradients).")
-    dms_min_samples_leaf: int = Field(100, ge=5, description="DMS: smallest leaf (coarse pixels).")
-    dms_local_models: bool = Field(False, description="DMS: add moving-window local models, combined with the "
-                                   "global one by their residuals. Off by default: measured no better, 2x slower.")
-    dms_local_window_m: float = Field(6000.0, gt=0, description="DMS: side of the moving windows of the local "
-                                      "models (m); windows overlap by half.")
-    dms_homogeneous_fraction: float = Field(0.8, gt=0, le=1, description="DMS: share of the most homogeneous "
-                                            "coarse pixels (coefficient of variation) used for training.")
+    dms_n_estimators: int = Field(10, ge=1, description="DMS: trees per ensemble (bagged).")
+    dms_max_depth: int = Field(4, ge=0, description="DMS: tree depth (each leaf holds a ridge model); 0 = one "
+                               "linear model on every predictor.")
+    dms_min_samples_leaf: int = Field(40, ge=5, description="DMS: smallest leaf (coarse pixels).")
+    dms_psf_sigma_m: float = Field(36.0, ge=0, description="DMS: Gaussian sigma (m) of the thermal sensor's "
+                                   "footprint, used to aggregate the fine predictors the way the sensor "
+                                   "aggregated LST (Landsat TIRS as delivered in ST_B10: ~36 m; 0 = block mean).")
+    dms_guard: bool = Field(True, description="DMS: per tile, use the model only if it beats bilinear on "
+                            "held-out coarse cells and one scale up (else TsHARP if that passes, else bilinear).")
+    dms_guard_ratio: float = Field(0.99, gt=0, le=1.0, description="DMS guard: the model's RMSE must be below "
+                                   "this fraction of bilinear's in both checks.")
+    dms_holdout_every: int = Field(3, ge=2, description="DMS guard: one coarse cell in every N x N block is held "
+                                   "out of training and predicted from its neighbours.")
     dms_sample_cap: int = Field(20000, ge=100, description="DMS: most training samples per model (bounds cost).")
-    dms_min_samples: int = Field(60, ge=10, description="DMS: fewer usable samples -> TsHARP fallback.")
-    smooth_residual: bool = Field(True, description="Add the coarse residual as a bilinear field (then the "
-                                  "exact per-block remainder) instead of as blocks.")
+    dms_min_samples: int = Field(60, ge=10, description="DMS: fewer usable samples -> bilinear (recorded).")
+    smooth_residual: bool = Field(True, description="TsHARP: add the coarse residual as a bilinear field (then "
+                                  "the exact per-block remainder) instead of as blocks.")
 
 
 class DetectConfig(_Section):
     """Per-pixel anomaly evidence (docs/detection.md)."""
 
-    method: Literal["local", "ae", "iforest", "fused"] = Field(
-        "local", description="local: excess over a robust local background; ae: autoencoder residual on "
+    method: Literal["residual", "baseline", "local", "ae", "iforest", "fused"] = Field(
+        "residual", description="How segments are ranked. residual (default): heat the optics do not explain "
+        "(LST minus the sharpener's land-cover expectation seen through the sensor footprint, minus its local "
+        "median), peaking on the pipe (segments.peak_radius_m); baseline: the simple reference, max along the "
+        "segment of plain LST minus its rank_window_m median; the others rank by a 0-1 pixel risk: "
+        "local: excess over a robust local background; ae: autoencoder residual on "
         "thermal/optical patches; iforest: Isolation Forest on block features; fused: calibrated mean of the "
         "three. Default: the best measured (docs/detection.md).")
     input: Literal["plain", "sharpened"] = Field(
         "plain", description="LST the detector looks at: plain (bilinear from the thermal resolution) or the "
         "sharpened 10 m LST. Sharpening adds land-cover texture, not leak information; plain measured best.")
-    background_window_m: float = Field(500.0, gt=0, description="Window of the robust local background (m).")
+    background_window_m: float = Field(500.0, gt=0, description="Window of the robust local background of the "
+                                       "0-1 pixel risk and hotspots (m).")
+    rank_window_m: float = Field(310.0, gt=0, description="Window of the local median removed before ranking "
+                                 "(residual, baseline) (m).")
     background_block_m: float = Field(50.0, gt=0, description="Grid on which the background median runs (m).")
     noise_floor_k: float = Field(0.3, gt=0, description="Lowest spread used to normalise anomalies (K).")
     landcover_adjust: bool = Field(False, description="Subtract the land-cover (NDVI regression) expectation "
@@ -187,7 +192,11 @@ class SegmentsConfig(_Section):
                                     "by (max risk within buffer_m) / (max risk within this radius), so a hot spot "
                                     "peaking away from the pipe counts less; <= buffer_m disables it.")
     spacing_m: float = Field(10.0, gt=0, description="Sample-point spacing along pipes (m).")
-    top_k: int = Field(3, ge=1, description="Segment risk = mean of its top_k sample points.")
+    top_k: int = Field(3, ge=1, description="local/ae/iforest/fused: segment risk = mean of its top_k sample "
+                       "points.")
+    peak_radius_m: float = Field(120.0, ge=0, description="residual: a pipe point's excess is scaled by "
+                                 "(max within buffer_m) / (max within this radius), so heat peaking off the pipe "
+                                 "counts less; <= buffer_m disables it.")
     hotspot_threshold: float = Field(0.6, gt=0, le=1, description="Pixel score that makes a hotspot pixel.")
     hotspot_min_area_m2: float = Field(300.0, ge=0, description="Smaller hot blobs are not reported (m^2).")
 
@@ -196,7 +205,11 @@ class ChangesConfig(_Section):
     """`heattrack screen`: how a season is compared with the previous one (not part of the processing hash).
     A segment is *flagged* when its risk >= risk_threshold with clear data on >= min_dates date pairs."""
 
-    risk_threshold: float = Field(0.5, gt=0, le=1, description="Segment/hotspot risk that flags it (0-1).")
+    fdr_q: float = Field(0.05, gt=0, lt=1, description="Segments ranked by a statistic (detect.method residual "
+                         "or baseline): Benjamini-Hochberg false-discovery rate for flagging a segment and for "
+                         "calling a change new / resolved.")
+    risk_threshold: float = Field(0.5, gt=0, le=1, description="Hotspot risk (and segment risk of the 0-1 risk "
+                                  "rankings) that flags it (0-1).")
     min_dates: int = Field(1, ge=1, description="Clear date pairs a segment needs before it can be flagged or "
                            "called resolved.")
     hotspot_match_m: float = Field(60.0, gt=0, description="Hotspots of two seasons closer than this are the "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import xarray as xr
 from rasterio.enums import Resampling
 
@@ -91,7 +92,10 @@ def evaluate_run(scene: Path, out: Path) -> dict:
     seg = gpd.read_file(out / "segments.geojson")
     leaks = set(truth["leak_segment_ids"])
     length_km = seg.to_crs(truth["crs"]).geometry.length.to_numpy() / 1000.0
-    det = segment_metrics(seg["risk"].to_numpy(dtype=float), seg["segment_id"].isin(leaks).to_numpy(), length_km)
+    # the run's own ranking: rank 1 is the most suspicious; segments without data rank last
+    rank = pd.to_numeric(seg["rank"], errors="coerce").to_numpy(dtype=float)
+    score = np.where(np.isfinite(rank), -rank, np.nan)
+    det = segment_metrics(score, seg["segment_id"].isin(leaks).to_numpy(), length_km)
     return {
         "scene": str(scene), "run": str(out),
         "downscaling": {"rmse_sharpened_k": sharp["rmse_k"], "bias_sharpened_k": sharp["bias_k"],
@@ -103,37 +107,48 @@ def evaluate_run(scene: Path, out: Path) -> dict:
     }
 
 
-def aggregate_sharpen_compare(lst: np.ndarray, red: np.ndarray, nir: np.ndarray, factor: int = 3,
+def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], factor: int = 3,
                               methods: tuple[str, ...] = ("bilinear", "tsharp", "dms"), seed: int = 0,
-                              eval_factor: int = 1) -> dict:
+                              eval_factor: int = 1, psf_sigma_m: float | None = None,
+                              pixel_m: float = 30.0) -> dict:
     """Validation protocol without fine truth: aggregate LST by ``factor``, sharpen it back with the fine
     optical bands, compare with the original (RMSE/bias in K) for each method.
 
-    Inputs on one grid (e.g. Landsat 30 m: ST in K, SR red/NIR 0-1; NaN = masked); they are cropped to a
-    multiple of ``factor``. Mind that Landsat ST at 30 m already carries only ~100 m information: a method
-    that adds true 30 m detail is penalised against a 30 m "truth" that lacks it. ``eval_factor`` > 1
-    compares after averaging both by that factor (e.g. factor 9 = 270 m, eval_factor 3 = compared at 90 m,
-    the scale at which the observation has information).
+    ``bands``: reflectances 0-1 on the LST grid, Sentinel-2 names (``B04``, ``B08`` required; Landsat SR bands
+    mapped with :data:`heattrack.kernels.predictors.LANDSAT_TO_S2`). Inputs are cropped to a multiple of
+    ``factor``. The aggregated LST is a block mean of a field that already carries the sensor footprint, so
+    DMS aggregates its predictors with that footprint (``psf_sigma_m``, default Landsat TIRS's, in pixels of
+    ``pixel_m``). Mind that Landsat ST at 30 m already carries only ~100 m information: a method that adds true
+    30 m detail is penalised against a 30 m "truth" that lacks it. ``eval_factor`` > 1 compares after
+    averaging both by that factor (e.g. factor 9 = 270 m, eval_factor 3 = compared at 90 m).
     """
-    from heattrack.kernels.dms import DMSParams, dms_predictors, dms_sharpen
+    from heattrack.kernels.dms import DMSParams, dms_sharpen
     from heattrack.kernels.features import ndvi
     from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen
+    from heattrack.kernels.predictors import LANDSAT_TIRS_PSF_SIGMA_M, predictor_stack
 
     step = int(np.lcm(factor, eval_factor))
     h, w = (lst.shape[0] // step) * step, (lst.shape[1] // step) * step
-    lst, red, nir = lst[:h, :w], red[:h, :w], nir[:h, :w]
-    nd = ndvi(red, nir)
+    lst = lst[:h, :w]
+    bands = {k: np.asarray(v, dtype=np.float32)[:h, :w] for k, v in bands.items()}
+    nd = ndvi(bands["B04"], bands["B08"])
     valid = np.isfinite(lst) & np.isfinite(nd)
     coarse = block_mean(np.where(valid, lst, np.nan), factor, 0.5)
     truth = np.where(valid, lst, np.nan)
+    sigma_px = (LANDSAT_TIRS_PSF_SIGMA_M if psf_sigma_m is None else psf_sigma_m) / pixel_m
+
+    def run_dms():
+        stack, names = predictor_stack(bands, valid)
+        return dms_sharpen(coarse, stack, valid, factor,
+                           DMSParams(seed=seed, psf_sigma_px=sigma_px), names=names)
+
     runners = {
         "bilinear": lambda: bilinear_sharpen(coarse, valid, factor),
         "tsharp": lambda: tsharp_sharpen(coarse, nd, valid, factor),
-        "dms": lambda: dms_sharpen(coarse, dms_predictors(np.where(valid, red, np.nan), np.where(valid, nir, np.nan),
-                                                          seed=seed),
-                                   valid, factor, nd, DMSParams(seed=seed, local_window_px=max(10, min(coarse.shape) // 2))),
+        "dms": run_dms,
     }
-    results = {"factor": factor, "eval_factor": eval_factor, "n_px": int(valid.sum())}
+    results = {"factor": factor, "eval_factor": eval_factor, "n_px": int(valid.sum()),
+               "bands": sorted(bands)}
     for name in methods:
         res = runners[name]()
         est = res.lst
@@ -147,12 +162,14 @@ def aggregate_sharpen_compare(lst: np.ndarray, red: np.ndarray, nir: np.ndarray,
     return results
 
 
-def read_landsat_for_asc(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    """ST_B10 (K), SR_B4, SR_B5 (reflectance) of the one Landsat C2L2 scene in ``folder`` (or
-    ``folder/landsat``), masked by QA_PIXEL when present. Returns the arrays and the product name."""
+def read_landsat_for_asc(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
+    """ST_B10 (K) and every SR band SR_B2..SR_B7 present (reflectance, keyed by the Sentinel-2 band of the
+    same wavelength: SR_B4 -> B04, SR_B5 -> B08; SR_B4 and SR_B5 required) of the one Landsat C2L2 scene in
+    ``folder`` (or ``folder/landsat``), masked by QA_PIXEL when present. Returns LST, bands, product name."""
     import rasterio
 
     from heattrack.kernels.calibrate import sr_dn_to_reflectance, st_dn_to_kelvin
+    from heattrack.kernels.predictors import LANDSAT_TO_S2
     from heattrack.kernels.qa import landsat_clear_mask
 
     folder = Path(folder)
@@ -175,11 +192,17 @@ def read_landsat_for_asc(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
     st, name = band("ST_B10")
     lst = st_dn_to_kelvin(st)
-    red = sr_dn_to_reflectance(band("SR_B4")[0])
-    nir = sr_dn_to_reflectance(band("SR_B5")[0])
+    bands = {}
+    for sr, s2 in LANDSAT_TO_S2.items():
+        dn, _ = band(sr, required=sr in ("SR_B4", "SR_B5"))
+        if dn is not None:
+            if dn.shape != st.shape:
+                raise InputError(f"{folder}: {sr} is {dn.shape[1]}x{dn.shape[0]} px, ST_B10 "
+                                 f"{st.shape[1]}x{st.shape[0]}: bands must share one grid")
+            bands[s2] = sr_dn_to_reflectance(dn)
     qa, _ = band("QA_PIXEL", required=False)
     if qa is not None:
         lst[~landsat_clear_mask(qa)] = np.nan
     if not np.isfinite(lst).any():
         raise InputError(f"{folder}: no clear, non-fill ST_B10 pixel")
-    return lst, red, nir, name.rsplit("_ST_B10", 1)[0]
+    return lst, bands, name.rsplit("_ST_B10", 1)[0]

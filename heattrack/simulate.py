@@ -43,6 +43,27 @@ QA_CLEAR_LAND, QA_CLEAR_WATER, QA_CLOUD, QA_DILATED, QA_SHADOW = 21824, 21952, 2
 
 
 @dataclass(frozen=True)
+class LSTPhysics:
+    """How the hidden drivers make the true winter LST (K). Defaults: the embedded demo city; the simulator
+    family (:func:`family_spec`) draws every field at random so that no sharpener or detector can be tuned to
+    one functional form."""
+
+    albedo_k: float = 7.0  # K per unit of (1 - albedo) ** albedo_power
+    albedo_power: float = 1.0
+    moisture_k: float = 2.5
+    lapse_k_per_m: float = 0.0065
+    texture_k: float = 0.35  # 20 m texture no optical band shows
+    street_k: float = 1.2  # streets (asphalt) above the albedo law; hot roads lie on top of the pipes
+    vegetation_k: float = 2.0  # cooling per unit of vegetation vigour
+    vegetation_power: float = 1.0
+    anthro_scale_k: float = 0.6  # gamma(2, scale) K of heat per building
+    bare_dry_k: float = 0.8
+    roof_texture: float = 0.0  # 10-30 m albedo texture on roofs and pavement (seen by every band)
+    ndvi_coupling_k: float = 0.0  # extra K per unit NDVI-like term, a non-linear vegetation response
+    water_k: float = 276.0
+
+
+@dataclass(frozen=True)
 class SimulationSpec:
     """Parameters of a synthetic region. Sizes in km/m, temperatures in K."""
 
@@ -67,6 +88,34 @@ class SimulationSpec:
     season: int = 0  # > 0: a later winter of the same city: some leaks repaired, some new, dates + 365 d/season
     season_repaired_share: float = 0.4  # of season 0's leaks, repaired by this season
     season_new_leaks: int | None = None  # new leaks this season (None: as many as were repaired)
+    physics: LSTPhysics = LSTPhysics()
+    distractor_k: tuple[float, float] = (3.0, 10.0)
+    distractor_fwhm_m: tuple[float, float] = (20.0, 60.0)
+    all_bands: bool = True  # every Sentinel-2 reflective band and Landsat SR_B2-B7 (False: B04/B08, SR_B4/B5)
+
+
+def family_spec(member: int, size_km: float = 8.0, **overrides) -> SimulationSpec:
+    """Member ``member`` of the simulator family: a city whose land cover, LST physics, clutter, leak
+    strengths (1-15 K, sigma 4-30 m), distractor density and clouds are drawn at random (seeded by
+    ``member``). Benchmarks tune on some members and report on others (``benchmarks/family.py``)."""
+    r = np.random.default_rng([7919, member])
+    physics = LSTPhysics(
+        albedo_k=float(r.uniform(4.0, 11.0)), albedo_power=float(r.uniform(0.7, 2.0)),
+        moisture_k=float(r.uniform(1.0, 4.0)), lapse_k_per_m=float(r.uniform(0.004, 0.009)),
+        texture_k=float(r.uniform(0.15, 0.6)), street_k=float(r.uniform(0.0, 2.5)),
+        vegetation_k=float(r.uniform(0.5, 3.5)), vegetation_power=float(r.uniform(0.6, 2.0)),
+        anthro_scale_k=float(r.uniform(0.2, 1.2)), bare_dry_k=float(r.uniform(0.0, 1.5)),
+        roof_texture=float(r.uniform(0.0, 0.06)), ndvi_coupling_k=float(r.uniform(-1.5, 1.5)),
+        water_k=float(r.uniform(274.0, 278.0)))
+    spec = SimulationSpec(
+        size_km=size_km, seed=10_000 + member, leaks=int(r.integers(12, 30)),
+        distractors=None, cloud_fraction=float(r.uniform(0.0, 0.12)),
+        leak_k=(1.0, 15.0), leak_fwhm_m=(2.3548 * 4.0, 2.3548 * 30.0),
+        urban_share=float(r.uniform(0.35, 0.8)), minor_street_pipes=float(r.uniform(0.1, 0.5)),
+        air_temperature_k=float(r.uniform(265.0, 280.0)), physics=physics,
+        distractor_k=(2.0, float(r.uniform(6.0, 14.0))), distractor_fwhm_m=(15.0, float(r.uniform(30.0, 80.0))))
+    spec = replace(spec, distractors=int(round(spec.leaks * r.uniform(0.5, 2.0))))
+    return replace(spec, **overrides)
 
 
 def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
@@ -121,18 +170,30 @@ def _breaks(rng, n_px: int, lo: float, hi: float, res: float) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec, landsat_date: date,
-                   rng: np.random.Generator, crs: str, t10: Affine, x0: float, y1: float):
-    """Sentinel-2 and Landsat products of one date from the true 10 m LST; returns (cloud, s2_cloud, product,
-    s2_date)."""
-    lc, veg_vigour, moisture = base["lc"], base["veg_vigour"], base["moisture"]
-    roof_red, water = base["roof_red"], base["water"]
-    shape = lst.shape
-    n = shape[0]
-    # ---- Sentinel-2 (10 m reflectance, 20 m SCL) ---------------------------------------------------
+S2_10M = ("B02", "B03", "B04", "B08")
+LANDSAT_SR = {"SR_B2": "B02", "SR_B3": "B03", "SR_B4": "B04", "SR_B5": "B08", "SR_B6": "B11", "SR_B7": "B12"}
+#: reflectance per land cover for the bands other than red/NIR: (water, street, bare at moisture 0 / 1 delta,
+#: vegetation at vigour 0 / 1 delta) -- coarse spectral shapes of the usual endmembers
+_SPECTRA = {  # band: (water, street, bare, bare_wet_delta, veg, veg_vigour_delta, roof_factor, roof_add)
+    "B02": (0.06, 0.07, 0.10, -0.03, 0.05, -0.02, 0.85, 0.0),
+    "B03": (0.05, 0.075, 0.13, -0.04, 0.08, -0.01, 0.92, 0.0),
+    "B05": (0.03, 0.085, 0.19, -0.05, 0.13, 0.02, 1.0, 0.01),
+    "B06": (0.02, 0.09, 0.21, -0.05, 0.22, 0.12, 1.0, 0.02),
+    "B07": (0.02, 0.095, 0.22, -0.06, 0.26, 0.17, 1.0, 0.02),
+    "B8A": (0.02, 0.10, 0.23, -0.06, 0.29, 0.21, 1.0, 0.025),
+    "B11": (0.01, 0.12, 0.32, -0.12, 0.22, -0.04, 1.05, 0.05),
+    "B12": (0.01, 0.11, 0.27, -0.12, 0.12, -0.04, 0.95, 0.03),
+}
+
+
+def _reflectances(base: dict, spec: SimulationSpec, rng: np.random.Generator, when: date) -> dict:
+    """Sentinel-2 surface reflectance (0-1) per band on the 10 m grid. Red and NIR use ``rng`` as they always
+    did (the default city is unchanged); the other bands draw their noise from their own seeded RNG."""
+    lc, v, moisture = base["lc"], base["veg_vigour"], base["moisture"]
+    roof_red, water, tex = base["roof_red"], base["water"], base["albedo_tex"]
+    shape = lc.shape
     red = np.empty(shape, dtype=np.float32)
     nir = np.empty(shape, dtype=np.float32)
-    v = veg_vigour
     sel = lc == VEGETATION
     red[sel], nir[sel] = 0.09 - 0.05 * v[sel], 0.15 + 0.22 * v[sel]
     sel = lc == BARE
@@ -142,14 +203,46 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
     sel = lc == ROOF
     red[sel], nir[sel] = roof_red[sel], roof_red[sel] + 0.02
     red[water], nir[water] = 0.04, 0.02
+    red, nir = red + 0.8 * tex, nir + 0.9 * tex
     red = ndimage.gaussian_filter(red, 0.5) * (1 + 0.03 * rng.standard_normal(shape))
     nir = ndimage.gaussian_filter(nir, 0.5) * (1 + 0.03 * rng.standard_normal(shape))
+    out = {"B04": red.astype(np.float32), "B08": nir.astype(np.float32)}
+    if not spec.all_bands:
+        return out
+    rb = np.random.default_rng([spec.seed, when.toordinal()])
+    for band, (w, st, bare, bare_wet, veg, veg_v, roof_f, roof_a) in _SPECTRA.items():
+        a = np.empty(shape, dtype=np.float32)
+        sel = lc == VEGETATION
+        a[sel] = veg + veg_v * v[sel]
+        sel = lc == BARE
+        a[sel] = bare + bare_wet * moisture[sel]
+        a[lc == STREET] = st
+        sel = lc == ROOF
+        a[sel] = roof_f * roof_red[sel] + roof_a
+        a[water] = w
+        a = a + tex
+        a = ndimage.gaussian_filter(a, 0.5) * (1 + 0.03 * rb.standard_normal(shape))
+        out[band] = a.astype(np.float32)
+    return dict(sorted(out.items()))
+
+
+def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec, landsat_date: date,
+                   rng: np.random.Generator, crs: str, t10: Affine, x0: float, y1: float):
+    """Sentinel-2 and Landsat products of one date from the true 10 m LST; returns (cloud, s2_cloud, product,
+    s2_date)."""
+    lc, veg_vigour, moisture = base["lc"], base["veg_vigour"], base["moisture"]
+    roof_red, water = base["roof_red"], base["water"]
+    shape = lst.shape
+    n = shape[0]
+    # ---- Sentinel-2 (10 m reflectance, 20 m SCL) ---------------------------------------------------
+    refl = _reflectances(base, spec, rng, landsat_date)
+    red, nir = refl["B04"], refl["B08"]
     s2_cloud = _smooth_field(rng, shape, 25)
     s2_cloud = s2_cloud > np.quantile(s2_cloud, 1 - spec.s2_cloud_fraction)
-    red[s2_cloud], nir[s2_cloud] = 0.45, 0.47
+    for b, a in refl.items():
+        a[s2_cloud] = 0.45 + 0.02 * (b >= "B08")
     offset = 1000.0
-    b04 = np.clip(np.round(np.clip(red, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16)
-    b08 = np.clip(np.round(np.clip(nir, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16)
+    dn = {b: np.clip(np.round(np.clip(a, 0, 1) * 10000 + offset), 1, 65535).astype(np.uint16) for b, a in refl.items()}
     scl10 = np.select([lc == WATER, lc == VEGETATION], [6, 4], 5).astype(np.uint8)
     scl10[s2_cloud] = 9
     scl10[ndimage.binary_dilation(s2_cloud, iterations=3) & ~s2_cloud] = 8
@@ -158,8 +251,12 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
     stamp = f"{s2_date:%Y%m%d}T022019"
     tile = "T52SCG"
     s2_dir = out / "sentinel2"
-    _write_tif(s2_dir / f"{tile}_{stamp}_B04_10m.tif", b04, t10, crs, nodata=0)
-    _write_tif(s2_dir / f"{tile}_{stamp}_B08_10m.tif", b08, t10, crs, nodata=0)
+    for b, a in dn.items():
+        if b in S2_10M:
+            _write_tif(s2_dir / f"{tile}_{stamp}_{b}_10m.tif", a, t10, crs, nodata=0)
+        else:  # 20 m bands: the mean of each 2 x 2 block, as the MSI delivers them
+            a20 = a.reshape(n // 2, 2, n // 2, 2).mean(axis=(1, 3)).round().astype(np.uint16)
+            _write_tif(s2_dir / f"{tile}_{stamp}_{b}_20m.tif", a20, t10 @ Affine.scale(2), crs, nodata=0)
     _write_tif(s2_dir / f"{tile}_{stamp}_SCL_20m.tif", scl, t10 @ Affine.scale(2), crs, nodata=0)
     (s2_dir / "MTD_MSIL2A.xml").write_text(
         "<?xml version='1.0' encoding='UTF-8'?>\n<n1:Level-2A_User_Product>\n<General_Info><Product_Info>\n"
@@ -196,10 +293,12 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
     qa[dilated] = QA_DILATED
     qa[cloud] = QA_CLOUD
     st_dn = np.clip(np.round((st - 149.0) / 0.00341802), 1, 65535).astype(np.uint16)
-    red30 = ndimage.map_coordinates(ndimage.uniform_filter(red, 3), [rr - 0.5, cc - 0.5], order=1)
-    nir30 = ndimage.map_coordinates(ndimage.uniform_filter(nir, 3), [rr - 0.5, cc - 0.5], order=1)
-    sr = {b: np.clip(np.round((a + 0.2) / 0.0000275), 1, 65535).astype(np.uint16)
-          for b, a in (("SR_B4", red30), ("SR_B5", nir30))}
+    sr = {}
+    for b_ls, b_s2 in LANDSAT_SR.items():
+        if b_s2 not in refl:
+            continue
+        a30 = ndimage.map_coordinates(ndimage.uniform_filter(refl[b_s2], 3), [rr - 0.5, cc - 0.5], order=1)
+        sr[b_ls] = np.clip(np.round((a30 + 0.2) / 0.0000275), 1, 65535).astype(np.uint16)
     d = landsat_date
     product = f"LC09_L2SP_116034_{d:%Y%m%d}_{d + timedelta(days=1):%Y%m%d}_02_T1"
     ls_dir = out / "landsat"
@@ -318,14 +417,25 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     diam = np.array([s[1] for s in segs], dtype=np.float64)
 
     # ---- true LST at 10 m -------------------------------------------------------------------------
+    ph = spec.physics
     elev = 60 + 40 * _smooth_field(rng, shape, n / 6)
-    texture = 0.35 * _smooth_field(rng, shape, 2.0)
-    lst = (spec.air_temperature_k + 7.0 * (1 - albedo) - 2.5 * moisture - 0.0065 * elev + texture).astype(np.float32)
-    lst[lc == STREET] += 1.2
-    lst[lc == ROOF] += anthro[lc == ROOF]
-    lst[lc == VEGETATION] -= 2.0 * veg_vigour[lc == VEGETATION]
-    lst[lc == BARE] += 0.8 * (1 - moisture[lc == BARE])
-    lst[water] = 276.0 + 0.15 * texture[water]
+    texture = ph.texture_k * _smooth_field(rng, shape, 2.0)
+    # 10-30 m roof/pavement albedo texture (own RNG: the default city's draws stay as they were)
+    rt = np.random.default_rng([spec.seed, 77])
+    albedo_tex = np.zeros(shape, dtype=np.float32)
+    if ph.roof_texture > 0:
+        built = (lc == ROOF) | (lc == STREET)
+        albedo_tex[built] = (ph.roof_texture * _smooth_field(rt, shape, rt.uniform(1.0, 3.0)))[built]
+        albedo = np.clip(albedo + albedo_tex, 0.03, 0.7)
+    lst = (spec.air_temperature_k + ph.albedo_k * (1 - albedo) ** ph.albedo_power - ph.moisture_k * moisture
+           - ph.lapse_k_per_m * elev + texture).astype(np.float32)
+    lst[lc == STREET] += ph.street_k
+    lst[lc == ROOF] += anthro[lc == ROOF] * (ph.anthro_scale_k / 0.6)
+    veg = lc == VEGETATION
+    lst[veg] -= ph.vegetation_k * veg_vigour[veg] ** ph.vegetation_power
+    lst[veg] += ph.ndvi_coupling_k * (veg_vigour[veg] - 0.6) ** 2
+    lst[lc == BARE] += ph.bare_dry_k * (1 - moisture[lc == BARE])
+    lst[water] = ph.water_k + 0.15 * texture[water]
     # normal heat loss of every pipe: narrow, proportional to diameter
     pipe_px = np.zeros(shape, dtype=np.float32)
     pts = shapely.get_coordinates(shapely.segmentize(lines, 5.0), return_index=True)
@@ -365,12 +475,13 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     net = shapely.union_all(lines).buffer(150.0)
     shapely.prepare(net)
     dxy = _points_off_network(net, n_dis, rng, n, t10)
-    dis_amp = rng.uniform(3.0, 10.0, len(dxy))
-    dis_fwhm = rng.uniform(20.0, 60.0, len(dxy))
+    dis_amp = rng.uniform(*spec.distractor_k, len(dxy))
+    dis_fwhm = rng.uniform(*spec.distractor_fwhm_m, len(dxy))
     lst += _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm)
 
     scene_dir = out if spec.dates == 1 else out / f"{spec.landsat_date:%Y-%m-%d}"
-    base = {"lc": lc, "veg_vigour": veg_vigour, "moisture": moisture, "roof_red": roof_red, "water": water}
+    base = {"lc": lc, "veg_vigour": veg_vigour, "moisture": moisture, "roof_red": roof_red, "water": water,
+            "albedo_tex": albedo_tex}
     sensed = _write_sensors(scene_dir, lst, base, spec, spec.landsat_date, rng, crs, t10, x0, y1)
     cloud, s2_cloud, product, s2_date = sensed
     dates = [{"landsat_date": str(spec.landsat_date), "sentinel2_date": str(s2_date), "landsat_product": product,
@@ -388,8 +499,8 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
                  + 0.35 * _smooth_field(rk, shape, 2.0)).astype(np.float32)
         lst_k += _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp * rk.uniform(0.7, 1.3, n_leaks), leak_fwhm)
         dk = np.concatenate([dxy[:n_keep], _points_off_network(net, len(dxy) - n_keep, rk, n, t10)])
-        lst_k += _gauss_blobs(shape, t10, dk[:, 0], dk[:, 1], rk.uniform(3.0, 10.0, len(dk)),
-                              rk.uniform(20.0, 60.0, len(dk)))
+        lst_k += _gauss_blobs(shape, t10, dk[:, 0], dk[:, 1], rk.uniform(*spec.distractor_k, len(dk)),
+                              rk.uniform(*spec.distractor_fwhm_m, len(dk)))
         cloud_k, _, product_k, s2_k = _write_sensors(out / f"{d_k:%Y-%m-%d}", lst_k, base, spec, d_k, rk, crs,
                                                      t10, x0, y1)
         dates.append({"landsat_date": str(d_k), "sentinel2_date": str(s2_k), "landsat_product": product_k,

@@ -5,7 +5,8 @@ Layout (the contract other tools write to)::
     INPUT/landsat/LC08_L2SP_PPPRRR_YYYYMMDD_yyyymmdd_02_T1_ST_B10.TIF   (required)
                   ..._QA_PIXEL.TIF                                       (required)
                   ..._SR_B4.TIF, ..._SR_B5.TIF                           (optional)
-    INPUT/sentinel2/*B04*.tif|jp2, *B08*.tif|jp2 (10 m), *SCL*.tif|jp2 (20 m)
+    INPUT/sentinel2/*B04*.tif|jp2, *B08*.tif|jp2 (10 m), *SCL*.tif|jp2 (20 m)               (required)
+                    *B02*, *B03* (10 m), *B05*, *B06*, *B07*, *B8A*, *B11*, *B12* (20 m)     (optional)
                     optional metadata: MTD_MSIL2A.xml or a STAC item *.json
 
 Every read is windowed: a ``WarpedVRT`` onto the tile's GeoBox makes GDAL fetch only the source blocks the
@@ -45,7 +46,9 @@ log = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 LANDSAT_BANDS = {"ST_B10": True, "QA_PIXEL": True, "SR_B4": False, "SR_B5": False}  # band -> required
-S2_BANDS = ("B04", "B08", "SCL")
+S2_BANDS = ("B04", "B08", "SCL")  # required
+#: read when present (20 m bands resampled bilinearly onto the 10 m grid) and used as sharpening predictors
+S2_OPTIONAL_BANDS = ("B02", "B03", "B05", "B06", "B07", "B8A", "B11", "B12")
 #: QA_PIXEL value used for pixels outside the scene: the fill bit.
 QA_FILL_VALUE = 1
 _LANDSAT_NAME = re.compile(r"L[COTEM]0\d_L2S[PR]_(\d{6})_(\d{8})_(\d{8})_\d{2}_(T1|T2|RT)", re.I)
@@ -144,6 +147,10 @@ def discover_local_scene(input_dir: Path) -> LocalScene:
             landsat[band] = p
     sentinel2 = {b: _find_one(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}", s2_dir, True)
                  for b in S2_BANDS}
+    for b in S2_OPTIONAL_BANDS:
+        p = _find_one(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}", s2_dir, False)
+        if p is not None:
+            sentinel2[b] = p
     m = _LANDSAT_NAME.search(landsat["ST_B10"].name)
     product = landsat["ST_B10"].name.rsplit("_ST_B10", 1)[0]
     ls_date = _parse_date(m.group(2)) if m else None
@@ -251,7 +258,9 @@ class TileInputs:
     """Preprocessed inputs on one (padded) 10 m tile grid.
 
     ``lst``: K, NaN where the thermal pixel is fill or rejected by QA_PIXEL (nearest-resampled 30 m values);
-    ``red``, ``nir``: Sentinel-2 surface reflectance 0-1; ``optical_clear``: SCL usable-land mask.
+    ``red``, ``nir``: Sentinel-2 surface reflectance 0-1; ``optical_clear``: SCL usable-land mask;
+    ``bands``: every Sentinel-2 reflective band the source offers (0-1, B04 and B08 among them), the
+    sharpener's predictors.
     """
 
     lst: np.ndarray
@@ -260,6 +269,7 @@ class TileInputs:
     optical_clear: np.ndarray
     #: Landsat-to-Sentinel-2 coregistration of this tile: estimated shift (m), peak, whether it was applied
     coregistration: dict | None = None
+    bands: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -325,7 +335,11 @@ class LocalSceneReader:
         lst = st_dn_to_kelvin(st)
         lst[~landsat_clear_mask(qa)] = np.nan
         scl = self._warp("sentinel2", "SCL", geobox, Resampling.nearest, 0)
-        return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg)
+        bands = {"B04": red, "B08": nir}
+        for b in S2_OPTIONAL_BANDS:
+            if b in self.scene.sentinel2:
+                bands[b] = s2_dn_to_reflectance(self._warp("sentinel2", b, geobox, Resampling.bilinear, 0), off)
+        return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg, bands)
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         """Share of clear, non-fill Landsat thermal pixels on ``geobox`` (use a coarse one for a quick check)."""

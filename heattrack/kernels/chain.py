@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from heattrack.kernels.anomaly import local_anomaly
+from heattrack.kernels.anomaly import local_anomaly, local_background
 from heattrack.kernels.detectors import DetectorParams, detect, iforest_evidence
-from heattrack.kernels.dms import DMSParams, dms_predictors, dms_sharpen
+from heattrack.kernels.dms import DMSParams, dms_sharpen
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
 from heattrack.kernels.patches import PatchSpec
+from heattrack.kernels.predictors import predictor_stack
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class ChainParams:
     detect_on: str = "plain"
     score_z0: float = 1.0
     score_scale: float = 2.0
+    rank_window_px: int = 31
     dms: DMSParams = DMSParams()
     detector: DetectorParams = DetectorParams()
 
@@ -52,18 +54,13 @@ class ChainParams:
             detect_on=cfg.detect.input,
             score_z0=cfg.detect.score_z0,
             score_scale=cfg.detect.score_scale,
+            rank_window_px=max(3, int(round(cfg.detect.rank_window_m / res))),
             dms=DMSParams(
                 n_estimators=cfg.downscale.dms_n_estimators, max_depth=cfg.downscale.dms_max_depth,
                 min_samples_leaf=cfg.downscale.dms_min_samples_leaf,
-                homogeneous_fraction=cfg.downscale.dms_homogeneous_fraction,
                 sample_cap=cfg.downscale.dms_sample_cap, min_samples=cfg.downscale.dms_min_samples,
-                local_window_px=max(2, int(round(cfg.downscale.dms_local_window_m
-                                                 / cfg.downscale.thermal_resolution_m))),
-                n_classes=cfg.downscale.dms_n_classes,
-                local=cfg.downscale.dms_local_models,
-                ndvi_predictor=cfg.downscale.dms_ndvi_predictor,
-                depth_candidates=(0, 2, 3) if cfg.downscale.dms_select_depth else (cfg.downscale.dms_max_depth,),
-                seed=cfg.seed),
+                psf_sigma_px=cfg.downscale.dms_psf_sigma_m / res, holdout_every=cfg.downscale.dms_holdout_every,
+                guard=cfg.downscale.dms_guard, guard_ratio=cfg.downscale.dms_guard_ratio, seed=cfg.seed),
             detector=detector_params(cfg),
         )
 
@@ -104,6 +101,8 @@ class ThermalProducts:
     ndvi: np.ndarray
     valid: np.ndarray
     info: dict = field(default_factory=dict)
+    #: excess LST (K) the ranking statistic reads: see :func:`ranking_evidence`
+    evidence_k: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +116,25 @@ class TileProducts:
     valid: np.ndarray
     info: dict = field(default_factory=dict)
     evidence_z: dict = field(default_factory=dict)
+    evidence_k: np.ndarray | None = None
+
+
+def ranking_evidence(plain: np.ndarray, expected_fine: np.ndarray | None, factor: int, psf_sigma_px: float,
+                     window_px: int, block: int) -> np.ndarray:
+    """Excess LST (K) for the segment ranking, at the sensor's resolution.
+
+    With a land-cover expectation (the sharpener's model of LST from the optics), the expectation is seen
+    through the sensor footprint and subtracted first: what remains is heat the optics do not explain (warm
+    asphalt and bright roofs are explained; a leak is not). Then the robust local background (median in a
+    ``window_px`` window) is removed. Without an expectation (``detect.method: baseline`` or no fitted model)
+    this is plain LST minus its local median: the simple baseline."""
+    r = plain
+    if expected_fine is not None and np.isfinite(expected_fine).any():
+        from heattrack.kernels.predictors import sensor_aggregate
+
+        e = upsample_bilinear(sensor_aggregate(expected_fine, factor, psf_sigma_px), factor)
+        r = plain - e
+    return (r - local_background(r, window_px, block)).astype(np.float32)
 
 
 def thermal_products(
@@ -125,11 +143,13 @@ def thermal_products(
     nir: np.ndarray,
     optical_clear: np.ndarray,
     params: ChainParams,
+    bands: dict | None = None,
 ) -> ThermalProducts:
     """Mask -> coarse aggregation -> sharpening -> local anomaly on one padded tile.
 
     ``lst_30m_on_10m``: Landsat LST (K) nearest-resampled onto the 10 m grid, NaN where unusable;
-    ``red``/``nir``: Sentinel-2 reflectance 0-1; ``optical_clear``: SCL usable-land mask.
+    ``red``/``nir``: Sentinel-2 reflectance 0-1; ``optical_clear``: SCL usable-land mask; ``bands``: every
+    reflectance band the source offers (Sentinel-2 names; None: red and NIR only), the DMS predictors.
     """
     f = params.thermal_factor
     nd = ndvi(red, nir)
@@ -137,11 +157,8 @@ def thermal_products(
     lst_coarse = block_mean(np.where(valid, lst_30m_on_10m, np.nan), f, params.min_valid_fraction)
     plain = bilinear_sharpen(lst_coarse, valid, f)
     if params.downscale_method == "dms":
-        preds = dms_predictors(np.where(valid, red, np.nan), np.where(valid, nir, np.nan),
-                               n_classes=params.dms.n_classes, seed=params.dms.seed)
-        if not params.dms.ndvi_predictor:
-            preds = preds[: params.dms.n_classes]
-        fit = dms_sharpen(lst_coarse, preds, valid, f, nd, params.dms, smooth_residual=params.smooth_residual)
+        stack, names = predictor_stack(bands or {"B04": red, "B08": nir}, valid)
+        fit = dms_sharpen(lst_coarse, stack, valid, f, params.dms, names=names)
     elif params.downscale_method == "tsharp" or params.landcover_adjust:
         fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree,
                              smooth_residual=params.smooth_residual)
@@ -158,7 +175,10 @@ def thermal_products(
                          params.noise_floor_k, params.score_z0, params.score_scale)
     info = {**(fit.info if sharpened else plain.info), "sigma_k": anom.sigma_k,
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
-    return ThermalProducts(lst, plain.lst, anom.anomaly_k, anom.sigma_k, anom.score, nd, valid, info)
+    expected = fit.expected if (fit is not None and params.detector.method != "baseline") else None
+    evidence = ranking_evidence(np.where(valid, plain.lst, np.nan), expected, f, params.dms.psf_sigma_px,
+                                params.rank_window_px, params.background_block_px)
+    return ThermalProducts(lst, plain.lst, anom.anomaly_k, anom.sigma_k, anom.score, nd, valid, info, evidence)
 
 
 def cpu_evidence(th: ThermalProducts, red: np.ndarray, nir: np.ndarray, params: ChainParams) -> np.ndarray | None:
@@ -174,12 +194,13 @@ def detect_products(th: ThermalProducts, red: np.ndarray, nir: np.ndarray, param
     None trains one on this tile; ``iforest_z``: :func:`cpu_evidence` when stage 1 computed it). Returns the
     products and the model used (None for local/iforest)."""
     risk, evidence = th.local_risk, {}
-    if params.detector.method != "local":
+    if params.detector.method not in ("local", "residual", "baseline"):
         det, model = detect(th.anomaly_k, th.sigma_k, th.ndvi, red, nir, th.valid & np.isfinite(th.anomaly_k),
                             params.detector, model=model, iforest_z=iforest_z)
         risk, evidence = det.risk, det.z
     info = {**th.info, "detect": params.detector.method}
-    return TileProducts(th.lst_10m, th.lst_plain, th.anomaly_k, risk, th.valid, info, evidence), model
+    return TileProducts(th.lst_10m, th.lst_plain, th.anomaly_k, risk, th.valid, info, evidence,
+                        th.evidence_k), model
 
 
 def compute_tile_products(
@@ -189,7 +210,8 @@ def compute_tile_products(
     optical_clear: np.ndarray,
     params: ChainParams,
     model=None,
+    bands: dict | None = None,
 ) -> TileProducts:
     """The whole chain on one padded tile and date (:func:`thermal_products` then :func:`detect_products`)."""
-    th = thermal_products(lst_30m_on_10m, red, nir, optical_clear, params)
+    th = thermal_products(lst_30m_on_10m, red, nir, optical_clear, params, bands)
     return detect_products(th, red, nir, params, model)[0]

@@ -1,6 +1,14 @@
 """Season-over-season change classes (pure: arrays in, arrays out).
 
-A segment (or hotspot) is **flagged** in a season when its risk is at least ``threshold`` and it had clear data
+**Segments ranked by a statistic** (``detect.method`` residual or baseline: a network z per segment) use
+:func:`change_class_fdr`: a segment is flagged in a season when its p-value survives Benjamini-Hochberg at
+``q`` over the segments seen that season; ``new`` additionally needs a significant *increase* of z between
+the winters (the difference standardised against the network-wide spread of differences, BH at ``q``),
+``resolved`` a significant decrease. Under Benjamini-Hochberg the expected share of false ``new`` among the
+``new`` is at most ``q``, so the expected number of false ``new`` per 100 km of pipe is at most
+``q * n_new / km * 100`` (:func:`expected_false_per_100km`).
+
+**Otherwise** (0-1 risk rankings, and hotspots) a segment (or hotspot) is **flagged** in a season when its risk is at least ``threshold`` and it had clear data
 on at least ``min_dates`` date pairs. Between the previous and the current season:
 
 * ``new``: flagged now, not flagged before (or not present / no data before);
@@ -35,6 +43,61 @@ def change_class(prev_risk: np.ndarray, prev_dates: np.ndarray, cur_risk: np.nda
     out[was & ~now & seen_now] = "resolved"
     out[was & ~seen_now] = "no_data"
     return out.astype(str)
+
+
+def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
+    """True where the p-value is rejected by the Benjamini-Hochberg step-up procedure at false-discovery rate
+    ``q`` over the finite p-values (NaN: never rejected)."""
+    p = np.asarray(p, dtype=float)
+    ok = np.isfinite(p)
+    out = np.zeros(p.shape, bool)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    order = np.argsort(p[ok], kind="stable")
+    passed = p[ok][order] <= q * np.arange(1, m + 1) / m
+    if passed.any():
+        k = int(np.flatnonzero(passed).max()) + 1
+        idx = np.flatnonzero(ok)[order[:k]]
+        out[idx] = True
+    return out
+
+
+def _robust_z(x: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(x)
+    out = np.full(x.shape, np.nan)
+    if ok.sum() >= 2:
+        med = np.median(x[ok])
+        out[ok] = (x[ok] - med) / max(1.4826 * np.median(np.abs(x[ok] - med)), 1e-6)
+    return out
+
+
+def change_class_fdr(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
+                     q: float, min_dates: int) -> np.ndarray:
+    """Change class per segment from the network z of two seasons (NaN = no data), with Benjamini-Hochberg
+    false-discovery control at ``q`` (see the module docstring). Returns an array of str."""
+    from scipy.special import ndtr
+
+    prev_z, cur_z = np.asarray(prev_z, dtype=float), np.asarray(cur_z, dtype=float)
+    seen_prev = np.isfinite(prev_z) & (np.asarray(prev_dates) >= min_dates)
+    seen_now = np.isfinite(cur_z) & (np.asarray(cur_dates) >= min_dates)
+    was = benjamini_hochberg(np.where(seen_prev, ndtr(-prev_z), np.nan), q)
+    now = benjamini_hochberg(np.where(seen_now, ndtr(-cur_z), np.nan), q)
+    both = seen_prev & seen_now
+    d = _robust_z(np.where(both, cur_z - prev_z, np.nan))
+    up = benjamini_hochberg(np.where(both, ndtr(-d), np.nan), q)
+    down = benjamini_hochberg(np.where(both, ndtr(d), np.nan), q)
+    out = np.full(prev_z.shape, "stable", dtype=object)
+    out[now & was] = "persistent"
+    out[now & ~was & (up | ~seen_prev)] = "new"
+    out[was & ~now & seen_now & down] = "resolved"
+    out[was & ~seen_now] = "no_data"
+    return out.astype(str)
+
+
+def expected_false_per_100km(n_new: int, q: float, pipe_km: float) -> float:
+    """Upper bound on the expected number of false ``new`` segments per 100 km of pipe under BH at ``q``."""
+    return float(q * n_new / pipe_km * 100.0) if pipe_km > 0 else float("nan")
 
 
 def match_points(prev_xy: np.ndarray, cur_xy: np.ndarray, radius_m: float) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from heattrack.kernels.anomaly import robust_sigma, z_to_score
 from heattrack.kernels.lst import block_mean, fill_nearest, upsample_bilinear
 from heattrack.kernels.patches import PatchSpec, centre_thermal_index, feature_stack, sample_patches
 
-DETECT_METHODS = ("local", "ae", "iforest", "fused")
+DETECT_METHODS = ("local", "ae", "iforest", "fused")  # pixel-risk detectors (residual/baseline: chain.py)
 
 
 @dataclass(frozen=True)

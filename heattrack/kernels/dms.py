@@ -1,33 +1,23 @@
-"""Data Mining Sharpener (DMS, after Gao, Kustas & Anderson 2012 and pyDMS).
+"""Data Mining Sharpener (DMS, after Gao, Kustas & Anderson 2012 and pyDMS) with a guard that cannot be fooled.
 
-Regression-tree ensembles (bagged trees with a linear model in each leaf, as in pyDMS) learn LST from fine
-optical predictors aggregated to the thermal resolution:
+1. **Predictors**: every reflectance band the source offers plus NDVI/NDBI/MNDWI
+   (:func:`heattrack.kernels.predictors.predictor_stack`); red + NIR are the minimum.
+2. **Aggregation through the sensor footprint**: the fine predictors are blurred with the thermal sensor's
+   PSF (Gaussian, ``psf_sigma_px``) and block-averaged to the thermal grid, so they see what the coarse LST
+   saw (:func:`heattrack.kernels.predictors.sensor_aggregate`), not a block mean of 10 m pixels.
+3. **Model**: bagged regression trees with a ridge regression in every leaf (pyDMS / Cubist idea,
+   :class:`LinearLeafTreeEnsemble`), trained on the coarse cells, applied to the fine predictors.
+4. **Residual correction**: the coarse residual ``LST - sensor_aggregate(prediction)`` is added back as a
+   bilinear field (pyDMS: without it DMS loses to bilinear on real scenes).
+5. **Guard, per tile** (:func:`holdout_check`): one coarse cell in every ``holdout_every`` x ``holdout_every``
+   block is held out of training. Each held-out cell is predicted twice from its neighbours: by bilinear-like
+   interpolation of the neighbours' LST (what bilinear delivers) and by the model's aggregated prediction
+   plus the neighbours' interpolated residual (what DMS delivers). The model is used only if its RMSE there
+   is below ``guard_ratio`` x bilinear's; else the tile gets TsHARP if TsHARP passes the same check, else
+   bilinear. Both errors and the decision are in ``info``.
 
-1. predictors on the 10 m grid (``dms_predictors``): the pixel's spectral class, found by k-means on
-   standardised (red, NIR, NDVI) of the tile's clear pixels, as a one-hot membership, plus NDVI itself.
-   Averaged over the valid fine pixels of a coarse pixel they are that pixel's *class fractions* and mean
-   NDVI, so a linear leaf model is the linear-mixing law of emitted radiance (mixed-pixel LST ~ area-weighted
-   class LST) and the NDVI term keeps continuous vegetation gradients that classes alone would quantise.
-   Measured (docs/downscaling.md): raw red/NIR/NDVI/texture predictors were worse than TsHARP (they
-   extrapolate badly from mixed coarse pixels to pure fine ones); classes alone were best on the city
-   simulator but worse than TsHARP on a continuous-vegetation scene; classes + NDVI beat TsHARP on both;
-2. training samples: clear coarse pixels whose predictors are homogeneous inside the pixel (lowest
-   coefficients of variation, ``homogeneous_fraction``), capped at ``sample_cap`` (random, seeded);
-3. a **global** ensemble over the whole (padded) tile, its tree depth chosen among ``depth_candidates`` by
-   spatial cross-validation (``select_depth``), and optional **local** ensembles in overlapping moving windows
-   (``local_window_px`` coarse pixels, half-window stride; ``local``, off by default: measured no gain);
-4. global and local fine predictions combined per pixel with weights 1/r^2, r being each model's smoothed
-   coarse residual there (the better-fitting model dominates locally);
-4b. two do-no-harm guards, recorded in ``info``: a linear NDVI-only model (TsHARP's) competes in the
-   cross-validation and wins ties (then the tile uses TsHARP), and ``internal_asc`` repeats the sharpening one
-   scale up (coarse LST aggregated 2x, sharpened back): if DMS is more than ``self_check_tolerance`` (1.5)
-   times worse there than bilinear, the tile uses the better of TsHARP and bilinear. On the real Momotombo
-   scene, where LST follows elevation and an eruption, they keep DMS from being 3.5-4.9x worse than bilinear;
-5. the residual correction of :func:`heattrack.kernels.lst.conserve_coarse`: the coarse residual is added
-   back as a smooth field plus the exact per-block remainder, so the 10 m result aggregates to the observed
-   coarse LST (energy conservation) without printing coarse-pixel blocks.
-
-Too few usable samples -> TsHARP (which itself falls back to bilinear), reported in ``info``.
+The held-out cells are seen by the final product only through the residual correction; the model is the
+one trained without them (one fit, one fine prediction per tile).
 """
 
 from __future__ import annotations
@@ -37,72 +27,31 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from heattrack.kernels.features import ndvi
-from heattrack.kernels.lst import (
-    SharpenResult,
-    block_mean,
-    conserve_coarse,
-    fill_nearest,
-    tsharp_sharpen,
-    upsample_bilinear,
-)
+from heattrack.kernels.lst import SharpenResult, bilinear_sharpen, fill_nearest, upsample_bilinear
+from heattrack.kernels.predictors import sensor_aggregate, sensor_aggregate_stack
 
 
 @dataclass(frozen=True)
 class DMSParams:
-    """Tree-ensemble and sampling settings (sizes in coarse thermal pixels)."""
+    """Tree-ensemble, footprint and guard settings (sizes in coarse thermal pixels unless named ``_px``
+    of the fine grid)."""
 
     n_estimators: int = 10
-    max_depth: int = 3
-    min_samples_leaf: int = 100
-    homogeneous_fraction: float = 0.8
+    max_depth: int = 4
+    min_samples_leaf: int = 40
     sample_cap: int = 20_000
     min_samples: int = 60
-    local_window_px: int = 60
-    local: bool = False
-    n_classes: int = 8
-    ndvi_predictor: bool = True
-    #: tree depths tried per tile by spatial cross-validation at the thermal resolution (0: one linear model)
-    depth_candidates: tuple[int, ...] = (0, 2, 3)
-    self_check: bool = True
-    #: DMS is kept unless, one scale up, its RMSE exceeds bilinear's (doing nothing) by this factor
-    self_check_tolerance: float = 1.5
+    #: Gaussian sigma of the thermal sensor's footprint in fine pixels (Landsat ST_B10 on 10 m: 3.6)
+    psf_sigma_px: float = 3.6
+    #: one coarse cell in every ``holdout_every`` x ``holdout_every`` block is held out for the guard
+    holdout_every: int = 3
+    #: the model must reach at most this fraction of bilinear's held-out RMSE to be used
+    guard_ratio: float = 0.99
+    guard: bool = True
+    #: ridge penalty of the leaf models (standardised predictors, per sample): correlated bands with
+    #: independent 10 m noise must not get large opposing coefficients that cancel only at the coarse scale
+    ridge_alpha: float = 0.3
     seed: int = 0
-
-
-def dms_predictors(red: np.ndarray, nir: np.ndarray, n_classes: int = 8, seed: int = 0,
-                   sample: int = 50_000) -> np.ndarray:
-    """Predictor stack ``(n_classes + 1, H, W)`` float32: one-hot spectral-class memberships, then NDVI.
-
-    Classes: k-means (scikit-learn ``MiniBatchKMeans``, seeded) on standardised red, NIR (reflectance 0-1)
-    and NDVI of at most ``sample`` clear pixels. Averaged to the thermal resolution the memberships are
-    class fractions and the NDVI row is the mean NDVI, so both mix linearly; the NDVI row keeps continuous
-    gradients (e.g. vegetation vigour) that discrete classes would quantise. NaN where red/NIR/NDVI are not
-    finite.
-    """
-    from sklearn.cluster import MiniBatchKMeans
-
-    nd = ndvi(red, nir)
-    X = np.stack([red, nir, nd]).reshape(3, -1).T.astype(np.float64)
-    ok = np.isfinite(X).all(axis=1)
-    out = np.full((n_classes + 1, X.shape[0]), np.nan, dtype=np.float32)
-    out[n_classes, ok] = nd.reshape(-1)[ok]
-    if ok.sum() < 2 * n_classes:
-        return out.reshape(n_classes + 1, *red.shape)
-    mu, sd = X[ok].mean(axis=0), X[ok].std(axis=0) + 1e-9
-    Z = (X[ok] - mu) / sd
-    rng = np.random.default_rng(seed)
-    fit_idx = rng.choice(Z.shape[0], size=min(sample, Z.shape[0]), replace=False)
-    km = MiniBatchKMeans(n_clusters=n_classes, random_state=seed, n_init=3, batch_size=4096).fit(Z[fit_idx])
-    labels = km.predict(Z)
-    out[:n_classes, ok] = (labels[None, :] == np.arange(n_classes)[:, None]).astype(np.float32)
-    return out.reshape(n_classes + 1, *red.shape)
-
-
-def _block_std(fine: np.ndarray, factor: int) -> np.ndarray:
-    m = block_mean(fine, factor)
-    m2 = block_mean(fine * fine, factor)
-    return np.sqrt(np.clip(m2 - m * m, 0, None))
 
 
 class LinearLeafTreeEnsemble:
@@ -169,137 +118,120 @@ class LinearLeafTreeEnsemble:
         return np.clip(out, lo - margin, hi + margin)
 
 
-def _ensemble(params: DMSParams, n_estimators: int | None = None, depth: int | None = None
-              ) -> LinearLeafTreeEnsemble:
+def _ensemble(params: DMSParams, depth: int | None = None) -> LinearLeafTreeEnsemble:
     depth = params.max_depth if depth is None else depth
-    return LinearLeafTreeEnsemble(n_estimators=n_estimators or params.n_estimators, max_depth=max(depth, 1),
+    return LinearLeafTreeEnsemble(n_estimators=params.n_estimators if depth > 0 else 1, max_depth=max(depth, 1),
                                   min_samples_leaf=params.min_samples_leaf if depth > 0 else 10**9,
-                                  random_state=params.seed)
+                                  alpha=params.ridge_alpha, random_state=params.seed)
 
 
-def select_depth(X: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray, params: DMSParams,
-                 block: int = 8, folds: int = 3, ndvi: np.ndarray | None = None) -> tuple[int, dict]:
-    """Tree depth by spatial k-fold cross-validation on the coarse samples (folds = diagonal bands of
-    ``block`` x ``block`` coarse-pixel blocks, so neighbours are not split across train/test). Among depths
-    within 2 % of the best RMSE the shallowest wins. With ``ndvi`` (the coarse NDVI of the samples) a linear
-    NDVI-only model (what TsHARP fits) competes too, as the simplest candidate: if it is within 2 % of the
-    best, -1 is returned and the caller uses TsHARP."""
-    fold = ((rows // block) + (cols // block)) % folds
-    scores = {}
-    if ndvi is not None:
-        se, n = 0.0, 0
-        for k in range(folds):
-            tr, te = fold != k, fold == k
-            if tr.sum() < params.min_samples or te.sum() == 0:
-                continue
-            coef = np.polyfit(ndvi[tr], y[tr], 1)
-            se += float(np.sum((np.polyval(coef, ndvi[te]) - y[te]) ** 2))
-            n += int(te.sum())
-        scores[-1] = np.sqrt(se / n) if n else np.inf
-    for depth in params.depth_candidates:
-        se, n = 0.0, 0
-        for k in range(folds):
-            tr, te = fold != k, fold == k
-            if tr.sum() < params.min_samples or te.sum() == 0:
-                continue
-            m = _ensemble(params, n_estimators=max(3, params.n_estimators // 3), depth=depth).fit(X[tr], y[tr])
-            se += float(np.sum((m.predict(X[te]) - y[te]) ** 2))
-            n += int(te.sum())
-        scores[depth] = np.sqrt(se / n) if n else np.inf
-    best = min(scores.values())
-    chosen = min(d for d, v in scores.items() if v <= 1.02 * best)
-    return chosen, {("ndvi_linear" if d < 0 else str(d)): round(float(v), 4) for d, v in scores.items()}
+def _neighbour_mean(coarse: np.ndarray) -> np.ndarray:
+    """Interpolation of each cell from its 8 neighbours (edge neighbours weight 2, diagonal 1), finite
+    neighbours only: the value bilinear interpolation would give a cell it had not observed."""
+    k = np.array([[1, 2, 1], [2, 0, 2], [1, 2, 1]], dtype=np.float32)
+    ok = np.isfinite(coarse)
+    num = ndimage.convolve(np.where(ok, coarse, 0.0).astype(np.float32), k, mode="constant")
+    den = ndimage.convolve(ok.astype(np.float32), k, mode="constant")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[den < 3] = np.nan  # fewer than ~2 neighbours: not interpolable
+    return out
 
 
-#: NDVI step of the lookup fast path (a leaf slope of 10 K per NDVI unit -> at most 0.005 K error; a pixel
-#: within half a step of a tree split may land in the neighbouring leaf)
-LOOKUP_STEP = 0.001
+def holdout_mask(usable: np.ndarray, every: int) -> np.ndarray:
+    """Cells held out for the guard: the centre cell of every ``every`` x ``every`` block (so each has
+    training neighbours on all sides)."""
+    r, c = np.indices(usable.shape)
+    return usable & (r % every == every // 2) & (c % every == every // 2)
 
 
-def _onehot_rows(X: np.ndarray) -> int:
-    """Number of leading rows of ``X`` (features x samples) that form a one-hot code (0 if none)."""
-    b = 0
-    while b < X.shape[0] and ((X[b] == 0) | (X[b] == 1)).all():
-        b += 1
-    for k in range(b, 1, -1):
-        if (X[:k].sum(axis=0) == 1).all():
-            return k
-    return 0
+def holdout_check(lst_coarse: np.ndarray, agg_pred: np.ndarray, train: np.ndarray, held: np.ndarray
+                  ) -> tuple[float, float, int]:
+    """RMSE (K) on the held-out cells of the model (aggregated prediction + neighbours' residual) and of
+    bilinear-like interpolation of the neighbours' LST; and the number of cells compared."""
+    y_train = np.where(train, lst_coarse, np.nan)
+    resid = np.where(train, lst_coarse - agg_pred, np.nan)
+    est_model = agg_pred + _neighbour_mean(resid)
+    est_bil = _neighbour_mean(y_train)
+    ok = held & np.isfinite(est_model) & np.isfinite(est_bil)
+    if not ok.any():
+        return float("inf"), float("inf"), 0
+    e_m = float(np.sqrt(np.mean((est_model[ok] - lst_coarse[ok]) ** 2)))
+    e_b = float(np.sqrt(np.mean((est_bil[ok] - lst_coarse[ok]) ** 2)))
+    return e_m, e_b, int(ok.sum())
 
 
-def _predict_fine(model, pred_fine: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Model predictions on the fine pixels in ``mask``.
+def scale_up_check(lst_coarse: np.ndarray, pc: np.ndarray, params: DMSParams, up: int = 2
+                   ) -> tuple[float, float, int]:
+    """The same sharpening one scale up, inside the tile: the coarse LST and predictors averaged ``up`` x
+    ``up``, the model trained there and applied to the coarse predictors (residual added back), compared
+    with the observed coarse LST. Returns the RMSE (K) of the model and of bilinear, and the cells compared.
+    This is where a model that extrapolates badly from mixed to purer pixels shows itself."""
+    from heattrack.kernels.lst import block_mean
 
-    Fast path for class memberships (+ at most one continuous row, NDVI): every fine pixel is one of n
-    classes with an NDVI quantised to ``LOOKUP_STEP``, so the model is evaluated once per distinct
-    (class, NDVI) pair and looked up, instead of once per pixel."""
+    h, w = (lst_coarse.shape[0] // up) * up, (lst_coarse.shape[1] // up) * up
+    y, p = lst_coarse[:h, :w], pc[:, :h, :w]
+    ok = np.isfinite(y) & np.isfinite(p).all(axis=0)
+    y = np.where(ok, y, np.nan)
+    y2 = block_mean(y, up, 0.5)
+    p2 = np.stack([block_mean(np.where(ok, q, np.nan), up, 0.5) for q in p])
+    fit = np.isfinite(y2) & np.isfinite(p2).all(axis=0)
+    if fit.sum() < max(10, params.min_samples // (up * up)):
+        return float("inf"), float("inf"), 0
+    small = replace(params, min_samples_leaf=max(5, params.min_samples_leaf // (up * up)))
+    model = _ensemble(small).fit(p2[:, fit].T, y2[fit])
+    pred = np.full(y.shape, np.nan, dtype=np.float32)
+    pred[ok] = model.predict(p[:, ok].T)
+    resid = y2 - block_mean(pred, up)
+    est = pred + upsample_bilinear(fill_nearest(resid), up)
+    bil = upsample_bilinear(y2, up)
+    cmp_ = ok & np.isfinite(est) & np.isfinite(bil) & np.isfinite(np.repeat(np.repeat(y2, up, 0), up, 1))
+    if not cmp_.any():
+        return float("inf"), float("inf"), 0
+    e_m = float(np.sqrt(np.mean((est[cmp_] - y[cmp_]) ** 2)))
+    e_b = float(np.sqrt(np.mean((bil[cmp_] - y[cmp_]) ** 2)))
+    return e_m, e_b, int(cmp_.sum())
+
+
+def _predict_fine(model: LinearLeafTreeEnsemble, pf: np.ndarray, mask: np.ndarray, chunk: int = 262_144
+                  ) -> np.ndarray:
+    """Model predictions on the fine pixels in ``mask`` (in chunks: bounded memory), NaN elsewhere."""
     out = np.full(mask.shape, np.nan, dtype=np.float32)
-    if not mask.any():
-        return out
-    X = pred_fine[:, mask]
-    k = _onehot_rows(X)
-    extra = X.shape[0] - k
-    if k and extra == 0:
-        out[mask] = model.predict(np.eye(k)).astype(np.float32)[np.argmax(X, axis=0)]
-    elif k and extra == 1:
-        cls = np.argmax(X[:k], axis=0).astype(np.int64)
-        q = np.round(X[k] / LOOKUP_STEP).astype(np.int64)
-        key = cls * 1_000_000 + (q - q.min())
-        uniq, inverse = np.unique(key, return_inverse=True)
-        rows = np.zeros((uniq.size, k + 1))
-        rows[np.arange(uniq.size), uniq // 1_000_000] = 1.0
-        rows[:, k] = ((uniq % 1_000_000) + q.min()) * LOOKUP_STEP
-        out[mask] = model.predict(rows).astype(np.float32)[inverse]
-    else:
-        out[mask] = model.predict(X.T).astype(np.float32)
+    idx = np.flatnonzero(mask)
+    flat = pf.reshape(pf.shape[0], -1)
+    vals = np.empty(idx.size, dtype=np.float32)
+    for s in range(0, idx.size, chunk):
+        vals[s:s + chunk] = model.predict(flat[:, idx[s:s + chunk]].T)
+    out.flat[idx] = vals
     return out
 
 
-def _training_mask(lst_coarse: np.ndarray, pred_coarse: np.ndarray, cv: np.ndarray, params: DMSParams,
-                   rng: np.random.Generator) -> np.ndarray:
-    ok = np.isfinite(lst_coarse) & np.isfinite(pred_coarse).all(axis=0) & np.isfinite(cv)
-    if ok.sum() > 0 and params.homogeneous_fraction < 1.0:
-        thr = np.quantile(cv[ok], params.homogeneous_fraction)
-        ok &= cv <= thr
-    idx = np.flatnonzero(ok)
-    if idx.size > params.sample_cap:
-        keep = rng.choice(idx, size=params.sample_cap, replace=False)
-        ok = np.zeros_like(ok)
-        ok.flat[keep] = True
-    return ok
+def _residual_corrected(pred_fine: np.ndarray, lst_coarse: np.ndarray, factor: int, sigma_px: float
+                        ) -> np.ndarray:
+    """``pred_fine`` plus the coarse residual (observed minus the prediction seen through the sensor
+    footprint) as a bilinear field; NaN where the coarse observation is missing."""
+    agg = sensor_aggregate(pred_fine, factor, sigma_px)
+    resid = lst_coarse - agg
+    out = pred_fine + upsample_bilinear(fill_nearest(np.where(np.isfinite(resid), resid, np.nan)), factor) \
+        if np.isfinite(resid).any() else pred_fine.copy()
+    from heattrack.kernels.lst import block_repeat
+
+    out[~np.isfinite(block_repeat(lst_coarse, factor))] = np.nan
+    return out.astype(np.float32)
 
 
-def _corrected(pred: np.ndarray | None, coarse: np.ndarray, factor: int) -> np.ndarray:
-    if pred is None:
-        return np.full((coarse.shape[0] * factor, coarse.shape[1] * factor), np.nan, dtype=np.float32)
-    return conserve_coarse(pred, coarse, factor)
-
-
-def internal_asc(lst_coarse: np.ndarray, predictors_coarse: np.ndarray, ndvi_coarse: np.ndarray,
-                 params: DMSParams, factor: int = 2) -> dict[str, float]:
-    """Scale-invariance self-check inside one tile: aggregate the coarse LST ``factor`` times more, sharpen
-    it back to the coarse grid with each method (predictors aggregated to the coarse grid), and return the
-    RMSE (K) of each against the coarse observation. A method that cannot beat bilinear one scale up is not
-    trusted one scale down."""
-    h, w = (lst_coarse.shape[0] // factor) * factor, (lst_coarse.shape[1] // factor) * factor
-    y = lst_coarse[:h, :w]
-    pc = predictors_coarse[:, :h, :w]
-    nd = ndvi_coarse[:h, :w]
-    valid = np.isfinite(y) & np.isfinite(pc).all(axis=0) & np.isfinite(nd)
-    yc = block_mean(np.where(valid, y, np.nan), factor, 0.5)
-    truth = np.where(valid, y, np.nan)
-    out = {}
-    small = replace(params, local=False, min_samples_leaf=max(10, params.min_samples_leaf // (factor * factor)))
-    candidates = {
-        "bilinear": lambda: upsample_bilinear(yc, factor),
-        "tsharp": lambda: tsharp_sharpen(yc, nd, valid, factor).lst,
-        "dms": lambda: _corrected(_dms_core(yc, pc, valid, factor, small)[0], yc, factor),
-    }
-    for name, fn in candidates.items():
-        est = fn()
-        ok = np.isfinite(est) & np.isfinite(truth)
-        out[name] = float(np.sqrt(np.mean((est[ok] - truth[ok]) ** 2))) if ok.any() else float("inf")
-    return out
+def _candidate(name: str, cols: list[int], depth: int, X, y, pf, pc, mask, lst_coarse, factor, params, train,
+               held) -> dict:
+    """Fit one candidate model on predictor rows ``cols``, predict the fine grid, and run both guard checks."""
+    model = _ensemble(params, depth=depth).fit(X[:, cols], y)
+    pred = _predict_fine(model, pf[cols], mask)
+    agg = sensor_aggregate(pred, factor, params.psf_sigma_px)
+    e_m, e_b, n = holdout_check(lst_coarse, agg, train, held)
+    u_m, u_b, _ = scale_up_check(lst_coarse, pc[cols], replace(params, max_depth=depth)) if params.guard \
+        else (0.0, 1.0, 0)
+    ok = e_m < params.guard_ratio * e_b and u_m < params.guard_ratio * u_b
+    return {"name": name, "pred": pred, "rmse": e_m, "rmse_bilinear": e_b, "n": n, "up": u_m, "up_bilinear": u_b,
+            "passes": bool(ok)}
 
 
 def dms_sharpen(
@@ -307,128 +239,61 @@ def dms_sharpen(
     predictors_fine: np.ndarray,
     valid_fine: np.ndarray,
     factor: int,
-    ndvi_fine: np.ndarray,
     params: DMSParams = DMSParams(),
-    smooth_residual: bool = True,
+    names: tuple[str, ...] | None = None,
 ) -> SharpenResult:
     """Sharpen ``lst_coarse`` (K, coarse grid) with ``predictors_fine`` ``(n, H, W)`` on the fine grid.
 
-    ``ndvi_fine`` serves the TsHARP fallback and the self-check.
-    ``valid_fine``: fine pixels that may carry LST. Returns fine LST (K), NaN outside ``valid_fine`` and
-    where the coarse observation is missing; ``info`` says which models ran or why it fell back.
+    ``valid_fine``: fine pixels that may carry LST; ``names``: predictor names (``NDVI`` among them enables
+    the TsHARP candidate). Returns fine LST (K), NaN outside ``valid_fine`` and where the coarse observation
+    is missing; ``info`` records the method used, the held-out RMSE of each candidate and of bilinear, and why.
     """
     rng = np.random.default_rng(params.seed)
     pf = np.where(valid_fine[None], predictors_fine, np.nan).astype(np.float32)
-    combined, info, pc = _dms_core(lst_coarse, pf, valid_fine, factor, params, rng)
-    if combined is not None and params.self_check:
-        chosen = replace(params, max_depth=info["depth"], depth_candidates=(info["depth"],))
-        asc = internal_asc(lst_coarse, pc, block_mean(np.where(valid_fine, ndvi_fine, np.nan), factor), chosen)
-        info["internal_asc_rmse_k"] = {k: round(v, 4) for k, v in asc.items()}
-        if asc["dms"] > params.self_check_tolerance * asc["bilinear"]:
-            best = min(("tsharp", "bilinear"), key=asc.get)
-            combined, info["fallback_from"] = None, "dms"
-            info["reason"] = (f"one scale up DMS is {asc['dms'] / asc['bilinear']:.1f}x worse than bilinear"
-                              if np.isfinite(asc["dms"]) else "too few samples for the one-scale-up check")
-            info["method"] = best
-    if combined is None:
-        if info.get("method") == "bilinear":
-            from heattrack.kernels.lst import bilinear_sharpen
-
-            res = bilinear_sharpen(lst_coarse, valid_fine, factor)
-        else:
-            res = tsharp_sharpen(lst_coarse, ndvi_fine, valid_fine, factor,
-                                 smooth_residual=smooth_residual)
-        return SharpenResult(res.lst, {**res.info, **info, "method": res.info["method"]}, expected=res.expected)
-    expected = combined.copy()
-    lst = conserve_coarse(combined, lst_coarse, factor, smooth=smooth_residual)
+    mask = valid_fine & np.isfinite(pf).all(axis=0)
+    pc = sensor_aggregate_stack(pf, factor, params.psf_sigma_px)
+    usable = np.isfinite(lst_coarse) & np.isfinite(pc).all(axis=0)
+    held = holdout_mask(usable, params.holdout_every) if params.guard else np.zeros_like(usable)
+    train = usable & ~held
+    idx = np.flatnonzero(train)
+    if idx.size > params.sample_cap:
+        keep = np.zeros(train.size, bool)
+        keep[rng.choice(idx, size=params.sample_cap, replace=False)] = True
+        fit_on = keep.reshape(train.shape)
+    else:
+        fit_on = train
+    info: dict = {"predictors": list(names) if names else pf.shape[0], "n_train": int(fit_on.sum()),
+                  "psf_sigma_px": params.psf_sigma_px}
+    if fit_on.sum() < params.min_samples:
+        res = bilinear_sharpen(lst_coarse, valid_fine, factor)
+        return SharpenResult(res.lst, {**info, "method": "bilinear", "fallback_from": "dms",
+                                       "reason": f"{int(fit_on.sum())} training cells < {params.min_samples}"})
+    X, y = pc[:, fit_on].T, lst_coarse[fit_on]
+    args = (X, y, pf, pc, mask, lst_coarse, factor, params, train, held)
+    cands = [_candidate("dms", list(range(pf.shape[0])), params.max_depth, *args)]
+    if names and "NDVI" in names and params.guard:
+        cands.append(_candidate("tsharp", [names.index("NDVI")], 0, *args))
+    info["holdout_rmse_k"] = {c["name"]: round(c["rmse"], 4) for c in cands}
+    info["holdout_rmse_k"]["bilinear"] = round(cands[0]["rmse_bilinear"], 4)
+    info["scale_up_rmse_k"] = {c["name"]: round(c["up"], 4) for c in cands}
+    info["scale_up_rmse_k"]["bilinear"] = round(cands[0]["up_bilinear"], 4)
+    info["n_holdout"] = cands[0]["n"]
+    chosen = cands[0]
+    if params.guard:
+        passing = [c for c in cands if c["passes"]]
+        chosen = passing[0] if passing else None  # DMS when it passes; TsHARP is the fallback
+        if chosen is None or chosen["name"] != "dms":
+            info["fallback_from"] = "dms"
+            info["reason"] = ("guard: DMS does not beat bilinear on held-out cells and one scale up"
+                              if chosen is None else "guard: DMS fails, NDVI alone (TsHARP) passes")
+    if chosen is None:
+        res = bilinear_sharpen(lst_coarse, valid_fine, factor)
+        return SharpenResult(res.lst, {**info, "method": "bilinear"})
+    lst = _residual_corrected(chosen["pred"], lst_coarse, factor, params.psf_sigma_px)
+    lst[~valid_fine] = np.nan
+    expected = chosen["pred"].copy()
     expected[~np.isfinite(lst)] = np.nan
-    return SharpenResult(lst, info, expected=expected)
+    return SharpenResult(lst, {**info, "method": chosen["name"]}, expected=expected)
 
 
-def _dms_core(lst_coarse, pf, valid_fine, factor, params, rng=None):
-    """Global (+ local) ensembles -> combined fine prediction before residual correction.
-
-    Returns ``(prediction or None, info, coarse predictors)``; None when there are too few samples."""
-    rng = rng if rng is not None else np.random.default_rng(params.seed)
-    mask_fine = valid_fine & np.isfinite(pf).all(axis=0)
-    pc = np.stack([block_mean(p, factor) for p in pf])
-    # homogeneity: mean coefficient of variation of the predictors inside each coarse pixel
-    cv = np.mean([_block_std(p, factor) / np.maximum(np.abs(m), 1e-3) for p, m in zip(pf, pc)], axis=0)
-    train = _training_mask(lst_coarse, pc, cv, params, rng)
-    if train.sum() < params.min_samples:
-        return None, {"fallback_from": "dms", "reason": f"{int(train.sum())} training samples < "
-                      f"{params.min_samples}"}, pc
-    X, y = pc[:, train].T, lst_coarse[train]
-    depth, cv_scores = params.max_depth, None
-    if len(params.depth_candidates) > 1:
-        r, c = np.nonzero(train)
-        depth, cv_scores = select_depth(X, y, r, c, params, ndvi=X[:, -1] if params.ndvi_predictor else None)
-        if depth < 0:
-            return None, {"fallback_from": "dms", "cv_rmse_k": cv_scores,
-                          "reason": "cross-validation: NDVI alone explains the coarse LST as well"}, pc
-    params = replace(params, max_depth=depth, depth_candidates=(depth,))
-    model = _ensemble(params).fit(X, y)
-    glob = _predict_fine(model, pf, mask_fine)
-    info = {"method": "dms", "n_train": int(train.sum()), "local_models": 0, "depth": depth, "cv_rmse_k": cv_scores}
-    combined = glob
-    if params.local:
-        local = _local_predictions(lst_coarse, pc, pf, mask_fine, cv, factor, params, rng)
-        if local is not None:
-            pred_l, n_models = local
-            info["local_models"] = n_models
-            combined = _combine_by_residual(glob, pred_l, lst_coarse, factor)
-    return combined, info, pc
-
-
-def _local_predictions(lst_coarse, pc, pf, mask_fine, cv, factor, params, rng):
-    """Blend of local ensembles in overlapping windows (triangular weights), or None if none could fit."""
-    hc, wc = lst_coarse.shape
-    win = min(params.local_window_px, hc, wc)
-    if win >= max(hc, wc) and win == hc == wc:
-        return None  # a single window is the global model
-    step = max(1, win // 2)
-    starts_r = sorted({*range(0, max(hc - win, 0) + 1, step), max(hc - win, 0)})
-    starts_c = sorted({*range(0, max(wc - win, 0) + 1, step), max(wc - win, 0)})
-    acc = np.zeros(mask_fine.shape, dtype=np.float64)
-    wsum = np.zeros(mask_fine.shape, dtype=np.float64)
-    tri = np.minimum(np.arange(win * factor) + 0.5, win * factor - np.arange(win * factor) - 0.5)
-    tri = (tri / tri.max()).astype(np.float64)
-    n_models = 0
-    n_est = max(5, params.n_estimators // 2)
-    for r0 in starts_r:
-        for c0 in starts_c:
-            sl_c = (slice(r0, r0 + win), slice(c0, c0 + win))
-            train = _training_mask(lst_coarse[sl_c], pc[(slice(None), *sl_c)], cv[sl_c], params, rng)
-            if train.sum() < params.min_samples:
-                continue
-            model = _ensemble(params, n_est).fit(pc[(slice(None), *sl_c)][:, train].T, lst_coarse[sl_c][train])
-            sl_f = (slice(r0 * factor, (r0 + win) * factor), slice(c0 * factor, (c0 + win) * factor))
-            m = mask_fine[sl_f]
-            pred = _predict_fine(model, pf[(slice(None), *sl_f)], m)
-            w = np.outer(tri, tri)[: m.shape[0], : m.shape[1]] * m
-            acc[sl_f] += np.nan_to_num(pred, nan=0.0) * w
-            wsum[sl_f] += w
-            n_models += 1
-    if n_models == 0:
-        return None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (acc / wsum).astype(np.float32)
-    out[wsum == 0] = np.nan
-    return out, n_models
-
-
-def _combine_by_residual(glob: np.ndarray, loc: np.ndarray, lst_coarse: np.ndarray, factor: int) -> np.ndarray:
-    """Per-pixel weights 1/r^2 from each model's smoothed coarse residual (global where local is missing)."""
-    def resid2(pred):
-        r = lst_coarse - block_mean(pred, factor)
-        r2 = fill_nearest(r * r)
-        r2 = np.where(np.isfinite(r2), r2, np.nanmean(r2) if np.isfinite(r2).any() else 1.0)
-        return np.maximum(upsample_bilinear(ndimage.uniform_filter(r2, 3), factor), 1e-4)
-
-    wg = 1.0 / resid2(glob)
-    wl = 1.0 / resid2(np.where(np.isfinite(loc), loc, glob))
-    out = np.where(np.isfinite(loc), (wg * glob + wl * loc) / (wg + wl), glob).astype(np.float32)
-    return out
-
-
-__all__ = ["DMSParams", "LinearLeafTreeEnsemble", "dms_predictors", "dms_sharpen", "internal_asc"]
+__all__ = ["DMSParams", "LinearLeafTreeEnsemble", "dms_sharpen", "holdout_check", "holdout_mask"]

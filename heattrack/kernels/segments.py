@@ -68,6 +68,43 @@ def along_pipe_evidence(risk: np.ndarray, buffer_px: int, offpipe_radius_px: int
     return (m_b * ratio).astype(np.float32)
 
 
+def on_pipe_peak(evidence: np.ndarray, buffer_px: int, radius_px: int) -> np.ndarray:
+    """The ranking statistic's pixel field along pipes: the maximum excess (K) within ``buffer_px``, scaled by
+    ``min(1, m_b / m_R)`` where a higher excess peaks off the pipe within ``radius_px`` (a hot spot centred
+    elsewhere whose blurred flank reaches the pipe). Continuous and unclipped: it ranks without ties;
+    non-positive values are kept as they are."""
+    m_b = neighbourhood_max(evidence, buffer_px)
+    if radius_px <= buffer_px:
+        return m_b
+    m_r = neighbourhood_max(evidence, radius_px)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(m_r > 1e-6, np.clip(m_b / m_r, 0.0, 1.0), 1.0)
+    return np.where(m_b > 0, m_b * ratio, m_b).astype(np.float32)
+
+
+def segment_max(point_values: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
+    """Largest finite point value per segment (NaN for a segment without any)."""
+    out = np.full(n_segments, -np.inf)
+    ok = np.isfinite(point_values)
+    np.maximum.at(out, segment[ok], point_values[ok])
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def network_z(stat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z-score of each segment's statistic against the network-wide null (median and 1.4826 x MAD over the
+    segments with data: most segments do not leak) and its one-sided Gaussian p-value. NaN stays NaN."""
+    from scipy.special import ndtr
+
+    ok = np.isfinite(stat)
+    z = np.full(stat.shape, np.nan)
+    if ok.sum() >= 2:
+        med = np.median(stat[ok])
+        mad = 1.4826 * np.median(np.abs(stat[ok] - med))
+        z[ok] = (stat[ok] - med) / max(mad, 1e-6)
+    return z, np.where(ok, ndtr(-z), np.nan)
+
+
 def points_to_pixels(transform: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Row and column (int) of the pixels containing points ``(x, y)`` for a north-up grid ``transform``."""
     col, row = ~transform @ (np.asarray(x), np.asarray(y))

@@ -19,7 +19,13 @@ from odc.geo.geobox import GeoBox
 from heattrack.io.local import TileInputs
 from heattrack.io.store import TileRecords, write_tile_region
 from heattrack.kernels.chain import ChainParams, ThermalProducts, cpu_evidence, detect_products, thermal_products
-from heattrack.kernels.segments import along_pipe_evidence, label_hotspots, neighbourhood_max, sample_at_points
+from heattrack.kernels.segments import (
+    along_pipe_evidence,
+    label_hotspots,
+    neighbourhood_max,
+    on_pipe_peak,
+    sample_at_points,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,7 @@ class TileTask:
     model_path: str | None = None
     torch_threads: int = 1
     offpipe_radius_px: int = 0
+    peak_radius_px: int = 0
 
     @property
     def key(self) -> str:
@@ -95,7 +102,7 @@ def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
     t0 = time.perf_counter()
     inputs = task.readers[date_index].read(task.geobox.pad(task.halo_px))
     t1 = time.perf_counter()
-    th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, task.params)
+    th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, task.params, inputs.bands)
     iforest_z = cpu_evidence(th, inputs.red, inputs.nir, task.params)
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
                         {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z)
@@ -188,7 +195,8 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     })
     t_write = time.perf_counter()
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
-    p_risk_d, p_dt_d = [], []
+    p_risk_d, p_dt_d, p_stat_d = [], [], []
+    peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
     for p in prods:
         pr = sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
                               task.point_x, task.point_y)
@@ -196,6 +204,10 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
                               task.point_y)
         pv = sample_at_points(p.valid.astype(np.float32), padded.affine, task.point_x, task.point_y)
         pr[pv != 1] = np.nan  # a pipe point under cloud has no evidence of its own
+        ps = sample_at_points(on_pipe_peak(p.evidence_k, task.buffer_px, peak_r), padded.affine, task.point_x,
+                              task.point_y)
+        ps[pv != 1] = np.nan
+        p_stat_d.append(ps)
         p_risk_d.append(pr)
         p_dt_d.append(pd)
     point_risk, point_dt = _nanmean(p_risk_d), _nanmean(p_dt_d)
@@ -224,7 +236,7 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     }
     TileRecords(task.out_dir).write(task.index, {
         "point_ids": task.point_ids, "point_risk": point_risk, "point_dt": point_dt,
-        "point_risk_by_date": p_risk_d,
+        "point_risk_by_date": p_risk_d, "point_stat_by_date": np.stack(p_stat_d),
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score,
         "hs_area_m2": blobs.area_px * res2,

@@ -31,7 +31,7 @@ from heattrack.io.location import OutputLocation, is_remote
 from heattrack.io.pipes import read_pipes
 from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_mosaic_template
 from heattrack.kernels.chain import ChainParams
-from heattrack.kernels.segments import SegmentPoints, sample_segment_points, score_segments
+from heattrack.kernels.segments import SegmentPoints, network_z, sample_segment_points, score_segments, segment_max
 from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
 from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
 
@@ -433,7 +433,8 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             hotspot_min_area_px=min_area_px, mosaic_path=out.uri("mosaic.zarr"), out_dir=out.url,
             model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
             torch_threads=cfg.compute.torch_threads,
-            offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res))))
+            offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res)),
+            peak_radius_px=int(np.ceil(cfg.segments.peak_radius_m / res))))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 
@@ -496,6 +497,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     p_dt = np.full(n_pts, np.nan)
     labels = plan.date_labels
     p_risk_d = np.full((len(labels), n_pts), np.nan)
+    p_stat_d = np.full((len(labels), n_pts), np.nan)
     hs = {k: [] for k in ("hs_x", "hs_y", "hs_peak_dt", "hs_peak_score", "hs_area_m2")}
     ae = {k: [] for k in ("ae_in", "ae_rec", "ae_risk")}
     n_valid = n_pix = 0
@@ -506,6 +508,8 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         p_dt[arrays["point_ids"]] = arrays["point_dt"]
         by_date = arrays["point_risk_by_date"]
         p_risk_d[: by_date.shape[0], arrays["point_ids"]] = by_date
+        stat = arrays["point_stat_by_date"]
+        p_stat_d[: stat.shape[0], arrays["point_ids"]] = stat
         for k in hs:
             hs[k].append(arrays[k])
         if "ae_risk" in arrays:
@@ -529,8 +533,29 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     if len(labels) > 1:  # per-date evidence: one column per Landsat date (STAC: per k-th best pair)
         for label, b in zip(labels, by_date):
             seg[f"risk_{label}"] = np.round(b.risk, 4)
-    order = np.lexsort((seg["segment_id"].values, -np.nan_to_num(scores.delta_t_k, nan=-1e9),
-                        -np.nan_to_num(scores.risk, nan=-1.0)))
+    if cfg.detect.method in ("residual", "baseline"):
+        # the ranking statistic: per date the segment's largest excess (K), averaged over the dates with data;
+        # z and p against the network-wide null; display risk = 1 - p
+        n_seg = len(plan.pipes)
+        per_date = np.stack([segment_max(p_stat_d[i], plan.points.segment, n_seg) for i in range(len(labels))])
+        n_ok = np.isfinite(per_date).sum(axis=0)
+        with np.errstate(invalid="ignore"):
+            stat = np.where(n_ok > 0, np.nansum(per_date, axis=0) / np.maximum(n_ok, 1), np.nan)
+        z, pval = network_z(stat)
+        ok = np.isfinite(stat)
+        seg["status"] = np.where(ok, "ok", "no_data")
+        seg["n_dates"] = n_ok.astype(np.int64)
+        if len(labels) > 1:  # per-date evidence: that date's statistic against that date's network null
+            for label, s_d in zip(labels, per_date):
+                seg[f"risk_{label}"] = np.round(1.0 - network_z(s_d)[1], 4)
+        seg["risk"] = np.round(np.where(ok, 1.0 - pval, np.nan), 4)
+        seg["stat_k"] = np.round(stat, 4)
+        seg["z"] = np.round(z, 3)
+        seg["p_value"] = pval
+        key = np.nan_to_num(stat, nan=-1e9)
+    else:
+        key = np.nan_to_num(scores.risk, nan=-1.0)
+    order = np.lexsort((seg["segment_id"].values, -np.nan_to_num(scores.delta_t_k, nan=-1e9), -key))
     rank = np.full(len(seg), np.nan)
     ranked = order[ok[order]]
     rank[ranked] = np.arange(1, ranked.size + 1)

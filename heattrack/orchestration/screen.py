@@ -20,7 +20,13 @@ import numpy as np
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.exports import write_geojson
-from heattrack.kernels.changes import CHANGE_CLASSES, change_class, match_points
+from heattrack.kernels.changes import (
+    CHANGE_CLASSES,
+    change_class,
+    change_class_fdr,
+    expected_false_per_100km,
+    match_points,
+)
 from heattrack.orchestration.run import RunResult, network_signature, plan_run, rebuild_report, run
 
 _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
@@ -109,8 +115,13 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> gpd.GeoDataFr
     prev = gpd.read_file(Path(previous) / "segments.gpkg").set_index("segment_id")
     cur = gpd.read_file(Path(current) / "segments.gpkg")
     p = prev.reindex(cur["segment_id"].values)
-    cls = change_class(p["risk"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
-                       cur["risk"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.risk_threshold, c.min_dates)
+    if "z" in cur.columns and "z" in p.columns:  # statistic rankings: Benjamini-Hochberg on the network z
+        cls = change_class_fdr(p["z"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
+                               cur["z"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.fdr_q, c.min_dates)
+    else:
+        cls = change_class(p["risk"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
+                           cur["risk"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.risk_threshold,
+                           c.min_dates)
     seg = gpd.GeoDataFrame({
         "kind": "segment", "id": cur["segment_id"].values, "change": cls,
         "risk": cur["risk"].values, "previous_risk": p["risk"].to_numpy(dtype=float),
@@ -178,5 +189,9 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
         write_geojson(changes, Path(out) / "changes.geojson")
         counts = {f"{k}_{cl}": int(((changes["kind"] == k) & (changes["change"] == cl)).sum())
                   for k in ("segment", "hotspot") for cl in CHANGE_CLASSES if cl != "stable"} if len(changes) else {}
+        if cfg.detect.method in ("residual", "baseline"):
+            segs = gpd.read_file(Path(out) / "segments.gpkg")
+            counts["expected_false_new_per_100km"] = round(expected_false_per_100km(
+                counts.get("segment_new", 0), cfg.changes.fdr_q, float(segs.geometry.length.sum()) / 1000.0), 3)
         rebuild_report(Path(out))  # adds the "what changed" section from changes.geojson
     return result, counts

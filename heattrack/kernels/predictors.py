@@ -1,0 +1,100 @@
+"""Optical predictors of LST on the fine grid, and their aggregation through the thermal sensor's footprint.
+
+The sharpener learns LST from *reflectances* (every band the source offers) and a few indices, as the Data
+Mining Sharpener does in the literature (Gao et al. 2012; pyDMS). Band names are Sentinel-2's; Landsat SR
+bands map onto them (:data:`LANDSAT_TO_S2`) so that one predictor set serves both. Red (B04) and NIR (B08)
+are the minimum; the rest are optional and used when present.
+
+The coarse LST is what the thermal sensor integrated: a ~100 m detector footprint blurred by optics, not a
+block mean of 10 m pixels. :func:`sensor_aggregate` aggregates a fine field the same way (a Gaussian of
+``sigma_px`` fine pixels, normalised over finite pixels, then the block mean), so that fine predictors and
+coarse LST are compared like with like when the model is trained and when the residual is computed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from scipy import ndimage
+
+from heattrack.kernels.lst import block_mean
+
+#: Sentinel-2 L2A reflective bands in wavelength order (10 m: B02 B03 B04 B08; 20 m: the rest)
+S2_REFLECTIVE = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+#: the default predictor bands: the 10 m bands and the two SWIR bands (the same six Landsat OLI has). The 20 m
+#: red-edge bands (B05-B07, B8A) are read but measured worse as predictors on the simulator family: their
+#: 20 m blur against the sharp 10 m bands makes band differences act as edge detectors at 10 m
+DEFAULT_PREDICTOR_BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+#: Landsat 8/9 OLI surface reflectance -> the Sentinel-2 band of the nearest wavelength
+LANDSAT_TO_S2 = {"SR_B2": "B02", "SR_B3": "B03", "SR_B4": "B04", "SR_B5": "B08", "SR_B6": "B11", "SR_B7": "B12"}
+#: standard deviation (m) of the Gaussian equivalent to the Landsat TIRS footprint as delivered in ST_B10
+#: (a ~100 m detector box, sigma 29 m, convolved with ~20 m optics and the 30 m resampling: ~36 m)
+LANDSAT_TIRS_PSF_SIGMA_M = 36.0
+
+
+def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (a - b) / (a + b)
+    out[~np.isfinite(out) | (np.abs(a + b) < 1e-4)] = np.nan
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
+def predictor_stack(bands: Mapping[str, np.ndarray], valid: np.ndarray | None = None,
+                    use: tuple[str, ...] | None = DEFAULT_PREDICTOR_BANDS) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Predictors ``(n, H, W)`` float32 and their names from reflectance bands (0-1, Sentinel-2 names).
+
+    Every band of ``use`` (None: all of :data:`S2_REFLECTIVE`) that is present (red B04 and NIR B08
+    required), then NDVI, and where the bands exist NDBI ((B11 - B08)/(B11 + B08), built-up) and MNDWI
+    ((B03 - B11)/(B03 + B11), water/wet). NaN outside ``valid`` and wherever a band is not finite.
+    """
+    missing = [b for b in ("B04", "B08") if b not in bands]
+    if missing:
+        raise ValueError(f"the sharpener needs red (B04) and NIR (B08); missing {', '.join(missing)}")
+    names = [b for b in S2_REFLECTIVE if b in bands and (use is None or b in use or b in ("B04", "B08"))]
+    layers = [np.asarray(bands[b], dtype=np.float32) for b in names]
+    layers.append(_nd(bands["B08"], bands["B04"]))
+    names.append("NDVI")
+    if "B11" in bands:
+        layers.append(_nd(bands["B11"], bands["B08"]))
+        names.append("NDBI")
+        if "B03" in bands:
+            layers.append(_nd(bands["B03"], bands["B11"]))
+            names.append("MNDWI")
+    stack = np.stack(layers)
+    bad = ~np.isfinite(stack).all(axis=0)
+    if valid is not None:
+        bad |= ~valid
+    stack[:, bad] = np.nan
+    return stack, tuple(names)
+
+
+def psf_blur(fine: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur of ``fine`` normalised over its finite pixels (NaN where nothing finite is near, and
+    where the input is NaN)."""
+    if sigma_px <= 0:
+        return np.asarray(fine, dtype=np.float32)
+    ok = np.isfinite(fine)
+    num = ndimage.gaussian_filter(np.where(ok, fine, 0.0).astype(np.float32), sigma_px, mode="nearest",
+                                  truncate=3.0)
+    den = ndimage.gaussian_filter(ok.astype(np.float32), sigma_px, mode="nearest", truncate=3.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = num / den
+    out[~ok | (den < 1e-3)] = np.nan
+    return out.astype(np.float32)
+
+
+def sensor_aggregate(fine: np.ndarray, factor: int, sigma_px: float, min_valid_fraction: float = 0.0
+                     ) -> np.ndarray:
+    """What a thermal sensor with a Gaussian footprint of ``sigma_px`` fine pixels would report for each
+    coarse pixel of ``fine``: the footprint blur, then the block mean over finite pixels."""
+    return block_mean(psf_blur(fine, sigma_px), factor, min_valid_fraction)
+
+
+def sensor_aggregate_stack(stack: np.ndarray, factor: int, sigma_px: float) -> np.ndarray:
+    """:func:`sensor_aggregate` of every layer of ``(n, H, W)`` -> ``(n, H/f, W/f)``."""
+    return np.stack([sensor_aggregate(layer, factor, sigma_px) for layer in stack])
+
+
+__all__ = ["DEFAULT_PREDICTOR_BANDS", "LANDSAT_TIRS_PSF_SIGMA_M", "LANDSAT_TO_S2", "S2_REFLECTIVE", "predictor_stack", "psf_blur",
+           "sensor_aggregate", "sensor_aggregate_stack"]

@@ -1,0 +1,81 @@
+"""The segment ranking statistic, its network z / p-values and the change classes with false-discovery
+control (pure kernels, small arrays)."""
+
+import numpy as np
+import pytest
+
+from heattrack.kernels.changes import benjamini_hochberg, change_class_fdr, expected_false_per_100km
+from heattrack.kernels.chain import ranking_evidence
+from heattrack.kernels.segments import network_z, on_pipe_peak, segment_max
+
+
+def test_on_pipe_peak_discounts_heat_peaking_off_the_pipe():
+    f = np.zeros((41, 41), np.float32)
+    f[20, 20] = 2.0  # peak on the pipe point
+    on = on_pipe_peak(f, 2, 10)[20, 20]
+    g = np.zeros((41, 41), np.float32)
+    g[20, 20], g[20, 28] = 1.0, 4.0  # the pipe sees a flank; the peak is 80 m away
+    off = on_pipe_peak(g, 2, 10)[20, 20]
+    assert on == pytest.approx(2.0) and off == pytest.approx(1.0 * 0.25)
+    neg = np.full((11, 11), -0.5, np.float32)
+    assert on_pipe_peak(neg, 1, 4)[5, 5] == pytest.approx(-0.5)  # continuous below zero: no ties at 0
+    np.testing.assert_array_equal(on_pipe_peak(g, 2, 2), on_pipe_peak(g, 2, 0))  # radius <= buffer: plain max
+
+
+def test_segment_max_and_network_z_rank_without_ties(rng):
+    pts = rng.normal(size=300)
+    seg = np.repeat(np.arange(100), 3)
+    pts[5] = np.nan
+    s = segment_max(pts, seg, 101)
+    assert np.isnan(s[100]) and s[1] == np.nanmax(pts[3:6])
+    s[7] = 8.0  # one outstanding segment
+    z, p = network_z(s)
+    assert np.isnan(z[100]) and np.isnan(p[100])
+    assert np.argmax(z[:100]) == 7 and p[7] < 1e-6
+    assert np.unique(z[:100]).size == 100  # a continuous statistic: no ties
+    assert abs(np.nanmedian(z)) < 1e-9
+
+
+def test_benjamini_hochberg_matches_the_textbook_example():
+    p = np.array([0.01, 0.04, 0.03, 0.005, 0.5, np.nan])
+    # sorted 0.005, 0.01, 0.03, 0.04, 0.5 vs q*i/m = 0.01, 0.02, 0.03, 0.04, 0.05 (q = 0.05, m = 5)
+    np.testing.assert_array_equal(benjamini_hochberg(p, 0.05), [True, True, True, True, False, False])
+    assert not benjamini_hochberg(np.array([0.2, 0.3]), 0.05).any()
+
+
+def test_change_classes_control_false_new_on_pure_noise(rng):
+    """No change at all between two winters (same z plus noise): at q = 0.05 almost nothing may be new."""
+    n = 5000
+    z0 = rng.normal(size=n)
+    z1 = z0 + 0.3 * rng.normal(size=n)
+    cls = change_class_fdr(z0, np.ones(n), z1, np.ones(n), q=0.05, min_dates=1)
+    assert (cls == "new").sum() <= 3 and (cls == "resolved").sum() <= 3
+
+
+def test_change_classes_find_new_resolved_persistent():
+    z0 = np.r_[np.zeros(400), 8.0, 8.0, 0.0, 8.0]
+    z1 = np.r_[np.zeros(400), 8.0, 0.0, 8.0, np.nan]
+    z0[:400] = np.linspace(-2, 2, 400)
+    z1[:400] = z0[:400] + 0.5 * np.sin(np.arange(400.0))  # same clutter, other weather
+    cls = change_class_fdr(z0, np.ones(404), z1, np.ones(404), q=0.05, min_dates=1)
+    assert list(cls[400:]) == ["persistent", "resolved", "new", "no_data"]
+    assert set(cls[:400]) == {"stable"}
+    assert expected_false_per_100km(4, 0.05, 200.0) == pytest.approx(0.1)
+
+
+def test_ranking_evidence_removes_what_the_optics_explain():
+    """Warm streets that the land-cover expectation predicts are removed; a leak it cannot predict stays."""
+    from heattrack.kernels.lst import block_mean, upsample_bilinear
+
+    n, f = 200, 10
+    street = np.zeros((n, n), bool)
+    street[:, 40:60] = True  # a wide warm avenue
+    expected = np.where(street, 284.0, 280.0).astype(np.float32)
+    yy, xx = np.mgrid[0:n, 0:n]
+    leak = 4.0 * np.exp(-((yy - 100) ** 2 + (xx - 150) ** 2) / (2 * 8.0**2))
+    plain = upsample_bilinear(block_mean((expected + leak).astype(np.float32), f), f)  # what Landsat shows
+    with_lc = ranking_evidence(plain, expected, f, 0.0, 31, 5)
+    base = ranking_evidence(plain, None, f, 0.0, 31, 5)
+    far = np.abs(xx - 150) > 40
+    assert with_lc[100, 150] > 0.3
+    assert np.nanmax(with_lc[far]) < 0.05 < np.nanmax(base[far])  # the avenue is explained, not anomalous
