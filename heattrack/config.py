@@ -68,8 +68,10 @@ class StacConfig(_Section):
     s2_collection: str = Field("sentinel-2-l2a", description="Sentinel-2 L2A collection id.")
     landsat_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for ST_B10, QA_PIXEL, "
                                            "SR_B4, SR_B5 (defaults lwir11, qa_pixel, red, nir08).")
-    s2_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for B04, B08, SCL (defaults "
-                                      "B04, B08, SCL; Earth Search: red, nir, scl).")
+    s2_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for B04, B08, SCL (required) "
+                                      "and B02, B03, B05, B06, B07, B8A, B11, B12 (read when the item has them); "
+                                      "defaults are the band names (Planetary Computer); Earth Search: red, nir, "
+                                      "scl, blue, green, rededge1-3, nir08, swir16, swir22.")
     max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Skip items with a larger eo:cloud_cover (%).")
     pairs: int = Field(1, ge=1, description="Best date pairs kept per tile (ranked by Landsat clear fraction over "
                        "the tile; > 1 = multi-date detection).")

@@ -17,9 +17,10 @@ from rasterio.warp import transform_bounds
 
 CONFORMS = ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search"]
 _LS = re.compile(r"(L[COTEM]0\d_L2SP_\d{6}_(\d{8})_\d{8}_\d{2}_T\d)_(ST_B10|QA_PIXEL|SR_B4|SR_B5)\.TIF$", re.I)
-_S2 = re.compile(r"(T\w{5}_(\d{8})T(\d{6}))_(B04|B08|SCL)_\d\dm\.tif$", re.I)
+_S2 = re.compile(r"(T\w{5}_(\d{8})T(\d{6}))_(B0[2-8]|B8A|B1[12]|SCL)_\d\dm\.tif$", re.I)
 LS_KEYS = {"ST_B10": "lwir11", "QA_PIXEL": "qa_pixel", "SR_B4": "red", "SR_B5": "nir08"}
-NODATA = {"qa_pixel": 1, "lwir11": 0, "red": 0, "nir08": 0, "B04": 0, "B08": 0, "SCL": 0}
+NODATA = {"qa_pixel": 1, "lwir11": 0, "red": 0, "nir08": 0, "SCL": 0,
+          **{b: 0 for b in ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")}}
 
 
 def _footprint(path: Path):

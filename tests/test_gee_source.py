@@ -48,8 +48,7 @@ class FakeEarthEngine:
                     g["crsCode"])
         expr = json.dumps(req["expression"])
         if "S2_SR_HARMONIZED" in expr or "B4" in expr and "ST_B10" not in expr:
-            paths = {"B04": self.scene.sentinel2["B04"], "B08": self.scene.sentinel2["B08"],
-                     "SCL": self.scene.sentinel2["SCL"]}
+            paths = {b: self.scene.sentinel2[b] for b in gee.S2_BANDS}  # every band the server would return
         else:
             paths = {b: self.scene.landsat[b] for b in ("ST_B10", "QA_PIXEL", "SR_B4", "SR_B5")}
         arrays = {b: warp_band(p, gb, Resampling.nearest if b in NEAREST else Resampling.bilinear,

@@ -171,7 +171,8 @@ def test_download_is_resumable_and_runs_offline(server, two_date_scene, tmp_path
     assert index["grid"]["tile_px"] == 150 and index["tiles"] and not index["failed"]
     tifs = sorted(out.rglob("*.TIF")) + sorted(out.rglob("*.tif"))
     assert all(len(v) == 2 for v in index["tiles"].values())  # two date pairs per tile
-    assert index["files"]["fetched"] == len(tifs) == 7 * 2 * len(index["tiles"])
+    # per pair: 4 Landsat bands + every Sentinel-2 band the item offers (10 reflective + SCL)
+    assert index["files"]["fetched"] == len(tifs) == 15 * 2 * len(index["tiles"])
     # interrupt: one file lost, one truncated -> only those two are fetched again
     tifs[0].unlink()
     tifs[-1].write_bytes(tifs[-1].read_bytes()[:100])

@@ -36,7 +36,10 @@ log = logging.getLogger(__name__)
 
 LANDSAT_BANDS = ("ST_B10", "QA_PIXEL", "SR_B4", "SR_B5")
 #: canonical name -> Earth Engine band of COPERNICUS/S2_SR_HARMONIZED
-S2_BANDS = {"B04": "B4", "B08": "B8", "SCL": "SCL"}
+#: canonical band -> Earth Engine band of COPERNICUS/S2_SR_HARMONIZED: every reflective band (the sharpener's
+#: predictors; 20 m bands resampled bilinearly on the server) and SCL
+S2_BANDS = {"B02": "B2", "B03": "B3", "B04": "B4", "B05": "B5", "B06": "B6", "B07": "B7", "B08": "B8",
+            "B8A": "B8A", "B11": "B11", "B12": "B12", "SCL": "SCL"}
 MAX_SIDE_PX = 32768
 _CLOUD_BITS = sum(1 << b for b in (1, 2, 3, 4))  # dilated cloud, cirrus, cloud, shadow (server-side mask)
 
@@ -210,7 +213,8 @@ def _image(scene: GeeScene, sensor: str):
         return (st_b10.addBands(qa).addBands(img.select(["SR_B4", "SR_B5"]).resample("bilinear"))
                 .toUint16())
     img = ee.Image(scene.s2_id)
-    refl = img.select(["B4", "B8"]).resample("bilinear").rename(["B04", "B08"])
+    refl_bands = [b for b in S2_BANDS if b != "SCL"]
+    refl = img.select([S2_BANDS[b] for b in refl_bands]).resample("bilinear").rename(refl_bands)
     return refl.addBands(img.select(["SCL"])).toUint16()
 
 

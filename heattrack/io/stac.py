@@ -2,8 +2,10 @@
 load them onto each tile's GeoBox with odc-stac.
 
 Defaults fit Microsoft Planetary Computer (``landsat-c2-l2``: ``lwir11``, ``qa_pixel``, ``red``, ``nir08``;
-``sentinel-2-l2a``: ``B04``, ``B08``, ``SCL``; URL signing ``planetary-computer``). Earth Search
-(``https://earth-search.aws.element84.com/v1``) names the Sentinel-2 assets ``red``, ``nir``, ``scl``, and its
+``sentinel-2-l2a``: ``B04``, ``B08``, ``SCL`` required, ``B02``, ``B03``, ``B05``-``B07``, ``B8A``, ``B11``, ``B12``
+read when present; URL signing ``planetary-computer``). Earth Search
+(``https://earth-search.aws.element84.com/v1``) names the Sentinel-2 assets ``red``, ``nir``, ``scl`` (and
+``blue``, ``green``, ``rededge1``-``3``, ``nir08``, ``swir16``, ``swir22``: map them in ``stac.s2_assets``), and its
 Landsat assets are in the requester-pays bucket ``usgs-landsat`` (``stac.aws_request_payer: true``).
 
 Scene selection (planning, on the driver): for every tile, Landsat items whose footprint covers the tile are
@@ -35,7 +37,9 @@ log = logging.getLogger(__name__)
 
 #: canonical band -> asset key, Planetary Computer names
 LANDSAT_ASSETS = {"ST_B10": "lwir11", "QA_PIXEL": "qa_pixel", "SR_B4": "red", "SR_B5": "nir08"}
-S2_ASSETS = {"B04": "B04", "B08": "B08", "SCL": "SCL"}
+#: B04, B08, SCL are required; the other reflective bands are read when the item has them (sharpening predictors)
+S2_ASSETS = {"B02": "B02", "B03": "B03", "B04": "B04", "B05": "B05", "B06": "B06", "B07": "B07", "B08": "B08",
+             "B8A": "B8A", "B11": "B11", "B12": "B12", "SCL": "SCL"}
 
 
 @dataclass(frozen=True)

@@ -163,9 +163,9 @@ def _hotspot_changes(previous: Path, current: Path, crs, c) -> gpd.GeoDataFrame:
 
 
 def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: bool = False,
-           overwrite: bool = False, progress=None) -> tuple[RunResult, dict]:
+           overwrite: bool = False, progress=None, client=None) -> tuple[RunResult, dict]:
     """Run ``season`` into ``out`` and, with ``previous``, write ``changes.geojson`` and the report section.
-    Returns the run result and the change counts."""
+    Returns the run result and the change counts. ``client``: an existing Dask client (else one is made)."""
     interval = season_interval(season)
     if "://" in str(out):
         raise ConfigError("heattrack screen writes to a local folder (compare, then copy to object storage)")
@@ -182,7 +182,8 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
     info = {"season": season, "season_interval": interval,
             "previous": None if previous is None else {"folder": str(previous), "season": prev_info.get("season"),
                                                        "processing_hash": prev_info.get("processing_hash")}}
-    result = run(cfg, out, resume=resume, overwrite=overwrite, progress=progress, plan=plan, info=info)
+    result = run(cfg, out, resume=resume, overwrite=overwrite, progress=progress, plan=plan, info=info,
+                 client=client)
     counts: dict = {}
     if previous is not None:
         changes = compare_seasons(previous, Path(out), cfg)

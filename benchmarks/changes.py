@@ -1,0 +1,95 @@
+"""Two winters of held-out simulator-family cities: how many leaks come out `new` / `resolved`, and how many
+false `new` per 100 km of pipe, with the default change rule (Benjamini-Hochberg at changes.fdr_q).
+
+    .venv/bin/python benchmarks/changes.py --members 100 101 102 103 104 105 --json benchmarks/results/changes.json
+
+Each member: winter 0 and winter 1 of the same city (40 % of the leaks repaired, as many new ones, other
+weather), both screened with the defaults, winter 1 compared with winter 0. A new leak is *sensor-visible*
+when its peak seen through the Landsat footprint is >= 0.7 K (as in benchmarks/family.py). Printed per
+member and summed: visible new leaks called `new`, false `new` (segments without a new leak), false `new` per
+100 km, repaired leaks called `resolved`, false `resolved`, and the bound the screen states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from heattrack.config import load_config
+from heattrack.orchestration.cluster import make_client
+from heattrack.orchestration.screen import screen
+from heattrack.simulate import family_spec, simulate_scene
+
+VISIBLE_K = 0.7
+SIGMA_SENSOR_M = 36.0
+
+
+def _visible(leaks: gpd.GeoDataFrame) -> set[str]:
+    s2 = (leaks["fwhm_m"] / 2.3548) ** 2
+    peak = leaks["amplitude_k"] * s2 / (s2 + SIGMA_SENSOR_M**2)
+    return set(leaks.loc[peak >= VISIBLE_K, "segment_id"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--members", type=int, nargs="+", default=list(range(100, 106)))
+    ap.add_argument("--size-km", type=float, default=6.0)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    rows = []
+    base = load_config(None, {})
+    with tempfile.TemporaryDirectory() as tmp, make_client(base.compute) as client:
+        for m in args.members:
+            root = Path(tmp) / f"m{m}"
+            spec = family_spec(m, size_km=args.size_km)
+            truth = [simulate_scene(root / f"s{k}", replace(spec, season=k)) for k in (0, 1)]
+            runs = {}
+            for k, season in enumerate(("2024-25", "2025-26")):
+                cfg = load_config(None, {"input.input": root / f"s{k}", "input.pipes": root / f"s{k}" / "pipes.geojson"})
+                out = root / "runs" / season
+                _, counts = screen(cfg, out, season, runs.get("2024-25"), client=client) if k else \
+                    screen(cfg, out, season, None, client=client)
+                runs[season] = out
+            ch = gpd.read_file(runs["2025-26"] / "changes.geojson")
+            seg = ch[ch["kind"] == "segment"].set_index("id")["change"] if len(ch) else gpd.pd.Series(dtype=str)
+            t1 = truth[1]
+            leaks1 = gpd.read_file(root / "s1" / "truth" / "leaks.geojson")
+            leaks0 = gpd.read_file(root / "s0" / "truth" / "leaks.geojson")
+            new_ids, rep_ids = set(t1["new_leak_segment_ids"]), set(t1["repaired_leak_segment_ids"])
+            vis_new = new_ids & _visible(leaks1)
+            vis_rep = rep_ids & _visible(leaks0)
+            called_new, called_res = set(seg[seg == "new"].index), set(seg[seg == "resolved"].index)
+            pipe_km = float(gpd.read_file(runs["2025-26"] / "segments.gpkg").geometry.length.sum() / 1000)
+            row = {"member": m, "pipe_km": pipe_km, "visible_new": len(vis_new),
+                   "visible_new_called_new": len(vis_new & called_new), "all_new": len(new_ids),
+                   "false_new": len(called_new - new_ids), "visible_repaired": len(vis_rep),
+                   "visible_repaired_called_resolved": len(vis_rep & called_res),
+                   "false_resolved": len(called_res - rep_ids),
+                   "stated_bound_per_100km": counts.get("expected_false_new_per_100km")}
+            row["false_new_per_100km"] = row["false_new"] / pipe_km * 100
+            rows.append(row)
+            print(f"member {m}: {pipe_km:.0f} km; new: {row['visible_new_called_new']}/{row['visible_new']} visible "
+                  f"called new, {row['false_new']} false ({row['false_new_per_100km']:.2f} / 100 km, stated bound "
+                  f"{row['stated_bound_per_100km']}); resolved: {row['visible_repaired_called_resolved']}/"
+                  f"{row['visible_repaired']} visible, {row['false_resolved']} false", flush=True)
+    tot = {k: sum(r[k] for r in rows) for k in ("pipe_km", "visible_new", "visible_new_called_new", "false_new",
+                                                "visible_repaired", "visible_repaired_called_resolved",
+                                                "false_resolved")}
+    print(f"\nall {len(rows)} members, {tot['pipe_km']:.0f} km of pipe: visible new leaks called new "
+          f"{tot['visible_new_called_new']}/{tot['visible_new']}, false new {tot['false_new']} "
+          f"({tot['false_new'] / tot['pipe_km'] * 100:.2f} per 100 km); visible repaired called resolved "
+          f"{tot['visible_repaired_called_resolved']}/{tot['visible_repaired']}, false resolved "
+          f"{tot['false_resolved']}")
+    if args.json:
+        args.json.write_text(json.dumps({"members": rows, "total": tot}, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
