@@ -79,3 +79,19 @@ def test_ranking_evidence_removes_what_the_optics_explain():
     far = np.abs(xx - 150) > 40
     assert with_lc[100, 150] > 0.3
     assert np.nanmax(with_lc[far]) < 0.05 < np.nanmax(base[far])  # the avenue is explained, not anomalous
+
+
+def test_strongest_nearby_keeps_one_call_per_hot_place():
+    import shapely
+
+    from heattrack.kernels.segments import strongest_nearby
+
+    lines = np.array([shapely.LineString([(0, 0), (100, 0)]), shapely.LineString([(100, 0), (200, 0)]),
+                      shapely.LineString([(1000, 0), (1100, 0)]), shapely.LineString([(100, 0), (100, 100)])],
+                     dtype=object)
+    z = np.array([3.0, 5.0, 2.0, 4.0])
+    cand = np.array([True, True, True, False])
+    keep = strongest_nearby(z, lines, cand, 100.0)
+    # 0 and 1 touch: 1 is stronger; 2 is alone; 3 is not a candidate (does not suppress, is not kept)
+    np.testing.assert_array_equal(keep, [False, True, True, False])
+    assert strongest_nearby(z, lines, np.array([True, False, False, False]), 100.0).tolist() == [True, False, False, False]

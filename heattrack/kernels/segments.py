@@ -91,6 +91,15 @@ def segment_max(point_values: np.ndarray, segment: np.ndarray, n_segments: int) 
     return out
 
 
+def segment_mean(point_values: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
+    """Mean of the finite point values per segment (NaN for a segment without any)."""
+    ok = np.isfinite(point_values)
+    total = np.bincount(segment[ok], weights=point_values[ok], minlength=n_segments)
+    count = np.bincount(segment[ok], minlength=n_segments)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
 def network_z(stat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z-score of each segment's statistic against the network-wide null (median and 1.4826 x MAD over the
     segments with data: most segments do not leak) and its one-sided Gaussian p-value. NaN stays NaN."""
@@ -103,6 +112,22 @@ def network_z(stat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mad = 1.4826 * np.median(np.abs(stat[ok] - med))
         z[ok] = (stat[ok] - med) / max(mad, 1e-6)
     return z, np.where(ok, ndtr(-z), np.nan)
+
+
+def strongest_nearby(values: np.ndarray, lines: np.ndarray, candidates: np.ndarray, radius_m: float) -> np.ndarray:
+    """Among the ``candidates`` (bool per segment), keep only those whose ``values`` are the largest of all
+    candidates within ``radius_m`` of them (one call per hot place: the ~100 m thermal footprint spreads one
+    leak onto the segments next to it). Returns the kept mask."""
+    idx = np.flatnonzero(candidates)
+    keep = candidates.copy()
+    if idx.size < 2:
+        return keep
+    tree = shapely.STRtree(np.asarray(lines, dtype=object)[idx])
+    src, dst = tree.query(np.asarray(lines, dtype=object)[idx], predicate="dwithin", distance=radius_m)
+    v = np.nan_to_num(np.asarray(values, dtype=float)[idx], nan=-np.inf)
+    other_wins = (src != dst) & ((v[dst] > v[src]) | ((v[dst] == v[src]) & (dst < src)))
+    keep[idx[np.unique(src[other_wins])]] = False
+    return keep
 
 
 def points_to_pixels(transform: Affine, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,14 @@ from heattrack.io.location import OutputLocation, is_remote
 from heattrack.io.pipes import read_pipes
 from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_mosaic_template
 from heattrack.kernels.chain import ChainParams
-from heattrack.kernels.segments import SegmentPoints, network_z, sample_segment_points, score_segments, segment_max
+from heattrack.kernels.segments import (
+    SegmentPoints,
+    network_z,
+    sample_segment_points,
+    score_segments,
+    segment_max,
+    segment_mean,
+)
 from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
 from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
 
@@ -553,9 +560,16 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         seg["z"] = np.round(z, 3)
         seg["p_value"] = pval
         key = np.nan_to_num(stat, nan=-1e9)
+        # segments meeting at one hot crossing read the same maximum: the one whose whole length is warmer ranks
+        # first (mean of its points' statistic, averaged over the dates)
+        pm = np.stack([segment_mean(p_stat_d[i], plan.points.segment, n_seg) for i in range(len(labels))])
+        with np.errstate(invalid="ignore"):
+            tie = np.nan_to_num(np.nanmean(np.where(np.isfinite(per_date), pm, np.nan), axis=0), nan=-1e9) \
+                if np.isfinite(pm).any() else np.zeros(n_seg)
     else:
         key = np.nan_to_num(scores.risk, nan=-1.0)
-    order = np.lexsort((seg["segment_id"].values, -np.nan_to_num(scores.delta_t_k, nan=-1e9), -key))
+        tie = np.nan_to_num(scores.delta_t_k, nan=-1e9)
+    order = np.lexsort((seg["segment_id"].values, -tie, -key))
     rank = np.full(len(seg), np.nan)
     ranked = order[ok[order]]
     rank[ranked] = np.arange(1, ranked.size + 1)

@@ -20,6 +20,7 @@ import numpy as np
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.exports import write_geojson
+from heattrack.kernels.segments import strongest_nearby
 from heattrack.kernels.changes import (
     CHANGE_CLASSES,
     change_class,
@@ -116,8 +117,16 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> gpd.GeoDataFr
     cur = gpd.read_file(Path(current) / "segments.gpkg")
     p = prev.reindex(cur["segment_id"].values)
     if "z" in cur.columns and "z" in p.columns:  # statistic rankings: Benjamini-Hochberg on the network z
-        cls = change_class_fdr(p["z"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
-                               cur["z"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.fdr_q, c.min_dates)
+        z_prev, z_cur = p["z"].to_numpy(dtype=float), cur["z"].to_numpy(dtype=float)
+        cls = change_class_fdr(z_prev, p["n_dates"].fillna(0).to_numpy(), z_cur, cur["n_dates"].to_numpy(),
+                               c.fdr_q, c.min_dates)
+        # one call per hot place: of the new (resolved) segments within the thermal footprint of each other,
+        # only the one with the highest current (previous) z keeps its class
+        lines = cur.geometry.values
+        radius = cfg.downscale.thermal_resolution_m
+        for name, z in (("new", z_cur), ("resolved", z_prev)):
+            cand = cls == name
+            cls = np.where(cand & ~strongest_nearby(z, lines, cand, radius), "stable", cls)
     else:
         cls = change_class(p["risk"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
                            cur["risk"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.risk_threshold,
