@@ -223,7 +223,8 @@ def _dates_table(run_info: dict) -> str:
 
 
 def _table(seg: gpd.GeoDataFrame) -> str:
-    cols = ["rank", "segment_id", "risk", *[c for c in seg.columns if c.startswith("risk_")], "n_dates",
+    stat = [c for c in ("z", "stat_k") if c in seg.columns]  # the ranking statistic, when the run has one
+    cols = ["rank", "segment_id", *stat, "risk", *[c for c in seg.columns if c.startswith("risk_")], "n_dates",
             "delta_t_k", "n_clear_px", "length_m", "diameter_mm"]
     top = seg[seg["status"] == "ok"].nsmallest(20, "rank")
     head = "".join(f"<th>{c}</th>" for c in cols)

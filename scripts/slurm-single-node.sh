@@ -9,6 +9,8 @@
 # partition `debug`, ProctrackType=proctrack/linuxproc and TaskPlugin=task/none (no cgroups, so it runs in a
 # container), no accounting. Not for production: a test harness for the sbatch scripts in slurm/.
 set -euo pipefail
+# the daemons live in /usr/sbin, which a non-login root PATH (e.g. /usr/local/bin:/usr/bin:/bin) lacks
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 ACTION=${1:-start}
 CONF_DIR=/etc/slurm
 HOST=$(hostname -s)

@@ -3,6 +3,8 @@
 # Used verbatim by the README and by .ci/run. pytest's exit 5 (no tests collected) counts as a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# sbin holds slurmctld/munged and the tests call sbatch/squeue: a non-login PATH may lack it
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 if [ ! -x .venv/bin/python ] || ! cmp -s requirements/lock.txt .venv/.lock-installed; then

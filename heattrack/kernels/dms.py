@@ -106,13 +106,15 @@ class LinearLeafTreeEnsemble:
     def predict(self, X: np.ndarray) -> np.ndarray:
         # pure fine pixels reach beyond the mixed coarse pixels seen in training: extrapolate linearly, but
         # only ``extrapolation`` x the training range of each predictor, and the result at most that far in LST
-        X = np.clip(np.asarray(X, dtype=np.float64), self.x_lo_, self.x_hi_)
-        Z = (X - self.mean_) / self.scale_
-        out = np.zeros(Z.shape[0])
+        f32 = np.float32
+        X = np.clip(np.asarray(X, dtype=f32), self.x_lo_.astype(f32), self.x_hi_.astype(f32))
+        Z = (X - self.mean_.astype(f32)) / self.scale_.astype(f32)  # sklearn trees split in float32 anyway
+        # the ensemble mean of linear leaf models is one linear model per row: sum the rows' leaf coefficients
+        # over the trees (a gather per tree), then one dot product per row
+        acc = np.zeros((Z.shape[0], Z.shape[1] + 1), dtype=f32)
         for tree, coef in self.members_:
-            c = coef[tree.apply(Z)]
-            out += c[:, 0] + np.einsum("ij,ij->i", c[:, 1:], Z)
-        out /= len(self.members_)
+            acc += coef.astype(f32)[tree.apply(Z)]
+        out = (acc[:, 0] + np.einsum("ij,ij->i", acc[:, 1:], Z)).astype(np.float64) / len(self.members_)
         lo, hi = self.y_range_
         margin = self.extrapolation * (hi - lo)
         return np.clip(out, lo - margin, hi + margin)
@@ -193,7 +195,7 @@ def scale_up_check(lst_coarse: np.ndarray, pc: np.ndarray, params: DMSParams, up
     return e_m, e_b, int(cmp_.sum())
 
 
-def _predict_fine(model: LinearLeafTreeEnsemble, pf: np.ndarray, mask: np.ndarray, chunk: int = 262_144
+def _predict_fine(model: LinearLeafTreeEnsemble, pf: np.ndarray, mask: np.ndarray, chunk: int = 65_536
                   ) -> np.ndarray:
     """Model predictions on the fine pixels in ``mask`` (in chunks: bounded memory), NaN elsewhere."""
     out = np.full(mask.shape, np.nan, dtype=np.float32)
@@ -271,7 +273,7 @@ def dms_sharpen(
     X, y = pc[:, fit_on].T, lst_coarse[fit_on]
     args = (X, y, pf, pc, mask, lst_coarse, factor, params, train, held)
     cands = [_candidate("dms", list(range(pf.shape[0])), params.max_depth, *args)]
-    if names and "NDVI" in names and params.guard:
+    if names and "NDVI" in names and params.guard and not cands[0]["passes"]:  # TsHARP only when DMS fails
         cands.append(_candidate("tsharp", [names.index("NDVI")], 0, *args))
     info["holdout_rmse_k"] = {c["name"]: round(c["rmse"], 4) for c in cands}
     info["holdout_rmse_k"]["bilinear"] = round(cands[0]["rmse_bilinear"], 4)

@@ -114,10 +114,13 @@ def network_z(stat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z, np.where(ok, ndtr(-z), np.nan)
 
 
-def strongest_nearby(values: np.ndarray, lines: np.ndarray, candidates: np.ndarray, radius_m: float) -> np.ndarray:
+def strongest_nearby(values: np.ndarray, lines: np.ndarray, candidates: np.ndarray, radius_m: float,
+                     tiebreak: np.ndarray | None = None) -> np.ndarray:
     """Among the ``candidates`` (bool per segment), keep only those whose ``values`` are the largest of all
     candidates within ``radius_m`` of them (one call per hot place: the ~100 m thermal footprint spreads one
-    leak onto the segments next to it). Returns the kept mask."""
+    leak onto the segments next to it). Equal values (segments meeting at the same hot crossing) are decided
+    by ``tiebreak`` (e.g. the segment's mean statistic: the segment whose body is warm, not the one that only
+    touches the hot place), then by order. Returns the kept mask."""
     idx = np.flatnonzero(candidates)
     keep = candidates.copy()
     if idx.size < 2:
@@ -125,7 +128,10 @@ def strongest_nearby(values: np.ndarray, lines: np.ndarray, candidates: np.ndarr
     tree = shapely.STRtree(np.asarray(lines, dtype=object)[idx])
     src, dst = tree.query(np.asarray(lines, dtype=object)[idx], predicate="dwithin", distance=radius_m)
     v = np.nan_to_num(np.asarray(values, dtype=float)[idx], nan=-np.inf)
-    other_wins = (src != dst) & ((v[dst] > v[src]) | ((v[dst] == v[src]) & (dst < src)))
+    t = np.zeros(idx.size) if tiebreak is None else np.nan_to_num(np.asarray(tiebreak, dtype=float)[idx],
+                                                                   nan=-np.inf)
+    better = (v[dst] > v[src]) | ((v[dst] == v[src]) & ((t[dst] > t[src]) | ((t[dst] == t[src]) & (dst < src))))
+    other_wins = (src != dst) & better
     keep[idx[np.unique(src[other_wins])]] = False
     return keep
 

@@ -563,12 +563,14 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         # segments meeting at one hot crossing read the same maximum: the one whose whole length is warmer ranks
         # first (mean of its points' statistic, averaged over the dates)
         pm = np.stack([segment_mean(p_stat_d[i], plan.points.segment, n_seg) for i in range(len(labels))])
-        with np.errstate(invalid="ignore"):
-            tie = np.nan_to_num(np.nanmean(np.where(np.isfinite(per_date), pm, np.nan), axis=0), nan=-1e9) \
-                if np.isfinite(pm).any() else np.zeros(n_seg)
+        pm_ok = np.isfinite(pm)
+        tie = np.where(pm_ok.any(axis=0), np.where(pm_ok, pm, 0.0).sum(axis=0) / np.maximum(pm_ok.sum(axis=0), 1),
+                       -1e9)
     else:
         key = np.nan_to_num(scores.risk, nan=-1.0)
         tie = np.nan_to_num(scores.delta_t_k, nan=-1e9)
+    if cfg.detect.method in ("residual", "baseline"):
+        seg["stat_mean_k"] = np.round(np.where(tie > -1e9, tie, np.nan), 4)
     order = np.lexsort((seg["segment_id"].values, -tie, -key))
     rank = np.full(len(seg), np.nan)
     ranked = order[ok[order]]

@@ -124,9 +124,11 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> gpd.GeoDataFr
         # only the one with the highest current (previous) z keeps its class
         lines = cur.geometry.values
         radius = cfg.downscale.thermal_resolution_m
-        for name, z in (("new", z_cur), ("resolved", z_prev)):
+        mean_prev = p["stat_mean_k"].to_numpy(dtype=float) if "stat_mean_k" in p.columns else None
+        mean_cur = cur["stat_mean_k"].to_numpy(dtype=float) if "stat_mean_k" in cur.columns else None
+        for name, z, tb in (("new", z_cur, mean_cur), ("resolved", z_prev, mean_prev)):
             cand = cls == name
-            cls = np.where(cand & ~strongest_nearby(z, lines, cand, radius), "stable", cls)
+            cls = np.where(cand & ~strongest_nearby(z, lines, cand, radius, tb), "stable", cls)
     else:
         cls = change_class(p["risk"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
                            cur["risk"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.risk_threshold,
