@@ -137,16 +137,23 @@ def simulate(
                                                  "date) [1].")] = None,
     season: Annotated[Optional[int], typer.Option(help="Later winter of the same city (some leaks repaired, "
                                                   "some new) [0].")] = None,
+    sensor: Annotated[Optional[str], typer.Option(help="landsat (Landsat + Sentinel-2 products) | airborne (only "
+                                                  "thermal/: the true 10 m LST + 0.1 K noise) [landsat].")] = None,
+    family_member: Annotated[Optional[int], typer.Option("--family-member", help="A member of the randomised "
+                                                         "simulator family (random physics, leaks 1-15 K, clutter); "
+                                                         "--size-km, --sensor and --season still apply.")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write a synthetic region in the `local` layout (landsat/, sentinel2/, pipes.geojson) plus truth/."""
+    """Write a synthetic region in the `local` layout (landsat/, sentinel2/, pipes.geojson; or thermal/) plus
+    truth/."""
     _setup_logging(verbose)
     with _cli_errors(verbose):
         cfg = _config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
                                "simulate.distractors": distractors, "simulate.cloud_fraction": cloud_fraction,
-                               "simulate.dates": dates, "simulate.season": season}, set_)
+                               "simulate.dates": dates, "simulate.season": season, "simulate.sensor": sensor,
+                               "simulate.family_member": family_member}, set_)
         if out.exists() and any(out.iterdir()):
             raise HeattrackError(f"output folder {out} is not empty")
         summary = _simulate(out, cfg)
@@ -159,10 +166,16 @@ def _simulate(out: Path, cfg: Config) -> dict:
     from heattrack.simulate import SimulationSpec, simulate_scene
 
     s = cfg.simulate
-    with console.status(f"simulating a {s.size_km:g} km region (seed {s.seed})"):
-        return simulate_scene(out, SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors,
-                                                  seed=s.seed, cloud_fraction=s.cloud_fraction, dates=s.dates,
-                                                  season=s.season, leak_k=tuple(s.leak_k)))
+    if s.family_member is not None:
+        from heattrack.simulate import family_spec
+
+        spec = family_spec(s.family_member, size_km=s.size_km, sensor=s.sensor, season=s.season, dates=s.dates)
+    else:
+        spec = SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors, seed=s.seed,
+                              cloud_fraction=s.cloud_fraction, dates=s.dates, season=s.season,
+                              leak_k=tuple(s.leak_k), sensor=s.sensor)
+    with console.status(f"simulating a {s.size_km:g} km region (seed {spec.seed})"):
+        return simulate_scene(out, spec)
 
 
 @app.command()
@@ -171,6 +184,9 @@ def run(
     pipes: Annotated[Optional[Path], typer.Option("--pipes", "-p", help="Pipe network file.")] = None,
     out: Annotated[str, typer.Option("--out", "-o", help="Output folder, or s3://bucket/prefix (credentials "
                                      "and endpoint from the AWS_* environment).")] = "out",
+    thermal: Annotated[Optional[Path], typer.Option("--thermal", help="An LST raster (airborne, drone, commercial; "
+                                                    "GeoTIFF in K, or °C when tagged) to screen instead of "
+                                                    "Landsat; an input folder's thermal/ works too.")] = None,
     source: Annotated[Optional[str], typer.Option(help="Input source: local | stac | gee | synthetic.")] = None,
     stac_url: Annotated[Optional[str], typer.Option("--stac-url", help="STAC API root (source stac).")] = None,
     datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Search interval for source stac, e.g. "
@@ -194,7 +210,7 @@ def run(
     _setup_logging(verbose)
     with _cli_errors(verbose):
         cfg = _config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
-                               "stac.url": stac_url, "stac.datetime": datetime_,
+                               "input.thermal": thermal, "stac.url": stac_url, "stac.datetime": datetime_,
                                "grid.tile_km": tile_km, "grid.crs": crs, "downscale.method": method,
                                "compute.scheduler": scheduler, "compute.n_workers": n_workers}, set_)
         allow: tuple[str, ...] = ()

@@ -50,6 +50,9 @@ class InputConfig(_Section):
     max_date_gap_days: float = Field(10.0, ge=0, description="Warn when Landsat and Sentinel-2 dates differ more.")
     max_dates: int | None = Field(None, ge=1, description="Use at most this many date pairs of a multi-date input "
                                   "folder (the earliest); None = all.")
+    thermal: Path | None = Field(None, description="An LST raster (GeoTIFF/COG, any CRS and resolution; K, or °C "
+                                 "when the file or a sidecar says so) to screen instead of Landsat. Without it, "
+                                 "an input folder with a thermal/ subfolder is read the same way (docs/thermal.md).")
     mask_water: bool = Field(True, description="Mask water (QA_PIXEL bit 7, SCL 6): open water is not land.")
     coregister: bool = Field(True, description="Estimate the Landsat-Sentinel-2 offset per tile (phase correlation "
                              "of SR_B5 vs B08 at 30 m; needs SR_B5) and correct the Landsat reads.")
@@ -138,6 +141,19 @@ class DownscaleConfig(_Section):
     dms_min_samples: int = Field(60, ge=10, description="DMS: fewer usable samples -> bilinear (recorded).")
     smooth_residual: bool = Field(True, description="TsHARP: add the coarse residual as a bilinear field (then "
                                   "the exact per-block remainder) instead of as blocks.")
+
+
+class ThermalConfig(_Section):
+    """The thermal-raster source (input.thermal or INPUT/thermal/): airborne, drone or commercial LST."""
+
+    psf_m: float | None = Field(None, gt=0, description="Effective resolution of the thermal data (m): the footprint "
+                                "of one measurement. None: a sidecar's psf_m, else the raster's pixel size.")
+    fine_m: float = Field(20.0, gt=0, description="Thermal data at or finer than this effective resolution is not "
+                          "sharpened: the chain ranks on it directly.")
+    rank_window_m: float = Field(100.0, gt=0, description="Fine thermal data: window of the local median removed "
+                                 "before ranking (m); a leak plume is 10-60 m wide.")
+    peak_radius_m: float = Field(60.0, ge=0, description="Fine thermal data: the off-pipe radius of the ranking "
+                                 "(segments.peak_radius_m for Landsat): a sharp image needs a smaller one.")
 
 
 class DetectConfig(_Section):
@@ -231,6 +247,12 @@ class SimulateConfig(_Section):
     season: int = Field(0, ge=0, description="> 0: a later winter of the same city (same pipes; a share of the "
                         "leaks repaired, as many new ones; dates + 365 days per season).")
     leak_k: tuple[float, float] = Field((2.0, 10.0), description="Range of leak peak excess temperature (K).")
+    sensor: Literal["landsat", "airborne"] = Field("landsat", description="landsat: Landsat C2L2 + Sentinel-2 L2A "
+                                                   "products; airborne: only thermal/ (the true 10 m LST + 0.1 K "
+                                                   "noise), as a utility's winter-night thermography flight.")
+    family_member: int | None = Field(None, description="Simulate member N of the randomised simulator family "
+                                      "(heattrack.simulate.family_spec) instead of the settings above (size_km, "
+                                      "sensor, season and dates still apply).")
 
 
 class ComputeConfig(_Section):
@@ -326,6 +348,7 @@ class Config(_Section):
     stac: StacConfig = StacConfig()
     gee: GeeConfig = GeeConfig()
     downscale: DownscaleConfig = DownscaleConfig()
+    thermal: ThermalConfig = ThermalConfig()
     detect: DetectConfig = DetectConfig()
     segments: SegmentsConfig = SegmentsConfig()
     changes: ChangesConfig = ChangesConfig()

@@ -317,6 +317,17 @@ def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: t
     warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.get("warnings", []))
     inputs = run_info.get("inputs", {})
     n_ok = int((seg["status"] == "ok").sum())
+    if inputs.get("sensor") == "thermal raster":
+        source_line = (f"Thermal raster <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
+                       f"({inputs.get('landsat_date')}, {inputs.get('psf_m')} m effective resolution, not sharpened).")
+        reading = ("The thermal raster resolves a leak plume directly; the rank says where to look first, it does "
+                   "not prove a leak (warm vents, roads and buildings near pipes rank too).")
+    else:
+        source_line = (f"Landsat product <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
+                       f"({inputs.get('landsat_date')}), Sentinel-2 {inputs.get('sentinel2_date')} "
+                       f"(gap {inputs.get('date_gap_days')} days).")
+        reading = ("Landsat's thermal band carries ~100 m information; a 30 m leak plume is diluted about tenfold "
+                   "in it, so risk ranks where to look first, it does not prove a leak.")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>heattrack report</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em}}
@@ -325,14 +336,12 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;te
 <body>
 <h1>heattrack leak screening report</h1>
 {warn}
-<p>Landsat product <code>{html.escape(str(inputs.get('landsat_product')))}</code> ({inputs.get('landsat_date')}),
-Sentinel-2 {inputs.get('sentinel2_date')} (gap {inputs.get('date_gap_days')} days).
+<p>{source_line}
 Grid {html.escape(str(run_info.get('grid', {}).get('crs')))}, {run_info.get('grid', {}).get('n_tiles')} tiles,
 clear fraction {run_info.get('valid_fraction', 0):.1%}. Segments: {len(seg)} ({n_ok} with data,
 {len(seg) - n_ok} no_data). Hotspots: {run_info.get('hotspots')}. Config hash
 <code>{run_info.get('processing_hash')}</code>, heattrack {run_info.get('heattrack_version')}.</p>
-<p><b>Reading the numbers.</b> Landsat's thermal band carries ~100 m information; a 30 m leak plume is
-diluted about tenfold in it, so risk ranks where to look first, it does not prove a leak.</p>
+<p><b>Reading the numbers.</b> {reading}</p>
 <h2>Risk map</h2><img src="risk_map.png" alt="risk map with pipes">
 <h2>Top 20 segments</h2>{_table(seg)}
 <h2>Score distributions</h2><img src="score_histogram.png" alt="score histograms">

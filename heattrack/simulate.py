@@ -92,6 +92,10 @@ class SimulationSpec:
     distractor_k: tuple[float, float] = (3.0, 10.0)
     distractor_fwhm_m: tuple[float, float] = (20.0, 60.0)
     all_bands: bool = True  # every Sentinel-2 reflective band and Landsat SR_B2-B7 (False: B04/B08, SR_B4/B5)
+    #: landsat: Landsat + Sentinel-2 products; airborne: only thermal/ (true 10 m LST + airborne_noise_k, the
+    #: winter-night airborne thermography utilities fly), no Landsat, no optics
+    sensor: str = "landsat"
+    airborne_noise_k: float = 0.1
 
 
 def family_spec(member: int, size_km: float = 8.0, **overrides) -> SimulationSpec:
@@ -506,6 +510,19 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
         dates.append({"landsat_date": str(d_k), "sentinel2_date": str(s2_k), "landsat_product": product_k,
                       "folder": f"{d_k:%Y-%m-%d}", "cloud_fraction_landsat": float(cloud_k.mean())})
 
+    if spec.sensor == "airborne":
+        import shutil
+
+        for d in ({scene_dir} | {out / x["folder"] for x in dates}):
+            for sub in ("landsat", "sentinel2"):
+                shutil.rmtree(d / sub, ignore_errors=True)
+        ra = np.random.default_rng([spec.seed, 4242])
+        air = (lst + spec.airborne_noise_k * ra.standard_normal(shape)).astype(np.float32)
+        _write_tif(out / "thermal" / f"airborne_lst_{spec.landsat_date:%Y%m%d}.tif", air, t10, crs, nodata=np.nan)
+        (out / "thermal" / f"airborne_lst_{spec.landsat_date:%Y%m%d}.json").write_text(json.dumps(
+            {"units": "K", "acquired": f"{spec.landsat_date}T22:00:00", "psf_m": 10.0}))
+    elif spec.sensor != "landsat":
+        raise ValueError(f"unknown sensor {spec.sensor!r}: landsat or airborne")
     # ---- vectors and truth ------------------------------------------------------------------------
     pipes = gpd.GeoDataFrame({"segment_id": seg_ids, "diameter_mm": diam}, geometry=lines, crs=crs)
     pipes.to_crs("EPSG:4326").to_file(out / "pipes.geojson", driver="GeoJSON")

@@ -30,6 +30,8 @@ from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader, discov
 from heattrack.io.location import OutputLocation, is_remote
 from heattrack.io.pipes import read_pipes
 from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_mosaic_template
+from heattrack.io.thermal import ThermalReader, ThermalScene, discover_thermal, thermal_files, thermal_footprint
+from heattrack.io.thermal import scene_info as thermal_scene_info
 from heattrack.kernels.chain import ChainParams
 from heattrack.kernels.segments import (
     SegmentPoints,
@@ -64,6 +66,8 @@ class RunPlan:
     #: per-tile readers (STAC: each tile has its own best pairs); None = ``readers`` for every tile
     tile_readers: dict | None = None
     source_info: dict = field(default_factory=dict)
+    #: the thermal input is already fine (a thermal raster at <= thermal.fine_m): no sharpening
+    fine_thermal: bool = False
 
     def readers_for(self, idx: tuple[int, int]) -> tuple:
         return tuple(self.readers) if self.tile_readers is None else self.tile_readers[idx]
@@ -84,28 +88,16 @@ def plan_run(cfg: Config) -> RunPlan:
         return _plan_stac(cfg)
     if cfg.input.source == "gee":
         return _plan_gee(cfg)
-    if cfg.input.input is None:
-        raise ConfigError("no input folder given (--input DIR)")
+    if cfg.input.input is None and cfg.input.thermal is None:
+        raise ConfigError("no input folder given (--input DIR, or --thermal FILE)")
     if cfg.input.pipes is None:
         raise ConfigError("no pipe network given (--pipes FILE)")
+    if cfg.input.thermal is not None or thermal_files(cfg.input.input):
+        return _plan_thermal(cfg)
     if (Path(cfg.input.input) / "download.json").exists():
         return _plan_downloaded(cfg)
     scenes = discover_local_scenes(cfg.input.input, cfg.input.max_dates)
-    footprints = [scene_footprint(sc) for sc in scenes]
-    data_crs = footprints[0][1]
-    footprint = footprints[0][0]
-    for fp, _ in footprints[1:]:
-        footprint = footprint | fp.to_crs(footprint.crs)
-    pipes_raw = read_pipes(cfg.input.pipes)
-    aoi = resolve_aoi(cfg.input.aoi, footprint)
-    crs = choose_crs(cfg.grid.crs, aoi, data_crs)
-    data_in_grid = footprint.to_crs(crs)
-    aoi_grid = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
-    work_area = aoi_grid.intersection(data_in_grid)
-    if work_area.is_empty or work_area.area <= 0:
-        raise InputError(f"the AOI ({aoi.label}) does not overlap the input data ({cfg.input.input})")
-    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
-    pipes = _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, "the input data / AOI")
+    grid, pipes = _layout(cfg, [scene_footprint(sc) for sc in scenes])
     coreg = _coreg_params(cfg)
     readers = [LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg) for sc in scenes]
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
@@ -134,6 +126,48 @@ def plan_run(cfg: Config) -> RunPlan:
         log.warning(w)
     points, point_tiles = _pipe_points(pipes, cfg)
     return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings)
+
+
+def _layout(cfg: Config, footprints: list) -> tuple[TileGrid, gpd.GeoDataFrame]:
+    """Tile grid over the AOI where the data is, and the network in its CRS (file-based sources)."""
+    data_crs = footprints[0][1]
+    footprint = footprints[0][0]
+    for fp, _ in footprints[1:]:
+        footprint = footprint | fp.to_crs(footprint.crs)
+    pipes_raw = read_pipes(cfg.input.pipes)
+    aoi = resolve_aoi(cfg.input.aoi, footprint)
+    crs = choose_crs(cfg.grid.crs, aoi, data_crs)
+    data_in_grid = footprint.to_crs(crs)
+    aoi_grid = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
+    work_area = aoi_grid.intersection(data_in_grid)
+    if work_area.is_empty or work_area.area <= 0:
+        raise InputError(f"the AOI ({aoi.label}) does not overlap the input data ({cfg.input.input})")
+    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
+    return grid, _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, "the input data / AOI")
+
+
+def _plan_thermal(cfg: Config) -> RunPlan:
+    """A thermal raster (``input.thermal`` or ``INPUT/thermal/``) instead of Landsat + Sentinel-2."""
+    scenes = discover_thermal(cfg.input.input, cfg.input.thermal, cfg.thermal.psf_m, cfg.input.max_dates)
+    grid, pipes = _layout(cfg, [thermal_footprint(sc) for sc in scenes])
+    readers = [ThermalReader(sc) for sc in scenes]
+    coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
+    if max(r.clear_fraction(coarse) for r in readers) <= 0.0:
+        raise NoDataError(f"thermal raster {scenes[0].path}: no valid pixel over the AOI")
+    if cfg.detect.method in ("ae", "iforest", "fused"):
+        raise ConfigError(f"detect.method {cfg.detect.method} needs optical bands, which a thermal raster run does "
+                          "not read; use residual (default), baseline or local")
+    psf = max(sc.psf_m for sc in scenes)
+    fine = psf <= cfg.thermal.fine_m
+    warnings = []
+    if not fine:
+        warnings.append(f"thermal raster at {psf:g} m effective resolution (> thermal.fine_m = "
+                        f"{cfg.thermal.fine_m:g} m) and no optical bands: ranked on it without sharpening")
+    if any(sc.units == "C" for sc in scenes):
+        log.info("thermal raster in degrees Celsius: converted to K")
+    points, point_tiles = _pipe_points(pipes, cfg)
+    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings, fine_thermal=True,
+                   source_info={"source": "thermal", "psf_m": psf, "sharpened": False, "fine": fine})
 
 
 def _coreg_params(cfg: Config) -> CoregParams:
@@ -427,6 +461,9 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     cfg, grid = plan.cfg, plan.grid
     params = ChainParams.from_config(cfg)
     res = cfg.grid.resolution_m
+    if plan.fine_thermal:
+        params = dataclasses.replace(params, fine_thermal=True,
+                                     rank_window_px=max(3, int(round(cfg.thermal.rank_window_m / res))))
     buffer_px = int(np.ceil(cfg.segments.buffer_m / res))
     min_area_px = int(np.ceil(cfg.segments.hotspot_min_area_m2 / (res * res)))
     tasks = []
@@ -441,7 +478,8 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
             torch_threads=cfg.compute.torch_threads,
             offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res)),
-            peak_radius_px=int(np.ceil(cfg.segments.peak_radius_m / res))))
+            peak_radius_px=int(np.ceil((cfg.thermal.peak_radius_m if plan.fine_thermal else cfg.segments.peak_radius_m)
+                                       / res))))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 
@@ -615,7 +653,9 @@ def network_signature(pipes: gpd.GeoDataFrame) -> dict:
     return {"n_segments": int(len(pipes)), "sha256": h.hexdigest()[:16]}
 
 
-def _scene_info(sc: LocalScene) -> dict:
+def _scene_info(sc: LocalScene | ThermalScene) -> dict:
+    if isinstance(sc, ThermalScene):
+        return thermal_scene_info(sc)
     return {"landsat_product": sc.landsat_product, "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,
             "date_gap_days": sc.date_gap_days, "s2_boa_offset": sc.s2_boa_offset,
             "s2_offset_source": sc.s2_offset_source}

@@ -1,0 +1,198 @@
+"""The thermal-raster source: any land-surface-temperature GeoTIFF/COG (airborne or drone thermography,
+commercial thermal satellites, a product you made), in any CRS and resolution, instead of Landsat.
+
+Layout: ``INPUT/thermal/<one or more *.tif>`` (one file = one date), or ``--thermal FILE``. Optional beside each
+raster a sidecar ``<name>.json`` with ``{"units": "K" | "C", "acquired": "2025-01-15T22:10:00", "psf_m": 1.0}``.
+Units: the sidecar, else the raster's ``units``/``UNITS`` tag or band description (``K``, ``kelvin``, ``C``,
+``celsius``, ``degC``), else kelvin -- and a raster whose median is below 150 without a stated unit is refused
+(it is certainly not kelvin). Nodata is honoured. The effective resolution (``psf_m``: the footprint of
+one measurement) comes from the sidecar, else ``thermal.psf_m``, else the raster's pixel size.
+
+When the effective resolution is at most ``thermal.fine_m`` (20 m) the chain skips sharpening and ranks on the
+thermal data directly (:func:`heattrack.kernels.chain.thermal_products`); reads average finer pixels onto the
+10 m grid (``Resampling.average``: the mean temperature of each 10 m cell).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+from odc.geo.geom import Geometry, box
+from rasterio.enums import Resampling
+
+from heattrack.errors import InputError
+from heattrack.io.local import RASTER_SUFFIXES, TileInputs, warp_band
+
+log = logging.getLogger(__name__)
+
+_CELSIUS = re.compile(r"^\s*(c|°c|degc|deg_c|celsius|degree_celsius|degrees? celsius)\s*$", re.I)
+_KELVIN = re.compile(r"^\s*(k|kelvin)\s*$", re.I)
+_DATE = re.compile(r"(20\d{2})-?(\d{2})-?(\d{2})")
+
+
+@dataclass(frozen=True)
+class ThermalScene:
+    """One LST raster (picklable, sent to tile tasks). The ``landsat_*``/``s2_*`` names are those of the run
+    record's per-date entry, shared with the Landsat sources: ``landsat_product`` is the raster's name."""
+
+    path: Path
+    units: str  # "K" or "C"
+    psf_m: float
+    pixel_m: float
+    landsat_product: str
+    landsat_date: date | None
+    acquired: str | None = None
+    s2_date: date | None = None
+    s2_boa_offset: float = 0.0
+    s2_offset_source: str = "no optical data (thermal raster source)"
+    sensor: str = "thermal raster"
+
+    @property
+    def date_gap_days(self) -> float | None:
+        return None
+
+
+def _sidecar(path: Path) -> dict:
+    side = path.with_suffix(".json")
+    if not side.exists():
+        return {}
+    try:
+        data = json.loads(side.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{side}: not valid JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{side}: expected a JSON object with units / acquired / psf_m")
+    return data
+
+
+def _units(path: Path, side: dict, src) -> str | None:
+    candidates = [side.get("units"), src.tags().get("units"), src.tags().get("UNITS"), src.tags(1).get("units"),
+                  src.units[0] if src.units else None, src.descriptions[0] if src.descriptions else None]
+    for c in candidates:
+        if not c:
+            continue
+        if _CELSIUS.match(str(c)):
+            return "C"
+        if _KELVIN.match(str(c)):
+            return "K"
+    return None
+
+
+def describe_thermal(path: Path, psf_m: float | None = None) -> ThermalScene:
+    """Open and check one LST raster (CRS, units, resolution, date); raises :class:`InputError` with the reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"thermal raster {path} does not exist")
+    side = _sidecar(path)
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise InputError(f"thermal raster {path} has no CRS (not georeferenced)")
+            if not src.crs.is_projected:
+                raise InputError(f"thermal raster {path} is in a geographic CRS ({src.crs.to_string()}); "
+                                 "reproject it to a projected CRS (metres) first")
+            units = _units(path, side, src)
+            sample = src.read(1, out_shape=(min(src.height, 256), min(src.width, 256)), masked=True)
+            pixel_m = float(max(abs(src.transform.a), abs(src.transform.e)))
+            tag_time = src.tags().get("TIFFTAG_DATETIME") or src.tags().get("acquired")
+    except InputError:
+        raise
+    except Exception as exc:  # rasterio raises several error types for broken files
+        raise InputError(f"cannot read thermal raster {path}: {str(exc).splitlines()[0]}") from None
+    vals = np.asarray(sample.compressed(), dtype=float)
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        raise InputError(f"thermal raster {path}: no valid pixel (all nodata)")
+    med = float(np.median(vals))
+    if units is None:
+        if med < 150.0:
+            raise InputError(f"thermal raster {path}: median {med:.1f} is not a temperature in kelvin and the file "
+                             "states no unit; add a sidecar {name}.json with {\"units\": \"C\"} (or \"K\")")
+        units = "K"
+    kelvin_med = med + 273.15 if units == "C" else med
+    if not 180.0 < kelvin_med < 400.0:
+        raise InputError(f"thermal raster {path}: median {kelvin_med:.1f} K is not a land-surface temperature "
+                         f"(units {units})")
+    acquired = side.get("acquired") or tag_time
+    when = None
+    if acquired:
+        m = _DATE.search(str(acquired).replace(":", "-", 2))
+        when = date(int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
+    if when is None and (m := _DATE.search(path.name)):
+        try:
+            when = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        except ValueError:
+            when = None
+    psf = float(side.get("psf_m") or psf_m or pixel_m)
+    return ThermalScene(path=path, units=units, psf_m=psf, pixel_m=pixel_m, landsat_product=path.stem,
+                        landsat_date=when, acquired=str(acquired) if acquired else None)
+
+
+def thermal_files(input_dir: Path) -> list[Path]:
+    """The rasters of ``INPUT/thermal`` (sorted by name; empty if there is no such folder)."""
+    folder = Path(input_dir) / "thermal"
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+
+
+def discover_thermal(input_dir: Path | None, thermal_file: Path | None, psf_m: float | None = None,
+                     max_dates: int | None = None) -> list[ThermalScene]:
+    """The thermal rasters of a run (``--thermal FILE`` or ``INPUT/thermal/``), sorted by date."""
+    files = [Path(thermal_file)] if thermal_file is not None else thermal_files(input_dir) if input_dir else []
+    if not files:
+        raise InputError(f"no thermal raster: {input_dir}/thermal/ holds no GeoTIFF and no --thermal FILE was given")
+    scenes = sorted((describe_thermal(p, psf_m) for p in files),
+                    key=lambda s: (s.landsat_date or date.max, s.landsat_product))
+    return scenes[:max_dates] if max_dates else scenes
+
+
+def thermal_footprint(scene: ThermalScene) -> tuple[Geometry, str]:
+    with rasterio.open(scene.path) as src:
+        crs = src.crs.to_string()
+        return box(*src.bounds, crs), crs
+
+
+@dataclass(frozen=True)
+class ThermalReader:
+    """Reads a :class:`ThermalScene` onto tile GeoBoxes (the ``TileReader`` protocol): LST in K (NaN = nodata);
+    no optical bands (``red``/``nir`` NaN, ``optical_clear`` true where LST is valid)."""
+
+    scene: ThermalScene
+
+    def _lst(self, geobox: GeoBox) -> np.ndarray:
+        res = abs(geobox.affine.a)
+        resampling = Resampling.average if self.scene.pixel_m < res else Resampling.bilinear
+        a = warp_band(self.scene.path, geobox, resampling, np.nan).astype(np.float32)
+        a[~np.isfinite(a)] = np.nan
+        if self.scene.units == "C":
+            a = a + np.float32(273.15)
+        return a
+
+    def read(self, geobox: GeoBox) -> TileInputs:
+        lst = self._lst(geobox)
+        nan = np.full(lst.shape, np.nan, dtype=np.float32)
+        return TileInputs(lst, nan, nan.copy(), np.isfinite(lst), None, None)
+
+    def clear_fraction(self, geobox: GeoBox) -> float:
+        return float(np.isfinite(self._lst(geobox)).mean())
+
+
+def scene_info(scene: ThermalScene) -> dict:
+    """The run record's entry for one thermal raster."""
+    return {"sensor": scene.sensor, "landsat_product": scene.landsat_product, "landsat_date": scene.landsat_date,
+            "sentinel2_date": None, "date_gap_days": None, "s2_boa_offset": None, "s2_offset_source": None,
+            "thermal_file": str(scene.path), "units": scene.units, "psf_m": scene.psf_m, "pixel_m": scene.pixel_m,
+            "acquired": scene.acquired}
+
+
+__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "scene_info",
+           "thermal_files", "thermal_footprint"]

@@ -1,0 +1,96 @@
+"""The thermal-raster source: any LST GeoTIFF (airborne, drone, commercial) instead of Landsat."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+
+from heattrack.errors import InputError
+from heattrack.io.thermal import ThermalReader, describe_thermal, discover_thermal
+
+
+def _write(path, data, crs="EPSG:32652", res=2.0, nodata=np.nan, tags=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1,
+                       dtype="float32", crs=crs, transform=Affine(res, 0, 300000, 0, -res, 4160000),
+                       nodata=nodata) as dst:
+        dst.write(data.astype(np.float32), 1)
+        if tags:
+            dst.update_tags(**tags)
+    return path
+
+
+def test_units_dates_and_resolution_are_read(tmp_path):
+    k = _write(tmp_path / "thermal" / "night_20250115.tif", np.full((50, 50), 271.0))
+    sc = describe_thermal(k)
+    assert sc.units == "K" and sc.pixel_m == 2.0 and sc.psf_m == 2.0 and str(sc.landsat_date) == "2025-01-15"
+    c = _write(tmp_path / "c.tif", np.full((50, 50), -2.0))
+    (tmp_path / "c.json").write_text(json.dumps({"units": "C", "acquired": "2024-12-03T21:40:00", "psf_m": 5}))
+    sc = describe_thermal(c)
+    assert sc.units == "C" and sc.psf_m == 5.0 and str(sc.landsat_date) == "2024-12-03"
+    tagged = _write(tmp_path / "t.tif", np.full((50, 50), 3.0), tags={"units": "degC"})
+    assert describe_thermal(tagged).units == "C"
+    scenes = discover_thermal(tmp_path, None)
+    assert [s.landsat_product for s in scenes] == ["night_20250115"]
+
+
+@pytest.mark.parametrize("data,crs,match", [
+    (np.full((20, 20), 5.0), "EPSG:32652", "states no unit"),
+    (np.full((20, 20), 271.0), "EPSG:4326", "geographic CRS"),
+    (np.full((20, 20), np.nan), "EPSG:32652", "no valid pixel"),
+    (np.full((20, 20), 900.0), "EPSG:32652", "not a land-surface temperature"),
+])
+def test_bad_thermal_rasters_are_refused_in_one_line(tmp_path, data, crs, match):
+    p = _write(tmp_path / "x.tif", data, crs=crs, res=0.0001 if crs == "EPSG:4326" else 2.0)
+    with pytest.raises(InputError, match=match):
+        describe_thermal(p)
+    with pytest.raises(InputError, match="no thermal raster"):
+        discover_thermal(tmp_path / "nowhere", None)
+
+
+def test_reader_averages_fine_pixels_onto_the_grid_and_converts_celsius(tmp_path):
+    from odc.geo.geobox import GeoBox
+
+    a = np.zeros((100, 100), np.float32)
+    a[:, ::5] = 5.0  # 2 m pixels: one 5 °C column in every five averages to 1 °C per 10 m cell
+    a[:10, :10] = np.nan  # nodata honoured
+    p = _write(tmp_path / "c.tif", a, nodata=np.nan, tags={"units": "C"})
+    sc = describe_thermal(p)
+    gb = GeoBox((20, 20), Affine(10, 0, 300000, 0, -10, 4160000), "EPSG:32652")
+    inp = ThermalReader(sc).read(gb)
+    assert np.isnan(inp.lst[0, 0]) and inp.optical_clear[5, 5] and not inp.optical_clear[0, 0]
+    np.testing.assert_allclose(inp.lst[5:15, 5:15], 274.15, atol=0.01)
+    assert np.isnan(inp.red).all() and inp.bands is None
+
+
+@pytest.mark.slow
+def test_airborne_scene_runs_without_landsat_and_ranks_leaks_first(tmp_path):
+    from distributed import Client, LocalCluster
+
+    from heattrack.config import load_config
+    from heattrack.evaluate import evaluate_run
+    from heattrack.orchestration.run import run
+    from heattrack.simulate import family_spec, simulate_scene
+
+    scene = tmp_path / "air"
+    simulate_scene(scene, family_spec(3, size_km=2.4, sensor="airborne", leaks=8, leak_k=(4.0, 12.0)))
+    assert not (scene / "landsat").exists() and (scene / "thermal").is_dir()
+    cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", "grid.tile_km": 1.2})
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
+            Client(cl) as client:
+        run(cfg, tmp_path / "out", client=client)
+    info = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert info["inputs"]["sensor"] == "thermal raster" and info["inputs"]["psf_m"] == 10.0
+    assert all(t["sharpen"]["method"] == "none" for t in info["tile_summaries"].values())
+    ev = evaluate_run(scene, tmp_path / "out")
+    assert ev["detection"]["roc_auc"] > 0.9, ev["detection"]
+    bad = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", "detect.method": "fused"})
+    from heattrack.errors import ConfigError
+    from heattrack.orchestration.run import plan_run
+
+    with pytest.raises(ConfigError, match="optical bands"):
+        plan_run(bad)
