@@ -152,6 +152,8 @@ class ThermalConfig(_Section):
                           "sharpened: the chain ranks on it directly.")
     rank_window_m: float = Field(100.0, gt=0, description="Fine thermal data: window of the local median removed "
                                  "before ranking (m); a leak plume is 10-60 m wide.")
+    buffer_m: float = Field(10.0, ge=0, description="Fine thermal data: evidence within this distance of a pipe "
+                            "counts for it (m; segments.buffer_m for Landsat): a sharp image locates the heat.")
     peak_radius_m: float = Field(60.0, ge=0, description="Fine thermal data: the off-pipe radius of the ranking "
                                  "(segments.peak_radius_m for Landsat): a sharp image needs a smaller one.")
 

@@ -35,8 +35,8 @@ class ChainParams:
     score_z0: float = 1.0
     score_scale: float = 2.0
     rank_window_px: int = 31
-    #: the thermal input is already fine (airborne/drone, <= thermal.fine_m): no sharpening, rank on it directly
-    fine_thermal: bool = False
+    #: the input is a thermal raster without optics (airborne, drone, commercial): no sharpening, rank on it directly
+    direct_thermal: bool = False
     dms: DMSParams = DMSParams()
     detector: DetectorParams = DetectorParams()
 
@@ -153,8 +153,8 @@ def thermal_products(
     ``red``/``nir``: Sentinel-2 reflectance 0-1; ``optical_clear``: SCL usable-land mask; ``bands``: every
     reflectance band the source offers (Sentinel-2 names; None: red and NIR only), the DMS predictors.
     """
-    if params.fine_thermal:
-        return _fine_thermal_products(lst_30m_on_10m, red, nir, optical_clear, params)
+    if params.direct_thermal:
+        return _direct_thermal_products(lst_30m_on_10m, red, nir, optical_clear, params)
     f = params.thermal_factor
     nd = ndvi(red, nir)
     valid = np.isfinite(lst_30m_on_10m) & np.isfinite(nd) & optical_clear
@@ -185,9 +185,9 @@ def thermal_products(
     return ThermalProducts(lst, plain.lst, anom.anomaly_k, anom.sigma_k, anom.score, nd, valid, info, evidence)
 
 
-def _fine_thermal_products(lst: np.ndarray, red: np.ndarray, nir: np.ndarray, optical_clear: np.ndarray,
+def _direct_thermal_products(lst: np.ndarray, red: np.ndarray, nir: np.ndarray, optical_clear: np.ndarray,
                            params: ChainParams) -> ThermalProducts:
-    """Thermal data already at (near) the grid's resolution: nothing to sharpen. The LST is both ``lst_10m`` and
+    """A thermal raster without optics (already fine, or nothing to sharpen it with). The LST is both ``lst_10m`` and
     ``lst_plain``; the ranking evidence is its excess over the local median in ``rank_window_px`` (computed on a
     2x coarser grid), the pixel risk the usual local anomaly."""
     valid = np.isfinite(lst) & optical_clear
@@ -195,7 +195,7 @@ def _fine_thermal_products(lst: np.ndarray, red: np.ndarray, nir: np.ndarray, op
     anom = local_anomaly(lst, params.background_window_px, params.background_block_px, params.noise_floor_k,
                          params.score_z0, params.score_scale)
     evidence = ranking_evidence(lst, None, 1, 0.0, params.rank_window_px, 2)
-    info = {"method": "none", "reason": "thermal input is already fine: not sharpened", "sigma_k": anom.sigma_k,
+    info = {"method": "none", "reason": "thermal raster input: not sharpened", "sigma_k": anom.sigma_k,
             "n_valid": int(valid.sum())}
     return ThermalProducts(lst, lst, anom.anomaly_k, anom.sigma_k, anom.score, ndvi(red, nir), valid, info, evidence)
 

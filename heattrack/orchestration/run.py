@@ -66,8 +66,9 @@ class RunPlan:
     #: per-tile readers (STAC: each tile has its own best pairs); None = ``readers`` for every tile
     tile_readers: dict | None = None
     source_info: dict = field(default_factory=dict)
-    #: the thermal input is already fine (a thermal raster at <= thermal.fine_m): no sharpening
-    fine_thermal: bool = False
+    #: the input is a thermal raster (no optics): ranked without sharpening; windows from the thermal section when
+    #: it is fine (``source_info["fine"]``: psf <= thermal.fine_m), else the Landsat-scale ones
+    direct_thermal: bool = False
 
     def readers_for(self, idx: tuple[int, int]) -> tuple:
         return tuple(self.readers) if self.tile_readers is None else self.tile_readers[idx]
@@ -166,7 +167,7 @@ def _plan_thermal(cfg: Config) -> RunPlan:
     if any(sc.units == "C" for sc in scenes):
         log.info("thermal raster in degrees Celsius: converted to K")
     points, point_tiles = _pipe_points(pipes, cfg)
-    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings, fine_thermal=True,
+    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings, direct_thermal=True,
                    source_info={"source": "thermal", "psf_m": psf, "sharpened": False, "fine": fine})
 
 
@@ -461,10 +462,11 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     cfg, grid = plan.cfg, plan.grid
     params = ChainParams.from_config(cfg)
     res = cfg.grid.resolution_m
-    if plan.fine_thermal:
-        params = dataclasses.replace(params, fine_thermal=True,
-                                     rank_window_px=max(3, int(round(cfg.thermal.rank_window_m / res))))
-    buffer_px = int(np.ceil(cfg.segments.buffer_m / res))
+    fine = plan.direct_thermal and plan.source_info.get("fine", False)
+    if plan.direct_thermal:
+        window_m = cfg.thermal.rank_window_m if fine else cfg.detect.rank_window_m
+        params = dataclasses.replace(params, direct_thermal=True, rank_window_px=max(3, int(round(window_m / res))))
+    buffer_px = int(np.ceil((cfg.thermal.buffer_m if fine else cfg.segments.buffer_m) / res))
     min_area_px = int(np.ceil(cfg.segments.hotspot_min_area_m2 / (res * res)))
     tasks = []
     for idx in todo:
@@ -478,8 +480,7 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
             torch_threads=cfg.compute.torch_threads,
             offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res)),
-            peak_radius_px=int(np.ceil((cfg.thermal.peak_radius_m if plan.fine_thermal else cfg.segments.peak_radius_m)
-                                       / res))))
+            peak_radius_px=int(np.ceil((cfg.thermal.peak_radius_m if fine else cfg.segments.peak_radius_m) / res))))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 
