@@ -234,13 +234,11 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
                    rng: np.random.Generator, crs: str, t10: Affine, x0: float, y1: float):
     """Sentinel-2 and Landsat products of one date from the true 10 m LST; returns (cloud, s2_cloud, product,
     s2_date)."""
-    lc, veg_vigour, moisture = base["lc"], base["veg_vigour"], base["moisture"]
-    roof_red, water = base["roof_red"], base["water"]
+    lc, water = base["lc"], base["water"]
     shape = lst.shape
     n = shape[0]
     # ---- Sentinel-2 (10 m reflectance, 20 m SCL) ---------------------------------------------------
     refl = _reflectances(base, spec, rng, landsat_date)
-    red, nir = refl["B04"], refl["B08"]
     s2_cloud = _smooth_field(rng, shape, 25)
     s2_cloud = s2_cloud > np.quantile(s2_cloud, 1 - spec.s2_cloud_fraction)
     for b, a in refl.items():

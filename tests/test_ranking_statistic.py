@@ -4,8 +4,8 @@ control (pure kernels, small arrays)."""
 import numpy as np
 import pytest
 
-from heattrack.kernels.changes import benjamini_hochberg, change_class_fdr, expected_false_per_100km
 from heattrack.kernels.chain import ranking_evidence
+from heattrack.kernels.changes import benjamini_hochberg, change_class_fdr, expected_false_per_100km
 from heattrack.kernels.segments import network_z, on_pipe_peak, segment_max
 
 

@@ -20,7 +20,6 @@ import numpy as np
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.exports import write_geojson
-from heattrack.kernels.segments import strongest_nearby
 from heattrack.kernels.changes import (
     CHANGE_CLASSES,
     change_class,
@@ -28,6 +27,7 @@ from heattrack.kernels.changes import (
     expected_false_per_100km,
     match_points,
 )
+from heattrack.kernels.segments import strongest_nearby
 from heattrack.orchestration.run import RunResult, network_signature, plan_run, rebuild_report, run
 
 _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
