@@ -1,6 +1,10 @@
 """What each sensor can see: the same held-out family cities screened from Landsat (100 m thermal, sharpened
 with Sentinel-2) and from an airborne-like LST raster (the true 10 m LST + 0.1 K noise in thermal/, no Landsat,
-no optics), with the default ranking. Segment ROC-AUC and the share of leaks in the top 5 % per leak strength.
+no optics), with the default ranking. Segment ROC-AUC, the share of leaks in the top 5 % per leak strength, the
+network share where a 3 / 5 / 10 K leak would be flagged, and the calibration of the per-segment detectability
+``mdl_k``: of the leaks whose footprint-seen peak reaches the segment's mdl_k (scaled to the leak's own width),
+the share the run flags (statistic at the flag level), against the share of leak-free segments flagged
+(alpha = 0.01).
 
     .venv/bin/python benchmarks/sensors.py --members 100 101 102 103 104 105 --json benchmarks/results/sensors.json
 """
@@ -17,6 +21,7 @@ import numpy as np
 
 from heattrack.config import load_config
 from heattrack.evaluate import evaluate_run
+from heattrack.kernels.ranking import chain_attenuation
 from heattrack.orchestration.cluster import make_client
 from heattrack.orchestration.run import run
 from heattrack.simulate import family_spec, simulate_scene
@@ -46,14 +51,25 @@ def main() -> None:
                 out = Path(tmp) / f"out{m}-{sensor}"
                 run(cfg, out, client=client)
                 row[sensor] = evaluate_run(scene, out)["detection"]["roc_auc"]
+                det = json.loads((out / "run.json").read_text())["detectability"]
+                row[f"{sensor}_share_visible"] = det["network_share_visible"]
                 leaks = gpd.read_file(scene / "truth" / "leaks.geojson").drop(columns="geometry")
-                seg = gpd.read_file(out / "segments.geojson")[["segment_id", "rank"]]
+                seg = gpd.read_file(out / "segments.geojson")[["segment_id", "rank", "stat_k", "mdl_k"]]
                 n = int(pd.to_numeric(seg["rank"], errors="coerce").notna().sum())
                 df = leaks.merge(seg, on="segment_id", how="left").sort_values("amplitude_k", ascending=False)
                 df = df.drop_duplicates("segment_id")
                 df["top5"] = pd.to_numeric(df["rank"], errors="coerce") / max(n, 1) <= 0.05
                 df["sensor"] = sensor
-                leak_rows.append(df[["amplitude_k", "fwhm_m", "top5", "sensor"]])
+                # the leak's own footprint-seen peak against what the segment needs (mdl_k of a 20 m plume)
+                a = np.array([chain_attenuation(plume_fwhm_px=f / 10.0, **det["chain"]) for f in df["fwhm_m"]])
+                need = df["mdl_k"].to_numpy(float) * det["attenuation"]
+                df["ratio"] = a * df["amplitude_k"].to_numpy(float) / np.maximum(need, 1e-9)
+                df["pred_visible"] = df["ratio"] >= 1.0
+                df["flagged"] = df["stat_k"].to_numpy(float) >= det["flag_level_k"]
+                df = df[df["stat_k"].notna()]
+                leak_rows.append(df[["amplitude_k", "fwhm_m", "top5", "sensor", "ratio", "pred_visible", "flagged"]])
+                clean = seg[~seg["segment_id"].isin(leaks["segment_id"]) & seg["stat_k"].notna()]
+                row[f"{sensor}_false_flag_share"] = float((clean["stat_k"] >= det["flag_level_k"]).mean())
             rows.append(row)
             print(f"member {m}: segment ROC-AUC Landsat {row['landsat']:.3f}, airborne {row['airborne']:.3f}",
                   flush=True)
@@ -62,6 +78,27 @@ def main() -> None:
     print(f"\n{len(df)} held-out members ({time.perf_counter() - t0:.0f} s): ROC-AUC Landsat mean "
           f"{df['landsat'].mean():.3f} (worst {df['landsat'].min():.3f}), airborne mean {df['airborne'].mean():.3f} "
           f"(worst {df['airborne'].min():.3f})")
+    calib = {}
+    for sensor in ("landsat", "airborne"):
+        sel = leaks[leaks["sensor"] == sensor]
+        vis, inv = sel[sel["pred_visible"]], sel[~sel["pred_visible"]]
+        share = {k: float(np.mean([r[f"{sensor}_share_visible"][k] for r in rows])) for k in ("3", "5", "10")}
+        calib[sensor] = {"predicted_visible": int(len(vis)), "flagged_if_predicted_visible": float(vis["flagged"].mean())
+                         if len(vis) else float("nan"), "predicted_invisible": int(len(inv)),
+                         "flagged_if_predicted_invisible": float(inv["flagged"].mean()) if len(inv) else float("nan"),
+                         "leak_free_flagged": float(df[f"{sensor}_false_flag_share"].mean()),
+                         "network_share_visible": share}
+        g = sel.groupby(pd.cut(sel["ratio"], [0, 0.5, 1, 2, 4, np.inf], right=False), observed=False)["flagged"]
+        calib[sensor]["flagged_by_peak_over_mdl"] = {f"{iv.left:g}-{iv.right:g}": [int(n), float(v)] for iv, n, v in
+                                                     zip(g.size().index, g.size().values, g.mean().values)}
+        c = calib[sensor]
+        print(f"{sensor}: share flagged by (leak peak / mdl_k): " + ", ".join(
+            f"{k}: {v[1]:.2f} (n={v[0]})" for k, v in c["flagged_by_peak_over_mdl"].items()))
+        print(f"{sensor}: network share where a 3 / 5 / 10 K leak would be flagged: {share['3']:.2f} / "
+              f"{share['5']:.2f} / {share['10']:.2f}; leaks predicted visible (peak >= mdl_k): "
+              f"{c['predicted_visible']}, flagged {c['flagged_if_predicted_visible']:.2f}; predicted invisible: "
+              f"{c['predicted_invisible']}, flagged {c['flagged_if_predicted_invisible']:.2f}; leak-free segments "
+              f"flagged {c['leak_free_flagged']:.3f} (alpha 0.01)")
     curve = {}
     for sensor in ("landsat", "airborne"):
         sel = leaks[leaks["sensor"] == sensor]
@@ -71,7 +108,8 @@ def main() -> None:
         print(sensor, "share of leaks in the top 5 % by peak ΔT at 10 m:",
               ", ".join(f"{c['amplitude_k']} K: {c['top5']:.2f} (n={c['n']})" for c in curve[sensor]))
     if args.json:
-        args.json.write_text(json.dumps({"members": rows, "power_curve": curve}, indent=1, default=float))
+        args.json.write_text(json.dumps({"members": rows, "power_curve": curve, "detectability": calib}, indent=1,
+                                        default=float))
 
 
 if __name__ == "__main__":

@@ -214,6 +214,11 @@ class SegmentsConfig(_Section):
     spacing_m: float = Field(10.0, gt=0, description="Sample-point spacing along pipes (m).")
     top_k: int = Field(3, ge=1, description="local/ae/iforest/fused: segment risk = mean of its top_k sample "
                        "points.")
+    mdl_alpha: float = Field(0.01, gt=0, lt=0.5, description="Detectability (mdl_k): a segment counts as flagged "
+                             "when its statistic reaches the network's (1 - mdl_alpha) quantile, i.e. about this "
+                             "share of the (mostly leak-free) segments is flagged.")
+    mdl_plume_fwhm_m: float = Field(20.0, gt=0, description="Detectability: width (FWHM, m) of the leak plume "
+                                    "whose smallest flagged peak is mdl_k.")
     peak_radius_m: float = Field(120.0, ge=0, description="residual: a pipe point's excess is scaled by "
                                  "(max within buffer_m) / (max within this radius), so heat peaking off the pipe "
                                  "counts less; <= buffer_m disables it.")

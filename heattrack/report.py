@@ -76,6 +76,32 @@ def _risk_map(risk: np.ndarray, extent: tuple, seg: gpd.GeoDataFrame, dest: Path
     plt.close(fig)
 
 
+def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest: Path) -> str:
+    """Map of mdl_k per segment and the network share where 3 / 5 / 10 K leaks would have been flagged."""
+    ok = seg[(seg["status"] == "ok") & seg["mdl_k"].notna()]
+    fig, ax = plt.subplots(figsize=(9, 8), dpi=100)
+    lc = LineCollection(_lines(ok), cmap="RdYlGn_r", linewidths=1.2)
+    lc.set_array(np.repeat(np.clip(ok["mdl_k"].to_numpy(dtype=float), 0, 20),
+                           [len(g.geoms) if g.geom_type == "MultiLineString" else 1 for g in ok.geometry.values]))
+    lc.set_clim(0, 20)
+    ax.add_collection(lc)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.set_title(f"Smallest leak this screen would have flagged (peak K of a {det['plume_fwhm_m']:g} m plume)")
+    fig.colorbar(lc, ax=ax, shrink=0.7, label="mdl_k (K, 20 = 20 or more)")
+    fig.tight_layout()
+    fig.savefig(dest)
+    plt.close(fig)
+    share = det["network_share_visible"]
+    return ("<h2>What this screen could have seen</h2><p>For every segment, <code>mdl_k</code> is the smallest "
+            f"leak (peak excess at 10 m of a {det['plume_fwhm_m']:g} m wide plume) that would have lifted it to the "
+            f"flag level (the statistic of the top {det['alpha']:.0%} of the network's segments). The sensor passes "
+            f"{det['attenuation']:.0%} of such a plume's peak. A 3 K leak would have been flagged on "
+            f"<b>{share['3']:.0%}</b> of the scored network length, a 5 K leak on <b>{share['5']:.0%}</b>, a 10 K "
+            f"leak on <b>{share['10']:.0%}</b>; elsewhere a leak of that size could be there unseen.</p>"
+            "<img src='detectability_map.png' alt='detectability per segment'>")
+
+
 def _histogram(seg: gpd.GeoDataFrame, risk: np.ndarray, dest: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
     r = seg["risk"].dropna().to_numpy(dtype=float)
@@ -301,6 +327,8 @@ def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: t
     _histogram(seg, risk, tmp / "score_histogram.png")
     _before_after(str(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
     extra = _dates_table(run_info)
+    if run_info.get("detectability") and "mdl_k" in seg.columns:
+        extra = _detectability_section(seg, run_info["detectability"], extent, tmp / "detectability_map.png") + extra
     if changes is not None:
         prev = (run_info.get("previous") or {}).get("season") or "the previous season"
         extra = _changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png") + extra

@@ -95,3 +95,42 @@ def test_strongest_nearby_keeps_one_call_per_hot_place():
     # 0 and 1 touch: 1 is stronger; 2 is alone; 3 is not a candidate (does not suppress, is not kept)
     np.testing.assert_array_equal(keep, [False, True, True, False])
     assert strongest_nearby(z, lines, np.array([True, False, False, False]), 100.0).tolist() == [True, False, False, False]
+
+
+def test_segment_median_and_plume_attenuation():
+    from heattrack.kernels.ranking import plume_attenuation, segment_median
+
+    v = np.array([1.0, 5.0, 3.0, np.nan, 2.0, 4.0, 7.0])
+    seg = np.array([0, 0, 0, 0, 1, 1, 3])
+    np.testing.assert_allclose(segment_median(v, seg, 4), [3.0, 3.0, np.nan, 7.0])
+    assert plume_attenuation(36.0) == pytest.approx(0.0527, abs=1e-3)  # Landsat dilutes a 20 m plume ~20x
+    assert plume_attenuation(0.0) == 1.0 and plume_attenuation(2.89) > 0.89
+
+
+def test_a_leak_of_mdl_k_lifts_its_segment_to_the_flag_level(rng):
+    """mdl_k is what it says: adding a plume of that peak (seen through the footprint) at a segment's typical
+    point brings the segment's z to the flag level; a smaller one does not."""
+    from heattrack.kernels.ranking import segment_statistic
+
+    n_seg, per = 400, 12
+    seg = np.repeat(np.arange(n_seg), per)
+    pts = rng.normal(0.0, 0.3, seg.size)[None, :]
+    base = segment_statistic(pts, seg, n_seg, sensor_sigma_m=36.0, alpha=0.01)
+    i = int(np.argmin(np.abs(base.z)))  # an ordinary segment
+    assert base.mdl_k[i] > 0 and np.isfinite(base.mdl_k).all()
+    for factor, flagged in ((1.05, True), (0.7, False)):
+        bumped = pts.copy()
+        j = i * per + int(np.argsort(pts[0, i * per:(i + 1) * per])[per // 2])  # the segment's median point
+        bumped[0, j] += factor * base.mdl_k[i] * base.attenuation
+        after = segment_statistic(bumped, seg, n_seg, sensor_sigma_m=36.0, alpha=0.01)
+        assert (after.stat_k[i] >= base.flag_level_k - 1e-9) == flagged
+    assert base.mdl_k_m2[i] == pytest.approx(base.mdl_k[i] * 2 * np.pi * (20 / 2.3548) ** 2)
+
+
+def test_chain_attenuation_follows_the_sensor():
+    from heattrack.kernels.ranking import chain_attenuation
+
+    landsat = chain_attenuation(3.6, 10, 2.0, 2)
+    airborne = chain_attenuation(0.29, 1, 2.0, 1)
+    assert 0.01 < landsat < 0.04 and airborne > 0.8  # ~100 m footprint + 100 m blocks vs a 10 m raster
+    assert chain_attenuation(3.6, 10, 6.0, 2) > landsat  # a wider plume survives better

@@ -33,14 +33,8 @@ from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_
 from heattrack.io.thermal import ThermalReader, ThermalScene, discover_thermal, thermal_files, thermal_footprint
 from heattrack.io.thermal import scene_info as thermal_scene_info
 from heattrack.kernels.chain import ChainParams
-from heattrack.kernels.segments import (
-    SegmentPoints,
-    network_z,
-    sample_segment_points,
-    score_segments,
-    segment_max,
-    segment_mean,
-)
+from heattrack.kernels.ranking import chain_attenuation, network_share_visible, segment_statistic
+from heattrack.kernels.segments import SegmentPoints, network_z, sample_segment_points, score_segments, segment_max
 from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
 from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
 
@@ -69,6 +63,14 @@ class RunPlan:
     #: the input is a thermal raster (no optics): ranked without sharpening; windows from the thermal section when
     #: it is fine (``source_info["fine"]``: psf <= thermal.fine_m), else the Landsat-scale ones
     direct_thermal: bool = False
+
+    @property
+    def sensor_sigma_m(self) -> float:
+        """Gaussian sigma (m) of the thermal footprint the ranking sees: Landsat's (downscale.dms_psf_sigma_m), or a
+        thermal raster's effective resolution as a box no finer than the grid (sigma = side / sqrt 12)."""
+        if self.direct_thermal:
+            return max(float(self.source_info.get("psf_m", 0.0)), self.cfg.grid.resolution_m) / np.sqrt(12.0)
+        return self.cfg.downscale.dms_psf_sigma_m  # the block mean + bilinear step: chain_attenuation
 
     def readers_for(self, idx: tuple[int, int]) -> tuple:
         return tuple(self.readers) if self.tile_readers is None else self.tile_readers[idx]
@@ -579,37 +581,42 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     if len(labels) > 1:  # per-date evidence: one column per Landsat date (STAC: per k-th best pair)
         for label, b in zip(labels, by_date):
             seg[f"risk_{label}"] = np.round(b.risk, 4)
+    detectability = None
     if cfg.detect.method in ("residual", "baseline"):
-        # the ranking statistic: per date the segment's largest excess (K), averaged over the dates with data;
-        # z and p against the network-wide null; display risk = 1 - p
-        n_seg = len(plan.pipes)
-        per_date = np.stack([segment_max(p_stat_d[i], plan.points.segment, n_seg) for i in range(len(labels))])
-        n_ok = np.isfinite(per_date).sum(axis=0)
-        with np.errstate(invalid="ignore"):
-            stat = np.where(n_ok > 0, np.nansum(per_date, axis=0) / np.maximum(n_ok, 1), np.nan)
-        z, pval = network_z(stat)
-        ok = np.isfinite(stat)
+        # the ranking statistic, z / p against the network-wide null, and each segment's detectability
+        res = cfg.grid.resolution_m
+        fine = plan.direct_thermal and plan.source_info.get("fine", False)
+        chain = {"psf_sigma_px": plan.sensor_sigma_m / res,
+                 "factor": 1 if plan.direct_thermal else cfg.thermal_factor,
+                 "buffer_px": int(np.ceil((cfg.thermal.buffer_m if fine else cfg.segments.buffer_m) / res))}
+        att = chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **chain)
+        st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), plan.sensor_sigma_m,
+                               cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m, attenuation=att)
+        ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
-        seg["n_dates"] = n_ok.astype(np.int64)
+        seg["n_dates"] = st.n_dates
         if len(labels) > 1:  # per-date evidence: that date's statistic against that date's network null
-            for label, s_d in zip(labels, per_date):
+            for i, label in enumerate(labels):
+                s_d = segment_max(p_stat_d[i], plan.points.segment, len(plan.pipes))
                 seg[f"risk_{label}"] = np.round(1.0 - network_z(s_d)[1], 4)
-        seg["risk"] = np.round(np.where(ok, 1.0 - pval, np.nan), 4)
-        seg["stat_k"] = np.round(stat, 4)
-        seg["z"] = np.round(z, 3)
-        seg["p_value"] = pval
-        key = np.nan_to_num(stat, nan=-1e9)
+        seg["risk"] = np.round(np.where(ok, 1.0 - st.p_value, np.nan), 4)
+        seg["stat_k"] = np.round(st.stat_k, 4)
+        seg["z"] = np.round(st.z, 3)
+        seg["p_value"] = st.p_value
         # segments meeting at one hot crossing read the same maximum: the one whose whole length is warmer ranks
         # first (mean of its points' statistic, averaged over the dates)
-        pm = np.stack([segment_mean(p_stat_d[i], plan.points.segment, n_seg) for i in range(len(labels))])
-        pm_ok = np.isfinite(pm)
-        tie = np.where(pm_ok.any(axis=0), np.where(pm_ok, pm, 0.0).sum(axis=0) / np.maximum(pm_ok.sum(axis=0), 1),
-                       -1e9)
+        seg["stat_mean_k"] = np.round(st.mean_k, 4)
+        seg["mdl_k"] = np.round(st.mdl_k, 2)
+        seg["mdl_k_m2"] = np.round(st.mdl_k_m2, 0)
+        key, tie = np.nan_to_num(st.stat_k, nan=-1e9), np.nan_to_num(st.mean_k, nan=-1e9)
+        detectability = {"alpha": cfg.segments.mdl_alpha, "plume_fwhm_m": cfg.segments.mdl_plume_fwhm_m,
+                         "sensor_sigma_m": round(plan.sensor_sigma_m, 2), "attenuation": round(st.attenuation, 4),
+                         "chain": chain,
+                         "flag_level_k": round(st.flag_level_k, 4),
+                         "network_share_visible": network_share_visible(st.mdl_k, seg.geometry.length.to_numpy())}
     else:
         key = np.nan_to_num(scores.risk, nan=-1.0)
         tie = np.nan_to_num(scores.delta_t_k, nan=-1e9)
-    if cfg.detect.method in ("residual", "baseline"):
-        seg["stat_mean_k"] = np.round(np.where(tie > -1e9, tie, np.nan), 4)
     order = np.lexsort((seg["segment_id"].values, -tie, -key))
     rank = np.full(len(seg), np.nan)
     ranked = order[ok[order]]
@@ -633,6 +640,8 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     hot.insert(0, "hotspot_id", [f"hs-{i + 1:05d}" for i in range(len(hot))])
     stats = {"n_valid_px": int(n_valid), "n_px": int(n_pix), "tiles": tiles,
              "segments_ok": int(ok.sum()), "segments_no_data": int((~ok).sum()), "hotspots": int(len(hot))}
+    if detectability is not None:
+        stats["detectability"] = detectability
     if ae["ae_risk"]:  # report examples: the 3 highest-risk pixels of the run and the lowest of the tile medians
         cat_ae = {k: np.concatenate(v) for k, v in ae.items()}
         order = np.argsort(-cat_ae["ae_risk"], kind="stable")
