@@ -56,7 +56,7 @@ def test_report_renders_in_headless_chromium(small_scene, tmp_path):
     assert m, proc.stdout[-2000:] + proc.stderr[-2000:]
     result = json.loads(m.group(1).replace("&quot;", '"'))
     assert result["title"] == "heattrack report"
-    assert result["n_images"] == 3 and result["broken"] == []
+    assert result["n_images"] == 4 and result["broken"] == []  # risk map, detectability map, histograms, LST
     assert result["rows"] == 20  # the top-20 segment table
     console_errors = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln and ("rror" in ln or "Uncaught" in ln)]
     assert console_errors == []
