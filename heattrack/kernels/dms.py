@@ -27,7 +27,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
-from heattrack.kernels.lst import SharpenResult, bilinear_sharpen, fill_nearest, upsample_bilinear
+from heattrack.kernels.lst import (
+    SharpenResult,
+    bilinear_sharpen,
+    block_mean,
+    block_repeat,
+    fill_nearest,
+    upsample_bilinear,
+)
 from heattrack.kernels.predictors import sensor_aggregate, sensor_aggregate_stack
 
 
@@ -169,8 +176,6 @@ def scale_up_check(lst_coarse: np.ndarray, pc: np.ndarray, params: DMSParams, up
     ``up``, the model trained there and applied to the coarse predictors (residual added back), compared
     with the observed coarse LST. Returns the RMSE (K) of the model and of bilinear, and the cells compared.
     This is where a model that extrapolates badly from mixed to purer pixels shows itself."""
-    from heattrack.kernels.lst import block_mean
-
     h, w = (lst_coarse.shape[0] // up) * up, (lst_coarse.shape[1] // up) * up
     y, p = lst_coarse[:h, :w], pc[:, :h, :w]
     ok = np.isfinite(y) & np.isfinite(p).all(axis=0)
@@ -216,8 +221,6 @@ def _residual_corrected(pred_fine: np.ndarray, lst_coarse: np.ndarray, factor: i
     resid = lst_coarse - agg
     out = pred_fine + upsample_bilinear(fill_nearest(np.where(np.isfinite(resid), resid, np.nan)), factor) \
         if np.isfinite(resid).any() else pred_fine.copy()
-    from heattrack.kernels.lst import block_repeat
-
     out[~np.isfinite(block_repeat(lst_coarse, factor))] = np.nan
     return out.astype(np.float32)
 
@@ -286,7 +289,7 @@ def dms_sharpen(
         chosen = passing[0] if passing else None  # DMS when it passes; TsHARP is the fallback
         if chosen is None or chosen["name"] != "dms":
             info["fallback_from"] = "dms"
-            info["reason"] = ("guard: DMS does not beat bilinear on held-out cells and one scale up"
+            info["reason"] = ("guard: DMS does not beat bilinear on the held-out cells or one scale up"
                               if chosen is None else "guard: DMS fails, NDVI alone (TsHARP) passes")
     if chosen is None:
         res = bilinear_sharpen(lst_coarse, valid_fine, factor)

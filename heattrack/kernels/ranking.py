@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from heattrack.kernels.segments import network_z, segment_max, segment_mean
 
 
