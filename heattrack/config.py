@@ -132,9 +132,13 @@ class DownscaleConfig(_Section):
                                    "footprint, used to aggregate the fine predictors the way the sensor "
                                    "aggregated LST (Landsat TIRS as delivered in ST_B10: ~36 m; 0 = block mean).")
     dms_guard: bool = Field(True, description="DMS: per tile, use the model only if it beats bilinear on "
-                            "held-out coarse cells and one scale up (else TsHARP if that passes, else bilinear).")
-    dms_guard_ratio: float = Field(0.99, gt=0, le=1.0, description="DMS guard: the model's RMSE must be below "
-                                   "this fraction of bilinear's in both checks.")
+                            "held-out coarse cells and is not worse one scale up (else TsHARP if that passes, "
+                            "else bilinear).")
+    dms_guard_ratio: float = Field(0.99, gt=0, le=1.0, description="DMS guard: on the held-out coarse cells the "
+                                   "model's RMSE must be below this fraction of bilinear's.")
+    dms_scale_up_tolerance: float = Field(1.1, gt=0, description="DMS guard: one scale up the model's RMSE may be "
+                                          "at most this multiple of bilinear's (catches models that blow up from "
+                                          "mixed to purer pixels).")
     dms_holdout_every: int = Field(3, ge=2, description="DMS guard: one coarse cell in every N x N block is held "
                                    "out of training and predicted from its neighbours.")
     dms_sample_cap: int = Field(20000, ge=100, description="DMS: most training samples per model (bounds cost).")

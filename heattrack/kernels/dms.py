@@ -13,8 +13,10 @@
    block is held out of training. Each held-out cell is predicted twice from its neighbours: by bilinear-like
    interpolation of the neighbours' LST (what bilinear delivers) and by the model's aggregated prediction
    plus the neighbours' interpolated residual (what DMS delivers). The model is used only if its RMSE there
-   is below ``guard_ratio`` x bilinear's; else the tile gets TsHARP if TsHARP passes the same check, else
-   bilinear. Both errors and the decision are in ``info``.
+   is below ``guard_ratio`` x bilinear's (strict: it must win) **and**, repeating the sharpening one scale up
+   inside the tile (:func:`scale_up_check`), it is at most ``scale_up_tolerance`` (1.1) x bilinear's there (a
+   sanity check against models that blow up from mixed to purer pixels: 1.9-2.0x on Momotombo); else the
+   tile gets TsHARP if TsHARP passes the same checks, else exactly bilinear. Errors and decision in ``info``.
 
 The held-out cells are seen by the final product only through the residual correction; the model is the
 one trained without them (one fit, one fine prediction per tile).
@@ -55,6 +57,9 @@ class DMSParams:
     #: the model must reach at most this fraction of bilinear's held-out RMSE to be used
     guard_ratio: float = 0.99
     guard: bool = True
+    #: one scale up the model may be at most this many times bilinear's RMSE: a sanity check against models that
+    #: blow up from mixed to purer pixels (Momotombo: 1.9-2.0x); the held-out check above is the strict one
+    scale_up_tolerance: float = 1.1
     #: ridge penalty of the leaf models (standardised predictors, per sample): correlated bands with
     #: independent 10 m noise must not get large opposing coefficients that cancel only at the coarse scale
     ridge_alpha: float = 0.3
@@ -234,7 +239,7 @@ def _candidate(name: str, cols: list[int], depth: int, X, y, pf, pc, mask, lst_c
     e_m, e_b, n = holdout_check(lst_coarse, agg, train, held)
     u_m, u_b, _ = scale_up_check(lst_coarse, pc[cols], replace(params, max_depth=depth)) if params.guard \
         else (0.0, 1.0, 0)
-    ok = e_m < params.guard_ratio * e_b and u_m < params.guard_ratio * u_b
+    ok = e_m < params.guard_ratio * e_b and u_m < params.scale_up_tolerance * u_b
     return {"name": name, "pred": pred, "rmse": e_m, "rmse_bilinear": e_b, "n": n, "up": u_m, "up_bilinear": u_b,
             "passes": bool(ok)}
 
