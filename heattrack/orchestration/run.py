@@ -163,6 +163,9 @@ def _plan_thermal(cfg: Config) -> RunPlan:
     psf = max(sc.psf_m for sc in scenes)
     fine = psf <= cfg.thermal.fine_m
     warnings = []
+    if cfg.input.input is not None and (Path(cfg.input.input) / "landsat").is_dir():
+        warnings.append(f"{cfg.input.input} has both thermal/ and landsat/: the thermal raster is screened, Landsat "
+                        "is not read (move thermal/ away to screen Landsat)")
     if not fine:
         warnings.append(f"thermal raster at {psf:g} m effective resolution (> thermal.fine_m = "
                         f"{cfg.thermal.fine_m:g} m) and no optical bands: ranked on it without sharpening")
