@@ -20,19 +20,16 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+from family import VISIBLE_K, footprint_peak_k  # noqa: E402  (benchmarks/ is the script's folder)
 
 from heattrack.config import load_config
 from heattrack.orchestration.cluster import make_client
 from heattrack.orchestration.screen import screen
 from heattrack.simulate import family_spec, simulate_scene
 
-VISIBLE_K = 0.7
-SIGMA_SENSOR_M = 36.0
-
 
 def _visible(leaks: gpd.GeoDataFrame) -> set[str]:
-    s2 = (leaks["fwhm_m"] / 2.3548) ** 2
-    peak = leaks["amplitude_k"] * s2 / (s2 + SIGMA_SENSOR_M**2)
+    peak = footprint_peak_k(leaks["amplitude_k"].to_numpy(float), leaks["fwhm_m"].to_numpy(float))
     return set(leaks.loc[peak >= VISIBLE_K, "segment_id"])
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 from heattrack.config import load_config
 from heattrack.evaluate import aggregate_sharpen_compare, evaluate_run, read_landsat_for_asc
 from heattrack.kernels.predictors import LANDSAT_TIRS_PSF_SIGMA_M
+from heattrack.kernels.ranking import plume_attenuation
 from heattrack.orchestration.cluster import make_client
 from heattrack.orchestration.run import run
 from heattrack.simulate import family_spec, simulate_scene
@@ -42,8 +43,7 @@ BINS_K = (0.0, 0.35, 0.7, 1.5, 3.0, 100.0)
 def footprint_peak_k(amplitude_k: np.ndarray, fwhm_m: np.ndarray,
                      sigma_sensor_m: float = LANDSAT_TIRS_PSF_SIGMA_M) -> np.ndarray:
     """Peak of a Gaussian plume (peak ``amplitude_k``, ``fwhm_m``) seen through a Gaussian sensor footprint."""
-    s2 = (np.asarray(fwhm_m) / 2.3548) ** 2
-    return np.asarray(amplitude_k) * s2 / (s2 + sigma_sensor_m**2)
+    return np.asarray(amplitude_k) * np.array([plume_attenuation(sigma_sensor_m, f) for f in np.asarray(fwhm_m)])
 
 
 def leak_ranks(scene: Path, out: Path) -> pd.DataFrame:

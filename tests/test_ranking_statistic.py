@@ -110,19 +110,19 @@ def test_segment_median_and_plume_attenuation():
 def test_a_leak_of_mdl_k_lifts_its_segment_to_the_flag_level(rng):
     """mdl_k is what it says: adding a plume of that peak (seen through the footprint) at a segment's typical
     point brings the segment's z to the flag level; a smaller one does not."""
-    from heattrack.kernels.ranking import segment_statistic
+    from heattrack.kernels.ranking import plume_attenuation, segment_statistic
 
     n_seg, per = 400, 12
     seg = np.repeat(np.arange(n_seg), per)
     pts = rng.normal(0.0, 0.3, seg.size)[None, :]
-    base = segment_statistic(pts, seg, n_seg, sensor_sigma_m=36.0, alpha=0.01)
+    base = segment_statistic(pts, seg, n_seg, attenuation=plume_attenuation(36.0), alpha=0.01)
     i = int(np.argmin(np.abs(base.z)))  # an ordinary segment
     assert base.mdl_k[i] > 0 and np.isfinite(base.mdl_k).all()
     for factor, flagged in ((1.05, True), (0.7, False)):
         bumped = pts.copy()
         j = i * per + int(np.argsort(pts[0, i * per:(i + 1) * per])[per // 2])  # the segment's median point
         bumped[0, j] += factor * base.mdl_k[i] * base.attenuation
-        after = segment_statistic(bumped, seg, n_seg, sensor_sigma_m=36.0, alpha=0.01)
+        after = segment_statistic(bumped, seg, n_seg, attenuation=plume_attenuation(36.0), alpha=0.01)
         assert (after.stat_k[i] >= base.flag_level_k - 1e-9) == flagged
     assert base.mdl_k_m2[i] == pytest.approx(base.mdl_k[i] * 2 * np.pi * (20 / 2.3548) ** 2)
 

@@ -15,7 +15,7 @@ from heattrack.kernels.dms import DMSParams, dms_sharpen
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
 from heattrack.kernels.patches import PatchSpec
-from heattrack.kernels.predictors import predictor_stack
+from heattrack.kernels.predictors import predictor_stack, sensor_aggregate
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,6 @@ def ranking_evidence(plain: np.ndarray, expected_fine: np.ndarray | None, factor
     this is plain LST minus its local median: the simple baseline."""
     r = plain
     if expected_fine is not None and np.isfinite(expected_fine).any():
-        from heattrack.kernels.predictors import sensor_aggregate
-
         e = upsample_bilinear(sensor_aggregate(expected_fine, factor, psf_sigma_px), factor)
         r = plain - e
     return (r - local_background(r, window_px, block)).astype(np.float32)

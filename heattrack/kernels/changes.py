@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from heattrack.kernels.segments import network_z
+
 CHANGE_CLASSES = ("new", "persistent", "resolved", "no_data", "stable")
 
 
@@ -63,15 +65,6 @@ def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
     return out
 
 
-def _robust_z(x: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(x)
-    out = np.full(x.shape, np.nan)
-    if ok.sum() >= 2:
-        med = np.median(x[ok])
-        out[ok] = (x[ok] - med) / max(1.4826 * np.median(np.abs(x[ok] - med)), 1e-6)
-    return out
-
-
 def change_class_fdr(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
                      q: float, min_dates: int) -> np.ndarray:
     """Change class per segment from the network z of two seasons (NaN = no data), with Benjamini-Hochberg
@@ -84,7 +77,7 @@ def change_class_fdr(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarr
     was = benjamini_hochberg(np.where(seen_prev, ndtr(-prev_z), np.nan), q)
     now = benjamini_hochberg(np.where(seen_now, ndtr(-cur_z), np.nan), q)
     both = seen_prev & seen_now
-    d = _robust_z(np.where(both, cur_z - prev_z, np.nan))
+    d = network_z(np.where(both, cur_z - prev_z, np.nan))[0]  # standardised by the network's own spread
     up = benjamini_hochberg(np.where(both, ndtr(-d), np.nan), q)
     down = benjamini_hochberg(np.where(both, ndtr(d), np.nan), q)
     out = np.full(prev_z.shape, "stable", dtype=object)

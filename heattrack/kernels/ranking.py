@@ -79,10 +79,11 @@ def _mean_over_dates(per_date: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SegmentStatistic:
-    """Per segment: ``stat_k`` (K), network ``z`` and ``p_value``, ``mean_k``/``median_k`` of its points, dates
+    """Per segment: ``stat_k`` (K, the mean over dates of ``per_date_k``), network ``z`` and ``p_value``, ``mean_k``/``median_k`` of its points, dates
     with data, detectability ``mdl_k`` (K) and ``mdl_k_m2`` (K m^2); and the network null and flag level."""
 
     stat_k: np.ndarray
+    per_date_k: np.ndarray  # (dates, segments): each date's largest point value
     z: np.ndarray
     p_value: np.ndarray
     mean_k: np.ndarray
@@ -94,12 +95,11 @@ class SegmentStatistic:
     attenuation: float
 
 
-def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_segments: int,
-                      sensor_sigma_m: float, alpha: float = 0.01, plume_fwhm_m: float = 20.0,
-                      attenuation: float | None = None) -> SegmentStatistic:
+def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_segments: int, attenuation: float,
+                      alpha: float = 0.01, plume_fwhm_m: float = 20.0) -> SegmentStatistic:
     """The ranking statistic and detectability of every segment from its points' values ``(dates, points)``.
-    ``attenuation``: the share of the plume's peak the evidence keeps (:func:`chain_attenuation`); None: the
-    Gaussian footprint model :func:`plume_attenuation` of ``sensor_sigma_m``."""
+    ``attenuation``: the share of a ``plume_fwhm_m`` plume's peak the evidence keeps (:func:`chain_attenuation`,
+    or the Gaussian footprint model :func:`plume_attenuation`)."""
     per_date = np.stack([segment_max(d, segment, n_segments) for d in point_stat_by_date])
     stat = _mean_over_dates(per_date)
     z, p = network_z(stat)
@@ -110,10 +110,10 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     # false-alarm share near alpha whatever the shape of the clutter (the Gaussian z level did not: on the
     # simulator family 6.4 % of leak-free segments exceeded the 1 % Gaussian level under Landsat)
     level = float(np.quantile(stat[ok], 1.0 - alpha)) if ok.sum() >= 2 else float("nan")
-    a = plume_attenuation(sensor_sigma_m, plume_fwhm_m) if attenuation is None else attenuation
+    a = attenuation
     mdl = np.where(ok, np.maximum(level - median, 0.0) / a, np.nan)
     area = 2.0 * np.pi * (plume_fwhm_m / 2.3548) ** 2
-    return SegmentStatistic(stat, z, p, mean, median, np.isfinite(per_date).sum(axis=0).astype(np.int64), mdl,
+    return SegmentStatistic(stat, per_date, z, p, mean, median, np.isfinite(per_date).sum(axis=0).astype(np.int64), mdl,
                             mdl * area, float(level), a)
 
 

@@ -55,17 +55,10 @@ def neighbourhood_max(values: np.ndarray, radius_px: int) -> np.ndarray:
 
 
 def along_pipe_evidence(risk: np.ndarray, buffer_px: int, offpipe_radius_px: int) -> np.ndarray:
-    """Pixel evidence a pipe point may claim: the maximum risk within ``buffer_px``, scaled down when a higher
-    risk peaks off the pipe within ``offpipe_radius_px`` (the hot spot is centred elsewhere):
-    ``m_b * min(1, m_b / m_R)`` with ``m_b``, ``m_R`` the maxima within the buffer and the wider radius.
-    ``offpipe_radius_px <= buffer_px`` disables the penalty."""
-    m_b = neighbourhood_max(risk, buffer_px)
-    if offpipe_radius_px <= buffer_px:
-        return m_b
-    m_r = neighbourhood_max(risk, offpipe_radius_px)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.where(m_r > 1e-6, np.minimum(1.0, m_b / m_r), 1.0)
-    return (m_b * ratio).astype(np.float32)
+    """Pixel evidence a pipe point may claim from a 0-1 risk: :func:`on_pipe_peak` of the risk (the maximum within
+    ``buffer_px``, scaled by ``min(1, m_b / m_R)`` when a higher risk peaks off the pipe within
+    ``offpipe_radius_px``; ``offpipe_radius_px <= buffer_px`` disables the penalty)."""
+    return on_pipe_peak(risk, buffer_px, offpipe_radius_px)
 
 
 def on_pipe_peak(evidence: np.ndarray, buffer_px: int, radius_px: int) -> np.ndarray:

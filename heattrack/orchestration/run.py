@@ -34,7 +34,7 @@ from heattrack.io.thermal import ThermalReader, ThermalScene, discover_thermal, 
 from heattrack.io.thermal import scene_info as thermal_scene_info
 from heattrack.kernels.chain import ChainParams
 from heattrack.kernels.ranking import chain_attenuation, network_share_visible, segment_statistic
-from heattrack.kernels.segments import SegmentPoints, network_z, sample_segment_points, score_segments, segment_max
+from heattrack.kernels.segments import SegmentPoints, network_z, sample_segment_points, score_segments
 from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
 from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
 
@@ -71,6 +71,18 @@ class RunPlan:
         if self.direct_thermal:
             return max(float(self.source_info.get("psf_m", 0.0)), self.cfg.grid.resolution_m) / np.sqrt(12.0)
         return self.cfg.downscale.dms_psf_sigma_m  # the block mean + bilinear step: chain_attenuation
+
+    @property
+    def fine_thermal(self) -> bool:
+        """A thermal raster at or below thermal.fine_m: ranked with the thermal section's windows."""
+        return self.direct_thermal and bool(self.source_info.get("fine", False))
+
+    def ranking_m(self, name: str) -> float:
+        """``buffer_m``, ``peak_radius_m`` or ``rank_window_m`` of the ranking for this input: the thermal section's
+        for fine thermal rasters, else the Landsat-scale segments / detect ones."""
+        if self.fine_thermal:
+            return getattr(self.cfg.thermal, name)
+        return getattr(self.cfg.detect if name == "rank_window_m" else self.cfg.segments, name)
 
     def readers_for(self, idx: tuple[int, int]) -> tuple:
         return tuple(self.readers) if self.tile_readers is None else self.tile_readers[idx]
@@ -467,11 +479,10 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     cfg, grid = plan.cfg, plan.grid
     params = ChainParams.from_config(cfg)
     res = cfg.grid.resolution_m
-    fine = plan.direct_thermal and plan.source_info.get("fine", False)
     if plan.direct_thermal:
-        window_m = cfg.thermal.rank_window_m if fine else cfg.detect.rank_window_m
-        params = dataclasses.replace(params, direct_thermal=True, rank_window_px=max(3, int(round(window_m / res))))
-    buffer_px = int(np.ceil((cfg.thermal.buffer_m if fine else cfg.segments.buffer_m) / res))
+        params = dataclasses.replace(params, direct_thermal=True,
+                                     rank_window_px=max(3, int(round(plan.ranking_m("rank_window_m") / res))))
+    buffer_px = int(np.ceil(plan.ranking_m("buffer_m") / res))
     min_area_px = int(np.ceil(cfg.segments.hotspot_min_area_m2 / (res * res)))
     tasks = []
     for idx in todo:
@@ -485,7 +496,7 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
             torch_threads=cfg.compute.torch_threads,
             offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res)),
-            peak_radius_px=int(np.ceil((cfg.thermal.peak_radius_m if fine else cfg.segments.peak_radius_m) / res))))
+            peak_radius_px=int(np.ceil(plan.ranking_m("peak_radius_m") / res))))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 
@@ -588,19 +599,17 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     if cfg.detect.method in ("residual", "baseline"):
         # the ranking statistic, z / p against the network-wide null, and each segment's detectability
         res = cfg.grid.resolution_m
-        fine = plan.direct_thermal and plan.source_info.get("fine", False)
         chain = {"psf_sigma_px": plan.sensor_sigma_m / res,
                  "factor": 1 if plan.direct_thermal else cfg.thermal_factor,
-                 "buffer_px": int(np.ceil((cfg.thermal.buffer_m if fine else cfg.segments.buffer_m) / res))}
+                 "buffer_px": int(np.ceil(plan.ranking_m("buffer_m") / res))}
         att = chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **chain)
-        st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), plan.sensor_sigma_m,
-                               cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m, attenuation=att)
+        st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), att, cfg.segments.mdl_alpha,
+                               cfg.segments.mdl_plume_fwhm_m)
         ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
         seg["n_dates"] = st.n_dates
         if len(labels) > 1:  # per-date evidence: that date's statistic against that date's network null
-            for i, label in enumerate(labels):
-                s_d = segment_max(p_stat_d[i], plan.points.segment, len(plan.pipes))
+            for label, s_d in zip(labels, st.per_date_k):
                 seg[f"risk_{label}"] = np.round(1.0 - network_z(s_d)[1], 4)
         seg["risk"] = np.round(np.where(ok, 1.0 - st.p_value, np.nan), 4)
         seg["stat_k"] = np.round(st.stat_k, 4)
