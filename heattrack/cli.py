@@ -6,125 +6,33 @@ Every domain error becomes one line on stderr and exit code 1; ``-v`` adds trace
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import sys
-from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from heattrack import __version__
-from heattrack.config import Config, load_config, parse_set_option
+from heattrack.cli_support import (
+    ConfigOpt,
+    SchedulerOpt,
+    SetOpt,
+    VerboseOpt,
+    build_config,
+    cli_errors,
+    console,
+    print_summary,
+    progress_bar,
+    setup_logging,
+)
+from heattrack.config import Config, parse_set_option
 from heattrack.errors import HeattrackError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Screen district-heating networks for leaks from Landsat + Sentinel-2 imagery.")
-console = Console(stderr=True, soft_wrap=True)
-log = logging.getLogger("heattrack")
-
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration file.",
-                                                   envvar="HEATTRACK_CONFIG")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override any config value: section.key=value "
-                                                     "(repeatable).")]
-SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="'local' (LocalCluster) or a Dask "
-                                                     "scheduler address tcp://host:8786.")]
-
-
-def _setup_logging(verbose: bool) -> None:
-    handler = RichHandler(console=console, show_path=verbose, rich_tracebacks=verbose, markup=False)
-    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("distributed", "tornado", "fiona", "pyogrio", "rasterio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
-
-
-@contextmanager
-def _cli_errors(verbose: bool):
-    """Turn errors into one line and exit 1 (a traceback only with -v for unexpected ones)."""
-    try:
-        yield
-    except HeattrackError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/]: completed tiles are kept; rerun with --resume")
-        raise typer.Exit(130) from None
-    except (typer.Exit, typer.Abort):
-        raise
-    except Exception as exc:  # last resort: still one line unless -v
-        if verbose:
-            console.print_exception()
-        else:
-            console.print(f"[bold red]error:[/] unexpected {exc.__class__.__name__}: {exc} (run with -v for details)",
-                          highlight=False)
-        raise typer.Exit(2) from None
-
-
-def _config(config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Config:
-    merged = dict(overrides)
-    for item in sets or []:
-        k, v = parse_set_option(item)
-        merged[k] = v
-    return load_config(config, merged)
-
-
-def _progress(label: str, unit: str = "tiles") -> Callable[[int, int], Callable]:
-    """A factory handing ``run`` a per-tile callback (``download``: per date pair) that drives a rich progress
-    bar."""
-
-    def start(todo: int, total: int):
-        prog = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
-                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-                        transient=False, disable=not console.is_terminal and todo == 0)
-        prog.start()
-        task = prog.add_task(label, total=todo)
-        if todo == 0:
-            prog.stop()
-        if todo < total:
-            console.print(f"resuming: {total - todo} of {total} {unit} already complete")
-
-        def on_tile(outcome):
-            prog.advance(task)
-            if outcome is not None and outcome.error:
-                console.print(f"[red]tile {outcome.index} failed:[/] {outcome.error}", highlight=False)
-            if prog.finished:
-                prog.stop()
-        return on_tile
-
-    return start
-
-
-def _print_summary(result) -> None:
-    seg = result.segments
-    table = Table(title=f"Top segments ({result.out})")
-    stat = seg is not None and "z" in seg.columns  # ranked by a statistic: show it, not the saturated 1 - p
-    cols = ("rank", "segment_id", "z", "excess (K)", "p", "n_clear_px") if stat else \
-        ("rank", "segment_id", "risk", "delta_t_k", "n_clear_px")
-    for col in cols:
-        table.add_column(col, justify="right")
-    if seg is not None:
-        for _, r in seg[seg["status"] == "ok"].head(10).iterrows():
-            if stat:
-                table.add_row(str(r["rank"]), str(r["segment_id"]), f"{r['z']:.2f}", f"{r['stat_k']:.2f}",
-                              f"{r['p_value']:.1e}", str(r["n_clear_px"]))
-            else:
-                table.add_row(str(r["rank"]), str(r["segment_id"]), f"{r['risk']:.3f}", f"{r['delta_t_k']:.2f}",
-                              str(r["n_clear_px"]))
-    console.print(table)
-    for w in result.warnings:
-        console.print(f"[yellow]warning:[/] {w}", highlight=False)
-    console.print(f"done in {result.seconds:.1f} s: {result.n_tiles} tiles ({result.skipped} resumed) -> "
-                  f"{result.out}/ (report: {result.out}/report/index.html)")
-
-
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the synthetic scene.")],
@@ -148,9 +56,9 @@ def simulate(
 ) -> None:
     """Write a synthetic region in the `local` layout (landsat/, sentinel2/, pipes.geojson; or thermal/) plus
     truth/."""
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
-        cfg = _config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
+    setup_logging(verbose)
+    with cli_errors(verbose):
+        cfg = build_config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
                                "simulate.distractors": distractors, "simulate.cloud_fraction": cloud_fraction,
                                "simulate.dates": dates, "simulate.season": season, "simulate.sensor": sensor,
                                "simulate.family_member": family_member}, set_)
@@ -207,18 +115,18 @@ def run(
     """Run the whole chain: tile -> read -> sharpen -> detect -> mosaic, segments, hotspots, report."""
     from heattrack.orchestration.run import run as run_chain
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
-        cfg = _config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
+    setup_logging(verbose)
+    with cli_errors(verbose):
+        cfg = build_config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
                                "input.thermal": thermal, "stac.url": stac_url, "stac.datetime": datetime_,
                                "grid.tile_km": tile_km, "grid.crs": crs, "downscale.method": method,
                                "compute.scheduler": scheduler, "compute.n_workers": n_workers}, set_)
         allow: tuple[str, ...] = ()
         if cfg.input.source == "synthetic":
             cfg, allow = _synthetic_input(cfg, out)
-        result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=_progress("tiles"),
+        result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=progress_bar("tiles"),
                            allow_existing=allow)
-        _print_summary(result)
+        print_summary(result)
 
 
 def _synthetic_input(cfg: Config, out: str) -> tuple[Config, tuple[str, ...]]:
@@ -266,17 +174,17 @@ def screen(
     from heattrack.orchestration.screen import resolve_season_args
     from heattrack.orchestration.screen import screen as screen_season
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
-        cfg = _config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
+    setup_logging(verbose)
+    with cli_errors(verbose):
+        cfg = build_config(config, {"input.input": input, "input.pipes": pipes, "input.source": source, "input.aoi": aoi,
                                "stac.url": stac_url, "grid.tile_km": tile_km, "compute.scheduler": scheduler,
                                "compute.n_workers": n_workers}, set_)
         season, out, previous = resolve_season_args(season, out, previous)
         if previous is None:
             console.print(f"season {season}: no previous season to compare with")
         result, counts = screen_season(cfg, out, season, previous, resume=resume, overwrite=overwrite,
-                                       progress=_progress("tiles"))
-        _print_summary(result)
+                                       progress=progress_bar("tiles"))
+        print_summary(result)
         if previous is not None:
             seg = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("segment_") and v}
             hot = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("hotspot_") and v}
@@ -311,11 +219,11 @@ def download(
     offline."""
     from heattrack.orchestration.download import download_season
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
-        cfg = _config(config, {"input.source": source, "input.aoi": aoi, "stac.url": stac_url,
+    setup_logging(verbose)
+    with cli_errors(verbose):
+        cfg = build_config(config, {"input.source": source, "input.aoi": aoi, "stac.url": stac_url,
                                "stac.datetime": datetime_, "grid.tile_km": tile_km}, set_)
-        summary = download_season(cfg, out, season, threads=threads, progress=_progress("download", unit="pairs"))
+        summary = download_season(cfg, out, season, threads=threads, progress=progress_bar("download", unit="pairs"))
         n_pairs = sum(len(v) for v in summary["tiles"].values())
         console.print(f"{len(summary['tiles'])} tiles, {n_pairs} date pairs -> {out}/ ({summary['files']['fetched']} "
                       f"files fetched, {summary['files']['skipped']} already complete)")
@@ -342,8 +250,8 @@ def train(
     `heattrack run --set detect.model_path=MODEL --set detect.method=fused`."""
     from heattrack.orchestration.train import train_model
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
+    setup_logging(verbose)
+    with cli_errors(verbose):
         overrides = dict(parse_set_option(s) for s in (set_ or []))
         with console.status("reading sampled tiles and training"):
             summary = train_model(run_dirs, out, tiles_per_run=tiles_per_run, overrides=overrides)
@@ -361,8 +269,8 @@ def report(
     """(Re)build out/report/index.html from a finished run."""
     from heattrack.orchestration.run import rebuild_report
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
+    setup_logging(verbose)
+    with cli_errors(verbose):
         page = rebuild_report(out, truth)
         console.print(f"report written: {page}")
 
@@ -383,10 +291,10 @@ def demo(
     from heattrack.orchestration.run import STATE_DIR, rebuild_report
     from heattrack.orchestration.run import run as run_chain
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
+    setup_logging(verbose)
+    with cli_errors(verbose):
         scene = out / "scene"
-        cfg = _config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
+        cfg = build_config(config, {"simulate.size_km": size_km, "simulate.leaks": leaks, "simulate.seed": seed,
                                "input.input": scene, "input.pipes": scene / "pipes.geojson",
                                "compute.scheduler": scheduler}, set_)
         if out.exists() and any(out.iterdir()):
@@ -394,8 +302,8 @@ def demo(
                 raise HeattrackError(f"output folder {out} is not empty and holds no heattrack demo")
             shutil.rmtree(out)
         _simulate(scene, cfg)
-        result = run_chain(cfg, out, progress=_progress("tiles"), allow_existing=("scene",))
-        _print_summary(result)
+        result = run_chain(cfg, out, progress=progress_bar("tiles"), allow_existing=("scene",))
+        print_summary(result)
         ev = evaluate_run(scene, out)
         (out / "evaluation.json").write_text(json.dumps(ev, indent=2))
         rebuild_report(out, truth_scene=scene)
@@ -414,8 +322,8 @@ def evaluate(
     """Score a run against the simulator's truth: LST RMSE (sharpened, bilinear) and segment ROC/PR."""
     from heattrack.evaluate import evaluate_run
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
+    setup_logging(verbose)
+    with cli_errors(verbose):
         ev = evaluate_run(scene, out)
         print(json.dumps(ev, indent=2))
 
@@ -435,8 +343,8 @@ def validate_sharpening(
     """Aggregate-sharpen-compare on a real scene: aggregate ST_B10, sharpen back, RMSE per method."""
     from heattrack.evaluate import aggregate_sharpen_compare, read_landsat_for_asc
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
+    setup_logging(verbose)
+    with cli_errors(verbose):
         lst, bands, product = read_landsat_for_asc(landsat)
         with console.status("sharpening"):
             res = aggregate_sharpen_compare(lst, bands, factor=factor, eval_factor=eval_factor)
@@ -466,9 +374,9 @@ def tile(
     """Show the tile grid of an AOI (no data needed)."""
     from heattrack.orchestration.tiling import aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi, tiles_geojson
 
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
-        cfg = _config(config, {"input.aoi": aoi, "grid.tile_km": tile_km, "grid.crs": crs}, set_)
+    setup_logging(verbose)
+    with cli_errors(verbose):
+        cfg = build_config(config, {"input.aoi": aoi, "grid.tile_km": tile_km, "grid.crs": crs}, set_)
         a = resolve_aoi(cfg.input.aoi)
         grid_crs = choose_crs(cfg.grid.crs, a)
         geom = aoi_in_crs(a, grid_crs, cfg.grid.aoi_buffer_m)
@@ -491,14 +399,14 @@ def show_config(
     verbose: VerboseOpt = False,
 ) -> None:
     """Print the resolved configuration (defaults < file < env < --set) as YAML."""
-    _setup_logging(verbose)
-    with _cli_errors(verbose):
+    setup_logging(verbose)
+    with cli_errors(verbose):
         if reference:
             from heattrack.config_docs import config_reference
 
             print(config_reference())
         else:
-            print(_config(config, {}, set_).to_yaml(), end="")
+            print(build_config(config, {}, set_).to_yaml(), end="")
 
 
 @app.command()

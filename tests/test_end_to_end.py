@@ -142,7 +142,8 @@ def test_date_gap_warning_reaches_report(small_scene, tmp_path):
 
 def test_segments_crossing_tile_edges_are_scored_from_every_tile(small_scene):
     from heattrack.config import load_config
-    from heattrack.orchestration.run import build_tasks, plan_run
+    from heattrack.orchestration.plan import plan_run
+    from heattrack.orchestration.run import build_tasks
 
     cfg = load_config(None, {"input.input": small_scene, "input.pipes": small_scene / "pipes.geojson",
                              "grid.tile_km": 1.5})
@@ -181,7 +182,8 @@ def test_failed_tile_is_recorded_and_resume_fills_the_hole(finished_run, small_s
     from heattrack.config import load_config
     from heattrack.errors import HeattrackError
     from heattrack.io.local import LocalSceneReader
-    from heattrack.orchestration.run import plan_run, run
+    from heattrack.orchestration.plan import plan_run
+    from heattrack.orchestration.run import run
 
     cfg = load_config(None, {"input.input": small_scene, "input.pipes": small_scene / "pipes.geojson",
                              "grid.tile_km": 1.5, "compute.retries": 1})

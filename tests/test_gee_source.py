@@ -196,7 +196,7 @@ def test_credentials_errors_are_clear_and_never_echo_the_key(tmp_path, monkeypat
 
 
 def test_goyang_example_config_plans_a_run(fake_ee, small_scene):
-    from heattrack.orchestration.run import plan_run
+    from heattrack.orchestration.plan import plan_run
 
     cfg = load_config(ROOT / "configs" / "goyang-baekseok-2018.yaml",
                       {"input.pipes": str(small_scene / "pipes.geojson"), "gee.project": "test-project",

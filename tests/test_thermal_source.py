@@ -90,7 +90,7 @@ def test_airborne_scene_runs_without_landsat_and_ranks_leaks_first(tmp_path):
     assert ev["detection"]["roc_auc"] > 0.9, ev["detection"]
     bad = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", "detect.method": "fused"})
     from heattrack.errors import ConfigError
-    from heattrack.orchestration.run import plan_run
+    from heattrack.orchestration.plan import plan_run
 
     with pytest.raises(ConfigError, match="optical bands"):
         plan_run(bad)
@@ -98,7 +98,7 @@ def test_airborne_scene_runs_without_landsat_and_ranks_leaks_first(tmp_path):
 
 def test_a_folder_with_thermal_and_landsat_screens_the_thermal_raster_and_says_so(tmp_path):
     from heattrack.config import load_config
-    from heattrack.orchestration.run import plan_run
+    from heattrack.orchestration.plan import plan_run
     from heattrack.simulate import family_spec, simulate_scene
 
     simulate_scene(tmp_path / "ls", family_spec(4, size_km=1.8, leaks=3))

@@ -27,7 +27,7 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
                     progress: Callable[[int, int], Callable[[object], None]] | None = None) -> dict:
     """Fetch every tile's chosen pairs into ``out`` (resumable); returns the summary written to download.json."""
     from heattrack.io.stac import url_signer
-    from heattrack.orchestration.run import select_stac_tiles
+    from heattrack.orchestration.plan import select_stac_tiles
     from heattrack.orchestration.screen import season_interval
 
     if cfg.input.source != "stac":

@@ -28,7 +28,9 @@ from heattrack.kernels.changes import (
     match_points,
 )
 from heattrack.kernels.segments import strongest_nearby
-from heattrack.orchestration.run import RunResult, network_signature, plan_run, rebuild_report, run
+from heattrack.orchestration.plan import plan_run
+from heattrack.orchestration.reduce import network_signature
+from heattrack.orchestration.run import RunResult, rebuild_report, run
 
 _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
 #: order in changes.geojson: what a field crew should look at first

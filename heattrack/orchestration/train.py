@@ -51,7 +51,8 @@ def train_model(run_dirs: list[Path], dest: Path, tiles_per_run: int = 4, overri
                 progress=None) -> dict:
     """Train on ``run_dirs`` and save to ``dest``; returns the training summary."""
     from heattrack.orchestration.graph import prepare_tile
-    from heattrack.orchestration.run import build_tasks, plan_run
+    from heattrack.orchestration.plan import plan_run
+    from heattrack.orchestration.run import build_tasks
 
     if not run_dirs:
         raise ConfigError("give at least one run folder (--run OUT)")

@@ -1,0 +1,117 @@
+"""What every ``heattrack`` command shares: the console, logging, one-line errors, option types, the Config
+built from a file + flags, the progress bar and the run summary table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from heattrack.config import Config, load_config, parse_set_option
+from heattrack.errors import HeattrackError
+
+console = Console(stderr=True, soft_wrap=True)
+log = logging.getLogger("heattrack")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML configuration file.",
+                                                   envvar="HEATTRACK_CONFIG")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override any config value: section.key=value "
+                                                     "(repeatable).")]
+SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="'local' (LocalCluster) or a Dask "
+                                                     "scheduler address tcp://host:8786.")]
+
+
+def setup_logging(verbose: bool) -> None:
+    handler = RichHandler(console=console, show_path=verbose, rich_tracebacks=verbose, markup=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("distributed", "tornado", "fiona", "pyogrio", "rasterio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if verbose else logging.ERROR)
+
+
+@contextmanager
+def cli_errors(verbose: bool):
+    """Turn errors into one line and exit 1 (a traceback only with -v for unexpected ones)."""
+    try:
+        yield
+    except HeattrackError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]: completed tiles are kept; rerun with --resume")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # last resort: still one line unless -v
+        if verbose:
+            console.print_exception()
+        else:
+            console.print(f"[bold red]error:[/] unexpected {exc.__class__.__name__}: {exc} (run with -v for details)",
+                          highlight=False)
+        raise typer.Exit(2) from None
+
+
+def build_config(config: Path | None, overrides: dict[str, Any], sets: list[str] | None) -> Config:
+    merged = dict(overrides)
+    for item in sets or []:
+        k, v = parse_set_option(item)
+        merged[k] = v
+    return load_config(config, merged)
+
+
+def progress_bar(label: str, unit: str = "tiles") -> Callable[[int, int], Callable]:
+    """A factory handing ``run`` a per-tile callback (``download``: per date pair) that drives a rich progress
+    bar."""
+
+    def start(todo: int, total: int):
+        prog = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit),
+                        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                        transient=False, disable=not console.is_terminal and todo == 0)
+        prog.start()
+        task = prog.add_task(label, total=todo)
+        if todo == 0:
+            prog.stop()
+        if todo < total:
+            console.print(f"resuming: {total - todo} of {total} {unit} already complete")
+
+        def on_tile(outcome):
+            prog.advance(task)
+            if outcome is not None and outcome.error:
+                console.print(f"[red]tile {outcome.index} failed:[/] {outcome.error}", highlight=False)
+            if prog.finished:
+                prog.stop()
+        return on_tile
+
+    return start
+
+
+def print_summary(result) -> None:
+    seg = result.segments
+    table = Table(title=f"Top segments ({result.out})")
+    stat = seg is not None and "z" in seg.columns  # ranked by a statistic: show it, not the saturated 1 - p
+    cols = ("rank", "segment_id", "z", "excess (K)", "p", "n_clear_px") if stat else \
+        ("rank", "segment_id", "risk", "delta_t_k", "n_clear_px")
+    for col in cols:
+        table.add_column(col, justify="right")
+    if seg is not None:
+        for _, r in seg[seg["status"] == "ok"].head(10).iterrows():
+            if stat:
+                table.add_row(str(r["rank"]), str(r["segment_id"]), f"{r['z']:.2f}", f"{r['stat_k']:.2f}",
+                              f"{r['p_value']:.1e}", str(r["n_clear_px"]))
+            else:
+                table.add_row(str(r["rank"]), str(r["segment_id"]), f"{r['risk']:.3f}", f"{r['delta_t_k']:.2f}",
+                              str(r["n_clear_px"]))
+    console.print(table)
+    for w in result.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    console.print(f"done in {result.seconds:.1f} s: {result.n_tiles} tiles ({result.skipped} resumed) -> "
+                  f"{result.out}/ (report: {result.out}/report/index.html)")

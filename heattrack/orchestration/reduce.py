@@ -1,0 +1,136 @@
+"""Reduction of the per-tile records to the segment ranking and the hotspot table (one pass over the records;
+the ranking statistic and detectability are the pure kernels of ``kernels/ranking.py``)."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from heattrack.io.store import TileRecords
+from heattrack.kernels.ranking import chain_attenuation, network_share_visible, segment_statistic
+from heattrack.kernels.segments import network_z, score_segments
+from heattrack.orchestration.plan import RunPlan
+
+
+def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict]:
+    """Combine every tile record into the segment ranking and the hotspot table (grid CRS)."""
+    n_pts = len(plan.points)
+    p_risk = np.full(n_pts, np.nan)
+    p_dt = np.full(n_pts, np.nan)
+    labels = plan.date_labels
+    p_risk_d = np.full((len(labels), n_pts), np.nan)
+    p_stat_d = np.full((len(labels), n_pts), np.nan)
+    hs = {k: [] for k in ("hs_x", "hs_y", "hs_peak_dt", "hs_peak_score", "hs_area_m2")}
+    ae = {k: [] for k in ("ae_in", "ae_rec", "ae_risk")}
+    n_valid = n_pix = 0
+    tiles = {}
+    for idx in plan.grid.tiles:
+        arrays, summary = records.read(idx)
+        p_risk[arrays["point_ids"]] = arrays["point_risk"]
+        p_dt[arrays["point_ids"]] = arrays["point_dt"]
+        by_date = arrays["point_risk_by_date"]
+        p_risk_d[: by_date.shape[0], arrays["point_ids"]] = by_date
+        stat = arrays["point_stat_by_date"]
+        p_stat_d[: stat.shape[0], arrays["point_ids"]] = stat
+        for k in hs:
+            hs[k].append(arrays[k])
+        if "ae_risk" in arrays:
+            for k in ae:
+                ae[k].append(arrays[k])
+        n_valid += summary["n_valid"]
+        n_pix += summary["pixels"]
+        tiles[summary["tile"]] = summary
+    cfg = plan.cfg
+    scores = score_segments(p_risk, p_dt, plan.points.segment, len(plan.pipes), top_k=cfg.segments.top_k)
+    seg = plan.pipes.copy()
+    seg["risk"] = np.round(scores.risk, 4)
+    seg["delta_t_k"] = np.round(scores.delta_t_k, 3)
+    seg["n_clear_px"] = scores.n_clear_px
+    seg["length_m"] = np.round(seg.geometry.length, 1)
+    ok = np.isfinite(scores.risk)
+    seg["status"] = np.where(ok, "ok", "no_data")
+    by_date = [score_segments(p_risk_d[i], p_dt, plan.points.segment, len(plan.pipes), top_k=cfg.segments.top_k)
+               for i in range(len(labels))]
+    seg["n_dates"] = np.sum([np.isfinite(b.risk) for b in by_date], axis=0).astype(np.int64)
+    if len(labels) > 1:  # per-date evidence: one column per Landsat date (STAC: per k-th best pair)
+        for label, b in zip(labels, by_date):
+            seg[f"risk_{label}"] = np.round(b.risk, 4)
+    detectability = None
+    if cfg.detect.method in ("residual", "baseline"):
+        # the ranking statistic, z / p against the network-wide null, and each segment's detectability
+        res = cfg.grid.resolution_m
+        chain = {"psf_sigma_px": plan.sensor_sigma_m / res,
+                 "factor": 1 if plan.direct_thermal else cfg.thermal_factor,
+                 "buffer_px": int(np.ceil(plan.ranking_m("buffer_m") / res))}
+        att = chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **chain)
+        st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), att, cfg.segments.mdl_alpha,
+                               cfg.segments.mdl_plume_fwhm_m)
+        ok = np.isfinite(st.stat_k)
+        seg["status"] = np.where(ok, "ok", "no_data")
+        seg["n_dates"] = st.n_dates
+        if len(labels) > 1:  # per-date evidence: that date's statistic against that date's network null
+            for label, s_d in zip(labels, st.per_date_k):
+                seg[f"risk_{label}"] = np.round(1.0 - network_z(s_d)[1], 4)
+        seg["risk"] = np.round(np.where(ok, 1.0 - st.p_value, np.nan), 4)
+        seg["stat_k"] = np.round(st.stat_k, 4)
+        seg["z"] = np.round(st.z, 3)
+        seg["p_value"] = st.p_value
+        # segments meeting at one hot crossing read the same maximum: the one whose whole length is warmer ranks
+        # first (mean of its points' statistic, averaged over the dates)
+        seg["stat_mean_k"] = np.round(st.mean_k, 4)
+        seg["mdl_k"] = np.round(st.mdl_k, 2)
+        seg["mdl_k_m2"] = np.round(st.mdl_k_m2, 0)
+        key, tie = np.nan_to_num(st.stat_k, nan=-1e9), np.nan_to_num(st.mean_k, nan=-1e9)
+        detectability = {"alpha": cfg.segments.mdl_alpha, "plume_fwhm_m": cfg.segments.mdl_plume_fwhm_m,
+                         "sensor_sigma_m": round(plan.sensor_sigma_m, 2), "attenuation": round(st.attenuation, 4),
+                         "chain": chain,
+                         "flag_level_k": round(st.flag_level_k, 4),
+                         "network_share_visible": network_share_visible(st.mdl_k, seg.geometry.length.to_numpy())}
+    else:
+        key = np.nan_to_num(scores.risk, nan=-1.0)
+        tie = np.nan_to_num(scores.delta_t_k, nan=-1e9)
+    order = np.lexsort((seg["segment_id"].values, -tie, -key))
+    rank = np.full(len(seg), np.nan)
+    ranked = order[ok[order]]
+    rank[ranked] = np.arange(1, ranked.size + 1)
+    seg["rank"] = rank
+    seg["rank"] = seg["rank"].astype("Int64")
+    seg = seg.sort_values("rank", na_position="last").reset_index(drop=True)
+    cat = {k: np.concatenate(v) if v else np.zeros(0) for k, v in hs.items()}
+    hot = gpd.GeoDataFrame({
+        "delta_t_k": np.round(cat["hs_peak_dt"], 3), "peak_risk": np.round(cat["hs_peak_score"], 4),
+        "area_m2": cat["hs_area_m2"]}, geometry=gpd.points_from_xy(cat["hs_x"], cat["hs_y"]), crs=seg.crs)
+    if len(hot) and len(seg):
+        tree = shapely.STRtree(seg.geometry.values)
+        (src, tgt), dist = tree.query_nearest(hot.geometry.values, return_distance=True, all_matches=False)
+        hot.loc[src, "segment_id"] = seg["segment_id"].values[tgt]
+        hot.loc[src, "distance_m"] = np.round(dist, 1)
+    else:
+        hot["segment_id"] = None
+        hot["distance_m"] = np.nan
+    hot = hot.sort_values("delta_t_k", ascending=False).reset_index(drop=True)
+    hot.insert(0, "hotspot_id", [f"hs-{i + 1:05d}" for i in range(len(hot))])
+    stats = {"n_valid_px": int(n_valid), "n_px": int(n_pix), "tiles": tiles,
+             "segments_ok": int(ok.sum()), "segments_no_data": int((~ok).sum()), "hotspots": int(len(hot))}
+    if detectability is not None:
+        stats["detectability"] = detectability
+    if ae["ae_risk"]:  # report examples: the 3 highest-risk pixels of the run and the lowest of the tile medians
+        cat_ae = {k: np.concatenate(v) for k, v in ae.items()}
+        order = np.argsort(-cat_ae["ae_risk"], kind="stable")
+        pick = np.concatenate([order[:3], order[-1:]]) if len(order) > 3 else order
+        stats["ae_examples"] = {k: v[pick] for k, v in cat_ae.items()}
+    return seg, hot, stats
+
+
+def network_signature(pipes: gpd.GeoDataFrame) -> dict:
+    """Identity of a pipe network version: segment count and a hash of the segment ids and geometries (grid CRS,
+    centimetre precision). Two seasons can only be compared segment by segment when these agree."""
+    import hashlib
+
+    order = np.argsort(pipes["segment_id"].astype(str).values, kind="stable")
+    h = hashlib.sha256()
+    for sid, wkb in zip(pipes["segment_id"].astype(str).values[order],
+                        shapely.to_wkb(shapely.set_precision(pipes.geometry.values[order], 0.01))):
+        h.update(sid.encode() + b"\0" + wkb)
+    return {"n_segments": int(len(pipes)), "sha256": h.hexdigest()[:16]}
