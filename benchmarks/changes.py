@@ -2,6 +2,7 @@
 false `new` per 100 km of pipe, with the default change rule (Benjamini-Hochberg at changes.fdr_q).
 
     .venv/bin/python benchmarks/changes.py --members 100 101 102 103 104 105 --json benchmarks/results/changes.json
+    .venv/bin/python benchmarks/changes.py --method baseline --json benchmarks/results/changes_baseline.json
 
 Each member: winter 0 and winter 1 of the same city (40 % of the leaks repaired, as many new ones, other
 weather), both screened with the defaults, winter 1 compared with winter 0. A new leak is *sensor-visible*
@@ -39,6 +40,8 @@ def main() -> None:
     ap.add_argument("--size-km", type=float, default=6.0)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--keep", type=Path, default=None, help="keep scenes and runs in this folder")
+    ap.add_argument("--method", default="residual", help="detect.method of both winters (baseline: the simple "
+                    "reference, same change rule)")
     args = ap.parse_args()
     rows = []
     base = load_config(None, {})
@@ -50,7 +53,8 @@ def main() -> None:
             truth = [simulate_scene(root / f"s{k}", replace(spec, season=k)) for k in (0, 1)]
             runs = {}
             for k, season in enumerate(("2024-25", "2025-26")):
-                cfg = load_config(None, {"input.input": root / f"s{k}", "input.pipes": root / f"s{k}" / "pipes.geojson"})
+                cfg = load_config(None, {"input.input": root / f"s{k}", "input.pipes": root / f"s{k}" / "pipes.geojson",
+                                         "detect.method": args.method})
                 out = root / "runs" / season
                 _, counts = screen(cfg, out, season, runs.get("2024-25"), client=client) if k else \
                     screen(cfg, out, season, None, client=client)

@@ -36,8 +36,12 @@ def main() -> None:
         coarse = block_mean(np.where(valid, t, np.nan), factor, 0.5)
         truth = np.where(valid, t, np.nan)
         row = []
+        guarded = dms_sharpen(coarse, stack, valid, factor, params, names=names)
+        up = guarded.info.get("scale_up_rmse_k", {})
+        print(f"x{factor}: guard chose {guarded.info['method']}; held-out RMSE {guarded.info.get('holdout_rmse_k')}; "
+              f"one scale up DMS / bilinear = {up.get('dms', float('nan')) / up.get('bilinear', float('nan')):.2f}")
         for label, est in (("bilinear", bilinear_sharpen(coarse, valid, factor).lst),
-                           ("DMS guarded", dms_sharpen(coarse, stack, valid, factor, params, names=names).lst),
+                           ("DMS guarded", guarded.lst),
                            ("DMS unguarded", dms_sharpen(coarse, stack, valid, factor, replace(params, guard=False),
                                                          names=names).lst)):
             ref = truth

@@ -94,15 +94,22 @@ def main() -> None:
                                              json.loads((out / "run.json").read_text())["tile_summaries"].values()})
                 lr["method"], lr["member"] = name, m
                 leak_rows.append(lr.drop(columns=["crs"]))
+            # TsHARP as a second reference for the 10 m LST (the NDVI regression the literature starts from)
+            cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson",
+                                     "downscale.method": "tsharp"})
+            run(cfg, Path(tmp) / f"out{m}-tsharp", client=client)
+            row["tsharp_lst_gain"] = evaluate_run(scene, Path(tmp) / f"out{m}-tsharp")["downscaling"][
+                "rmse_ratio_bilinear_over_sharpened"]
             rows.append(row)
-            print(f"member {m}: LST gain {row['lst_gain']:.2f}x ({'/'.join(row['methods'])})  AUC default "
+            print(f"member {m}: LST gain {row['lst_gain']:.2f}x ({'/'.join(row['methods'])}; TsHARP "
+                  f"{row['tsharp_lst_gain']:.2f}x)  AUC default "
                   f"{row['default_auc']:.3f} baseline {row['baseline_auc']:.3f}  visible leaks in top 5 %: "
                   f"{row['default_visible_top5']:.2f} vs {row['baseline_visible_top5']:.2f} "
                   f"(n={row['default_n_visible']})", flush=True)
     df = pd.DataFrame(rows)
     leaks = pd.concat(leak_rows, ignore_index=True)
     print(f"\n{len(df)} held-out members ({time.perf_counter() - t0:.0f} s)")
-    for col in ("lst_gain", "default_auc", "baseline_auc", "default_visible_top5", "baseline_visible_top5"):
+    for col in ("lst_gain", "tsharp_lst_gain", "default_auc", "baseline_auc", "default_visible_top5", "baseline_visible_top5"):
         print(f"{col:24s} mean {df[col].mean():.3f}  worst {df[col].min():.3f}")
     wins = int((df["default_auc"] > df["baseline_auc"]).sum())
     print(f"default ROC-AUC above baseline on {wins} of {len(df)} members")

@@ -15,7 +15,7 @@
    plus the neighbours' interpolated residual (what DMS delivers). The model is used only if its RMSE there
    is below ``guard_ratio`` x bilinear's (strict: it must win) **and**, repeating the sharpening one scale up
    inside the tile (:func:`scale_up_check`), it is at most ``scale_up_tolerance`` (1.1) x bilinear's there (a
-   sanity check against models that blow up from mixed to purer pixels: 1.9-2.0x on Momotombo); else the
+   sanity check against models that blow up from mixed to purer pixels: 1.3-1.9x on Momotombo); else the
    tile gets TsHARP if TsHARP passes the same checks, else exactly bilinear. Errors and decision in ``info``.
 
 The held-out cells are seen by the final product only through the residual correction; the model is the
@@ -58,7 +58,7 @@ class DMSParams:
     guard_ratio: float = 0.99
     guard: bool = True
     #: one scale up the model may be at most this many times bilinear's RMSE: a sanity check against models that
-    #: blow up from mixed to purer pixels (Momotombo: 1.9-2.0x); the held-out check above is the strict one
+    #: blow up from mixed to purer pixels (Momotombo: 1.3-1.9x); the held-out check above is the strict one
     scale_up_tolerance: float = 1.1
     #: ridge penalty of the leaf models (standardised predictors, per sample): correlated bands with
     #: independent 10 m noise must not get large opposing coefficients that cancel only at the coarse scale

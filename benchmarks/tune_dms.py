@@ -1,0 +1,67 @@
+"""The sharpener's tuning comparisons, on the tuning members 0-7 of the simulator family only (never reported as
+results: benchmarks/family.py reports on members >= 100).
+
+    .venv/bin/python benchmarks/tune_dms.py
+
+Each member: a 6 km city read whole through the local reader; the coarse LST and predictors as the chain builds
+them; 10 m RMSE gain over bilinear against the true LST for each variant: the default, all ten Sentinel-2 bands
+as predictors, red + NIR only, ridge 0.001, and a strict (0.99) one-scale-up check.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from odc.geo.geobox import GeoBox
+
+from heattrack.io.local import LocalSceneReader, discover_local_scene
+from heattrack.kernels.dms import DMSParams, dms_sharpen
+from heattrack.kernels.features import ndvi
+from heattrack.kernels.lst import bilinear_sharpen, block_mean
+from heattrack.kernels.predictors import DEFAULT_PREDICTOR_BANDS, predictor_stack
+from heattrack.simulate import family_spec, simulate_scene
+
+VARIANTS = {  # name -> (predictor bands: None = all, DMSParams overrides)
+    "default (6 bands)": (DEFAULT_PREDICTOR_BANDS, {}),
+    "all ten bands": (None, {}),
+    "red + NIR only": (("B04", "B08"), {}),
+    "ridge 0.001": (DEFAULT_PREDICTOR_BANDS, {"ridge_alpha": 0.001}),
+    "one scale up strict (0.99)": (DEFAULT_PREDICTOR_BANDS, {"scale_up_tolerance": 0.99}),
+}
+
+
+def _load(scene: Path):
+    with rasterio.open(scene / "truth" / "lst_10m.tif") as src:
+        truth = src.read(1)
+        gb = GeoBox(src.shape, src.transform, src.crs.to_wkt())
+    n = (truth.shape[0] // 10) * 10
+    return truth[:n, :n], LocalSceneReader(discover_local_scene(scene)).read(gb[:n, :n])
+
+
+def main() -> None:
+    gains = {k: [] for k in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in range(8):
+            scene = Path(tmp) / f"m{m}"
+            simulate_scene(scene, family_spec(m, size_km=6.0))
+            truth, inp = _load(scene)
+            valid = np.isfinite(inp.lst) & np.isfinite(ndvi(inp.red, inp.nir)) & inp.optical_clear
+            coarse = block_mean(np.where(valid, inp.lst, np.nan), 10, 0.3)
+            plain = bilinear_sharpen(coarse, valid, 10).lst
+            for name, (use, over) in VARIANTS.items():
+                stack, names = predictor_stack(inp.bands, valid, use=use)
+                est = dms_sharpen(coarse, stack, valid, 10, replace(DMSParams(), **over), names=names).lst
+                ok = valid & np.isfinite(est) & np.isfinite(plain)
+                rmse = lambda a: float(np.sqrt(np.mean((a[ok] - truth[ok]) ** 2)))  # noqa: E731
+                gains[name].append(rmse(plain) / rmse(est))
+    for name, g in gains.items():
+        print(f"{name:28s} gain over bilinear: mean {np.mean(g):.3f}, worst {np.min(g):.3f}  "
+              + " ".join(f"{x:.2f}" for x in g))
+
+
+if __name__ == "__main__":
+    main()
