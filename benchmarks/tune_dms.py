@@ -42,6 +42,10 @@ def _load(scene: Path):
     return truth[:n, :n], LocalSceneReader(discover_local_scene(scene)).read(gb[:n, :n])
 
 
+def _rmse(a: np.ndarray, truth: np.ndarray, ok: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a[ok] - truth[ok]) ** 2)))
+
+
 def main() -> None:
     gains = {k: [] for k in VARIANTS}
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,8 +60,7 @@ def main() -> None:
                 stack, names = predictor_stack(inp.bands, valid, use=use)
                 est = dms_sharpen(coarse, stack, valid, 10, replace(DMSParams(), **over), names=names).lst
                 ok = valid & np.isfinite(est) & np.isfinite(plain)
-                rmse = lambda a: float(np.sqrt(np.mean((a[ok] - truth[ok]) ** 2)))  # noqa: E731
-                gains[name].append(rmse(plain) / rmse(est))
+                gains[name].append(_rmse(plain, truth, ok) / _rmse(est, truth, ok))
     for name, g in gains.items():
         print(f"{name:28s} gain over bilinear: mean {np.mean(g):.3f}, worst {np.min(g):.3f}  "
               + " ".join(f"{x:.2f}" for x in g))
