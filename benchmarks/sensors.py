@@ -51,6 +51,12 @@ def main() -> None:
                 out = Path(tmp) / f"out{m}-{sensor}"
                 run(cfg, out, client=client)
                 row[sensor] = evaluate_run(scene, out)["detection"]["roc_auc"]
+                # the simple baseline ranking on the same input, for the table
+                base_cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson",
+                                              "detect.method": "baseline"})
+                run(base_cfg, Path(tmp) / f"out{m}-{sensor}-baseline", client=client)
+                row[f"{sensor}_baseline"] = evaluate_run(scene, Path(tmp) / f"out{m}-{sensor}-baseline")[
+                    "detection"]["roc_auc"]
                 det = json.loads((out / "run.json").read_text())["detectability"]
                 row[f"{sensor}_share_visible"] = det["network_share_visible"]
                 leaks = gpd.read_file(scene / "truth" / "leaks.geojson").drop(columns="geometry")
@@ -71,13 +77,15 @@ def main() -> None:
                 clean = seg[~seg["segment_id"].isin(leaks["segment_id"]) & seg["stat_k"].notna()]
                 row[f"{sensor}_false_flag_share"] = float((clean["stat_k"] >= det["flag_level_k"]).mean())
             rows.append(row)
-            print(f"member {m}: segment ROC-AUC Landsat {row['landsat']:.3f}, airborne {row['airborne']:.3f}",
-                  flush=True)
+            print(f"member {m}: segment ROC-AUC Landsat {row['landsat']:.3f} (baseline {row['landsat_baseline']:.3f}), "
+                  f"airborne {row['airborne']:.3f} (baseline {row['airborne_baseline']:.3f})", flush=True)
     df = pd.DataFrame(rows)
     leaks = pd.concat(leak_rows, ignore_index=True)
     print(f"\n{len(df)} held-out members ({time.perf_counter() - t0:.0f} s): ROC-AUC Landsat mean "
           f"{df['landsat'].mean():.3f} (worst {df['landsat'].min():.3f}), airborne mean {df['airborne'].mean():.3f} "
-          f"(worst {df['airborne'].min():.3f})")
+          f"(worst {df['airborne'].min():.3f}); baseline ranking: Landsat {df['landsat_baseline'].mean():.3f} (worst "
+          f"{df['landsat_baseline'].min():.3f}), airborne {df['airborne_baseline'].mean():.3f} (worst "
+          f"{df['airborne_baseline'].min():.3f})")
     calib = {}
     for sensor in ("landsat", "airborne"):
         sel = leaks[leaks["sensor"] == sensor]
