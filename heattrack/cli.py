@@ -24,6 +24,7 @@ from heattrack.cli_support import (
     build_config,
     cli_errors,
     console,
+    print_plan,
     print_summary,
     progress_bar,
     setup_logging,
@@ -108,6 +109,9 @@ def run(
     n_workers: Annotated[Optional[int], typer.Option(help="LocalCluster workers.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue a run in --out, skipping completed tiles.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous run in --out.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tiles, dates per tile, bytes to "
+                                          "read, estimated time on the configured cluster) and stop: nothing "
+                                          "is read or written.")] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -122,6 +126,14 @@ def run(
                                "grid.tile_km": tile_km, "grid.crs": crs, "downscale.method": method,
                                "compute.scheduler": scheduler, "compute.n_workers": n_workers}, set_)
         allow: tuple[str, ...] = ()
+        if dry_run:
+            from heattrack.orchestration.dryrun import estimate
+            from heattrack.orchestration.plan import plan_run
+
+            if cfg.input.source == "synthetic":
+                raise HeattrackError("--dry-run plans existing inputs: simulate the scene first (heattrack simulate)")
+            print_plan(estimate(plan_run(cfg)))
+            return
         if cfg.input.source == "synthetic":
             cfg, allow = _synthetic_input(cfg, out)
         result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=progress_bar("tiles"),

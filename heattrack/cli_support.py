@@ -26,8 +26,10 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging and tracebacks.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override any config value: section.key=value "
                                                      "(repeatable).")]
-SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="'local' (LocalCluster) or a Dask "
-                                                     "scheduler address tcp://host:8786.")]
+SchedulerOpt = Annotated[Optional[str], typer.Option("--scheduler", help="'local' (LocalCluster), 'slurm' "
+                                                     "(dask-jobqueue; slurm section), 'kubernetes' (dask-kubernetes; "
+                                                     "kubernetes section), a running scheduler tcp://host:8786 or "
+                                                     "its scheduler file (*.json).")]
 
 
 def setup_logging(verbose: bool) -> None:
@@ -115,3 +117,26 @@ def print_summary(result) -> None:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(f"done in {result.seconds:.1f} s: {result.n_tiles} tiles ({result.skipped} resumed) -> "
                   f"{result.out}/ (report: {result.out}/report/index.html)")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
+
+
+def print_plan(est) -> None:
+    """``run --dry-run``: the plan's numbers (:class:`heattrack.orchestration.dryrun.PlanEstimate`)."""
+    table = Table(title=f"Plan: {est.n_tiles} tiles of {est.tile_px} x {est.tile_px} px (source {est.source})")
+    for col in ("tile", "dates (Landsat date, product)"):
+        table.add_column(col)
+    items = list(est.dates_per_tile.items())
+    for tile, dates in items[:25]:
+        table.add_row(tile, "; ".join(dates) or "none")
+    if len(items) > 25:
+        table.add_row("...", f"{len(items) - 25} more tiles")
+    console.print(table)
+    console.print(f"pixels to process: {est.pixels / 1e6:,.1f} M (tiles x dates); to read: "
+                  f"{est.bytes_read / 1e9:,.2f} GB of uncompressed pixels (files are usually 2-4x smaller)")
+    console.print(f"workers: {est.workers} ({est.workers_from}); estimated time: tiles {_duration(est.seconds_tiles)} "
+                  f"+ exports/report {_duration(est.seconds_driver)} = [bold]{_duration(est.seconds)}[/] "
+                  "(compute.plan_tile_mpx_s / plan_driver_mpx_s)", highlight=False)
+    console.print("dry run: nothing was read or written")

@@ -243,6 +243,23 @@ class ChangesConfig(_Section):
                                    "same place (m).")
 
 
+class ReportConfig(_Section):
+    """The report's interactive map and the field list (not part of the processing hash)."""
+
+    basemap_url: str = Field("https://tile.openstreetmap.org/{z}/{x}/{y}.png", description="XYZ basemap tile URL "
+                             "of the report's map ('' for none; the map works offline without it).")
+    basemap_attribution: str = Field("&copy; OpenStreetMap contributors", description="Attribution shown for the "
+                                     "basemap (its licence usually requires one).")
+    top_segments: int = Field(2000, ge=1, description="Segments drawn at every zoom, with full popups (the rest of "
+                              "the network loads per map tile when zoomed in).")
+    field_list: int = Field(500, ge=1, description="Rows of top_segments.csv / .gpx (the crews' list).")
+    thumbnails: int = Field(50, ge=0, description="Top segments whose popup shows an LST / anomaly thumbnail.")
+    max_zoom: int | None = Field(None, ge=1, le=20, description="Deepest web-map zoom of the pre-rendered risk "
+                                 "tiles (None: the zoom of the grid resolution).")
+    max_tiles: int = Field(20000, ge=1, description="Most risk-map tiles to render; the deepest zooms are dropped "
+                           "until the count fits (national runs).")
+
+
 class SimulateConfig(_Section):
     """The synthetic region of `heattrack simulate` / `heattrack demo` (not part of the processing hash)."""
 
@@ -280,6 +297,7 @@ class Config(_Section):
     slurm: SlurmConfig = SlurmConfig()
     kubernetes: KubernetesConfig = KubernetesConfig()
     simulate: SimulateConfig = SimulateConfig()
+    report: ReportConfig = ReportConfig()
     seed: int = Field(0, description="Seed for every random choice (sampling, model fitting).")
 
     @model_validator(mode="after")
@@ -321,7 +339,7 @@ class Config(_Section):
 
     def processing_hash(self) -> str:
         """Hash of everything that changes the numbers (compute and simulate settings excluded)."""
-        skip = {"compute", "simulate", "slurm", "kubernetes", "changes"} | ({"stac"} if self.input.source != "stac" else set()) \
+        skip = {"compute", "simulate", "slurm", "kubernetes", "changes", "report"} | ({"stac"} if self.input.source != "stac" else set()) \
             | ({"gee"} if self.input.source != "gee" else set())
         d = self.model_dump(mode="json", exclude=skip)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]

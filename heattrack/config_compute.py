@@ -30,6 +30,11 @@ class ComputeConfig(Section):
                                "over tiles; more threads per task oversubscribe the cores).")
     max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "
                                     "processed pixels has no valid LST.")
+    plan_tile_mpx_s: float = Field(0.3, gt=0, description="`run --dry-run` time estimate: tile pixels per "
+                                   "second per worker, in millions (README end-to-end figure on 2 cores; "
+                                   "re-measure with benchmarks/scale.py).")
+    plan_driver_mpx_s: float = Field(2.7, gt=0, description="`run --dry-run` time estimate: AOI pixels per "
+                                     "second of the driver's exports and report, in millions.")
 
 
 class SlurmConfig(Section):

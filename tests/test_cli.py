@@ -107,10 +107,48 @@ def test_tile_command_writes_grid(tmp_path):
     assert "EPSG:5179" in res.output
 
 
-@pytest.mark.parametrize("cmd", ["run", "simulate", "demo", "report", "tile", "evaluate"])
+COMMANDS = [c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands]
+
+
+def test_the_help_lists_every_command():
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    assert len(COMMANDS) >= 12 and all(c in res.output for c in COMMANDS)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
 def test_every_command_has_help(cmd):
-    res = runner.invoke(app, [cmd, "--help"])
-    assert res.exit_code == 0 and "--verbose" in res.output
+    res = runner.invoke(app, [cmd, "--help"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    callback = next(c.callback for c in app.registered_commands if (c.name or c.callback.__name__) in (cmd, cmd.replace("-", "_")))
+    assert callback.__doc__.strip().split("\n")[0][:40] in " ".join(res.output.split())
+    if "--scheduler" in res.output:  # every scheduler that works is named
+        assert all(s in res.output for s in ("local", "slurm", "kubernetes", "tcp://"))
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(small_scene, tmp_path):
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                              "--out", str(out), "--tile-km", "1.5", "--dry-run", "--scheduler", "slurm",
+                              "--set", "slurm.jobs=8", "--set", "slurm.processes=2"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert not out.exists()
+    assert "Plan: 9 tiles of 150 x 150 px" in res.output and "LC09_L2SP" in res.output
+    assert "workers: 16 (slurm.jobs x slurm.processes)" in res.output and "nothing was read or written" in res.output
+
+
+def test_dry_run_estimate_adds_up(small_scene):
+    from heattrack.config import load_config
+    from heattrack.orchestration.dryrun import estimate
+    from heattrack.orchestration.plan import plan_run
+
+    cfg = load_config(overrides={"input": {"input": str(small_scene), "pipes": str(small_scene / "pipes.geojson")},
+                                 "grid": {"tile_km": 1.5}, "compute": {"n_workers": 3, "plan_tile_mpx_s": 0.5}})
+    est = estimate(plan_run(cfg))
+    assert est.n_tiles == 9 and est.pixels == 9 * 150 * 150 and est.workers == 3
+    assert est.seconds_tiles == pytest.approx(est.pixels / (0.5e6 * 3))
+    side = 1500 + 2 * cfg.grid.halo_m  # the padded window of one tile, one date
+    assert est.bytes_read == 9 * int((side / 30) ** 2 * 4 + (side / 10) ** 2 * 8 + (side / 20) ** 2 * 13)
 
 
 def test_synthetic_source_simulates_then_runs(tmp_path):

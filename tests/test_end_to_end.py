@@ -118,7 +118,8 @@ def test_report_rebuild(finished_run, tmp_path):
     res = runner.invoke(app, ["report", str(out)])
     assert res.exit_code == 0, res.output
     page = (out / "report" / "index.html").read_text()
-    assert "Top 20 segments" in page and "risk_map.png" in page
+    assert "The top 20" in page and "risk_map.png" in page and '<div id="map">' in page
+    assert (out / "report" / "map.html").exists() and (out / "report" / "map" / "data" / "top.js").exists()
     for img in ("risk_map.png", "score_histogram.png", "lst_before_after.png"):
         assert (out / "report" / img).stat().st_size > 10_000
     bad = runner.invoke(app, ["report", str(tmp_path / "nothing")])

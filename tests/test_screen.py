@@ -68,6 +68,14 @@ def test_changes_classify_persistent_new_and_repaired_leaks(seasons):
     page = (runs / "2025-26" / "report" / "index.html").read_text()
     assert "What changed since last year (2024-25)" in page and "changes_map.png" in page
     assert (runs / "2025-26" / "report" / "changes_map.png").stat().st_size > 10_000
+    # the map's change layer and the segments' popups carry the same classes as changes.geojson
+    js = (runs / "2025-26" / "report" / "map" / "data" / "changes.js").read_text()
+    layer = json.loads(js[len("HT.add("):-len(");\n")])["features"]
+    assert sorted((f["id"], f["change"]) for f in layer) == sorted(zip(ch["id"].astype(str), ch["change"]))
+    top = json.loads((runs / "2025-26" / "report" / "map" / "data" / "top.js").read_text()[len("HT.add("):-len(");\n")])
+    seg_change = dict(zip(ch.loc[ch["kind"] == "segment", "id"], ch.loc[ch["kind"] == "segment", "change"]))
+    assert any(f["p"][7] for f in top["features"])
+    assert all(f["p"][7] == seg_change.get(f["p"][0]) for f in top["features"])
 
 
 @pytest.mark.slow

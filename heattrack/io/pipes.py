@@ -16,6 +16,10 @@ from heattrack.errors import InputError
 log = logging.getLogger(__name__)
 
 
+# a network file's street or address column, first match wins (OSM tags, utility GIS exports)
+STREET_COLUMNS = ("street", "addr:street", "address", "street_name", "name")
+
+
 def _stable_id(geom: shapely.Geometry, decimals: int) -> str:
     """Id from the geometry itself (coordinates rounded to ~1 cm), so it survives reordering of the file."""
     coords = np.round(shapely.get_coordinates(geom), decimals)
@@ -25,8 +29,8 @@ def _stable_id(geom: shapely.Geometry, decimals: int) -> str:
 def read_pipes(path: Path) -> gpd.GeoDataFrame:
     """Read a pipe network (GeoJSON in lon/lat per RFC 7946, or GeoPackage/Shapefile in any CRS).
 
-    Returns columns ``segment_id`` (str, unique), ``diameter_mm`` (float, NaN if unknown) and line
-    ``geometry`` in the file's CRS. Raises :class:`InputError` for unreadable files, non-line features only,
+    Returns columns ``segment_id`` (str, unique), ``diameter_mm`` (float, NaN if unknown), ``street`` (only when
+    the file has one of :data:`STREET_COLUMNS`) and line ``geometry`` in the file's CRS. Raises :class:`InputError` for unreadable files, non-line features only,
     a missing CRS, or coordinates that do not fit the declared CRS (metres in a lon/lat file).
     """
     path = Path(path)
@@ -67,6 +71,9 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
         dup = ids.groupby(ids).cumcount()
         ids = ids.where(dup == 0, ids + "-" + dup.astype(str))
     diameter = pd.to_numeric(lines["diameter_mm"], errors="coerce") if "diameter_mm" in lines else np.nan
-    out = gpd.GeoDataFrame({"segment_id": ids.values, "diameter_mm": diameter}, geometry=lines.geometry.values,
-                           crs=lines.crs)
+    cols = {"segment_id": ids.values, "diameter_mm": diameter}
+    street = next((c for c in STREET_COLUMNS if c in lines.columns), None)
+    if street is not None:  # the field list names the street a crew drives to
+        cols["street"] = lines[street].where(lines[street].notna(), None).astype(object).values
+    out = gpd.GeoDataFrame(cols, geometry=lines.geometry.values, crs=lines.crs)
     return out.reset_index(drop=True)

@@ -84,6 +84,21 @@ def segment_max(point_values: np.ndarray, segment: np.ndarray, n_segments: int) 
     return out
 
 
+def segment_argmax(point_values: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
+    """Index (into the points) of the largest finite value per segment; -1 for a segment without any.
+    Ties go to the first point along the segment. O(n log n) in the number of points."""
+    out = np.full(n_segments, -1, dtype=np.int64)
+    ok = np.flatnonzero(np.isfinite(point_values))
+    if ok.size == 0:
+        return out
+    order = ok[np.lexsort((ok, -point_values[ok], segment[ok]))]
+    seg = segment[order]
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = seg[1:] != seg[:-1]
+    out[seg[first]] = order[first]
+    return out
+
+
 def segment_mean(point_values: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
     """Mean of the finite point values per segment (NaN for a segment without any)."""
     ok = np.isfinite(point_values)

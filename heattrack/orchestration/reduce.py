@@ -9,7 +9,7 @@ import shapely
 
 from heattrack.io.store import TileRecords
 from heattrack.kernels.ranking import chain_attenuation, network_share_visible, segment_statistic
-from heattrack.kernels.segments import network_z, score_segments
+from heattrack.kernels.segments import network_z, score_segments, segment_argmax
 from heattrack.orchestration.plan import RunPlan
 
 
@@ -90,6 +90,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     else:
         key = np.nan_to_num(scores.risk, nan=-1.0)
         tie = np.nan_to_num(scores.delta_t_k, nan=-1e9)
+    _hottest_point(seg, plan, p_stat_d if "stat_k" in seg.columns else p_dt[None])
     order = np.lexsort((seg["segment_id"].values, -tie, -key))
     rank = np.full(len(seg), np.nan)
     ranked = order[ok[order]]
@@ -121,6 +122,25 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         pick = np.concatenate([order[:3], order[-1:]]) if len(order) > 3 else order
         stats["ae_examples"] = {k: v[pick] for k, v in cat_ae.items()}
     return seg, hot, stats
+
+
+def _hottest_point(seg: gpd.GeoDataFrame, plan: RunPlan, point_values: np.ndarray) -> None:
+    """``hot_lon``/``hot_lat``: the sample point with the strongest evidence (mean over dates) of each segment, in
+    lon/lat, where a crew starts looking (NaN for a segment without data)."""
+    import warnings
+
+    from pyproj import Transformer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points (clouded on every date)
+        mean = np.nanmean(point_values, axis=0)
+    idx = segment_argmax(mean, plan.points.segment, len(seg))
+    has = idx >= 0
+    x = np.where(has, plan.points.x[np.maximum(idx, 0)], np.nan)
+    y = np.where(has, plan.points.y[np.maximum(idx, 0)], np.nan)
+    lon, lat = Transformer.from_crs(seg.crs, "EPSG:4326", always_xy=True).transform(x, y)
+    seg["hot_lon"] = np.round(np.where(has, lon, np.nan), 6)
+    seg["hot_lat"] = np.round(np.where(has, lat, np.nan), 6)
 
 
 def network_signature(pipes: gpd.GeoDataFrame) -> dict:

@@ -22,9 +22,10 @@ import numpy as np
 import rasterio
 
 from heattrack import __version__
-from heattrack.config import Config
+from heattrack.config import Config, load_config
 from heattrack.errors import ConfigError, HeattrackError, InputError, NoDataError
 from heattrack.io.exports import write_cog, write_geojson, write_json
+from heattrack.io.fieldlist import write_field_list
 from heattrack.io.local import LocalScene
 from heattrack.io.location import OutputLocation, is_remote
 from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_mosaic_template
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = ".heattrack"
 FINAL_OUTPUTS = ("lst_10m.tif", "risk_10m.tif", "segments.geojson", "segments.gpkg", "hotspots.geojson",
-                 "config.yaml", "run.json", "report")
+                 "top_segments.csv", "top_segments.csvt", "top_segments.gpx", "config.yaml", "run.json", "report")
 
 
 def as_location(out: OutputLocation | str | Path) -> OutputLocation:
@@ -288,6 +289,7 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     write_geojson(seg, staging / "segments.geojson")
     seg.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")
     write_geojson(hot, staging / "hotspots.geojson")
+    write_field_list(seg, staging, cfg.report.field_list)
     (staging / "config.yaml").write_text(cfg.to_yaml())
     run_info = {
         "heattrack_version": __version__, "processing_hash": cfg.processing_hash(),
@@ -304,9 +306,8 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
         "tile_summaries": stats["tiles"],
     }
     write_json(run_info, staging / "run.json")
-    build_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples)
-    if ae_examples is not None:
-        np.savez(staging / "report" / "ae_examples.npz", **ae_examples)
+    build_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
+                 report_cfg=cfg.report)
 
 
 def run(
@@ -391,8 +392,6 @@ def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
             raise InputError(f"{truth_scene} has no truth/leaks.geojson: --truth needs a simulated scene")
         truth = {"leaks": gpd.read_file(leaks_file)}
     changes = gpd.read_file(out / "changes.geojson") if (out / "changes.geojson").exists() else None
-    page = build_report(str(out / "mosaic.zarr"), out, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
-                        truth=truth, changes=changes)
-    if ae_examples is not None:
-        np.savez(out / "report" / "ae_examples.npz", **ae_examples)
-    return page
+    report_cfg = load_config(out / "config.yaml").report if (out / "config.yaml").exists() else None
+    return build_report(str(out / "mosaic.zarr"), out, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
+                        truth=truth, changes=changes, report_cfg=report_cfg)

@@ -1,14 +1,10 @@
-"""HTML report of a run: risk map with pipes, top-20 segments, score histogram, LST before/after sharpening.
-
-Reads only finished outputs (COG overviews for the maps, so it stays cheap at national scale), writes
-``report/index.html`` and its PNGs into the given folder.
-"""
+"""Figures of the report (matplotlib PNGs below the map): risk overview, detectability, score distributions,
+LST before/after sharpening, autoencoder patches, truth (simulated scenes) and the changes since last season.
+Each takes finished outputs and writes one PNG; the section builders also return their HTML with a caption."""
 
 from __future__ import annotations
 
 import html
-import json
-import shutil
 from pathlib import Path
 
 import geopandas as gpd
@@ -20,8 +16,6 @@ import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
 import zarr  # noqa: E402
 from matplotlib.collections import LineCollection  # noqa: E402
-
-from heattrack.errors import InputError  # noqa: E402
 
 MAX_MAP_PX = 1400
 
@@ -99,7 +93,9 @@ def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest
             f"{det['attenuation']:.0%} of such a plume's peak. A 3 K leak would have been flagged on "
             f"<b>{share['3']:.0%}</b> of the scored network length, a 5 K leak on <b>{share['5']:.0%}</b>, a 10 K "
             f"leak on <b>{share['10']:.0%}</b>; elsewhere a leak of that size could be there unseen.</p>"
-            "<img src='detectability_map.png' alt='detectability per segment'>")
+            "<figure><img src='detectability_map.png' alt='detectability per segment'><figcaption>Green segments "
+            "would have shown a small leak; red ones only a large one (or none): a clean result there means little."
+            "</figcaption></figure>")
 
 
 def _histogram(seg: gpd.GeoDataFrame, risk: np.ndarray, dest: Path) -> None:
@@ -235,35 +231,6 @@ def _truth_figures(seg: gpd.GeoDataFrame, truth: dict, dest_scores: Path, dest_p
             f"pipe: {total:.2f} (threshold: the top {mask.sum()} segments).</p>")
 
 
-def _dates_table(run_info: dict) -> str:
-    dates = run_info.get("inputs", {}).get("dates", [])
-    if len(dates) < 2:
-        return ""
-    rows = "".join(f"<tr><td>{html.escape(str(d.get('landsat_date')))}</td><td>{html.escape(str(d.get('sentinel2_date')))}"
-                   f"</td><td>{html.escape(str(d.get('landsat_product')))}</td></tr>" for d in dates)
-    return ("<h2>Dates (multi-date run)</h2><p>Pixel risk and segment risk are the mean over the dates with clear "
-            "data: a leak persists, noise and transient hot spots do not. Per-date segment risk is in the "
-            "<code>risk_&lt;date&gt;</code> columns below and in segments.geojson.</p>"
-            f"<table><thead><tr><th>Landsat</th><th>Sentinel-2</th><th>product</th></tr></thead><tbody>{rows}"
-            "</tbody></table>")
-
-
-def _table(seg: gpd.GeoDataFrame) -> str:
-    stat = [c for c in ("z", "stat_k") if c in seg.columns]  # the ranking statistic, when the run has one
-    cols = ["rank", "segment_id", *stat, "risk", *[c for c in seg.columns if c.startswith("risk_")], "n_dates",
-            "delta_t_k", "n_clear_px", "length_m", "diameter_mm"]
-    top = seg[seg["status"] == "ok"].nsmallest(20, "rank")
-    head = "".join(f"<th>{c}</th>" for c in cols)
-    def fmt(v) -> str:
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v)
-
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r[c]))}</td>" for c in cols if c in r) + "</tr>"
-                   for _, r in top.iterrows())
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 _CHANGE_COLOURS = {"new": "red", "persistent": "darkorange", "resolved": "green", "no_data": "0.5"}
 
 
@@ -302,84 +269,8 @@ def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: t
                    for _, r in ch.head(40).iterrows()) if len(ch) else ""
     return (f"<h2>What changed since last year ({html.escape(previous)})</h2><p>{counts}. Sorted for a field crew: "
             "new first, then persistent, resolved, and flagged last year but without clear data now; each by risk. "
-            "Full table: <code>changes.geojson</code>.</p><img src='changes_map.png' alt='changes since last "
-            f"season'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            "Full table: <code>changes.geojson</code>.</p><figure><img src='changes_map.png' alt='changes since last "
+            "season'><figcaption>Red: new since last season (visit first), orange: still there, green: gone (a "
+            f"repair that worked); grey lines: the rest of the network.</figcaption></figure><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
-def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: tuple[slice, slice],
-                 ae_examples: dict | None = None, truth: dict | None = None,
-                 changes: gpd.GeoDataFrame | None = None) -> Path:
-    """Write ``folder/report/index.html`` (+ PNGs) from the exports in ``folder`` and the mosaic.
-
-    ``ae_examples``: autoencoder patches (``ae_in``, ``ae_rec``, ``ae_risk``) for the reconstruction figure;
-    ``truth``: ``{"leaks": GeoDataFrame}`` of a simulated scene for the truth section; ``changes``: the rows of
-    ``changes.geojson`` (``heattrack screen``) for the section on what changed since the previous season."""
-    folder = Path(folder)
-    for need in ("risk_10m.tif", "segments.geojson"):
-        if not (folder / need).exists():
-            raise InputError(f"{folder} has no {need}: not a finished heattrack output folder")
-    tmp = folder / "report.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    risk, extent, crs_wkt = _read_overview(folder / "risk_10m.tif")
-    seg = _segments_in(folder, crs_wkt)
-    _risk_map(risk, extent, seg, tmp / "risk_map.png")
-    _histogram(seg, risk, tmp / "score_histogram.png")
-    _before_after(str(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
-    extra = _dates_table(run_info)
-    if run_info.get("detectability") and "mdl_k" in seg.columns:
-        extra = _detectability_section(seg, run_info["detectability"], extent, tmp / "detectability_map.png") + extra
-    if changes is not None:
-        prev = (run_info.get("previous") or {}).get("season") or "the previous season"
-        extra = _changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png") + extra
-    if ae_examples is not None and len(ae_examples.get("ae_risk", [])):
-        _ae_figure(ae_examples, tmp / "ae_examples.png")
-        extra += ("<h2>Autoencoder reconstructions</h2><p>Each patch is 5 x 5 samples of the thermal anomaly "
-                  "(z-score) and NDVI around a pixel; the detector's evidence is the centre's thermal error.</p>"
-                  "<img src='ae_examples.png' alt='autoencoder input, reconstruction and error'>")
-    if truth is not None:
-        note = _truth_figures(seg, truth, tmp / "truth_scores.png", tmp / "detection_power.png")
-        extra += ("<h2>Against the simulator's truth</h2>" + note +
-                  "<img src='truth_scores.png' alt='leak vs non-leak score distributions'>"
-                  "<img src='detection_power.png' alt='detection power curve'>")
-    warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.get("warnings", []))
-    inputs = run_info.get("inputs", {})
-    n_ok = int((seg["status"] == "ok").sum())
-    if inputs.get("sensor") == "thermal raster":
-        source_line = (f"Thermal raster <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
-                       f"({inputs.get('landsat_date')}, {inputs.get('psf_m')} m effective resolution, not sharpened).")
-        reading = ("The thermal raster resolves a leak plume directly; the rank says where to look first, it does "
-                   "not prove a leak (warm vents, roads and buildings near pipes rank too).")
-    else:
-        source_line = (f"Landsat product <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
-                       f"({inputs.get('landsat_date')}), Sentinel-2 {inputs.get('sentinel2_date')} "
-                       f"(gap {inputs.get('date_gap_days')} days).")
-        reading = ("Landsat's thermal band carries ~100 m information; a 30 m leak plume is diluted about tenfold "
-                   "in it, so risk ranks where to look first, it does not prove a leak.")
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>heattrack report</title>
-<style>body{{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em}}
-table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-.warn{{background:#fff3cd;padding:.5em}} img{{max-width:100%}} code{{background:#eee}}</style></head>
-<body>
-<h1>heattrack leak screening report</h1>
-{warn}
-<p>{source_line}
-Grid {html.escape(str(run_info.get('grid', {}).get('crs')))}, {run_info.get('grid', {}).get('n_tiles')} tiles,
-clear fraction {run_info.get('valid_fraction', 0):.1%}. Segments: {len(seg)} ({n_ok} with data,
-{len(seg) - n_ok} no_data). Hotspots: {run_info.get('hotspots')}. Config hash
-<code>{run_info.get('processing_hash')}</code>, heattrack {run_info.get('heattrack_version')}.</p>
-<p><b>Reading the numbers.</b> {reading}</p>
-<h2>Risk map</h2><img src="risk_map.png" alt="risk map with pipes">
-<h2>Top 20 segments</h2>{_table(seg)}
-<h2>Score distributions</h2><img src="score_histogram.png" alt="score histograms">
-<h2>LST before and after sharpening</h2><img src="lst_before_after.png" alt="LST before and after sharpening">
-{extra}
-</body></html>
-"""
-    (tmp / "index.html").write_text(page)
-    dest = folder / "report"
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.replace(dest)
-    (dest / "run_info.json").write_text(json.dumps(run_info, default=str, indent=1)[:200000])
-    return dest / "index.html"

@@ -1,0 +1,232 @@
+"""The report page ``report/index.html``: the interactive map first (Leaflet, vendored; data from
+:mod:`heattrack.report.webmap`), the field list with links into the map, then the figures, each with a caption.
+
+Reads only finished outputs (COG overviews, the exports, the mosaic for small crops), so it stays cheap at
+national scale; writes into ``report.tmp`` and swaps it in, so a failed rebuild leaves the old report.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from heattrack.config import ReportConfig
+from heattrack.errors import InputError
+from heattrack.report import figures as fg
+from heattrack.report import webmap
+from heattrack.report.tiles import render_tiles
+
+CSS = """body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+.warn{background:#fff3cd;padding:.5em} img{max-width:100%} code{background:#eee}
+figure{margin:1em 0}figcaption{color:#444;font-size:14px;margin-top:.2em}"""
+
+
+def _figure(src: str, alt: str, caption: str) -> str:
+    return f"<figure><img src='{src}' alt='{html.escape(alt)}'><figcaption>{caption}</figcaption></figure>"
+
+
+def _dates_table(run_info: dict) -> str:
+    dates = run_info.get("inputs", {}).get("dates", [])
+    if len(dates) < 2:
+        return ""
+    rows = "".join(f"<tr><td>{html.escape(str(d.get('landsat_date')))}</td><td>{html.escape(str(d.get('sentinel2_date')))}"
+                   f"</td><td>{html.escape(str(d.get('landsat_product')))}</td></tr>" for d in dates)
+    return ("<h2>Dates (multi-date run)</h2><p>Pixel risk and segment risk are the mean over the dates with clear "
+            "data: a leak persists, noise and transient hot spots do not. Per-date segment risk is in the "
+            "<code>risk_&lt;date&gt;</code> columns below and in segments.geojson.</p>"
+            f"<table><thead><tr><th>Landsat</th><th>Sentinel-2</th><th>product</th></tr></thead><tbody>{rows}"
+            "</tbody></table>")
+
+
+def _table(seg: gpd.GeoDataFrame, n: int = 20) -> str:
+    """The top ``n`` segments; each id links to the segment on the map, each point to OpenStreetMap."""
+    stat = [c for c in ("z", "stat_k") if c in seg.columns]  # the ranking statistic, when the run has one
+    cols = ["rank", "segment_id", *stat, "risk", *[c for c in seg.columns if c.startswith("risk_")], "n_dates",
+            "delta_t_k", "length_m", "diameter_mm", *(["street"] if "street" in seg.columns else [])]
+    top = seg[seg["status"] == "ok"].nsmallest(n, "rank")
+    head = "".join(f"<th>{c}</th>" for c in cols) + "<th>hottest point (lat, lon)</th>"
+
+    def fmt(v) -> str:
+        if v is None or (isinstance(v, float) and not np.isfinite(v)):
+            return ""
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+
+    body = []
+    for _, r in top.iterrows():
+        cells = []
+        for c in cols:
+            v = html.escape(fmt(r.get(c)))
+            cells.append(f"<td><a href='#segment={v}'>{v}</a></td>" if c == "segment_id" else f"<td>{v}</td>")
+        lat, lon = r.get("hot_lat"), r.get("hot_lon")
+        if lat is not None and np.isfinite(lat):
+            cells.append(f"<td><a href='https://www.openstreetmap.org/?mlat={lat:.6f}&amp;mlon={lon:.6f}#map=19/"
+                         f"{lat:.6f}/{lon:.6f}'>{lat:.6f}, {lon:.6f}</a></td>")
+        else:
+            cells.append("<td></td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table id='top-table'><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _with_change_class(seg: gpd.GeoDataFrame, changes: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
+    if changes is None or not len(changes) or "change" in seg.columns:
+        return seg
+    cls = changes[changes["kind"] == "segment"].set_index("id")["change"]
+    return seg.assign(change=seg["segment_id"].map(cls))
+
+
+def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, changes, run_info: dict,
+              cfg: ReportConfig) -> dict:
+    """Everything under ``report_dir/map``; returns the index the page reads (also in ``map/data/index.js``)."""
+    map_dir = report_dir / "map"
+    webmap.copy_assets(map_dir)
+    thumbs = webmap.write_thumbnails(map_dir, mosaic, seg, cfg.thumbnails)
+    network = webmap.write_network(map_dir, seg, cfg.top_segments, thumbs)
+    hot = gpd.read_file(folder / "hotspots.geojson") if (folder / "hotspots.geojson").exists() else None
+    n_hot = webmap.write_points(map_dir, "hotspots", hot)
+    n_changes = webmap.write_changes(map_dir, changes)
+    res = float(run_info.get("grid", {}).get("resolution_m") or 10.0)
+    tiles = render_tiles(folder / "risk_10m.tif", map_dir / "risk", resolution_m=res, max_zoom=cfg.max_zoom,
+                         max_tiles=cfg.max_tiles, workers=os.cpu_count() or 2)
+    meta = {"bounds": list(tiles.bounds), "risk_tiles": tiles.as_json(), "network": network,
+            "basemap": {"url": cfg.basemap_url, "attribution": cfg.basemap_attribution},
+            "has_mdl": "mdl_k" in seg.columns, "n_hotspots": n_hot, "n_changes": n_changes}
+    webmap.write_index(map_dir, meta)
+    return meta
+
+
+def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: tuple[slice, slice],
+                 ae_examples: dict | None = None, truth: dict | None = None,
+                 changes: gpd.GeoDataFrame | None = None, report_cfg: ReportConfig | None = None) -> Path:
+    """Write ``folder/report/index.html`` (map, PNGs, map data) from the exports in ``folder`` and the mosaic.
+
+    ``ae_examples``: autoencoder patches (``ae_in``, ``ae_rec``, ``ae_risk``) for the reconstruction figure, kept
+    as ``report/ae_examples.npz`` for a rebuild; ``truth``: ``{"leaks": GeoDataFrame}`` of a simulated scene for
+    the truth section; ``changes``: the rows of ``changes.geojson`` (``heattrack screen``)."""
+    folder = Path(folder)
+    cfg = report_cfg or ReportConfig()
+    for need in ("risk_10m.tif", "segments.geojson"):
+        if not (folder / need).exists():
+            raise InputError(f"{folder} has no {need}: not a finished heattrack output folder")
+    tmp = folder / "report.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    risk, extent, crs_wkt = fg._read_overview(folder / "risk_10m.tif")
+    seg = _with_change_class(fg._segments_in(folder, crs_wkt), changes)
+    meta = write_map(tmp, folder, mosaic, seg, changes, run_info, cfg)
+    fg._risk_map(risk, extent, seg, tmp / "risk_map.png")
+    fg._histogram(seg, risk, tmp / "score_histogram.png")
+    fg._before_after(str(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
+    extra = _dates_table(run_info)
+    if run_info.get("detectability") and "mdl_k" in seg.columns:
+        extra = fg._detectability_section(seg, run_info["detectability"], extent, tmp / "detectability_map.png") + extra
+    if changes is not None:
+        prev = (run_info.get("previous") or {}).get("season") or "the previous season"
+        extra = fg._changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png") + extra
+    if ae_examples is not None and len(ae_examples.get("ae_risk", [])):
+        fg._ae_figure(ae_examples, tmp / "ae_examples.png")
+        np.savez(tmp / "ae_examples.npz", **ae_examples)
+        extra += ("<h2>Autoencoder reconstructions</h2>" + _figure(
+            "ae_examples.png", "autoencoder input, reconstruction and error",
+            "Each patch is 5 x 5 samples of the thermal anomaly (z-score) and NDVI around a pixel; a leak shows as "
+            "a centre the autoencoder cannot reconstruct (large error), a typical pixel (last row) as none."))
+    if truth is not None:
+        note = fg._truth_figures(seg, truth, tmp / "truth_scores.png", tmp / "detection_power.png")
+        extra += ("<h2>Against the simulator's truth</h2>" + note +
+                  _figure("truth_scores.png", "leak vs non-leak score distributions",
+                          "The further the leak histogram sits to the right of the other segments, the better the "
+                          "ranking separates them.") +
+                  _figure("detection_power.png", "detection power curve",
+                          "Share of leaks flagged at 0.1 false alarms per km, by leak size: where the curve is low, "
+                          "leaks of that size go unseen by this sensor."))
+    (tmp / "index.html").write_text(_page(run_info, seg, meta, folder, extra))
+    write_map_page(tmp)
+    (tmp / "run_info.json").write_text(json.dumps(run_info, default=str, indent=1)[:200000])
+    dest = folder / "report"
+    old = folder / "report.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.replace(old)
+    tmp.replace(dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest / "index.html"
+
+
+def _page(run_info: dict, seg: gpd.GeoDataFrame, meta: dict, folder: Path, extra: str) -> str:
+    warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.get("warnings", []))
+    inputs = run_info.get("inputs", {})
+    n_ok = int((seg["status"] == "ok").sum())
+    if inputs.get("sensor") == "thermal raster":
+        source_line = (f"Thermal raster <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
+                       f"({inputs.get('landsat_date')}, {inputs.get('psf_m')} m effective resolution, not sharpened).")
+        reading = ("The thermal raster resolves a leak plume directly; the rank says where to look first, it does "
+                   "not prove a leak (warm vents, roads and buildings near pipes rank too).")
+    else:
+        source_line = (f"Landsat product <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
+                       f"({inputs.get('landsat_date')}), Sentinel-2 {inputs.get('sentinel2_date')} "
+                       f"(gap {inputs.get('date_gap_days')} days).")
+        reading = ("Landsat's thermal band carries ~100 m information; a 30 m leak plume is diluted about tenfold "
+                   "in it, so risk ranks where to look first, it does not prove a leak.")
+    files = [f"<a href='../{n}'>{n}</a>" for n in ("top_segments.csv", "top_segments.gpx", "segments.gpkg",
+                                                   "segments.geojson", "hotspots.geojson", "risk_10m.tif")
+             if (folder / n).exists()]
+    net = meta["network"]
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>heattrack report</title>
+{MAP_HEAD}
+<style>{CSS}</style></head>
+<body>
+<h1>heattrack leak screening report</h1>
+{warn}
+<p>{source_line}
+Grid {html.escape(str(run_info.get('grid', {}).get('crs')))}, {run_info.get('grid', {}).get('n_tiles')} tiles,
+clear fraction {run_info.get('valid_fraction', 0):.1%}. Segments: {len(seg)} ({n_ok} with data,
+{len(seg) - n_ok} no_data). Hotspots: {run_info.get('hotspots')}. Config hash
+<code>{run_info.get('processing_hash')}</code>, heattrack {run_info.get('heattrack_version')}.</p>
+<p><b>Reading the numbers.</b> {reading}</p>
+<h2>Map</h2>
+<p>Pipe segments coloured by risk (the {net['n_top']} riskiest at every zoom; the whole network of
+{net['n_segments']} segments once zoomed in), the pixel risk mosaic and hotspots; click a segment for its
+numbers. Layers switch on and off at the top right. The basemap needs a network connection; everything else is
+in this folder. <a href="map.html">Full-window map</a>.</p>
+<div id="map"></div>
+<h2>Field list</h2>
+<p>Downloads for the crews: {', '.join(files)}. <code>top_segments.csv</code> (QGIS: Layer &rarr; Add Delimited
+Text, x = lon, y = lat) and <code>top_segments.gpx</code> (GPS units, phone map apps) hold the hottest point of
+each top segment with links to OpenStreetMap and to this map. The top 20:</p>
+{_table(seg)}
+<h2>Figures</h2>
+{_figure('risk_map.png', 'risk map with pipes', 'Overview of the whole area (grid metres): pixel risk, segments '
+         'coloured by risk, the top 20 in cyan; read it for where the risk concentrates, use the map above to zoom.')}
+{_figure('score_histogram.png', 'score histograms', 'Distribution of segment and pixel risk (log counts): a '
+         'long tail towards 1 is the handful of places worth a visit; a bulge near 1 would mean a poorly calibrated run.')}
+{_figure('lst_before_after.png', 'LST before and after sharpening', '2 km around the top segment: the ~100 m '
+         'thermal data (left), sharpened to 10 m (middle) and the anomaly the ranking reads (right); pipes in cyan.')}
+{extra}
+{MAP_SCRIPTS}
+</body></html>
+"""
+
+
+MAP_HEAD = '<link rel="stylesheet" href="map/leaflet/leaflet.css"><link rel="stylesheet" href="map/heattrack-map.css">'
+MAP_SCRIPTS = "\n".join(f'<script src="map/{s}"></script>' for s in (
+    "leaflet/leaflet.js", "heattrack-map.js", "data/index.js", "data/top.js", "data/hotspots.js",
+    "data/changes.js")) + '\n<script>HT.start("map");</script>'
+
+
+def write_map_page(report_dir: Path, title: str = "heattrack map") -> Path:
+    """``map.html``: the map alone, full window (the data written by :func:`write_map`)."""
+    page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">{MAP_HEAD}'
+            "<style>html,body{margin:0;height:100%}#map{height:100%;margin:0;border:none}</style></head>"
+            f'<body><div id="map"></div>\n{MAP_SCRIPTS}\n</body></html>\n')
+    (report_dir / "map.html").write_text(page)
+    return report_dir / "map.html"

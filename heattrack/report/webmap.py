@@ -1,0 +1,201 @@
+"""Data of the report's interactive map (Leaflet, vendored): static files that open from ``file://``, any static
+web server or an S3 bucket, with no backend.
+
+Browsers refuse ``fetch`` of ``file://`` URLs, so every data file is a small script that hands its JSON to the
+page (``HT.add(...)``/``HT.chunk(...)``), loaded with a ``<script>`` tag:
+
+- ``map/data/index.js``: extent, risk-tile pyramid, network chunk index, basemap, layer list;
+- ``map/data/top.js``: the best ``report.top_segments`` segments with every popup field (drawn at all zooms);
+- ``map/data/net/<x>_<y>.js``: the whole scored network bucketed by web-map tile at ``chunk_zoom`` (a spatial
+  index): the page loads only the chunks in view once zoomed in, so a national network pans smoothly;
+- ``map/data/hotspots.js``, ``map/data/changes.js`` (``heattrack screen``), ``map/thumbs/<segment>.png``;
+- ``map/risk/{z}/{x}/{y}.png``: the risk mosaic as pre-rendered tiles (:mod:`heattrack.report.tiles`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import geopandas as gpd
+import matplotlib
+import numpy as np
+import shapely
+import zarr
+from PIL import Image
+
+ASSETS = Path(__file__).parent / "assets"
+CHUNK_MAX_SEGMENTS = 1500
+POPUP_FIELDS = ("segment_id", "rank", "risk", "delta_t_k", "n_dates", "diameter_mm", "mdl_k", "change", "street")
+
+
+def _num(v, nd: int):
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return round(f, nd) if math.isfinite(f) else None
+
+
+def _props(df: gpd.GeoDataFrame, thumbs: set[str]) -> list[list]:
+    """Compact popup records, one per row: [id, rank, risk, delta_t_k, n_dates, diameter_mm, mdl_k, change, street,
+    has_thumbnail]."""
+    n = len(df)
+
+    def col(name: str, nd: int | None) -> list:
+        if name not in df:
+            return [None] * n
+        v = df[name]
+        if nd is None:
+            return [x if isinstance(x, str) else None for x in v.to_numpy(dtype=object)]
+        a = v.to_numpy(dtype=float, na_value=np.nan)
+        return [round(float(x), nd) if math.isfinite(x) else None for x in a]
+
+    ids = df["segment_id"].astype(str).tolist()
+    rank = [None if r is None else int(r) for r in col("rank", 0)]
+    return [list(t) + [1 if t[0] in thumbs else 0] for t in zip(
+        ids, rank, col("risk", 4), col("delta_t_k", 3), col("n_dates", 0), col("diameter_mm", 0),
+        col("mdl_k", 2), col("change", None), col("street", None))]
+
+
+def _latlon(geoms: np.ndarray, nd: int = 6) -> list[list[list[float]]]:
+    """Leaflet polyline coordinates per geometry: one flat [lat, lon, lat, lon, ...] list per part."""
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    xy, pidx = shapely.get_coordinates(parts, return_index=True)
+    latlon = np.round(xy[:, ::-1], nd)
+    bounds = np.searchsorted(pidx, np.arange(len(parts) + 1))
+    out: list[list] = [[] for _ in range(len(geoms))]
+    for k in range(len(parts)):
+        out[owner[k]].append(latlon[bounds[k]:bounds[k + 1]].ravel().tolist())
+    return out
+
+
+def _script(path: Path, call: str, payload) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"{call}({json.dumps(payload, separators=(',', ':'), allow_nan=False)});\n")
+
+
+def choose_chunk_zoom(lon: np.ndarray, lat: np.ndarray, lo: int = 11, hi: int = 16) -> int:
+    """Shallowest zoom (>= ``lo``) at which no web-map tile holds more than CHUNK_MAX_SEGMENTS segments."""
+    for z in range(lo, hi + 1):
+        keys = _chunk_keys(lon, lat, z)
+        if not len(keys) or np.unique(keys, return_counts=True)[1].max() <= CHUNK_MAX_SEGMENTS:
+            return z
+    return hi
+
+
+def _chunk_keys(lon: np.ndarray, lat: np.ndarray, z: int) -> np.ndarray:
+    n = 2 ** z
+    x = np.clip(np.floor((lon + 180.0) / 360.0 * n), 0, n - 1).astype(np.int64)
+    lr = np.radians(np.clip(lat, -85.05, 85.05))
+    y = np.clip(np.floor((1 - np.log(np.tan(lr) + 1 / np.cos(lr)) / math.pi) / 2 * n), 0, n - 1).astype(np.int64)
+    return x * n + y
+
+
+def write_network(map_dir: Path, seg: gpd.GeoDataFrame, top_n: int, thumbs: set[str]) -> dict:
+    """``top.js`` and the per-tile network chunks; returns their index. ``seg``: any CRS, sorted or not."""
+    ll = seg.to_crs("EPSG:4326")
+    ll = ll.assign(geometry=shapely.simplify(ll.geometry.values, 1e-6))  # ~0.1 m: drops collinear vertices only
+    ok = ll[ll["status"] == "ok"].sort_values("rank")
+    top = ok.head(top_n)
+    feats = [{"p": p, "c": c} for p, c in zip(_props(top, thumbs), _latlon(top.geometry.values))]
+    _script(map_dir / "data" / "top.js", "HT.add", {"name": "top", "fields": list(POPUP_FIELDS), "features": feats})
+    rep = ll.geometry.representative_point()
+    lon, lat = rep.x.to_numpy(), rep.y.to_numpy()
+    z = choose_chunk_zoom(lon, lat)
+    keys = _chunk_keys(lon, lat, z)
+    n = 2 ** z
+    chunks = {}
+    props, coords = _props(ll, thumbs), _latlon(ll.geometry.values)
+    status = (ll["status"] == "ok").to_numpy()
+    order = np.argsort(keys, kind="stable")
+    starts = np.searchsorted(keys[order], np.unique(keys))
+    for key, idx in zip(np.unique(keys), np.split(order, starts[1:])):
+        name = f"{key // n}_{key % n}"
+        data = [{"p": props[i], "c": coords[i], "s": int(status[i])} for i in idx]
+        _script(map_dir / "data" / "net" / f"{name}.js", "HT.chunk", {"key": name, "features": data})
+        chunks[name] = int(idx.size)
+    return {"chunk_zoom": z, "chunks": chunks, "n_segments": int(len(seg)), "n_top": int(len(top))}
+
+
+def write_points(map_dir: Path, name: str, gdf: gpd.GeoDataFrame | None, limit: int = 5000) -> int:
+    """Hotspots (or any points) as ``[lat, lon, delta_t_k, risk, id]`` rows, the ``limit`` hottest."""
+    if gdf is None or not len(gdf):
+        rows: list = []
+    else:
+        g = gdf.to_crs("EPSG:4326").head(limit)
+        rows = [[round(p.y, 6), round(p.x, 6), _num(r.get("delta_t_k"), 3), _num(r.get("peak_risk"), 4),
+                 str(r.get("hotspot_id", ""))] for p, (_, r) in zip(g.geometry.values, g.iterrows())]
+    _script(map_dir / "data" / f"{name}.js", "HT.add", {"name": name, "rows": rows})
+    return len(rows)
+
+
+def write_changes(map_dir: Path, changes: gpd.GeoDataFrame | None) -> int:
+    """Segments and hotspots classed new / persistent / resolved by ``heattrack screen``."""
+    feats = []
+    if changes is not None and len(changes):
+        for _, r in changes.to_crs("EPSG:4326").iterrows():
+            g = r.geometry
+            if g is None:
+                continue
+            coords = [[round(g.y, 6), round(g.x, 6)]] if g.geom_type == "Point" else _latlon(np.array([g]))[0]
+            feats.append({"kind": r.get("kind"), "id": str(r.get("id")), "change": r.get("change"),
+                          "risk": _num(r.get("risk"), 4), "c": coords})
+    _script(map_dir / "data" / "changes.js", "HT.add", {"name": "changes", "features": feats})
+    return len(feats)
+
+
+def write_thumbnails(map_dir: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, n: int, half_px: int = 24) -> set[str]:
+    """``thumbs/<segment_id>.png``: LST (left) and anomaly (right), 480 m around the hottest point of the top
+    ``n`` segments. ``seg`` in the grid CRS (the mosaic's)."""
+    if n <= 0:
+        return set()
+    g = zarr.open_group(str(mosaic), mode="r")
+    x, y = np.asarray(g["x"][:]), np.asarray(g["y"][:])
+    top = seg[seg["status"] == "ok"].sort_values("rank").head(n)
+    if "hot_lon" in top:
+        hot = gpd.GeoSeries(gpd.points_from_xy(top["hot_lon"], top["hot_lat"]), crs="EPSG:4326").to_crs(seg.crs)
+        hx, hy = hot.x.to_numpy(), hot.y.to_numpy()
+    else:
+        hx, hy = np.full(len(top), np.nan), np.full(len(top), np.nan)
+    mid = top.geometry.interpolate(0.5, normalized=True)
+    hx = np.where(np.isfinite(hx), hx, mid.x.to_numpy())
+    hy = np.where(np.isfinite(hy), hy, mid.y.to_numpy())
+    inferno, rdbu = matplotlib.colormaps["inferno"], matplotlib.colormaps["RdBu_r"]
+    out = set()
+    (map_dir / "thumbs").mkdir(parents=True, exist_ok=True)
+    for sid, px, py in zip(top["segment_id"].astype(str), hx, hy):
+        c = int(np.clip(np.searchsorted(x, px), half_px, max(half_px, x.size - half_px)))
+        r = int(np.clip(np.searchsorted(-y, -py), half_px, max(half_px, y.size - half_px)))
+        win = (slice(r - half_px, r + half_px), slice(c - half_px, c + half_px))
+        lst = np.asarray(g["lst_10m"][win], dtype=float)
+        anom = np.asarray(g["anomaly_k"][win], dtype=float)
+        if not np.isfinite(lst).any():
+            continue
+        lo, hi = np.nanpercentile(lst, [2, 98])
+        a = inferno(np.clip((lst - lo) / max(hi - lo, 1e-6), 0, 1))
+        b = rdbu(np.clip((anom + 3.0) / 6.0, 0, 1))
+        img = np.concatenate([a, np.ones((a.shape[0], 2, 4)), b], axis=1)
+        img[~np.isfinite(np.concatenate([lst, np.ones((lst.shape[0], 2)), anom], axis=1))] = (0.8, 0.8, 0.8, 1)
+        Image.fromarray((img * 255).astype(np.uint8), "RGBA").resize(
+            (img.shape[1] * 3, img.shape[0] * 3), Image.NEAREST).save(map_dir / "thumbs" / f"{sid}.png")
+        out.add(sid)
+    return out
+
+
+def copy_assets(map_dir: Path) -> None:
+    """Leaflet (BSD-2, vendored with its licence) and heattrack's map script next to the data."""
+    for name in ("leaflet", "heattrack-map.js", "heattrack-map.css"):
+        src, dst = ASSETS / name, map_dir / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(src, dst)
+
+
+def write_index(map_dir: Path, meta: dict) -> None:
+    _script(map_dir / "data" / "index.js", "HT.add", {"name": "index", **meta})
