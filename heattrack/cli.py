@@ -236,16 +236,16 @@ def download(
         cfg = build_config(config, {"input.source": source, "input.aoi": aoi, "stac.url": stac_url,
                                "stac.datetime": datetime_, "grid.tile_km": tile_km}, set_)
         summary = download_season(cfg, out, season, threads=threads, progress=progress_bar("download", unit="pairs"))
-        n_pairs = sum(len(v) for v in summary["tiles"].values())
-        console.print(f"{len(summary['tiles'])} tiles, {n_pairs} date pairs -> {out}/ ({summary['files']['fetched']} "
-                      f"files fetched, {summary['files']['skipped']} already complete)")
-        if summary["tiles_without_pair"]:
-            console.print(f"[yellow]{len(summary['tiles_without_pair'])} tiles without a usable pair:[/] "
-                          + ", ".join(summary["tiles_without_pair"][:20]), highlight=False)
-        if summary["failed"]:
-            for k, v in list(summary["failed"].items())[:10]:
+        n_pairs = sum(len(v) for v in summary.tiles.values())
+        console.print(f"{len(summary.tiles)} tiles, {n_pairs} date pairs -> {out}/ ({summary.files['fetched']} "
+                      f"files fetched, {summary.files['skipped']} already complete)")
+        if summary.tiles_without_pair:
+            console.print(f"[yellow]{len(summary.tiles_without_pair)} tiles without a usable pair:[/] "
+                          + ", ".join(summary.tiles_without_pair[:20]), highlight=False)
+        if summary.failed:
+            for k, v in list(summary.failed.items())[:10]:
                 console.print(f"[red]failed[/] {k}: {v}", highlight=False)
-            raise HeattrackError(f"{len(summary['failed'])} date pairs could not be fetched; run the same command "
+            raise HeattrackError(f"{len(summary.failed)} date pairs could not be fetched; run the same command "
                                  "again to retry them (complete files are kept)")
 
 
@@ -300,7 +300,8 @@ def demo(
 ) -> None:
     """Simulate the embedded default region, run the chain on a LocalCluster, evaluate against truth, report."""
     from heattrack.evaluate import evaluate_run
-    from heattrack.orchestration.run import STATE_DIR, rebuild_report
+    from heattrack.orchestration.output_folder import STATE_DIR
+    from heattrack.orchestration.run import rebuild_report
     from heattrack.orchestration.run import run as run_chain
 
     setup_logging(verbose)

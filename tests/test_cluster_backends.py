@@ -68,7 +68,7 @@ def test_slurm_job_kwargs_leave_out_unset_options():
 
 
 def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
-    from heattrack.orchestration.k8s_schema import ManifestError, validate_manifest
+    from k8s_schema import ManifestError, validate_manifest
 
     cfg = load_config(None, {"kubernetes.gpu_workers": 2, "kubernetes.namespace": "screening",
                              "kubernetes.env_from_secret": "heattrack-credentials"})
@@ -88,7 +88,7 @@ def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
 
 
 def test_pod_validation_rejects_unknown_fields_and_bad_enums():
-    from heattrack.orchestration.k8s_schema import ManifestError, validate_pod_spec
+    from k8s_schema import ManifestError, validate_pod_spec
 
     with pytest.raises(ManifestError, match="containerz"):
         validate_pod_spec({"containerz": []})
@@ -100,7 +100,7 @@ K8S = Path(__file__).resolve().parents[1] / "k8s"
 
 
 def test_every_shipped_manifest_is_valid():
-    from heattrack.orchestration.k8s_schema import validate_files
+    from k8s_schema import validate_files
 
     files = sorted(K8S.rglob("*.yaml"))
     assert validate_files(files) >= 8

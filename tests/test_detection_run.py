@@ -117,8 +117,9 @@ def test_configured_gpu_pool_splits_before_gpu_workers_join(small_scene, tmp_pat
 
     from heattrack.io.store import create_mosaic_template
     from heattrack.orchestration.graph import run_tiles
+    from heattrack.orchestration.output_folder import prepare_output
     from heattrack.orchestration.plan import plan_run
-    from heattrack.orchestration.run import build_tasks, prepare_output
+    from heattrack.orchestration.run import build_tasks
 
     cfg = _cfg(small_scene, **{"detect.method": "ae", "detect.device": "cpu"})
     plan = plan_run(cfg)

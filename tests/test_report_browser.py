@@ -102,7 +102,7 @@ def test_report_map_from_file_without_network(small_scene, tmp_path, browser_pag
 
 def _national(folder: Path, n: int = 100_000) -> pd.DataFrame:
     """A country-sized network: ``n`` segments in 12 cities over ~400 x 400 km of Korea, and a coarse risk COG."""
-    from tests.test_report_map import network
+    from test_report_map import network
 
     seg = network(n, seed=7, cities=12, span_m=6000.0)
     x0, y0, x1, y1 = seg.total_bounds
@@ -120,7 +120,7 @@ def _national(folder: Path, n: int = 100_000) -> pd.DataFrame:
 def test_national_network_loads_in_under_3_s(tmp_path, browser_page):
     seg = _national(tmp_path)
     report = tmp_path / "report"
-    meta = write_map(report, tmp_path, tmp_path / "no-mosaic.zarr", seg, None, {"grid": {"resolution_m": 1000.0}},
+    meta = write_map(report, tmp_path, tmp_path / "no-mosaic.zarr", seg, None, 1000.0,
                      ReportConfig(thumbnails=0, basemap_url=""))
     write_map_page(report)
     assert meta["network"]["n_segments"] == 100_000 and len(meta["network"]["chunks"]) > 20

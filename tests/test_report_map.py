@@ -3,6 +3,7 @@
 import json
 import re
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -68,6 +69,19 @@ def test_field_list_csv_and_gpx_read_back_with_gdal(tmp_path):
     assert gpx["name"].tolist() == [f"#{r} {s}" for r, s in zip(want["rank"], want["segment_id"])]
     np.testing.assert_allclose(gpx.geometry.x, want["hot_lon"], atol=1e-6)
     assert gpx["cmt"].iloc[0] == want["street"].iloc[0]
+
+
+def test_gpx_validates_against_the_gpx_1_1_schema(tmp_path):
+    import xmlschema
+
+    seg = network(30, seed=5)
+    seg["street"] = ["Hämeentie & <2>"] * len(seg)
+    write_field_list(seg, tmp_path, n=25)
+    schema = xmlschema.XMLSchema(Path(__file__).parent / "data" / "schemas" / "gpx-1.1.xsd")
+    schema.validate(tmp_path / "top_segments.gpx")  # raises with the offending element
+    broken = (tmp_path / "top_segments.gpx").read_text().replace("<name>#1 ", "<bogus>x</bogus><name>#1 ", 1)
+    (tmp_path / "broken.gpx").write_text(broken)
+    assert not schema.is_valid(tmp_path / "broken.gpx")  # the check can fail
 
 
 # element order of a GPX 1.1 <wpt> and <metadata> (the xsd:sequence of wptType / metadataType in gpx.xsd)

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -31,6 +30,7 @@ from rasterio.enums import Resampling
 
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import LocalSceneReader
+from heattrack.io.retry import first_line, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -141,20 +141,16 @@ def _is_quota_error(exc: Exception) -> bool:
 
 def call_with_backoff(fn, st: GeeSettings, what: str):
     """``fn()`` under the per-process concurrency limit; quota errors retried with exponential backoff."""
-    for attempt in range(st.retries + 1):
-        try:
-            with _semaphore(st.max_concurrent):
-                return fn()
-        except ConfigError:
-            raise
-        except Exception as exc:  # ee.EEException and HTTP errors
-            if not _is_quota_error(exc) or attempt >= st.retries:
-                msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-                raise InputError(f"Earth Engine {what} failed: {msg}") from None
-            delay = st.backoff_s * 2**attempt
-            log.warning("Earth Engine quota error on %s; retry %d/%d in %.1f s", what, attempt + 1, st.retries, delay)
-            time.sleep(delay)
-    raise AssertionError("unreachable")
+    def call():
+        with _semaphore(st.max_concurrent):
+            return fn()
+
+    def give_up(exc: Exception) -> Exception:
+        return exc if isinstance(exc, ConfigError) else InputError(f"Earth Engine {what} failed: {first_line(exc)}")
+
+    return with_retries(call, attempts=st.retries + 1, backoff_s=st.backoff_s, what=f"Earth Engine {what}",
+                        retry_if=lambda exc: not isinstance(exc, ConfigError) and _is_quota_error(exc),
+                        on_give_up=give_up)
 
 
 # -- scene selection (whole AOI) -----------------------------------------------------------------------

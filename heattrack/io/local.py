@@ -32,6 +32,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 
 from heattrack.errors import InputError
+from heattrack.io.retry import with_retries
 from heattrack.kernels.calibrate import (
     s2_boa_offset_for_baseline,
     s2_dn_to_reflectance,
@@ -234,23 +235,15 @@ def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float,
     A failed read is retried ``attempts - 1`` times with exponential backoff (0.5 s, 1 s, ...): network
     filesystems and object stores fail transiently; a file that stays unreadable raises :class:`InputError`.
     """
-    import time
+    def read() -> np.ndarray:
+        with rasterio.Env(**gdal_options()), rasterio.open(path) as src:
+            src_nodata = src.nodata if src.nodata is not None else nodata
+            with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
+                           height=geobox.height, resampling=resampling, src_nodata=src_nodata, nodata=nodata) as vrt:
+                return vrt.read(1)
 
-    for attempt in range(attempts):
-        try:
-            with rasterio.Env(**gdal_options()), rasterio.open(path) as src:
-                src_nodata = src.nodata if src.nodata is not None else nodata
-                with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
-                               height=geobox.height, resampling=resampling, src_nodata=src_nodata,
-                               nodata=nodata) as vrt:
-                    return vrt.read(1)
-        except Exception as exc:  # rasterio/GDAL raise several error types
-            if attempt + 1 >= attempts:
-                raise _open_error(path, exc) from None
-            log.warning("read of %s failed (%s); retry %d/%d", path.name, exc.__class__.__name__, attempt + 1,
-                        attempts - 1)
-            time.sleep(backoff_s * 2**attempt)
-    raise AssertionError("unreachable")
+    return with_retries(read, attempts=attempts, backoff_s=backoff_s, what=f"read of {path.name}",
+                        on_give_up=lambda exc: _open_error(path, exc))
 
 
 @dataclass(frozen=True)
@@ -286,7 +279,7 @@ class CoregParams:
 
 @dataclass(frozen=True)
 class LocalSceneReader:
-    """Reads a :class:`LocalScene` onto tile GeoBoxes (implements the ``TileReader`` protocol)."""
+    """Reads a :class:`LocalScene` onto tile GeoBoxes (implements :class:`heattrack.io.sources.SceneReader`)."""
 
     scene: LocalScene
     mask_water: bool = True

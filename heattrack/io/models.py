@@ -15,7 +15,8 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from heattrack.errors import InputError
+from heattrack.config import Config
+from heattrack.errors import ConfigError, InputError
 
 MODEL_FORMAT = "heattrack-autoencoder"
 MODEL_FORMAT_VERSION = 1
@@ -80,3 +81,17 @@ def load_model(path: Path, device: str = "auto", max_batch: int = 65536):
 def load_count() -> int:
     """How many distinct models this process has loaded (cache misses); for tests and diagnostics."""
     return _load_cached.cache_info().misses
+
+
+def model_signature(cfg: Config) -> dict:
+    """The settings a saved model must share with a run that uses it (patch geometry and channels)."""
+    return {"ae_patch_px": cfg.detect.ae_patch_px, "ae_patch_step_m": cfg.detect.ae_patch_step_m,
+            "resolution_m": cfg.grid.resolution_m, "channels": ["anomaly_z", "ndvi", "brightness"]}
+
+
+def check_model_matches(payload: dict, cfg: Config, path: Path) -> None:
+    """Refuse a model whose patch geometry differs from the run's configuration."""
+    want, have = model_signature(cfg), payload.get("config", {}).get("signature")
+    if have != want:
+        raise ConfigError(f"model {path} was trained with patch settings {have}, this run uses {want}; retrain it "
+                          "with `heattrack train` or change detect.ae_patch_px / ae_patch_step_m")

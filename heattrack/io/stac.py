@@ -30,6 +30,7 @@ from rasterio.enums import Resampling
 
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import QA_FILL_VALUE, LocalScene, LocalSceneReader
+from heattrack.io.retry import first_line, with_retries
 from heattrack.kernels.calibrate import s2_boa_offset_for_baseline
 from heattrack.kernels.qa import landsat_clear_mask, scl_clear_mask
 
@@ -228,8 +229,6 @@ def load_band(item_dict: dict, asset: str, geobox: GeoBox, resampling: Resamplin
     via odc-stac's rasterio configuration. HTTP errors are retried by GDAL (``stac.http_retries``, backoff from
     0.5 s); a read that still fails is tried once more after ``backoff_s`` (a new signature, a new connection),
     then raises :class:`InputError`."""
-    import time
-
     import odc.stac
     import pystac
 
@@ -244,20 +243,16 @@ def load_band(item_dict: dict, asset: str, geobox: GeoBox, resampling: Resamplin
     odc.stac.configure_rio(cloud_defaults=True, GDAL_HTTP_MAX_RETRY=str(st.http_retries),
                            GDAL_HTTP_RETRY_DELAY="0.5", **({"aws": aws} if aws else {}))
     signer = url_signer(st.sign)
-    for attempt in range(attempts):
-        try:
-            ds = odc.stac.load([item], bands=[asset], geobox=geobox, resampling=resampling.name, nodata=nodata,
-                               patch_url=signer, fail_on_error=True, groupby="id")
-            arr = ds[asset].values
-            return arr[0] if arr.ndim == 3 else arr
-        except Exception as exc:  # rasterio/GDAL/HTTP errors
-            if attempt + 1 >= attempts:
-                msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-                raise InputError(f"cannot read asset {asset} of STAC item {item.id} ({msg})") from None
-            log.warning("read of %s/%s failed (%s); retry %d/%d", item.id, asset, type(exc).__name__,
-                        attempt + 1, attempts - 1)
-            time.sleep(backoff_s * 2**attempt)
-    raise AssertionError("unreachable")
+
+    def load() -> np.ndarray:
+        ds = odc.stac.load([item], bands=[asset], geobox=geobox, resampling=resampling.name, nodata=nodata,
+                           patch_url=signer, fail_on_error=True, groupby="id")
+        arr = ds[asset].values
+        return arr[0] if arr.ndim == 3 else arr
+
+    return with_retries(load, attempts=attempts, backoff_s=backoff_s, what=f"read of {item.id}/{asset}",
+                        on_give_up=lambda exc: InputError(f"cannot read asset {asset} of STAC item {item.id} "
+                                                          f"({first_line(exc)})"))
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.xr import xr_coords
 
 from heattrack.io.location import OutputLocation
+from heattrack.io.records import TileSummary
 
 #: Mosaic variables: name -> (dtype, fill, CF attributes).
 MOSAIC_VARIABLES: dict[str, tuple[str, Any, dict]] = {
@@ -95,19 +96,19 @@ class TileRecords:
     def done(self, idx: tuple[int, int]) -> bool:
         return self.loc.exists(*self.parts, self._name(idx))
 
-    def write(self, idx: tuple[int, int], arrays: dict[str, np.ndarray], summary: dict) -> None:
+    def write(self, idx: tuple[int, int], arrays: dict[str, np.ndarray], summary: TileSummary) -> None:
         import io
 
         buf = io.BytesIO()
-        np.savez(buf, summary=np.array(json.dumps(summary)), **arrays)
+        np.savez(buf, summary=np.array(summary.to_json(indent=None)), **arrays)
         self.loc.write_bytes(buf.getvalue(), *self.parts, self._name(idx))
 
-    def read(self, idx: tuple[int, int]) -> tuple[dict[str, np.ndarray], dict]:
+    def read(self, idx: tuple[int, int]) -> tuple[dict[str, np.ndarray], TileSummary]:
         import io
 
         with np.load(io.BytesIO(self.loc.read_bytes(*self.parts, self._name(idx)))) as z:
             arrays = {k: z[k] for k in z.files if k != "summary"}
-            return arrays, json.loads(str(z["summary"]))
+            return arrays, TileSummary.from_json(str(z["summary"]), f"tile record {self._name(idx)}")
 
     def clear(self) -> None:
         self.loc.remove(*self.parts)

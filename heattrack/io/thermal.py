@@ -163,7 +163,7 @@ def thermal_footprint(scene: ThermalScene) -> tuple[Geometry, str]:
 
 @dataclass(frozen=True)
 class ThermalReader:
-    """Reads a :class:`ThermalScene` onto tile GeoBoxes (the ``TileReader`` protocol): LST in K (NaN = nodata);
+    """Reads a :class:`ThermalScene` onto tile GeoBoxes (:class:`heattrack.io.sources.SceneReader`): LST in K (NaN = nodata);
     no optical bands (``red``/``nir`` NaN, ``optical_clear`` true where LST is valid)."""
 
     scene: ThermalScene

@@ -11,7 +11,6 @@ Layout::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -19,17 +18,18 @@ from pathlib import Path
 from heattrack.config import Config
 from heattrack.errors import ConfigError
 from heattrack.io.download import fetch_pair_files, provider_file_name
+from heattrack.io.records import DownloadedPair, DownloadGrid, DownloadIndex
+from heattrack.io.stac import url_signer
+from heattrack.orchestration.plan import select_stac_tiles
+from heattrack.orchestration.screen import season_interval
+from heattrack.orchestration.tiling import grid_crs_label
 
 DOWNLOAD_INDEX = "download.json"
 
 
 def download_season(cfg: Config, out: Path, season: str | None = None, threads: int = 4,
-                    progress: Callable[[int, int], Callable[[object], None]] | None = None) -> dict:
-    """Fetch every tile's chosen pairs into ``out`` (resumable); returns the summary written to download.json."""
-    from heattrack.io.stac import url_signer
-    from heattrack.orchestration.plan import select_stac_tiles
-    from heattrack.orchestration.screen import season_interval
-
+                    progress: Callable[[int, int], Callable[[object], None]] | None = None) -> DownloadIndex:
+    """Fetch every tile's chosen pairs into ``out`` (resumable); returns the index written to download.json."""
     if cfg.input.source != "stac":
         raise ConfigError("heattrack download fetches from a STAC API (--source stac); Earth Engine pixels are "
                           "read per tile by run/screen --source gee, with no download step")
@@ -79,19 +79,18 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
             if on_unit:
                 on_unit(None)
     grid = sel.grid
-    summary = {
-        "season": season, "interval": st.datetime, "stac": {"url": st.url, "landsat": st.landsat_collection,
-                                                           "sentinel2": st.s2_collection},
-        "grid": {"crs": grid.crs.to_epsg() and f"EPSG:{grid.crs.to_epsg()}" or grid.crs.to_wkt(),
-                 "tile_px": grid.tile_px, "resolution_m": grid.resolution_m, "halo_m": halo},
-        "tiles": {f"{i}_{j}": [{"folder": f"{i}_{j}/{sc.landsat_date or sc.landsat_product}",
-                                "landsat": sc.landsat_product, "sentinel2": sc.s2_item["id"],
-                                "landsat_date": str(sc.landsat_date), "sentinel2_date": str(sc.s2_date),
-                                "clear_fraction": round(sc.clear_fraction, 4),
-                                "s2_clear_fraction": round(sc.s2_clear_fraction, 4)} for sc in sel.chosen[(i, j)]]
-                  for i, j in grid.tiles},
-        "tiles_without_pair": [f"{i}_{j}" for i, j in sel.empty],
-        "files": counts, "failed": failed, "warnings": sel.warnings,
-    }
-    (out / DOWNLOAD_INDEX).write_text(json.dumps(summary, indent=1, default=str))
-    return summary
+    index = DownloadIndex(
+        season=season, interval=st.datetime,
+        stac={"url": st.url, "landsat": st.landsat_collection, "sentinel2": st.s2_collection},
+        grid=DownloadGrid(crs=grid_crs_label(grid.crs), tile_px=grid.tile_px, resolution_m=grid.resolution_m,
+                          halo_m=halo),
+        tiles={f"{i}_{j}": [DownloadedPair(folder=f"{i}_{j}/{sc.landsat_date or sc.landsat_product}",
+                                           landsat=sc.landsat_product, sentinel2=sc.s2_item["id"],
+                                           landsat_date=str(sc.landsat_date), sentinel2_date=str(sc.s2_date),
+                                           clear_fraction=round(sc.clear_fraction, 4),
+                                           s2_clear_fraction=round(sc.s2_clear_fraction, 4))
+                            for sc in sel.chosen[(i, j)]] for i, j in grid.tiles},
+        tiles_without_pair=[f"{i}_{j}" for i, j in sel.empty],
+        files=counts, failed=failed, warnings=sel.warnings)
+    (out / DOWNLOAD_INDEX).write_text(index.to_json(indent=1))
+    return index

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from odc.geo.geobox import GeoBox
 
-from heattrack.io.local import TileInputs
+from heattrack.io.records import TileSummary
+from heattrack.io.sources import SceneReader
 from heattrack.io.store import TileRecords, write_tile_region
 from heattrack.kernels.chain import ChainParams, ThermalProducts, cpu_evidence, detect_products, thermal_products
 from heattrack.kernels.segments import (
@@ -30,12 +30,6 @@ from heattrack.kernels.segments import (
 log = logging.getLogger(__name__)
 
 
-class TileReader(Protocol):
-    """Anything that can deliver preprocessed inputs on a tile's (padded) GeoBox."""
-
-    def read(self, geobox: GeoBox) -> TileInputs: ...
-
-
 @dataclass(frozen=True)
 class TileTask:
     """Everything one tile needs: where it is, what to read (one reader per date pair), how to compute,
@@ -46,7 +40,7 @@ class TileTask:
     halo_px: int
     rows: slice
     cols: slice
-    readers: tuple[TileReader, ...]
+    readers: tuple[SceneReader, ...]
     params: ChainParams
     point_ids: np.ndarray
     point_x: np.ndarray
@@ -162,7 +156,7 @@ def _ae_examples(task: TileTask, model, prod, prep: PreparedDate, core) -> dict:
     return {"ae_in": x_in, "ae_rec": x_rec, "ae_risk": prod.risk[r, c].astype(np.float32)}
 
 
-def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
+def finish_tile(task: TileTask, *prepared: PreparedDate) -> TileSummary:
     """Stage 2: detection per date (GPU when the worker has one), date combination, zarr region, segment
     points and hotspots, then the completion record. Returns the tile summary."""
     t0 = time.perf_counter()
@@ -219,21 +213,21 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     sec = {"read": sum(p.seconds["read"] for p in prepared), "compute": sum(p.seconds["thermal"] for p in prepared)
            + (t_detect - t0), "detect": t_detect - t0, "write": t_write - t_detect}
     sec["total"] = sum(p.seconds["read"] + p.seconds["thermal"] for p in prepared) + time.perf_counter() - t0
-    summary = {
-        "tile": f"{task.index[0]}_{task.index[1]}",
-        "valid_fraction": float(core_valid.mean()),
-        "n_valid": int(core_valid.sum()),
-        "n_points": int(task.point_ids.size),
-        "n_hotspots": int(blobs.area_px.size),
-        "seconds": sec,
-        "pixels": int(n * n),
-        "max_rss_mb": _max_rss_mb(),
-        "worker": _worker_address(),
-        "sharpen": prods[0].info,
-        "coregistration": prepared[0].coregistration,
-        "dates": [{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,
-                   "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, prepared)],
-    }
+    summary = TileSummary(
+        tile=f"{task.index[0]}_{task.index[1]}",
+        valid_fraction=float(core_valid.mean()),
+        n_valid=int(core_valid.sum()),
+        n_points=int(task.point_ids.size),
+        n_hotspots=int(blobs.area_px.size),
+        seconds=sec,
+        pixels=int(n * n),
+        max_rss_mb=_max_rss_mb(),
+        worker=_worker_address(),
+        sharpen=prods[0].info,
+        coregistration=prepared[0].coregistration,
+        dates=[{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,
+                "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, prepared)],
+    )
     TileRecords(task.out_dir).write(task.index, {
         "point_ids": task.point_ids, "point_risk": point_risk, "point_dt": point_dt,
         "point_risk_by_date": p_risk_d, "point_stat_by_date": np.stack(p_stat_d),
@@ -245,7 +239,7 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> dict:
     return summary
 
 
-def process_tile(task: TileTask) -> dict:
+def process_tile(task: TileTask) -> TileSummary:
     """Both stages of one tile in one process (CPU-only clusters, tests, debugging)."""
     return finish_tile(task, *(prepare_tile(task, i) for i in range(len(task.readers))))
 
@@ -259,7 +253,7 @@ def cluster_has_gpu_workers(client) -> bool:
 @dataclass
 class TileOutcome:
     index: tuple[int, int]
-    summary: dict | None = None
+    summary: TileSummary | None = None
     error: str | None = None
 
 

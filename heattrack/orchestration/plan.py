@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date
@@ -17,7 +16,9 @@ import shapely
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError, NoDataError
 from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader, discover_local_scenes, scene_footprint
+from heattrack.io.models import check_model_matches, read_model_file
 from heattrack.io.pipes import read_pipes
+from heattrack.io.records import DownloadIndex
 from heattrack.io.thermal import ThermalReader, discover_thermal, thermal_files, thermal_footprint
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points
 from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
@@ -112,9 +113,6 @@ def plan_run(cfg: Config) -> RunPlan:
                             f"apart (> max_date_gap_days = {cfg.input.max_date_gap_days:g}): land cover may have "
                             "changed")
     if cfg.detect.model_path is not None and cfg.detect.method in ("ae", "fused"):
-        from heattrack.io.models import read_model_file
-        from heattrack.orchestration.train import check_model_matches
-
         # fail before any tile if the model is missing, foreign or made for other patch settings
         check_model_matches(read_model_file(cfg.detect.model_path), cfg, cfg.detect.model_path)
     for w in warnings:
@@ -195,15 +193,15 @@ def _plan_downloaded(cfg: Config) -> RunPlan:
     from odc.geo import CRS
 
     root = Path(cfg.input.input)
-    index = json.loads((root / "download.json").read_text())
-    g = index["grid"]
-    crs = CRS(g["crs"])
+    index = DownloadIndex.load(root / "download.json")
+    g = index.grid
+    crs = CRS(g.crs)
     if cfg.grid.crs is not None and CRS(cfg.grid.crs) != crs:
-        raise ConfigError(f"{root} was downloaded for grid.crs {g['crs']}, not {cfg.grid.crs}")
-    if g["tile_px"] != cfg.tile_px or abs(g["resolution_m"] - cfg.grid.resolution_m) > 1e-9:
-        raise ConfigError(f"{root} was downloaded for {g['tile_px']}-px tiles of {g['resolution_m']:g} m "
-                          f"(grid.tile_km {g['tile_px'] * g['resolution_m'] / 1000:g}); run with the same grid")
-    tiles = [tuple(int(v) for v in t.split("_")) for t, pairs in index["tiles"].items() if pairs]
+        raise ConfigError(f"{root} was downloaded for grid.crs {g.crs}, not {cfg.grid.crs}")
+    if g.tile_px != cfg.tile_px or abs(g.resolution_m - cfg.grid.resolution_m) > 1e-9:
+        raise ConfigError(f"{root} was downloaded for {g.tile_px}-px tiles of {g.resolution_m:g} m "
+                          f"(grid.tile_km {g.tile_px * g.resolution_m / 1000:g}); run with the same grid")
+    tiles = [tuple(int(v) for v in t.split("_")) for t, pairs in index.tiles.items() if pairs]
     if not tiles:
         raise NoDataError(f"{root}: the download holds no tile with a usable pair")
     coreg = _coreg_params(cfg)
@@ -217,8 +215,8 @@ def _plan_downloaded(cfg: Config) -> RunPlan:
     work_area = _tiles_union(grid.tiles, crs, cfg)
     pipes = _check_pipes(read_pipes(cfg.input.pipes), cfg.input.pipes, crs, work_area, f"the tiles of {root}")
     points, point_tiles = _pipe_points(pipes, cfg)
-    info = {"source": "download", "folder": str(root), "season": index.get("season"), "stac": index.get("stac"),
-            "pairs_per_tile": {t: v for t, v in index["tiles"].items() if v}}
+    info = {"source": "download", "folder": str(root), "season": index.season, "stac": index.stac,
+            "pairs_per_tile": {t: [p.model_dump() for p in v] for t, v in index.tiles.items() if v}}
     ordered = sorted(scenes.values(), key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
     return RunPlan(cfg, ordered, [], pipes, grid, points, point_tiles, [], tile_readers, info)
 

@@ -7,6 +7,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from heattrack.io.records import NetworkSignature
 from heattrack.io.store import TileRecords
 from heattrack.kernels.ranking import chain_attenuation, network_share_visible, segment_statistic
 from heattrack.kernels.segments import network_z, score_segments, segment_argmax
@@ -38,9 +39,9 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         if "ae_risk" in arrays:
             for k in ae:
                 ae[k].append(arrays[k])
-        n_valid += summary["n_valid"]
-        n_pix += summary["pixels"]
-        tiles[summary["tile"]] = summary
+        n_valid += summary.n_valid
+        n_pix += summary.pixels
+        tiles[summary.tile] = summary
     cfg = plan.cfg
     scores = score_segments(p_risk, p_dt, plan.points.segment, len(plan.pipes), top_k=cfg.segments.top_k)
     seg = plan.pipes.copy()
@@ -143,7 +144,7 @@ def _hottest_point(seg: gpd.GeoDataFrame, plan: RunPlan, point_values: np.ndarra
     seg["hot_lat"] = np.round(np.where(has, lat, np.nan), 6)
 
 
-def network_signature(pipes: gpd.GeoDataFrame) -> dict:
+def network_signature(pipes: gpd.GeoDataFrame) -> NetworkSignature:
     """Identity of a pipe network version: segment count and a hash of the segment ids and geometries (grid CRS,
     centimetre precision). Two seasons can only be compared segment by segment when these agree."""
     import hashlib
@@ -153,4 +154,4 @@ def network_signature(pipes: gpd.GeoDataFrame) -> dict:
     for sid, wkb in zip(pipes["segment_id"].astype(str).values[order],
                         shapely.to_wkb(shapely.set_precision(pipes.geometry.values[order], 0.01))):
         h.update(sid.encode() + b"\0" + wkb)
-    return {"n_segments": int(len(pipes)), "sha256": h.hexdigest()[:16]}
+    return NetworkSignature(n_segments=int(len(pipes)), sha256=h.hexdigest()[:16])

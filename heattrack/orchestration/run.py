@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,118 +22,30 @@ import rasterio
 
 from heattrack import __version__
 from heattrack.config import Config, load_config
-from heattrack.errors import ConfigError, HeattrackError, InputError, NoDataError
-from heattrack.io.exports import write_cog, write_geojson, write_json
+from heattrack.errors import HeattrackError, InputError, NoDataError
+from heattrack.io.exports import write_cog, write_geojson
 from heattrack.io.fieldlist import write_field_list
 from heattrack.io.local import LocalScene
 from heattrack.io.location import OutputLocation, is_remote
+from heattrack.io.records import GridInfo, RunRecord
 from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_mosaic_template
 from heattrack.io.thermal import ThermalScene
 from heattrack.io.thermal import scene_info as thermal_scene_info
 from heattrack.kernels.chain import ChainParams
 from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
+from heattrack.orchestration.output_folder import (
+    STATE_DIR,
+    RunLock,
+    as_location,
+    prepare_output,
+    publish,
+    staging_folder,
+)
 from heattrack.orchestration.plan import RunPlan, plan_run
 from heattrack.orchestration.reduce import network_signature, reduce_segments
+from heattrack.orchestration.tiling import grid_crs_label
 
 log = logging.getLogger(__name__)
-
-STATE_DIR = ".heattrack"
-FINAL_OUTPUTS = ("lst_10m.tif", "risk_10m.tif", "segments.geojson", "segments.gpkg", "hotspots.geojson",
-                 "top_segments.csv", "top_segments.csvt", "top_segments.gpx", "config.yaml", "run.json", "report")
-
-
-def as_location(out: OutputLocation | str | Path) -> OutputLocation:
-    """``out`` as an :class:`OutputLocation` (a folder path or an ``s3://`` URL)."""
-    return out if isinstance(out, OutputLocation) else OutputLocation(out)
-
-
-def prepare_output(out: OutputLocation | str | Path, cfg: Config, resume: bool, overwrite: bool,
-                   allow_existing: tuple[str, ...] = ()) -> bool:
-    """Make ``out`` ready; returns True when an existing run is resumed. Refuses to mix configurations.
-
-    ``allow_existing``: names in ``out`` that belong to the caller (the demo's ``scene/``) and are left alone.
-    """
-    out = as_location(out)
-    state = (STATE_DIR, "state.json")
-    names = [n for n in out.names() if n not in allow_existing]
-    state_names = [n for n in out.names(STATE_DIR) if n != "lock"]  # the lock is this run's own (held)
-    if STATE_DIR in names and not state_names:
-        names.remove(STATE_DIR)
-    if names:
-        if overwrite:
-            if not out.exists(*state) and not out.exists("mosaic.zarr"):
-                raise ConfigError(f"output folder {out} is not empty and holds no heattrack run; "
-                                  "refusing to delete it (choose an empty folder)")
-            for name in names:
-                if name != STATE_DIR:
-                    out.remove(name)
-            for name in state_names:
-                out.remove(STATE_DIR, name)
-        elif not out.exists(*state):
-            raise ConfigError(f"output folder {out} is not empty and holds no heattrack run (choose an empty folder)")
-        else:
-            prev = json.loads(out.read_text(*state))
-            if prev.get("processing_hash") != cfg.processing_hash():
-                raise ConfigError(f"output folder {out} holds a run with a different configuration "
-                                  f"(hash {prev.get('processing_hash')} vs {cfg.processing_hash()}); use another "
-                                  "folder or --overwrite")
-            if not resume:
-                raise ConfigError(f"output folder {out} already holds this run; pass --resume to continue it or "
-                                  "--overwrite to start again")
-            return True
-    out.makedirs()
-    return False
-
-
-class RunLock:
-    """``OUT/.heattrack/lock``: one run at a time per output. Created exclusively (O_EXCL on disk, a conditional
-    PUT on S3). A lock left by a dead process on this host is taken over (a crashed run must stay resumable);
-    a live one, or one from another host, makes the second run refuse."""
-
-    def __init__(self, out: OutputLocation):
-        self.out = out
-        self.parts = (STATE_DIR, "lock")
-
-    def __enter__(self) -> "RunLock":
-        import os
-        import socket
-
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
-        for _ in range(2):
-            try:
-                self.out.create_exclusive(json.dumps(me).encode(), *self.parts)
-                return self
-            except FileExistsError:
-                try:
-                    other = json.loads(self.out.read_text(*self.parts) or "{}")
-                except (OSError, json.JSONDecodeError):
-                    other = {}
-                if other.get("host") == me["host"] and not _pid_alive(int(other.get("pid", -1))):
-                    log.warning("removing a stale lock of run pid %s", other.get("pid"))
-                    self.out.remove(*self.parts)
-                    continue
-                raise ConfigError(f"another heattrack run (pid {other.get('pid')} on {other.get('host')}) is writing "
-                                  f"to {self.out}; wait for it or remove {self.out.uri(*self.parts)} if it is gone"
-                                  ) from None
-        raise ConfigError(f"cannot take the lock {self.out.uri(*self.parts)}")
-
-    def __exit__(self, *exc) -> None:
-        self.out.remove(*self.parts)
-
-
-def _pid_alive(pid: int) -> bool:
-    import os
-
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 # -- the run ---------------------------------------------------------------------------------------------
 
@@ -238,8 +149,6 @@ def _scene_info(sc: LocalScene | ThermalScene) -> dict:
 def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.GeoDataFrame:
     """Reduce, export and report into a staging folder, then move (local) or upload (S3) everything into
     ``out``; ``run.json`` goes last, so a run with a ``run.json`` of status ok is complete."""
-    import tempfile
-
     cfg = plan.cfg
     seg, hot, stats = reduce_segments(plan, TileRecords(out.url))
     ae_examples = stats.pop("ae_examples", None)
@@ -249,30 +158,10 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
     if nan_share > cfg.compute.max_nan_fraction:
         raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "
                           f"compute.max_nan_fraction = {cfg.compute.max_nan_fraction}): no outputs written")
-    if out.remote:
-        with tempfile.TemporaryDirectory(prefix="heattrack-staging-") as tmp:
-            _write_final_outputs(plan, out, Path(tmp), seg, hot, stats, stats_extra, ae_examples)
-            for name in _publish_order():
-                if (Path(tmp) / name).exists():
-                    out.upload(Path(tmp) / name, name)
-        return seg
-    staging = out.local_path / STATE_DIR / "staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples)
-    for name in _publish_order():
-        src, dst = staging / name, out.local_path / name
-        if src.exists():
-            if dst.exists():
-                shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
-            src.replace(dst)
-    shutil.rmtree(staging, ignore_errors=True)
+    with staging_folder(out) as staging:
+        _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples)
+        publish(out, staging)
     return seg
-
-
-def _publish_order() -> list[str]:
-    """Final outputs in the order they are published: run.json (the completion mark) last."""
-    return [n for n in FINAL_OUTPUTS if n != "run.json"] + ["run.json"]
 
 
 def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg: gpd.GeoDataFrame,
@@ -291,21 +180,22 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     write_geojson(hot, staging / "hotspots.geojson")
     write_field_list(seg, staging, cfg.report.field_list)
     (staging / "config.yaml").write_text(cfg.to_yaml())
-    run_info = {
-        "heattrack_version": __version__, "processing_hash": cfg.processing_hash(),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "grid": {"crs": grid.crs.to_epsg() and f"EPSG:{grid.crs.to_epsg()}" or grid.crs.to_wkt(),
-                 "tile_px": grid.tile_px, "resolution_m": grid.resolution_m, "n_tiles": len(grid.tiles)},
-        "inputs": {**_scene_info(plan.scenes[0]), "dates": [_scene_info(sc) for sc in plan.scenes],
-                   "pipes": str(cfg.input.pipes), "n_segments": int(len(seg)), **plan.source_info},
-        "network": network_signature(plan.pipes),
-        "warnings": plan.warnings,
-        "valid_fraction": stats["n_valid_px"] / max(stats["n_px"], 1),
+    run_info = RunRecord(
+        heattrack_version=__version__, processing_hash=cfg.processing_hash(),
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        grid=GridInfo(crs=grid_crs_label(grid.crs), tile_px=grid.tile_px, resolution_m=grid.resolution_m,
+                      n_tiles=len(grid.tiles)),
+        inputs=json.loads(json.dumps({**_scene_info(plan.scenes[0]), "dates": [_scene_info(sc) for sc in plan.scenes],
+                                      "pipes": str(cfg.input.pipes), "n_segments": int(len(seg)),
+                                      **plan.source_info}, default=str)),
+        network=network_signature(plan.pipes),
+        warnings=plan.warnings,
+        valid_fraction=stats["n_valid_px"] / max(stats["n_px"], 1),
         **{k: v for k, v in stats.items() if k != "tiles"},
         **stats_extra,
-        "tile_summaries": stats["tiles"],
-    }
-    write_json(run_info, staging / "run.json")
+        tile_summaries=stats["tiles"],
+    )
+    (staging / "run.json").write_text(run_info.to_json())
     build_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
                  report_cfg=cfg.report)
 
@@ -346,9 +236,10 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
     result = RunResult(out.url if out.remote else out.local_path, len(plan.grid.tiles), failed, skipped,
                        plan.warnings, seconds)
     if failed:
-        out.write_text(json.dumps({"status": "failed", "tiles_ok": len(outcomes) - len(failed) + skipped,
-                                   "tiles_failed": {f"{o.index[0]}_{o.index[1]}": o.error for o in failed},
-                                   "tiles_skipped": skipped}, indent=2, default=str), "run.json")
+        out.write_text(RunRecord(status="failed", tiles_ok=len(outcomes) - len(failed) + skipped,
+                                 tiles_failed={f"{o.index[0]}_{o.index[1]}": o.error for o in failed},
+                                 tiles_skipped=skipped, heattrack_version=__version__,
+                                 processing_hash=cfg.processing_hash()).to_json(), "run.json")
         raise HeattrackError(f"{len(failed)} of {len(plan.grid.tiles)} tiles failed (first: {failed[0].error}); "
                              f"completed tiles are kept, rerun with --resume after fixing the cause")
     result.segments = finalize_run(plan, out, {"status": "ok", "tiles_ok": len(plan.grid.tiles),
@@ -371,9 +262,7 @@ def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
     out = Path(out)
     if not (out / "run.json").exists() or not (out / "mosaic.zarr").exists():
         raise InputError(f"{out} holds no finished heattrack run (run.json or mosaic.zarr missing)")
-    run_info = json.loads((out / "run.json").read_text())
-    if run_info.get("status") != "ok":
-        raise InputError(f"the run in {out} did not finish (status {run_info.get('status')!r}); rerun with --resume")
+    run_info = RunRecord.load(out / "run.json").require_ok(str(out))
     with rasterio.open(out / "risk_10m.tif") as src:
         bounds = src.bounds
     ds = xr.open_zarr(out / "mosaic.zarr")

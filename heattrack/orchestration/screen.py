@@ -10,7 +10,6 @@ crew starts at the top) and a report section "What changed since last year". Rul
 from __future__ import annotations
 
 import calendar
-import json
 import re
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.exports import write_geojson
+from heattrack.io.records import GridInfo, NetworkSignature, PreviousSeason, RunRecord
 from heattrack.kernels.changes import (
     CHANGE_CLASSES,
     change_class,
@@ -31,6 +31,7 @@ from heattrack.kernels.segments import strongest_nearby
 from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import network_signature
 from heattrack.orchestration.run import RunResult, rebuild_report, run
+from heattrack.orchestration.tiling import grid_crs_label
 
 _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
 #: order in changes.geojson: what a field crew should look at first
@@ -80,34 +81,33 @@ def season_interval(season: str) -> str:
     return f"{y}-12-01/{y + 1}-02-{calendar.monthrange(y + 1, 2)[1]:02d}"
 
 
-def read_previous(previous: Path) -> dict:
+def read_previous(previous: Path) -> RunRecord:
     """The previous season's run record; clear errors when it is not a finished heattrack run."""
     info_file = Path(previous) / "run.json"
     if not info_file.exists():
         raise InputError(f"--previous {previous}: no run.json (not a heattrack run folder)")
-    info = json.loads(info_file.read_text())
-    if info.get("status") != "ok":
-        raise InputError(f"--previous {previous}: that run did not finish (status {info.get('status')!r})")
+    info = RunRecord.load(info_file).require_ok(f"--previous {previous}")
     for need in ("segments.gpkg", "hotspots.geojson"):
         if not (Path(previous) / need).exists():
             raise InputError(f"--previous {previous}: {need} is missing")
-    if "network" not in info:
-        raise InputError(f"--previous {previous}: its run.json has no network signature (made by an older "
-                         "heattrack); rerun that season with this version")
+    if info.network is None or info.grid is None:
+        raise InputError(f"--previous {previous}: its run.json has no grid or network signature; rerun that season "
+                         "with this version")
     return info
 
 
-def check_comparable(prev: dict, grid: dict, network: dict, previous: Path) -> None:
+def check_comparable(prev: RunRecord, grid: GridInfo, network: NetworkSignature, previous: Path) -> None:
     """Refuse a previous run on another grid or another network version (naming what differs)."""
-    pg = prev.get("grid", {})
-    diffs = [f"{k} {pg.get(k)!r} vs {grid[k]!r}" for k in ("crs", "tile_px", "resolution_m") if pg.get(k) != grid[k]]
+    pg = prev.grid
+    diffs = [f"{k} {getattr(pg, k)!r} vs {getattr(grid, k)!r}" for k in ("crs", "tile_px", "resolution_m")
+             if getattr(pg, k) != getattr(grid, k)]
     if diffs:
         raise InputError(f"--previous {previous} was run on another grid ({'; '.join(diffs)}): seasons are "
                          "compared tile by tile, so use the same grid.crs, grid.tile_km and grid.resolution_m")
-    pn = prev["network"]
+    pn = prev.network
     if pn != network:
-        raise InputError(f"--previous {previous} used another pipe-network version ({pn['n_segments']} segments, "
-                         f"signature {pn['sha256']}; now {network['n_segments']}, {network['sha256']}): segment "
+        raise InputError(f"--previous {previous} used another pipe-network version ({pn.n_segments} segments, "
+                         f"signature {pn.sha256}; now {network.n_segments}, {network.sha256}): segment "
                          "ids or geometries changed, so segments cannot be compared one to one")
 
 
@@ -189,12 +189,12 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
     prev_info = read_previous(previous) if previous is not None else None
     plan = plan_run(cfg)
     if prev_info is not None:  # refuse before any tile runs
-        grid = {"crs": plan.grid.crs.to_epsg() and f"EPSG:{plan.grid.crs.to_epsg()}" or plan.grid.crs.to_wkt(),
-                "tile_px": plan.grid.tile_px, "resolution_m": plan.grid.resolution_m}
+        grid = GridInfo(crs=grid_crs_label(plan.grid.crs), tile_px=plan.grid.tile_px,
+                        resolution_m=plan.grid.resolution_m)
         check_comparable(prev_info, grid, network_signature(plan.pipes), previous)
     info = {"season": season, "season_interval": interval,
-            "previous": None if previous is None else {"folder": str(previous), "season": prev_info.get("season"),
-                                                       "processing_hash": prev_info.get("processing_hash")}}
+            "previous": None if prev_info is None else PreviousSeason(
+                folder=str(previous), season=prev_info.season, processing_hash=prev_info.processing_hash)}
     result = run(cfg, out, resume=resume, overwrite=overwrite, progress=progress, plan=plan, info=info,
                  client=client)
     counts: dict = {}

@@ -196,6 +196,12 @@ def make_tile_grid(aoi_geom: Geometry, crs: CRS, tile_px: int, resolution_m: flo
     return TileGrid(gs, tiles, aoi)
 
 
+def grid_crs_label(crs) -> str:
+    """How run.json, download.json and the comparisons between seasons name a grid CRS: EPSG:n, else its WKT."""
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt()
+
+
 def tiles_geojson(grid: TileGrid) -> dict:
     """GeoJSON FeatureCollection (lon/lat) of the tiles, with index, bounds in the grid CRS and pixel count."""
     feats = []

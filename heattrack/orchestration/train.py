@@ -16,28 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from heattrack.config import Config, load_config
+from heattrack.config import load_config
 from heattrack.errors import ConfigError, InputError
-from heattrack.io.models import save_model
+from heattrack.io.models import model_signature, save_model
 from heattrack.kernels.chain import detector_params
 from heattrack.kernels.detectors import train_autoencoder
 from heattrack.kernels.patches import feature_stack, sample_patches
+from heattrack.orchestration.graph import prepare_tile
+from heattrack.orchestration.plan import plan_run
+from heattrack.orchestration.run import build_tasks
 
 log = logging.getLogger(__name__)
-
-
-def model_signature(cfg: Config) -> dict:
-    """The settings a saved model must share with a run that uses it (patch geometry and channels)."""
-    return {"ae_patch_px": cfg.detect.ae_patch_px, "ae_patch_step_m": cfg.detect.ae_patch_step_m,
-            "resolution_m": cfg.grid.resolution_m, "channels": ["anomaly_z", "ndvi", "brightness"]}
-
-
-def check_model_matches(payload: dict, cfg: Config, path: Path) -> None:
-    """Refuse a model whose patch geometry differs from the run's configuration."""
-    want, have = model_signature(cfg), payload.get("config", {}).get("signature")
-    if have != want:
-        raise ConfigError(f"model {path} was trained with patch settings {have}, this run uses {want}; retrain it "
-                          "with `heattrack train` or change detect.ae_patch_px / ae_patch_step_m")
 
 
 def _even_pick(items: list, n: int) -> list:
@@ -50,10 +39,6 @@ def _even_pick(items: list, n: int) -> list:
 def train_model(run_dirs: list[Path], dest: Path, tiles_per_run: int = 4, overrides: dict | None = None,
                 progress=None) -> dict:
     """Train on ``run_dirs`` and save to ``dest``; returns the training summary."""
-    from heattrack.orchestration.graph import prepare_tile
-    from heattrack.orchestration.plan import plan_run
-    from heattrack.orchestration.run import build_tasks
-
     if not run_dirs:
         raise ConfigError("give at least one run folder (--run OUT)")
     pooled, used, cfg0 = [], [], None

@@ -8,7 +8,6 @@ national scale; writes into ``report.tmp`` and swaps it in, so a failed rebuild 
 from __future__ import annotations
 
 import html
-import json
 import os
 import shutil
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from heattrack.config import ReportConfig
 from heattrack.errors import InputError
+from heattrack.io.records import GridInfo, RunRecord
 from heattrack.report import figures as fg
 from heattrack.report import webmap
 from heattrack.report.tiles import render_tiles
@@ -32,8 +32,8 @@ def _figure(src: str, alt: str, caption: str) -> str:
     return f"<figure><img src='{src}' alt='{html.escape(alt)}'><figcaption>{caption}</figcaption></figure>"
 
 
-def _dates_table(run_info: dict) -> str:
-    dates = run_info.get("inputs", {}).get("dates", [])
+def _dates_table(run_info: RunRecord) -> str:
+    dates = run_info.inputs.get("dates", [])
     if len(dates) < 2:
         return ""
     rows = "".join(f"<tr><td>{html.escape(str(d.get('landsat_date')))}</td><td>{html.escape(str(d.get('sentinel2_date')))}"
@@ -83,8 +83,8 @@ def _with_change_class(seg: gpd.GeoDataFrame, changes: gpd.GeoDataFrame | None) 
     return seg.assign(change=seg["segment_id"].map(cls))
 
 
-def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, changes, run_info: dict,
-              cfg: ReportConfig) -> dict:
+def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, changes,
+              resolution_m: float, cfg: ReportConfig) -> dict:
     """Everything under ``report_dir/map``; returns the index the page reads (also in ``map/data/index.js``)."""
     map_dir = report_dir / "map"
     webmap.copy_assets(map_dir)
@@ -93,8 +93,7 @@ def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDa
     hot = gpd.read_file(folder / "hotspots.geojson") if (folder / "hotspots.geojson").exists() else None
     n_hot = webmap.write_points(map_dir, "hotspots", hot)
     n_changes = webmap.write_changes(map_dir, changes)
-    res = float(run_info.get("grid", {}).get("resolution_m") or 10.0)
-    tiles = render_tiles(folder / "risk_10m.tif", map_dir / "risk", resolution_m=res, max_zoom=cfg.max_zoom,
+    tiles = render_tiles(folder / "risk_10m.tif", map_dir / "risk", resolution_m=resolution_m, max_zoom=cfg.max_zoom,
                          max_tiles=cfg.max_tiles, workers=os.cpu_count() or 2)
     meta = {"bounds": list(tiles.bounds), "risk_tiles": tiles.as_json(), "network": network,
             "basemap": {"url": cfg.basemap_url, "attribution": cfg.basemap_attribution},
@@ -103,7 +102,7 @@ def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDa
     return meta
 
 
-def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: tuple[slice, slice],
+def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_window: tuple[slice, slice],
                  ae_examples: dict | None = None, truth: dict | None = None,
                  changes: gpd.GeoDataFrame | None = None, report_cfg: ReportConfig | None = None) -> Path:
     """Write ``folder/report/index.html`` (map, PNGs, map data) from the exports in ``folder`` and the mosaic.
@@ -121,15 +120,15 @@ def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: t
     tmp.mkdir()
     risk, extent, crs_wkt = fg._read_overview(folder / "risk_10m.tif")
     seg = _with_change_class(fg._segments_in(folder, crs_wkt), changes)
-    meta = write_map(tmp, folder, mosaic, seg, changes, run_info, cfg)
+    meta = write_map(tmp, folder, mosaic, seg, changes, run_info.grid.resolution_m if run_info.grid else 10.0, cfg)
     fg._risk_map(risk, extent, seg, tmp / "risk_map.png")
     fg._histogram(seg, risk, tmp / "score_histogram.png")
     fg._before_after(str(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
     extra = _dates_table(run_info)
-    if run_info.get("detectability") and "mdl_k" in seg.columns:
-        extra = fg._detectability_section(seg, run_info["detectability"], extent, tmp / "detectability_map.png") + extra
+    if run_info.detectability and "mdl_k" in seg.columns:
+        extra = fg._detectability_section(seg, run_info.detectability, extent, tmp / "detectability_map.png") + extra
     if changes is not None:
-        prev = (run_info.get("previous") or {}).get("season") or "the previous season"
+        prev = (run_info.previous and run_info.previous.season) or "the previous season"
         extra = fg._changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png") + extra
     if ae_examples is not None and len(ae_examples.get("ae_risk", [])):
         fg._ae_figure(ae_examples, tmp / "ae_examples.png")
@@ -149,7 +148,7 @@ def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: t
                           "leaks of that size go unseen by this sensor."))
     (tmp / "index.html").write_text(_page(run_info, seg, meta, folder, extra))
     write_map_page(tmp)
-    (tmp / "run_info.json").write_text(json.dumps(run_info, default=str, indent=1)[:200000])
+    (tmp / "run_info.json").write_text(run_info.to_json())
     dest = folder / "report"
     old = folder / "report.old"
     shutil.rmtree(old, ignore_errors=True)
@@ -160,9 +159,9 @@ def build_report(mosaic: str | Path, folder: Path, run_info: dict, aoi_window: t
     return dest / "index.html"
 
 
-def _page(run_info: dict, seg: gpd.GeoDataFrame, meta: dict, folder: Path, extra: str) -> str:
-    warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.get("warnings", []))
-    inputs = run_info.get("inputs", {})
+def _page(run_info: RunRecord, seg: gpd.GeoDataFrame, meta: dict, folder: Path, extra: str) -> str:
+    warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.warnings)
+    inputs = run_info.inputs
     n_ok = int((seg["status"] == "ok").sum())
     if inputs.get("sensor") == "thermal raster":
         source_line = (f"Thermal raster <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
@@ -179,6 +178,7 @@ def _page(run_info: dict, seg: gpd.GeoDataFrame, meta: dict, folder: Path, extra
                                                    "segments.geojson", "hotspots.geojson", "risk_10m.tif")
              if (folder / n).exists()]
     net = meta["network"]
+    grid = run_info.grid or GridInfo(crs="?", tile_px=0, resolution_m=0)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>heattrack report</title>
 {MAP_HEAD}
@@ -187,10 +187,10 @@ def _page(run_info: dict, seg: gpd.GeoDataFrame, meta: dict, folder: Path, extra
 <h1>heattrack leak screening report</h1>
 {warn}
 <p>{source_line}
-Grid {html.escape(str(run_info.get('grid', {}).get('crs')))}, {run_info.get('grid', {}).get('n_tiles')} tiles,
-clear fraction {run_info.get('valid_fraction', 0):.1%}. Segments: {len(seg)} ({n_ok} with data,
-{len(seg) - n_ok} no_data). Hotspots: {run_info.get('hotspots')}. Config hash
-<code>{run_info.get('processing_hash')}</code>, heattrack {run_info.get('heattrack_version')}.</p>
+Grid {html.escape(str(grid.crs))}, {grid.n_tiles} tiles,
+clear fraction {run_info.valid_fraction or 0:.1%}. Segments: {len(seg)} ({n_ok} with data,
+{len(seg) - n_ok} no_data). Hotspots: {run_info.hotspots}. Config hash
+<code>{run_info.processing_hash}</code>, heattrack {run_info.heattrack_version}.</p>
 <p><b>Reading the numbers.</b> {reading}</p>
 <h2>Map</h2>
 <p>Pipe segments coloured by risk (the {net['n_top']} riskiest at every zoom; the whole network of

@@ -1,4 +1,5 @@
-"""Strict offline validation of Kubernetes manifests (used by the tests and `heattrack k8s-validate`).
+"""Strict offline validation of Kubernetes manifests for the tests (tests/test_cluster_backends.py); not part of
+the runtime package.
 
 Core objects are checked against the Kubernetes API models that ship with the official ``kubernetes`` Python
 client (field names and types, recursively: an unknown or misspelt field fails), plus the enums the models do

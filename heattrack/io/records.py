@@ -1,0 +1,160 @@
+"""Records that cross a process or a file: typed, frozen, versioned, and the owners of their JSON.
+
+- :class:`TileSummary`: what a tile task reports (written by the worker into its tile record, read by the
+  reduction and copied into ``run.json``);
+- :class:`RunRecord`: ``run.json``, the completion mark of a run (``status: ok``) or its failure report;
+- :class:`DownloadIndex`: ``download.json`` of ``heattrack download``, read by ``run``/``screen`` on that folder.
+
+Readers fail loudly, in one line, on a missing field, an unknown field or another format version. Free-form
+blocks (a source's inputs, the sharpener's decision, detectability) stay dicts inside the typed record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from heattrack.errors import InputError
+
+FORMAT_VERSION = 1
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str):
+        """Parse ``text``; :class:`InputError` naming ``where`` and the first problem when it does not fit."""
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise InputError(f"{where}: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise InputError(f"{where}: not a JSON object")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise InputError(f"{where}: format_version {version!r}, this heattrack reads {FORMAT_VERSION} (written by "
+                             "another heattrack version: rerun it with this one)")
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            e = exc.errors()[0]
+            loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            raise InputError(f"{where}: {loc}: {e['msg']} ({len(exc.errors())} problem(s))") from None
+
+    @classmethod
+    def load(cls, path: Path):
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"{path} does not exist")
+        return cls.from_json(path.read_text(), str(path))
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return self.model_dump_json(indent=indent)
+
+
+class TileSummary(Record):
+    """One finished tile: clear pixels, pipe points, hotspots, timings, the sharpener's decision per date."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    tile: str
+    valid_fraction: float
+    n_valid: int
+    n_points: int
+    n_hotspots: int
+    seconds: dict[str, float]
+    pixels: int
+    max_rss_mb: float | None
+    worker: str | None
+    sharpen: dict[str, Any]
+    coregistration: dict[str, Any] | None
+    dates: list[dict[str, Any]]
+
+
+class GridInfo(Record):
+    crs: str
+    tile_px: int
+    resolution_m: float
+    n_tiles: int | None = None
+
+
+class NetworkSignature(Record):
+    """Identity of a pipe-network version: seasons compare segment by segment only when these agree."""
+
+    n_segments: int
+    sha256: str
+
+
+class PreviousSeason(Record):
+    folder: str
+    season: str | None
+    processing_hash: str | None
+
+
+class RunRecord(Record):
+    """``run.json``. ``status: ok`` (written last: the run is complete) or ``failed`` (tiles_failed says which)."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    status: Literal["ok", "failed"]
+    tiles_ok: int
+    tiles_failed: dict[str, str]
+    tiles_skipped: int
+    heattrack_version: str | None = None
+    processing_hash: str | None = None
+    finished: str | None = None
+    seconds_total: float | None = None
+    grid: GridInfo | None = None
+    inputs: dict[str, Any] = {}
+    network: NetworkSignature | None = None
+    warnings: list[str] = []
+    valid_fraction: float | None = None
+    n_valid_px: int | None = None
+    n_px: int | None = None
+    segments_ok: int | None = None
+    segments_no_data: int | None = None
+    hotspots: int | None = None
+    detectability: dict[str, Any] | None = None
+    season: str | None = None
+    season_interval: str | None = None
+    previous: PreviousSeason | None = None
+    tile_summaries: dict[str, TileSummary] = {}
+
+    def require_ok(self, where: str) -> "RunRecord":
+        if self.status != "ok":
+            raise InputError(f"{where}: the run did not finish (status {self.status!r}); rerun it with --resume")
+        return self
+
+
+class DownloadedPair(Record):
+    folder: str
+    landsat: str
+    sentinel2: str
+    landsat_date: str
+    sentinel2_date: str
+    clear_fraction: float
+    s2_clear_fraction: float
+
+
+class DownloadGrid(Record):
+    crs: str
+    tile_px: int
+    resolution_m: float
+    halo_m: float
+
+
+class DownloadIndex(Record):
+    """``download.json``: the season, catalogue and grid of a download and the pairs fetched per tile."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    season: str | None
+    interval: str
+    stac: dict[str, str]
+    grid: DownloadGrid
+    tiles: dict[str, list[DownloadedPair]]
+    tiles_without_pair: list[str]
+    files: dict[str, int]
+    failed: dict[str, str]
+    warnings: list[str]
