@@ -141,5 +141,5 @@ def test_configured_gpu_pool_splits_before_gpu_workers_join(small_scene, tmp_pat
         gpu = client.sync(add_gpu_worker)
         t.join(120)
         assert outcomes and outcomes[0].error is None
-        assert outcomes[0].summary["worker"] == gpu.address
+        assert outcomes[0].summary.worker == gpu.address
         client.sync(gpu.close)
