@@ -8,11 +8,13 @@ read when present; URL signing ``planetary-computer``). Earth Search
 ``blue``, ``green``, ``rededge1``-``3``, ``nir08``, ``swir16``, ``swir22``: map them in ``stac.s2_assets``), and its
 Landsat assets are in the requester-pays bucket ``usgs-landsat`` (``stac.aws_request_payer: true``).
 
-Scene selection (planning, on the driver): for every tile, Landsat items whose footprint covers the tile are
-ranked by the *clear fraction over the tile*, measured from ``qa_pixel`` loaded at ~300 m (a few KB from the
-COG overviews); each is paired with the nearest-in-time Sentinel-2 item within ``input.max_date_gap_days`` whose
-SCL clear fraction over the tile is at least ``stac.min_clear_fraction``; the best ``stac.pairs`` pairs are kept
-(feeding multi-date detection). Item JSON travels with the tile task; asset URLs are signed *inside* the task,
+Scene selection (planning, on the driver): for every tile, the items that touch it are grouped by solar day (all
+Landsat items of one day, e.g. neighbouring WRS rows, and likewise for Sentinel-2 granules) and each day is read
+as one mosaic, as odc-stac's ``groupby="solar_day"`` fuses them; Landsat days are ranked by the *clear fraction
+over the tile* of that mosaic, measured from ``qa_pixel`` loaded at ~100 m (a few KB from the COG overviews), so a
+tile only partly covered by the day's footprints is processed on its covered part; each is paired with the
+nearest-in-time Sentinel-2 day within ``input.max_date_gap_days`` whose SCL clear fraction over the tile is at
+least ``stac.min_clear_fraction``; the best ``stac.pairs`` pairs are kept (feeding multi-date detection). Item JSON travels with the tile task; asset URLs are signed *inside* the task,
 right before the read, so signatures never expire in a queue.
 """
 
@@ -86,6 +88,9 @@ class StacScene(LocalScene):
     s2_item: dict = field(default_factory=dict)
     clear_fraction: float = float("nan")
     s2_clear_fraction: float = float("nan")
+    #: every item of that solar day touching the tile (the first is ``landsat_item`` / ``s2_item``)
+    landsat_items: tuple[dict, ...] = ()
+    s2_items: tuple[dict, ...] = ()
 
 
 def _item_date(item: dict) -> date | None:
@@ -118,11 +123,15 @@ def _hrefs(item: dict, assets: dict, required: tuple[str, ...]) -> dict:
     return {b: have[a]["href"] for b, a in assets.items() if a in have}
 
 
-def make_scene(ls_item: dict, s2_item: dict, st: StacSettings, clear: float = float("nan"),
-               s2_clear: float = float("nan")) -> StacScene:
+def make_scene(ls_items: dict | tuple[dict, ...], s2_items: dict | tuple[dict, ...], st: StacSettings,
+               clear: float = float("nan"), s2_clear: float = float("nan")) -> StacScene:
+    """A pair of solar days (one item or several of the same day each); ids and hrefs are the first item's."""
+    ls_items = (ls_items,) if isinstance(ls_items, dict) else tuple(ls_items)
+    s2_items = (s2_items,) if isinstance(s2_items, dict) else tuple(s2_items)
+    ls_item, s2_item = ls_items[0], s2_items[0]
     off, src = s2_offset_from_item(s2_item)
     return StacScene(
-        landsat_item=ls_item, s2_item=s2_item,
+        landsat_item=ls_item, s2_item=s2_item, landsat_items=ls_items, s2_items=s2_items,
         landsat=_hrefs(ls_item, st.landsat_assets, ("ST_B10", "QA_PIXEL")),
         sentinel2=_hrefs(s2_item, st.s2_assets, ("B04", "B08", "SCL")),
         landsat_product=ls_item["id"], landsat_date=_item_date(ls_item), s2_date=_item_date(s2_item),
@@ -155,45 +164,59 @@ def search_items(st: StacSettings, bbox_lonlat: tuple[float, float, float, float
 
 # -- per-tile pair selection ---------------------------------------------------------------------------
 
-def _covers(item: dict, tile_lonlat: Geometry, min_share: float = 0.5) -> bool:
-    geom = item.get("geometry")
-    if not geom:
-        return False
-    fp = Geometry(geom, "EPSG:4326")
-    inter = fp.intersection(tile_lonlat)
-    return (not inter.is_empty) and inter.area >= min_share * tile_lonlat.area
+def _touching(items: list[dict], tile_lonlat: Geometry) -> list[dict]:
+    """Items whose footprint overlaps the tile (any positive area)."""
+    out = []
+    for it in items:
+        geom = it.get("geometry")
+        if geom and Geometry(geom, "EPSG:4326").intersection(tile_lonlat).area > 0:
+            out.append(it)
+    return out
+
+
+def _by_solar_day(items: list[dict]) -> list[tuple[dict, ...]]:
+    """Items grouped by collection and acquisition day, each group sorted by id (deterministic mosaics)."""
+    groups: dict[tuple, list[dict]] = {}
+    for it in items:
+        groups.setdefault((it.get("collection"), _item_date(it)), []).append(it)
+    return [tuple(sorted(g, key=lambda it: it["id"])) for _, g in sorted(groups.items(), key=lambda kv: str(kv[0]))]
 
 
 def select_pairs(landsat: list[dict], s2: list[dict], geobox: GeoBox, st: StacSettings) -> list[StacScene]:
-    """The best ``st.pairs`` (Landsat, Sentinel-2) pairs for the tile ``geobox``, best first (see module doc)."""
+    """The best ``st.pairs`` (Landsat day, Sentinel-2 day) pairs for the tile ``geobox``, best first (module doc)."""
     tile = geobox.extent.to_crs("EPSG:4326")
-    coarse = geobox.zoom_out(max(1, round(300 / abs(geobox.resolution.x))))
-    s2_cov = [it for it in s2 if _covers(it, tile)]
-    s2_clear: dict[str, float] = {}
+    # ~100 m (Landsat's thermal footprint): a tile that the day's footprints only graze still counts its strip
+    coarse = geobox.zoom_out(max(1, round(100 / abs(geobox.resolution.x))))
+    s2_days = _by_solar_day(_touching(s2, tile))
+    s2_clear: dict[tuple, float] = {}
 
-    def clear_s2(item: dict) -> float:
-        if item["id"] not in s2_clear:
-            scl = load_band(item, st.s2_assets["SCL"], coarse, Resampling.nearest, 0, st)
-            s2_clear[item["id"]] = float(scl_clear_mask(scl, mask_water=False).mean())
-        return s2_clear[item["id"]]
+    def clear_s2(group: tuple[dict, ...]) -> float:
+        key = tuple(it["id"] for it in group)
+        if key not in s2_clear:
+            scl = load_band(group, st.s2_assets["SCL"], coarse, Resampling.nearest, 0, st)
+            s2_clear[key] = float(scl_clear_mask(scl, mask_water=False).mean())
+        return s2_clear[key]
 
     ranked = []
-    for it in (it for it in landsat if _covers(it, tile)):
-        qa = load_band(it, st.landsat_assets["QA_PIXEL"], coarse, Resampling.nearest, QA_FILL_VALUE, st)
-        ranked.append((float(landsat_clear_mask(qa).mean()), it))
-    ranked.sort(key=lambda t: (-t[0], t[1]["id"]))
+    for group in _by_solar_day(_touching(landsat, tile)):
+        qa = load_band(group, st.landsat_assets["QA_PIXEL"], coarse, Resampling.nearest, QA_FILL_VALUE, st)
+        ranked.append((float(landsat_clear_mask(qa).mean()), group))
+    ranked.sort(key=lambda t: (-t[0], t[1][0]["id"]))
     pairs = []
-    for clear, it in ranked:
-        if clear <= 0 or len(pairs) >= st.pairs:
-            continue
-        d = _item_date(it)
-        near = sorted((abs((_item_date(s) - d).days), s["id"], s) for s in s2_cov
-                      if d is not None and _item_date(s) is not None
-                      and abs((_item_date(s) - d).days) <= st.max_date_gap_days)
-        for _, _, s in near:
-            c2 = clear_s2(s)
-            if c2 >= st.min_clear_fraction:
-                pairs.append(make_scene(it, s, st, clear, c2))
+    # days with clear pixels first; when none shows any at ~100 m, the best-covering day still runs (the tile may
+    # hold a strip narrower than that, as the local source would process it)
+    for clear, group in [t for t in ranked if t[0] > 0] or ranked[:1]:
+        if len(pairs) >= st.pairs:
+            break
+        d = _item_date(group[0])
+        near = sorted((abs((_item_date(g[0]) - d).days), g[0]["id"], g) for g in s2_days
+                      if d is not None and _item_date(g[0]) is not None
+                      and abs((_item_date(g[0]) - d).days) <= st.max_date_gap_days)
+        for _, _, g in near:
+            c2 = clear_s2(g)
+            # a tile the Landsat day barely covers (an edge strip) takes the nearest Sentinel-2 day touching it
+            if c2 >= (st.min_clear_fraction if clear >= st.min_clear_fraction else 0.0):
+                pairs.append(make_scene(group, g, st, clear, c2))
                 break
     return pairs
 
@@ -222,17 +245,20 @@ def url_signer(mode: str):
     raise ConfigError(f"unknown stac.sign {mode!r}: none | planetary-computer")
 
 
-def load_band(item_dict: dict, asset: str, geobox: GeoBox, resampling: Resampling, nodata: float,
-              st: StacSettings, attempts: int = 2, backoff_s: float = 1.0) -> np.ndarray:
-    """One asset of one STAC item on ``geobox`` with ``odc.stac.load`` (numpy-backed: the tile task is the unit
-    of parallelism, so no nested Dask graph). URLs are signed here (``stac.sign``); requester-pays/unsigned S3
+def load_band(items: dict | tuple[dict, ...] | list[dict], asset: str, geobox: GeoBox, resampling: Resampling,
+              nodata: float, st: StacSettings, attempts: int = 2, backoff_s: float = 1.0) -> np.ndarray:
+    """One asset of one STAC item, or the mosaic of several items of one solar day (``groupby="solar_day"``: the
+    first item with data wins; outside every footprint = ``nodata``), on ``geobox`` with ``odc.stac.load``
+    (numpy-backed: the tile task is the unit of parallelism, so no nested Dask graph). URLs are signed here (``stac.sign``); requester-pays/unsigned S3
     via odc-stac's rasterio configuration. HTTP errors are retried by GDAL (``stac.http_retries``, backoff from
     0.5 s); a read that still fails is tried once more after ``backoff_s`` (a new signature, a new connection),
     then raises :class:`InputError`."""
     import odc.stac
     import pystac
 
-    item = pystac.Item.from_dict(item_dict, preserve_dict=True)
+    group = [items] if isinstance(items, dict) else list(items)
+    pitems = [pystac.Item.from_dict(it, preserve_dict=True) for it in group]
+    name = "+".join(it.id for it in pitems)
     aws = {}
     if st.aws_request_payer:
         aws["requester_pays"] = True
@@ -245,13 +271,13 @@ def load_band(item_dict: dict, asset: str, geobox: GeoBox, resampling: Resamplin
     signer = url_signer(st.sign)
 
     def load() -> np.ndarray:
-        ds = odc.stac.load([item], bands=[asset], geobox=geobox, resampling=resampling.name, nodata=nodata,
-                           patch_url=signer, fail_on_error=True, groupby="id")
+        ds = odc.stac.load(pitems, bands=[asset], geobox=geobox, resampling=resampling.name, nodata=nodata,
+                           patch_url=signer, fail_on_error=True, groupby="solar_day" if len(pitems) > 1 else "id")
         arr = ds[asset].values
         return arr[0] if arr.ndim == 3 else arr
 
-    return with_retries(load, attempts=attempts, backoff_s=backoff_s, what=f"read of {item.id}/{asset}",
-                        on_give_up=lambda exc: InputError(f"cannot read asset {asset} of STAC item {item.id} "
+    return with_retries(load, attempts=attempts, backoff_s=backoff_s, what=f"read of {name}/{asset}",
+                        on_give_up=lambda exc: InputError(f"cannot read asset {asset} of STAC item {name} "
                                                           f"({first_line(exc)})"))
 
 
@@ -264,6 +290,7 @@ class StacSceneReader(LocalSceneReader):
 
     def _warp(self, sensor: str, band: str, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
         st = self.settings
-        item = self.scene.landsat_item if sensor == "landsat" else self.scene.s2_item
+        sc = self.scene
+        items = (sc.landsat_items or (sc.landsat_item,)) if sensor == "landsat" else (sc.s2_items or (sc.s2_item,))
         asset = (st.landsat_assets if sensor == "landsat" else st.s2_assets)[band]
-        return load_band(item, asset, geobox, resampling, nodata, st)
+        return load_band(items, asset, geobox, resampling, nodata, st)

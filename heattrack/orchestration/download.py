@@ -91,6 +91,18 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
                                            s2_clear_fraction=round(sc.s2_clear_fraction, 4))
                             for sc in sel.chosen[(i, j)]] for i, j in grid.tiles},
         tiles_without_pair=[f"{i}_{j}" for i, j in sel.empty],
-        files=counts, failed=failed, warnings=sel.warnings)
+        files=counts, failed=failed, warnings=sel.warnings + _mosaic_warnings(sel.chosen))
     (out / DOWNLOAD_INDEX).write_text(index.to_json(indent=1))
     return index
+
+
+def _mosaic_warnings(chosen: dict) -> list[str]:
+    """download keeps one item per solar day (the local layout holds one product per date); say where a day had
+    more (``run --source stac`` mosaics them, a downloaded folder covers only the first item's footprint)."""
+    multi = sorted(f"{i}_{j}" for (i, j), scenes in chosen.items() for sc in scenes
+                   if len(sc.landsat_items) > 1 or len(sc.s2_items) > 1)
+    if not multi:
+        return []
+    return [f"{len(multi)} tiles are covered by several items of one day ({', '.join(multi[:10])}"
+            f"{' ...' if len(multi) > 10 else ''}): the download keeps the first item of each day, so those tiles "
+            "are covered only where it is; run --source stac directly to mosaic them"]

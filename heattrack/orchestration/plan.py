@@ -336,6 +336,8 @@ def _plan_stac(cfg: Config) -> RunPlan:
     source_info = {"source": "stac", "url": st.url, "datetime": st.datetime, "items_found": sel.n_items,
                    "tiles_without_pair": [f"{i}_{j}" for i, j in empty],
                    "pairs_per_tile": {f"{i}_{j}": [{"landsat": sc.landsat_product, "sentinel2": sc.s2_item["id"],
+                                                    "landsat_items": [it["id"] for it in sc.landsat_items],
+                                                    "sentinel2_items": [it["id"] for it in sc.s2_items],
                                                     "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,
                                                     "clear_fraction": round(sc.clear_fraction, 4),
                                                     "s2_clear_fraction": round(sc.s2_clear_fraction, 4)}
