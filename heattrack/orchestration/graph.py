@@ -156,9 +156,19 @@ def _ae_examples(task: TileTask, model, prod, prep: PreparedDate, core) -> dict:
     return {"ae_in": x_in, "ae_rec": x_rec, "ae_risk": prod.risk[r, c].astype(np.float32)}
 
 
-def finish_tile(task: TileTask, *prepared: PreparedDate) -> TileSummary:
-    """Stage 2: detection per date (GPU when the worker has one), date combination, zarr region, segment
-    points and hotspots, then the completion record. Returns the tile summary."""
+@dataclass(frozen=True)
+class TileResult:
+    """What a tile computed, before anything is written: the mosaic layers of its core, the evidence at its pipe
+    sample points, its hotspots and report examples, and its summary."""
+
+    layers: dict[str, np.ndarray]  # zarr region (core of the tile)
+    points: dict[str, np.ndarray]  # tile record arrays: pipe points, hotspots, autoencoder examples
+    summary: TileSummary
+
+
+def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult:
+    """Stage 2 without side effects: detection per date (GPU when the worker has one), date combination,
+    evidence at the pipe points, hotspots. Timings of the read and sharpening stage come with ``prepared``."""
     t0 = time.perf_counter()
     prepared = sorted(prepared, key=lambda p: p.date_index)
     if task.needs_model:
@@ -175,19 +185,15 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> TileSummary:
     h, n = task.halo_px, task.geobox.shape.y
     core = (slice(h, h + n), slice(h, h + n))
     examples = _ae_examples(task, model, prods[0], prepared[0], core)
-    t_detect = time.perf_counter()
     # dates combined: mean over the dates with clear data (one date: the arrays themselves)
     risk = _nanmean([np.where(p.valid, p.risk, np.nan) for p in prods])
     anomaly = _nanmean([np.where(p.valid, p.anomaly_k, np.nan) for p in prods])
     n_dates = np.sum([p.valid for p in prods], axis=0, dtype=np.uint8)
     valid = n_dates > 0
-    write_tile_region(task.mosaic_path, task.rows, task.cols, {
-        "lst_10m": _nanmean([p.lst_10m for p in prods])[core],
-        "lst_plain": _nanmean([p.lst_plain for p in prods])[core],
-        "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
-        "n_dates": n_dates[core],
-    })
-    t_write = time.perf_counter()
+    layers = {"lst_10m": _nanmean([p.lst_10m for p in prods])[core],
+              "lst_plain": _nanmean([p.lst_plain for p in prods])[core],
+              "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
+              "n_dates": n_dates[core]}
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
     p_risk_d, p_dt_d, p_stat_d = [], [], []
     peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
@@ -204,22 +210,26 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> TileSummary:
         p_stat_d.append(ps)
         p_risk_d.append(pr)
         p_dt_d.append(pd)
-    point_risk, point_dt = _nanmean(p_risk_d), _nanmean(p_dt_d)
-    p_risk_d = np.stack(p_risk_d)
     blobs = label_hotspots(risk[core], anomaly[core], task.hotspot_threshold, task.hotspot_min_area_px)
     hx, hy = task.geobox.affine @ (blobs.col + 0.5, blobs.row + 0.5)
     res2 = abs(task.geobox.affine.a * task.geobox.affine.e)
+    points = {
+        "point_ids": task.point_ids, "point_risk": _nanmean(p_risk_d), "point_dt": _nanmean(p_dt_d),
+        "point_risk_by_date": np.stack(p_risk_d), "point_stat_by_date": np.stack(p_stat_d),
+        "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
+        "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score, "hs_area_m2": blobs.area_px * res2,
+        **examples,
+    }
     core_valid = valid[core]
-    sec = {"read": sum(p.seconds["read"] for p in prepared), "compute": sum(p.seconds["thermal"] for p in prepared)
-           + (t_detect - t0), "detect": t_detect - t0, "write": t_write - t_detect}
-    sec["total"] = sum(p.seconds["read"] + p.seconds["thermal"] for p in prepared) + time.perf_counter() - t0
+    t_detect = time.perf_counter() - t0
     summary = TileSummary(
         tile=f"{task.index[0]}_{task.index[1]}",
         valid_fraction=float(core_valid.mean()),
         n_valid=int(core_valid.sum()),
         n_points=int(task.point_ids.size),
         n_hotspots=int(blobs.area_px.size),
-        seconds=sec,
+        seconds={"read": sum(p.seconds["read"] for p in prepared),
+                 "compute": sum(p.seconds["thermal"] for p in prepared) + t_detect, "detect": t_detect},
         pixels=int(n * n),
         max_rss_mb=_max_rss_mb(),
         worker=_worker_address(),
@@ -228,15 +238,24 @@ def finish_tile(task: TileTask, *prepared: PreparedDate) -> TileSummary:
         dates=[{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,
                 "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, prepared)],
     )
-    TileRecords(task.out_dir).write(task.index, {
-        "point_ids": task.point_ids, "point_risk": point_risk, "point_dt": point_dt,
-        "point_risk_by_date": p_risk_d, "point_stat_by_date": np.stack(p_stat_d),
-        "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
-        "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score,
-        "hs_area_m2": blobs.area_px * res2,
-        **examples,
-    }, summary)
+    return TileResult(layers, points, summary)
+
+
+def write_tile(task: TileTask, result: TileResult) -> TileSummary:
+    """The tile's zarr region, then its record (the completion mark, last); returns the summary with timings."""
+    t0 = time.perf_counter()
+    write_tile_region(task.mosaic_path, task.rows, task.cols, result.layers)
+    sec = dict(result.summary.seconds)
+    sec["write"] = time.perf_counter() - t0
+    sec["total"] = sec["read"] + sec["compute"] + sec["write"]
+    summary = result.summary.model_copy(update={"seconds": sec})
+    TileRecords(task.out_dir).write(task.index, result.points, summary)
     return summary
+
+
+def finish_tile(task: TileTask, *prepared: PreparedDate) -> TileSummary:
+    """Stage 2 on a worker: :func:`compute_tile` then :func:`write_tile`. Returns the tile summary."""
+    return write_tile(task, compute_tile(task, prepared))
 
 
 def process_tile(task: TileTask) -> TileSummary:
