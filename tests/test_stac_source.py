@@ -22,6 +22,11 @@ runner = CliRunner()
 ARGS = ["--tile-km", "1.5", "--n-workers", "2"]
 
 
+def _run_ok(args: list[str], scene) -> None:
+    res = runner.invoke(app, ["run", *args, "--pipes", str(scene / "pipes.geojson"), *ARGS])
+    assert res.exit_code == 0, res.output
+
+
 def _bbox(items: list[dict]) -> str:
     b = np.array([it["bbox"] for it in items if it["collection"] == "landsat-c2-l2"])
     return f"{b[:, 0].max():.5f},{b[:, 1].max():.5f},{b[:, 2].min():.5f},{b[:, 3].min():.5f}"
@@ -92,12 +97,8 @@ def test_stac_run_equals_the_local_run_of_the_same_files(server, small_scene, tm
     server.items = items
     local_out, stac_out = tmp_path / "local", tmp_path / "stac"
     aoi = _bbox(items)
-    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
-                              "--aoi", aoi, "--out", str(local_out), *ARGS])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", server.url, "--aoi", aoi,
-                              "--pipes", str(small_scene / "pipes.geojson"), "--out", str(stac_out), *ARGS])
-    assert res.exit_code == 0, res.output
+    _run_ok(["--input", str(small_scene), "--aoi", aoi, "--out", str(local_out)], small_scene)
+    _run_ok(["--source", "stac", "--stac-url", server.url, "--aoi", aoi, "--out", str(stac_out)], small_scene)
     a = xr.open_zarr(local_out / "mosaic.zarr").load()
     b = xr.open_zarr(stac_out / "mosaic.zarr").load()
     a, b = xr.align(a, b, join="inner")
@@ -241,16 +242,11 @@ def test_tiles_are_filled_from_every_item_of_the_day(server, small_scene, tmp_pa
     whole = items_from_scene(small_scene, server.root, server.url)
     aoi = _bbox(whole)
     local_out, stac_out = tmp_path / "local", tmp_path / "stac"
-    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
-                              "--aoi", aoi, "--out", str(local_out), *ARGS])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", server.url, "--aoi", aoi,
-                              "--pipes", str(split / "pipes.geojson"), "--out", str(stac_out), *ARGS])
-    assert res.exit_code == 0, res.output
+    stac = ["--source", "stac", "--stac-url", server.url, "--aoi", aoi]
+    _run_ok(["--input", str(small_scene), "--aoi", aoi, "--out", str(local_out)], small_scene)
+    _run_ok([*stac, "--out", str(stac_out)], split)
     server.items = whole
-    res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", server.url, "--aoi", aoi,
-                              "--pipes", str(split / "pipes.geojson"), "--out", str(tmp_path / "whole"), *ARGS])
-    assert res.exit_code == 0, res.output
+    _run_ok([*stac, "--out", str(tmp_path / "whole")], split)
     a = xr.open_zarr(local_out / "mosaic.zarr").load()
     b = xr.open_zarr(stac_out / "mosaic.zarr").load()
     a, b = xr.align(a, b, join="inner")
