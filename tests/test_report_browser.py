@@ -80,6 +80,14 @@ def test_report_map_from_file_without_network(small_scene, tmp_path, browser_pag
     assert broken == []
     assert page.locator("#top-table tbody tr").count() == 20
     assert page.locator("figure figcaption").count() >= 3
+    # detectability: the segments can be coloured by mdl_k instead of risk (the network's and the legend's colours)
+    first = page.locator("path.ht-seg").first
+    risk_colour = first.get_attribute("stroke")
+    page.check("input[name='ht-colour'][value='mdl']")
+    assert page.evaluate("HT.state().colour_by") == "mdl" and "mdl_k" in page.inner_text("#ht-legend")
+    assert first.get_attribute("stroke") != risk_colour
+    page.check("input[name='ht-colour'][value='risk']")
+    assert first.get_attribute("stroke") == risk_colour
     top_id = seg.loc[seg["rank"] == 1, "segment_id"].iloc[0]
     assert _click_segment(page, top_id) == top_id
     assert "rank" in page.inner_text(".leaflet-popup-content")

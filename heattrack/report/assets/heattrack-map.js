@@ -5,6 +5,7 @@ var HT = (function () {
   "use strict";
   var data = {}, chunks = {}, pending = {}, errors = [];
   var map = null, layers = {}, netGroup = null, netDrawn = 0, topById = {}, canvas = null, ready = false;
+  var colourBy = "risk", drawn = [];  // every segment polyline on the map, restyled when colourBy changes
   var F = ["segment_id", "rank", "risk", "delta_t_k", "n_dates", "diameter_mm", "mdl_k", "change", "street", "thumb"];
   var CHANGE_COLOURS = {"new": "#d7191c", "persistent": "#fdae61", "resolved": "#1a9641", "no_data": "#888888"};
 
@@ -61,6 +62,7 @@ var HT = (function () {
     var line = L.polyline(parts, opts);
     line.bindPopup(function () { return popupHtml(f.p); }, {maxWidth: 360, autoPanPadding: [20, 20]});
     line.htProps = f.p;
+    if (!opts.fixedStyle) { drawn.push(line); }
     return line;
   }
 
@@ -91,7 +93,7 @@ var HT = (function () {
     pending[key] = function (obj) {
       delete pending[key];
       obj.features.forEach(function (f) {
-        netGroup.addLayer(polyline(f, Object.assign({renderer: canvas}, style(f.p, "risk"))));
+        netGroup.addLayer(polyline(f, Object.assign({renderer: canvas}, style(f.p, colourBy))));
         netDrawn += 1;
       });
     };
@@ -134,14 +136,46 @@ var HT = (function () {
     if (m) { focus(decodeURIComponent(m[1])); }
   }
 
+  function legendHtml() {
+    var g = [], i;
+    if (colourBy === "mdl") {
+      for (i = 0; i <= 10; i++) { g.push(mdlColour(i * 2) + " " + (i * 10) + "%"); }
+      return "<b>smallest leak this screen would flag (mdl_k)</b><div class='ht-bar' style='background:" +
+        "linear-gradient(to right," + g.join(",") + ")'></div><span>0 K</span><span style='float:right'>20 K+</span>" +
+        "<div class='ht-note'>green: small leaks would show; red: only large ones (or none)</div>";
+    }
+    for (i = 0; i <= 10; i++) { g.push(riskColour(i / 10) + " " + (i * 10) + "%"); }
+    return "<b>segment risk</b><div class='ht-bar' style='background:linear-gradient(to right," + g.join(",") +
+      ")'></div><span>0</span><span style='float:right'>1</span><div class='ht-note'>thicker = riskier; pixels: " +
+      "risk mosaic; circles: hotspots</div>";
+  }
+
   function legend() {
     var c = L.control({position: "bottomright"});
     c.onAdd = function () {
-      var d = L.DomUtil.create("div", "ht-legend"), g = [];
-      for (var i = 0; i <= 10; i++) { g.push(riskColour(i / 10) + " " + (i * 10) + "%"); }
-      d.innerHTML = "<b>segment risk</b><div class='ht-bar' style='background:linear-gradient(to right," + g.join(",") +
-        ")'></div><span>0</span><span style='float:right'>1</span><div class='ht-note'>thicker = riskier; pixels: " +
-        "risk mosaic; circles: hotspots</div>";
+      var d = L.DomUtil.create("div", "ht-legend");
+      d.id = "ht-legend";
+      d.innerHTML = legendHtml();
+      return d;
+    };
+    return c;
+  }
+
+  function setColourBy(mode) {
+    colourBy = mode;
+    drawn.forEach(function (line) { line.setStyle(style(line.htProps, mode)); });
+    var d = document.getElementById("ht-legend");
+    if (d) { d.innerHTML = legendHtml(); }
+  }
+
+  function colourControl() {
+    var c = L.control({position: "topright"});
+    c.onAdd = function () {
+      var d = L.DomUtil.create("div", "leaflet-control-layers leaflet-control ht-colour");
+      d.innerHTML = "<b>colour segments by</b><br><label><input type='radio' name='ht-colour' value='risk' checked> " +
+        "risk</label><br><label><input type='radio' name='ht-colour' value='mdl'> detectability (mdl_k)</label>";
+      L.DomEvent.disableClickPropagation(d);
+      d.addEventListener("change", function (e) { setColourBy(e.target.value); });
       return d;
     };
     return c;
@@ -168,11 +202,6 @@ var HT = (function () {
       layers.top.addLayer(line);
     });
     overlays["Top " + idx.network.n_top + " segments"] = layers.top.addTo(map);
-    if (idx.has_mdl) {
-      var det = L.layerGroup();
-      (data.top ? data.top.features : []).forEach(function (f) { det.addLayer(polyline(f, style(f.p, "mdl"))); });
-      overlays["Detectability of the top segments (mdl_k, green = small leaks visible)"] = det;
-    }
     var hs = L.layerGroup();
     (data.hotspots ? data.hotspots.rows : []).forEach(function (r) {
       hs.addLayer(L.circleMarker([r[0], r[1]], {radius: 5, color: "#000", weight: 1, fillColor: "#ffeb3b", fillOpacity: 0.8})
@@ -187,12 +216,13 @@ var HT = (function () {
           ch.addLayer(L.circleMarker(f.c[0], {radius: 8, color: col, weight: 3, fill: false}).bindPopup(pop));
         } else {
           ch.addLayer(polyline({c: f.c, p: [f.id, null, f.risk, null, null, null, null, f.change, null, 0]},
-                               {color: col, weight: 5}));
+                               {color: col, weight: 5, fixedStyle: true}));
         }
       });
       overlays["Changes since last season"] = ch.addTo(map);
     }
     L.control.layers(base, overlays, {collapsed: false}).addTo(map);
+    if (idx.has_mdl) { colourControl().addTo(map); }
     L.control.scale({imperial: false}).addTo(map);
     legend().addTo(map);
     map.fitBounds([[b[1], b[0]], [b[3], b[2]]], {animate: false});
@@ -204,11 +234,11 @@ var HT = (function () {
   }
 
   function state() {
-    return {ready: ready, n_top: Object.keys(topById).length, chunks_loaded: Object.keys(chunks).length,
+    return {ready: ready, colour_by: colourBy, n_top: Object.keys(topById).length, chunks_loaded: Object.keys(chunks).length,
             chunks_pending: Object.keys(pending).length, network_drawn: netDrawn, zoom: map ? map.getZoom() : null,
             errors: errors.slice()};
   }
 
-  return {add: add, chunk: chunk, start: start, focus: focus, state: state,
+  return {add: add, chunk: chunk, start: start, focus: focus, state: state, setColourBy: setColourBy,
           map: function () { return map; }, top: function (id) { return topById[id]; }, fields: F};
 })();
