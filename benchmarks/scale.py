@@ -6,7 +6,10 @@ For each size: simulate (not timed), run the full chain on a LocalCluster (``wor
 each), then print 10 m pixels per second per worker end to end and per stage (read, compute, write: summed
 over tiles; reduce+export+report: the driver's time after the tiles), the peak RSS of any worker process,
 and the wall time one date of South Korea (1.10e9 px, 1,101 tiles of 10 km) would take at the largest
-region's rate on 2 and on 64 cores, assuming linear scaling (not measured at that size).
+region's rate on 2 and on 64 cores, assuming linear scaling (not measured at that size). Weak-scaling view
+(Amdahl): the serial part is the driver's time after the tiles (reduce, exports, report) per tile, the parallel
+part the tile tasks' seconds; their ratio predicts the efficiency on 64 and 512 workers. Results also go to
+``benchmarks/results/scale.json`` (``--json``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ def main() -> None:
     ap.add_argument("--sizes", type=float, nargs="+", default=[12.0, 24.0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tile-km", type=float, default=10.0)
+    ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "scale.json")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,6 +53,8 @@ def main() -> None:
                 **{f"px_per_s_{k}": round(px / v) for k, v in stage.items()},
                 "peak_worker_rss_mb": round(max(t["max_rss_mb"] for t in tiles)),
                 "reduce_export_report_s": round(export_s, 1),
+                "driver_s_per_tile": round(export_s / res.n_tiles, 3),
+                "tile_task_s_per_tile": round(stage["total"] / res.n_tiles, 3),
             })
             print(json.dumps(rows[-1]))
     print()
@@ -62,12 +68,24 @@ def main() -> None:
     last = rows[-1]
     tile_rate = last["px_per_s_total"]  # per worker, tile tasks only
     export_rate = last["pixels"] / max(last["reduce_export_report_s"], 1e-9)  # driver, single process
+    national = {}
     for cores in (2, 64):
         tiles_min = 1.10e9 / (tile_rate * cores) / 60
         export_min = 1.10e9 / export_rate / 60
+        national[cores] = round(tiles_min + export_min, 1)
         print(f"South Korea, one date, {cores} cores: tiles {tiles_min:.0f} min at {tile_rate / 1e6:.2f} Mpx/s per "
               f"worker + reduce/export/report {export_min:.0f} min on the driver = {tiles_min + export_min:.0f} min "
               "(extrapolated linearly from the largest region)")
+    serial, parallel = last["driver_s_per_tile"], last["tile_task_s_per_tile"]
+    amdahl = {}
+    for n in (64, 512):
+        speedup = (serial + parallel) / (serial + parallel / n)
+        amdahl[n] = round(speedup / n, 3)
+        print(f"Amdahl at {n} workers: serial {serial:.3f} s + parallel {parallel:.3f} s per tile -> speedup "
+              f"{speedup:.1f}, efficiency {speedup / n:.0%}")
+    args.json.write_text(json.dumps({"workers": args.workers, "rows": rows, "south_korea_minutes": national,
+                                     "amdahl_efficiency": amdahl}, indent=1))
+    print("written", args.json)
 
 
 if __name__ == "__main__":
