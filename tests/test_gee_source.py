@@ -23,6 +23,12 @@ from heattrack.io import gee  # noqa: E402
 from heattrack.io.local import LocalSceneReader, discover_local_scene, warp_band  # noqa: E402
 from heattrack.orchestration.tiling import make_tile_grid  # noqa: E402
 
+
+def _st(max_date_gap_days: float | None = None, **g) -> "gee.GeeSettings":
+    """Settings as a run builds them: from the configuration (its defaults, these overrides)."""
+    inp = {} if max_date_gap_days is None else {"max_date_gap_days": max_date_gap_days}
+    return gee.GeeSettings.from_config(load_config(overrides={"gee": g, "input": inp}))
+
 ROOT = Path(__file__).resolve().parents[1]
 NEAREST = {"ST_B10", "QA_PIXEL", "SCL"}
 
@@ -126,7 +132,7 @@ SCENE = gee.GeeScene(landsat_id="LANDSAT/LC09/C02/T1_L2/LC09_116034_20250115",
 
 def test_pixels_arrive_on_the_tile_geobox_like_the_local_reader(fake_ee, small_scene):
     sc, gb = _tile(small_scene)
-    st = gee.GeeSettings(project="test-project")
+    st = _st(project="test-project")
     got = gee.GeeSceneReader(SCENE, settings=st).read(gb)
     # the local reader of the same files, with the simulator's metadata offset (the harmonised collection has
     # it removed server-side, which the fake does not model: compare reflectance up to that offset)
@@ -147,9 +153,9 @@ def test_pixels_arrive_on_the_tile_geobox_like_the_local_reader(fake_ee, small_s
 
 def test_requests_are_split_under_the_size_limit(fake_ee, small_scene):
     sc, gb = _tile(small_scene)
-    whole = gee.fetch_bands(SCENE, "landsat", gb, gee.GeeSettings())
+    whole = gee.fetch_bands(SCENE, "landsat", gb, _st())
     n0 = len(fake_ee.calls)
-    small = gee.GeeSettings(max_request_mb=0.2)  # 250 x 250 px x 8 bytes = 0.5 MB -> 3 windows
+    small = _st(max_request_mb=0.2)  # 250 x 250 px x 8 bytes = 0.5 MB -> 3 windows
     parts = gee.fetch_bands(SCENE, "landsat", gb, small)
     calls = fake_ee.calls[n0:]
     assert len(calls) == 3
@@ -161,7 +167,7 @@ def test_requests_are_split_under_the_size_limit(fake_ee, small_scene):
 
 def test_quota_errors_are_retried_then_reported(fake_ee, small_scene):
     _, gb = _tile(small_scene)
-    st = gee.GeeSettings(retries=3, backoff_s=0.01)
+    st = _st(retries=3, backoff_s=0.01)
     fake_ee.quota_errors = 2
     assert gee.fetch_bands(SCENE, "sentinel2", gb, st)["B04"].shape == gb.shape.yx
     fake_ee.quota_errors = 10
@@ -170,7 +176,7 @@ def test_quota_errors_are_retried_then_reported(fake_ee, small_scene):
 
 
 def test_selection_pairs_the_nearest_sentinel2(fake_ee):
-    st = gee.GeeSettings(project="test-project", datetime="2024-12-01/2025-02-28", pairs=1, max_date_gap_days=10)
+    st = _st(project="test-project", datetime="2024-12-01/2025-02-28", pairs=1, max_date_gap_days=10)
     pairs = gee.select_pairs(st, (126.78, 37.62, 126.82, 37.66))
     assert len(pairs) == 1 and pairs[0].s2_id.endswith("20250116T022019_T52SCG") and pairs[0].date_gap_days == 1.0
     searches = [c for c in fake_ee.calls if "value:compute" in c["uri"]]
@@ -182,16 +188,16 @@ def test_credentials_errors_are_clear_and_never_echo_the_key(tmp_path, monkeypat
     ee.Reset()
     monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
     with pytest.raises(ConfigError, match="GOOGLE_APPLICATION_CREDENTIALS"):
-        gee.ensure_initialized(gee.GeeSettings(project="p"))
+        gee.ensure_initialized(_st(project="p"))
     with pytest.raises(ConfigError, match="does not exist"):
-        gee.ensure_initialized(gee.GeeSettings(project="p", credentials_file=str(tmp_path / "nope.json")))
+        gee.ensure_initialized(_st(project="p", credentials_file=str(tmp_path / "nope.json")))
     key = tmp_path / "key.json"
     secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRET123\n-----END PRIVATE KEY-----\n"
     key.write_text(json.dumps({"type": "service_account", "client_email": "sa@p.iam.gserviceaccount.com",
                                "private_key": secret}))
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     with pytest.raises(ConfigError) as err:
-        gee.ensure_initialized(gee.GeeSettings(project="p"))
+        gee.ensure_initialized(_st(project="p"))
     assert "TOPSECRET" not in str(err.value) and str(key) in str(err.value)
 
 

@@ -22,6 +22,12 @@ runner = CliRunner()
 ARGS = ["--tile-km", "1.5", "--n-workers", "2"]
 
 
+def _st(url: str, max_date_gap_days: float | None = None, **stac) -> StacSettings:
+    """Settings as a run builds them: from the configuration (its defaults, these overrides)."""
+    inp = {} if max_date_gap_days is None else {"max_date_gap_days": max_date_gap_days}
+    return StacSettings.from_config(load_config(overrides={"stac": {"url": url, **stac}, "input": inp}))
+
+
 def _run_ok(args: list[str], scene) -> None:
     res = runner.invoke(app, ["run", *args, "--pipes", str(scene / "pipes.geojson"), *ARGS])
     assert res.exit_code == 0, res.output
@@ -51,14 +57,14 @@ def test_search_follows_paging_and_filters_cloud_cover(server, two_date_scene):
     server.items = items
     n_ls = sum(it["collection"] == "landsat-c2-l2" for it in items)
     assert n_ls == 2
-    st = StacSettings(url=server.url)
+    st = _st(server.url)
     server.requests.clear()
     ls, s2 = search_items(st, tuple(float(v) for v in _bbox(items).split(",")))
     assert len(ls) == 2 and len(s2) == 2
     assert sum(p == "/search" for _, p in server.requests) >= 4  # one item per page: the next links were followed
     cloudy = items_from_scene(two_date_scene, server.root, server.url, cloud={ls[0]["id"]: 95.0})
     server.items = cloudy
-    ls2, _ = search_items(StacSettings(url=server.url, max_cloud_cover=80), (-180, -90, 180, 90))
+    ls2, _ = search_items(_st(server.url, max_cloud_cover=80), (-180, -90, 180, 90))
     assert [it["id"] for it in ls2] == [ls[1]["id"]]
 
 
@@ -68,7 +74,7 @@ def test_pairs_are_ranked_by_clear_fraction_over_the_tile(server, two_date_scene
 
     items = items_from_scene(two_date_scene, server.root, server.url)
     server.items = items
-    st = StacSettings(url=server.url, pairs=2, max_date_gap_days=10)
+    st = _st(server.url, pairs=2, max_date_gap_days=10)
     ls, s2 = search_items(st, (-180, -90, 180, 90))
     scenes = discover_local_scenes(two_date_scene)
     fp = LocalSceneReader(scenes[0]).scene
@@ -87,7 +93,7 @@ def test_pairs_are_ranked_by_clear_fraction_over_the_tile(server, two_date_scene
     for p in pairs:
         assert p.date_gap_days is not None and p.date_gap_days <= 10
         assert p.s2_boa_offset == -1000.0 and "baseline" in p.s2_offset_source
-    assert [p.landsat_product for p in select_pairs(ls, s2, gb, StacSettings(url=server.url, pairs=1))] == \
+    assert [p.landsat_product for p in select_pairs(ls, s2, gb, _st(server.url, pairs=1))] == \
         [pairs[0].landsat_product]
 
 

@@ -46,20 +46,21 @@ _CLOUD_BITS = sum(1 << b for b in (1, 2, 3, 4))  # dilated cloud, cirrus, cloud,
 
 @dataclass(frozen=True)
 class GeeSettings:
-    """Plain Earth Engine settings (from the ``gee:`` config section)."""
+    """Plain Earth Engine settings, built only by :meth:`from_config` (the defaults live in the ``gee:`` config
+    section)."""
 
-    project: str | None = None
-    credentials_file: str | None = None
-    landsat_collections: tuple[str, ...] = ("LANDSAT/LC08/C02/T1_L2", "LANDSAT/LC09/C02/T1_L2")
-    s2_collection: str = "COPERNICUS/S2_SR_HARMONIZED"
-    datetime: str | None = None
-    max_cloud_cover: float = 80.0
-    pairs: int = 1
-    max_date_gap_days: float = 10.0
-    max_request_mb: float = 48.0
-    max_concurrent: int = 4
-    retries: int = 5
-    backoff_s: float = 1.0
+    project: str | None
+    credentials_file: str | None
+    landsat_collections: tuple[str, ...]
+    s2_collection: str
+    datetime: str | None
+    max_cloud_cover: float
+    pairs: int
+    max_date_gap_days: float
+    max_request_mb: float
+    max_concurrent: int
+    retries: int
+    backoff_s: float
 
     @classmethod
     def from_config(cls, cfg) -> "GeeSettings":

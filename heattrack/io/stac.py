@@ -47,23 +47,23 @@ S2_ASSETS = {"B02": "B02", "B03": "B03", "B04": "B04", "B05": "B05", "B06": "B06
 
 @dataclass(frozen=True)
 class StacSettings:
-    """Plain STAC settings (built from the ``stac:`` config section)."""
+    """Plain STAC settings, built only by :meth:`from_config` (the defaults live in the ``stac:`` config section)."""
 
     url: str
-    landsat_collection: str = "landsat-c2-l2"
-    s2_collection: str = "sentinel-2-l2a"
-    landsat_assets: dict = field(default_factory=lambda: dict(LANDSAT_ASSETS))
-    s2_assets: dict = field(default_factory=lambda: dict(S2_ASSETS))
-    datetime: str | None = None
-    max_cloud_cover: float = 80.0
-    pairs: int = 1
-    max_date_gap_days: float = 10.0
-    min_clear_fraction: float = 0.05
-    sign: str = "none"
-    aws_request_payer: bool = False
-    aws_no_sign_request: bool = False
-    max_items: int = 500
-    http_retries: int = 3
+    landsat_collection: str
+    s2_collection: str
+    landsat_assets: dict
+    s2_assets: dict
+    datetime: str | None
+    max_cloud_cover: float
+    pairs: int
+    max_date_gap_days: float
+    min_clear_fraction: float
+    sign: str
+    aws_request_payer: bool
+    aws_no_sign_request: bool
+    max_items: int
+    http_retries: int
 
     @classmethod
     def from_config(cls, cfg) -> "StacSettings":

@@ -86,8 +86,7 @@ def plan_run(cfg: Config) -> RunPlan:
         return _plan_gee(cfg)
     if cfg.input.input is None and cfg.input.thermal is None:
         raise ConfigError("no input folder given (--input DIR, or --thermal FILE)")
-    if cfg.input.pipes is None:
-        raise ConfigError("no pipe network given (--pipes FILE)")
+    _require_pipes(cfg)
     if cfg.input.thermal is not None or thermal_files(cfg.input.input):
         return _plan_thermal(cfg)
     if (Path(cfg.input.input) / "download.json").exists():
@@ -112,13 +111,7 @@ def plan_run(cfg: Config) -> RunPlan:
             warnings.append(f"Landsat ({sc.landsat_date}) and Sentinel-2 ({sc.s2_date}) dates are {gap:.0f} days "
                             f"apart (> max_date_gap_days = {cfg.input.max_date_gap_days:g}): land cover may have "
                             "changed")
-    if cfg.detect.model_path is not None and cfg.detect.method in ("ae", "fused"):
-        # fail before any tile if the model is missing, foreign or made for other patch settings
-        check_model_matches(read_model_file(cfg.detect.model_path), cfg, cfg.detect.model_path)
-    for w in warnings:
-        log.warning(w)
-    points, point_tiles = _pipe_points(pipes, cfg)
-    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings)
+    return _finish(cfg, scenes, pipes, grid, warnings, readers=readers)
 
 
 def _layout(cfg: Config, footprints: list) -> tuple[TileGrid, gpd.GeoDataFrame]:
@@ -161,9 +154,27 @@ def _plan_thermal(cfg: Config) -> RunPlan:
                         f"{cfg.thermal.fine_m:g} m) and no optical bands: ranked on it without sharpening")
     if any(sc.units == "C" for sc in scenes):
         log.info("thermal raster in degrees Celsius: converted to K")
-    points, point_tiles = _pipe_points(pipes, cfg)
-    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, warnings, direct_thermal=True,
+    return _finish(cfg, scenes, pipes, grid, warnings, readers=readers, direct_thermal=True,
                    source_info={"source": "thermal", "psf_m": psf, "sharpened": False, "fine": fine})
+
+
+def _require_pipes(cfg: Config) -> None:
+    if cfg.input.pipes is None:
+        raise ConfigError("no pipe network given (--pipes FILE)")
+
+
+def _finish(cfg: Config, scenes: list, pipes: gpd.GeoDataFrame, grid: TileGrid, warnings: list[str], *,
+            readers: list | None = None, tile_readers: dict | None = None, source_info: dict | None = None,
+            direct_thermal: bool = False) -> RunPlan:
+    """The steps every planner ends with: the autoencoder model checked before any tile (missing, foreign or made
+    for other patch settings), warnings logged, the pipes' sample points, the :class:`RunPlan`."""
+    if cfg.detect.model_path is not None and cfg.detect.method in ("ae", "fused"):
+        check_model_matches(read_model_file(cfg.detect.model_path), cfg, cfg.detect.model_path)
+    for w in warnings:
+        log.warning(w)
+    points, point_tiles = _pipe_points(pipes, cfg)
+    return RunPlan(cfg, list(scenes), list(readers or []), pipes, grid, points, point_tiles, list(warnings),
+                   tile_readers=tile_readers, source_info=source_info or {}, direct_thermal=direct_thermal)
 
 
 def _coreg_params(cfg: Config) -> CoregParams:
@@ -214,11 +225,10 @@ def _plan_downloaded(cfg: Config) -> RunPlan:
     grid = dataclasses.replace(grid0, tiles=tuple(t for t in grid0.tiles if t in tile_readers))
     work_area = _tiles_union(grid.tiles, crs, cfg)
     pipes = _check_pipes(read_pipes(cfg.input.pipes), cfg.input.pipes, crs, work_area, f"the tiles of {root}")
-    points, point_tiles = _pipe_points(pipes, cfg)
     info = {"source": "download", "folder": str(root), "season": index.season, "stac": index.stac,
             "pairs_per_tile": {t: [p.model_dump() for p in v] for t, v in index.tiles.items() if v}}
     ordered = sorted(scenes.values(), key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
-    return RunPlan(cfg, ordered, [], pipes, grid, points, point_tiles, [], tile_readers, info)
+    return _finish(cfg, ordered, pipes, grid, [], tile_readers=tile_readers, source_info=info)
 
 
 def _tiles_union(tiles, crs, cfg: Config):
@@ -290,8 +300,7 @@ def _plan_gee(cfg: Config) -> RunPlan:
     """Earth Engine source: the least cloudy pairs over the AOI (same for every tile), tiles over the AOI."""
     from heattrack.io.gee import GeeSceneReader, GeeSettings, select_pairs
 
-    if cfg.input.pipes is None:
-        raise ConfigError("no pipe network given (--pipes FILE)")
+    _require_pipes(cfg)
     if cfg.input.aoi is None:
         raise ConfigError("input.source 'gee' needs an AOI (--aoi: country, polygon file or lon/lat bbox)")
     st = GeeSettings.from_config(cfg)
@@ -308,19 +317,17 @@ def _plan_gee(cfg: Config) -> RunPlan:
     pipes = _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
     readers = [GeeSceneReader(sc, mask_water=cfg.input.mask_water, coreg=_coreg_params(cfg), settings=st)
                for sc in scenes]
-    points, point_tiles = _pipe_points(pipes, cfg)
     info = {"source": "gee", "project": st.project, "datetime": st.datetime,
             "scenes": [{"landsat": sc.landsat_id, "sentinel2": sc.s2_id, "landsat_cloud_cover": sc.landsat_cloud_cover}
                        for sc in scenes]}
-    return RunPlan(cfg, scenes, readers, pipes, grid, points, point_tiles, [], None, info)
+    return _finish(cfg, scenes, pipes, grid, [], readers=readers, source_info=info)
 
 
 def _plan_stac(cfg: Config) -> RunPlan:
     """STAC source: :func:`select_stac_tiles`, then the pipes and one reader per chosen pair and tile."""
     from heattrack.io.stac import StacSceneReader
 
-    if cfg.input.pipes is None:
-        raise ConfigError("no pipe network given (--pipes FILE)")
+    _require_pipes(cfg)
     pipes_raw = read_pipes(cfg.input.pipes)
     sel = select_stac_tiles(cfg)
     st, aoi, grid, chosen, empty, warnings = sel.settings, sel.aoi, sel.grid, sel.chosen, sel.empty, sel.warnings
@@ -331,8 +338,6 @@ def _plan_stac(cfg: Config) -> RunPlan:
                                for sc in chosen[idx]) for idx in grid.tiles}
     scenes = sorted({sc.landsat_product: sc for v in chosen.values() for sc in v}.values(),
                     key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
-    for w in warnings:
-        log.warning(w)
     source_info = {"source": "stac", "url": st.url, "datetime": st.datetime, "items_found": sel.n_items,
                    "tiles_without_pair": [f"{i}_{j}" for i, j in empty],
                    "pairs_per_tile": {f"{i}_{j}": [{"landsat": sc.landsat_product, "sentinel2": sc.s2_item["id"],
@@ -342,8 +347,7 @@ def _plan_stac(cfg: Config) -> RunPlan:
                                                     "clear_fraction": round(sc.clear_fraction, 4),
                                                     "s2_clear_fraction": round(sc.s2_clear_fraction, 4)}
                                                    for sc in chosen[(i, j)]] for i, j in grid.tiles}}
-    points, point_tiles = _pipe_points(pipes, cfg)
-    return RunPlan(cfg, scenes, [], pipes, grid, points, point_tiles, warnings, tile_readers, source_info)
+    return _finish(cfg, scenes, pipes, grid, warnings, tile_readers=tile_readers, source_info=source_info)
 
 
 # -- output folder state ---------------------------------------------------------------------------------
