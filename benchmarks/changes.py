@@ -13,18 +13,16 @@ member and summed: visible new leaks called `new`, false `new` (segments without
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 from family import VISIBLE_K, footprint_peak_k  # noqa: E402  (benchmarks/ is the script's folder)
+from heldout import heldout_parser, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
-from heattrack.orchestration.cluster import make_client
 from heattrack.orchestration.screen import screen
 from heattrack.simulate import family_spec, simulate_scene
 
@@ -35,18 +33,13 @@ def _visible(leaks: gpd.GeoDataFrame) -> set[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--members", type=int, nargs="+", default=list(range(100, 106)))
-    ap.add_argument("--size-km", type=float, default=6.0)
-    ap.add_argument("--json", type=Path, default=None)
+    ap = heldout_parser(__doc__, 6)
     ap.add_argument("--keep", type=Path, default=None, help="keep scenes and runs in this folder")
     ap.add_argument("--method", default="residual", help="detect.method of both winters (baseline: the simple "
                     "reference, same change rule)")
     args = ap.parse_args()
     rows = []
-    base = load_config(None, {})
-    with tempfile.TemporaryDirectory() as tmp_dir, make_client(base.compute) as client:
-        tmp = args.keep or tmp_dir
+    with workspace(args.keep) as (tmp, client):
         for m in args.members:
             root = Path(tmp) / f"m{m}"
             spec = family_spec(m, size_km=args.size_km)

@@ -17,21 +17,19 @@ Then aggregate-sharpen-compare on the real Momotombo scene (six SR bands).
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from heldout import heldout_parser, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
 from heattrack.evaluate import aggregate_sharpen_compare, evaluate_run, read_landsat_for_asc
 from heattrack.kernels.predictors import LANDSAT_TIRS_PSF_SIGMA_M
 from heattrack.kernels.ranking import plume_attenuation
-from heattrack.orchestration.cluster import make_client
 from heattrack.orchestration.run import run
 from heattrack.simulate import family_spec, simulate_scene
 
@@ -62,16 +60,12 @@ def leak_ranks(scene: Path, out: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--members", type=int, nargs="+", default=list(range(100, 112)))
-    ap.add_argument("--size-km", type=float, default=6.0)
-    ap.add_argument("--json", type=Path, default=None)
+    ap = heldout_parser(__doc__, 12)
     ap.add_argument("--png", type=Path, default=None)
     args = ap.parse_args()
     rows, leak_rows = [], []
-    base = load_config(None, {})
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, make_client(base.compute) as client:
+    with workspace() as (tmp, client):
         for m in args.members:
             scene = Path(tmp) / f"m{m}"
             simulate_scene(scene, family_spec(m, size_km=args.size_km))

@@ -11,18 +11,16 @@ the share the run flags (statistic at the flag level), against the share of leak
 
 from __future__ import annotations
 
-import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from heldout import heldout_parser, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
 from heattrack.evaluate import evaluate_run
 from heattrack.kernels.ranking import chain_attenuation
-from heattrack.orchestration.cluster import make_client
 from heattrack.orchestration.run import run
 from heattrack.simulate import family_spec, simulate_scene
 
@@ -30,18 +28,13 @@ BINS_K = (1.0, 3.0, 6.0, 10.0, 15.0)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--members", type=int, nargs="+", default=list(range(100, 106)))
-    ap.add_argument("--size-km", type=float, default=6.0)
-    ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args()
+    args = heldout_parser(__doc__, 6).parse_args()
     import geopandas as gpd
     import pandas as pd
 
     rows, leak_rows = [], []
-    base = load_config(None, {})
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, make_client(base.compute) as client:
+    with workspace() as (tmp, client):
         for m in args.members:
             row = {"member": m}
             for sensor in ("landsat", "airborne"):

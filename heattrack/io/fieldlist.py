@@ -20,15 +20,22 @@ FIELDS = {"rank": "Integer", "segment_id": "String", "risk": "Real", "stat_k": "
           "lon": "CoordX", "lat": "CoordY", "osm_url": "String", "geo_uri": "String", "map_url": "String"}
 
 
+def hot_points(seg: gpd.GeoDataFrame) -> gpd.GeoSeries:
+    """Where a crew starts looking on each segment, in lon/lat: the sample point with the strongest evidence
+    (``hot_lon``/``hot_lat`` of the reduction), else the point halfway along the segment."""
+    mid = seg.geometry.interpolate(0.5, normalized=True).to_crs("EPSG:4326")
+    lon = seg["hot_lon"].to_numpy(float) if "hot_lon" in seg else np.full(len(seg), np.nan)
+    lat = seg["hot_lat"].to_numpy(float) if "hot_lat" in seg else np.full(len(seg), np.nan)
+    ok = np.isfinite(lon) & np.isfinite(lat)
+    return gpd.GeoSeries(gpd.points_from_xy(np.where(ok, lon, mid.x.to_numpy()), np.where(ok, lat, mid.y.to_numpy())),
+                         index=seg.index, crs="EPSG:4326")
+
+
 def field_list(seg: gpd.GeoDataFrame, n: int, map_page: str = "report/index.html") -> pd.DataFrame:
-    """The ``n`` best-ranked segments with data, one row each, at the hottest sample point (``hot_lon``/
-    ``hot_lat`` of the reduction; a point halfway along the segment when the run has none)."""
+    """The ``n`` best-ranked segments with data, one row each, at its :func:`hot_points`."""
     ok = seg[(seg["status"] == "ok") & seg["rank"].notna()].sort_values("rank").head(n)
-    mid = ok.geometry.interpolate(0.5, normalized=True).to_crs("EPSG:4326")
-    lon = ok["hot_lon"].to_numpy(float) if "hot_lon" in ok else np.full(len(ok), np.nan)
-    lat = ok["hot_lat"].to_numpy(float) if "hot_lat" in ok else np.full(len(ok), np.nan)
-    lon = np.round(np.where(np.isfinite(lon), lon, mid.x.to_numpy()), 6)
-    lat = np.round(np.where(np.isfinite(lat), lat, mid.y.to_numpy()), 6)
+    pts = hot_points(ok)
+    lon, lat = np.round(pts.x.to_numpy(), 6), np.round(pts.y.to_numpy(), 6)
     out = pd.DataFrame({"rank": ok["rank"].astype(int).to_numpy(), "segment_id": ok["segment_id"].astype(str).to_numpy()})
     for col in ("risk", "stat_k", "delta_t_k", "n_dates", "diameter_mm", "street", "change"):
         out[col] = ok[col].to_numpy() if col in ok else None

@@ -156,10 +156,6 @@ def call_with_backoff(fn, st: GeeSettings, what: str):
 
 # -- scene selection (whole AOI) -----------------------------------------------------------------------
 
-def _ms(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() * 1000)
-
-
 def select_pairs(st: GeeSettings, bbox_lonlat: tuple[float, float, float, float]) -> list[GeeScene]:
     """The ``st.pairs`` least cloudy Landsat scenes over the AOI in ``st.datetime`` (scene CLOUD_COVER, server-
     side sort), each with the Sentinel-2 image closest in time within ``max_date_gap_days``."""

@@ -272,7 +272,7 @@ def load_band(items: dict | tuple[dict, ...] | list[dict], asset: str, geobox: G
 
     def load() -> np.ndarray:
         ds = odc.stac.load(pitems, bands=[asset], geobox=geobox, resampling=resampling.name, nodata=nodata,
-                           patch_url=signer, fail_on_error=True, groupby="solar_day" if len(pitems) > 1 else "id")
+                           patch_url=signer, fail_on_error=True, groupby="solar_day")
         arr = ds[asset].values
         return arr[0] if arr.ndim == 3 else arr
 

@@ -37,6 +37,19 @@ def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -
     return mean.astype(np.float32)
 
 
+def nanmean_layers(layers, dtype=np.float64) -> np.ndarray:
+    """Mean over the first axis (dates) ignoring NaN, summed in float64; NaN where every layer is NaN (no warning).
+    One layer is returned as it is (single-date runs, the common case, pay nothing)."""
+    if len(layers) == 1:
+        return np.asarray(layers[0], dtype=dtype)
+    stack = np.stack(layers) if isinstance(layers, (list, tuple)) else np.asarray(layers)
+    ok = np.isfinite(stack)
+    n = ok.sum(axis=0)
+    total = np.where(ok, stack, 0).sum(axis=0, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, total / n, np.nan).astype(dtype, copy=False)
+
+
 def block_repeat(coarse: np.ndarray, factor: int) -> np.ndarray:
     """Nearest-neighbour expansion of a coarse array to the fine grid (each block takes its coarse value)."""
     return np.repeat(np.repeat(coarse, factor, axis=0), factor, axis=1)

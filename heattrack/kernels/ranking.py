@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from heattrack.kernels.lst import nanmean_layers
 from heattrack.kernels.segments import network_z, segment_max, segment_mean
 
 
@@ -71,12 +72,6 @@ def chain_attenuation(psf_sigma_px: float, factor: int, plume_fwhm_px: float, bu
     return float(np.mean(out))
 
 
-def _mean_over_dates(per_date: np.ndarray) -> np.ndarray:
-    ok = np.isfinite(per_date)
-    n = ok.sum(axis=0)
-    return np.where(n > 0, np.where(ok, per_date, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
-
-
 @dataclass(frozen=True)
 class SegmentStatistic:
     """Per segment: ``stat_k`` (K, the mean over dates of ``per_date_k``), network ``z`` and ``p_value``, ``mean_k``/``median_k`` of its points, dates
@@ -101,10 +96,10 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     ``attenuation``: the share of a ``plume_fwhm_m`` plume's peak the evidence keeps (:func:`chain_attenuation`,
     or the Gaussian footprint model :func:`plume_attenuation`)."""
     per_date = np.stack([segment_max(d, segment, n_segments) for d in point_stat_by_date])
-    stat = _mean_over_dates(per_date)
+    stat = nanmean_layers(per_date)
     z, p = network_z(stat)
-    mean = _mean_over_dates(np.stack([segment_mean(d, segment, n_segments) for d in point_stat_by_date]))
-    median = _mean_over_dates(np.stack([segment_median(d, segment, n_segments) for d in point_stat_by_date]))
+    mean = nanmean_layers(np.stack([segment_mean(d, segment, n_segments) for d in point_stat_by_date]))
+    median = nanmean_layers(np.stack([segment_median(d, segment, n_segments) for d in point_stat_by_date]))
     ok = np.isfinite(stat)
     # the flag level is the network's own (1 - alpha) quantile: most segments do not leak, so this holds the
     # false-alarm share near alpha whatever the shape of the clutter (the Gaussian z level did not: on the

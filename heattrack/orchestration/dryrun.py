@@ -75,7 +75,7 @@ def estimate(plan: RunPlan) -> PlanEstimate:
     per_tile: dict[str, list[str]] = {}
     n_bytes = 0
     for idx in plan.grid.tiles:
-        readers = plan.tile_readers[idx] if plan.tile_readers is not None else plan.readers
+        readers = plan.readers_for(idx)
         scenes = [getattr(r, "scene", r) for r in readers] if readers else list(plan.scenes)
         per_tile[f"{idx[0]}_{idx[1]}"] = [_label(s) for s in scenes]
         n_bytes += sum(_tile_bytes(cfg, plan, s) for s in scenes)

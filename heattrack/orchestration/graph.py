@@ -19,6 +19,7 @@ from heattrack.io.records import TileSummary
 from heattrack.io.sources import SceneReader
 from heattrack.io.store import TileRecords, write_tile_region
 from heattrack.kernels.chain import ChainParams, ThermalProducts, cpu_evidence, detect_products, thermal_products
+from heattrack.kernels.lst import nanmean_layers
 from heattrack.kernels.segments import (
     along_pipe_evidence,
     label_hotspots,
@@ -112,17 +113,8 @@ def _worker_address() -> str | None:
         return None
 
 
-def _nanmean(layers: list[np.ndarray]) -> np.ndarray:
-    """Mean of the layers ignoring NaN; NaN where every layer is NaN (no warning). One layer is returned as
-    float32 without stacking (single-date runs, the common case, pay nothing)."""
-    if len(layers) == 1:
-        return np.asarray(layers[0], dtype=np.float32)
-    stack = np.stack(layers)
-    ok = np.isfinite(stack)
-    n = ok.sum(axis=0)
-    total = np.where(ok, stack, 0).sum(axis=0, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / n, np.nan).astype(np.float32)
+def _mean_f32(layers: list[np.ndarray]) -> np.ndarray:
+    return nanmean_layers(layers, np.float32)
 
 
 def _tile_model(task: TileTask):
@@ -186,12 +178,12 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
     core = (slice(h, h + n), slice(h, h + n))
     examples = _ae_examples(task, model, prods[0], prepared[0], core)
     # dates combined: mean over the dates with clear data (one date: the arrays themselves)
-    risk = _nanmean([np.where(p.valid, p.risk, np.nan) for p in prods])
-    anomaly = _nanmean([np.where(p.valid, p.anomaly_k, np.nan) for p in prods])
+    risk = _mean_f32([np.where(p.valid, p.risk, np.nan) for p in prods])
+    anomaly = _mean_f32([np.where(p.valid, p.anomaly_k, np.nan) for p in prods])
     n_dates = np.sum([p.valid for p in prods], axis=0, dtype=np.uint8)
     valid = n_dates > 0
-    layers = {"lst_10m": _nanmean([p.lst_10m for p in prods])[core],
-              "lst_plain": _nanmean([p.lst_plain for p in prods])[core],
+    layers = {"lst_10m": _mean_f32([p.lst_10m for p in prods])[core],
+              "lst_plain": _mean_f32([p.lst_plain for p in prods])[core],
               "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
               "n_dates": n_dates[core]}
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
@@ -214,7 +206,7 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
     hx, hy = task.geobox.affine @ (blobs.col + 0.5, blobs.row + 0.5)
     res2 = abs(task.geobox.affine.a * task.geobox.affine.e)
     points = {
-        "point_ids": task.point_ids, "point_risk": _nanmean(p_risk_d), "point_dt": _nanmean(p_dt_d),
+        "point_ids": task.point_ids, "point_risk": _mean_f32(p_risk_d), "point_dt": _mean_f32(p_dt_d),
         "point_risk_by_date": np.stack(p_risk_d), "point_stat_by_date": np.stack(p_stat_d),
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score, "hs_area_m2": blobs.area_px * res2,

@@ -9,6 +9,7 @@ import shapely
 
 from heattrack.io.records import NetworkSignature
 from heattrack.io.store import TileRecords
+from heattrack.kernels.lst import nanmean_layers
 from heattrack.kernels.ranking import chain_attenuation, network_share_visible, segment_statistic
 from heattrack.kernels.segments import network_z, score_segments, segment_argmax
 from heattrack.orchestration.plan import RunPlan
@@ -128,14 +129,9 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
 def _hottest_point(seg: gpd.GeoDataFrame, plan: RunPlan, point_values: np.ndarray) -> None:
     """``hot_lon``/``hot_lat``: the sample point with the strongest evidence (mean over dates) of each segment, in
     lon/lat, where a crew starts looking (NaN for a segment without data)."""
-    import warnings
-
     from pyproj import Transformer
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN points (clouded on every date)
-        mean = np.nanmean(point_values, axis=0)
-    idx = segment_argmax(mean, plan.points.segment, len(seg))
+    idx = segment_argmax(nanmean_layers(point_values), plan.points.segment, len(seg))
     has = idx >= 0
     x = np.where(has, plan.points.x[np.maximum(idx, 0)], np.nan)
     y = np.where(has, plan.points.y[np.maximum(idx, 0)], np.nan)

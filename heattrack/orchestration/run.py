@@ -185,6 +185,8 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         grid=GridInfo(crs=grid_crs_label(grid.crs), tile_px=grid.tile_px, resolution_m=grid.resolution_m,
                       n_tiles=len(grid.tiles)),
+        # through JSON once: dates and paths become the strings a reloaded run.json holds, so the report built
+        # now and one rebuilt later from the file see the same record
         inputs=json.loads(json.dumps({**_scene_info(plan.scenes[0]), "dates": [_scene_info(sc) for sc in plan.scenes],
                                       "pipes": str(cfg.input.pipes), "n_segments": int(len(seg)),
                                       **plan.source_info}, default=str)),

@@ -3,7 +3,7 @@
 Each tile is warped from the coarsest COG overview that is still at least as fine as the tile's pixels, so a
 national risk map costs one small read per tile whatever the zoom. Tiles without data are not written; the
 list of written tiles goes into the map's index so the page never asks for a missing file (no 404s from
-``file://``). Cost (``benchmarks/report_map.py``, 2026-11-27, 2 cores): 11 ms per tile on one thread, 6.6 ms
+``file://``). Cost (``benchmarks/report_map.py``, 2026-11-28, 2 cores): 10 ms per tile on one thread, 6.2 ms
 on two (tiles render on a thread pool; GDAL releases the GIL), so South Korea's pyramid at the default
 ``report.max_tiles`` (8,037 tiles in its bounding box, zooms 5-12) takes about a minute.
 """
@@ -75,15 +75,6 @@ def _count(bounds, lo: int, hi: int) -> int:
 
 def _lut(cmap: str, n: int = 256) -> np.ndarray:
     return (matplotlib.colormaps[cmap](np.linspace(0, 1, n)) * 255).astype(np.uint8)
-
-
-def _overview_for(src, tile_res_m: float) -> int | None:
-    """Index of the coarsest overview whose pixels are still at most the tile's pixel size (None: full res)."""
-    best = None
-    for i, f in enumerate(src.overviews(1)):
-        if src.res[0] * f <= tile_res_m:
-            best = i
-    return best
 
 
 class _Datasets:

@@ -26,9 +26,12 @@ import shapely
 import zarr
 from PIL import Image
 
+from heattrack.io.fieldlist import hot_points
+
 ASSETS = Path(__file__).parent / "assets"
 CHUNK_MAX_SEGMENTS = 1500
-POPUP_FIELDS = ("segment_id", "rank", "risk", "delta_t_k", "n_dates", "diameter_mm", "mdl_k", "change", "street")
+POPUP_FIELDS = ("segment_id", "rank", "risk", "delta_t_k", "n_dates", "diameter_mm", "mdl_k", "change", "street",
+                "thumb")
 
 
 def _num(v, nd: int):
@@ -157,14 +160,8 @@ def write_thumbnails(map_dir: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, n
     g = zarr.open_group(str(mosaic), mode="r")
     x, y = np.asarray(g["x"][:]), np.asarray(g["y"][:])
     top = seg[seg["status"] == "ok"].sort_values("rank").head(n)
-    if "hot_lon" in top:
-        hot = gpd.GeoSeries(gpd.points_from_xy(top["hot_lon"], top["hot_lat"]), crs="EPSG:4326").to_crs(seg.crs)
-        hx, hy = hot.x.to_numpy(), hot.y.to_numpy()
-    else:
-        hx, hy = np.full(len(top), np.nan), np.full(len(top), np.nan)
-    mid = top.geometry.interpolate(0.5, normalized=True)
-    hx = np.where(np.isfinite(hx), hx, mid.x.to_numpy())
-    hy = np.where(np.isfinite(hy), hy, mid.y.to_numpy())
+    hot = hot_points(top).to_crs(seg.crs)
+    hx, hy = hot.x.to_numpy(), hot.y.to_numpy()
     inferno, rdbu = matplotlib.colormaps["inferno"], matplotlib.colormaps["RdBu_r"]
     out = set()
     (map_dir / "thumbs").mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,6 @@ var HT = (function () {
   var data = {}, chunks = {}, pending = {}, errors = [];
   var map = null, layers = {}, netGroup = null, netDrawn = 0, topById = {}, canvas = null, ready = false;
   var colourBy = "risk", drawn = [];  // every segment polyline on the map, restyled when colourBy changes
-  var F = ["segment_id", "rank", "risk", "delta_t_k", "n_dates", "diameter_mm", "mdl_k", "change", "street", "thumb"];
   var CHANGE_COLOURS = {"new": "#d7191c", "persistent": "#fdae61", "resolved": "#1a9641", "no_data": "#888888"};
 
   function add(obj) { data[obj.name] = obj; }
@@ -240,5 +239,5 @@ var HT = (function () {
   }
 
   return {add: add, chunk: chunk, start: start, focus: focus, state: state, setColourBy: setColourBy,
-          map: function () { return map; }, top: function (id) { return topById[id]; }, fields: F};
+          map: function () { return map; }, top: function (id) { return topById[id]; }};
 })();
