@@ -206,7 +206,7 @@ def screen(
                 console.print(f"Benjamini-Hochberg at q={cfg.changes.fdr_q:g}: "
                               f"{counts['expected_false_new_per_100km']:.2f} false 'new' segments per 100 km of pipe "
                               "if the statistic's Gaussian network null held; clutter makes the real rate higher "
-                              "(measured on the simulator family: ~1 per 100 km, docs/detection.md)")
+                              "(measured on held-out simulator-family cities: 1.5 per 100 km, benchmarks/changes.py)")
 
 
 @app.command()
