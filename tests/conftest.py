@@ -38,3 +38,27 @@ def copy_scene(src: Path, dst: Path) -> Path:
     for p in dst.rglob("*"):
         os.chmod(p, 0o755 if p.is_dir() else 0o644)
     return dst
+
+
+def split_scene(src: Path, dst: Path) -> Path:
+    """The scene's Landsat product and Sentinel-2 granule each cut into a west and an east item of the same day
+    (overlapping by a few pixels, as neighbouring WRS rows / MGRS tiles do), under other product ids."""
+    import rasterio
+    from rasterio.windows import Window
+
+    for sensor, rename in (("landsat", ("_116034_", "_116035_")), ("sentinel2", ("T52SCG_", "T52SCH_"))):
+        (dst / sensor).mkdir(parents=True)
+        for f in sorted((src / sensor).iterdir()):
+            if f.suffix.lower() != ".tif":
+                (dst / sensor / f.name).write_bytes(f.read_bytes())
+                continue
+            with rasterio.open(f) as r:
+                mid = r.width // 2
+                for name, win in ((f.name, Window(0, 0, mid + 3, r.height)),
+                                  (f.name.replace(*rename), Window(mid - 3, 0, r.width - mid + 3, r.height))):
+                    prof = {**r.profile, "width": win.width, "height": win.height,
+                            "transform": r.window_transform(win)}
+                    with rasterio.open(dst / sensor / name, "w", **prof) as w:
+                        w.write(r.read(window=win))
+    (dst / "pipes.geojson").write_bytes((src / "pipes.geojson").read_bytes())
+    return dst

@@ -10,6 +10,22 @@ def test_defaults_and_derived_sizes():
     assert cfg.halo_px % cfg.thermal_factor == 0 and cfg.halo_px * 10 >= cfg.detect.background_window_m / 2
 
 
+def test_kernel_defaults_are_the_config_defaults():
+    """The kernels' own defaults (for standalone use) equal what the default Config builds, so there is one set
+    of defaults in practice; only values the config derives differ (ranking method, GPU batch from memory)."""
+    from dataclasses import asdict
+
+    from heattrack.io.local import CoregParams
+    from heattrack.kernels.chain import ChainParams
+    from heattrack.orchestration.plan import _coreg_params
+
+    built, own = asdict(ChainParams.from_config(Config())), asdict(ChainParams())
+    for derived in ("method", "max_batch"):
+        built["detector"].pop(derived), own["detector"].pop(derived)
+    assert built == own
+    assert _coreg_params(Config()) == CoregParams()
+
+
 def test_precedence_file_env_cli(tmp_path, monkeypatch):
     f = tmp_path / "c.yaml"
     f.write_text("grid:\n  tile_km: 20\ndetect:\n  noise_floor_k: 0.5\ncompute:\n  scheduler: local\n")

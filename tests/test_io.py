@@ -6,7 +6,7 @@ import pytest
 import rasterio
 import rasterio.shutil
 from affine import Affine
-from conftest import REAL, copy_scene
+from conftest import REAL, copy_scene, split_scene
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 
@@ -46,6 +46,32 @@ def test_outside_the_scene_is_fill(small_scene):
     gb = GeoBox.from_bbox((b.right + 1000, b.top + 1000, b.right + 2000, b.top + 2000), crs, resolution=10)
     inp = LocalSceneReader(scene).read(gb)
     assert not np.isfinite(inp.lst).any() and not inp.optical_clear.any()
+
+
+def test_a_day_split_over_two_products_reads_as_one_mosaic(small_scene, tmp_path):
+    """Two Landsat products (neighbouring WRS rows) and two Sentinel-2 granules (MGRS tiles) of one day in one
+    folder: discovered as one scene and read as the day's mosaic, equal to the uncut files; one date per folder."""
+    whole = discover_local_scene(small_scene)
+    split = discover_local_scene(split_scene(small_scene, tmp_path / "split"))
+    assert len(split.landsat_more) == 1 and len(split.sentinel2_more) == 1
+    assert "_116034_" in split.landsat_product and split.landsat_date == whole.landsat_date
+    fp_whole, crs = scene_footprint(whole)
+    fp_split, _ = scene_footprint(split)
+    assert abs(fp_split.area - fp_whole.area) < 1e-6 * fp_whole.area  # the union of the halves
+    b = fp_whole.boundingbox
+    gb = GeoBox.from_bbox((b.left, b.bottom, b.right, b.top), crs, resolution=10)
+    a, c = LocalSceneReader(whole).read(gb), LocalSceneReader(split).read(gb)
+    np.testing.assert_array_equal(a.lst, c.lst)  # nearest: exact across the seam
+    np.testing.assert_array_equal(a.optical_clear, c.optical_clear)
+    assert set(a.bands) == set(c.bands)
+    for band in a.bands:  # bilinear: only the seam's pixels differ (a half's edge pixel blends fewer neighbours)
+        off = np.abs(a.bands[band] - c.bands[band]) > 1e-3
+        assert off.mean() < 0.01 and off.any(axis=0).sum() <= 6, band
+    other = tmp_path / "split" / "landsat"
+    for f in other.glob("*_116035_*"):
+        f.rename(f.with_name(f.name.replace("_20250115_", "_20250131_")))
+    with pytest.raises(InputError, match="several dates"):
+        discover_local_scene(tmp_path / "split")
 
 
 def test_jp2_sentinel2_is_accepted(small_scene, tmp_path):

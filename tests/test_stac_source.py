@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import SMALL_RUN
+from conftest import SMALL_RUN, split_scene
 from stac_server import StacServer, items_from_scene
 from typer.testing import CliRunner
 
@@ -213,35 +213,11 @@ def _same_where_both_ran(a, b, atol_k: float = 1e-3):
     np.testing.assert_allclose(b["lst_plain"].values[ran], a["lst_plain"].values[ran], atol=atol_k, equal_nan=True)
 
 
-def _split_scene(src, dst):
-    """The scene's Landsat product and Sentinel-2 granule each cut into a west and an east item of the same day
-    (overlapping by a few pixels, as neighbouring WRS rows / MGRS tiles do), under other product ids."""
-    import rasterio
-    from rasterio.windows import Window
-
-    for sensor, rename in (("landsat", ("_116034_", "_116035_")), ("sentinel2", ("T52SCG_", "T52SCH_"))):
-        (dst / sensor).mkdir(parents=True)
-        for f in sorted((src / sensor).iterdir()):
-            if f.suffix.lower() != ".tif":
-                (dst / sensor / f.name).write_bytes(f.read_bytes())
-                continue
-            with rasterio.open(f) as r:
-                mid = r.width // 2
-                for name, win in ((f.name, Window(0, 0, mid + 3, r.height)),
-                                  (f.name.replace(*rename), Window(mid - 3, 0, r.width - mid + 3, r.height))):
-                    prof = {**r.profile, "width": win.width, "height": win.height,
-                            "transform": r.window_transform(win)}
-                    with rasterio.open(dst / sensor / name, "w", **prof) as w:
-                        w.write(r.read(window=win))
-    (dst / "pipes.geojson").write_bytes((src / "pipes.geojson").read_bytes())
-    return dst
-
-
 @pytest.mark.slow
 def test_tiles_are_filled_from_every_item_of_the_day(server, small_scene, tmp_path_factory, tmp_path):
     """Two items per sensor and day, each covering half the scene: every tile is processed on the mosaic of the
     day (odc-stac's solar-day grouping), and the valid pixels equal those of the local run of the uncut files."""
-    split = _split_scene(small_scene, tmp_path_factory.mktemp("split") / "scene")
+    split = split_scene(small_scene, tmp_path_factory.mktemp("split") / "scene")
     items = items_from_scene(split, server.root, server.url)
     assert sum(it["collection"] == "landsat-c2-l2" for it in items) == 2
     server.items = items
@@ -262,3 +238,19 @@ def test_tiles_are_filled_from_every_item_of_the_day(server, small_scene, tmp_pa
     assert info["tiles_ok"] == whole_run["tiles_ok"]
     days = [p for v in info["inputs"]["pairs_per_tile"].values() for p in v]
     assert any(len(p["landsat_items"]) == 2 and len(p["sentinel2_items"]) == 2 for p in days)
+    # download applies the same rule: every item of the day that touches a tile lands in its folder, and the
+    # offline run of that folder equals the STAC run
+    server.items = items
+    dl = tmp_path / "download"
+    res = runner.invoke(app, ["download", "--stac-url", server.url, "--aoi", aoi, "--tile-km", "1.5",
+                              "--out", str(dl)])
+    assert res.exit_code == 0, res.output
+    index = json.loads((dl / "download.json").read_text())
+    assert not any("first item" in w for w in index["warnings"])
+    pairs = [p for v in index["tiles"].values() for p in v]
+    assert any(p["landsat_more"] and p["sentinel2_more"] for p in pairs)
+    _run_ok(["--input", str(dl), "--out", str(tmp_path / "offline")], split)
+    c = xr.open_zarr(tmp_path / "offline" / "mosaic.zarr").load()
+    b2, c = xr.align(b, c, join="inner")
+    np.testing.assert_array_equal(np.isfinite(b2["valid"].values), np.isfinite(c["valid"].values))
+    np.testing.assert_allclose(c["lst_plain"].values, b2["lst_plain"].values, atol=0.01)

@@ -23,6 +23,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from heattrack.errors import InputError
+from heattrack.io.local import MGRS_IN_NAME
 
 MANIFEST = "MANIFEST.json"
 
@@ -118,3 +119,10 @@ def provider_file_name(href: str, product: str | None = None, band: str | None =
     if product and band:
         return f"{product}_{band}.TIF"
     return posixpath.basename(urlparse(href).path)
+
+
+def s2_file_name(href: str, item_id: str, several: bool) -> str:
+    """The asset's own file name; where a day has several items and the name does not carry the granule's MGRS
+    tile (Earth Search: ``B04.tif``), prefixed with the item id so that the local reader can tell them apart."""
+    name = provider_file_name(href)
+    return f"{item_id}_{name}" if several and not MGRS_IN_NAME.search(name) else name

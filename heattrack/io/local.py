@@ -9,6 +9,11 @@ Layout (the contract other tools write to)::
                     *B02*, *B03* (10 m), *B05*, *B06*, *B07*, *B8A*, *B11*, *B12* (20 m)     (optional)
                     optional metadata: MTD_MSIL2A.xml or a STAC item *.json
 
+Several products of the same day may share a folder (neighbouring WRS rows: one product id each; neighbouring
+MGRS granules: the tile id, e.g. ``T33UUP``, in every name): they are read as one mosaic, the first product (by
+name) wins where several have data, as odc-stac's ``groupby="solar_day"`` does. ``heattrack download`` writes
+such folders when a tile straddles two items of its day.
+
 Every read is windowed: a ``WarpedVRT`` onto the tile's GeoBox makes GDAL fetch only the source blocks the
 tile needs, and each source is warped exactly once (nearest for ST/QA/SCL so QA bits and the 30 m thermal
 values stay intact, bilinear for reflectance).
@@ -69,6 +74,9 @@ class LocalScene:
     s2_date: date | None
     s2_boa_offset: float
     s2_offset_source: str
+    #: band maps of further products of the same day (read where the ones before have no data)
+    landsat_more: tuple[dict, ...] = ()
+    sentinel2_more: tuple[dict, ...] = ()
 
     @property
     def date_gap_days(self) -> float | None:
@@ -81,15 +89,43 @@ def _rasters(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
 
 
-def _find_one(files: list[Path], pattern: re.Pattern, what: str, folder: Path, required: bool) -> Path | None:
+def _find_all(files: list[Path], pattern: re.Pattern, what: str, folder: Path, required: bool) -> list[Path]:
     hits = [p for p in files if pattern.search(p.name)]
-    if not hits:
-        if required:
-            raise InputError(f"{folder}: no {what} file found (expected a name matching {pattern.pattern!r})")
-        return None
-    if len(hits) > 1:
-        raise InputError(f"{folder}: several {what} files ({', '.join(p.name for p in hits)}); keep one scene")
-    return hits[0]
+    if not hits and required:
+        raise InputError(f"{folder}: no {what} file found (expected a name matching {pattern.pattern!r})")
+    return hits
+
+
+#: the MGRS tile id in a Sentinel-2 file name (T33UUP_..., S2B_33UUP_..., <item id>_B04.tif)
+MGRS_IN_NAME = re.compile(r"(?:^|[_\-.])T?(\d{2}[C-HJ-NP-X][A-HJ-NP-Z]{2})(?=[_\-.])")
+
+
+def _products(folder: Path, found: dict[str, list[Path]], key, what: str) -> list[dict]:
+    """Split ``{band: [files]}`` into one band map per product (``key(path)`` names a file's product), in name
+    order; with one file per band there is one product. Every product must have the bands of the first."""
+    if all(len(v) <= 1 for v in found.values()):
+        return [{b: v[0] for b, v in found.items() if v}]
+    groups: dict[str, dict] = {}
+    for band, paths in found.items():
+        for p in paths:
+            k = key(p)
+            if k is None or band in groups.setdefault(k, {}):
+                names = ", ".join(q.name for q in paths)
+                raise InputError(f"{folder}: several {what} {band} files ({names}) that do not name distinct "
+                                 "products; keep one scene")
+            groups[k][band] = p
+    maps = [groups[k] for k in sorted(groups)]
+    common = set.intersection(*(set(m) for m in maps))
+    return [{b: p for b, p in m.items() if b in common} for m in maps]
+
+
+def _landsat_product(path: Path) -> str | None:
+    return re.split(r"_(?:ST_B10|QA_PIXEL|SR_B\d)\.", path.name, flags=re.I)[0]
+
+
+def _s2_granule(path: Path) -> str | None:
+    m = MGRS_IN_NAME.search(path.name)
+    return m.group(1).upper() if m else None
 
 
 def _parse_date(text: str) -> date | None:
@@ -141,17 +177,21 @@ def discover_local_scene(input_dir: Path) -> LocalScene:
         if not d.is_dir():
             raise InputError(f"input folder {input_dir} has no {d.name}/ subfolder")
     ls_files, s2_files = _rasters(ls_dir), _rasters(s2_dir)
-    landsat = {}
-    for band, required in LANDSAT_BANDS.items():
-        p = _find_one(ls_files, re.compile(rf"_{band}\.(tif|tiff|jp2)$", re.I), f"Landsat {band}", ls_dir, required)
-        if p is not None:
-            landsat[band] = p
-    sentinel2 = {b: _find_one(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}", s2_dir, True)
-                 for b in S2_BANDS}
-    for b in S2_OPTIONAL_BANDS:
-        p = _find_one(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}", s2_dir, False)
-        if p is not None:
-            sentinel2[b] = p
+    found = {b: _find_all(ls_files, re.compile(rf"_{b}\.(tif|tiff|jp2)$", re.I), f"Landsat {b}", ls_dir, req)
+             for b, req in LANDSAT_BANDS.items()}
+    ls_maps = _products(ls_dir, found, _landsat_product, "Landsat")
+    found = {b: _find_all(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}", s2_dir,
+                          b in S2_BANDS) for b in (*S2_BANDS, *S2_OPTIONAL_BANDS)}
+    s2_maps = _products(s2_dir, found, _s2_granule, "Sentinel-2")
+    ls_required = [b for b, r in LANDSAT_BANDS.items() if r]
+    for maps, req, what in ((ls_maps, ls_required, "Landsat"), (s2_maps, S2_BANDS, "Sentinel-2")):
+        if any(b not in maps[0] for b in req):
+            raise InputError(f"{input_dir}: the {what} products do not all have the bands {', '.join(req)}")
+    landsat, sentinel2 = ls_maps[0], s2_maps[0]
+    dates = {(m.group(2) if (m := _LANDSAT_NAME.search(lm["ST_B10"].name)) else None) for lm in ls_maps}
+    if len(dates) > 1:
+        raise InputError(f"{ls_dir}: Landsat products of several dates ({', '.join(sorted(map(str, dates)))}); "
+                         "keep one date per folder (a sub-folder per date)")
     m = _LANDSAT_NAME.search(landsat["ST_B10"].name)
     product = landsat["ST_B10"].name.rsplit("_ST_B10", 1)[0]
     ls_date = _parse_date(m.group(2)) if m else None
@@ -165,7 +205,8 @@ def discover_local_scene(input_dir: Path) -> LocalScene:
         else:
             offset, source = 0.0, "default 0 (no baseline metadata, no date)"
         log.warning("Sentinel-2 BOA offset %s taken from %s", offset, source)
-    return LocalScene(landsat, sentinel2, product, ls_date, s2_date, float(offset), str(source))
+    return LocalScene(landsat, sentinel2, product, ls_date, s2_date, float(offset), str(source),
+                      tuple(ls_maps[1:]), tuple(s2_maps[1:]))
 
 
 def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list[LocalScene]:
@@ -211,10 +252,17 @@ def raster_footprint(path: Path) -> tuple[Geometry, str]:
 
 def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
     """Area covered by both sensors (in the Landsat CRS) and the Landsat CRS; validates every raster."""
-    fp, crs = raster_footprint(scene.landsat["ST_B10"])
-    for p in [*scene.landsat.values(), *scene.sentinel2.values()]:
-        other, _ = raster_footprint(p)
-        fp = fp.intersection(other.to_crs(crs))
+    _, crs = raster_footprint(scene.landsat["ST_B10"])
+    fp = None
+    for maps in ((scene.landsat, *scene.landsat_more), (scene.sentinel2, *scene.sentinel2_more)):
+        covered = None  # where one product of the sensor has every band
+        for m in maps:
+            part = None
+            for p in m.values():
+                g = raster_footprint(p)[0].to_crs(crs)
+                part = g if part is None else part.intersection(g)
+            covered = part if covered is None else covered.union(part)
+        fp = covered if fp is None else fp.intersection(covered)
     if fp.is_empty or fp.area <= 0:
         raise InputError("the Landsat scene and the Sentinel-2 granule do not overlap")
     return fp, crs
@@ -288,7 +336,18 @@ class LocalSceneReader:
     def _warp(self, sensor: str, band: str, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
         """One band (canonical name: ST_B10, QA_PIXEL, SR_B4, SR_B5, B04, B08, SCL) of ``sensor`` on ``geobox``
         (sources override this: the STAC reader loads with odc-stac)."""
-        return warp_band(getattr(self.scene, sensor)[band], geobox, resampling, nodata)
+        sc = self.scene
+        out = None
+        for m in (getattr(sc, sensor), *getattr(sc, f"{sensor}_more", ())):
+            a = warp_band(m[band], geobox, resampling, nodata)
+            if out is None:
+                out = a
+            else:  # the day's mosaic: later products fill where the earlier ones have no data
+                hole = out == nodata
+                out[hole] = a[hole]
+            if not (out == nodata).any():
+                break
+        return out
 
     def landsat_shift(self, geobox: GeoBox, nir_fine: np.ndarray | None = None) -> dict | None:
         """Estimate how far the Landsat scene sits from the Sentinel-2 granule over ``geobox`` (None when the

@@ -136,6 +136,9 @@ class DownloadedPair(Record):
     sentinel2_date: str
     clear_fraction: float
     s2_clear_fraction: float
+    #: further items of the same day fetched into the folder (the tile straddles them)
+    landsat_more: tuple[str, ...] = ()
+    sentinel2_more: tuple[str, ...] = ()
 
 
 class DownloadGrid(Record):
@@ -150,7 +153,7 @@ class DownloadIndex(Record):
 
     format_version: Literal[1] = FORMAT_VERSION
     season: str | None
-    interval: str
+    interval: str | None  # None: the whole catalogue (no --season, no stac.datetime)
     stac: dict[str, str]
     grid: DownloadGrid
     tiles: dict[str, list[DownloadedPair]]

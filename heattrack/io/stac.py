@@ -114,7 +114,8 @@ def s2_offset_from_item(item: dict) -> tuple[float, str]:
     return 0.0, "no baseline in the item: assumed < 04.00"
 
 
-def _hrefs(item: dict, assets: dict, required: tuple[str, ...]) -> dict:
+def stac_hrefs(item: dict, assets: dict, required: tuple[str, ...] = ()) -> dict:
+    """``{canonical band: href}`` for the item's assets named in ``assets``; a missing ``required`` one raises."""
     have = item.get("assets", {})
     missing = [assets[b] for b in required if assets[b] not in have]
     if missing:
@@ -132,8 +133,8 @@ def make_scene(ls_items: dict | tuple[dict, ...], s2_items: dict | tuple[dict, .
     off, src = s2_offset_from_item(s2_item)
     return StacScene(
         landsat_item=ls_item, s2_item=s2_item, landsat_items=ls_items, s2_items=s2_items,
-        landsat=_hrefs(ls_item, st.landsat_assets, ("ST_B10", "QA_PIXEL")),
-        sentinel2=_hrefs(s2_item, st.s2_assets, ("B04", "B08", "SCL")),
+        landsat=stac_hrefs(ls_item, st.landsat_assets, ("ST_B10", "QA_PIXEL")),
+        sentinel2=stac_hrefs(s2_item, st.s2_assets, ("B04", "B08", "SCL")),
         landsat_product=ls_item["id"], landsat_date=_item_date(ls_item), s2_date=_item_date(s2_item),
         s2_boa_offset=off, s2_offset_source=src, clear_fraction=clear, s2_clear_fraction=s2_clear)
 

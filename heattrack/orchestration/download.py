@@ -6,6 +6,9 @@ Layout::
     OUT/download.json                       what was fetched: season, catalogue, grid, pairs per tile, failures
     OUT/<ix>_<iy>/<landsat date>/landsat/<Landsat product id>_<BAND>.TIF      clipped to the padded tile
     OUT/<ix>_<iy>/<landsat date>/sentinel2/<asset file names>, <item id>.json
+                                            (a tile that straddles several items of its day gets every one of
+                                            them: Landsat files carry their product id, Sentinel-2 files their
+                                            item id where the asset names do not name the granule)
     OUT/<ix>_<iy>/<landsat date>/{landsat,sentinel2}/MANIFEST.json          size + SHA-256 of every file
 """
 
@@ -17,9 +20,9 @@ from pathlib import Path
 
 from heattrack.config import Config
 from heattrack.errors import ConfigError
-from heattrack.io.download import fetch_pair_files, provider_file_name
+from heattrack.io.download import fetch_pair_files, provider_file_name, s2_file_name
 from heattrack.io.records import DownloadedPair, DownloadGrid, DownloadIndex
-from heattrack.io.stac import url_signer
+from heattrack.io.stac import stac_hrefs, url_signer
 from heattrack.orchestration.plan import select_stac_tiles
 from heattrack.orchestration.screen import season_interval
 from heattrack.orchestration.tiling import grid_crs_label
@@ -57,12 +60,20 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
         bounds = (x0 - halo, y0 - halo, x1 + halo, y1 + halo)
         folder = out / f"{idx[0]}_{idx[1]}" / str(sc.landsat_date or sc.landsat_product)
         crs = gb.crs.to_wkt()
-        a = fetch_pair_files({provider_file_name(h, sc.landsat_product, b): h for b, h in sc.landsat.items()},
-                             folder / "landsat", bounds, crs, gdal_env, sign)
-        b = fetch_pair_files({provider_file_name(h): h for h in sc.sentinel2.values()}, folder / "sentinel2",
-                             bounds, crs, gdal_env, sign, extra_json={f"{sc.s2_item['id']}.json": sc.s2_item})
-        return {"fetched": a["fetched"] + b["fetched"], "skipped": a["skipped"] + b["skipped"],
-                "folder": str(folder.relative_to(out))}
+        n = {"fetched": 0, "skipped": 0}
+        # every item of the day touching the tile: the local reader mosaics them as run --source stac does
+        for item in sc.landsat_items or (sc.landsat_item,):
+            hrefs = stac_hrefs(item, st.landsat_assets)
+            r = fetch_pair_files({provider_file_name(h, item["id"], b): h for b, h in hrefs.items()},
+                                 folder / "landsat", bounds, crs, gdal_env, sign)
+            n = {k: n[k] + r[k] for k in n}
+        s2_items = sc.s2_items or (sc.s2_item,)
+        for item in s2_items:
+            names = {s2_file_name(h, item["id"], len(s2_items) > 1): h for h in stac_hrefs(item, st.s2_assets).values()}
+            r = fetch_pair_files(names, folder / "sentinel2", bounds, crs, gdal_env, sign,
+                                 extra_json={f"{item['id']}.json": item})
+            n = {k: n[k] + r[k] for k in n}
+        return {**n, "folder": str(folder.relative_to(out))}
 
     counts = {"fetched": 0, "skipped": 0}
     failed: dict[str, str] = {}
@@ -86,23 +97,14 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
                           halo_m=halo),
         tiles={f"{i}_{j}": [DownloadedPair(folder=f"{i}_{j}/{sc.landsat_date or sc.landsat_product}",
                                            landsat=sc.landsat_product, sentinel2=sc.s2_item["id"],
+                                           landsat_more=tuple(it["id"] for it in sc.landsat_items[1:]),
+                                           sentinel2_more=tuple(it["id"] for it in sc.s2_items[1:]),
                                            landsat_date=str(sc.landsat_date), sentinel2_date=str(sc.s2_date),
                                            clear_fraction=round(sc.clear_fraction, 4),
                                            s2_clear_fraction=round(sc.s2_clear_fraction, 4))
                             for sc in sel.chosen[(i, j)]] for i, j in grid.tiles},
         tiles_without_pair=[f"{i}_{j}" for i, j in sel.empty],
-        files=counts, failed=failed, warnings=sel.warnings + _mosaic_warnings(sel.chosen))
+        files=counts, failed=failed, warnings=sel.warnings)
     (out / DOWNLOAD_INDEX).write_text(index.to_json(indent=1))
     return index
 
-
-def _mosaic_warnings(chosen: dict) -> list[str]:
-    """download keeps one item per solar day (the local layout holds one product per date); say where a day had
-    more (``run --source stac`` mosaics them, a downloaded folder covers only the first item's footprint)."""
-    multi = sorted(f"{i}_{j}" for (i, j), scenes in chosen.items() for sc in scenes
-                   if len(sc.landsat_items) > 1 or len(sc.s2_items) > 1)
-    if not multi:
-        return []
-    return [f"{len(multi)} tiles are covered by several items of one day ({', '.join(multi[:10])}"
-            f"{' ...' if len(multi) > 10 else ''}): the download keeps the first item of each day, so those tiles "
-            "are covered only where it is; run --source stac directly to mosaic them"]
