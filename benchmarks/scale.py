@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from heattrack.config import load_config
 from heattrack.orchestration.run import run
 from heattrack.simulate import SimulationSpec, simulate_scene
@@ -30,6 +32,9 @@ def main() -> None:
     ap.add_argument("--sizes", type=float, nargs="+", default=[12.0, 24.0])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tile-km", type=float, default=10.0)
+    ap.add_argument("--single-cog-max-mpx", type=float, default=0.0,
+                    help="report.single_cog_max_mpx of the runs; 0 (default) = the exports of a national run, which "
+                         "is far above the 100 Mpx default: per-tile COGs + VRT, no single-process COG")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "scale.json")
     args = ap.parse_args()
     rows = []
@@ -38,7 +43,8 @@ def main() -> None:
             scene = Path(tmp) / f"scene{size:g}"
             simulate_scene(scene, SimulationSpec(size_km=size, leaks=int(size * 1.5), seed=5))
             cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson",
-                                     "grid.tile_km": args.tile_km, "compute.n_workers": args.workers})
+                                     "grid.tile_km": args.tile_km, "compute.n_workers": args.workers,
+                                     "report.single_cog_max_mpx": args.single_cog_max_mpx})
             t0 = time.perf_counter()
             res = run(cfg, Path(tmp) / f"out{size:g}")
             wall = time.perf_counter() - t0
@@ -83,8 +89,23 @@ def main() -> None:
         amdahl[n] = round(speedup / n, 3)
         print(f"Amdahl at {n} workers: serial {serial:.3f} s + parallel {parallel:.3f} s per tile -> speedup "
               f"{speedup:.1f}, efficiency {speedup / n:.0%}")
-    args.json.write_text(json.dumps({"workers": args.workers, "rows": rows, "south_korea_minutes": national,
-                                     "amdahl_efficiency": amdahl}, indent=1))
+    # the driver's time is part fixed (imports, figures) and part per tile (records, vectors): fit both over the
+    # sizes and extrapolate the one-date national run (1,101 tiles) with that fit
+    fit = {}
+    if len(rows) >= 2:
+        b, a = np.polyfit([r["tiles"] for r in rows], [r["reduce_export_report_s"] for r in rows], 1)
+        n_kr = 1101
+        driver = a + b * n_kr
+        fit = {"driver_fixed_s": round(float(a), 2), "driver_s_per_tile": round(float(b), 4),
+               "south_korea_driver_s": round(float(driver), 1), "efficiency": {}}
+        for n in (64, 512):
+            work = n_kr * parallel / n
+            fit["efficiency"][n] = round(work / (work + driver), 3)
+        print(f"driver time fit over the sizes: {a:.1f} s + {b:.3f} s per tile -> {driver:.0f} s for South Korea; "
+              f"efficiency at 64 workers {fit['efficiency'][64]:.0%}, at 512 {fit['efficiency'][512]:.0%}")
+    args.json.write_text(json.dumps({"workers": args.workers, "single_cog_max_mpx": args.single_cog_max_mpx,
+                                     "rows": rows, "south_korea_minutes": national, "amdahl_efficiency": amdahl,
+                                     "driver_fit": fit}, indent=1))
     print("written", args.json)
 
 

@@ -158,6 +158,12 @@ class ThermalConfig(_Section):
                             "counts for it (m; segments.buffer_m for Landsat): a sharp image locates the heat.")
     peak_radius_m: float = Field(60.0, ge=0, description="Fine thermal data: the off-pipe radius of the ranking "
                                  "(segments.peak_radius_m for Landsat): a sharp image needs a smaller one.")
+    time_of_day: Literal["auto", "night", "day", "any"] = Field(
+        "auto", description="Thermal scenes kept by local solar time (those with a known acquisition time: "
+        "ECOSTRESS, sidecars): night (before 6 h or from 19 h), day (9-16 h), any; auto: night in the heating "
+        "season (October-April north of the equator), any otherwise.")
+    max_lst_err_k: float = Field(2.0, gt=0, description="ECOSTRESS: pixels whose LST_err layer exceeds this (K) "
+                                 "are dropped.")
 
 
 class DetectConfig(_Section):
@@ -244,7 +250,7 @@ class ChangesConfig(_Section):
 
 
 class ReportConfig(_Section):
-    """The report's interactive map and the field list (not part of the processing hash)."""
+    """The report's interactive map, the field list and the raster exports (not part of the processing hash)."""
 
     basemap_url: str = Field("https://tile.openstreetmap.org/{z}/{x}/{y}.png", description="XYZ basemap tile URL "
                              "of the report's map ('' for none; the map works offline without it).")
@@ -258,6 +264,10 @@ class ReportConfig(_Section):
                                  "tiles (None: the zoom of the grid resolution).")
     max_tiles: int = Field(20000, ge=1, description="Most risk-map tiles to render; the deepest zooms are dropped "
                            "until the count fits (national runs).")
+    single_cog_max_mpx: float = Field(100.0, ge=0, description="Write lst_10m.tif / risk_10m.tif as single COGs "
+                                      "when the AOI has at most this many million 10 m pixels (one process streams "
+                                      "them); every run writes the per-tile COGs and their VRT mosaics "
+                                      "lst_10m.vrt / risk_10m.vrt, which GDAL and QGIS open as one layer.")
 
 
 class SimulateConfig(_Section):

@@ -66,6 +66,36 @@ def test_outputs_contract(finished_run, small_scene):
     assert info["status"] == "ok" and info["tiles_ok"] == info["grid"]["n_tiles"] > 1
 
 
+def test_tile_cogs_and_their_vrt_equal_the_single_cog(finished_run):
+    """Each tile task writes its own COGs; the VRT over them (no pixel read by the driver) is the same raster as
+    the single COG streamed from the mosaic, and the coarse risk view is its block mean at the thermal pixel."""
+    out = finished_run
+    info = json.loads((out / "run.json").read_text())
+    for layer in ("lst_10m", "risk_10m"):
+        parts = sorted((out / "cog_tiles" / layer).glob("*.tif"))
+        assert len(parts) == info["tiles_ok"]
+        with rasterio.open(parts[0]) as p:
+            assert p.profile["tiled"] and len(p.overviews(1)) >= 1 and p.res == (10.0, 10.0)
+        with rasterio.open(out / f"{layer}.vrt") as v, rasterio.open(out / f"{layer}.tif") as c:
+            assert v.transform == c.transform and v.crs == c.crs and v.shape == c.shape
+            np.testing.assert_array_equal(v.read(1), c.read(1))
+    with rasterio.open(out / "risk_overview.tif") as o, rasterio.open(out / "risk_10m.tif") as c:
+        assert o.res == (100.0, 100.0) and o.crs == c.crs
+        ov, fine = o.read(1), c.read(1)
+        # the view's 100 m cells are aligned to the tiles, the single COG to the AOI window (10 m): place the COG
+        # on the view's 10 m grid, then compare whole cells inside both
+        r0, c0 = round((o.transform.f - c.transform.f) / 10), round((c.transform.c - o.transform.c) / 10)
+        sub = np.full((ov.shape[0] * 10, ov.shape[1] * 10), np.nan, np.float32)
+        h, w = min(sub.shape[0] - r0, fine.shape[0]), min(sub.shape[1] - c0, fine.shape[1])
+        sub[r0:r0 + h, c0:c0 + w] = fine[:h, :w]
+        cells = sub.reshape(ov.shape[0], 10, ov.shape[1], 10)
+        whole = np.isfinite(cells).all(axis=(1, 3))  # cells the AOI window does not cut, without NaN
+        mean = np.where(whole, np.nan_to_num(cells).mean(axis=(1, 3)), np.nan)
+        both = whole & np.isfinite(ov)
+        assert both.sum() > 100
+        np.testing.assert_allclose(ov[both], mean[both], atol=1e-5)
+
+
 @pytest.mark.skipif(not (SHARED_REAL.parent.parent / "tools" / "check_outputs.py").exists(),
                     reason="shared/tools/check_outputs.py not beside the checkout")
 def test_shared_output_checker(finished_run, small_scene):
@@ -124,6 +154,22 @@ def test_report_rebuild(finished_run, tmp_path):
         assert (out / "report" / img).stat().st_size > 10_000
     bad = runner.invoke(app, ["report", str(tmp_path / "nothing")])
     assert bad.exit_code == 1 and "no finished heattrack run" in bad.output
+
+
+def test_a_run_above_the_single_cog_size_writes_only_the_tile_cogs_and_a_report(small_scene, tmp_path):
+    """National runs: no single-process COG (report.single_cog_max_mpx), the VRT mosaics are the rasters and the
+    report's map layer and figures come from the coarse risk view the tile records carry."""
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                              "--out", str(out), *ARGS, "--set", "report.single_cog_max_mpx=0"])
+    assert res.exit_code == 0, res.output
+    assert not (out / "risk_10m.tif").exists() and not (out / "lst_10m.tif").exists()
+    with rasterio.open(out / "risk_10m.vrt") as v:
+        assert v.res == (10.0, 10.0) and np.isfinite(v.read(1)).mean() > 0.5
+    index = (out / "report" / "map" / "data" / "index.js").read_text()
+    assert '"risk_tiles"' in index and list((out / "report" / "map" / "risk").rglob("*.png"))
+    html = (out / "report" / "index.html").read_text()
+    assert "risk_10m.vrt" in html and "risk_map.png" in html
 
 
 def test_date_gap_warning_reaches_report(small_scene, tmp_path):

@@ -78,9 +78,15 @@ def s3_run(s3, small_scene):
 def test_run_writes_mosaic_exports_and_report_to_s3(s3, s3_run, local_run):
     root = s3_run.removeprefix("s3://")
     for name in ("run.json", "config.yaml", "segments.geojson", "segments.gpkg", "hotspots.geojson",
-                 "lst_10m.tif", "risk_10m.tif", "report/index.html", "report/risk_map.png",
-                 ".heattrack/state.json", "mosaic.zarr/.zmetadata"):
+                 "lst_10m.tif", "risk_10m.tif", "lst_10m.vrt", "risk_10m.vrt", "risk_overview.tif",
+                 "report/index.html", "report/risk_map.png", ".heattrack/state.json", "mosaic.zarr/.zmetadata"):
         assert s3.exists(f"{root}/{name}"), name
+    # the tile tasks wrote their COG parts straight to the bucket; the VRT names them relative to itself
+    parts = sorted(k.rsplit("/", 1)[1] for k in s3.find(f"{root}/cog_tiles/risk_10m"))
+    assert parts == sorted(p.name for p in (local_run / "cog_tiles" / "risk_10m").glob("*.tif")) and parts
+    assert s3.cat_file(f"{root}/cog_tiles/risk_10m/{parts[0]}") == \
+        (local_run / "cog_tiles" / "risk_10m" / parts[0]).read_bytes()
+    assert f'relativeToVRT="1">cog_tiles/risk_10m/{parts[0]}<' in s3.cat_file(f"{root}/risk_10m.vrt").decode()
     assert not s3.exists(f"{root}/.heattrack/lock")  # released
     info = json.loads(s3.cat_file(f"{root}/run.json"))
     assert info["status"] == "ok" and not info["tiles_failed"]

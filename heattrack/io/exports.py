@@ -1,9 +1,11 @@
-"""Final exports: Cloud-Optimized GeoTIFFs from the zarr mosaic, segment and hotspot tables."""
+"""Final exports: Cloud-Optimized GeoTIFFs (one per tile, written by the tile tasks, and a VRT mosaic of them; a
+single COG from the zarr mosaic for runs up to ``report.single_cog_max_mpx``), segment and hotspot tables."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import geopandas as gpd
 import numpy as np
@@ -13,6 +15,11 @@ import zarr
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
+
+#: folder of the per-tile COGs below the output (``cog_tiles/<layer>/<ix>_<iy>.tif``)
+COG_DIR = "cog_tiles"
+#: mosaic variable -> exported layer name (``<name>.vrt``, ``<name>.tif``, ``cog_tiles/<name>/``)
+COG_LAYERS = (("lst_10m", "lst_10m"), ("risk", "risk_10m"))
 
 
 def write_cog(
@@ -51,3 +58,54 @@ def write_geojson(gdf: gpd.GeoDataFrame, dest: Path) -> None:
 
 def write_json(obj: dict, dest: Path) -> None:
     dest.write_text(json.dumps(obj, indent=2, default=str))
+
+
+def tile_cog_bytes(values: np.ndarray, transform: Affine, crs: str, block_px: int = 256,
+                   overview_count: int = 5) -> bytes:
+    """One tile's layer as a COG in memory (float32, NaN nodata, deflate, ``overview_count`` internal overviews,
+    so the VRT mosaic of the tiles reads coarse views from them). Written by the tile task itself: the pixels
+    are never read again by one process."""
+    h, w = values.shape
+    profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=crs, transform=transform,
+                   nodata=np.nan)
+    with rasterio.MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(np.asarray(values, dtype="float32"), 1)
+        with mem.open() as src, rasterio.MemoryFile() as cog:
+            rasterio.shutil.copy(src, cog.name, driver="COG", COMPRESS="DEFLATE", PREDICTOR="3",
+                                 BLOCKSIZE=str(block_px), OVERVIEW_COUNT=str(overview_count),
+                                 OVERVIEW_RESAMPLING="AVERAGE")
+            return cog.read()
+
+
+def write_vrt(parts: list[tuple[str, int, int, int, int]], width: int, height: int, transform: Affine, crs: str,
+              dest: Path) -> None:
+    """A GDAL VRT mosaic of per-tile rasters: ``parts`` = (path relative to ``dest``, row, col of the part's
+    first pixel in the VRT, part height, width); parts may reach past the VRT's edges (cropped here). The VRT
+    is text of O(tiles) size: GDAL and QGIS open it as one layer, and read its coarse views from the parts'
+    overviews."""
+    gt = ", ".join(repr(float(v)) for v in transform.to_gdal())
+    lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
+             f"  <SRS>{escape(crs)}</SRS>", f"  <GeoTransform>{gt}</GeoTransform>",
+             '  <VRTRasterBand dataType="Float32" band="1">', "    <NoDataValue>nan</NoDataValue>"]
+    for rel, row, col, h, w in parts:
+        r0, c0 = max(row, 0), max(col, 0)
+        r1, c1 = min(row + h, height), min(col + w, width)
+        if r1 <= r0 or c1 <= c0:
+            continue
+        lines += ["    <ComplexSource>",
+                  f'      <SourceFilename relativeToVRT="1">{escape(rel)}</SourceFilename>',
+                  "      <SourceBand>1</SourceBand>",
+                  f'      <SourceProperties RasterXSize="{w}" RasterYSize="{h}" DataType="Float32" '
+                  'BlockXSize="256" BlockYSize="256"/>',
+                  f'      <SrcRect xOff="{c0 - col}" yOff="{r0 - row}" xSize="{c1 - c0}" ySize="{r1 - r0}"/>',
+                  f'      <DstRect xOff="{c0}" yOff="{r0}" xSize="{c1 - c0}" ySize="{r1 - r0}"/>',
+                  "      <NODATA>nan</NODATA>", "    </ComplexSource>"]
+    lines += ["  </VRTRasterBand>", "</VRTDataset>", ""]
+    dest.write_text("\n".join(lines))
+
+
+def write_overview(values: np.ndarray, transform: Affine, crs: str, dest: Path) -> None:
+    """A small COG of the coarse risk view the tile tasks computed (the report's figures and, for runs without
+    a single 10 m COG, its map layer)."""
+    dest.write_bytes(tile_cog_bytes(values, transform, crs, block_px=256, overview_count=3))

@@ -15,11 +15,13 @@ from pathlib import Path
 import numpy as np
 from odc.geo.geobox import GeoBox
 
+from heattrack.io.exports import COG_DIR, tile_cog_bytes
+from heattrack.io.location import OutputLocation
 from heattrack.io.records import TileSummary
 from heattrack.io.sources import SceneReader
 from heattrack.io.store import TileRecords, write_tile_region
 from heattrack.kernels.chain import ChainParams, ThermalProducts, cpu_evidence, detect_products, thermal_products
-from heattrack.kernels.lst import nanmean_layers
+from heattrack.kernels.lst import block_mean, nanmean_layers
 from heattrack.kernels.segments import (
     along_pipe_evidence,
     label_hotspots,
@@ -55,6 +57,10 @@ class TileTask:
     torch_threads: int = 1
     offpipe_radius_px: int = 0
     peak_radius_px: int = 0
+    #: mosaic layers this task also writes as its own COG (``OUT/cog_tiles/<name>/<ix>_<iy>.tif``, the parts of
+    #: the VRT mosaics) and the block factor of the coarse risk view it returns in its record
+    cog_layers: tuple[tuple[str, str], ...] = ()
+    overview_factor: int = 10
 
     @property
     def key(self) -> str:
@@ -210,6 +216,7 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         "point_risk_by_date": np.stack(p_risk_d), "point_stat_by_date": np.stack(p_stat_d),
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score, "hs_area_m2": blobs.area_px * res2,
+        "ov_risk": block_mean(layers["risk"], task.overview_factor).astype(np.float32),
         **examples,
     }
     core_valid = valid[core]
@@ -234,9 +241,15 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
 
 
 def write_tile(task: TileTask, result: TileResult) -> TileSummary:
-    """The tile's zarr region, then its record (the completion mark, last); returns the summary with timings."""
+    """The tile's zarr region and COG parts, then its record (the completion mark, last); returns the summary
+    with timings."""
     t0 = time.perf_counter()
     write_tile_region(task.mosaic_path, task.rows, task.cols, result.layers)
+    out = OutputLocation(task.out_dir)
+    crs = task.geobox.crs.to_wkt()
+    for var, name in task.cog_layers:
+        out.write_bytes(tile_cog_bytes(result.layers[var], task.geobox.affine, crs), COG_DIR, name,
+                        f"{task.index[0]}_{task.index[1]}.tif")
     sec = dict(result.summary.seconds)
     sec["write"] = time.perf_counter() - t0
     sec["total"] = sec["read"] + sec["compute"] + sec["write"]

@@ -18,8 +18,9 @@ from heattrack.io.location import OutputLocation
 log = logging.getLogger(__name__)
 
 STATE_DIR = ".heattrack"
-FINAL_OUTPUTS = ("lst_10m.tif", "risk_10m.tif", "segments.geojson", "segments.gpkg", "hotspots.geojson",
-                 "top_segments.csv", "top_segments.csvt", "top_segments.gpx", "config.yaml", "run.json", "report")
+FINAL_OUTPUTS = ("lst_10m.vrt", "risk_10m.vrt", "lst_10m.tif", "risk_10m.tif", "risk_overview.tif",
+                 "segments.geojson", "segments.gpkg", "hotspots.geojson", "top_segments.csv", "top_segments.csvt",
+                 "top_segments.gpx", "config.yaml", "run.json", "report")
 
 
 def as_location(out: OutputLocation | str | Path) -> OutputLocation:

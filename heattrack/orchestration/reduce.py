@@ -6,6 +6,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import shapely
+from affine import Affine
 
 from heattrack.io.records import NetworkSignature
 from heattrack.io.store import TileRecords
@@ -27,8 +28,14 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     ae = {k: [] for k in ("ae_in", "ae_rec", "ae_risk")}
     n_valid = n_pix = 0
     tiles = {}
+    f = plan.cfg.thermal_factor
+    mh, mw = plan.grid.mosaic_geobox.shape.yx
+    overview = np.full((mh // f, mw // f), np.nan, np.float32)  # risk at the thermal pixel, from the records
     for idx in plan.grid.tiles:
         arrays, summary = records.read(idx)
+        if "ov_risk" in arrays:
+            r, c = plan.grid.tile_slices(idx)
+            overview[r.start // f: r.stop // f, c.start // f: c.stop // f] = arrays["ov_risk"]
         p_risk[arrays["point_ids"]] = arrays["point_risk"]
         p_dt[arrays["point_ids"]] = arrays["point_dt"]
         by_date = arrays["point_risk_by_date"]
@@ -118,6 +125,10 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
              "segments_ok": int(ok.sum()), "segments_no_data": int((~ok).sum()), "hotspots": int(len(hot))}
     if detectability is not None:
         stats["detectability"] = detectability
+    rows, cols = plan.grid.aoi_window()
+    r0, c0 = rows.start // f, cols.start // f
+    stats["risk_overview"] = (overview[r0: -(-rows.stop // f), c0: -(-cols.stop // f)],
+                              plan.grid.mosaic_geobox.affine @ Affine.translation(c0 * f, r0 * f) @ Affine.scale(f))
     if ae["ae_risk"]:  # report examples: the 3 highest-risk pixels of the run and the lowest of the tile medians
         cat_ae = {k: np.concatenate(v) for k, v in ae.items()}
         order = np.argsort(-cat_ae["ae_risk"], kind="stable")

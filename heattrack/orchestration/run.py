@@ -19,11 +19,12 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import rasterio
+from affine import Affine
 
 from heattrack import __version__
 from heattrack.config import Config, load_config
 from heattrack.errors import HeattrackError, InputError, NoDataError
-from heattrack.io.exports import write_cog, write_geojson
+from heattrack.io.exports import COG_DIR, COG_LAYERS, write_cog, write_geojson, write_overview, write_vrt
 from heattrack.io.fieldlist import write_field_list
 from heattrack.io.local import LocalScene
 from heattrack.io.location import OutputLocation, is_remote
@@ -82,7 +83,8 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             model_path=str(cfg.detect.model_path) if cfg.detect.model_path else None,
             torch_threads=cfg.compute.torch_threads,
             offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res)),
-            peak_radius_px=int(np.ceil(plan.ranking_m("peak_radius_m") / res))))
+            peak_radius_px=int(np.ceil(plan.ranking_m("peak_radius_m") / res)),
+            cog_layers=COG_LAYERS, overview_factor=cfg.thermal_factor))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 
@@ -152,6 +154,7 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
     cfg = plan.cfg
     seg, hot, stats = reduce_segments(plan, TileRecords(out.url))
     ae_examples = stats.pop("ae_examples", None)
+    overview = stats.pop("risk_overview")
     if stats["n_valid_px"] == 0:
         raise NoDataError("no tile produced a single valid pixel (all cloud, nodata or masked): no outputs written")
     nan_share = 1.0 - stats["n_valid_px"] / max(stats["n_px"], 1)
@@ -159,22 +162,22 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
         raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "
                           f"compute.max_nan_fraction = {cfg.compute.max_nan_fraction}): no outputs written")
     with staging_folder(out) as staging:
-        _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples)
+        _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples, overview)
         publish(out, staging)
     return seg
 
 
 def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg: gpd.GeoDataFrame,
-                         hot: gpd.GeoDataFrame, stats: dict, stats_extra: dict, ae_examples: dict | None) -> None:
-    """COGs, tables, config, run.json and the report, written into the local folder ``staging``."""
+                         hot: gpd.GeoDataFrame, stats: dict, stats_extra: dict, ae_examples: dict | None,
+                         overview: tuple) -> None:
+    """Raster mosaics, tables, config, run.json and the report, written into the local folder ``staging``."""
     from heattrack.report import build_report
 
     cfg = plan.cfg
     grid = plan.grid
+    _write_rasters(plan, out, staging, [idx for idx in grid.tiles if f"{idx[0]}_{idx[1]}" in stats["tiles"]],
+                   overview)
     rows, cols = grid.aoi_window()
-    mg = grid.mosaic_geobox
-    for var, name in (("lst_10m", "lst_10m.tif"), ("risk", "risk_10m.tif")):
-        write_cog(out.uri("mosaic.zarr"), var, rows, cols, mg.affine, grid.crs.to_wkt(), staging / name)
     write_geojson(seg, staging / "segments.geojson")
     seg.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")
     write_geojson(hot, staging / "hotspots.geojson")
@@ -200,6 +203,26 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     (staging / "run.json").write_text(run_info.to_json())
     build_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
                  report_cfg=cfg.report)
+
+
+def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done: list, overview: tuple) -> None:
+    """``<layer>.vrt`` over the tiles' own COGs (O(tiles) text: no pixel is read here), the coarse risk view, and
+    for runs up to ``report.single_cog_max_mpx`` AOI pixels a single COG per layer streamed from the mosaic."""
+    grid = plan.grid
+    rows, cols = grid.aoi_window()
+    mg, crs = grid.mosaic_geobox, grid.crs.to_wkt()
+    height, width = rows.stop - rows.start, cols.stop - cols.start
+    aoi_transform = mg.affine @ Affine.translation(cols.start, rows.start)
+    for var, name in COG_LAYERS:
+        parts = []
+        for idx in tiles_done:
+            r, c = grid.tile_slices(idx)
+            parts.append((f"{COG_DIR}/{name}/{idx[0]}_{idx[1]}.tif", r.start - rows.start, c.start - cols.start,
+                          r.stop - r.start, c.stop - c.start))
+        write_vrt(parts, width, height, aoi_transform, crs, staging / f"{name}.vrt")
+        if height * width <= plan.cfg.report.single_cog_max_mpx * 1e6:
+            write_cog(out.uri("mosaic.zarr"), var, rows, cols, mg.affine, crs, staging / f"{name}.tif")
+    write_overview(overview[0], overview[1], crs, staging / "risk_overview.tif")
 
 
 def run(
@@ -265,7 +288,8 @@ def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
     if not (out / "run.json").exists() or not (out / "mosaic.zarr").exists():
         raise InputError(f"{out} holds no finished heattrack run (run.json or mosaic.zarr missing)")
     run_info = RunRecord.load(out / "run.json").require_ok(str(out))
-    with rasterio.open(out / "risk_10m.tif") as src:
+    aoi_raster = out / "risk_10m.vrt" if (out / "risk_10m.vrt").exists() else out / "risk_10m.tif"
+    with rasterio.open(aoi_raster) as src:  # the AOI window's extent (older runs have only the single COG)
         bounds = src.bounds
     ds = xr.open_zarr(out / "mosaic.zarr")
     x, y = ds["x"].values, ds["y"].values

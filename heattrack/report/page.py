@@ -14,6 +14,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import rasterio
 
 from heattrack.config import ReportConfig
 from heattrack.errors import InputError
@@ -83,6 +84,13 @@ def _with_change_class(seg: gpd.GeoDataFrame, changes: gpd.GeoDataFrame | None) 
     return seg.assign(change=seg["segment_id"].map(cls))
 
 
+def risk_raster(folder: Path) -> Path:
+    """The risk raster the report draws: the single 10 m COG where the run wrote one, else the coarse view
+    (``risk_overview.tif``, every run since the per-tile COG parts)."""
+    single = folder / "risk_10m.tif"
+    return single if single.exists() else folder / "risk_overview.tif"
+
+
 def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, changes,
               resolution_m: float, cfg: ReportConfig) -> dict:
     """Everything under ``report_dir/map``; returns the index the page reads (also in ``map/data/index.js``)."""
@@ -93,7 +101,11 @@ def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDa
     hot = gpd.read_file(folder / "hotspots.geojson") if (folder / "hotspots.geojson").exists() else None
     n_hot = webmap.write_points(map_dir, "hotspots", hot)
     n_changes = webmap.write_changes(map_dir, changes)
-    tiles = render_tiles(folder / "risk_10m.tif", map_dir / "risk", resolution_m=resolution_m, max_zoom=cfg.max_zoom,
+    raster = risk_raster(folder)
+    if raster.name != "risk_10m.tif":  # a national run: the map's risk layer is the coarse view (thermal pixel)
+        with rasterio.open(raster) as src:
+            resolution_m = src.res[0]
+    tiles = render_tiles(raster, map_dir / "risk", resolution_m=resolution_m, max_zoom=cfg.max_zoom,
                          max_tiles=cfg.max_tiles, workers=os.cpu_count() or 2)
     meta = {"bounds": list(tiles.bounds), "risk_tiles": tiles.as_json(), "network": network,
             "basemap": {"url": cfg.basemap_url, "attribution": cfg.basemap_attribution},
@@ -112,13 +124,12 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     the truth section; ``changes``: the rows of ``changes.geojson`` (``heattrack screen``)."""
     folder = Path(folder)
     cfg = report_cfg or ReportConfig()
-    for need in ("risk_10m.tif", "segments.geojson"):
-        if not (folder / need).exists():
-            raise InputError(f"{folder} has no {need}: not a finished heattrack output folder")
+    if not (folder / "segments.geojson").exists() or not risk_raster(folder).exists():
+        raise InputError(f"{folder} has no segments.geojson or risk raster: not a finished heattrack output folder")
     tmp = folder / "report.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    risk, extent, crs_wkt = fg._read_overview(folder / "risk_10m.tif")
+    risk, extent, crs_wkt = fg._read_overview(risk_raster(folder))
     seg = _with_change_class(fg._segments_in(folder, crs_wkt), changes)
     meta = write_map(tmp, folder, mosaic, seg, changes, run_info.grid.resolution_m if run_info.grid else 10.0, cfg)
     fg._risk_map(risk, extent, seg, tmp / "risk_map.png")
@@ -175,7 +186,8 @@ def _page(run_info: RunRecord, seg: gpd.GeoDataFrame, meta: dict, folder: Path, 
         reading = ("Landsat's thermal band carries ~100 m information; a 30 m leak plume is diluted about tenfold "
                    "in it, so risk ranks where to look first, it does not prove a leak.")
     files = [f"<a href='../{n}'>{n}</a>" for n in ("top_segments.csv", "top_segments.gpx", "segments.gpkg",
-                                                   "segments.geojson", "hotspots.geojson", "risk_10m.tif")
+                                                   "segments.geojson", "hotspots.geojson", "risk_10m.tif",
+                                                   "risk_10m.vrt", "lst_10m.vrt")
              if (folder / n).exists()]
     net = meta["network"]
     grid = run_info.grid or GridInfo(crs="?", tile_px=0, resolution_m=0)
