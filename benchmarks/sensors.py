@@ -1,6 +1,7 @@
-"""What each sensor can see: the same held-out family cities screened from Landsat (100 m thermal, sharpened
-with Sentinel-2) and from an airborne-like LST raster (the true 10 m LST + 0.1 K noise in thermal/, no Landsat,
-no optics), with the default ranking. Segment ROC-AUC, the share of leaks in the top 5 % per leak strength, the
+"""What each sensor can see: the same held-out family cities screened from Landsat (100 m thermal by day,
+sharpened with Sentinel-2), from a simulated ECOSTRESS night pass (70 m L2T LSTE tile in thermal/: night-time
+land-cover contrast, 0.3 K noise, no optics) and from an airborne-like LST raster (the true 10 m LST + 0.1 K noise
+in thermal/, no Landsat, no optics), with the default ranking. Segment ROC-AUC, the share of leaks in the top 5 % per leak strength, the
 network share where a 3 / 5 / 10 K leak would be flagged, and the calibration of the per-segment detectability
 ``mdl_k``: of the leaks whose footprint-seen peak reaches the segment's mdl_k (scaled to the leak's own width),
 the share the run flags (statistic at the flag level), against the share of leak-free segments flagged
@@ -25,6 +26,7 @@ from heattrack.orchestration.run import run
 from heattrack.simulate import family_spec, simulate_scene
 
 BINS_K = (1.0, 3.0, 6.0, 10.0, 15.0)
+SENSORS = ("landsat", "ecostress", "airborne")
 
 
 def main() -> None:
@@ -37,7 +39,7 @@ def main() -> None:
     with workspace() as (tmp, client):
         for m in args.members:
             row = {"member": m}
-            for sensor in ("landsat", "airborne"):
+            for sensor in SENSORS:
                 scene = Path(tmp) / f"m{m}-{sensor}"
                 simulate_scene(scene, family_spec(m, size_km=args.size_km, sensor=sensor))
                 cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson"})
@@ -70,17 +72,16 @@ def main() -> None:
                 clean = seg[~seg["segment_id"].isin(leaks["segment_id"]) & seg["stat_k"].notna()]
                 row[f"{sensor}_false_flag_share"] = float((clean["stat_k"] >= det["flag_level_k"]).mean())
             rows.append(row)
-            print(f"member {m}: segment ROC-AUC Landsat {row['landsat']:.3f} (baseline {row['landsat_baseline']:.3f}), "
-                  f"airborne {row['airborne']:.3f} (baseline {row['airborne_baseline']:.3f})", flush=True)
+            print(f"member {m}: segment ROC-AUC " + ", ".join(
+                f"{sn} {row[sn]:.3f} (baseline {row[sn + '_baseline']:.3f})" for sn in SENSORS), flush=True)
     df = pd.DataFrame(rows)
     leaks = pd.concat(leak_rows, ignore_index=True)
-    print(f"\n{len(df)} held-out members ({time.perf_counter() - t0:.0f} s): ROC-AUC Landsat mean "
-          f"{df['landsat'].mean():.3f} (worst {df['landsat'].min():.3f}), airborne mean {df['airborne'].mean():.3f} "
-          f"(worst {df['airborne'].min():.3f}); baseline ranking: Landsat {df['landsat_baseline'].mean():.3f} (worst "
-          f"{df['landsat_baseline'].min():.3f}), airborne {df['airborne_baseline'].mean():.3f} (worst "
-          f"{df['airborne_baseline'].min():.3f})")
+    print(f"\n{len(df)} held-out members ({time.perf_counter() - t0:.0f} s): ROC-AUC mean (worst), default | "
+          "baseline ranking: " + "; ".join(
+              f"{sn} {df[sn].mean():.3f} ({df[sn].min():.3f}) | {df[sn + '_baseline'].mean():.3f} "
+              f"({df[sn + '_baseline'].min():.3f})" for sn in SENSORS))
     calib = {}
-    for sensor in ("landsat", "airborne"):
+    for sensor in SENSORS:
         sel = leaks[leaks["sensor"] == sensor]
         vis, inv = sel[sel["pred_visible"]], sel[~sel["pred_visible"]]
         share = {k: float(np.mean([r[f"{sensor}_share_visible"][k] for r in rows])) for k in ("3", "5", "10")}
@@ -101,7 +102,7 @@ def main() -> None:
               f"{c['predicted_invisible']}, flagged {c['flagged_if_predicted_invisible']:.2f}; leak-free segments "
               f"flagged {c['leak_free_flagged']:.3f} (alpha 0.01)")
     curve = {}
-    for sensor in ("landsat", "airborne"):
+    for sensor in SENSORS:
         sel = leaks[leaks["sensor"] == sensor]
         g = sel.groupby(pd.cut(sel["amplitude_k"], BINS_K), observed=False)["top5"]
         curve[sensor] = [{"amplitude_k": f"{iv.left:g}-{iv.right:g}", "n": int(c), "top5": float(v)}

@@ -47,7 +47,8 @@ def simulate(
     season: Annotated[Optional[int], typer.Option(help="Later winter of the same city (some leaks repaired, "
                                                   "some new) [0].")] = None,
     sensor: Annotated[Optional[str], typer.Option(help="landsat (Landsat + Sentinel-2 products) | airborne (only "
-                                                  "thermal/: the true 10 m LST + 0.1 K noise) [landsat].")] = None,
+                                                  "thermal/: the true 10 m LST + 0.1 K noise) | ecostress (only "
+                                                  "thermal/: a 70 m ECOSTRESS night pass) [landsat].")] = None,
     family_member: Annotated[Optional[int], typer.Option("--family-member", help="A member of the randomised "
                                                          "simulator family (random physics, leaks 1-15 K, clutter); "
                                                          "--size-km, --sensor and --season still apply.")] = None,

@@ -18,6 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from heattrack.config_compute import ComputeConfig, KubernetesConfig, SlurmConfig
 from heattrack.config_compute import Section as _Section
+from heattrack.config_sources import EcostressConfig, GeeConfig, StacConfig
 from heattrack.errors import ConfigError
 
 
@@ -36,9 +37,10 @@ class GridConfig(_Section):
 class InputConfig(_Section):
     """Where the imagery and the pipe network come from."""
 
-    source: Literal["local", "stac", "gee", "synthetic"] = Field(
+    source: Literal["local", "stac", "gee", "ecostress", "synthetic"] = Field(
         "local", description="Input backend: 'local' product files (no account), 'stac' (a STAC API; see the stac "
-        "section), 'gee' (Google Earth Engine; see the gee section) or 'synthetic' (the simulator, settings in "
+        "section), 'gee' (Google Earth Engine; see the gee section), 'ecostress' (ECOSTRESS L2T LSTE passes from "
+        "NASA's CMR-STAC or Earth Engine; see the ecostress section) or 'synthetic' (the simulator, settings in "
         "the simulate section; the scene is written to input.input or OUT/scene, with its truth).")
     input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (one date pair), or with "
                                "one such sub-folder per date pair (multi-date run; local source).")
@@ -56,58 +58,6 @@ class InputConfig(_Section):
                              "of SR_B5 vs B08 at 30 m; needs SR_B5) and correct the Landsat reads.")
     coreg_min_shift_m: float = Field(6.0, ge=0, description="Smaller estimated offsets are recorded, not applied.")
     coreg_max_shift_m: float = Field(150.0, gt=0, description="Larger estimated offsets are distrusted (recorded).")
-
-
-class StacConfig(_Section):
-    """`input.source: stac`: search a STAC API, pick the best Landsat/Sentinel-2 pairs per tile, load with
-    odc-stac. Defaults fit Microsoft Planetary Computer."""
-
-    url: str | None = Field(None, description="STAC API root, e.g. https://planetarycomputer.microsoft.com/api/"
-                            "stac/v1 or https://earth-search.aws.element84.com/v1.")
-    datetime: str | None = Field(None, description="Search interval, e.g. '2024-12-01/2025-02-28' (the season).")
-    landsat_collection: str = Field("landsat-c2-l2", description="Landsat Collection 2 Level-2 collection id.")
-    s2_collection: str = Field("sentinel-2-l2a", description="Sentinel-2 L2A collection id.")
-    landsat_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for ST_B10, QA_PIXEL, "
-                                           "SR_B4, SR_B5 (defaults lwir11, qa_pixel, red, nir08).")
-    s2_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for B04, B08, SCL (required) "
-                                      "and B02, B03, B05, B06, B07, B8A, B11, B12 (read when the item has them); "
-                                      "defaults are the band names (Planetary Computer); Earth Search: red, nir, "
-                                      "scl, blue, green, rededge1-3, nir08, swir16, swir22.")
-    max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Skip items with a larger eo:cloud_cover (%).")
-    pairs: int = Field(1, ge=1, description="Best date pairs kept per tile (ranked by Landsat clear fraction over "
-                       "the tile; > 1 = multi-date detection).")
-    min_clear_fraction: float = Field(0.05, ge=0, le=1, description="Sentinel-2 partner must be at least this "
-                                      "clear over the tile (SCL).")
-    sign: Literal["none", "planetary-computer"] = Field("none", description="Sign asset URLs inside each tile "
-                                                        "task (Planetary Computer SAS tokens).")
-    aws_request_payer: bool = Field(False, description="Requester-pays S3 assets (e.g. s3://usgs-landsat).")
-    aws_no_sign_request: bool = Field(False, description="Anonymous S3 reads (public buckets).")
-    max_items: int = Field(500, ge=1, description="At most this many items per collection and search.")
-    http_retries: int = Field(3, ge=0, description="GDAL retries of an asset request answered 429/5xx "
-                              "(exponential backoff from 0.5 s).")
-
-
-class GeeConfig(_Section):
-    """`input.source: gee`: Google Earth Engine with a service account (key: GOOGLE_APPLICATION_CREDENTIALS or
-    credentials_file; never written to outputs)."""
-
-    project: str | None = Field(None, description="Google Cloud project registered for Earth Engine.")
-    credentials_file: str | None = Field(None, description="Service-account JSON key (default: "
-                                         "$GOOGLE_APPLICATION_CREDENTIALS).")
-    datetime: str | None = Field(None, description="Search interval 'YYYY-MM-DD/YYYY-MM-DD' (screen --season "
-                                 "sets it).")
-    landsat_collections: list[str] = Field(default_factory=lambda: ["LANDSAT/LC08/C02/T1_L2",
-                                                                    "LANDSAT/LC09/C02/T1_L2"],
-                                           description="Landsat C2 L2 collections searched.")
-    s2_collection: str = Field("COPERNICUS/S2_SR_HARMONIZED", description="Sentinel-2 L2A collection (harmonised: "
-                               "no offset to apply).")
-    max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Scene cloud cover limit (%).")
-    pairs: int = Field(1, ge=1, description="Least cloudy Landsat scenes kept (each with its nearest Sentinel-2).")
-    max_request_mb: float = Field(48.0, gt=0, le=48, description="Largest computePixels response (MB); tiles are "
-                                  "split into windows below it (and 32,768 px per side).")
-    max_concurrent: int = Field(4, ge=1, description="Concurrent Earth Engine requests per worker process.")
-    retries: int = Field(5, ge=0, description="Retries of a request refused for quota (HTTP 429).")
-    backoff_s: float = Field(1.0, ge=0, description="First retry delay (s); doubles each retry.")
 
 
 class DownscaleConfig(_Section):
@@ -283,9 +233,10 @@ class SimulateConfig(_Section):
     season: int = Field(0, ge=0, description="> 0: a later winter of the same city (same pipes; a share of the "
                         "leaks repaired, as many new ones; dates + 365 days per season).")
     leak_k: tuple[float, float] = Field((2.0, 10.0), description="Range of leak peak excess temperature (K).")
-    sensor: Literal["landsat", "airborne"] = Field("landsat", description="landsat: Landsat C2L2 + Sentinel-2 L2A "
-                                                   "products; airborne: only thermal/ (the true 10 m LST + 0.1 K "
-                                                   "noise), as a utility's winter-night thermography flight.")
+    sensor: Literal["landsat", "airborne", "ecostress"] = Field(
+        "landsat", description="landsat: Landsat C2L2 + Sentinel-2 L2A products; airborne: only thermal/ (the true "
+        "10 m LST + 0.1 K noise), as a utility's winter-night thermography flight; ecostress: only thermal/, an "
+        "ECOSTRESS L2T LSTE night pass (70 m, 0.3 K noise, cloud/water/LST_err layers).")
     family_member: int | None = Field(None, description="Simulate member N of the randomised simulator family "
                                       "(heattrack.simulate.family_spec) instead of the settings above (size_km, "
                                       "sensor, season and dates still apply).")
@@ -298,6 +249,7 @@ class Config(_Section):
     input: InputConfig = InputConfig()
     stac: StacConfig = StacConfig()
     gee: GeeConfig = GeeConfig()
+    ecostress: EcostressConfig = EcostressConfig()
     downscale: DownscaleConfig = DownscaleConfig()
     thermal: ThermalConfig = ThermalConfig()
     detect: DetectConfig = DetectConfig()
@@ -349,8 +301,10 @@ class Config(_Section):
 
     def processing_hash(self) -> str:
         """Hash of everything that changes the numbers (compute and simulate settings excluded)."""
-        skip = {"compute", "simulate", "slurm", "kubernetes", "changes", "report"} | ({"stac"} if self.input.source != "stac" else set()) \
-            | ({"gee"} if self.input.source != "gee" else set())
+        skip = {"compute", "simulate", "slurm", "kubernetes", "changes", "report"}
+        skip |= {name for name in ("stac", "gee", "ecostress") if self.input.source != name}
+        if self.input.source == "ecostress" and self.ecostress.api == "gee":
+            skip.discard("gee")  # its account and limits read the passes
         d = self.model_dump(mode="json", exclude=skip)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -3,7 +3,7 @@ writer, from the true 10 m LST and land cover of :mod:`heattrack.simulate` (whic
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -169,3 +169,30 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
         _write_tif(ls_dir / f"{product}_{b}.TIF", a, t30, crs, nodata=0)
 
     return cloud, s2_cloud, product, s2_date
+
+
+def write_ecostress(folder: Path, lst_night: np.ndarray, water: np.ndarray, cloud_fraction: float, when: date,
+                    lon: float, rng: np.random.Generator, crs: str, t10: Affine, x0: float, y1: float,
+                    noise_k: float = 0.3) -> str:
+    """An ECOSTRESS L2T LSTE (V2) tile of a night pass, named and laid out as NASA ships it: ``_LST`` (K, 70 m,
+    the 10 m night LST through a 70 m detector footprint and ~15 m optics, ``noise_k`` random and 0.3 K smooth
+    calibration noise, cloud tops where cloudy), ``_cloud``, ``_water`` (1 = flagged) and ``_LST_err`` (K).
+    Acquired at 23:00 local solar time. Returns the product prefix."""
+    n = lst_night.shape[0]
+    n70 = n // 7
+    t70 = Affine(70.0, 0, x0, 0, -70.0, y1)
+    footprint = ndimage.gaussian_filter(lst_night, 1.5, mode="nearest")[: n70 * 7, : n70 * 7]
+    lst = footprint.reshape(n70, 7, n70, 7).mean(axis=(1, 3)).astype(np.float32)
+    lst += (0.3 * _smooth_field(rng, lst.shape, n70 / 4) + noise_k * rng.standard_normal(lst.shape)).astype(np.float32)
+    wat = water[: n70 * 7, : n70 * 7].reshape(n70, 7, n70, 7).mean(axis=(1, 3)) > 0.5
+    field = _smooth_field(rng, lst.shape, 4)
+    cloud = field > np.quantile(field, 1 - cloud_fraction) if cloud_fraction > 0 else np.zeros(lst.shape, bool)
+    lst[cloud] = 250.0 + 2.0 * field[cloud]  # cloud tops: the mask is what keeps them out
+    err = np.where(cloud, 3.0, 0.8 + 0.2 * rng.random(lst.shape)).astype(np.float32)
+    utc = datetime(when.year, when.month, when.day) + timedelta(hours=23.0 - lon / 15.0)
+    prefix = f"ECOv002_L2T_LSTE_35698_014_52SCG_{utc:%Y%m%dT%H%M%S}_0712_01"
+    _write_tif(folder / f"{prefix}_LST.tif", lst, t70, crs, nodata=np.nan)
+    _write_tif(folder / f"{prefix}_LST_err.tif", err, t70, crs, nodata=np.nan)
+    _write_tif(folder / f"{prefix}_cloud.tif", cloud.astype(np.uint8), t70, crs, nodata=255)
+    _write_tif(folder / f"{prefix}_water.tif", wat.astype(np.uint8), t70, crs, nodata=255)
+    return prefix

@@ -50,6 +50,7 @@ from heattrack.sim_sensors import (  # noqa: F401  (land-cover and QA codes are 
     _smooth_field,
     _write_sensors,
     _write_tif,
+    write_ecostress,
 )
 
 
@@ -107,6 +108,11 @@ class SimulationSpec:
     #: winter-night airborne thermography utilities fly), no Landsat, no optics
     sensor: str = "landsat"
     airborne_noise_k: float = 0.1
+    #: ecostress: a winter-night 70 m pass (thermal/, ECOSTRESS L2T names): the day's land-cover contrast times
+    #: night_contrast, night_cooling_k colder, distractors (sun-heated surfaces, some vents) at this share
+    night_contrast: float = 0.35
+    night_cooling_k: float = 6.0
+    night_distractor_share: float = 0.5
 
 
 def family_spec(member: int, size_km: float = 8.0, **overrides) -> SimulationSpec:
@@ -331,7 +337,8 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
         leak_amp = np.concatenate([leak_amp[keep], rs.uniform(*spec.leak_k, n_new)])
         leak_fwhm = np.concatenate([leak_fwhm[keep], rs.uniform(*spec.leak_fwhm_m, n_new)])
         n_leaks = leak_seg.size
-    lst += _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp, leak_fwhm)
+    leak_field = _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp, leak_fwhm)
+    lst += leak_field
     # distractors, >= 150 m away from any pipe
     n_dis = spec.leaks if spec.distractors is None else spec.distractors
     net = shapely.union_all(lines).buffer(150.0)
@@ -339,7 +346,8 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     dxy = _points_off_network(net, n_dis, rng, n, t10)
     dis_amp = rng.uniform(*spec.distractor_k, len(dxy))
     dis_fwhm = rng.uniform(*spec.distractor_fwhm_m, len(dxy))
-    lst += _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm)
+    dis_field = _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm)
+    lst += dis_field
 
     scene_dir = out if spec.dates == 1 else out / f"{spec.landsat_date:%Y-%m-%d}"
     base = {"lc": lc, "veg_vigour": veg_vigour, "moisture": moisture, "roof_red": roof_red, "water": water,
@@ -349,8 +357,7 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     dates = [{"landsat_date": str(spec.landsat_date), "sentinel2_date": str(s2_date), "landsat_product": product,
               "folder": scene_dir.name if spec.dates > 1 else ".", "cloud_fraction_landsat": float(cloud.mean())}]
     # later dates: same city, pipes and leaks; new weather, noise, clouds, transient distractors
-    static_lst = lst - _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp, leak_fwhm) \
-        - _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm) - texture
+    static_lst = lst - leak_field - dis_field - texture
     n_keep = int(round(spec.persistent_distractor_share * len(dxy)))
     for k in range(1, spec.dates):
         rk = np.random.default_rng([spec.seed, k])
@@ -368,19 +375,28 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
         dates.append({"landsat_date": str(d_k), "sentinel2_date": str(s2_k), "landsat_product": product_k,
                       "folder": f"{d_k:%Y-%m-%d}", "cloud_fraction_landsat": float(cloud_k.mean())})
 
-    if spec.sensor == "airborne":
+    if spec.sensor in ("airborne", "ecostress"):
         import shutil
 
         for d in ({scene_dir} | {out / x["folder"] for x in dates}):
             for sub in ("landsat", "sentinel2"):
                 shutil.rmtree(d / sub, ignore_errors=True)
+    if spec.sensor == "ecostress":  # a winter night: no solar heating (land-cover contrast shrinks), leaks stay
+        static = lst - leak_field - dis_field
+        m = float(static.mean())
+        night = (m - spec.night_cooling_k + spec.night_contrast * (static - m) + leak_field
+                 + spec.night_distractor_share * dis_field).astype(np.float32)
+        lon = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x0 + n * res / 2, y1 - n * res / 2)[0]
+        write_ecostress(out / "thermal", night, water, spec.cloud_fraction, spec.landsat_date, lon,
+                        np.random.default_rng([spec.seed, 7070]), crs, t10, x0, y1)
+    elif spec.sensor == "airborne":
         ra = np.random.default_rng([spec.seed, 4242])
         air = (lst + spec.airborne_noise_k * ra.standard_normal(shape)).astype(np.float32)
         _write_tif(out / "thermal" / f"airborne_lst_{spec.landsat_date:%Y%m%d}.tif", air, t10, crs, nodata=np.nan)
         (out / "thermal" / f"airborne_lst_{spec.landsat_date:%Y%m%d}.json").write_text(json.dumps(
             {"units": "K", "acquired": f"{spec.landsat_date}T22:00:00", "psf_m": 10.0}))
     elif spec.sensor != "landsat":
-        raise ValueError(f"unknown sensor {spec.sensor!r}: landsat or airborne")
+        raise ValueError(f"unknown sensor {spec.sensor!r}: landsat, airborne or ecostress")
     # ---- vectors and truth ------------------------------------------------------------------------
     pipes = gpd.GeoDataFrame({"segment_id": seg_ids, "diameter_mm": diam}, geometry=lines, crs=crs)
     pipes.to_crs("EPSG:4326").to_file(out / "pipes.geojson", driver="GeoJSON")

@@ -70,6 +70,7 @@ class StacServer:
         self.items: list[dict] = []
         self.fail: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
+        self.auth: list[str | None] = []  # the Authorization header of every asset request
         self._lock = threading.Lock()
         server = self
 
@@ -112,6 +113,7 @@ class StacServer:
             def _asset(self, head: bool):
                 rel = urlparse(self.path).path.removeprefix("/assets/")
                 with server._lock:
+                    server.auth.append(self.headers.get("Authorization"))
                     left = server.fail.get(rel, 0)
                     if left:
                         server.fail[rel] = left - 1

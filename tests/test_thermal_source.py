@@ -34,7 +34,8 @@ def test_units_dates_and_resolution_are_read(tmp_path):
     assert sc.units == "C" and sc.psf_m == 5.0 and str(sc.landsat_date) == "2024-12-03"
     tagged = _write(tmp_path / "t.tif", np.full((50, 50), 3.0), tags={"units": "degC"})
     assert describe_thermal(tagged).units == "C"
-    scenes = discover_thermal(tmp_path, None)
+    scenes, dropped = discover_thermal(tmp_path, None)
+    assert dropped == []
     assert [s.landsat_product for s in scenes] == ["night_20250115"]
 
 

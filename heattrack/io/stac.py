@@ -268,7 +268,7 @@ def load_band(items: dict | tuple[dict, ...] | list[dict], asset: str, geobox: G
     # GDAL retries HTTP 429/5xx itself with exponential backoff from GDAL_HTTP_RETRY_DELAY; odc-stac's cloud
     # defaults allow 10 retries (~8 min per request): bounded here by stac.http_retries
     odc.stac.configure_rio(cloud_defaults=True, GDAL_HTTP_MAX_RETRY=str(st.http_retries),
-                           GDAL_HTTP_RETRY_DELAY="0.5", **({"aws": aws} if aws else {}))
+                           GDAL_HTTP_RETRY_DELAY="0.5", **getattr(st, "gdal_extra", {}), **({"aws": aws} if aws else {}))
     signer = url_signer(st.sign)
 
     def load() -> np.ndarray:

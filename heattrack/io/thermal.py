@@ -8,6 +8,12 @@ Units: the sidecar, else the raster's ``units``/``UNITS`` tag or band descriptio
 (it is certainly not kelvin). Nodata is honoured. The effective resolution (``psf_m``: the footprint of
 one measurement) comes from the sidecar, else ``thermal.psf_m``, else the raster's pixel size.
 
+ECOSTRESS L2T LSTE (V2) tiles as NASA names them (``ECOv002_L2T_LSTE_<orbit>_<scene>_<MGRS>_<UTC time>_<build>_
+<iteration>_LST.tif`` with ``_cloud``, ``_water``, ``_LST_err``, ... beside it) are one scene per ``_LST`` file: 70 m,
+kelvin, the acquisition time from the name, cloud and water pixels masked, pixels whose ``LST_err`` exceeds
+``thermal.max_lst_err_k`` dropped; the other layers are not read as temperatures. ``thermal.time_of_day`` keeps the
+night (or day) passes by local solar time (UTC + longitude / 15 h).
+
 When the effective resolution is at most ``thermal.fine_m`` (20 m) the chain skips sharpening and ranks on the
 thermal data directly (:func:`heattrack.kernels.chain.thermal_products`); reads average finer pixels onto the
 10 m grid (``Resampling.average``: the mean temperature of each 10 m cell).
@@ -19,7 +25,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +33,7 @@ import rasterio
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box
 from rasterio.enums import Resampling
+from rasterio.warp import transform as rio_transform
 
 from heattrack.errors import InputError
 from heattrack.io.local import RASTER_SUFFIXES, TileInputs, warp_band
@@ -36,6 +43,10 @@ log = logging.getLogger(__name__)
 _CELSIUS = re.compile(r"^\s*(c|°c|degc|deg_c|celsius|degree_celsius|degrees? celsius)\s*$", re.I)
 _KELVIN = re.compile(r"^\s*(k|kelvin)\s*$", re.I)
 _DATE = re.compile(r"(20\d{2})-?(\d{2})-?(\d{2})")
+#: an ECOSTRESS L2T LSTE tile layer: (product prefix, acquisition time UTC, layer)
+ECOSTRESS_NAME = re.compile(r"^(ECOv?\d*_L2T_LSTE_\w+?_(\d{8}T\d{6})_\w+?)_(LST|LST_err|QC|EmisWB|height|cloud|water|"
+                            r"view_zenith)\.tif$", re.I)
+ECOSTRESS_PSF_M = 70.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,10 @@ class ThermalScene:
     s2_boa_offset: float = 0.0
     s2_offset_source: str = "no optical data (thermal raster source)"
     sensor: str = "thermal raster"
+    #: quality layers read with the LST (ECOSTRESS: cloud, water, LST_err) and the LST_err limit (K)
+    masks: tuple[tuple[str, Path], ...] = ()
+    max_err_k: float = float("inf")
+    solar_hour: float | None = None  # local solar time of the acquisition, when known
 
     @property
     def date_gap_days(self) -> float | None:
@@ -86,7 +101,7 @@ def _units(path: Path, side: dict, src) -> str | None:
     return None
 
 
-def describe_thermal(path: Path, psf_m: float | None = None) -> ThermalScene:
+def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = float("inf")) -> ThermalScene:
     """Open and check one LST raster (CRS, units, resolution, date); raises :class:`InputError` with the reason."""
     path = Path(path)
     if not path.is_file():
@@ -132,27 +147,85 @@ def describe_thermal(path: Path, psf_m: float | None = None) -> ThermalScene:
         except ValueError:
             when = None
     psf = float(side.get("psf_m") or psf_m or pixel_m)
+    extra = {}
+    if ECOSTRESS_NAME.match(path.name):
+        eco = _ecostress(path, max_err_k)
+        when, acquired, psf = eco.pop("when"), eco.pop("acquired"), float(side.get("psf_m") or eco.pop("psf_m"))
+        extra = {k: v for k, v in eco.items() if k != "psf_m"}
     return ThermalScene(path=path, units=units, psf_m=psf, pixel_m=pixel_m, landsat_product=path.stem,
-                        landsat_date=when, acquired=str(acquired) if acquired else None)
+                        landsat_date=when, acquired=str(acquired) if acquired else None, **extra)
 
 
 def thermal_files(input_dir: Path) -> list[Path]:
-    """The rasters of ``INPUT/thermal`` (sorted by name; empty if there is no such folder)."""
+    """The LST rasters of ``INPUT/thermal`` (sorted by name; empty if there is no such folder); of an ECOSTRESS
+    tile only its ``_LST`` layer (the others are its quality layers)."""
     folder = Path(input_dir) / "thermal"
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+                  and (not (m := ECOSTRESS_NAME.match(p.name)) or m.group(3).upper() == "LST"))
+
+
+def solar_hour(utc: datetime, lon: float) -> float:
+    """Local mean solar time (h) of an acquisition at ``utc`` and longitude ``lon``."""
+    return (utc.hour + utc.minute / 60 + utc.second / 3600 + lon / 15.0) % 24.0
+
+
+def keep_time_of_day(hour: float | None, when: date | None, lat: float, mode: str) -> bool:
+    """``thermal.time_of_day``: night = solar hour before 6 or from 19; day = 9 to 16; any; auto = night in the
+    heating season (October-April north of the equator, April-October south), any otherwise. Unknown times
+    pass."""
+    if hour is None or mode == "any":
+        return True
+    if mode == "auto":
+        if when is None:
+            return True
+        winter = when.month in (10, 11, 12, 1, 2, 3, 4) if lat >= 0 else when.month in range(4, 11)
+        if not winter:
+            return True
+        mode = "night"
+    return (hour < 6.0 or hour >= 19.0) if mode == "night" else 9.0 <= hour <= 16.0
+
+
+def _ecostress(path: Path, max_err_k: float) -> dict:
+    """ThermalScene fields of an ECOSTRESS ``_LST`` tile: its quality layers, time, 70 m footprint."""
+    m = ECOSTRESS_NAME.match(path.name)
+    utc = datetime.strptime(m.group(2), "%Y%m%dT%H%M%S").replace(tzinfo=timezone.utc)
+    masks = tuple((layer, path.with_name(f"{m.group(1)}_{layer}{path.suffix}")) for layer in ("cloud", "water", "LST_err"))
+    missing = [f.name for _, f in masks[:2] if not f.exists()]
+    if missing:
+        raise InputError(f"ECOSTRESS tile {path.name}: quality layer {', '.join(missing)} missing beside it "
+                         "(cloud and water are required; LST_err is used when present)")
+    with rasterio.open(path) as src:
+        b = src.bounds
+        lon, _ = rio_transform(src.crs, "EPSG:4326", [(b.left + b.right) / 2], [(b.bottom + b.top) / 2])
+    return {"masks": tuple((k, f) for k, f in masks if f.exists()), "max_err_k": max_err_k,
+            "acquired": utc.isoformat().replace("+00:00", "Z"), "when": utc.date(), "sensor": "ECOSTRESS",
+            "psf_m": ECOSTRESS_PSF_M, "solar_hour": round(solar_hour(utc, lon[0]), 2)}
 
 
 def discover_thermal(input_dir: Path | None, thermal_file: Path | None, psf_m: float | None = None,
-                     max_dates: int | None = None) -> list[ThermalScene]:
-    """The thermal rasters of a run (``--thermal FILE`` or ``INPUT/thermal/``), sorted by date."""
+                     max_dates: int | None = None, time_of_day: str = "any",
+                     max_err_k: float = float("inf")) -> tuple[list[ThermalScene], list[str]]:
+    """The thermal rasters of a run (``--thermal FILE`` or ``INPUT/thermal/``) that pass ``time_of_day``, sorted
+    by date, and a warning per raster left out."""
     files = [Path(thermal_file)] if thermal_file is not None else thermal_files(input_dir) if input_dir else []
     if not files:
         raise InputError(f"no thermal raster: {input_dir}/thermal/ holds no GeoTIFF and no --thermal FILE was given")
-    scenes = sorted((describe_thermal(p, psf_m) for p in files),
-                    key=lambda s: (s.landsat_date or date.max, s.landsat_product))
-    return scenes[:max_dates] if max_dates else scenes
+    scenes, dropped = [], []
+    for sc in (describe_thermal(p, psf_m, max_err_k) for p in files):
+        fp, _ = thermal_footprint(sc)
+        lat = fp.to_crs("EPSG:4326").centroid.coords[0][1]
+        if keep_time_of_day(sc.solar_hour, sc.landsat_date, lat, time_of_day):
+            scenes.append(sc)
+        else:
+            dropped.append(f"{sc.landsat_product}: acquired at {sc.solar_hour:.1f} h local solar time, left out by "
+                           f"thermal.time_of_day = {time_of_day}")
+    if not scenes:
+        raise InputError(f"no thermal raster acquired in the time of day asked for (thermal.time_of_day = "
+                         f"{time_of_day}): {'; '.join(dropped)}")
+    scenes.sort(key=lambda s: (s.landsat_date or date.max, s.landsat_product))
+    return (scenes[:max_dates] if max_dates else scenes), dropped
 
 
 def thermal_footprint(scene: ThermalScene) -> tuple[Geometry, str]:
@@ -175,6 +248,10 @@ class ThermalReader:
         a[~np.isfinite(a)] = np.nan
         if self.scene.units == "C":
             a = a + np.float32(273.15)
+        for layer, path in self.scene.masks:  # ECOSTRESS quality layers, nearest (flags stay flags)
+            q = warp_band(path, geobox, Resampling.nearest, np.nan).astype(np.float32)
+            bad = q > self.scene.max_err_k if layer == "LST_err" else q != 0
+            a[bad] = np.nan
         return a
 
     def read(self, geobox: GeoBox) -> TileInputs:
@@ -191,7 +268,8 @@ def scene_info(scene: ThermalScene) -> dict:
     return {"sensor": scene.sensor, "landsat_product": scene.landsat_product, "landsat_date": scene.landsat_date,
             "sentinel2_date": None, "date_gap_days": None, "s2_boa_offset": None, "s2_offset_source": None,
             "thermal_file": str(scene.path), "units": scene.units, "psf_m": scene.psf_m, "pixel_m": scene.pixel_m,
-            "acquired": scene.acquired}
+            "acquired": scene.acquired, "solar_hour": scene.solar_hour,
+            "quality_layers": [layer for layer, _ in scene.masks]}
 
 
 __all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "scene_info",

@@ -82,6 +82,8 @@ def plan_run(cfg: Config) -> RunPlan:
     """Check every input and lay out the tiles; raises a :class:`HeattrackError` naming the problem."""
     if cfg.input.source == "stac":
         return _plan_stac(cfg)
+    if cfg.input.source == "ecostress":
+        return _plan_ecostress(cfg)
     if cfg.input.source == "gee":
         return _plan_gee(cfg)
     if cfg.input.input is None and cfg.input.thermal is None:
@@ -134,7 +136,8 @@ def _layout(cfg: Config, footprints: list) -> tuple[TileGrid, gpd.GeoDataFrame]:
 
 def _plan_thermal(cfg: Config) -> RunPlan:
     """A thermal raster (``input.thermal`` or ``INPUT/thermal/``) instead of Landsat + Sentinel-2."""
-    scenes = discover_thermal(cfg.input.input, cfg.input.thermal, cfg.thermal.psf_m, cfg.input.max_dates)
+    scenes, dropped = discover_thermal(cfg.input.input, cfg.input.thermal, cfg.thermal.psf_m, cfg.input.max_dates,
+                                       cfg.thermal.time_of_day, cfg.thermal.max_lst_err_k)
     grid, pipes = _layout(cfg, [thermal_footprint(sc) for sc in scenes])
     readers = [ThermalReader(sc) for sc in scenes]
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
@@ -145,7 +148,7 @@ def _plan_thermal(cfg: Config) -> RunPlan:
                           "not read; use residual (default), baseline or local")
     psf = max(sc.psf_m for sc in scenes)
     fine = psf <= cfg.thermal.fine_m
-    warnings = []
+    warnings = list(dropped)
     if cfg.input.input is not None and (Path(cfg.input.input) / "landsat").is_dir():
         warnings.append(f"{cfg.input.input} has both thermal/ and landsat/: the thermal raster is screened, Landsat "
                         "is not read (move thermal/ away to screen Landsat)")
@@ -155,7 +158,8 @@ def _plan_thermal(cfg: Config) -> RunPlan:
     if any(sc.units == "C" for sc in scenes):
         log.info("thermal raster in degrees Celsius: converted to K")
     return _finish(cfg, scenes, pipes, grid, warnings, readers=readers, direct_thermal=True,
-                   source_info={"source": "thermal", "psf_m": psf, "sharpened": False, "fine": fine})
+                   source_info={"source": "thermal", "psf_m": psf, "sharpened": False, "fine": fine,
+                                "sensors": sorted({sc.sensor for sc in scenes})})
 
 
 def _require_pipes(cfg: Config) -> None:
@@ -321,6 +325,31 @@ def _plan_gee(cfg: Config) -> RunPlan:
             "scenes": [{"landsat": sc.landsat_id, "sentinel2": sc.s2_id, "landsat_cloud_cover": sc.landsat_cloud_cover}
                        for sc in scenes]}
     return _finish(cfg, scenes, pipes, grid, [], readers=readers, source_info=info)
+
+
+def _plan_ecostress(cfg: Config) -> RunPlan:
+    """ECOSTRESS passes over the AOI (same for every tile; a tile a pass does not cover reads NaN from it), ranked
+    like a coarse thermal raster (no optics)."""
+    from heattrack.io.ecostress import EcostressReader, EcostressSettings, select_passes
+
+    _require_pipes(cfg)
+    if cfg.input.aoi is None:
+        raise ConfigError("input.source 'ecostress' needs an AOI (--aoi: country, polygon file or lon/lat bbox)")
+    if cfg.detect.method in ("ae", "iforest", "fused"):
+        raise ConfigError(f"detect.method {cfg.detect.method} needs optical bands, which an ECOSTRESS run does not "
+                          "read; use residual (default), baseline or local")
+    st = EcostressSettings.from_config(cfg)
+    aoi = resolve_aoi(cfg.input.aoi)
+    crs = choose_crs(cfg.grid.crs, aoi)
+    work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
+    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
+    scenes, warnings = select_passes(st, aoi.geometry, grid.mosaic_geobox.zoom_out(
+        max(1, min(grid.mosaic_geobox.shape) // 256)))
+    pipes = _check_pipes(read_pipes(cfg.input.pipes), cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
+    info = {"source": "ecostress", "api": st.api, "datetime": st.datetime, "psf_m": scenes[0].psf_m,
+            "sharpened": False, "fine": False, "sensors": ["ECOSTRESS"], "time_of_day": st.time_of_day}
+    return _finish(cfg, scenes, pipes, grid, warnings, readers=[EcostressReader(sc, st) for sc in scenes],
+                   direct_thermal=True, source_info=info)
 
 
 def _plan_stac(cfg: Config) -> RunPlan:

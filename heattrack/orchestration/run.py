@@ -143,6 +143,8 @@ def _wait_for_a_worker(client, timeout_s: float | None) -> None:
 def _scene_info(sc: LocalScene | ThermalScene) -> dict:
     if isinstance(sc, ThermalScene):
         return thermal_scene_info(sc)
+    if hasattr(sc, "info"):  # sources that describe their own dates (ECOSTRESS passes)
+        return sc.info()
     return {"landsat_product": sc.landsat_product, "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,
             "date_gap_days": sc.date_gap_days, "s2_boa_offset": sc.s2_boa_offset,
             "s2_offset_source": sc.s2_offset_source}
