@@ -233,10 +233,11 @@ class SimulateConfig(_Section):
     season: int = Field(0, ge=0, description="> 0: a later winter of the same city (same pipes; a share of the "
                         "leaks repaired, as many new ones; dates + 365 days per season).")
     leak_k: tuple[float, float] = Field((2.0, 10.0), description="Range of leak peak excess temperature (K).")
-    sensor: Literal["landsat", "airborne", "ecostress"] = Field(
+    sensor: Literal["landsat", "airborne", "ecostress", "landsat+ecostress"] = Field(
         "landsat", description="landsat: Landsat C2L2 + Sentinel-2 L2A products; airborne: only thermal/ (the true "
         "10 m LST + 0.1 K noise), as a utility's winter-night thermography flight; ecostress: only thermal/, an "
-        "ECOSTRESS L2T LSTE night pass (70 m, 0.3 K noise, cloud/water/LST_err layers).")
+        "ECOSTRESS L2T LSTE night pass (70 m, 0.3 K noise, cloud/water/LST_err layers); landsat+ecostress: "
+        "both, for a mixed run.")
     family_member: int | None = Field(None, description="Simulate member N of the randomised simulator family "
                                       "(heattrack.simulate.family_spec) instead of the settings above (size_km, "
                                       "sensor, season and dates still apply).")

@@ -381,7 +381,7 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
         for d in ({scene_dir} | {out / x["folder"] for x in dates}):
             for sub in ("landsat", "sentinel2"):
                 shutil.rmtree(d / sub, ignore_errors=True)
-    if spec.sensor == "ecostress":  # a winter night: no solar heating (land-cover contrast shrinks), leaks stay
+    if spec.sensor in ("ecostress", "landsat+ecostress"):  # a winter night: land-cover contrast shrinks, leaks stay
         static = lst - leak_field - dis_field
         m = float(static.mean())
         night = (m - spec.night_cooling_k + spec.night_contrast * (static - m) + leak_field
@@ -395,8 +395,8 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
         _write_tif(out / "thermal" / f"airborne_lst_{spec.landsat_date:%Y%m%d}.tif", air, t10, crs, nodata=np.nan)
         (out / "thermal" / f"airborne_lst_{spec.landsat_date:%Y%m%d}.json").write_text(json.dumps(
             {"units": "K", "acquired": f"{spec.landsat_date}T22:00:00", "psf_m": 10.0}))
-    elif spec.sensor != "landsat":
-        raise ValueError(f"unknown sensor {spec.sensor!r}: landsat, airborne or ecostress")
+    elif spec.sensor not in ("landsat", "landsat+ecostress"):
+        raise ValueError(f"unknown sensor {spec.sensor!r}: landsat, airborne, ecostress or landsat+ecostress")
     # ---- vectors and truth ------------------------------------------------------------------------
     pipes = gpd.GeoDataFrame({"segment_id": seg_ids, "diameter_mm": diam}, geometry=lines, crs=crs)
     pipes.to_crs("EPSG:4326").to_file(out / "pipes.geojson", driver="GeoJSON")

@@ -228,3 +228,31 @@ def test_ecostress_from_earth_engine_runs_end_to_end_offline(eco_scene, tmp_path
     va, vc = np.isfinite(a["lst_plain"].values), np.isfinite(c["lst_plain"].values)
     assert (va & vc).sum() > 0.95 * max(va.sum(), vc.sum()) and (va & vc).sum() > 50_000
     assert np.abs(a["lst_plain"].values[va & vc] - c["lst_plain"].values[va & vc]).max() < 0.05
+
+
+@pytest.mark.slow
+def test_a_mixed_winter_combines_landsat_and_ecostress_dates(tmp_path):
+    """Landsat + Sentinel-2 and an ECOSTRESS night pass in one folder: one run, each date read its own way (the
+    Landsat date sharpened, the pass ranked directly), combined per segment with the pass weighted by its
+    detectability; per-date columns name the sensor."""
+    scene = tmp_path / "scene"
+    simulate_scene(scene, SimulationSpec(size_km=3.0, leaks=6, seed=23, sensor="landsat+ecostress"))
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", "--input", str(scene), "--pipes", str(scene / "pipes.geojson"), "--out", str(out),
+                              *ARGS])
+    assert res.exit_code == 0, res.output
+    info = json.loads((out / "run.json").read_text())
+    assert info["inputs"]["source"] == "mixed" and info["inputs"]["sensors"] == ["ECOSTRESS", "Landsat 8/9"]
+    att = info["detectability"]["attenuation_by_date"]
+    assert set(att) == {"2025-01-15", "2025-01-15-ecostress"} and att["2025-01-15-ecostress"] > 3 * att["2025-01-15"]
+    assert info["detectability"]["attenuation"] == 1.0  # the statistic is in K of the plume's peak
+    assert all(len(t["dates"]) == 2 and min(d["valid_fraction"] for d in t["dates"]) > 0
+               for t in info["tile_summaries"].values())
+    import geopandas as gpd
+
+    seg = gpd.read_file(out / "segments.geojson")
+    assert {"risk_2025-01-15", "risk_2025-01-15-ecostress", "stat_k", "mdl_k"} <= set(seg.columns)
+    assert seg["n_dates"].max() == 2
+    bad = runner.invoke(app, ["run", "--input", str(scene), "--pipes", str(scene / "pipes.geojson"),
+                              "--out", str(tmp_path / "bad"), *ARGS, "--set", "detect.method=local"])
+    assert bad.exit_code == 1 and "mixing Landsat and thermal" in bad.output

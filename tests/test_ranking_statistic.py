@@ -134,3 +134,30 @@ def test_chain_attenuation_follows_the_sensor():
     airborne = chain_attenuation(0.29, 1, 2.0, 1)
     assert 0.01 < landsat < 0.04 and airborne > 0.8  # ~100 m footprint + 100 m blocks vs a 10 m raster
     assert chain_attenuation(3.6, 10, 6.0, 2) > landsat  # a wider plume survives better
+
+
+def test_dates_of_different_sensors_are_combined_by_their_detectability():
+    """A sharp date (attenuation 0.5) and a blurred one (0.05) of the same clutter level: the combined statistic
+    follows the sharp date, falls back to the blurred one where the sharp one has no data, and one sensor's
+    dates give exactly the plain mean (the single-sensor path)."""
+    from heattrack.kernels.ranking import combine_dates, segment_statistic
+
+    rng = np.random.default_rng(3)
+    n = 400
+    sharp = rng.normal(0, 0.3, n)
+    blurred = rng.normal(0, 0.3, n)
+    sharp[7] += 0.5 * 8.0  # an 8 K leak seen through each sensor
+    blurred[7] += 0.05 * 8.0
+    blurred[9] += 3.0  # hot clutter only the blurred date sees
+    sharp[11] = np.nan  # cloud on the sharp date
+    stat, w = combine_dates(np.stack([sharp, blurred]), np.array([0.5, 0.05]))
+    assert w[0] > 50 * w[1]
+    assert np.argmax(np.nan_to_num(stat, nan=-1e9)) == 7 and abs(stat[7] - 8.0) < 1.5
+    assert np.isfinite(stat[11]) and stat[11] == pytest.approx(blurred[11] / 0.05)
+    seg = np.arange(n)
+    a = segment_statistic(np.stack([sharp, blurred]), seg, n, 0.3)
+    b = segment_statistic(np.stack([sharp, blurred]), seg, n, np.array([0.3, 0.3]))
+    np.testing.assert_array_equal(a.stat_k, b.stat_k)
+    np.testing.assert_array_equal(a.mdl_k, b.mdl_k)
+    mixed = segment_statistic(np.stack([sharp, blurred]), seg, n, np.array([0.5, 0.05]))
+    assert mixed.attenuation == 1.0 and np.nanargmax(mixed.stat_k) == 7

@@ -95,16 +95,3 @@ def test_airborne_scene_runs_without_landsat_and_ranks_leaks_first(tmp_path):
 
     with pytest.raises(ConfigError, match="optical bands"):
         plan_run(bad)
-
-
-def test_a_folder_with_thermal_and_landsat_screens_the_thermal_raster_and_says_so(tmp_path):
-    from heattrack.config import load_config
-    from heattrack.orchestration.plan import plan_run
-    from heattrack.simulate import family_spec, simulate_scene
-
-    simulate_scene(tmp_path / "ls", family_spec(4, size_km=1.8, leaks=3))
-    simulate_scene(tmp_path / "air", family_spec(4, size_km=1.8, leaks=3, sensor="airborne"))
-    (tmp_path / "air" / "thermal").rename(tmp_path / "ls" / "thermal")
-    plan = plan_run(load_config(None, {"input.input": tmp_path / "ls", "input.pipes": tmp_path / "ls" / "pipes.geojson"}))
-    assert plan.direct_thermal and plan.source_info["fine"] and plan.sensor_sigma_m < 5
-    assert any("both thermal/ and landsat/" in w for w in plan.warnings)

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from odc.geo.geobox import GeoBox
@@ -190,6 +191,8 @@ def mask_lst(lst: np.ndarray, cloud: np.ndarray, water: np.ndarray, err: np.ndar
 class EcostressReader:
     """Reads one :class:`EcostressScene` onto tile GeoBoxes (:class:`heattrack.io.sources.SceneReader`): LST in K
     (NaN = cloud, water, uncertain or outside the pass), no optical bands."""
+
+    thermal_only: ClassVar[bool] = True  # no optics: ranked on the LST directly (also inside a mixed run)
 
     scene: EcostressScene
     settings: EcostressSettings

@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import rasterio
@@ -238,6 +239,8 @@ def thermal_footprint(scene: ThermalScene) -> tuple[Geometry, str]:
 class ThermalReader:
     """Reads a :class:`ThermalScene` onto tile GeoBoxes (:class:`heattrack.io.sources.SceneReader`): LST in K (NaN = nodata);
     no optical bands (``red``/``nir`` NaN, ``optical_clear`` true where LST is valid)."""
+
+    thermal_only: ClassVar[bool] = True  # no optics: ranked on the LST directly (also inside a mixed run)
 
     scene: ThermalScene
 

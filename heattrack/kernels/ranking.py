@@ -90,22 +90,49 @@ class SegmentStatistic:
     attenuation: float
 
 
-def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_segments: int, attenuation: float,
-                      alpha: float = 0.01, plume_fwhm_m: float = 20.0) -> SegmentStatistic:
+def combine_dates(per_date: np.ndarray, attenuation: np.ndarray,
+                  weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Dates of different sensors on one scale: each date's values divided by its ``attenuation`` (an estimate
+    of the leak's peak K), weighted by the inverse square of that date's robust spread over the network (its
+    detectability: a date that sees leaks ten times fainter than its clutter counts a hundred times less), or
+    by ``weights``. Returns the weighted mean over the dates with data, per column, and the weights."""
+    scaled = per_date / attenuation[:, None]
+    w = np.zeros(len(scaled)) if weights is None else np.asarray(weights, dtype=float)
+    for d, row in enumerate(scaled if weights is None else ()):
+        v = row[np.isfinite(row)]
+        if v.size >= 2:
+            mad = 1.4826 * float(np.median(np.abs(v - np.median(v))))
+            w[d] = 1.0 / max(mad, 1e-6) ** 2
+    ok = np.isfinite(scaled) & (w[:, None] > 0)
+    num = np.where(ok, scaled * w[:, None], 0.0).sum(axis=0)
+    den = np.where(ok, w[:, None], 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan), w
+
+
+def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_segments: int,
+                      attenuation: float | np.ndarray, alpha: float = 0.01,
+                      plume_fwhm_m: float = 20.0) -> SegmentStatistic:
     """The ranking statistic and detectability of every segment from its points' values ``(dates, points)``.
     ``attenuation``: the share of a ``plume_fwhm_m`` plume's peak the evidence keeps (:func:`chain_attenuation`,
-    or the Gaussian footprint model :func:`plume_attenuation`)."""
+    or the Gaussian footprint model :func:`plume_attenuation`); one per date when the dates come from sensors
+    that see a plume differently (a mixed run): then the dates are combined by :func:`combine_dates` and the
+    statistic is in K of the plume's peak (attenuation 1)."""
     per_date = np.stack([segment_max(d, segment, n_segments) for d in point_stat_by_date])
-    stat = nanmean_layers(per_date)
+    means = np.stack([segment_mean(d, segment, n_segments) for d in point_stat_by_date])
+    medians = np.stack([segment_median(d, segment, n_segments) for d in point_stat_by_date])
+    att = np.broadcast_to(np.asarray(attenuation, dtype=float), (len(per_date),))
+    if np.ptp(att) > 0:  # sensors of different detectability
+        stat, w = combine_dates(per_date, att)
+        mean, median, a = combine_dates(means, att, w)[0], combine_dates(medians, att, w)[0], 1.0
+    else:
+        stat, mean, median, a = nanmean_layers(per_date), nanmean_layers(means), nanmean_layers(medians), float(att[0])
     z, p = network_z(stat)
-    mean = nanmean_layers(np.stack([segment_mean(d, segment, n_segments) for d in point_stat_by_date]))
-    median = nanmean_layers(np.stack([segment_median(d, segment, n_segments) for d in point_stat_by_date]))
     ok = np.isfinite(stat)
     # the flag level is the network's own (1 - alpha) quantile: most segments do not leak, so this holds the
     # false-alarm share near alpha whatever the shape of the clutter (the Gaussian z level did not: on the
     # simulator family 6.4 % of leak-free segments exceeded the 1 % Gaussian level under Landsat)
     level = float(np.quantile(stat[ok], 1.0 - alpha)) if ok.sum() >= 2 else float("nan")
-    a = attenuation
     mdl = np.where(ok, np.maximum(level - median, 0.0) / a, np.nan)
     area = 2.0 * np.pi * (plume_fwhm_m / 2.3548) ** 2
     return SegmentStatistic(stat, per_date, z, p, mean, median, np.isfinite(per_date).sum(axis=0).astype(np.int64), mdl,
@@ -120,5 +147,5 @@ def network_share_visible(mdl_k: np.ndarray, length_m: np.ndarray, peaks_k=(3.0,
             for k in peaks_k}
 
 
-__all__ = ["SegmentStatistic", "chain_attenuation", "network_share_visible", "plume_attenuation", "segment_median",
+__all__ = ["SegmentStatistic", "chain_attenuation", "combine_dates", "network_share_visible", "plume_attenuation", "segment_median",
            "segment_statistic"]

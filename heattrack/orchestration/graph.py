@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -101,10 +102,14 @@ class PreparedDate:
 def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
     """Read one date pair on the padded tile and run the thermal stage (CPU work)."""
     t0 = time.perf_counter()
-    inputs = task.readers[date_index].read(task.geobox.pad(task.halo_px))
+    reader = task.readers[date_index]
+    inputs = reader.read(task.geobox.pad(task.halo_px))
     t1 = time.perf_counter()
-    th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, task.params, inputs.bands)
-    iforest_z = cpu_evidence(th, inputs.red, inputs.nir, task.params)
+    params = task.params
+    if getattr(reader, "thermal_only", False) and not params.direct_thermal:  # a thermal date of a mixed run
+        params = dataclasses.replace(params, direct_thermal=True)
+    th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, params, inputs.bands)
+    iforest_z = cpu_evidence(th, inputs.red, inputs.nir, params)
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
                         {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z)
 

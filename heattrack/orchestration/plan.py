@@ -65,6 +65,25 @@ class RunPlan:
             return getattr(self.cfg.thermal, name)
         return getattr(self.cfg.detect if name == "rank_window_m" else self.cfg.segments, name)
 
+    @property
+    def mixed(self) -> bool:
+        """Landsat dates and thermal-raster dates (ECOSTRESS, airborne) in one run, combined per segment."""
+        return self.source_info.get("source") == "mixed"
+
+    def chains(self) -> list[dict]:
+        """Per date, how the ranking evidence saw a plume (:func:`heattrack.kernels.ranking.chain_attenuation`
+        arguments): the Landsat chain (footprint, block mean, bilinear), or a thermal raster's footprint as a box no
+        finer than the grid. One entry when every date comes from the same sensor."""
+        res = self.cfg.grid.resolution_m
+        buffer_px = int(np.ceil(self.ranking_m("buffer_m") / res))
+        landsat = {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
+                   "buffer_px": buffer_px}
+        if not self.mixed:
+            return [{"psf_sigma_px": self.sensor_sigma_m / res, "factor": 1, "buffer_px": buffer_px}
+                    if self.direct_thermal else landsat]
+        return [{"psf_sigma_px": max(sc.psf_m, res) / np.sqrt(12.0) / res, "factor": 1, "buffer_px": buffer_px}
+                if hasattr(sc, "psf_m") else landsat for sc in self.scenes]
+
     def readers_for(self, idx: tuple[int, int]) -> tuple:
         return tuple(self.readers) if self.tile_readers is None else self.tile_readers[idx]
 
@@ -73,7 +92,9 @@ class RunPlan:
         """One label per date slot: the Landsat date (local source, same dates everywhere) or ``pair<k>``
         (STAC: the k-th best pair of each tile)."""
         if self.tile_readers is None:
-            return [str(sc.landsat_date or sc.landsat_product) for sc in self.scenes]
+            return [str(sc.landsat_date or sc.landsat_product) + (f"-{sc.sensor.lower().replace(' ', '-')}"
+                                                                   if self.mixed and hasattr(sc, "psf_m") else "")
+                    for sc in self.scenes]
         n = max((len(r) for r in self.tile_readers.values()), default=0)
         return [f"pair{k + 1}" for k in range(n)]
 
@@ -90,6 +111,8 @@ def plan_run(cfg: Config) -> RunPlan:
         raise ConfigError("no input folder given (--input DIR, or --thermal FILE)")
     _require_pipes(cfg)
     if cfg.input.thermal is not None or thermal_files(cfg.input.input):
+        if cfg.input.input is not None and _has_landsat(Path(cfg.input.input)):
+            return _plan_mixed(cfg)
         return _plan_thermal(cfg)
     if (Path(cfg.input.input) / "download.json").exists():
         return _plan_downloaded(cfg)
@@ -134,6 +157,34 @@ def _layout(cfg: Config, footprints: list) -> tuple[TileGrid, gpd.GeoDataFrame]:
     return grid, _check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, "the input data / AOI")
 
 
+def _has_landsat(folder: Path) -> bool:
+    return (folder / "landsat").is_dir() or any((p / "landsat").is_dir() for p in folder.iterdir() if p.is_dir())
+
+
+def _plan_mixed(cfg: Config) -> RunPlan:
+    """Landsat + Sentinel-2 dates and thermal rasters (ECOSTRESS passes, flights) of one season in one run: each
+    date read and ranked its own way, the dates combined per segment by their detectability."""
+    if cfg.detect.method not in ("residual", "baseline"):
+        raise ConfigError(f"a run mixing Landsat and thermal rasters combines the ranking statistic per date; "
+                          f"detect.method {cfg.detect.method} has none (use residual or baseline)")
+    thermal, dropped = discover_thermal(cfg.input.input, cfg.input.thermal, cfg.thermal.psf_m, None,
+                                        cfg.thermal.time_of_day, cfg.thermal.max_lst_err_k)
+    landsat = discover_local_scenes(cfg.input.input)
+    grid, pipes = _layout(cfg, [scene_footprint(sc) for sc in landsat] + [thermal_footprint(sc) for sc in thermal])
+    coreg = _coreg_params(cfg)
+    pairs = sorted([(sc, LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg)) for sc in landsat]
+                   + [(sc, ThermalReader(sc)) for sc in thermal],
+                   key=lambda t: (t[0].landsat_date or date.max, t[0].landsat_product))[: cfg.input.max_dates]
+    warnings = list(dropped)
+    if any(sc.psf_m <= cfg.thermal.fine_m for sc in thermal):
+        warnings.append("a fine thermal raster mixed with Landsat is ranked with the Landsat-scale windows "
+                        "(segments.buffer_m, detect.rank_window_m); screen it on its own for its finest ranking")
+    info = {"source": "mixed", "sensors": sorted({getattr(sc, "sensor", "Landsat 8/9") for sc, _ in pairs}),
+            "sharpened": "Landsat dates only", "fine": False}
+    return _finish(cfg, [sc for sc, _ in pairs], pipes, grid, warnings, readers=[r for _, r in pairs],
+                   source_info=info)
+
+
 def _plan_thermal(cfg: Config) -> RunPlan:
     """A thermal raster (``input.thermal`` or ``INPUT/thermal/``) instead of Landsat + Sentinel-2."""
     scenes, dropped = discover_thermal(cfg.input.input, cfg.input.thermal, cfg.thermal.psf_m, cfg.input.max_dates,
@@ -149,9 +200,6 @@ def _plan_thermal(cfg: Config) -> RunPlan:
     psf = max(sc.psf_m for sc in scenes)
     fine = psf <= cfg.thermal.fine_m
     warnings = list(dropped)
-    if cfg.input.input is not None and (Path(cfg.input.input) / "landsat").is_dir():
-        warnings.append(f"{cfg.input.input} has both thermal/ and landsat/: the thermal raster is screened, Landsat "
-                        "is not read (move thermal/ away to screen Landsat)")
     if not fine:
         warnings.append(f"thermal raster at {psf:g} m effective resolution (> thermal.fine_m = "
                         f"{cfg.thermal.fine_m:g} m) and no optical bands: ranked on it without sharpening")

@@ -69,12 +69,11 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     if cfg.detect.method in ("residual", "baseline"):
         # the ranking statistic, z / p against the network-wide null, and each segment's detectability
         res = cfg.grid.resolution_m
-        chain = {"psf_sigma_px": plan.sensor_sigma_m / res,
-                 "factor": 1 if plan.direct_thermal else cfg.thermal_factor,
-                 "buffer_px": int(np.ceil(plan.ranking_m("buffer_m") / res))}
-        att = chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **chain)
-        st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), att, cfg.segments.mdl_alpha,
-                               cfg.segments.mdl_plume_fwhm_m)
+        chains = plan.chains()
+        atts = np.array([chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **c) for c in chains])
+        chain = chains[0] if len(chains) == 1 else None
+        st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), atts if chain is None else atts[0],
+                               cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m)
         ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
         seg["n_dates"] = st.n_dates
@@ -94,6 +93,9 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         detectability = {"alpha": cfg.segments.mdl_alpha, "plume_fwhm_m": cfg.segments.mdl_plume_fwhm_m,
                          "sensor_sigma_m": round(plan.sensor_sigma_m, 2), "attenuation": round(st.attenuation, 4),
                          "chain": chain,
+                         **({} if chain is not None else {"chain_by_date": dict(zip(labels, chains)),
+                                                          "attenuation_by_date": {k: round(float(v), 4) for k, v in
+                                                                                  zip(labels, atts)}}),
                          "flag_level_k": round(st.flag_level_k, 4),
                          "network_share_visible": network_share_visible(st.mdl_k, seg.geometry.length.to_numpy())}
     else:
