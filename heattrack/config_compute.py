@@ -33,9 +33,10 @@ class ComputeConfig(Section):
     plan_tile_mpx_s: float = Field(0.3, gt=0, description="`run --dry-run` time estimate: tile pixels per "
                                    "second per worker, in millions (README end-to-end figure on 2 cores; "
                                    "re-measure with benchmarks/scale.py).")
-    plan_driver_mpx_s: float = Field(2.4, gt=0, description="`run --dry-run` time estimate: AOI pixels per "
-                                     "second of the driver's exports and report, in millions (benchmarks/scale.py, "
-                                     "48 km).")
+    plan_driver_mpx_s: float = Field(6.0, gt=0, description="`run --dry-run` time estimate: AOI pixels per "
+                                     "second of the driver's reduction, vector exports and report, in millions "
+                                     "(benchmarks/scale.py, 48 km, 2026-11-28; runs up to "
+                                     "report.single_cog_max_mpx also stream the single COGs).")
 
 
 class SlurmConfig(Section):
