@@ -109,9 +109,10 @@ class ThermalConfig(_Section):
     peak_radius_m: float = Field(60.0, ge=0, description="Fine thermal data: the off-pipe radius of the ranking "
                                  "(segments.peak_radius_m for Landsat): a sharp image needs a smaller one.")
     time_of_day: Literal["auto", "night", "day", "any"] = Field(
-        "auto", description="Thermal scenes kept by local solar time (those with a known acquisition time: "
-        "ECOSTRESS, sidecars): night (before 6 h or from 19 h), day (9-16 h), any; auto: night in the heating "
-        "season (October-April north of the equator), any otherwise.")
+        "auto", description="ECOSTRESS passes kept by local solar time (UTC from their names + longitude / 15): "
+        "night (before 6 h or from 19 h), day (9-16 h), any; auto: night in the heating season (October-April north "
+        "of the equator), any otherwise. Other thermal rasters (flights, whose sidecar times may be local) are "
+        "always kept.")
     max_lst_err_k: float = Field(2.0, gt=0, description="ECOSTRESS: pixels whose LST_err layer exceeds this (K) "
                                  "are dropped.")
 

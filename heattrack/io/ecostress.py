@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -29,7 +29,9 @@ from rasterio.enums import Resampling
 
 from heattrack.errors import ConfigError, InputError, NoDataError
 from heattrack.io.ecostress_gee import fetch_layers, search_gee
+from heattrack.io.gee import GeeSettings
 from heattrack.io.local import TileInputs
+from heattrack.io.stac import load_band
 from heattrack.io.thermal import ECOSTRESS_PSF_M, keep_time_of_day, solar_hour
 
 #: canonical layer -> default asset key (CMR-STAC names the assets after the file's layer)
@@ -70,7 +72,7 @@ class EcostressSettings:
                    gee_collection=e.gee_collection, datetime=e.datetime, passes=e.passes,
                    min_clear_fraction=e.min_clear_fraction, max_items=e.max_items,
                    time_of_day=cfg.thermal.time_of_day, max_err_k=cfg.thermal.max_lst_err_k,
-                   http_retries=cfg.stac.http_retries, gee=_gee_settings(cfg) if e.api == "gee" else None)
+                   http_retries=cfg.stac.http_retries, gee=GeeSettings.from_config(cfg) if e.api == "gee" else None)
 
     @property
     def gdal_extra(self) -> dict:
@@ -82,12 +84,6 @@ class EcostressSettings:
         jar = Path.home() / ".cache" / "heattrack" / "earthdata-cookies.txt"
         jar.parent.mkdir(parents=True, exist_ok=True)
         return {"GDAL_HTTP_NETRC": "YES", "GDAL_HTTP_COOKIEFILE": str(jar), "GDAL_HTTP_COOKIEJAR": str(jar)}
-
-
-def _gee_settings(cfg):
-    from heattrack.io.gee import GeeSettings
-
-    return GeeSettings.from_config(cfg)
 
 
 @dataclass(frozen=True)
@@ -201,8 +197,6 @@ class EcostressReader:
         st = self.settings
         if st.api == "gee":
             return fetch_layers(self.scene.gee_ids, self.scene.pass_id, geobox, st)[layer]
-        from heattrack.io.stac import load_band
-
         key = st.assets[layer]
         if layer == "LST_err" and not any(key in it.get("assets", {}) for it in self.scene.items):
             return None
@@ -228,8 +222,6 @@ class EcostressReader:
 def select_passes(st: EcostressSettings, aoi: Geometry, coarse: GeoBox) -> tuple[list[EcostressScene], list[str]]:
     """The clearest ``st.passes`` passes over the AOI in ``st.datetime`` that pass ``thermal.time_of_day``
     (clear share measured on ``coarse``, a low-resolution GeoBox of the grid), and notes on what was left out."""
-    from dataclasses import replace
-
     gee = st.api == "gee"
     items = search_gee(st, aoi) if gee else search_stac(st, tuple(aoi.to_crs("EPSG:4326").boundingbox))
     if not items:

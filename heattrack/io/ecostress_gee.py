@@ -17,7 +17,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry
 
 from heattrack.errors import ConfigError
-from heattrack.io.gee import _windows, call_with_backoff, ensure_initialized
+from heattrack.io.gee import call_with_backoff, ensure_initialized, request_windows
 
 LAYERS = ("LST", "LST_err", "cloud", "water")
 
@@ -65,7 +65,7 @@ def _cached(gee_ids: tuple[str, ...], pass_id: str, geobox: GeoBox, gst) -> dict
     image = _image(gee_ids)
     out = {k: np.zeros(geobox.shape.yx, np.float32) for k in LAYERS}
     crs = geobox.crs.epsg and f"EPSG:{geobox.crs.epsg}" or geobox.crs.wkt
-    for r0, r1, c0, c1 in _windows(geobox, 4 * len(LAYERS), gst.max_request_mb):
+    for r0, r1, c0, c1 in request_windows(geobox, 4 * len(LAYERS), gst.max_request_mb):
         a = geobox.affine
         x0, y0 = a @ (c0, r0)
         grid = {"dimensions": {"width": c1 - c0, "height": r1 - r0},

@@ -211,7 +211,7 @@ def _image(scene: GeeScene, sensor: str):
     return refl.addBands(img.select(["SCL"])).toUint16()
 
 
-def _windows(geobox: GeoBox, bytes_per_px: int, max_request_mb: float):
+def request_windows(geobox: GeoBox, bytes_per_px: int, max_request_mb: float):
     """Row/column windows of ``geobox`` whose requests stay under ``max_request_mb`` and 32,768 px per side."""
     h, w = geobox.shape.y, geobox.shape.x
     cw = min(w, MAX_SIDE_PX)
@@ -230,7 +230,7 @@ def fetch_bands(scene: GeeScene, sensor: str, geobox: GeoBox, st: GeeSettings) -
     image = _image(scene, sensor)
     out = {b: np.zeros(geobox.shape.yx, np.uint16) for b in bands}
     crs = geobox.crs.epsg and f"EPSG:{geobox.crs.epsg}" or geobox.crs.wkt
-    for r0, r1, c0, c1 in _windows(geobox, 2 * len(bands), st.max_request_mb):
+    for r0, r1, c0, c1 in request_windows(geobox, 2 * len(bands), st.max_request_mb):
         a = geobox.affine
         x0, y0 = a @ (c0, r0)
         grid = {"dimensions": {"width": c1 - c0, "height": r1 - r0},
