@@ -110,6 +110,7 @@ def test_ecostress_from_stac_runs_end_to_end_like_the_local_files(eco_scene, tmp
     assert [d["landsat_product"] for d in info["inputs"]["dates"]] == ["ECOSTRESS orbit 35698"]
     assert any("35711" in w and "solar time" in w for w in info["warnings"])  # the day pass, left out
     assert info["detectability"]["sensor_sigma_m"] == pytest.approx(70 / np.sqrt(12), abs=0.01)
+    assert "ECOSTRESS pass" in (out / "report" / "index.html").read_text()
     for f in out.rglob("*"):
         if f.is_file() and f.suffix in (".json", ".yaml", ".html", ".geojson", ".js"):
             assert "s3cr3t" not in f.read_text(errors="replace"), f
@@ -253,6 +254,7 @@ def test_a_mixed_winter_combines_landsat_and_ecostress_dates(tmp_path):
     seg = gpd.read_file(out / "segments.geojson")
     assert {"risk_2025-01-15", "risk_2025-01-15-ecostress", "stat_k", "mdl_k"} <= set(seg.columns)
     assert seg["n_dates"].max() == 2
+    assert "Mixed winter: 2 dates" in (out / "report" / "index.html").read_text()
     bad = runner.invoke(app, ["run", "--input", str(scene), "--pipes", str(scene / "pipes.geojson"),
                               "--out", str(tmp_path / "bad"), *ARGS, "--set", "detect.method=local"])
     assert bad.exit_code == 1 and "mixing Landsat and thermal" in bad.output

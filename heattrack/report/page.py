@@ -170,21 +170,38 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     return dest / "index.html"
 
 
+def _source_lines(inputs: dict) -> tuple[str, str]:
+    """What was screened, and how to read the ranking for that sensor (HTML)."""
+    dates = inputs.get("dates") or [inputs]
+    if inputs.get("source") == "mixed":
+        names = ", ".join(f"{html.escape(str(d.get('sensor') or 'Landsat'))} {d.get('landsat_date')}" for d in dates)
+        return (f"Mixed winter: {len(dates)} dates ({names}), each ranked its own way and combined per segment by its "
+                "detectability (stat_k in K of a 20 m plume's peak).",
+                "The sharper dates (thermal rasters) carry most of the weight; Landsat dates add coverage where they "
+                "are clouded. The rank says where to look first, it does not prove a leak.")
+    sensor = inputs.get("sensor")
+    if sensor in ("thermal raster", "ECOSTRESS"):
+        what = "ECOSTRESS pass" if sensor == "ECOSTRESS" else "Thermal raster"
+        when = f"{inputs.get('landsat_date')}" + (f", {inputs.get('solar_hour')} h local solar time"
+                                                  if inputs.get("solar_hour") is not None else "")
+        return (f"{what} <code>{html.escape(str(inputs.get('landsat_product')))}</code> ({when}, "
+                f"{inputs.get('psf_m')} m effective resolution, not sharpened)"
+                + (f" and {len(dates) - 1} more date(s)" if len(dates) > 1 else "") + ".",
+                "A thermal raster resolves a leak plume as far as its footprint allows (ECOSTRESS: 70 m, a 20 m "
+                "plume keeps about a seventh of its peak); the rank says where to look first, it does not prove a "
+                "leak (warm vents, roads and buildings near pipes rank too).")
+    return (f"Landsat product <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
+            f"({inputs.get('landsat_date')}), Sentinel-2 {inputs.get('sentinel2_date')} "
+            f"(gap {inputs.get('date_gap_days')} days).",
+            "Landsat's thermal band carries ~100 m information; a 30 m leak plume is diluted about tenfold "
+            "in it, so risk ranks where to look first, it does not prove a leak.")
+
+
 def _page(run_info: RunRecord, seg: gpd.GeoDataFrame, meta: dict, folder: Path, extra: str) -> str:
     warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.warnings)
     inputs = run_info.inputs
     n_ok = int((seg["status"] == "ok").sum())
-    if inputs.get("sensor") == "thermal raster":
-        source_line = (f"Thermal raster <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
-                       f"({inputs.get('landsat_date')}, {inputs.get('psf_m')} m effective resolution, not sharpened).")
-        reading = ("The thermal raster resolves a leak plume directly; the rank says where to look first, it does "
-                   "not prove a leak (warm vents, roads and buildings near pipes rank too).")
-    else:
-        source_line = (f"Landsat product <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
-                       f"({inputs.get('landsat_date')}), Sentinel-2 {inputs.get('sentinel2_date')} "
-                       f"(gap {inputs.get('date_gap_days')} days).")
-        reading = ("Landsat's thermal band carries ~100 m information; a 30 m leak plume is diluted about tenfold "
-                   "in it, so risk ranks where to look first, it does not prove a leak.")
+    source_line, reading = _source_lines(inputs)
     files = [f"<a href='../{n}'>{n}</a>" for n in ("top_segments.csv", "top_segments.gpx", "segments.gpkg",
                                                    "segments.geojson", "hotspots.geojson", "risk_10m.tif",
                                                    "risk_10m.vrt", "lst_10m.vrt")
