@@ -130,3 +130,17 @@ def test_current_season_and_auto_previous(tmp_path):
     (tmp_path / "runs" / "2024-25" / "run.json").write_text("{}")
     assert resolve_season_args("2025-26", str(tmp_path / "runs" / "{season}"), "auto")[2] == \
         tmp_path / "runs" / "2024-25"
+
+
+def test_the_season_sets_the_search_interval_of_every_catalogue_source():
+    from heattrack.config import load_config
+    from heattrack.orchestration.screen import season_interval, with_season_interval
+
+    interval = season_interval("2024-25")
+    for src in ("stac", "gee", "ecostress"):
+        cfg = with_season_interval(load_config(None, {"input.source": src}), interval)
+        assert getattr(cfg, src).datetime == interval
+        kept = with_season_interval(load_config(None, {"input.source": src, f"{src}.datetime": "2024-01-01/2024-01-31"}),
+                                    interval)
+        assert getattr(kept, src).datetime == "2024-01-01/2024-01-31"
+    assert with_season_interval(load_config(None, {}), interval) == load_config(None, {})

@@ -175,6 +175,15 @@ def _hotspot_changes(previous: Path, current: Path, crs, c) -> gpd.GeoDataFrame:
         gpd.GeoDataFrame({"kind": []}, geometry=[], crs=crs)
 
 
+def with_season_interval(cfg: Config, interval: str) -> Config:
+    """``cfg`` with the season's interval as the search interval of its catalogue source (stac, gee, ecostress),
+    unless one is set already."""
+    src = cfg.input.source
+    if src in ("stac", "gee", "ecostress") and not getattr(cfg, src).datetime:
+        cfg = cfg.model_copy(update={src: getattr(cfg, src).model_copy(update={"datetime": interval})})
+    return cfg
+
+
 def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: bool = False,
            overwrite: bool = False, progress=None, client=None) -> tuple[RunResult, dict]:
     """Run ``season`` into ``out`` and, with ``previous``, write ``changes.geojson`` and the report section.
@@ -182,10 +191,7 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
     interval = season_interval(season)
     if "://" in str(out):
         raise ConfigError("heattrack screen writes to a local folder (compare, then copy to object storage)")
-    for src in ("stac", "gee"):  # the season sets the search interval of a catalogue source
-        sec = getattr(cfg, src)
-        if cfg.input.source == src and not sec.datetime:
-            cfg = cfg.model_copy(update={src: sec.model_copy(update={"datetime": interval})})
+    cfg = with_season_interval(cfg, interval)
     prev_info = read_previous(previous) if previous is not None else None
     plan = plan_run(cfg)
     if prev_info is not None:  # refuse before any tile runs
