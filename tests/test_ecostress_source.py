@@ -110,6 +110,8 @@ def test_ecostress_from_stac_runs_end_to_end_like_the_local_files(eco_scene, tmp
     assert [d["landsat_product"] for d in info["inputs"]["dates"]] == ["ECOSTRESS orbit 35698"]
     assert any("35711" in w and "solar time" in w for w in info["warnings"])  # the day pass, left out
     assert info["detectability"]["sensor_sigma_m"] == pytest.approx(70 / np.sqrt(12), abs=0.01)
+    # the 70 m pixel read bilinearly onto the 10 m grid keeps ~6 % of a 20 m plume's peak (not a 20 m Gaussian's 15 %)
+    assert info["detectability"]["chain"]["factor"] == 7 and 0.05 < info["detectability"]["attenuation"] < 0.08
     assert "ECOSTRESS pass" in (out / "report" / "index.html").read_text()
     for f in out.rglob("*"):
         if f.is_file() and f.suffix in (".json", ".yaml", ".html", ".geojson", ".js"):
@@ -245,7 +247,7 @@ def test_a_mixed_winter_combines_landsat_and_ecostress_dates(tmp_path):
     info = json.loads((out / "run.json").read_text())
     assert info["inputs"]["source"] == "mixed" and info["inputs"]["sensors"] == ["ECOSTRESS", "Landsat 8/9"]
     att = info["detectability"]["attenuation_by_date"]
-    assert set(att) == {"2025-01-15", "2025-01-15-ecostress"} and att["2025-01-15-ecostress"] > 3 * att["2025-01-15"]
+    assert set(att) == {"2025-01-15", "2025-01-15-ecostress"} and att["2025-01-15-ecostress"] > 2 * att["2025-01-15"]
     assert info["detectability"]["attenuation"] == 1.0  # the statistic is in K of the plume's peak
     assert all(len(t["dates"]) == 2 and min(d["valid_fraction"] for d in t["dates"]) > 0
                for t in info["tile_summaries"].values())

@@ -98,6 +98,7 @@ class EcostressScene:
     gee_ids: tuple[str, ...] = ()
     clear_fraction: float = float("nan")
     psf_m: float = ECOSTRESS_PSF_M
+    pixel_m: float = ECOSTRESS_PSF_M  # the L2T grid
     sensor: str = "ECOSTRESS"
     s2_date: date | None = None
     s2_boa_offset: float = 0.0

@@ -72,17 +72,24 @@ class RunPlan:
 
     def chains(self) -> list[dict]:
         """Per date, how the ranking evidence saw a plume (:func:`heattrack.kernels.ranking.chain_attenuation`
-        arguments): the Landsat chain (footprint, block mean, bilinear), or a thermal raster's footprint as a box no
-        finer than the grid. One entry when every date comes from the same sensor."""
+        arguments): the Landsat chain (footprint, block mean, bilinear), or a thermal raster's: its pixel as a block
+        mean read bilinearly onto the grid, plus any footprint beyond the pixel (``psf_m`` > pixel) as a box-equivalent
+        Gaussian. One entry when every date saw a plume the same way."""
         res = self.cfg.grid.resolution_m
         buffer_px = int(np.ceil(self.ranking_m("buffer_m") / res))
         landsat = {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
                    "buffer_px": buffer_px}
-        if not self.mixed:
-            return [{"psf_sigma_px": self.sensor_sigma_m / res, "factor": 1, "buffer_px": buffer_px}
-                    if self.direct_thermal else landsat]
-        return [{"psf_sigma_px": max(sc.psf_m, res) / np.sqrt(12.0) / res, "factor": 1, "buffer_px": buffer_px}
-                if hasattr(sc, "psf_m") else landsat for sc in self.scenes]
+        out = []
+        for sc in self.scenes:
+            if not hasattr(sc, "psf_m"):
+                out.append(landsat)
+                continue
+            pixel = max(float(getattr(sc, "pixel_m", sc.psf_m)), res)
+            factor = max(1, int(round(pixel / res)))
+            beyond = np.sqrt(max(sc.psf_m**2 - pixel**2, 0.0)) if factor > 1 else max(sc.psf_m, res)
+            out.append({"psf_sigma_px": round(float(beyond / np.sqrt(12.0) / res), 4), "factor": factor,
+                        "buffer_px": buffer_px})
+        return out if any(c != out[0] for c in out) else (out[:1] or [landsat])
 
     def readers_for(self, idx: tuple[int, int]) -> tuple:
         return tuple(self.readers) if self.tile_readers is None else self.tile_readers[idx]
