@@ -185,27 +185,15 @@ class FakeEcostressEngine:
 def test_ecostress_from_earth_engine_runs_end_to_end_offline(eco_scene, tmp_path):
     """The real earthengine-api builds the search and computePixels requests; the chain runs on an in-process
     Dask cluster (the fake transport lives in this process) and equals the local run of the same files."""
-    ee = pytest.importorskip("ee")
+    pytest.importorskip("ee")
     from distributed import Client
-    from ee import _state, apitestcase
+    from fake_ee import fake_earth_engine
 
     from heattrack.config import load_config
-    from heattrack.io import ecostress_gee
     from heattrack.orchestration.run import run
 
     scene = eco_scene / "scene"
-    saved = (ee.data.getAlgorithms, ee.data._install_cloud_api_resource)
-    ee.Reset()
-    ee.data.getAlgorithms = apitestcase.GetAlgorithms
-    ee.data._install_cloud_api_resource = lambda: None
-    ee.Initialize(None, project="test-project")
-    http = FakeEcostressEngine(eco_scene)
-    state = _state.get_state()
-    state.cloud_api_resource = apitestcase._GenerateCloudApiResource(http, False)
-    state.cloud_api_resource_raw = apitestcase._GenerateCloudApiResource(http, True)
-    ee.data.setMaxRetries(0)
-    ecostress_gee.cache_clear()
-    try:
+    with fake_earth_engine(FakeEcostressEngine(eco_scene)) as http:
         items = _items(eco_scene, "http://unused")
         b = items[0]["bbox"]
         aoi = f"{b[0] + 0.002:.5f},{b[1] + 0.002:.5f},{b[2] - 0.002:.5f},{b[3] - 0.002:.5f}"
@@ -215,10 +203,6 @@ def test_ecostress_from_earth_engine_runs_end_to_end_offline(eco_scene, tmp_path
         with Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
             res = run(cfg, tmp_path / "gee", client=client)
         assert not res.failed and http.pixel_calls >= 1
-    finally:
-        ee.data.getAlgorithms, ee.data._install_cloud_api_resource = saved
-        ee.Reset()
-        ecostress_gee.cache_clear()
     info = json.loads((tmp_path / "gee" / "run.json").read_text())
     assert info["inputs"]["api"] == "gee" and info["inputs"]["dates"][0]["items"][0].startswith("NASA/ECOSTRESS")
     assert any("35711" in w for w in info["warnings"])  # the day pass, left out

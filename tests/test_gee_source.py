@@ -17,6 +17,8 @@ import pytest
 
 ee = pytest.importorskip("ee")
 
+from fake_ee import fake_earth_engine  # noqa: E402
+
 from heattrack.config import load_config  # noqa: E402
 from heattrack.errors import ConfigError, InputError  # noqa: E402
 from heattrack.io import gee  # noqa: E402
@@ -97,23 +99,8 @@ class FakeEarthEngine:
 
 @pytest.fixture
 def fake_ee(small_scene):
-    from ee import _state, apitestcase
-
-    saved = (ee.data.getAlgorithms, ee.data._install_cloud_api_resource)
-    ee.Reset()
-    ee.data.getAlgorithms = apitestcase.GetAlgorithms
-    ee.data._install_cloud_api_resource = lambda: None
-    ee.Initialize(None, project="test-project")
-    http = FakeEarthEngine(small_scene)
-    state = _state.get_state()
-    state.cloud_api_resource = apitestcase._GenerateCloudApiResource(http, False)
-    state.cloud_api_resource_raw = apitestcase._GenerateCloudApiResource(http, True)
-    ee.data.setMaxRetries(0)
-    gee._cached_fetch.cache_clear()
-    yield http
-    ee.data.getAlgorithms, ee.data._install_cloud_api_resource = saved
-    ee.Reset()
-    gee._cached_fetch.cache_clear()
+    with fake_earth_engine(FakeEarthEngine(small_scene)) as http:
+        yield http
 
 
 def _tile(small_scene):

@@ -32,7 +32,7 @@ from heattrack.io.ecostress_gee import fetch_layers, search_gee
 from heattrack.io.gee import GeeSettings
 from heattrack.io.local import TileInputs
 from heattrack.io.stac import load_band
-from heattrack.io.thermal import ECOSTRESS_PSF_M, keep_time_of_day, solar_hour
+from heattrack.io.thermal import ECOSTRESS_PSF_M, keep_time_of_day, lst_only_inputs, solar_hour
 
 #: canonical layer -> default asset key (CMR-STAC names the assets after the file's layer)
 ASSETS = {"LST": "LST", "LST_err": "LST_err", "cloud": "cloud", "water": "water"}
@@ -212,9 +212,7 @@ class EcostressReader:
                         self.settings.max_err_k)
 
     def read(self, geobox: GeoBox) -> TileInputs:
-        lst = self._lst(geobox)
-        nan = np.full(lst.shape, np.nan, dtype=np.float32)
-        return TileInputs(lst, nan, nan.copy(), np.isfinite(lst), None, None)
+        return lst_only_inputs(self._lst(geobox))
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         return float(np.isfinite(self._lst(geobox)).mean())

@@ -17,7 +17,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry
 
 from heattrack.errors import ConfigError
-from heattrack.io.gee import call_with_backoff, ensure_initialized, request_windows
+from heattrack.io.gee import call_with_backoff, compute_pixels, ensure_initialized
 
 LAYERS = ("LST", "LST_err", "cloud", "water")
 
@@ -59,23 +59,8 @@ def fetch_layers(gee_ids: tuple[str, ...], pass_id: str, geobox: GeoBox, st) -> 
 
 @lru_cache(maxsize=8)
 def _cached(gee_ids: tuple[str, ...], pass_id: str, geobox: GeoBox, gst) -> dict[str, np.ndarray]:
-    import ee
-
     ensure_initialized(gst)
-    image = _image(gee_ids)
-    out = {k: np.zeros(geobox.shape.yx, np.float32) for k in LAYERS}
-    crs = geobox.crs.epsg and f"EPSG:{geobox.crs.epsg}" or geobox.crs.wkt
-    for r0, r1, c0, c1 in request_windows(geobox, 4 * len(LAYERS), gst.max_request_mb):
-        a = geobox.affine
-        x0, y0 = a @ (c0, r0)
-        grid = {"dimensions": {"width": c1 - c0, "height": r1 - r0},
-                "affineTransform": {"scaleX": a.a, "shearX": a.b, "translateX": x0, "shearY": a.d, "scaleY": a.e,
-                                    "translateY": y0}, "crsCode": crs}
-        arr = call_with_backoff(lambda grid=grid: ee.data.computePixels(
-            {"expression": image, "fileFormat": "NUMPY_NDARRAY", "grid": grid}), gst,
-            f"pixels of {pass_id}")
-        for k in LAYERS:
-            out[k][r0:r1, c0:c1] = arr[k]
+    out = compute_pixels(_image(gee_ids), list(LAYERS), np.float32, geobox, gst, f"pixels of {pass_id}")
     out["LST"][out["LST"] <= 0] = np.nan
     return out
 

@@ -223,23 +223,28 @@ def request_windows(geobox: GeoBox, bytes_per_px: int, max_request_mb: float):
 
 def fetch_bands(scene: GeeScene, sensor: str, geobox: GeoBox, st: GeeSettings) -> dict[str, np.ndarray]:
     """All bands of ``sensor`` on ``geobox`` (uint16 DN; Landsat ST_B10 already 0 where cloudy)."""
-    import ee
-
     ensure_initialized(st)
     bands = list(LANDSAT_BANDS) if sensor == "landsat" else list(S2_BANDS)
-    image = _image(scene, sensor)
-    out = {b: np.zeros(geobox.shape.yx, np.uint16) for b in bands}
+    what = f"pixels of {scene.landsat_id if sensor == 'landsat' else scene.s2_id}"
+    return compute_pixels(_image(scene, sensor), bands, np.uint16, geobox, st, what)
+
+
+def compute_pixels(image, fields: list[str], dtype, geobox: GeoBox, st: GeeSettings, what: str) -> dict[str, np.ndarray]:
+    """``fields`` of the Earth Engine ``image`` on ``geobox`` through ``ee.data.computePixels``, in windows under
+    the request limits, each request under the quota backoff."""
+    import ee
+
+    out = {b: np.zeros(geobox.shape.yx, dtype) for b in fields}
     crs = geobox.crs.epsg and f"EPSG:{geobox.crs.epsg}" or geobox.crs.wkt
-    for r0, r1, c0, c1 in request_windows(geobox, 2 * len(bands), st.max_request_mb):
+    for r0, r1, c0, c1 in request_windows(geobox, np.dtype(dtype).itemsize * len(fields), st.max_request_mb):
         a = geobox.affine
         x0, y0 = a @ (c0, r0)
         grid = {"dimensions": {"width": c1 - c0, "height": r1 - r0},
                 "affineTransform": {"scaleX": a.a, "shearX": a.b, "translateX": x0, "shearY": a.d, "scaleY": a.e,
                                     "translateY": y0}, "crsCode": crs}
         arr = call_with_backoff(lambda grid=grid: ee.data.computePixels(
-            {"expression": image, "fileFormat": "NUMPY_NDARRAY", "grid": grid}), st,
-            f"pixels of {scene.landsat_id if sensor == 'landsat' else scene.s2_id}")
-        for b in bands:
+            {"expression": image, "fileFormat": "NUMPY_NDARRAY", "grid": grid}), st, what)
+        for b in fields:
             out[b][r0:r1, c0:c1] = arr[b]
     return out
 

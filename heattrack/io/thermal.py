@@ -258,12 +258,17 @@ class ThermalReader:
         return a
 
     def read(self, geobox: GeoBox) -> TileInputs:
-        lst = self._lst(geobox)
-        nan = np.full(lst.shape, np.nan, dtype=np.float32)
-        return TileInputs(lst, nan, nan.copy(), np.isfinite(lst), None, None)
+        return lst_only_inputs(self._lst(geobox))
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         return float(np.isfinite(self._lst(geobox)).mean())
+
+
+def lst_only_inputs(lst: np.ndarray) -> TileInputs:
+    """The tile inputs of a source without optics: the LST (K, NaN = unusable), ``red``/``nir`` NaN,
+    ``optical_clear`` where the LST is valid."""
+    nan = np.full(lst.shape, np.nan, dtype=np.float32)
+    return TileInputs(lst, nan, nan.copy(), np.isfinite(lst), None, None)
 
 
 def scene_info(scene: ThermalScene) -> dict:
@@ -275,5 +280,5 @@ def scene_info(scene: ThermalScene) -> dict:
             "quality_layers": [layer for layer, _ in scene.masks]}
 
 
-__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "scene_info",
+__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "lst_only_inputs", "scene_info",
            "thermal_files", "thermal_footprint"]
