@@ -17,13 +17,13 @@ def test_kernel_defaults_are_the_config_defaults():
 
     from heattrack.io.local import CoregParams
     from heattrack.kernels.chain import ChainParams
-    from heattrack.orchestration.plan import _coreg_params
+    from heattrack.orchestration.run_plan import coreg_params
 
     built, own = asdict(ChainParams.from_config(Config())), asdict(ChainParams())
     for derived in ("method", "max_batch"):
         built["detector"].pop(derived), own["detector"].pop(derived)
     assert built == own
-    assert _coreg_params(Config()) == CoregParams()
+    assert coreg_params(Config()) == CoregParams()
 
 
 def test_precedence_file_env_cli(tmp_path, monkeypatch):

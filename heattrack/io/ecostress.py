@@ -218,9 +218,11 @@ class EcostressReader:
         return float(np.isfinite(self._lst(geobox)).mean())
 
 
-def select_passes(st: EcostressSettings, aoi: Geometry, coarse: GeoBox) -> tuple[list[EcostressScene], list[str]]:
-    """The clearest ``st.passes`` passes over the AOI in ``st.datetime`` that pass ``thermal.time_of_day``
-    (clear share measured on ``coarse``, a low-resolution GeoBox of the grid), and notes on what was left out."""
+def select_passes(st: EcostressSettings, aoi: Geometry,
+                  coarse: GeoBox) -> tuple[list[EcostressScene], list[np.ndarray], list[str]]:
+    """Every pass over the AOI in ``st.datetime`` that ``thermal.time_of_day`` keeps, with its clear map on
+    ``coarse`` (a low-resolution GeoBox of the grid: True where the pass has a usable LST) and its clear share of
+    the AOI, sorted by time; and notes on what was left out. Choosing per tile is the planner's."""
     gee = st.api == "gee"
     items = search_gee(st, aoi) if gee else search_stac(st, tuple(aoi.to_crs("EPSG:4326").boundingbox))
     if not items:
@@ -231,13 +233,21 @@ def select_passes(st: EcostressSettings, aoi: Geometry, coarse: GeoBox) -> tuple
         scenes = [replace(sc, gee_ids=tuple(it["gee_id"] for it in sc.items), items=()) for sc in scenes]
     if not scenes:
         raise NoDataError(f"no ECOSTRESS pass in {st.datetime} at the time of day asked for: {'; '.join(notes)}")
-    measured = [replace(sc, clear_fraction=EcostressReader(sc, st).clear_fraction(coarse)) for sc in scenes]
-    clear = sorted((sc for sc in measured if sc.clear_fraction >= st.min_clear_fraction),
-                   key=lambda sc: (-sc.clear_fraction, sc.pass_id))
-    if not clear:
-        raise NoDataError(f"every ECOSTRESS pass over the AOI is clear on less than {st.min_clear_fraction:.0%} of "
-                          "it (cloud, water): widen ecostress.datetime")
-    notes += [f"{sc.pass_id}: clear share {sc.clear_fraction:.1%} below ecostress.min_clear_fraction"
-              for sc in measured if sc.clear_fraction < st.min_clear_fraction]
-    chosen = sorted(clear[: st.passes], key=lambda sc: sc.acquired)
-    return chosen, [f"ECOSTRESS pass left out: {n}" for n in notes]
+    maps = [np.isfinite(EcostressReader(sc, st)._lst(coarse)) for sc in scenes]
+    scenes = [replace(sc, clear_fraction=float(m.mean())) for sc, m in zip(scenes, maps)]
+    order = sorted(range(len(scenes)), key=lambda i: scenes[i].acquired)
+    return [scenes[i] for i in order], [maps[i] for i in order], [f"ECOSTRESS pass left out: {n}" for n in notes]
+
+
+def passes_per_tile(maps: list[np.ndarray], windows: dict, acquired: list[str], n: int,
+                    min_clear: float) -> dict:
+    """Per tile (``windows``: its slices of the coarse clear ``maps``, one map per pass), the ``n`` passes with the
+    largest clear share of at least ``min_clear`` as ``[(pass index, share)]`` in time order; tiles without one
+    are left out."""
+    out = {}
+    for idx, win in windows.items():
+        shares = np.array([float(m[win].mean()) if m[win].size else 0.0 for m in maps])
+        ok = [int(i) for i in np.argsort(-shares, kind="stable") if shares[i] >= min_clear and shares[i] > 0][:n]
+        if ok:
+            out[idx] = [(i, float(shares[i])) for i in sorted(ok, key=lambda i: acquired[i])]
+    return out

@@ -23,7 +23,7 @@ from heattrack.errors import ConfigError
 from heattrack.io.download import fetch_pair_files, provider_file_name, s2_file_name
 from heattrack.io.records import DownloadedPair, DownloadGrid, DownloadIndex
 from heattrack.io.stac import stac_hrefs, url_signer
-from heattrack.orchestration.plan import select_stac_tiles
+from heattrack.orchestration.plan_catalogues import select_stac_tiles
 from heattrack.orchestration.screen import season_interval
 from heattrack.orchestration.tiling import grid_crs_label
 

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from heattrack.config import Config
-from heattrack.orchestration.plan import RunPlan
+from heattrack.orchestration.run_plan import RunPlan
 
 # Sentinel-2 L2A bands a tile reads (io/local.py): 10 m B02 B03 B04 B08, 20 m B05 B06 B07 B8A B11 B12 + SCL (uint8)
 S2_10M_BANDS, S2_20M_BANDS = 4, 6

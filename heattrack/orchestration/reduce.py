@@ -13,7 +13,7 @@ from heattrack.io.store import TileRecords
 from heattrack.kernels.lst import nanmean_layers
 from heattrack.kernels.ranking import chain_attenuation, network_share_visible, segment_statistic
 from heattrack.kernels.segments import network_z, score_segments, segment_argmax
-from heattrack.orchestration.plan import RunPlan
+from heattrack.orchestration.run_plan import RunPlan
 
 
 def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, dict]:

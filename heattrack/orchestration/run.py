@@ -42,8 +42,9 @@ from heattrack.orchestration.output_folder import (
     publish,
     staging_folder,
 )
-from heattrack.orchestration.plan import RunPlan, plan_run
+from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import network_signature, reduce_segments
+from heattrack.orchestration.run_plan import RunPlan
 from heattrack.orchestration.tiling import grid_crs_label
 
 log = logging.getLogger(__name__)

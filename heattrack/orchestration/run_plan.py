@@ -1,0 +1,141 @@
+"""What every planner shares: the :class:`RunPlan` it returns and the steps it ends with (pipes in the grid CRS,
+their sample points, the model check, warnings logged)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+from heattrack.config import Config
+from heattrack.errors import ConfigError, InputError
+from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader
+from heattrack.io.models import check_model_matches, read_model_file
+from heattrack.kernels.segments import SegmentPoints, sample_segment_points
+from heattrack.orchestration.tiling import TileGrid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunPlan:
+    """Validated inputs and the tile layout of one run."""
+
+    cfg: Config
+    scenes: list[LocalScene]  # date pairs, sorted by Landsat date
+    readers: list[LocalSceneReader]
+    pipes: gpd.GeoDataFrame  # in the grid CRS
+    grid: TileGrid
+    points: SegmentPoints
+    point_tiles: np.ndarray  # (n_points, 2) tile index of each sample point
+    warnings: list[str] = field(default_factory=list)
+    #: per-tile readers (STAC: each tile has its own best pairs); None = ``readers`` for every tile
+    tile_readers: dict | None = None
+    source_info: dict = field(default_factory=dict)
+    #: the input is a thermal raster (no optics): ranked without sharpening; windows from the thermal section when
+    #: it is fine (``source_info["fine"]``: psf <= thermal.fine_m), else the Landsat-scale ones
+    direct_thermal: bool = False
+
+    @property
+    def sensor_sigma_m(self) -> float:
+        """Gaussian sigma (m) of the thermal footprint the ranking sees: Landsat's (downscale.dms_psf_sigma_m), or a
+        thermal raster's effective resolution as a box no finer than the grid (sigma = side / sqrt 12)."""
+        if self.direct_thermal:
+            return max(float(self.source_info.get("psf_m", 0.0)), self.cfg.grid.resolution_m) / np.sqrt(12.0)
+        return self.cfg.downscale.dms_psf_sigma_m  # the block mean + bilinear step: chain_attenuation
+
+    @property
+    def fine_thermal(self) -> bool:
+        """A thermal raster at or below thermal.fine_m: ranked with the thermal section's windows."""
+        return self.direct_thermal and bool(self.source_info.get("fine", False))
+
+    def ranking_m(self, name: str) -> float:
+        """``buffer_m``, ``peak_radius_m`` or ``rank_window_m`` of the ranking for this input: the thermal section's
+        for fine thermal rasters, else the Landsat-scale segments / detect ones."""
+        if self.fine_thermal:
+            return getattr(self.cfg.thermal, name)
+        return getattr(self.cfg.detect if name == "rank_window_m" else self.cfg.segments, name)
+
+    @property
+    def mixed(self) -> bool:
+        """Landsat dates and thermal-raster dates (ECOSTRESS, airborne) in one run, combined per segment."""
+        return self.source_info.get("source") == "mixed"
+
+    def chains(self) -> list[dict]:
+        """Per date, how the ranking evidence saw a plume (:func:`heattrack.kernels.ranking.chain_attenuation`
+        arguments): the Landsat chain (footprint, block mean, bilinear), or a thermal raster's: its pixel as a block
+        mean read bilinearly onto the grid, plus any footprint beyond the pixel (``psf_m`` > pixel) as a box-equivalent
+        Gaussian. One entry when every date saw a plume the same way."""
+        res = self.cfg.grid.resolution_m
+        buffer_px = int(np.ceil(self.ranking_m("buffer_m") / res))
+        landsat = {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
+                   "buffer_px": buffer_px}
+        out = []
+        for sc in self.scenes:
+            if not hasattr(sc, "psf_m"):
+                out.append(landsat)
+                continue
+            pixel = max(float(getattr(sc, "pixel_m", sc.psf_m)), res)
+            factor = max(1, int(round(pixel / res)))
+            beyond = np.sqrt(max(sc.psf_m**2 - pixel**2, 0.0)) if factor > 1 else max(sc.psf_m, res)
+            out.append({"psf_sigma_px": round(float(beyond / np.sqrt(12.0) / res), 4), "factor": factor,
+                        "buffer_px": buffer_px})
+        return out if any(c != out[0] for c in out) else (out[:1] or [landsat])
+
+    def readers_for(self, idx: tuple[int, int]) -> tuple:
+        return tuple(self.readers) if self.tile_readers is None else self.tile_readers[idx]
+
+    @property
+    def date_labels(self) -> list[str]:
+        """One label per date slot: the Landsat date (local source, same dates everywhere) or ``pair<k>``
+        (STAC: the k-th best pair of each tile)."""
+        if self.tile_readers is None:
+            return [str(sc.landsat_date or sc.landsat_product) + (f"-{sc.sensor.lower().replace(' ', '-')}"
+                                                                   if self.mixed and hasattr(sc, "psf_m") else "")
+                    for sc in self.scenes]
+        n = max((len(r) for r in self.tile_readers.values()), default=0)
+        return [f"pair{k + 1}" for k in range(n)]
+
+
+def require_pipes(cfg: Config) -> None:
+    if cfg.input.pipes is None:
+        raise ConfigError("no pipe network given (--pipes FILE)")
+
+
+def finish_plan(cfg: Config, scenes: list, pipes: gpd.GeoDataFrame, grid: TileGrid, warnings: list[str], *,
+            readers: list | None = None, tile_readers: dict | None = None, source_info: dict | None = None,
+            direct_thermal: bool = False) -> RunPlan:
+    """The steps every planner ends with: the autoencoder model checked before any tile (missing, foreign or made
+    for other patch settings), warnings logged, the pipes' sample points, the :class:`RunPlan`."""
+    if cfg.detect.model_path is not None and cfg.detect.method in ("ae", "fused"):
+        check_model_matches(read_model_file(cfg.detect.model_path), cfg, cfg.detect.model_path)
+    for w in warnings:
+        log.warning(w)
+    points, point_tiles = pipe_points(pipes, cfg)
+    return RunPlan(cfg, list(scenes), list(readers or []), pipes, grid, points, point_tiles, list(warnings),
+                   tile_readers=tile_readers, source_info=source_info or {}, direct_thermal=direct_thermal)
+
+
+def coreg_params(cfg: Config) -> CoregParams:
+    return CoregParams(enabled=cfg.input.coregister, min_shift_m=cfg.input.coreg_min_shift_m,
+                       max_shift_m=cfg.input.coreg_max_shift_m)
+
+
+def pipe_points(pipes: gpd.GeoDataFrame, cfg: Config) -> tuple[SegmentPoints, np.ndarray]:
+    """Sample points along every segment (``segments.spacing_m``) and the tile index of each point."""
+    points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
+    size = cfg.tile_px * cfg.grid.resolution_m
+    return points, np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
+
+
+def check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -> gpd.GeoDataFrame:
+    """The network in the grid CRS; an :class:`InputError` when none of it lies in ``work_area``."""
+    pipes = pipes_raw.to_crs(crs.to_wkt())
+    if not shapely.intersects(pipes.geometry.values, work_area.geom).any():
+        b = pipes_raw.total_bounds
+        raise InputError(f"pipes file {path} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
+                         f"{pipes_raw.crs.to_string()}) does not overlap {where}")
+    return pipes
