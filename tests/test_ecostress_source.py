@@ -42,6 +42,19 @@ def test_time_of_day_rule_and_masks():
     assert pass_key("ECOv002_L2T_LSTE_35698_014_52SCG_20250115T143248_0712_01", utc) == "ECOSTRESS orbit 35698"
 
 
+def test_each_tile_takes_the_passes_clear_over_it():
+    from heattrack.io.ecostress import passes_per_tile
+
+    west, east, cloudy = np.zeros((4, 8), bool), np.zeros((4, 8), bool), np.zeros((4, 8), bool)
+    west[:, :4], east[:, 4:] = True, True
+    windows = {(0, 0): (slice(0, 4), slice(0, 4)), (1, 0): (slice(0, 4), slice(4, 8)), (2, 0): (slice(0, 4), slice(8, 12))}
+    acquired = ["2025-01-20T14:00:00Z", "2025-01-05T14:00:00Z", "2025-01-10T14:00:00Z"]
+    got = passes_per_tile([west, east, cloudy], windows, acquired, n=2, min_clear=0.05)
+    assert got == {(0, 0): [(0, 1.0)], (1, 0): [(1, 1.0)]}  # the empty window (outside every map) is left out
+    both = passes_per_tile([west, west | east, cloudy], windows, acquired, n=2, min_clear=0.05)
+    assert both[(0, 0)] == [(1, 1.0), (0, 1.0)]  # two passes, in time order
+
+
 @pytest.fixture(scope="module")
 def eco_scene(tmp_path_factory):
     """A 3 km ECOSTRESS night pass (local layout) plus a day pass of the same tile (its files renamed to 04:00
