@@ -97,10 +97,10 @@ def run(
     thermal: Annotated[Optional[Path], typer.Option("--thermal", help="An LST raster (airborne, drone, commercial; "
                                                     "GeoTIFF in K, or °C when tagged) to screen instead of "
                                                     "Landsat; an input folder's thermal/ works too.")] = None,
-    source: Annotated[Optional[str], typer.Option(help="Input source: local | stac | gee | synthetic.")] = None,
+    source: Annotated[Optional[str], typer.Option(help="Input source: local | stac | gee | ecostress | synthetic.")] = None,
     stac_url: Annotated[Optional[str], typer.Option("--stac-url", help="STAC API root (source stac).")] = None,
-    datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Search interval for source stac, e.g. "
-                                                     "2024-12-01/2025-02-28.")] = None,
+    datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Search interval of a catalogue source "
+                                                     "(stac, gee, ecostress), e.g. 2024-12-01/2025-02-28.")] = None,
     aoi: Annotated[Optional[str], typer.Option(help="Country (south-korea), polygon file, or lon/lat bbox "
                                                "'minx,miny,maxx,maxy'; default: extent of the input data.")] = None,
     tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km).")] = None,
@@ -126,6 +126,9 @@ def run(
                                "input.thermal": thermal, "stac.url": stac_url, "stac.datetime": datetime_,
                                "grid.tile_km": tile_km, "grid.crs": crs, "downscale.method": method,
                                "compute.scheduler": scheduler, "compute.n_workers": n_workers}, set_)
+        if datetime_ and cfg.input.source in ("gee", "ecostress"):  # --datetime is the chosen catalogue's interval
+            sec = getattr(cfg, cfg.input.source)
+            cfg = cfg.model_copy(update={cfg.input.source: sec.model_copy(update={"datetime": datetime_})})
         allow: tuple[str, ...] = ()
         if dry_run:
             from heattrack.orchestration.dryrun import estimate

@@ -115,7 +115,7 @@ def test_ecostress_from_stac_runs_end_to_end_like_the_local_files(eco_scene, tmp
         out = tmp_path / "stac"
         res = runner.invoke(app, ["run", "--source", "ecostress", "--aoi", aoi, "--pipes", str(scene / "pipes.geojson"),
                                   "--out", str(out), *ARGS, "--set", f"ecostress.stac_url={srv.url}",
-                                  "--set", "ecostress.datetime=2025-01-01/2025-01-31"])
+                                  "--datetime", "2025-01-01/2025-01-31"])  # --datetime: the chosen catalogue's
         assert res.exit_code == 0, res.output
         assert srv.auth and all(a == "Bearer s3cr3t-earthdata-token" for a in srv.auth)
     info = json.loads((out / "run.json").read_text())
