@@ -237,3 +237,21 @@ def test_coregistration_finds_and_corrects_an_injected_landsat_offset(small_scen
     # correctly registered data: a sub-threshold shift is recorded but not applied
     ok = LocalSceneReader(discover_local_scene(small_scene)).landsat_shift(gb)
     assert not ok["applied"] and abs(ok["dx_m"]) < 6 and abs(ok["dy_m"]) < 6
+
+
+def test_downloaded_sentinel2_names_keep_granules_apart():
+    """Earth Search names every asset B04.tif: with several items of one day the download prefixes the item id,
+    whose MGRS tile is what the local reader groups the granules by."""
+    from pathlib import Path
+
+    from heattrack.io.download import s2_file_name
+    from heattrack.io.local import _s2_granule
+
+    es = "https://example.com/sentinel-2-c1-l2a/52/S/CG/2025/1/S2B_T52SCG_20250110T021349_L2A/B04.tif"
+    assert s2_file_name(es, "S2B_52SCG_20250110_0_L2A", several=False) == "B04.tif"
+    named = s2_file_name(es, "S2B_52SCG_20250110_0_L2A", several=True)
+    assert named == "S2B_52SCG_20250110_0_L2A_B04.tif" and _s2_granule(Path(named)) == "52SCG"
+    pc = "https://x.blob.core.windows.net/T52SCH_20250110T021349_B04_10m.tif?sig=abc"
+    assert s2_file_name(pc, "S2B_MSIL2A_20250110T021349_R060_T52SCH_20250110T060000", several=True) == \
+        "T52SCH_20250110T021349_B04_10m.tif"
+    assert _s2_granule(Path("T52SCH_20250110T021349_B04_10m.tif")) == "52SCH"
