@@ -64,6 +64,10 @@ def test_outputs_contract(finished_run, small_scene):
     assert "tile_km: 1.5" in cfg
     info = json.loads((out / "run.json").read_text())
     assert info["status"] == "ok" and info["tiles_ok"] == info["grid"]["n_tiles"] > 1
+    # the injection test measured the sharpened chain's share of a 20 m plume's peak; mdl_k uses it
+    inj, det = info["detectability"]["injection"], info["detectability"]
+    assert inj["plumes"] >= 20 and det["attenuation"] == inj["median"]
+    assert 0.3 < inj["median"] / det["attenuation_model"][0] < 1.5
 
 
 def test_tile_cogs_and_their_vrt_equal_the_single_cog(finished_run):

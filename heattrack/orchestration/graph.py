@@ -21,7 +21,14 @@ from heattrack.io.location import OutputLocation
 from heattrack.io.records import TileSummary
 from heattrack.io.sources import SceneReader
 from heattrack.io.store import TileRecords, write_tile_region
-from heattrack.kernels.chain import ChainParams, ThermalProducts, cpu_evidence, detect_products, thermal_products
+from heattrack.kernels.chain import (
+    ChainParams,
+    ThermalProducts,
+    cpu_evidence,
+    detect_products,
+    injected_attenuation,
+    thermal_products,
+)
 from heattrack.kernels.lst import block_mean, nanmean_layers
 from heattrack.kernels.segments import (
     along_pipe_evidence,
@@ -62,6 +69,8 @@ class TileTask:
     #: the VRT mosaics) and the block factor of the coarse risk view it returns in its record
     cog_layers: tuple[tuple[str, str], ...] = ()
     overview_factor: int = 10
+    #: run the injection test of the detectability model on this tile's sharpened dates (a few tiles per run)
+    calibrate_plume_fwhm_px: float = 0.0
 
     @property
     def key(self) -> str:
@@ -97,6 +106,7 @@ class PreparedDate:
     coregistration: dict
     seconds: dict
     iforest_z: np.ndarray | None = None  # CPU detector evidence (fused/iforest), computed in this stage
+    injected: np.ndarray | None = None  # measured attenuations of injected plumes (calibration tiles only)
 
 
 def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
@@ -110,8 +120,13 @@ def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
         params = dataclasses.replace(params, direct_thermal=True)
     th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, params, inputs.bands)
     iforest_z = cpu_evidence(th, inputs.red, inputs.nir, params)
+    injected = None
+    if task.calibrate_plume_fwhm_px > 0 and not params.direct_thermal and th.evidence_k is not None:
+        injected = injected_attenuation(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, params,
+                                        inputs.bands, th, task.calibrate_plume_fwhm_px, task.buffer_px,
+                                        margin_px=task.halo_px, seed=task.index[0] * 7919 + task.index[1])
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
-                        {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z)
+                        {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z, injected)
 
 
 def _worker_address() -> str | None:
@@ -222,6 +237,8 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score, "hs_area_m2": blobs.area_px * res2,
         "ov_risk": block_mean(layers["risk"], task.overview_factor).astype(np.float32),
+        **({"injected_attenuation": np.concatenate(inj)} if (inj := [p.injected for p in prepared
+                                                                      if p.injected is not None]) else {}),
         **examples,
     }
     core_valid = valid[core]

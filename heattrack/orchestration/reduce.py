@@ -31,8 +31,11 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     f = plan.cfg.thermal_factor
     mh, mw = plan.grid.mosaic_geobox.shape.yx
     overview = np.full((mh // f, mw // f), np.nan, np.float32)  # risk at the thermal pixel, from the records
+    injected = []  # measured attenuations of the injection test (calibration tiles)
     for idx in plan.grid.tiles:
         arrays, summary = records.read(idx)
+        if "injected_attenuation" in arrays:
+            injected.append(arrays["injected_attenuation"])
         if "ov_risk" in arrays:
             r, c = plan.grid.tile_slices(idx)
             overview[r.start // f: r.stop // f, c.start // f: c.stop // f] = arrays["ov_risk"]
@@ -71,6 +74,12 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         res = cfg.grid.resolution_m
         chains = plan.chains()
         atts = np.array([chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **c) for c in chains])
+        model_atts = atts.copy()
+        measured = np.concatenate(injected) if injected else np.zeros(0)
+        if measured.size >= 20:  # the sharpened chain's share of a plume's peak, measured on this run's tiles
+            sharpened = np.array([c["factor"] == cfg.thermal_factor and
+                                  abs(c["psf_sigma_px"] - cfg.downscale.dms_psf_sigma_m / res) < 1e-9 for c in chains])
+            atts[sharpened] = float(np.median(measured))
         chain = chains[0] if len(chains) == 1 else None
         st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), atts if chain is None else atts[0],
                                cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m)
@@ -92,6 +101,9 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         key, tie = np.nan_to_num(st.stat_k, nan=-1e9), np.nan_to_num(st.mean_k, nan=-1e9)
         detectability = {"alpha": cfg.segments.mdl_alpha, "plume_fwhm_m": cfg.segments.mdl_plume_fwhm_m,
                          "sensor_sigma_m": round(plan.sensor_sigma_m, 2), "attenuation": round(st.attenuation, 4),
+                         "attenuation_model": [round(float(a), 4) for a in model_atts],
+                         "injection": {"plumes": int(measured.size), "median": round(float(np.median(measured)), 4)
+                                       if measured.size else None},
                          "chain": chain,
                          **({} if chain is not None else {"chain_by_date": dict(zip(labels, chains)),
                                                           "attenuation_by_date": {k: round(float(v), 4) for k, v in

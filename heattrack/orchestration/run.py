@@ -72,6 +72,9 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
                                      rank_window_px=max(3, int(round(plan.ranking_m("rank_window_m") / res))))
     buffer_px = int(np.ceil(plan.ranking_m("buffer_m") / res))
     min_area_px = int(np.ceil(cfg.segments.hotspot_min_area_m2 / (res * res)))
+    counts = {idx: int(((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1])).sum())
+              for idx in grid.tiles}
+    calibrate = set(sorted(grid.tiles, key=lambda t: (-counts[t], t))[: cfg.segments.mdl_injection_tiles])
     tasks = []
     for idx in todo:
         sel = np.flatnonzero((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1]))
@@ -85,7 +88,8 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             torch_threads=cfg.compute.torch_threads,
             offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res)),
             peak_radius_px=int(np.ceil(plan.ranking_m("peak_radius_m") / res)),
-            cog_layers=COG_LAYERS, overview_factor=cfg.thermal_factor))
+            cog_layers=COG_LAYERS, overview_factor=cfg.thermal_factor,
+            calibrate_plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res if idx in calibrate else 0.0))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 
