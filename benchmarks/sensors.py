@@ -100,6 +100,7 @@ def main() -> None:
                 df["sensor"] = sensor
                 # the leak's own footprint-seen peak against what the segment needs (mdl_k of a 20 m plume)
                 a = np.array([chain_attenuation(plume_fwhm_px=f / 10.0, **det["chain"]) for f in df["fwhm_m"]])
+                a *= det["attenuation"] / det["attenuation_model"][0]  # the run's injection test, where it ran
                 need = df["mdl_k"].to_numpy(float) * det["attenuation"]
                 df["ratio"] = a * df["amplitude_k"].to_numpy(float) / np.maximum(need, 1e-9)
                 df["pred_visible"] = df["ratio"] >= 1.0

@@ -178,9 +178,10 @@ class SegmentsConfig(_Section):
                              "share of the (mostly leak-free) segments is flagged.")
     mdl_plume_fwhm_m: float = Field(20.0, gt=0, description="Detectability: width (FWHM, m) of the leak plume "
                                     "whose smallest flagged peak is mdl_k.")
-    mdl_injection_tiles: int = Field(3, ge=0, description="Detectability: tiles (those with the most pipe) on which "
-                                     "plumes are injected into the Landsat LST and the chain run again, to measure "
-                                     "the share of a plume's peak it keeps (0: the footprint model only).")
+    mdl_injection_tiles: int = Field(3, ge=0, description="Detectability: at most this many tiles (one per 10 tiles "
+                                     "of the run; those with the most pipe) on which plumes are injected into the "
+                                     "Landsat LST and the chain run again, to measure the share of a plume's peak it "
+                                     "keeps (costs one more sharpening of each; 0: the footprint model only).")
     peak_radius_m: float = Field(120.0, ge=0, description="residual: a pipe point's excess is scaled by "
                                  "(max within buffer_m) / (max within this radius), so heat peaking off the pipe "
                                  "counts less; <= buffer_m disables it.")

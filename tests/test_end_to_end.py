@@ -66,7 +66,7 @@ def test_outputs_contract(finished_run, small_scene):
     assert info["status"] == "ok" and info["tiles_ok"] == info["grid"]["n_tiles"] > 1
     # the injection test measured the sharpened chain's share of a 20 m plume's peak; mdl_k uses it
     inj, det = info["detectability"]["injection"], info["detectability"]
-    assert inj["plumes"] >= 20 and det["attenuation"] == inj["median"]
+    assert inj["plumes"] >= 10 and det["attenuation"] == inj["median"]
     assert 0.3 < inj["median"] / det["attenuation_model"][0] < 1.5
 
 

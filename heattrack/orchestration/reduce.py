@@ -76,7 +76,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         atts = np.array([chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **c) for c in chains])
         model_atts = atts.copy()
         measured = np.concatenate(injected) if injected else np.zeros(0)
-        if measured.size >= 20:  # the sharpened chain's share of a plume's peak, measured on this run's tiles
+        if measured.size >= 10:  # the sharpened chain's share of a plume's peak, measured on this run's tiles
             sharpened = np.array([c["factor"] == cfg.thermal_factor and
                                   abs(c["psf_sigma_px"] - cfg.downscale.dms_psf_sigma_m / res) < 1e-9 for c in chains])
             atts[sharpened] = float(np.median(measured))

@@ -74,7 +74,8 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     min_area_px = int(np.ceil(cfg.segments.hotspot_min_area_m2 / (res * res)))
     counts = {idx: int(((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1])).sum())
               for idx in grid.tiles}
-    calibrate = set(sorted(grid.tiles, key=lambda t: (-counts[t], t))[: cfg.segments.mdl_injection_tiles])
+    n_inject = min(cfg.segments.mdl_injection_tiles, max(1, len(grid.tiles) // 10))  # one per 10 tiles, at most N
+    calibrate = set(sorted(grid.tiles, key=lambda t: (-counts[t], t))[:n_inject])
     tasks = []
     for idx in todo:
         sel = np.flatnonzero((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1]))
