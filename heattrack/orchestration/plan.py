@@ -101,14 +101,19 @@ def _plan_mixed(cfg: Config) -> RunPlan:
     pairs = sorted([(sc, LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg)) for sc in landsat]
                    + [(sc, ThermalReader(sc)) for sc in thermal],
                    key=lambda t: (t[0].landsat_date or date.max, t[0].landsat_product))[: cfg.input.max_dates]
-    warnings = list(dropped)
+    coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
+    clear = [r.clear_fraction(coarse) for _, r in pairs]
+    if max(clear) <= 0.0:
+        raise NoDataError("no date of the mixed input has a clear, valid thermal pixel over the AOI")
+    warnings = list(dropped) + [f"{sc.landsat_product}: no clear pixel over the AOI (date kept, adds no evidence)"
+                                for (sc, _), cf in zip(pairs, clear) if cf <= 0.0]
     if any(sc.psf_m <= cfg.thermal.fine_m for sc in thermal):
         warnings.append("a fine thermal raster mixed with Landsat is ranked with the Landsat-scale windows "
                         "(segments.buffer_m, detect.rank_window_m); screen it on its own for its finest ranking")
     info = {"source": "mixed", "sensors": sorted({getattr(sc, "sensor", "Landsat 8/9") for sc, _ in pairs}),
             "sharpened": "Landsat dates only", "fine": False}
     return finish_plan(cfg, [sc for sc, _ in pairs], pipes, grid, warnings, readers=[r for _, r in pairs],
-                   source_info=info)
+                       source_info=info)
 
 
 def _plan_thermal(cfg: Config) -> RunPlan:
@@ -132,8 +137,8 @@ def _plan_thermal(cfg: Config) -> RunPlan:
     if any(sc.units == "C" for sc in scenes):
         log.info("thermal raster in degrees Celsius: converted to K")
     return finish_plan(cfg, scenes, pipes, grid, warnings, readers=readers, direct_thermal=True,
-                   source_info={"source": "thermal", "psf_m": psf, "sharpened": False, "fine": fine,
-                                "sensors": sorted({sc.sensor for sc in scenes})})
+                       source_info={"source": "thermal", "psf_m": psf, "sharpened": False, "fine": fine,
+                                    "sensors": sorted({sc.sensor for sc in scenes})})
 
 
 def _plan_downloaded(cfg: Config) -> RunPlan:

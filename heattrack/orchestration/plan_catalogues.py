@@ -130,7 +130,7 @@ def plan_ecostress(cfg: Config) -> RunPlan:
             "passes_per_tile": {f"{i}_{j}": [{"pass": scenes[k].pass_id, "clear_fraction": round(sh, 4)}
                                              for k, sh in chosen[(i, j)]] for i, j in grid.tiles}}
     return finish_plan(cfg, [scenes[i] for i in used], pipes, grid, warnings, tile_readers=tile_readers,
-                   direct_thermal=True, source_info=info)
+                       direct_thermal=True, source_info=info)
 
 
 def plan_stac(cfg: Config) -> RunPlan:
