@@ -32,7 +32,7 @@ from heattrack.io.ecostress_gee import fetch_layers, search_gee
 from heattrack.io.gee import GeeSettings
 from heattrack.io.local import TileInputs
 from heattrack.io.stac import load_band
-from heattrack.io.thermal import ECOSTRESS_PSF_M, keep_time_of_day, lst_only_inputs, solar_hour
+from heattrack.io.thermal import ECOSTRESS_PSF_M, keep_time_of_day, lst_only_inputs, mask_lst, solar_hour
 
 #: canonical layer -> default asset key (CMR-STAC names the assets after the file's layer)
 ASSETS = {"LST": "LST", "LST_err": "LST_err", "cloud": "cloud", "water": "water"}
@@ -171,17 +171,6 @@ def search_stac(st: EcostressSettings, bbox_lonlat: tuple[float, float, float, f
         raise InputError(f"ECOSTRESS search at {st.url} failed: {str(exc).splitlines()[0][:300]}") from None
     except OSError as exc:
         raise InputError(f"cannot reach the STAC API {st.url}: {exc}") from None
-
-
-def mask_lst(lst: np.ndarray, cloud: np.ndarray, water: np.ndarray, err: np.ndarray | None,
-             max_err_k: float) -> np.ndarray:
-    """LST (K, float32) with cloud, water, nodata and ``LST_err > max_err_k`` pixels set to NaN."""
-    out = np.asarray(lst, dtype=np.float32).copy()
-    bad = ~np.isfinite(out) | (out <= 0) | (cloud != 0) | (water != 0)
-    if err is not None:
-        bad |= ~(err <= max_err_k)
-    out[bad] = np.nan
-    return out
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,12 @@ class StacScene(LocalScene):
     landsat_items: tuple[dict, ...] = ()
     s2_items: tuple[dict, ...] = ()
 
+    def day_items(self, sensor: str) -> tuple[dict, ...]:
+        """The items of ``sensor``'s day (``landsat`` or ``sentinel2``): all of them, or the one item."""
+        if sensor == "landsat":
+            return self.landsat_items or (self.landsat_item,)
+        return self.s2_items or (self.s2_item,)
+
 
 def _item_date(item: dict) -> date | None:
     dt = item.get("properties", {}).get("datetime")
@@ -291,7 +297,5 @@ class StacSceneReader(LocalSceneReader):
 
     def _warp(self, sensor: str, band: str, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
         st = self.settings
-        sc = self.scene
-        items = (sc.landsat_items or (sc.landsat_item,)) if sensor == "landsat" else (sc.s2_items or (sc.s2_item,))
         asset = (st.landsat_assets if sensor == "landsat" else st.s2_assets)[band]
-        return load_band(items, asset, geobox, resampling, nodata, st)
+        return load_band(self.scene.day_items(sensor), asset, geobox, resampling, nodata, st)

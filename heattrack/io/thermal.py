@@ -70,6 +70,7 @@ class ThermalScene:
     masks: tuple[tuple[str, Path], ...] = ()
     max_err_k: float = float("inf")
     solar_hour: float | None = None  # local solar time of the acquisition, when known
+    lat: float | None = None  # latitude of the raster's centre, with solar_hour (the heating-season rule)
 
     @property
     def date_gap_days(self) -> float | None:
@@ -199,10 +200,10 @@ def _ecostress(path: Path, max_err_k: float) -> dict:
                          "(cloud and water are required; LST_err is used when present)")
     with rasterio.open(path) as src:
         b = src.bounds
-        lon, _ = rio_transform(src.crs, "EPSG:4326", [(b.left + b.right) / 2], [(b.bottom + b.top) / 2])
+        lon, lat = rio_transform(src.crs, "EPSG:4326", [(b.left + b.right) / 2], [(b.bottom + b.top) / 2])
     return {"masks": tuple((k, f) for k, f in masks if f.exists()), "max_err_k": max_err_k,
             "acquired": utc.isoformat().replace("+00:00", "Z"), "when": utc.date(), "sensor": "ECOSTRESS",
-            "psf_m": ECOSTRESS_PSF_M, "solar_hour": round(solar_hour(utc, lon[0]), 2)}
+            "psf_m": ECOSTRESS_PSF_M, "solar_hour": round(solar_hour(utc, lon[0]), 2), "lat": float(lat[0])}
 
 
 def discover_thermal(input_dir: Path | None, thermal_file: Path | None, psf_m: float | None = None,
@@ -215,9 +216,7 @@ def discover_thermal(input_dir: Path | None, thermal_file: Path | None, psf_m: f
         raise InputError(f"no thermal raster: {input_dir}/thermal/ holds no GeoTIFF and no --thermal FILE was given")
     scenes, dropped = [], []
     for sc in (describe_thermal(p, psf_m, max_err_k) for p in files):
-        fp, _ = thermal_footprint(sc)
-        lat = fp.to_crs("EPSG:4326").centroid.coords[0][1]
-        if keep_time_of_day(sc.solar_hour, sc.landsat_date, lat, time_of_day):
+        if keep_time_of_day(sc.solar_hour, sc.landsat_date, sc.lat or 0.0, time_of_day):
             scenes.append(sc)
         else:
             dropped.append(f"{sc.landsat_product}: acquired at {sc.solar_hour:.1f} h local solar time, left out by "
@@ -251,10 +250,9 @@ class ThermalReader:
         a[~np.isfinite(a)] = np.nan
         if self.scene.units == "C":
             a = a + np.float32(273.15)
-        for layer, path in self.scene.masks:  # ECOSTRESS quality layers, nearest (flags stay flags)
-            q = warp_band(path, geobox, Resampling.nearest, np.nan).astype(np.float32)
-            bad = q > self.scene.max_err_k if layer == "LST_err" else q != 0
-            a[bad] = np.nan
+        if self.scene.masks:  # ECOSTRESS quality layers, nearest (flags stay flags)
+            q = {layer: warp_band(path, geobox, Resampling.nearest, np.nan) for layer, path in self.scene.masks}
+            a = mask_lst(a, q["cloud"], q["water"], q.get("LST_err"), self.scene.max_err_k)
         return a
 
     def read(self, geobox: GeoBox) -> TileInputs:
@@ -262,6 +260,17 @@ class ThermalReader:
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         return float(np.isfinite(self._lst(geobox)).mean())
+
+
+def mask_lst(lst: np.ndarray, cloud: np.ndarray, water: np.ndarray, err: np.ndarray | None,
+             max_err_k: float) -> np.ndarray:
+    """LST (K, float32) with cloud, water, nodata and ``LST_err > max_err_k`` pixels set to NaN."""
+    out = np.asarray(lst, dtype=np.float32).copy()
+    bad = ~np.isfinite(out) | (out <= 0) | (cloud != 0) | (water != 0)
+    if err is not None:
+        bad |= ~(err <= max_err_k)
+    out[bad] = np.nan
+    return out
 
 
 def lst_only_inputs(lst: np.ndarray) -> TileInputs:
@@ -280,5 +289,5 @@ def scene_info(scene: ThermalScene) -> dict:
             "quality_layers": [layer for layer, _ in scene.masks]}
 
 
-__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "lst_only_inputs", "scene_info",
+__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "lst_only_inputs", "mask_lst", "scene_info",
            "thermal_files", "thermal_footprint"]

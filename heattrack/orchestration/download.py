@@ -14,6 +14,7 @@ Layout::
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -60,19 +61,17 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
         bounds = (x0 - halo, y0 - halo, x1 + halo, y1 + halo)
         folder = out / f"{idx[0]}_{idx[1]}" / str(sc.landsat_date or sc.landsat_product)
         crs = gb.crs.to_wkt()
-        n = {"fetched": 0, "skipped": 0}
+        n = Counter(fetched=0, skipped=0)
         # every item of the day touching the tile: the local reader mosaics them as run --source stac does
-        for item in sc.landsat_items or (sc.landsat_item,):
+        for item in sc.day_items("landsat"):
             hrefs = stac_hrefs(item, st.landsat_assets)
-            r = fetch_pair_files({provider_file_name(h, item["id"], b): h for b, h in hrefs.items()},
-                                 folder / "landsat", bounds, crs, gdal_env, sign)
-            n = {k: n[k] + r[k] for k in n}
-        s2_items = sc.s2_items or (sc.s2_item,)
+            n.update(fetch_pair_files({provider_file_name(h, item["id"], b): h for b, h in hrefs.items()},
+                                      folder / "landsat", bounds, crs, gdal_env, sign))
+        s2_items = sc.day_items("sentinel2")
         for item in s2_items:
             names = {s2_file_name(h, item["id"], len(s2_items) > 1): h for h in stac_hrefs(item, st.s2_assets).values()}
-            r = fetch_pair_files(names, folder / "sentinel2", bounds, crs, gdal_env, sign,
-                                 extra_json={f"{item['id']}.json": item})
-            n = {k: n[k] + r[k] for k in n}
+            n.update(fetch_pair_files(names, folder / "sentinel2", bounds, crs, gdal_env, sign,
+                                      extra_json={f"{item['id']}.json": item}))
         return {**n, "folder": str(folder.relative_to(out))}
 
     counts = {"fetched": 0, "skipped": 0}

@@ -19,7 +19,14 @@ from heattrack.io.pipes import read_pipes
 from heattrack.io.records import DownloadIndex
 from heattrack.io.thermal import ThermalReader, discover_thermal, thermal_files, thermal_footprint
 from heattrack.orchestration.plan_catalogues import plan_ecostress, plan_gee, plan_stac
-from heattrack.orchestration.run_plan import RunPlan, check_pipes, coreg_params, finish_plan, require_pipes
+from heattrack.orchestration.run_plan import (
+    RunPlan,
+    check_pipes,
+    coreg_params,
+    finish_plan,
+    refuse_optical_detectors,
+    require_pipes,
+)
 from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
 
 log = logging.getLogger(__name__)
@@ -125,9 +132,7 @@ def _plan_thermal(cfg: Config) -> RunPlan:
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
     if max(r.clear_fraction(coarse) for r in readers) <= 0.0:
         raise NoDataError(f"thermal raster {scenes[0].path}: no valid pixel over the AOI")
-    if cfg.detect.method in ("ae", "iforest", "fused"):
-        raise ConfigError(f"detect.method {cfg.detect.method} needs optical bands, which a thermal raster run does "
-                          "not read; use residual (default), baseline or local")
+    refuse_optical_detectors(cfg, "a thermal raster run")
     psf = max(sc.psf_m for sc in scenes)
     fine = psf <= cfg.thermal.fine_m
     warnings = list(dropped)

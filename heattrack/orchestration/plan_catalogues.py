@@ -8,9 +8,17 @@ from dataclasses import dataclass
 from datetime import date
 
 from heattrack.config import Config
-from heattrack.errors import ConfigError, InputError, NoDataError
+from heattrack.errors import InputError, NoDataError
 from heattrack.io.pipes import read_pipes
-from heattrack.orchestration.run_plan import RunPlan, check_pipes, coreg_params, finish_plan, require_pipes
+from heattrack.orchestration.run_plan import (
+    RunPlan,
+    check_pipes,
+    coreg_params,
+    finish_plan,
+    refuse_optical_detectors,
+    require_aoi,
+    require_pipes,
+)
 from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
 
 
@@ -35,8 +43,7 @@ def select_stac_tiles(cfg: Config) -> StacSelection:
 
     from heattrack.io.stac import StacSettings, search_items, select_pairs_for_tiles
 
-    if cfg.input.aoi is None:
-        raise ConfigError("input.source 'stac' needs an AOI (--aoi: country, polygon file or lon/lat bbox)")
+    require_aoi(cfg)
     st = StacSettings.from_config(cfg)
     aoi = resolve_aoi(cfg.input.aoi)
     landsat, s2 = search_items(st, tuple(aoi.geometry.boundingbox))
@@ -73,8 +80,7 @@ def plan_gee(cfg: Config) -> RunPlan:
     from heattrack.io.gee import GeeSceneReader, GeeSettings, select_pairs
 
     require_pipes(cfg)
-    if cfg.input.aoi is None:
-        raise ConfigError("input.source 'gee' needs an AOI (--aoi: country, polygon file or lon/lat bbox)")
+    require_aoi(cfg)
     st = GeeSettings.from_config(cfg)
     pipes_raw = read_pipes(cfg.input.pipes)
     aoi = resolve_aoi(cfg.input.aoi)
@@ -101,11 +107,8 @@ def plan_ecostress(cfg: Config) -> RunPlan:
     from heattrack.io.ecostress import EcostressReader, EcostressSettings, passes_per_tile, select_passes
 
     require_pipes(cfg)
-    if cfg.input.aoi is None:
-        raise ConfigError("input.source 'ecostress' needs an AOI (--aoi: country, polygon file or lon/lat bbox)")
-    if cfg.detect.method in ("ae", "iforest", "fused"):
-        raise ConfigError(f"detect.method {cfg.detect.method} needs optical bands, which an ECOSTRESS run does not "
-                          "read; use residual (default), baseline or local")
+    require_aoi(cfg)
+    refuse_optical_detectors(cfg, "an ECOSTRESS run")
     st, aoi = EcostressSettings.from_config(cfg), resolve_aoi(cfg.input.aoi)
     crs = choose_crs(cfg.grid.crs, aoi)
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)

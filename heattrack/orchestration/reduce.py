@@ -77,9 +77,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         model_atts = atts.copy()
         measured = np.concatenate(injected) if injected else np.zeros(0)
         if measured.size >= 10:  # the sharpened chain's share of a plume's peak, measured on this run's tiles
-            sharpened = np.array([c["factor"] == cfg.thermal_factor and
-                                  abs(c["psf_sigma_px"] - cfg.downscale.dms_psf_sigma_m / res) < 1e-9 for c in chains])
-            atts[sharpened] = float(np.median(measured))
+            atts[np.array([c == plan.landsat_chain for c in chains])] = float(np.median(measured))
         chain = chains[0] if len(chains) == 1 else None
         st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), atts if chain is None else atts[0],
                                cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m)

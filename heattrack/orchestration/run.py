@@ -72,10 +72,10 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
                                      rank_window_px=max(3, int(round(plan.ranking_m("rank_window_m") / res))))
     buffer_px = int(np.ceil(plan.ranking_m("buffer_m") / res))
     min_area_px = int(np.ceil(cfg.segments.hotspot_min_area_m2 / (res * res)))
-    counts = {idx: int(((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1])).sum())
-              for idx in grid.tiles}
+    keys, n_points = np.unique(plan.point_tiles, axis=0, return_counts=True)
+    counts = {(int(k[0]), int(k[1])): int(c) for k, c in zip(keys, n_points)}
     n_inject = min(cfg.segments.mdl_injection_tiles, max(1, len(grid.tiles) // 10))  # one per 10 tiles, at most N
-    calibrate = set(sorted(grid.tiles, key=lambda t: (-counts[t], t))[:n_inject])
+    calibrate = set(sorted(grid.tiles, key=lambda t: (-counts.get(t, 0), t))[:n_inject])
     tasks = []
     for idx in todo:
         sel = np.flatnonzero((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1]))

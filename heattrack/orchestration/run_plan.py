@@ -64,6 +64,14 @@ class RunPlan:
         """Landsat dates and thermal-raster dates (ECOSTRESS, airborne) in one run, combined per segment."""
         return self.source_info.get("source") == "mixed"
 
+    @property
+    def landsat_chain(self) -> dict:
+        """The sharpened Landsat chain (footprint, block mean to the thermal grid, bilinear back), as
+        :func:`heattrack.kernels.ranking.chain_attenuation` arguments."""
+        res = self.cfg.grid.resolution_m
+        return {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
+                "buffer_px": int(np.ceil(self.ranking_m("buffer_m") / res))}
+
     def chains(self) -> list[dict]:
         """Per date, how the ranking evidence saw a plume (:func:`heattrack.kernels.ranking.chain_attenuation`
         arguments): the Landsat chain (footprint, block mean, bilinear), or a thermal raster's: its pixel as a block
@@ -71,8 +79,7 @@ class RunPlan:
         Gaussian. One entry when every date saw a plume the same way."""
         res = self.cfg.grid.resolution_m
         buffer_px = int(np.ceil(self.ranking_m("buffer_m") / res))
-        landsat = {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
-                   "buffer_px": buffer_px}
+        landsat = self.landsat_chain
         out = []
         for sc in self.scenes:
             if not hasattr(sc, "psf_m"):
@@ -105,9 +112,23 @@ def require_pipes(cfg: Config) -> None:
         raise ConfigError("no pipe network given (--pipes FILE)")
 
 
+def require_aoi(cfg: Config) -> None:
+    """Catalogue sources search an AOI; one-line error without it."""
+    if cfg.input.aoi is None:
+        raise ConfigError(f"input.source '{cfg.input.source}' needs an AOI (--aoi: country, polygon file or lon/lat "
+                          "bbox)")
+
+
+def refuse_optical_detectors(cfg: Config, what: str) -> None:
+    """Sources without optics (thermal rasters, ECOSTRESS) cannot feed the detectors that need optical bands."""
+    if cfg.detect.method in ("ae", "iforest", "fused"):
+        raise ConfigError(f"detect.method {cfg.detect.method} needs optical bands, which {what} does not read; use "
+                          "residual (default), baseline or local")
+
+
 def finish_plan(cfg: Config, scenes: list, pipes: gpd.GeoDataFrame, grid: TileGrid, warnings: list[str], *,
-            readers: list | None = None, tile_readers: dict | None = None, source_info: dict | None = None,
-            direct_thermal: bool = False) -> RunPlan:
+                readers: list | None = None, tile_readers: dict | None = None, source_info: dict | None = None,
+                direct_thermal: bool = False) -> RunPlan:
     """The steps every planner ends with: the autoencoder model checked before any tile (missing, foreign or made
     for other patch settings), warnings logged, the pipes' sample points, the :class:`RunPlan`."""
     if cfg.detect.model_path is not None and cfg.detect.method in ("ae", "fused"):
