@@ -72,6 +72,10 @@ class DownscaleConfig(_Section):
     min_valid_fraction: float = Field(0.3, ge=0, le=1, description="Share of clear 10 m pixels a thermal "
                                       "pixel needs to count as observed.")
     degree: int = Field(1, ge=1, le=3, description="Polynomial degree of the TsHARP LST-NDVI fit.")
+    dms_bands: tuple[Literal["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"], ...] = Field(
+        ("B02", "B03", "B04", "B08", "B11", "B12"), description="DMS: the Sentinel-2 reflectance bands used as "
+        "predictors when the source has them (red B04 and NIR B08 always); only these are read. The default is the "
+        "six bands Landsat OLI also has; the red-edge bands B05-B07, B8A measured worse on the simulator family.")
     dms_n_estimators: int = Field(10, ge=1, description="DMS: trees per ensemble (bagged).")
     dms_max_depth: int = Field(4, ge=0, description="DMS: tree depth (each leaf holds a ridge model); 0 = one "
                                "linear model on every predictor.")

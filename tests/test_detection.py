@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 from tiles import plume_tile as _scene
 
-from heattrack.kernels.autoencoder import AEParams, PatchAutoencoder, batch_for_memory
+from heattrack.kernels.autoencoder import AEParams, PatchAutoencoder
 from heattrack.kernels.detectors import DetectorParams, detect, robust_z
-from heattrack.kernels.patches import PatchSpec, centre_thermal_index, feature_stack, patch_rows, sample_patches
+from heattrack.kernels.patches import (
+    PatchSpec,
+    batch_for_memory,
+    centre_thermal_index,
+    feature_stack,
+    patch_rows,
+    sample_patches,
+)
 from heattrack.kernels.segments import along_pipe_evidence
 
 

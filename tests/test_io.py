@@ -39,6 +39,52 @@ def test_reader_reads_only_the_window_onto_the_geobox(small_scene):
     assert abs(np.nanmean(inp.lst[clear] - truth[clear])) < 0.5
 
 
+def test_windowed_reads_equal_the_warp_where_the_grids_line_up(small_scene):
+    """Where the tile grid lines up with a band's own grid (Sentinel-2 onto the 10 m grid; 20 m bands with
+    nearest), warp_band reads a plain window; it must give exactly the array the GDAL warp gives, also where the
+    tile reaches past the raster. Grids that do not line up (a fractional shift) are warped."""
+    from heattrack.io.rasterread import aligned_index
+
+    scene = discover_local_scene(small_scene)
+    fp, crs = scene_footprint(scene)
+    b = fp.boundingbox
+    boxes = [GeoBox((150, 170), Affine(10, 0, b.left - 700, 0, -10, b.top + 400), crs),  # past the corner
+             GeoBox((120, 90), Affine(10, 0, b.left + 1200, 0, -10, b.top - 800), crs)]
+    shifted = GeoBox((60, 60), Affine(10, 0, b.left + 1203.5, 0, -10, b.top - 800), crs)
+    used = 0
+    for path in [*scene.sentinel2.values(), *scene.landsat.values()]:
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            continue
+        for gb in boxes:
+            for rs in (Resampling.nearest, Resampling.bilinear):
+                for nodata in (0, 1):
+                    fast = warp_band(path, gb, rs, nodata)
+                    assert np.array_equal(fast, warp_band(path, gb, rs, nodata, windowed=False)), (path.name, rs)
+                with rasterio.open(path) as src:
+                    used += aligned_index(src, gb, rs) is not None
+        with rasterio.open(path) as src:
+            assert aligned_index(src, shifted, Resampling.nearest) is None
+    assert used >= 8  # B04, B08 both ways and SCL with nearest, on both boxes
+
+
+def test_the_reader_reads_only_the_bands_the_sharpener_uses(small_scene):
+    from heattrack.config import Config
+    from heattrack.orchestration.run_plan import optical_reader_options
+
+    scene = discover_local_scene(small_scene)
+    fp, crs = scene_footprint(scene)
+    b = fp.boundingbox
+    gb = GeoBox((60, 60), Affine(10, 0, b.left + 500, 0, -10, b.bottom + 1500), crs)
+    offered = {k for k in scene.sentinel2 if k != "SCL"}
+    default = LocalSceneReader(scene, **optical_reader_options(Config())).read(gb)
+    assert set(default.bands) == offered & {"B02", "B03", "B04", "B08", "B11", "B12"}
+    every = Config.model_validate({"downscale": {"dms_bands": ["B02", "B03", "B04", "B05", "B06", "B07", "B08",
+                                                                "B8A", "B11", "B12"]}})
+    assert set(LocalSceneReader(scene, **optical_reader_options(every)).read(gb).bands) == offered
+    tsharp = Config.model_validate({"downscale": {"method": "tsharp"}})
+    assert set(LocalSceneReader(scene, **optical_reader_options(tsharp)).read(gb).bands) == {"B04", "B08"}
+
+
 def test_outside_the_scene_is_fill(small_scene):
     scene = discover_local_scene(small_scene)
     fp, crs = scene_footprint(scene)

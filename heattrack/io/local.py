@@ -14,9 +14,10 @@ MGRS granules: the tile id, e.g. ``T33UUP``, in every name): they are read as on
 name) wins where several have data, as odc-stac's ``groupby="solar_day"`` does. ``heattrack download`` writes
 such folders when a tile straddles two items of its day.
 
-Every read is windowed: a ``WarpedVRT`` onto the tile's GeoBox makes GDAL fetch only the source blocks the
-tile needs, and each source is warped exactly once (nearest for ST/QA/SCL so QA bits and the 30 m thermal
-values stay intact, bilinear for reflectance).
+Every read is windowed (:func:`heattrack.io.rasterread.warp_band`): a plain windowed read where the source grid
+lines up with the tile's, else a ``WarpedVRT`` onto the tile's GeoBox, so GDAL fetches only the source blocks the
+tile needs; each source is read exactly once (nearest for ST/QA/SCL so QA bits and the 30 m thermal values stay
+intact, bilinear for reflectance).
 """
 
 from __future__ import annotations
@@ -34,10 +35,9 @@ from affine import Affine
 from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
 
 from heattrack.errors import InputError
-from heattrack.io.retry import with_retries
+from heattrack.io.rasterread import open_error, warp_band
 from heattrack.kernels.calibrate import (
     s2_boa_offset_for_baseline,
     s2_dn_to_reflectance,
@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 LANDSAT_BANDS = {"ST_B10": True, "QA_PIXEL": True, "SR_B4": False, "SR_B5": False}  # band -> required
 S2_BANDS = ("B04", "B08", "SCL")  # required
-#: read when present (20 m bands resampled bilinearly onto the 10 m grid) and used as sharpening predictors
+#: read when present (20 m bands resampled bilinearly onto the 10 m grid) and the sharpener uses them
+#: (``downscale.dms_bands`` chooses which; a reader reads only those: ``LocalSceneReader.optional_bands``)
 S2_OPTIONAL_BANDS = ("B02", "B03", "B05", "B06", "B07", "B8A", "B11", "B12")
 #: QA_PIXEL value used for pixels outside the scene: the fill bit.
 QA_FILL_VALUE = 1
@@ -229,11 +230,6 @@ def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list
     return scenes[:max_dates] if max_dates else scenes
 
 
-def _open_error(path: Path, exc: Exception) -> InputError:
-    msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-    return InputError(f"cannot read raster {path}: not a readable GeoTIFF/JP2 ({msg})")
-
-
 def raster_footprint(path: Path) -> tuple[Geometry, str]:
     """Footprint polygon and CRS (as 'EPSG:n' or WKT) of a raster; checks that it is georeferenced."""
     try:
@@ -247,7 +243,7 @@ def raster_footprint(path: Path) -> tuple[Geometry, str]:
     except InputError:
         raise
     except Exception as exc:  # rasterio raises RasterioIOError, CPLE_* errors for broken files
-        raise _open_error(path, exc) from None
+        raise open_error(path, exc) from None
 
 
 def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
@@ -266,32 +262,6 @@ def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
     if fp.is_empty or fp.area <= 0:
         raise InputError("the Landsat scene and the Sentinel-2 granule do not overlap")
     return fp, crs
-
-
-def gdal_options() -> dict:
-    """GDAL settings for tile reads: a bounded block cache (GDAL's default, 5 % of RAM per process, grows
-    with the number of tiles a worker has read), unless the user set ``GDAL_CACHEMAX`` themselves."""
-    import os
-
-    return {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": 64}
-
-
-def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float, attempts: int = 3,
-              backoff_s: float = 0.5) -> np.ndarray:
-    """Band 1 of ``path`` warped onto ``geobox`` (reads only the needed source blocks); outside = ``nodata``.
-
-    A failed read is retried ``attempts - 1`` times with exponential backoff (0.5 s, 1 s, ...): network
-    filesystems and object stores fail transiently; a file that stays unreadable raises :class:`InputError`.
-    """
-    def read() -> np.ndarray:
-        with rasterio.Env(**gdal_options()), rasterio.open(path) as src:
-            src_nodata = src.nodata if src.nodata is not None else nodata
-            with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
-                           height=geobox.height, resampling=resampling, src_nodata=src_nodata, nodata=nodata) as vrt:
-                return vrt.read(1)
-
-    return with_retries(read, attempts=attempts, backoff_s=backoff_s, what=f"read of {path.name}",
-                        on_give_up=lambda exc: _open_error(path, exc))
 
 
 @dataclass(frozen=True)
@@ -332,6 +302,9 @@ class LocalSceneReader:
     scene: LocalScene
     mask_water: bool = True
     coreg: CoregParams = CoregParams()
+    #: the optional Sentinel-2 bands to read when the scene has them (the sharpener's predictors beyond red and
+    #: NIR): ``run_plan.optional_bands`` gives the ones the configured sharpener uses, so none is read in vain
+    optional_bands: tuple[str, ...] = S2_OPTIONAL_BANDS
 
     def _warp(self, sensor: str, band: str, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
         """One band (canonical name: ST_B10, QA_PIXEL, SR_B4, SR_B5, B04, B08, SCL) of ``sensor`` on ``geobox``
@@ -388,7 +361,7 @@ class LocalSceneReader:
         lst[~landsat_clear_mask(qa)] = np.nan
         scl = self._warp("sentinel2", "SCL", geobox, Resampling.nearest, 0)
         bands = {"B04": red, "B08": nir}
-        for b in S2_OPTIONAL_BANDS:
+        for b in self.optional_bands:
             if b in self.scene.sentinel2:
                 bands[b] = s2_dn_to_reflectance(self._warp("sentinel2", b, geobox, Resampling.bilinear, 0), off)
         return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg, bands)

@@ -10,7 +10,7 @@ Robust training: after a first fit the ``trim_fraction`` patches with the larges
 
 No file IO here: ``get_state`` / ``from_state`` give a plain dict that :mod:`heattrack.io.models` saves.
 Device: ``"auto"`` picks CUDA when torch sees a GPU, else CPU. Inference runs in batches of at most
-``max_batch`` patches, so the GPU memory a tile needs is bounded (see :func:`batch_for_memory`).
+``max_batch`` patches, so the GPU memory a tile needs is bounded (see :func:`heattrack.kernels.patches.batch_for_memory`).
 """
 
 from __future__ import annotations
@@ -33,13 +33,6 @@ def resolve_device(device: str) -> str:
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("detect.device is 'cuda' but torch sees no CUDA GPU on this worker")
     return device
-
-
-def batch_for_memory(n_features: int, hidden: int, memory_mb: float) -> int:
-    """Largest inference batch whose activations fit ``memory_mb`` (float32; input, hidden layers and
-    reconstruction, x3 for temporaries), rounded down to a multiple of 1024, at least 1024."""
-    per_patch = 4 * (2 * n_features + 4 * hidden) * 3
-    return max(1024, int(memory_mb * 2**20 / per_patch) // 1024 * 1024)
 
 
 @dataclass(frozen=True)

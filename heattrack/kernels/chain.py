@@ -14,8 +14,8 @@ from heattrack.kernels.detectors import DetectorParams, detect, iforest_evidence
 from heattrack.kernels.dms import DMSParams, dms_sharpen
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
-from heattrack.kernels.patches import PatchSpec
-from heattrack.kernels.predictors import predictor_stack, sensor_aggregate
+from heattrack.kernels.patches import PatchSpec, batch_for_memory
+from heattrack.kernels.predictors import DEFAULT_PREDICTOR_BANDS, predictor_stack, sensor_aggregate
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class ChainParams:
     #: the input is a thermal raster without optics (airborne, drone, commercial): no sharpening, rank on it directly
     direct_thermal: bool = False
     dms: DMSParams = DMSParams()
+    #: the Sentinel-2 bands DMS uses as predictors when present (red and NIR always)
+    dms_bands: tuple[str, ...] = DEFAULT_PREDICTOR_BANDS
     detector: DetectorParams = DetectorParams()
 
     @classmethod
@@ -64,14 +66,13 @@ class ChainParams:
                 psf_sigma_px=cfg.downscale.dms_psf_sigma_m / res, holdout_every=cfg.downscale.dms_holdout_every,
                 guard=cfg.downscale.dms_guard, guard_ratio=cfg.downscale.dms_guard_ratio,
                 scale_up_tolerance=cfg.downscale.dms_scale_up_tolerance, seed=cfg.seed),
+            dms_bands=tuple(cfg.downscale.dms_bands),
             detector=detector_params(cfg),
         )
 
 
 def detector_params(cfg) -> DetectorParams:
     """Detector parameters in pixels of the 10 m grid, from the Config."""
-    from heattrack.kernels.autoencoder import batch_for_memory
-
     d, res = cfg.detect, cfg.grid.resolution_m
     patch = PatchSpec(size=d.ae_patch_px, step=max(1, int(round(d.ae_patch_step_m / res))))
     return DetectorParams(
@@ -160,7 +161,7 @@ def thermal_products(
     lst_coarse = block_mean(np.where(valid, lst_30m_on_10m, np.nan), f, params.min_valid_fraction)
     plain = bilinear_sharpen(lst_coarse, valid, f)
     if params.downscale_method == "dms":
-        stack, names = predictor_stack(bands or {"B04": red, "B08": nir}, valid)
+        stack, names = predictor_stack(bands or {"B04": red, "B08": nir}, valid, use=params.dms_bands)
         fit = dms_sharpen(lst_coarse, stack, valid, f, params.dms, names=names)
     elif params.downscale_method == "tsharp" or params.landcover_adjust:
         fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree,

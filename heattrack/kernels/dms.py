@@ -120,12 +120,13 @@ class LinearLeafTreeEnsemble:
         # only ``extrapolation`` x the training range of each predictor, and the result at most that far in LST
         f32 = np.float32
         X = np.clip(np.asarray(X, dtype=f32), self.x_lo_.astype(f32), self.x_hi_.astype(f32))
-        Z = (X - self.mean_.astype(f32)) / self.scale_.astype(f32)  # sklearn trees split in float32 anyway
+        # sklearn trees split in float32 and walk C-ordered rows: convert once here, not once per tree
+        Z = np.ascontiguousarray((X - self.mean_.astype(f32)) / self.scale_.astype(f32))
         # the ensemble mean of linear leaf models is one linear model per row: sum the rows' leaf coefficients
         # over the trees (a gather per tree), then one dot product per row
         acc = np.zeros((Z.shape[0], Z.shape[1] + 1), dtype=f32)
         for tree, coef in self.members_:
-            acc += coef.astype(f32)[tree.apply(Z)]
+            acc += coef.astype(f32)[tree.tree_.apply(Z)]  # the fitted tree's own walk, without re-validating Z
         out = (acc[:, 0] + np.einsum("ij,ij->i", acc[:, 1:], Z)).astype(np.float64) / len(self.members_)
         lo, hi = self.y_range_
         margin = self.extrapolation * (hi - lo)

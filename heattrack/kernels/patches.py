@@ -96,3 +96,10 @@ def centre_thermal_index(spec: PatchSpec) -> np.ndarray:
     k = 1 if s >= 3 else 0
     idx = [(0 * s + i) * s + j for i in range(c - k, c + k + 1) for j in range(c - k, c + k + 1)]
     return np.asarray(idx, dtype=np.int64)
+
+
+def batch_for_memory(n_features: int, hidden: int, memory_mb: float) -> int:
+    """Largest inference batch whose activations fit ``memory_mb`` (float32; input, hidden layers and
+    reconstruction, x3 for temporaries), rounded down to a multiple of 1024, at least 1024."""
+    per_patch = 4 * (2 * n_features + 4 * hidden) * 3
+    return max(1024, int(memory_mb * 2**20 / per_patch) // 1024 * 1024)

@@ -22,8 +22,8 @@ from heattrack.orchestration.plan_catalogues import plan_ecostress, plan_gee, pl
 from heattrack.orchestration.run_plan import (
     RunPlan,
     check_pipes,
-    coreg_params,
     finish_plan,
+    optical_reader_options,
     refuse_optical_detectors,
     require_pipes,
 )
@@ -51,8 +51,8 @@ def plan_run(cfg: Config) -> RunPlan:
         return _plan_downloaded(cfg)
     scenes = discover_local_scenes(cfg.input.input, cfg.input.max_dates)
     grid, pipes = _layout(cfg, [scene_footprint(sc) for sc in scenes])
-    coreg = coreg_params(cfg)
-    readers = [LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg) for sc in scenes]
+    opts = optical_reader_options(cfg)
+    readers = [LocalSceneReader(sc, **opts) for sc in scenes]
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
     clear = [r.clear_fraction(coarse) for r in readers]
     if max(clear) <= 0.0:
@@ -104,8 +104,8 @@ def _plan_mixed(cfg: Config) -> RunPlan:
                                         cfg.thermal.time_of_day, cfg.thermal.max_lst_err_k)
     landsat = discover_local_scenes(cfg.input.input)
     grid, pipes = _layout(cfg, [scene_footprint(sc) for sc in landsat] + [thermal_footprint(sc) for sc in thermal])
-    coreg = coreg_params(cfg)
-    pairs = sorted([(sc, LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg)) for sc in landsat]
+    opts = optical_reader_options(cfg)
+    pairs = sorted([(sc, LocalSceneReader(sc, **opts)) for sc in landsat]
                    + [(sc, ThermalReader(sc)) for sc in thermal],
                    key=lambda t: (t[0].landsat_date or date.max, t[0].landsat_product))[: cfg.input.max_dates]
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
@@ -162,11 +162,11 @@ def _plan_downloaded(cfg: Config) -> RunPlan:
     tiles = [tuple(int(v) for v in t.split("_")) for t, pairs in index.tiles.items() if pairs]
     if not tiles:
         raise NoDataError(f"{root}: the download holds no tile with a usable pair")
-    coreg = coreg_params(cfg)
+    opts = optical_reader_options(cfg)
     tile_readers, scenes = {}, {}
     for idx in tiles:
         found = discover_local_scenes(root / f"{idx[0]}_{idx[1]}", cfg.input.max_dates)
-        tile_readers[idx] = tuple(LocalSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg) for sc in found)
+        tile_readers[idx] = tuple(LocalSceneReader(sc, **opts) for sc in found)
         scenes.update({sc.landsat_product: sc for sc in found})
     grid0 = make_tile_grid(_tiles_union(tiles, crs, cfg), crs, cfg.tile_px, cfg.grid.resolution_m)
     grid = dataclasses.replace(grid0, tiles=tuple(t for t in grid0.tiles if t in tile_readers))

@@ -13,8 +13,8 @@ from heattrack.io.pipes import read_pipes
 from heattrack.orchestration.run_plan import (
     RunPlan,
     check_pipes,
-    coreg_params,
     finish_plan,
+    optical_reader_options,
     refuse_optical_detectors,
     require_aoi,
     require_pipes,
@@ -93,7 +93,7 @@ def plan_gee(cfg: Config) -> RunPlan:
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     pipes = check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
-    readers = [GeeSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg_params(cfg), settings=st)
+    readers = [GeeSceneReader(sc, **optical_reader_options(cfg), settings=st)
                for sc in scenes]
     info = {"source": "gee", "project": st.project, "datetime": st.datetime,
             "scenes": [{"landsat": sc.landsat_id, "sentinel2": sc.s2_id, "landsat_cloud_cover": sc.landsat_cloud_cover}
@@ -146,8 +146,8 @@ def plan_stac(cfg: Config) -> RunPlan:
     st, aoi, grid, chosen, empty, warnings = sel.settings, sel.aoi, sel.grid, sel.chosen, sel.empty, sel.warnings
     pipes = check_pipes(pipes_raw, cfg.input.pipes, grid.crs, sel.work_area,
                          f"the AOI / the imagery found ({aoi.label})")
-    coreg = coreg_params(cfg)
-    tile_readers = {idx: tuple(StacSceneReader(sc, mask_water=cfg.input.mask_water, coreg=coreg, settings=st)
+    opts = optical_reader_options(cfg)
+    tile_readers = {idx: tuple(StacSceneReader(sc, **opts, settings=st)
                                for sc in chosen[idx]) for idx in grid.tiles}
     scenes = sorted({sc.landsat_product: sc for v in chosen.values() for sc in v}.values(),
                     key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))

@@ -145,6 +145,19 @@ def coreg_params(cfg: Config) -> CoregParams:
                        max_shift_m=cfg.input.coreg_max_shift_m)
 
 
+def optional_bands(cfg: Config) -> tuple[str, ...]:
+    """The Sentinel-2 bands beyond red and NIR that the configured chain uses (DMS: ``downscale.dms_bands``;
+    TsHARP and bilinear: none), so a reader reads no band in vain (each 20 m band costs a warp per tile)."""
+    if cfg.downscale.method != "dms":
+        return ()
+    return tuple(b for b in cfg.downscale.dms_bands if b not in ("B04", "B08"))
+
+
+def optical_reader_options(cfg: Config) -> dict:
+    """Keyword arguments of every Landsat + Sentinel-2 reader (local, STAC, Earth Engine) from the config."""
+    return {"mask_water": cfg.input.mask_water, "coreg": coreg_params(cfg), "optional_bands": optional_bands(cfg)}
+
+
 def pipe_points(pipes: gpd.GeoDataFrame, cfg: Config) -> tuple[SegmentPoints, np.ndarray]:
     """Sample points along every segment (``segments.spacing_m``) and the tile index of each point."""
     points = sample_segment_points(pipes.geometry.values, cfg.segments.spacing_m)
