@@ -24,6 +24,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+from scipy.optimize import nnls
 
 from heattrack.config import load_config
 from heattrack.orchestration.run import run
@@ -109,7 +110,7 @@ def main() -> None:
     if len(rows) >= 3:
         A = np.array([[1.0, r["tiles"], r["pipe_km"]] for r in rows])
         y = np.array([r["reduce_export_report_s"] for r in rows])
-        (c0, c_tile, c_km), *_ = np.linalg.lstsq(A, y, rcond=None)
+        (c0, c_tile, c_km), _ = nnls(A, y)  # no part of the driver's time is negative
         driver = float(c0 + c_tile * n_kr + c_km * args.network_km)
         fit = {"driver_fixed_s": round(float(c0), 2), "driver_s_per_tile": round(float(c_tile), 4),
                "driver_s_per_km": round(float(c_km), 5), "network_km": args.network_km,

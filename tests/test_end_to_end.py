@@ -70,6 +70,26 @@ def test_outputs_contract(finished_run, small_scene):
     assert 0.3 < inj["median"] / det["attenuation_model"][0] < 1.5
 
 
+def test_the_detectability_raster_agrees_with_the_segments(finished_run):
+    """mdl_k_overview.tif: the smallest flagged plume peak for a pipe anywhere, per thermal pixel. Under the
+    network it must tell the same story as the segments' own mdl_k (same flag level, same attenuation)."""
+    from scipy.stats import spearmanr
+
+    out = finished_run
+    seg = gpd.read_file(out / "segments.gpkg")
+    with rasterio.open(out / "mdl_k_overview.tif") as src:
+        mdl = src.read(1)
+        assert src.res == (100.0, 100.0)
+        mid = [g.interpolate(0.5, normalized=True) for g in seg.geometry]
+        at_seg = np.array([v[0] for v in src.sample([(p.x, p.y) for p in mid])])
+    assert np.isfinite(mdl).mean() > 0.3 and np.nanmin(mdl) >= 0
+    ok = (seg["status"] == "ok").to_numpy() & np.isfinite(at_seg) & np.isfinite(seg["mdl_k"].to_numpy())
+    assert ok.sum() > 20
+    assert spearmanr(at_seg[ok], seg["mdl_k"].to_numpy()[ok]).statistic > 0.3
+    ratio = np.median(at_seg[ok]) / np.median(seg["mdl_k"].to_numpy()[ok])
+    assert 0.5 < ratio < 2.0
+
+
 def test_tile_cogs_and_their_vrt_equal_the_single_cog(finished_run):
     """Each tile task writes its own COGs; the VRT over them (no pixel read by the driver) is the same raster as
     the single COG streamed from the mosaic, and the coarse risk view is its block mean at the thermal pixel."""

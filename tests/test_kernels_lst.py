@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from heattrack.kernels.lst import (
     bilinear_sharpen,
     block_mean,
+    block_median,
     block_repeat,
     conserve_coarse,
     tsharp_fit,
@@ -22,6 +23,19 @@ def test_block_mean_ignores_nan_and_applies_min_fraction():
     assert np.isnan(block_mean(a, 2, min_valid_fraction=0.75)[0, 0])
     with pytest.raises(ValueError):
         block_mean(np.ones((5, 4)), 2)
+
+
+def test_block_median_equals_numpy_nanmedian_per_block(rng):
+    a = rng.normal(size=(12, 18)).astype(np.float32)
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[:3, :3] = np.nan  # one block without any finite pixel
+    out = block_median(a, 3)
+    ref = np.array([[np.nan if np.isnan(b := a[i:i + 3, j:j + 3]).all() else np.nanmedian(b)
+                     for j in range(0, 18, 3)] for i in range(0, 12, 3)])
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
+    assert np.isnan(out[0, 0])
+    with pytest.raises(ValueError):
+        block_median(np.ones((5, 4)), 2)
 
 
 def test_upsample_bilinear_constant_and_ramp():

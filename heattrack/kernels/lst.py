@@ -37,6 +37,24 @@ def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -
     return mean.astype(np.float32)
 
 
+def block_median(fine: np.ndarray, factor: int) -> np.ndarray:
+    """Median of each ``factor`` x ``factor`` block over its finite pixels (NaN where none is finite)."""
+    h, w = fine.shape
+    if h % factor or w % factor:
+        raise ValueError(f"array shape {fine.shape} is not a multiple of the block factor {factor}")
+    blocks = fine.reshape(h // factor, factor, w // factor, factor).transpose(0, 2, 1, 3).reshape(
+        h // factor, w // factor, factor * factor)
+    ok = np.isfinite(blocks)
+    # NaN sorts last: the median of the n finite values sits at positions (n - 1) // 2 and n // 2
+    srt = np.sort(np.where(ok, blocks, np.nan), axis=2)
+    n = ok.sum(axis=2)
+    lo = np.take_along_axis(srt, np.maximum((n - 1) // 2, 0)[..., None], axis=2)[..., 0]
+    hi = np.take_along_axis(srt, np.maximum(n // 2, 0)[..., None], axis=2)[..., 0]
+    out = (0.5 * (lo.astype(np.float64) + hi)).astype(np.float32)
+    out[n == 0] = np.nan
+    return out
+
+
 def nanmean_layers(layers, dtype=np.float64) -> np.ndarray:
     """Mean over the first axis (dates) ignoring NaN, summed in float64; NaN where every layer is NaN (no warning).
     One layer is returned as it is (single-date runs, the common case, pay nothing)."""

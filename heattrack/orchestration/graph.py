@@ -29,7 +29,7 @@ from heattrack.kernels.chain import (
     injected_attenuation,
     thermal_products,
 )
-from heattrack.kernels.lst import block_mean, nanmean_layers
+from heattrack.kernels.lst import block_mean, block_median, nanmean_layers
 from heattrack.kernels.segments import (
     along_pipe_evidence,
     label_hotspots,
@@ -213,7 +213,7 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
               "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
               "n_dates": n_dates[core]}
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
-    p_risk_d, p_dt_d, p_stat_d = [], [], []
+    p_risk_d, p_dt_d, p_stat_d, ov_stat_d = [], [], [], []
     peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
     for p in prods:
         pr = sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
@@ -222,9 +222,11 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
                               task.point_y)
         pv = sample_at_points(p.valid.astype(np.float32), padded.affine, task.point_x, task.point_y)
         pr[pv != 1] = np.nan  # a pipe point under cloud has no evidence of its own
-        ps = sample_at_points(on_pipe_peak(p.evidence_k, task.buffer_px, peak_r), padded.affine, task.point_x,
-                              task.point_y)
+        peak = on_pipe_peak(p.evidence_k, task.buffer_px, peak_r)
+        ps = sample_at_points(peak, padded.affine, task.point_x, task.point_y)
         ps[pv != 1] = np.nan
+        # what a leak-free pipe point would read anywhere in the tile, per thermal pixel: the detectability raster
+        ov_stat_d.append(block_median(np.where(p.valid, peak, np.nan)[core], task.overview_factor))
         p_stat_d.append(ps)
         p_risk_d.append(pr)
         p_dt_d.append(pd)
@@ -237,6 +239,7 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score, "hs_area_m2": blobs.area_px * res2,
         "ov_risk": block_mean(layers["risk"], task.overview_factor).astype(np.float32),
+        "ov_stat_by_date": np.stack(ov_stat_d),
         **({"injected_attenuation": np.concatenate(inj)} if (inj := [p.injected for p in prepared
                                                                       if p.injected is not None]) else {}),
         **examples,

@@ -11,7 +11,13 @@ from affine import Affine
 from heattrack.io.records import NetworkSignature
 from heattrack.io.store import TileRecords
 from heattrack.kernels.lst import nanmean_layers
-from heattrack.kernels.ranking import chain_attenuation, network_share_visible, segment_statistic
+from heattrack.kernels.ranking import (
+    SegmentStatistic,
+    chain_attenuation,
+    combine_dates,
+    network_share_visible,
+    segment_statistic,
+)
 from heattrack.kernels.segments import network_z, score_segments, segment_argmax
 from heattrack.orchestration.run_plan import RunPlan
 
@@ -31,6 +37,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     f = plan.cfg.thermal_factor
     mh, mw = plan.grid.mosaic_geobox.shape.yx
     overview = np.full((mh // f, mw // f), np.nan, np.float32)  # risk at the thermal pixel, from the records
+    ov_stat = np.full((len(labels), mh // f, mw // f), np.nan, np.float32)  # leak-free evidence, for mdl_k
     injected = []  # measured attenuations of the injection test (calibration tiles)
     for idx in plan.grid.tiles:
         arrays, summary = records.read(idx)
@@ -39,6 +46,9 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         if "ov_risk" in arrays:
             r, c = plan.grid.tile_slices(idx)
             overview[r.start // f: r.stop // f, c.start // f: c.stop // f] = arrays["ov_risk"]
+            if "ov_stat_by_date" in arrays:
+                v = arrays["ov_stat_by_date"]
+                ov_stat[: v.shape[0], r.start // f: r.stop // f, c.start // f: c.stop // f] = v
         p_risk[arrays["point_ids"]] = arrays["point_risk"]
         p_dt[arrays["point_ids"]] = arrays["point_dt"]
         by_date = arrays["point_risk_by_date"]
@@ -97,6 +107,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         seg["mdl_k"] = np.round(st.mdl_k, 2)
         seg["mdl_k_m2"] = np.round(st.mdl_k_m2, 0)
         key, tie = np.nan_to_num(st.stat_k, nan=-1e9), np.nan_to_num(st.mean_k, nan=-1e9)
+        mdl_view = mdl_raster(ov_stat, st, None if chain is not None else atts)
         detectability = {"alpha": cfg.segments.mdl_alpha, "plume_fwhm_m": cfg.segments.mdl_plume_fwhm_m,
                          "sensor_sigma_m": round(plan.sensor_sigma_m, 2), "attenuation": round(st.attenuation, 4),
                          "attenuation_model": [round(float(a), 4) for a in model_atts],
@@ -141,12 +152,30 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     r0, c0 = rows.start // f, cols.start // f
     stats["risk_overview"] = (overview[r0: -(-rows.stop // f), c0: -(-cols.stop // f)],
                               plan.grid.mosaic_geobox.affine @ Affine.translation(c0 * f, r0 * f) @ Affine.scale(f))
+    if detectability is not None:
+        stats["mdl_overview"] = (mdl_view[r0: -(-rows.stop // f), c0: -(-cols.stop // f)],
+                                 stats["risk_overview"][1])
     if ae["ae_risk"]:  # report examples: the 3 highest-risk pixels of the run and the lowest of the tile medians
         cat_ae = {k: np.concatenate(v) for k, v in ae.items()}
         order = np.argsort(-cat_ae["ae_risk"], kind="stable")
         pick = np.concatenate([order[:3], order[-1:]]) if len(order) > 3 else order
         stats["ae_examples"] = {k: v[pick] for k, v in cat_ae.items()}
     return seg, hot, stats
+
+
+def mdl_raster(stat_by_date: np.ndarray, st: SegmentStatistic, attenuation_by_date: np.ndarray | None) -> np.ndarray:
+    """``mdl_k`` for a pipe anywhere, per thermal pixel: the smallest peak (K) of the configured plume that would
+    lift a leak-free point there (the pixel's median of the ranking statistic's field, ``stat_by_date``) to the
+    run's flag level, as :func:`heattrack.kernels.ranking.segment_statistic` does per segment. Dates of different
+    sensors (``attenuation_by_date``) are combined as the segments' dates are. NaN without data."""
+    flat = stat_by_date.reshape(len(stat_by_date), -1)
+    if attenuation_by_date is not None:
+        typical, a = combine_dates(flat, np.asarray(attenuation_by_date, dtype=float))[0], 1.0
+    else:
+        typical, a = nanmean_layers(flat), st.attenuation
+    with np.errstate(invalid="ignore"):
+        mdl = np.where(np.isfinite(typical), np.maximum(st.flag_level_k - typical, 0.0) / a, np.nan)
+    return mdl.reshape(stat_by_date.shape[1:]).astype(np.float32)
 
 
 def _hottest_point(seg: gpd.GeoDataFrame, plan: RunPlan, point_values: np.ndarray) -> None:

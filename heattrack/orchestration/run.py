@@ -163,6 +163,7 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
     seg, hot, stats = reduce_segments(plan, TileRecords(out.url))
     ae_examples = stats.pop("ae_examples", None)
     overview = stats.pop("risk_overview")
+    mdl_view = stats.pop("mdl_overview", None)
     if stats["n_valid_px"] == 0:
         raise NoDataError("no tile produced a single valid pixel (all cloud, nodata or masked): no outputs written")
     nan_share = 1.0 - stats["n_valid_px"] / max(stats["n_px"], 1)
@@ -170,14 +171,14 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
         raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "
                           f"compute.max_nan_fraction = {cfg.compute.max_nan_fraction}): no outputs written")
     with staging_folder(out) as staging:
-        _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples, overview)
+        _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples, overview, mdl_view)
         publish(out, staging)
     return seg
 
 
 def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg: gpd.GeoDataFrame,
                          hot: gpd.GeoDataFrame, stats: dict, stats_extra: dict, ae_examples: dict | None,
-                         overview: tuple) -> None:
+                         overview: tuple, mdl_view: tuple | None = None) -> None:
     """Raster mosaics, tables, config, run.json and the report, written into the local folder ``staging``."""
     from heattrack.report import build_report
 
@@ -185,6 +186,8 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     grid = plan.grid
     _write_rasters(plan, out, staging, [idx for idx in grid.tiles if f"{idx[0]}_{idx[1]}" in stats["tiles"]],
                    overview)
+    if mdl_view is not None:  # detectability for a pipe anywhere, at the thermal pixel (see reduce.mdl_raster)
+        write_overview(mdl_view[0], mdl_view[1], grid.crs.to_wkt(), staging / "mdl_k_overview.tif")
     rows, cols = grid.aoi_window()
     write_geojson(seg, staging / "segments.geojson")
     seg.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")

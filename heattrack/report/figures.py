@@ -70,10 +70,18 @@ def _risk_map(risk: np.ndarray, extent: tuple, seg: gpd.GeoDataFrame, dest: Path
     plt.close(fig)
 
 
-def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest: Path) -> str:
-    """Map of mdl_k per segment and the network share where 3 / 5 / 10 K leaks would have been flagged."""
+def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest: Path,
+                           raster: Path | None = None) -> str:
+    """Map of mdl_k per segment (over the ``mdl_k_overview.tif`` raster: the same for a pipe anywhere, where the
+    run wrote it) and the network share where 3 / 5 / 10 K leaks would have been flagged."""
     ok = seg[(seg["status"] == "ok") & seg["mdl_k"].notna()]
     fig, ax = plt.subplots(figsize=(9, 8), dpi=100)
+    if raster is not None and raster.exists():
+        mdl, r_extent, _ = _read_overview(raster)
+        top = float(np.nanpercentile(mdl, 98)) if np.isfinite(mdl).any() else 20.0
+        im = ax.imshow(mdl, extent=r_extent, origin="upper", cmap="Greys", vmin=0, vmax=max(top, 20.0),
+                       interpolation="nearest", alpha=0.6)
+        fig.colorbar(im, ax=ax, shrink=0.5, label="mdl_k for a pipe anywhere (K, per thermal pixel)")
     lc = LineCollection(_lines(ok), cmap="RdYlGn_r", linewidths=1.2)
     lc.set_array(np.repeat(np.clip(ok["mdl_k"].to_numpy(dtype=float), 0, 20),
                            [len(g.geoms) if g.geom_type == "MultiLineString" else 1 for g in ok.geometry.values]))
@@ -94,7 +102,9 @@ def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest
             f"<b>{share['3']:.0%}</b> of the scored network length, a 5 K leak on <b>{share['5']:.0%}</b>, a 10 K "
             f"leak on <b>{share['10']:.0%}</b>; elsewhere a leak of that size could be there unseen.</p>"
             "<figure><img src='detectability_map.png' alt='detectability per segment'><figcaption>Green segments "
-            "would have shown a small leak; red ones only a large one (or none): a clean result there means little."
+            "would have shown a small leak; red ones only a large one (or none): a clean result there means little. "
+            "Grey background: the same for a pipe anywhere, per thermal pixel (<code>mdl_k_overview.tif</code>; "
+            "darker = only larger leaks visible)."
             "</figcaption></figure>")
 
 

@@ -137,7 +137,8 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     fg._before_after(str(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
     extra = _dates_table(run_info)
     if run_info.detectability and "mdl_k" in seg.columns:
-        extra = fg._detectability_section(seg, run_info.detectability, extent, tmp / "detectability_map.png") + extra
+        extra = fg._detectability_section(seg, run_info.detectability, extent, tmp / "detectability_map.png",
+                                          folder / "mdl_k_overview.tif") + extra
     if changes is not None:
         prev = (run_info.previous and run_info.previous.season) or "the previous season"
         extra = fg._changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png") + extra
