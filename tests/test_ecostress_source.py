@@ -246,6 +246,12 @@ def test_a_mixed_winter_combines_landsat_and_ecostress_dates(tmp_path):
     att = info["detectability"]["attenuation_by_date"]
     assert set(att) == {"2025-01-15", "2025-01-15-ecostress"} and att["2025-01-15-ecostress"] > 2 * att["2025-01-15"]
     assert info["detectability"]["attenuation"] == 1.0  # the statistic is in K of the plume's peak
+    # the pass's LST_err reached the reduction (there it weights the dates of each segment)
+    assert info["detectability"]["lst_err_weights"] is True
+    rec = np.load(next((out / ".heattrack" / "tiles").glob("*.npz")))
+    err = rec["point_err_by_date"]
+    has = np.isfinite(err).any(axis=1)
+    assert has.sum() == 1 and 0.7 < np.nanmedian(err[has]) < 1.1  # Landsat: none; the pass: 0.8-1.0 K
     assert all(len(t["dates"]) == 2 and min(d["valid_fraction"] for d in t["dates"]) > 0
                for t in info["tile_summaries"].values())
     import geopandas as gpd

@@ -185,3 +185,32 @@ def test_the_injection_test_measures_what_the_footprint_model_predicts_on_a_plai
     model = chain_attenuation(psf_sigma_px=params.dms.psf_sigma_px, factor=10, plume_fwhm_px=2.0, buffer_px=2)
     assert got.size >= 50
     assert 0.6 < float(np.median(got)) / model < 1.1
+
+
+def test_dates_of_a_segment_are_weighted_by_the_sources_lst_uncertainty(rng):
+    """ECOSTRESS ships LST_err per pixel: a pass that is 3 K uncertain along a segment counts 1/9 of one that is
+    1 K uncertain; equal uncertainties change nothing; a date without one is neutral."""
+    from heattrack.kernels.ranking import error_weights, segment_statistic
+
+    n_seg, per = 40, 5
+    segment = np.repeat(np.arange(n_seg), per)
+    base = rng.normal(0, 0.2, (2, n_seg * per))
+    base[0, :per] += 4.0  # segment 0: hot on date 0 only
+    plain = segment_statistic(base, segment, n_seg, 0.05)
+    err = np.ones_like(base)
+    same = segment_statistic(base, segment, n_seg, 0.05, point_err_by_date=err)
+    np.testing.assert_allclose(same.stat_k, plain.stat_k)
+    err[0, :per] = 3.0  # date 0 is 3 K uncertain there: its hot reading counts 1/9 as much as date 1's
+    weighted = segment_statistic(base, segment, n_seg, 0.05, point_err_by_date=err)
+    d0, d1 = plain.per_date_k[0, 0], plain.per_date_k[1, 0]
+    assert weighted.stat_k[0] == pytest.approx((d0 / 9 + d1) / (1 / 9 + 1))
+    np.testing.assert_allclose(weighted.stat_k[1:], plain.stat_k[1:])
+    # a date without an uncertainty takes the segment's median over the dates that have one
+    m = error_weights(np.array([[np.nan, 2.0], [1.0, np.nan]]), 2)
+    np.testing.assert_allclose(m, [[1.0, 0.25], [1.0, 0.25]])
+    assert error_weights(np.ones((1, 3)), 1) is None and error_weights(np.full((2, 3), np.nan), 2) is None
+    # dates of different sensors: the uncertainty multiplies the per-date detectability weights
+    mixed = segment_statistic(base, segment, n_seg, np.array([0.05, 0.5]), point_err_by_date=err)
+    mixed_plain = segment_statistic(base, segment, n_seg, np.array([0.05, 0.5]))
+    assert mixed.stat_k[0] < mixed_plain.stat_k[0]
+    np.testing.assert_allclose(mixed.stat_k[1:], mixed_plain.stat_k[1:])

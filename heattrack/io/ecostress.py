@@ -196,12 +196,14 @@ class EcostressReader:
                          st).astype(np.float32)
 
     def _lst(self, geobox: GeoBox) -> np.ndarray:
-        cloud, water = self._layer("cloud", geobox), self._layer("water", geobox)
-        return mask_lst(self._layer("LST", geobox), cloud, water, self._layer("LST_err", geobox),
-                        self.settings.max_err_k)
+        return self._lst_err(geobox)[0]
+
+    def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None]:
+        cloud, water, err = (self._layer(k, geobox) for k in ("cloud", "water", "LST_err"))
+        return mask_lst(self._layer("LST", geobox), cloud, water, err, self.settings.max_err_k), err
 
     def read(self, geobox: GeoBox) -> TileInputs:
-        return lst_only_inputs(self._lst(geobox))
+        return lst_only_inputs(*self._lst_err(geobox))
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         return float(np.isfinite(self._lst(geobox)).mean())

@@ -281,6 +281,9 @@ class TileInputs:
     #: Landsat-to-Sentinel-2 coregistration of this tile: estimated shift (m), peak, whether it was applied
     coregistration: dict | None = None
     bands: dict | None = None
+    #: the LST's own per-pixel uncertainty (K; ECOSTRESS ``LST_err``) where the source has one: the dates of a
+    #: segment are weighted by it (:func:`heattrack.kernels.ranking.segment_statistic`)
+    lst_err: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

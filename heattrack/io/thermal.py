@@ -244,19 +244,24 @@ class ThermalReader:
     scene: ThermalScene
 
     def _lst(self, geobox: GeoBox) -> np.ndarray:
+        return self._lst_err(geobox)[0]
+
+    def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None]:
         res = abs(geobox.affine.a)
         resampling = Resampling.average if self.scene.pixel_m < res else Resampling.bilinear
         a = warp_band(self.scene.path, geobox, resampling, np.nan).astype(np.float32)
         a[~np.isfinite(a)] = np.nan
         if self.scene.units == "C":
             a = a + np.float32(273.15)
+        err = None
         if self.scene.masks:  # ECOSTRESS quality layers, nearest (flags stay flags)
             q = {layer: warp_band(path, geobox, Resampling.nearest, np.nan) for layer, path in self.scene.masks}
-            a = mask_lst(a, q["cloud"], q["water"], q.get("LST_err"), self.scene.max_err_k)
-        return a
+            err = q.get("LST_err")
+            a = mask_lst(a, q["cloud"], q["water"], err, self.scene.max_err_k)
+        return a, err
 
     def read(self, geobox: GeoBox) -> TileInputs:
-        return lst_only_inputs(self._lst(geobox))
+        return lst_only_inputs(*self._lst_err(geobox))
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         return float(np.isfinite(self._lst(geobox)).mean())
@@ -273,11 +278,13 @@ def mask_lst(lst: np.ndarray, cloud: np.ndarray, water: np.ndarray, err: np.ndar
     return out
 
 
-def lst_only_inputs(lst: np.ndarray) -> TileInputs:
+def lst_only_inputs(lst: np.ndarray, lst_err: np.ndarray | None = None) -> TileInputs:
     """The tile inputs of a source without optics: the LST (K, NaN = unusable), ``red``/``nir`` NaN,
-    ``optical_clear`` where the LST is valid."""
+    ``optical_clear`` where the LST is valid; ``lst_err`` (K) where the source has it (NaN where the LST is not)."""
     nan = np.full(lst.shape, np.nan, dtype=np.float32)
-    return TileInputs(lst, nan, nan.copy(), np.isfinite(lst), None, None)
+    if lst_err is not None:
+        lst_err = np.where(np.isfinite(lst), lst_err, np.nan).astype(np.float32)
+    return TileInputs(lst, nan, nan.copy(), np.isfinite(lst), None, None, lst_err)
 
 
 def scene_info(scene: ThermalScene) -> dict:

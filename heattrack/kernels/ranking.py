@@ -90,12 +90,38 @@ class SegmentStatistic:
     attenuation: float
 
 
+def error_weights(err_by_date: np.ndarray | None, n_dates: int) -> np.ndarray | None:
+    """Per (date, segment) weight multipliers from the source's own LST uncertainty (``err_by_date`` K, e.g. the
+    median ECOSTRESS ``LST_err`` along each segment): ``1 / err^2``; a date without an uncertainty for a segment
+    gets the segment's median over the dates that have one (neutral), a segment without any gets 1 on every
+    date. None when there is nothing to weight (no uncertainty, or one date)."""
+    if err_by_date is None or n_dates < 2 or not np.isfinite(err_by_date).any():
+        return None
+    e = np.where(np.isfinite(err_by_date) & (err_by_date > 0), err_by_date, np.nan)
+    has = np.isfinite(e).any(axis=0)
+    fill = np.ones(e.shape[1])
+    with np.errstate(all="ignore"):
+        fill[has] = np.nanmedian(e[:, has], axis=0)
+    e = np.where(np.isfinite(e), e, fill[None, :])
+    return np.where(has[None, :], 1.0 / np.maximum(e, 1e-3) ** 2, 1.0)
+
+
+def _weighted(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(values) & (weights > 0)
+    num = np.where(ok, values * weights, 0.0).sum(axis=0)
+    den = np.where(ok, weights, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
 def combine_dates(per_date: np.ndarray, attenuation: np.ndarray,
-                  weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  weights: np.ndarray | None = None, multipliers: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Dates of different sensors on one scale: each date's values divided by its ``attenuation`` (an estimate
     of the leak's peak K), weighted by the inverse square of that date's robust spread over the network (its
     detectability: a date that sees leaks ten times fainter than its clutter counts a hundred times less), or
-    by ``weights``. Returns the weighted mean over the dates with data, per column, and the weights."""
+    by ``weights``; ``multipliers`` (dates, columns): per-column factors on those weights (:func:`error_weights`).
+    Returns the weighted mean over the dates with data, per column, and the per-date weights."""
     scaled = per_date / attenuation[:, None]
     w = np.zeros(len(scaled)) if weights is None else np.asarray(weights, dtype=float)
     for d, row in enumerate(scaled if weights is None else ()):
@@ -103,28 +129,36 @@ def combine_dates(per_date: np.ndarray, attenuation: np.ndarray,
         if v.size >= 2:
             mad = 1.4826 * float(np.median(np.abs(v - np.median(v))))
             w[d] = 1.0 / max(mad, 1e-6) ** 2
-    ok = np.isfinite(scaled) & (w[:, None] > 0)
-    num = np.where(ok, scaled * w[:, None], 0.0).sum(axis=0)
-    den = np.where(ok, w[:, None], 0.0).sum(axis=0)
+    full = w[:, None] if multipliers is None else w[:, None] * multipliers
+    ok = np.isfinite(scaled) & (full > 0)
+    num = np.where(ok, scaled * full, 0.0).sum(axis=0)
+    den = np.where(ok, full, 0.0).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, np.nan), w
 
 
 def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_segments: int,
                       attenuation: float | np.ndarray, alpha: float = 0.01,
-                      plume_fwhm_m: float = 20.0) -> SegmentStatistic:
+                      plume_fwhm_m: float = 20.0, point_err_by_date: np.ndarray | None = None) -> SegmentStatistic:
     """The ranking statistic and detectability of every segment from its points' values ``(dates, points)``.
     ``attenuation``: the share of a ``plume_fwhm_m`` plume's peak the evidence keeps (:func:`chain_attenuation`,
     or the Gaussian footprint model :func:`plume_attenuation`); one per date when the dates come from sensors
     that see a plume differently (a mixed run): then the dates are combined by :func:`combine_dates` and the
-    statistic is in K of the plume's peak (attenuation 1)."""
+    statistic is in K of the plume's peak (attenuation 1). ``point_err_by_date``: the source's LST uncertainty (K)
+    at the points, where it has one (ECOSTRESS ``LST_err``): a segment's dates are also weighted by ``1 / err^2``
+    of their median along the segment (:func:`error_weights`)."""
     per_date = np.stack([segment_max(d, segment, n_segments) for d in point_stat_by_date])
     means = np.stack([segment_mean(d, segment, n_segments) for d in point_stat_by_date])
     medians = np.stack([segment_median(d, segment, n_segments) for d in point_stat_by_date])
     att = np.broadcast_to(np.asarray(attenuation, dtype=float), (len(per_date),))
+    mult = error_weights(None if point_err_by_date is None else
+                         np.stack([segment_median(d, segment, n_segments) for d in point_err_by_date]), len(per_date))
     if np.ptp(att) > 0:  # sensors of different detectability
-        stat, w = combine_dates(per_date, att)
-        mean, median, a = combine_dates(means, att, w)[0], combine_dates(medians, att, w)[0], 1.0
+        stat, w = combine_dates(per_date, att, multipliers=mult)
+        mean, median = combine_dates(means, att, w, mult)[0], combine_dates(medians, att, w, mult)[0]
+        a = 1.0
+    elif mult is not None:  # one sensor with its own per-pixel uncertainty
+        stat, mean, median, a = _weighted(per_date, mult), _weighted(means, mult), _weighted(medians, mult), float(att[0])
     else:
         stat, mean, median, a = nanmean_layers(per_date), nanmean_layers(means), nanmean_layers(medians), float(att[0])
     z, p = network_z(stat)
@@ -147,5 +181,5 @@ def network_share_visible(mdl_k: np.ndarray, length_m: np.ndarray, peaks_k=(3.0,
             for k in peaks_k}
 
 
-__all__ = ["SegmentStatistic", "chain_attenuation", "combine_dates", "network_share_visible", "plume_attenuation", "segment_median",
+__all__ = ["SegmentStatistic", "chain_attenuation", "combine_dates", "error_weights", "network_share_visible", "plume_attenuation", "segment_median",
            "segment_statistic"]

@@ -107,6 +107,7 @@ class PreparedDate:
     seconds: dict
     iforest_z: np.ndarray | None = None  # CPU detector evidence (fused/iforest), computed in this stage
     injected: np.ndarray | None = None  # measured attenuations of injected plumes (calibration tiles only)
+    lst_err: np.ndarray | None = None  # the source's per-pixel LST uncertainty (K; ECOSTRESS LST_err)
 
 
 def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
@@ -126,7 +127,7 @@ def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
                                         inputs.bands, th, task.calibrate_plume_fwhm_px, task.buffer_px,
                                         margin_px=task.halo_px, seed=task.index[0] * 7919 + task.index[1])
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
-                        {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z, injected)
+                        {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z, injected, inputs.lst_err)
 
 
 def _worker_address() -> str | None:
@@ -213,9 +214,9 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
               "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
               "n_dates": n_dates[core]}
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
-    p_risk_d, p_dt_d, p_stat_d, ov_stat_d = [], [], [], []
+    p_risk_d, p_dt_d, p_stat_d, ov_stat_d, p_err_d = [], [], [], [], []
     peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
-    for p in prods:
+    for p, prep in zip(prods, prepared):
         pr = sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
                               task.point_x, task.point_y)
         pd = sample_at_points(neighbourhood_max(p.anomaly_k, task.buffer_px), padded.affine, task.point_x,
@@ -225,6 +226,9 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         peak = on_pipe_peak(p.evidence_k, task.buffer_px, peak_r)
         ps = sample_at_points(peak, padded.affine, task.point_x, task.point_y)
         ps[pv != 1] = np.nan
+        p_err_d.append(np.full(ps.shape, np.nan, np.float32) if prep.lst_err is None else
+                       sample_at_points(neighbourhood_max(prep.lst_err, task.buffer_px), padded.affine, task.point_x,
+                                        task.point_y))
         # what a leak-free pipe point would read anywhere in the tile, per thermal pixel: the detectability raster
         ov_stat_d.append(block_median(np.where(p.valid, peak, np.nan)[core], task.overview_factor))
         p_stat_d.append(ps)
@@ -236,6 +240,7 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
     points = {
         "point_ids": task.point_ids, "point_risk": _mean_f32(p_risk_d), "point_dt": _mean_f32(p_dt_d),
         "point_risk_by_date": np.stack(p_risk_d), "point_stat_by_date": np.stack(p_stat_d),
+        **({"point_err_by_date": np.stack(p_err_d)} if any(p.lst_err is not None for p in prepared) else {}),
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score, "hs_area_m2": blobs.area_px * res2,
         "ov_risk": block_mean(layers["risk"], task.overview_factor).astype(np.float32),

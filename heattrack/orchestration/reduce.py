@@ -30,6 +30,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     labels = plan.date_labels
     p_risk_d = np.full((len(labels), n_pts), np.nan)
     p_stat_d = np.full((len(labels), n_pts), np.nan)
+    p_err_d = np.full((len(labels), n_pts), np.nan)  # the source's LST uncertainty at the points (ECOSTRESS)
     hs = {k: [] for k in ("hs_x", "hs_y", "hs_peak_dt", "hs_peak_score", "hs_area_m2")}
     ae = {k: [] for k in ("ae_in", "ae_rec", "ae_risk")}
     n_valid = n_pix = 0
@@ -55,6 +56,9 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         p_risk_d[: by_date.shape[0], arrays["point_ids"]] = by_date
         stat = arrays["point_stat_by_date"]
         p_stat_d[: stat.shape[0], arrays["point_ids"]] = stat
+        if "point_err_by_date" in arrays:
+            err = arrays["point_err_by_date"]
+            p_err_d[: err.shape[0], arrays["point_ids"]] = err
         for k in hs:
             hs[k].append(arrays[k])
         if "ae_risk" in arrays:
@@ -90,7 +94,8 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
             atts[np.array([c == plan.landsat_chain for c in chains])] = float(np.median(measured))
         chain = chains[0] if len(chains) == 1 else None
         st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), atts if chain is None else atts[0],
-                               cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m)
+                               cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m,
+                               point_err_by_date=p_err_d if np.isfinite(p_err_d).any() else None)
         ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
         seg["n_dates"] = st.n_dates
@@ -118,6 +123,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
                                                           "attenuation_by_date": {k: round(float(v), 4) for k, v in
                                                                                   zip(labels, atts)}}),
                          "flag_level_k": round(st.flag_level_k, 4),
+                         "lst_err_weights": bool(len(labels) > 1 and np.isfinite(p_err_d).any()),
                          "network_share_visible": network_share_visible(st.mdl_k, seg.geometry.length.to_numpy())}
     else:
         key = np.nan_to_num(scores.risk, nan=-1.0)
