@@ -24,6 +24,7 @@ RUN useradd --create-home --uid 1000 heattrack
 USER heattrack
 WORKDIR /work
 # GDAL settings for windowed/cloud reads; AWS_* credentials come from the environment at run time.
+# MALLOC_MMAP_THRESHOLD_: a tile's numpy temporaries stay on the heap (WORKER_ENV in orchestration/cluster.py).
 ENV PATH=/opt/heattrack/bin:$PATH \
     GDAL_CACHEMAX=512 \
     GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR \
@@ -31,6 +32,7 @@ ENV PATH=/opt/heattrack/bin:$PATH \
     GDAL_HTTP_RETRY_DELAY=2 \
     CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif,.TIF,.tiff,.jp2,.json,.xml \
     MPLBACKEND=Agg \
+    MALLOC_MMAP_THRESHOLD_=33554432 \
     PYTHONUNBUFFERED=1
 ENTRYPOINT ["heattrack"]
 CMD ["--help"]

@@ -55,6 +55,7 @@ def test_slurm_backend_submits_cpu_and_gpu_worker_jobs(tmp_path, monkeypatch):
     for s in scripts:
         assert "#SBATCH -A proj42" in s and "#SBATCH --qos=normal" in s and "#SBATCH -t 01:00:00" in s
         assert "--lifetime 50m --lifetime-stagger 5m" in s and "source /opt/venv/bin/activate" in s
+        assert "export MALLOC_MMAP_THRESHOLD_=33554432" in s  # WORKER_ENV, before the user's prologue
     assert "#SBATCH -p gpu" in gpu[0] and "--resources GPU=1" in gpu[0]
     assert all("#SBATCH -p cpu" in s and "--resources" not in s for s in cpu)
 
@@ -85,6 +86,18 @@ def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
     assert spec["spec"]["worker"]["spec"]["containers"][0]["envFrom"][0]["secretRef"]["name"] == \
         "heattrack-credentials"
     assert spec["metadata"]["namespace"] == "screening"
+    env = {e["name"]: e["value"] for e in spec["spec"]["worker"]["spec"]["containers"][0]["env"]}
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "33554432"
+
+
+def test_local_workers_get_the_worker_environment():
+    """glibc reads MALLOC_* at process start: the nanny must put WORKER_ENV into the worker's environment."""
+    from heattrack.orchestration.cluster import WORKER_ENV, make_client
+
+    cfg = load_config(None, {"compute.n_workers": 1})
+    with make_client(cfg) as client:
+        seen = client.run(lambda: {k: os.environ.get(k) for k in WORKER_ENV})
+    assert list(seen.values()) == [WORKER_ENV]
 
 
 def test_pod_validation_rejects_unknown_fields_and_bad_enums():
