@@ -90,14 +90,30 @@ def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
     assert env["MALLOC_MMAP_THRESHOLD_"] == "33554432"
 
 
-def test_local_workers_get_the_worker_environment():
-    """glibc reads MALLOC_* at process start: the nanny must put WORKER_ENV into the worker's environment."""
+def _page_faults_of_array_churn() -> int:
+    """Minor page faults of allocating and dropping a 5 MB array 20 times in this process."""
+    import resource
+
+    import numpy as np
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        np.ones(650_000).sum()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_local_workers_keep_tile_temporaries_on_the_heap():
+    """glibc reads MALLOC_* at process start, so WORKER_ENV must be in a worker's environment before it is spawned:
+    then a worker reuses the heap for tile-sized temporaries instead of mapping fresh pages for each (a 5 MB array
+    is ~1,270 pages; with Dask's MALLOC_TRIM_THRESHOLD_ alone every one of the 20 faults them in again)."""
     from heattrack.orchestration.cluster import WORKER_ENV, make_client
 
     cfg = load_config(None, {"compute.n_workers": 1})
     with make_client(cfg) as client:
         seen = client.run(lambda: {k: os.environ.get(k) for k in WORKER_ENV})
+        faults = list(client.run(_page_faults_of_array_churn).values())[0]
     assert list(seen.values()) == [WORKER_ENV]
+    assert faults < 5 * 1270, faults
 
 
 def test_pod_validation_rejects_unknown_fields_and_bad_enums():

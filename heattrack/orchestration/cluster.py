@@ -38,8 +38,13 @@ def _local_cluster(cfg: Config):
 
     c = cfg.compute
     n = c.n_workers or max(1, (os.cpu_count() or 1) // c.threads_per_worker)
-    return LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker, processes=True,
-                        memory_limit=c.memory_limit, dashboard_address=None, env=dict(WORKER_ENV))
+    import dask
+
+    # pre-spawn: glibc reads MALLOC_* when the process starts (a nanny's ``env=`` is set too late for that)
+    env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+        return LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker, processes=True,
+                            memory_limit=c.memory_limit, dashboard_address=None)
 
 
 def slurm_job_kwargs(s: SlurmConfig) -> tuple[dict, dict]:
