@@ -30,13 +30,20 @@ class ComputeConfig(Section):
                                "over tiles; more threads per task oversubscribe the cores).")
     max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "
                                     "processed pixels has no valid LST.")
-    plan_tile_mpx_s: float = Field(0.3, gt=0, description="`run --dry-run` time estimate: tile pixels per "
-                                   "second per worker, in millions (README end-to-end figure on 2 cores; "
-                                   "re-measure with benchmarks/scale.py).")
-    plan_driver_mpx_s: float = Field(6.0, gt=0, description="`run --dry-run` time estimate: AOI pixels per "
-                                     "second of the driver's reduction, vector exports and report, in millions "
-                                     "(benchmarks/scale.py, 48 km, 2026-11-28; runs up to "
-                                     "report.single_cog_max_mpx also stream the single COGs).")
+    plan_tile_mpx_s: float = Field(0.4, gt=0, description="`run --dry-run` time estimate: tile pixels per "
+                                   "second per worker, in millions (tile tasks, benchmarks/scale.py at 48 km on 2 "
+                                   "cores, 2026-12-03: 0.43; re-measure on your nodes).")
+    plan_driver_s: float = Field(2.5, ge=0, description="`run --dry-run` time estimate: the driver's fixed time "
+                                 "after the tiles (reduction, exports, report; benchmarks/scale.py fit, 2026-12-03).")
+    plan_driver_s_per_tile: float = Field(0.006, ge=0, description="`run --dry-run` time estimate: the driver's "
+                                          "time per tile (records, overviews, VRT entries; benchmarks/scale.py fit, "
+                                          "2026-12-03).")
+    plan_driver_s_per_km: float = Field(0.0005, ge=0, description="`run --dry-run` time estimate: the driver's time "
+                                        "per km of pipe (segment table, vectors, report figures and map data grow "
+                                        "with the network, not with the AOI; benchmarks/scale.py fit, 2026-12-03).")
+    plan_cog_mpx_s: float = Field(6.0, gt=0, description="`run --dry-run` time estimate: AOI pixels per second of "
+                                  "the single-process COGs, in millions (only runs up to "
+                                  "report.single_cog_max_mpx write them).")
 
 
 class SlurmConfig(Section):

@@ -148,7 +148,19 @@ def test_dry_run_estimate_adds_up(small_scene):
     assert est.n_tiles == 9 and est.pixels == 9 * 150 * 150 and est.workers == 3
     assert est.seconds_tiles == pytest.approx(est.pixels / (0.5e6 * 3))
     side = 1500 + 2 * cfg.grid.halo_m  # the padded window of one tile, one date
-    assert est.bytes_read == 9 * int((side / 30) ** 2 * 4 + (side / 10) ** 2 * 8 + (side / 20) ** 2 * 13)
+    # Landsat ST + QA; the default DMS bands: B02 B03 B04 B08 at 10 m, B11 B12 + SCL at 20 m
+    assert est.bytes_read == 9 * int((side / 30) ** 2 * 4 + (side / 10) ** 2 * 8 + (side / 20) ** 2 * 5)
+    # the driver: fixed + per km of pipe, + the two single COGs of a small AOI
+    import geopandas as gpd
+
+    km = gpd.read_file(small_scene / "pipes.geojson").pipe(lambda g: g.to_crs(g.estimate_utm_crs())).length.sum() / 1e3
+    c = cfg.compute
+    fixed = c.plan_driver_s + 9 * c.plan_driver_s_per_tile + c.plan_driver_s_per_km * km
+    aoi = est.seconds_driver - fixed
+    assert 0 < aoi < 2 * 9 * 150 * 150 / (c.plan_cog_mpx_s * 1e6)
+    no_cogs = estimate(plan_run(cfg.model_copy(update={"report": cfg.report.model_copy(
+        update={"single_cog_max_mpx": 0.0})})))
+    assert no_cogs.seconds_driver == pytest.approx(fixed, rel=1e-3)
 
 
 def test_synthetic_source_simulates_then_runs(tmp_path):

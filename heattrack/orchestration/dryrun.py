@@ -1,10 +1,12 @@
 """``heattrack run --dry-run``: what a run would do (tiles, dates per tile, bytes to read, time on the configured
 cluster) from its plan alone: no pixel is read, no output written.
 
-Bytes are the uncompressed pixels of the windows each tile reads (padded by the halo); the files on disk or in a
-bucket are usually 2-4 times smaller. Time is the tile pixels over the configured workers at
-``compute.plan_tile_mpx_s`` per worker plus the driver's exports at ``compute.plan_driver_mpx_s`` (both from the
-README's end-to-end measurement: re-measure on your machines with ``benchmarks/scale.py``).
+Bytes are the uncompressed pixels of the windows each tile reads (padded by the halo; the Sentinel-2 bands the
+configured sharpener uses); the files on disk or in a bucket are usually 2-4 times smaller. Time is the tile pixels
+over the configured workers at ``compute.plan_tile_mpx_s`` per worker plus the driver's time after the tiles:
+``compute.plan_driver_s`` + ``plan_driver_s_per_tile`` x tiles + ``plan_driver_s_per_km`` x the network's length (+ the single COGs at
+``compute.plan_cog_mpx_s`` for AOIs up to ``report.single_cog_max_mpx``), all from the README's end-to-end
+measurement: re-measure on your machines with ``benchmarks/scale.py``.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ import os
 from dataclasses import dataclass
 
 from heattrack.config import Config
-from heattrack.orchestration.run_plan import RunPlan
+from heattrack.orchestration.run_plan import RunPlan, optional_bands
 
-# Sentinel-2 L2A bands a tile reads (io/local.py): 10 m B02 B03 B04 B08, 20 m B05 B06 B07 B8A B11 B12 + SCL (uint8)
-S2_10M_BANDS, S2_20M_BANDS = 4, 6
+S2_10M = ("B02", "B03", "B04", "B08")  # the rest of the reflective bands are 20 m
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ def _tile_bytes(cfg: Config, plan: RunPlan, scene) -> int:
         pixel = float(getattr(scene, "pixel_m", cfg.grid.resolution_m) or cfg.grid.resolution_m)
         return int((side_m / pixel) ** 2 * 4)
     landsat = (side_m / 30.0) ** 2 * 2 * 2  # ST_B10 + QA_PIXEL, uint16
-    s2 = (side_m / 10.0) ** 2 * S2_10M_BANDS * 2 + (side_m / 20.0) ** 2 * (S2_20M_BANDS * 2 + 1)
+    bands = ("B04", "B08", *optional_bands(cfg))  # what the readers read (run_plan.optional_bands)
+    n10 = sum(b in S2_10M for b in bands)
+    s2 = (side_m / 10.0) ** 2 * n10 * 2 + (side_m / 20.0) ** 2 * ((len(bands) - n10) * 2 + 1)  # + SCL, uint8
     return int(landsat + s2)
 
 
@@ -88,4 +91,13 @@ def estimate(plan: RunPlan) -> PlanEstimate:
         source=str(plan.source_info.get("source", cfg.input.source)), n_tiles=len(plan.grid.tiles),
         tile_px=cfg.tile_px, pixels=int(pixels), dates_per_tile=per_tile, bytes_read=int(n_bytes), workers=workers,
         workers_from=why, seconds_tiles=pixels / (cfg.compute.plan_tile_mpx_s * 1e6 * workers),
-        seconds_driver=aoi_px / (cfg.compute.plan_driver_mpx_s * 1e6))
+        seconds_driver=driver_seconds(cfg, len(plan.grid.tiles), float(plan.pipes.geometry.length.sum()) / 1e3,
+                                      aoi_px))
+
+
+def driver_seconds(cfg: Config, n_tiles: int, network_km: float, aoi_px: int) -> float:
+    """The driver's time after the tiles: fixed + per tile + per km of pipe, + the single COGs where the AOI gets
+    them."""
+    c = cfg.compute
+    cogs = 2 * aoi_px / (c.plan_cog_mpx_s * 1e6) if aoi_px <= cfg.report.single_cog_max_mpx * 1e6 else 0.0
+    return c.plan_driver_s + c.plan_driver_s_per_tile * n_tiles + c.plan_driver_s_per_km * network_km + cogs
