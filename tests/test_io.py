@@ -67,6 +67,27 @@ def test_windowed_reads_equal_the_warp_where_the_grids_line_up(small_scene):
     assert used >= 8  # B04, B08 both ways and SCL with nearest, on both boxes
 
 
+@pytest.mark.parametrize("dtype, src_nodata, nodata", [("uint8", 255, np.nan), ("uint8", 255, 0),
+                                                         ("float32", np.nan, 0.0), ("float32", np.nan, np.nan),
+                                                         ("uint16", None, 0)])
+def test_windowed_reads_keep_the_warps_nodata_and_dtype(tmp_path, dtype, src_nodata, nodata):
+    """ECOSTRESS flags are uint8 read with a NaN nodata (GDAL returns floats then) and thermal rasters hold NaN
+    holes: where the window cannot give the warp's answer it must warp."""
+    rng = np.random.default_rng(0)
+    a = (rng.random((20, 20)) * 200).astype(dtype)
+    if src_nodata is not None:
+        a[0, :] = src_nodata
+        a[7, 7] = src_nodata
+    path = tmp_path / "band.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=1, dtype=dtype, crs="EPSG:32652",
+                       transform=Affine(70, 0, 0, 0, -70, 1400), nodata=src_nodata) as dst:
+        dst.write(a, 1)
+    for res, rs in ((10, Resampling.nearest), (70, Resampling.bilinear)):
+        gb = GeoBox((160, 160), Affine(res, 0, -4 * res, 0, -res, 1400 + 4 * res), "EPSG:32652")
+        fast, ref = warp_band(path, gb, rs, nodata), warp_band(path, gb, rs, nodata, windowed=False)
+        assert fast.dtype == ref.dtype and np.array_equal(fast, ref, equal_nan=True), (dtype, src_nodata, nodata, res)
+
+
 def test_the_reader_reads_only_the_bands_the_sharpener_uses(small_scene):
     from heattrack.config import Config
     from heattrack.orchestration.run_plan import optical_reader_options

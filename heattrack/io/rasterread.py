@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from odc.geo.geobox import GeoBox
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
@@ -56,7 +57,7 @@ def aligned_index(src, geobox: GeoBox, resampling: Resampling) -> tuple[np.ndarr
     if resampling not in (Resampling.nearest, Resampling.bilinear):
         return None
     off_c, off_r = _whole((dt.c - st.c) / dt.a), _whole((dt.f - st.f) / dt.e)
-    if off_c is None or off_r is None or src.crs != rasterio.crs.CRS.from_wkt(geobox.crs.wkt):
+    if off_c is None or off_r is None or src.crs != CRS.from_wkt(geobox.crs.wkt):
         return None
     r = ratio_x
     rows = np.floor((off_r + np.arange(geobox.height) + 0.5) / r).astype(np.int64)
@@ -64,11 +65,24 @@ def aligned_index(src, geobox: GeoBox, resampling: Resampling) -> tuple[np.ndarr
     return rows, cols
 
 
-def _select(src, rows: np.ndarray, cols: np.ndarray, nodata: float) -> np.ndarray:
+def _fits(value: float, dtype) -> bool:
+    """Whether ``value`` is stored exactly in ``dtype`` (NaN only in floats; integers in range)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return True
+    return bool(np.isfinite(value)) and float(value).is_integer() and \
+        np.iinfo(dtype).min <= value <= np.iinfo(dtype).max
+
+
+def _select(src, rows: np.ndarray, cols: np.ndarray, nodata: float) -> np.ndarray | None:
     """The source pixels at ``rows`` x ``cols`` (one windowed read of the rows and columns inside the raster),
-    ``nodata`` outside the raster and where the source holds its own nodata value."""
+    ``nodata`` outside the raster and where the source holds its own nodata value. None where the warp would
+    change the data type (an integer band read with a NaN nodata comes back as float from GDAL)."""
+    dtype = src.dtypes[0]
     src_nodata = src.nodata if src.nodata is not None else nodata
-    out = np.full((rows.size, cols.size), nodata, dtype=src.dtypes[0])
+    if not (_fits(nodata, dtype) and _fits(src_nodata, dtype)):
+        return None
+    out = np.full((rows.size, cols.size), nodata, dtype=dtype)
     r_in = (rows >= 0) & (rows < src.height)
     c_in = (cols >= 0) & (cols < src.width)
     if not r_in.any() or not c_in.any():
@@ -77,8 +91,8 @@ def _select(src, rows: np.ndarray, cols: np.ndarray, nodata: float) -> np.ndarra
     c0, c1 = int(cols[c_in].min()), int(cols[c_in].max()) + 1
     block = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
     part = block[np.ix_(rows[r_in] - r0, cols[c_in] - c0)]
-    if not (isinstance(src_nodata, float) and np.isnan(src_nodata)):
-        part = np.where(part == src_nodata, np.asarray(nodata).astype(part.dtype), part)
+    hole = np.isnan(part) if np.isnan(src_nodata) else part == src_nodata
+    part = np.where(hole, np.asarray(nodata).astype(part.dtype), part)
     out[np.ix_(r_in, c_in)] = part
     return out
 
@@ -94,8 +108,9 @@ def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float,
     def read() -> np.ndarray:
         with rasterio.Env(**gdal_options()), rasterio.open(path) as src:
             index = aligned_index(src, geobox, resampling) if windowed else None
-            if index is not None:
-                return _select(src, *index, nodata)
+            picked = _select(src, *index, nodata) if index is not None else None
+            if picked is not None:
+                return picked
             src_nodata = src.nodata if src.nodata is not None else nodata
             with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
                            height=geobox.height, resampling=resampling, src_nodata=src_nodata, nodata=nodata) as vrt:
