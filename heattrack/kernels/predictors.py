@@ -23,7 +23,7 @@ from heattrack.kernels.lst import block_mean
 #: Sentinel-2 L2A reflective bands in wavelength order (10 m: B02 B03 B04 B08; 20 m: the rest)
 S2_REFLECTIVE = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 #: the default predictor bands: the 10 m bands and the two SWIR bands (the same six Landsat OLI has). The 20 m
-#: red-edge bands (B05-B07, B8A) are read but measured worse as predictors on the simulator family: their
+#: red-edge bands (B05-B07, B8A; ``downscale.dms_bands`` can add them) measured worse as predictors on the family: their
 #: 20 m blur against the sharp 10 m bands makes band differences act as edge detectors at 10 m
 DEFAULT_PREDICTOR_BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
 #: Landsat 8/9 OLI surface reflectance -> the Sentinel-2 band of the nearest wavelength
