@@ -138,5 +138,6 @@ def print_plan(est) -> None:
                   f"{est.bytes_read / 1e9:,.2f} GB of uncompressed pixels (files are usually 2-4x smaller)")
     console.print(f"workers: {est.workers} ({est.workers_from}); estimated time: tiles {_duration(est.seconds_tiles)} "
                   f"+ exports/report {_duration(est.seconds_driver)} = [bold]{_duration(est.seconds)}[/] "
-                  "(compute.plan_tile_mpx_s, plan_driver_s + plan_driver_s_per_km x pipe km)", highlight=False)
+                  "(compute.plan_tile_mpx_s; plan_driver_s + plan_driver_s_per_tile x tiles + plan_driver_s_per_km x "
+                  "pipe km)", highlight=False)
     console.print("dry run: nothing was read or written")
