@@ -84,8 +84,8 @@ def main() -> None:
             })
             print(json.dumps(rows[-1]))
     print()
-    print(f"{'size':>6} {'pipe km':>7} {'tiles':>5} {'Mpx':>6} {'wall s':>7} {'Mpx/s/worker':>12} {'read':>6} {'compute':>8} "
-          f"{'write':>6} {'export s':>8} {'peak RSS MB':>11}")
+    print(f"{'size':>6} {'pipe km':>7} {'tiles':>5} {'Mpx':>6} {'wall s':>7} {'Mpx/s/worker':>12} {'read':>6} "
+          f"{'compute':>8} {'write':>6} {'export s':>8} {'peak RSS MB':>11}")
     for r in rows:
         print(f"{r['size_km']:6g} {r['pipe_km']:7.0f} {r['tiles']:5d} {r['pixels'] / 1e6:6.1f} {r['wall_s']:7.1f} "
               f"{r['px_per_s_per_worker_end_to_end'] / 1e6:12.2f} {r['px_per_s_read'] / 1e6:6.2f} "

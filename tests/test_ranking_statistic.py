@@ -206,9 +206,9 @@ def test_dates_of_a_segment_are_weighted_by_the_sources_lst_uncertainty(rng):
     assert weighted.stat_k[0] == pytest.approx((d0 / 9 + d1) / (1 / 9 + 1))
     np.testing.assert_allclose(weighted.stat_k[1:], plain.stat_k[1:])
     # a date without an uncertainty takes the segment's median over the dates that have one
-    m = error_weights(np.array([[np.nan, 2.0], [1.0, np.nan]]), 2)
+    m = error_weights(np.array([[np.nan, 2.0], [1.0, np.nan]]))
     np.testing.assert_allclose(m, [[1.0, 0.25], [1.0, 0.25]])
-    assert error_weights(np.ones((1, 3)), 1) is None and error_weights(np.full((2, 3), np.nan), 2) is None
+    assert error_weights(np.ones((1, 3))) is None and error_weights(np.full((2, 3), np.nan)) is None
     # dates of different sensors: the uncertainty multiplies the per-date detectability weights
     mixed = segment_statistic(base, segment, n_seg, np.array([0.05, 0.5]), point_err_by_date=err)
     mixed_plain = segment_statistic(base, segment, n_seg, np.array([0.05, 0.5]))

@@ -10,7 +10,8 @@ Robust training: after a first fit the ``trim_fraction`` patches with the larges
 
 No file IO here: ``get_state`` / ``from_state`` give a plain dict that :mod:`heattrack.io.models` saves.
 Device: ``"auto"`` picks CUDA when torch sees a GPU, else CPU. Inference runs in batches of at most
-``max_batch`` patches, so the GPU memory a tile needs is bounded (see :func:`heattrack.kernels.patches.batch_for_memory`).
+``max_batch`` patches, so the GPU memory a tile needs is bounded (see
+:func:`heattrack.kernels.patches.batch_for_memory`).
 """
 
 from __future__ import annotations

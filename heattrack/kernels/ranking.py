@@ -90,12 +90,12 @@ class SegmentStatistic:
     attenuation: float
 
 
-def error_weights(err_by_date: np.ndarray | None, n_dates: int) -> np.ndarray | None:
+def error_weights(err_by_date: np.ndarray | None) -> np.ndarray | None:
     """Per (date, segment) weight multipliers from the source's own LST uncertainty (``err_by_date`` K, e.g. the
     median ECOSTRESS ``LST_err`` along each segment): ``1 / err^2``; a date without an uncertainty for a segment
     gets the segment's median over the dates that have one (neutral), a segment without any gets 1 on every
     date. None when there is nothing to weight (no uncertainty, or one date)."""
-    if err_by_date is None or n_dates < 2 or not np.isfinite(err_by_date).any():
+    if err_by_date is None or len(err_by_date) < 2 or not np.isfinite(err_by_date).any():
         return None
     e = np.where(np.isfinite(err_by_date) & (err_by_date > 0), err_by_date, np.nan)
     has = np.isfinite(e).any(axis=0)
@@ -107,6 +107,7 @@ def error_weights(err_by_date: np.ndarray | None, n_dates: int) -> np.ndarray | 
 
 
 def _weighted(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean over the first axis (dates) of the finite values with positive weight; NaN where none."""
     ok = np.isfinite(values) & (weights > 0)
     num = np.where(ok, values * weights, 0.0).sum(axis=0)
     den = np.where(ok, weights, 0.0).sum(axis=0)
@@ -129,12 +130,7 @@ def combine_dates(per_date: np.ndarray, attenuation: np.ndarray,
         if v.size >= 2:
             mad = 1.4826 * float(np.median(np.abs(v - np.median(v))))
             w[d] = 1.0 / max(mad, 1e-6) ** 2
-    full = w[:, None] if multipliers is None else w[:, None] * multipliers
-    ok = np.isfinite(scaled) & (full > 0)
-    num = np.where(ok, scaled * full, 0.0).sum(axis=0)
-    den = np.where(ok, full, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, np.nan), w
+    return _weighted(scaled, w[:, None] if multipliers is None else w[:, None] * multipliers), w
 
 
 def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_segments: int,
@@ -152,13 +148,14 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     medians = np.stack([segment_median(d, segment, n_segments) for d in point_stat_by_date])
     att = np.broadcast_to(np.asarray(attenuation, dtype=float), (len(per_date),))
     mult = error_weights(None if point_err_by_date is None else
-                         np.stack([segment_median(d, segment, n_segments) for d in point_err_by_date]), len(per_date))
+                         np.stack([segment_median(d, segment, n_segments) for d in point_err_by_date]))
     if np.ptp(att) > 0:  # sensors of different detectability
         stat, w = combine_dates(per_date, att, multipliers=mult)
         mean, median = combine_dates(means, att, w, mult)[0], combine_dates(medians, att, w, mult)[0]
         a = 1.0
     elif mult is not None:  # one sensor with its own per-pixel uncertainty
-        stat, mean, median, a = _weighted(per_date, mult), _weighted(means, mult), _weighted(medians, mult), float(att[0])
+        stat, mean, median = _weighted(per_date, mult), _weighted(means, mult), _weighted(medians, mult)
+        a = float(att[0])
     else:
         stat, mean, median, a = nanmean_layers(per_date), nanmean_layers(means), nanmean_layers(medians), float(att[0])
     z, p = network_z(stat)

@@ -4,9 +4,9 @@ cluster) from its plan alone: no pixel is read, no output written.
 Bytes are the uncompressed pixels of the windows each tile reads (padded by the halo; the Sentinel-2 bands the
 configured sharpener uses); the files on disk or in a bucket are usually 2-4 times smaller. Time is the tile pixels
 over the configured workers at ``compute.plan_tile_mpx_s`` per worker plus the driver's time after the tiles:
-``compute.plan_driver_s`` + ``plan_driver_s_per_tile`` x tiles + ``plan_driver_s_per_km`` x the network's length (+ the single COGs at
-``compute.plan_cog_mpx_s`` for AOIs up to ``report.single_cog_max_mpx``), all from the README's end-to-end
-measurement: re-measure on your machines with ``benchmarks/scale.py``.
+``compute.plan_driver_s`` + ``plan_driver_s_per_tile`` x tiles + ``plan_driver_s_per_km`` x the network's length
+(+ the single COGs at ``compute.plan_cog_mpx_s`` for AOIs up to ``report.single_cog_max_mpx``), all from the
+README's end-to-end measurement: re-measure on your machines with ``benchmarks/scale.py``.
 """
 
 from __future__ import annotations

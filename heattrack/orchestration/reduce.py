@@ -93,9 +93,10 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         if measured.size >= 10:  # the sharpened chain's share of a plume's peak, measured on this run's tiles
             atts[np.array([c == plan.landsat_chain for c in chains])] = float(np.median(measured))
         chain = chains[0] if len(chains) == 1 else None
+        has_err = bool(np.isfinite(p_err_d).any())  # a source with its own LST uncertainty (ECOSTRESS LST_err)
         st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), atts if chain is None else atts[0],
                                cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m,
-                               point_err_by_date=p_err_d if np.isfinite(p_err_d).any() else None)
+                               point_err_by_date=p_err_d if has_err else None)
         ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
         seg["n_dates"] = st.n_dates
@@ -123,7 +124,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
                                                           "attenuation_by_date": {k: round(float(v), 4) for k, v in
                                                                                   zip(labels, atts)}}),
                          "flag_level_k": round(st.flag_level_k, 4),
-                         "lst_err_weights": bool(len(labels) > 1 and np.isfinite(p_err_d).any()),
+                         "lst_err_weights": len(labels) > 1 and has_err,
                          "network_share_visible": network_share_visible(st.mdl_k, seg.geometry.length.to_numpy())}
     else:
         key = np.nan_to_num(scores.risk, nan=-1.0)
@@ -156,11 +157,11 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         stats["detectability"] = detectability
     rows, cols = plan.grid.aoi_window()
     r0, c0 = rows.start // f, cols.start // f
-    stats["risk_overview"] = (overview[r0: -(-rows.stop // f), c0: -(-cols.stop // f)],
-                              plan.grid.mosaic_geobox.affine @ Affine.translation(c0 * f, r0 * f) @ Affine.scale(f))
+    aoi = (slice(r0, -(-rows.stop // f)), slice(c0, -(-cols.stop // f)))  # the AOI on the thermal-pixel views
+    ov_transform = plan.grid.mosaic_geobox.affine @ Affine.translation(c0 * f, r0 * f) @ Affine.scale(f)
+    stats["risk_overview"] = (overview[aoi], ov_transform)
     if detectability is not None:
-        stats["mdl_overview"] = (mdl_view[r0: -(-rows.stop // f), c0: -(-cols.stop // f)],
-                                 stats["risk_overview"][1])
+        stats["mdl_overview"] = (mdl_view[aoi], ov_transform)
     if ae["ae_risk"]:  # report examples: the 3 highest-risk pixels of the run and the lowest of the tile medians
         cat_ae = {k: np.concatenate(v) for k, v in ae.items()}
         order = np.argsort(-cat_ae["ae_risk"], kind="stable")
@@ -173,7 +174,9 @@ def mdl_raster(stat_by_date: np.ndarray, st: SegmentStatistic, attenuation_by_da
     """``mdl_k`` for a pipe anywhere, per thermal pixel: the smallest peak (K) of the configured plume that would
     lift a leak-free point there (the pixel's median of the ranking statistic's field, ``stat_by_date``) to the
     run's flag level, as :func:`heattrack.kernels.ranking.segment_statistic` does per segment. Dates of different
-    sensors (``attenuation_by_date``) are combined as the segments' dates are. NaN without data."""
+    sensors (``attenuation_by_date``) are combined by :func:`heattrack.kernels.ranking.combine_dates` like the
+    segments' dates, each weighted by its own spread (here over the raster, there over the network). NaN without
+    data."""
     flat = stat_by_date.reshape(len(stat_by_date), -1)
     if attenuation_by_date is not None:
         typical, a = combine_dates(flat, np.asarray(attenuation_by_date, dtype=float))[0], 1.0
