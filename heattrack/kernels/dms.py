@@ -102,17 +102,19 @@ class LinearLeafTreeEnsemble:
             idx = rng.integers(0, n, n) if self.n_estimators > 1 else np.arange(n)
             tree = DecisionTreeRegressor(max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
                                          random_state=int(rng.integers(2**31)))
-            tree.fit(Z[idx], y[idx])
-            leaves = tree.apply(Z[idx])
-            n_nodes = tree.tree_.node_count
-            coef = np.zeros((n_nodes, Z.shape[1] + 1))
+            zb, yb = Z[idx], y[idx]
+            tree.fit(zb, yb)
+            leaves = tree.tree_.apply(np.ascontiguousarray(zb, dtype=np.float32))  # what tree.apply does, once
+            A = np.hstack([np.ones((n, 1)), zb])
+            coef = np.zeros((tree.tree_.node_count, Z.shape[1] + 1))
             for leaf in np.unique(leaves):
                 sel = leaves == leaf
-                A = np.hstack([np.ones((sel.sum(), 1)), Z[idx][sel]])
+                As = A[sel]
                 reg = self.alpha * sel.sum() * np.eye(A.shape[1])
                 reg[0, 0] = 0.0
-                coef[leaf] = np.linalg.solve(A.T @ A + reg, A.T @ y[idx][sel])
-            self.members_.append((tree, coef))
+                coef[leaf] = np.linalg.solve(As.T @ As + reg, As.T @ yb[sel])
+            # float32 copy for predict: the trees walk float32 rows, and the gather is the inner loop
+            self.members_.append((tree, coef, coef.astype(np.float32)))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -125,8 +127,11 @@ class LinearLeafTreeEnsemble:
         # the ensemble mean of linear leaf models is one linear model per row: sum the rows' leaf coefficients
         # over the trees (a gather per tree), then one dot product per row
         acc = np.zeros((Z.shape[0], Z.shape[1] + 1), dtype=f32)
-        for tree, coef in self.members_:
-            acc += coef.astype(f32)[tree.tree_.apply(Z)]  # the fitted tree's own walk, without re-validating Z
+        rows = np.empty_like(acc)
+        for tree, _, coef32 in self.members_:
+            # the fitted tree's own walk (without re-validating Z), then a gather into a reused buffer
+            np.take(coef32, tree.tree_.apply(Z), axis=0, out=rows)
+            acc += rows
         out = (acc[:, 0] + np.einsum("ij,ij->i", acc[:, 1:], Z)).astype(np.float64) / len(self.members_)
         lo, hi = self.y_range_
         margin = self.extrapolation * (hi - lo)
