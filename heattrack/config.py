@@ -182,6 +182,9 @@ class SegmentsConfig(_Section):
                              "share of the (mostly leak-free) segments is flagged.")
     mdl_plume_fwhm_m: float = Field(20.0, gt=0, description="Detectability: width (FWHM, m) of the leak plume "
                                     "whose smallest flagged peak is mdl_k.")
+    mdl_clutter_cell_m: float = Field(250.0, gt=0, description="Detectability: the clutter a leak would sit on is "
+                                      "the median of the network's sample points in the 3 x 3 cells of this size "
+                                      "around each point (not the segment's own median, which its leak raises).")
     mdl_injection_tiles: int = Field(3, ge=0, description="Detectability: at most this many tiles (one per 10 tiles "
                                      "of the run; those with the most pipe) on which plumes are injected into the "
                                      "Landsat LST and the chain run again, to measure the share of a plume's peak it "

@@ -96,7 +96,8 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         has_err = bool(np.isfinite(p_err_d).any())  # a source with its own LST uncertainty (ECOSTRESS LST_err)
         st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), atts if chain is None else atts[0],
                                cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m,
-                               point_err_by_date=p_err_d if has_err else None)
+                               point_err_by_date=p_err_d if has_err else None,
+                               point_xy=(plan.points.x, plan.points.y), clutter_cell_m=cfg.segments.mdl_clutter_cell_m)
         ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
         seg["n_dates"] = st.n_dates
