@@ -12,8 +12,8 @@ share). The sensor sees the plume through its footprint, so only a share
 ``a = s_l^2 / (s_l^2 + s_s^2)`` of its peak reaches the statistic (2-D Gaussians of sigmas ``s_l`` plume,
 ``s_s`` sensor: 0.05 for Landsat's ~36 m, 0.9 for a 10 m airborne raster). A leak adds ``a x peak`` to the
 evidence where it sits; the evidence a leak would sit on is the median point value of the network around the
-segment (not of the segment itself, which its own leak raises), so ``mdl_k = max(0, T - median) / a``. A segment already above ``T``
-gets 0 (it is flagged whatever it holds). ``mdl_k_m2`` is the plume's excess-heat integral at that peak
+segment (not of the segment itself, which its own leak raises), so ``mdl_k = max(0, T - median) / a``: 0 where
+that clutter already reaches ``T``. ``mdl_k_m2`` is the plume's excess-heat integral at that peak
 (peak x 2 pi s_l^2, K m^2).
 """
 
