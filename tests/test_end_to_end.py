@@ -85,9 +85,12 @@ def test_the_detectability_raster_agrees_with_the_segments(finished_run):
     assert np.isfinite(mdl).mean() > 0.3 and np.nanmin(mdl) >= 0
     ok = (seg["status"] == "ok").to_numpy() & np.isfinite(at_seg) & np.isfinite(seg["mdl_k"].to_numpy())
     assert ok.sum() > 20
-    assert spearmanr(at_seg[ok], seg["mdl_k"].to_numpy()[ok]).statistic > 0.3
-    ratio = np.median(at_seg[ok]) / np.median(seg["mdl_k"].to_numpy()[ok])
-    assert 0.5 < ratio < 2.0
+    # both are neighbourhood quantities (the segments' network within ~750 m, the raster's pixels within 700 m); on
+    # this homogeneous city they span only ~+-5 %, so they must agree in level, and in pattern as far as it goes
+    seg_mdl = seg["mdl_k"].to_numpy()[ok]
+    assert spearmanr(at_seg[ok], seg_mdl).statistic > 0.15
+    assert 0.8 < np.median(at_seg[ok]) / np.median(seg_mdl) < 1.25
+    assert np.mean(np.abs(np.log(at_seg[ok] / np.maximum(seg_mdl, 1e-6))) < np.log(1.5)) > 0.9
 
 
 def test_tile_cogs_and_their_vrt_equal_the_single_cog(finished_run):

@@ -8,6 +8,7 @@ from heattrack.kernels.lst import (
     block_mean,
     block_median,
     block_repeat,
+    nan_median_filter,
     conserve_coarse,
     tsharp_fit,
     tsharp_sharpen,
@@ -36,6 +37,30 @@ def test_block_median_equals_numpy_nanmedian_per_block(rng):
     assert np.isnan(out[0, 0])
     with pytest.raises(ValueError):
         block_median(np.ones((5, 4)), 2)
+
+
+def test_block_mean_equals_numpy_nanmean_per_block_in_float64(rng):
+    """The strided-add block mean is the float64 mean of each block's finite float32 values."""
+    a = (280 + rng.normal(size=(20, 30))).astype(np.float32)
+    a[rng.random(a.shape) < 0.2] = np.nan
+    for f in (2, 5, 10):
+        ref = np.array([[np.nanmean(a[i:i + f, j:j + f].astype(np.float64)) if np.isfinite(a[i:i + f, j:j + f]).any()
+                         else np.nan for j in range(0, 30, f)] for i in range(0, 20, f)]).astype(np.float32)
+        np.testing.assert_array_equal(block_mean(a, f), ref)
+
+
+def test_nan_median_filter_equals_a_windowed_nanmedian(rng):
+    a = rng.normal(size=(9, 11)).astype(np.float32)
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[:4, :4] = np.nan  # a corner window without any finite value
+    out = nan_median_filter(a, 3)
+    for i in range(9):
+        for j in range(11):
+            w = a[max(0, i - 1): i + 2, max(0, j - 1): j + 2]
+            want = np.nanmedian(w) if np.isfinite(w).any() else np.nan
+            np.testing.assert_allclose(out[i, j], want, rtol=1e-6)
+    assert np.isnan(out[0, 0])
+    np.testing.assert_array_equal(nan_median_filter(a, 1), a)
 
 
 def test_upsample_bilinear_constant_and_ramp():

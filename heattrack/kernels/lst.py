@@ -15,6 +15,7 @@ is defined (see ``tests/test_kernels_lst.py`` for the property test).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -61,6 +62,19 @@ def block_median(fine: np.ndarray, factor: int) -> np.ndarray:
     out = (0.5 * (lo.astype(np.float64) + hi)).astype(np.float32)
     out[n == 0] = np.nan
     return out
+
+
+def nan_median_filter(values: np.ndarray, size: int) -> np.ndarray:
+    """Median of the finite values in the ``size`` x ``size`` window (odd) around each cell, NaN where none is
+    finite; the window is cut at the edges. For small grids (the thermal-pixel overviews), O(n size^2)."""
+    if size <= 1:
+        return values.astype(np.float32, copy=True)
+    r = size // 2
+    padded = np.pad(values.astype(np.float32), r, constant_values=np.nan)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size)).reshape(*values.shape, size * size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: NaN, as documented
+        return np.nanmedian(windows, axis=2).astype(np.float32)
 
 
 def nanmean_layers(layers, dtype=np.float64) -> np.ndarray:

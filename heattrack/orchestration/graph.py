@@ -29,7 +29,7 @@ from heattrack.kernels.chain import (
     injected_attenuation,
     thermal_products,
 )
-from heattrack.kernels.lst import block_mean, block_median, nanmean_layers
+from heattrack.kernels.lst import block_mean, block_median, nan_median_filter, nanmean_layers
 from heattrack.kernels.segments import (
     along_pipe_evidence,
     label_hotspots,
@@ -69,6 +69,9 @@ class TileTask:
     #: the VRT mosaics) and the block factor of the coarse risk view it returns in its record
     cog_layers: tuple[tuple[str, str], ...] = ()
     overview_factor: int = 10
+    #: the detectability raster's clutter: median over this many thermal pixels square around each (odd; the
+    #: network-neighbourhood scale of the segments' mdl_k, segments.mdl_clutter_cell_m x 3)
+    clutter_window_px: int = 1
     #: run the injection test of the detectability model on this tile's sharpened dates (a few tiles per run)
     calibrate_plume_fwhm_px: float = 0.0
 
@@ -185,6 +188,17 @@ class TileResult:
     summary: TileSummary
 
 
+def _clutter_overview(field: np.ndarray, halo: int, n: int, factor: int, window_px: int) -> np.ndarray:
+    """Per thermal pixel of the tile's core: the median of ``field`` (the padded tile) in the pixel, then the median
+    of those over ``window_px`` pixels square — computed on the padded tile's whole thermal pixels, so the core's
+    edge pixels see their neighbours in the halo."""
+    hb = (halo // factor) * factor  # the part of the halo that is whole thermal pixels
+    sub = field[halo - hb: halo + n + hb, halo - hb: halo + n + hb]
+    med = nan_median_filter(block_median(sub, factor), window_px)
+    k = hb // factor
+    return med[k: k + n // factor, k: k + n // factor]
+
+
 def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult:
     """Stage 2 without side effects: detection per date (GPU when the worker has one), date combination,
     evidence at the pipe points, hotspots. Timings of the read and sharpening stage come with ``prepared``."""
@@ -230,7 +244,8 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
                        sample_at_points(neighbourhood_max(prep.lst_err, task.buffer_px), padded.affine, task.point_x,
                                         task.point_y))
         # what a leak-free pipe point would read anywhere in the tile, per thermal pixel: the detectability raster
-        ov_stat_d.append(block_median(np.where(p.valid, peak, np.nan)[core], task.overview_factor))
+        ov_stat_d.append(_clutter_overview(np.where(p.valid, peak, np.nan), h, n, task.overview_factor,
+                                           task.clutter_window_px))
         p_stat_d.append(ps)
         p_risk_d.append(pr)
         p_dt_d.append(pd)

@@ -77,6 +77,9 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     n_inject = min(cfg.segments.mdl_injection_tiles, max(1, len(grid.tiles) // 10))  # one per 10 tiles, at most N
     calibrate = set(sorted(grid.tiles, key=lambda t: (-counts.get(t, 0), t))[:n_inject])
     tasks = []
+    # the detectability raster's clutter window (thermal pixels, odd): the segments' 3 x 3 cells, within the halo
+    f = cfg.thermal_factor
+    clutter_window = 2 * min(int(1.5 * cfg.segments.mdl_clutter_cell_m / (f * res)), cfg.halo_px // f) + 1
     for idx in todo:
         sel = np.flatnonzero((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1]))
         rows, cols = grid.tile_slices(idx)
@@ -90,6 +93,7 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res)),
             peak_radius_px=int(np.ceil(plan.ranking_m("peak_radius_m") / res)),
             cog_layers=COG_LAYERS, overview_factor=cfg.thermal_factor,
+            clutter_window_px=clutter_window,
             calibrate_plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res if idx in calibrate else 0.0))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
