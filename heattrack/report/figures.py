@@ -97,7 +97,9 @@ def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest
     share = det["network_share_visible"]
     return ("<h2>What this screen could have seen</h2><p>For every segment, <code>mdl_k</code> is the smallest "
             f"leak (peak excess at 10 m of a {det['plume_fwhm_m']:g} m wide plume) that would have lifted it to the "
-            f"flag level (the statistic of the top {det['alpha']:.0%} of the network's segments). The sensor passes "
+            f"flag level (the statistic of the top {det['alpha']:.0%} of the network's segments), on the clutter of "
+            "the network around it: a leak of that peak is flagged about half the time (the calibration on held-out "
+            "simulated cities is in the README). The sensor passes "
             f"{det['attenuation']:.0%} of such a plume's peak. A 3 K leak would have been flagged on "
             f"<b>{share['3']:.0%}</b> of the scored network length, a 5 K leak on <b>{share['5']:.0%}</b>, a 10 K "
             f"leak on <b>{share['10']:.0%}</b>; elsewhere a leak of that size could be there unseen.</p>"
