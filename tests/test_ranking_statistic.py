@@ -142,10 +142,10 @@ def test_network_neighbourhood_median_matches_a_brute_force_window(rng):
 
 
 def test_a_leak_does_not_lower_its_own_segments_mdl_k(rng):
-    """A leak seen through a ~100 m footprint raises every point of a short segment. With the points' positions the
-    base of mdl_k is the network around the segment, so the leaky segment's mdl_k stays that of its neighbours; from
+    """A leak seen through a ~100 m footprint raises every point of a short segment. With the network-neighbourhood
+    clutter the base of mdl_k is the network around the segment, so the leaky segment's mdl_k stays that of its neighbours; from
     its own median it would drop to a fraction of it (the optimism measured on the simulator family)."""
-    from heattrack.kernels.ranking import segment_statistic
+    from heattrack.kernels.ranking import network_neighbourhood_median, segment_statistic
 
     n_seg, per = 600, 10  # 600 segments of 100 m on a 30 x 20 grid of 100 m streets
     seg = np.repeat(np.arange(n_seg), per)
@@ -156,8 +156,11 @@ def test_a_leak_does_not_lower_its_own_segments_mdl_k(rng):
     leaky = pts.copy()
     leaky[seg == i] += 1.0  # the leak's blurred plume lifts the whole segment
     own = segment_statistic(leaky[None], seg, n_seg, attenuation=0.05, alpha=0.01)
-    near = segment_statistic(leaky[None], seg, n_seg, attenuation=0.05, alpha=0.01, point_xy=(x, y))
-    clean = segment_statistic(pts[None], seg, n_seg, attenuation=0.05, alpha=0.01, point_xy=(x, y))
+    def base(v):
+        return network_neighbourhood_median(v, x, y, 250.0)[None]
+
+    near = segment_statistic(leaky[None], seg, n_seg, attenuation=0.05, alpha=0.01, point_base_by_date=base(leaky))
+    clean = segment_statistic(pts[None], seg, n_seg, attenuation=0.05, alpha=0.01, point_base_by_date=base(pts))
     assert own.mdl_k[i] < 0.5 * near.mdl_k[i]
     assert near.mdl_k[i] == pytest.approx(clean.mdl_k[i], rel=0.15)
 

@@ -89,3 +89,21 @@ def test_choose_crs_rejects_geographic_config():
     with pytest.raises(ConfigError, match="not a projected"):
         choose_crs("EPSG:4326", resolve_aoi("126.7,37.5,127.0,37.7"))
     assert choose_crs(None, resolve_aoi("126.7,37.5,127.0,37.7"), "EPSG:32652").epsg == 32652
+
+
+def test_halo_points_are_the_other_tiles_points_in_each_padded_tile(rng):
+    """Every tile task gets the sample points of its neighbours that lie in its halo (for the network-neighbourhood
+    clutter of its own points near the edge): the same set as a brute-force box test."""
+    from heattrack.orchestration.run_plan import halo_points
+
+    x, y = rng.uniform(0, 30_000, 5000), rng.uniform(0, 20_000, 5000)
+    size, reach = 10_000.0, 500.0
+    tiles = np.stack([np.floor(x / size), np.floor(y / size)], axis=1).astype(np.int64)
+    halo = halo_points(tiles, x, y, size, reach)
+    for tx in range(-1, 4):
+        for ty in range(-1, 3):
+            inside = ((x >= tx * size - reach) & (x < (tx + 1) * size + reach) & (y >= ty * size - reach)
+                      & (y < (ty + 1) * size + reach))
+            own = (tiles[:, 0] == tx) & (tiles[:, 1] == ty)
+            np.testing.assert_array_equal(np.sort(halo.get((tx, ty), np.zeros(0, np.int64))),
+                                          np.flatnonzero(inside & ~own))

@@ -183,22 +183,20 @@ def combine_dates(per_date: np.ndarray, attenuation: np.ndarray,
 def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_segments: int,
                       attenuation: float | np.ndarray, alpha: float = 0.01,
                       plume_fwhm_m: float = 20.0, point_err_by_date: np.ndarray | None = None,
-                      point_xy: tuple[np.ndarray, np.ndarray] | None = None, clutter_cell_m: float = 250.0
-                      ) -> SegmentStatistic:
+                      point_base_by_date: np.ndarray | None = None) -> SegmentStatistic:
     """The ranking statistic and detectability of every segment from its points' values ``(dates, points)``.
     ``attenuation``: the share of a ``plume_fwhm_m`` plume's peak the evidence keeps (:func:`chain_attenuation`,
     or the Gaussian footprint model :func:`plume_attenuation`); one per date when the dates come from sensors
     that see a plume differently (a mixed run): then the dates are combined by :func:`combine_dates` and the
     statistic is in K of the plume's peak (attenuation 1). ``point_err_by_date``: the source's LST uncertainty (K)
     at the points, where it has one (ECOSTRESS ``LST_err``): a segment's dates are also weighted by ``1 / err^2``
-    of their median along the segment (:func:`error_weights`). ``point_xy``: the points' coordinates (m); with them
-    the clutter a leak would sit on (``median_k``, the base of ``mdl_k``) is the median of the network's points
-    around each point (:func:`network_neighbourhood_median`, cells of ``clutter_cell_m``), not the segment's own,
-    which its leak raises."""
+    of their median along the segment (:func:`error_weights`). ``point_base_by_date``: the clutter a leak would sit
+    on at each point (the tile tasks' :func:`network_neighbourhood_median`); ``median_k``, the base of ``mdl_k``, is
+    its median along the segment. Without it, the points' own values (a segment's own median, which its leak
+    raises)."""
     per_date = np.stack([segment_max(d, segment, n_segments) for d in point_stat_by_date])
     means = np.stack([segment_mean(d, segment, n_segments) for d in point_stat_by_date])
-    base = point_stat_by_date if point_xy is None else np.stack(
-        [network_neighbourhood_median(d, point_xy[0], point_xy[1], clutter_cell_m) for d in point_stat_by_date])
+    base = point_stat_by_date if point_base_by_date is None else point_base_by_date
     # a point counts where it has a value of its own (under cloud it has no clutter to sit on)
     base = np.where(np.isfinite(point_stat_by_date), base, np.nan)
     medians = np.stack([segment_median(d, segment, n_segments) for d in base])

@@ -30,6 +30,7 @@ from heattrack.kernels.chain import (
     thermal_products,
 )
 from heattrack.kernels.lst import block_mean, block_median, nan_median_filter, nanmean_layers
+from heattrack.kernels.ranking import network_neighbourhood_median
 from heattrack.kernels.segments import (
     along_pipe_evidence,
     label_hotspots,
@@ -74,6 +75,11 @@ class TileTask:
     clutter_window_px: int = 1
     #: run the injection test of the detectability model on this tile's sharpened dates (a few tiles per run)
     calibrate_plume_fwhm_px: float = 0.0
+    #: other tiles' sample points in this tile's halo and the cell size of the network-neighbourhood clutter (the
+    #: base of mdl_k, :func:`heattrack.kernels.ranking.network_neighbourhood_median`); 0: not computed
+    halo_point_x: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    halo_point_y: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    clutter_cell_m: float = 0.0
 
     @property
     def key(self) -> str:
@@ -228,7 +234,8 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
               "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
               "n_dates": n_dates[core]}
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
-    p_risk_d, p_dt_d, p_stat_d, ov_stat_d, p_err_d = [], [], [], [], []
+    p_risk_d, p_dt_d, p_stat_d, ov_stat_d, p_err_d, p_base_d = [], [], [], [], [], []
+    all_x, all_y = np.r_[task.point_x, task.halo_point_x], np.r_[task.point_y, task.halo_point_y]
     peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
     for p, prep in zip(prods, prepared):
         pr = sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
@@ -240,6 +247,11 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         peak = on_pipe_peak(p.evidence_k, task.buffer_px, peak_r)
         ps = sample_at_points(peak, padded.affine, task.point_x, task.point_y)
         ps[pv != 1] = np.nan
+        if task.clutter_cell_m > 0:  # the clutter a leak would sit on: the network around each point, halo included
+            pa = sample_at_points(peak, padded.affine, all_x, all_y)
+            pa[sample_at_points(p.valid.astype(np.float32), padded.affine, all_x, all_y) != 1] = np.nan
+            base = network_neighbourhood_median(pa, all_x, all_y, task.clutter_cell_m)[: task.point_x.size]
+            p_base_d.append(np.where(np.isfinite(ps), base, np.nan).astype(np.float32))
         p_err_d.append(np.full(ps.shape, np.nan, np.float32) if prep.lst_err is None else
                        sample_at_points(neighbourhood_max(prep.lst_err, task.buffer_px), padded.affine, task.point_x,
                                         task.point_y))
@@ -256,6 +268,7 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         "point_ids": task.point_ids, "point_risk": _mean_f32(p_risk_d), "point_dt": _mean_f32(p_dt_d),
         "point_risk_by_date": np.stack(p_risk_d), "point_stat_by_date": np.stack(p_stat_d),
         **({"point_err_by_date": np.stack(p_err_d)} if any(p.lst_err is not None for p in prepared) else {}),
+        **({"point_base_by_date": np.stack(p_base_d)} if p_base_d else {}),
         "hs_x": np.asarray(hx, dtype=np.float64), "hs_y": np.asarray(hy, dtype=np.float64),
         "hs_peak_dt": blobs.peak_delta_t_k, "hs_peak_score": blobs.peak_score, "hs_area_m2": blobs.area_px * res2,
         "ov_risk": block_mean(layers["risk"], task.overview_factor).astype(np.float32),

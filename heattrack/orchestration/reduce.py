@@ -31,6 +31,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     p_risk_d = np.full((len(labels), n_pts), np.nan)
     p_stat_d = np.full((len(labels), n_pts), np.nan)
     p_err_d = np.full((len(labels), n_pts), np.nan)  # the source's LST uncertainty at the points (ECOSTRESS)
+    p_base_d = np.full((len(labels), n_pts), np.nan)  # the network-neighbourhood clutter at the points (mdl_k)
     hs = {k: [] for k in ("hs_x", "hs_y", "hs_peak_dt", "hs_peak_score", "hs_area_m2")}
     ae = {k: [] for k in ("ae_in", "ae_rec", "ae_risk")}
     n_valid = n_pix = 0
@@ -56,6 +57,9 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         p_risk_d[: by_date.shape[0], arrays["point_ids"]] = by_date
         stat = arrays["point_stat_by_date"]
         p_stat_d[: stat.shape[0], arrays["point_ids"]] = stat
+        # records written before the neighbourhood clutter existed: the points' own values (the old base)
+        base = arrays.get("point_base_by_date", stat)
+        p_base_d[: base.shape[0], arrays["point_ids"]] = base
         if "point_err_by_date" in arrays:
             err = arrays["point_err_by_date"]
             p_err_d[: err.shape[0], arrays["point_ids"]] = err
@@ -97,7 +101,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), atts if chain is None else atts[0],
                                cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m,
                                point_err_by_date=p_err_d if has_err else None,
-                               point_xy=(plan.points.x, plan.points.y), clutter_cell_m=cfg.segments.mdl_clutter_cell_m)
+                               point_base_by_date=p_base_d)
         ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
         seg["n_dates"] = st.n_dates

@@ -44,7 +44,7 @@ from heattrack.orchestration.output_folder import (
 )
 from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import network_signature, reduce_segments
-from heattrack.orchestration.run_plan import RunPlan
+from heattrack.orchestration.run_plan import RunPlan, halo_points
 from heattrack.orchestration.tiling import grid_crs_label
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,10 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     # the detectability raster's clutter window (thermal pixels, odd): the segments' 3 x 3 cells, within the halo
     f = cfg.thermal_factor
     clutter_window = 2 * min(int(1.5 * cfg.segments.mdl_clutter_cell_m / (f * res)), cfg.halo_px // f) + 1
+    cell_m = cfg.segments.mdl_clutter_cell_m
+    halo = halo_points(plan.point_tiles, plan.points.x, plan.points.y, cfg.tile_px * res,
+                       min(2 * cell_m, cfg.halo_px * res))
+    none = np.zeros(0, dtype=np.int64)
     for idx in todo:
         sel = np.flatnonzero((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1]))
         rows, cols = grid.tile_slices(idx)
@@ -94,7 +98,9 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             peak_radius_px=int(np.ceil(plan.ranking_m("peak_radius_m") / res)),
             cog_layers=COG_LAYERS, overview_factor=cfg.thermal_factor,
             clutter_window_px=clutter_window,
-            calibrate_plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res if idx in calibrate else 0.0))
+            calibrate_plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res if idx in calibrate else 0.0,
+            halo_point_x=plan.points.x[halo.get(idx, none)], halo_point_y=plan.points.y[halo.get(idx, none)],
+            clutter_cell_m=cell_m))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 

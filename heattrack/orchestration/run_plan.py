@@ -165,6 +165,35 @@ def pipe_points(pipes: gpd.GeoDataFrame, cfg: Config) -> tuple[SegmentPoints, np
     return points, np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
 
 
+def halo_points(point_tiles: np.ndarray, x: np.ndarray, y: np.ndarray, tile_m: float, reach_m: float
+                ) -> dict[tuple[int, int], np.ndarray]:
+    """For every tile, the indices of the other tiles' sample points within ``reach_m`` of its edge (in its halo):
+    a tile task needs them for the network-neighbourhood clutter of its own points near the edge. Vectorised over
+    the points (each lies in the halo of at most 3 neighbouring tiles); O(n log n)."""
+    ox, oy = x - point_tiles[:, 0] * tile_m, y - point_tiles[:, 1] * tile_m
+    near = {-1: (ox < reach_m, oy < reach_m), 1: (ox >= tile_m - reach_m, oy >= tile_m - reach_m)}
+    keys, idx = [], []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            if dx == dy == 0:
+                continue
+            sel = np.ones(x.size, bool)
+            if dx:
+                sel &= near[dx][0]
+            if dy:
+                sel &= near[dy][1]
+            i = np.flatnonzero(sel)
+            keys.append(point_tiles[i] + np.array([dx, dy]))
+            idx.append(i)
+    if not idx:
+        return {}
+    keys, idx = np.concatenate(keys), np.concatenate(idx)
+    order = np.lexsort((idx, keys[:, 1], keys[:, 0]))
+    keys, idx = keys[order], idx[order]
+    cut = np.flatnonzero(np.any(keys[1:] != keys[:-1], axis=1)) + 1
+    return {(int(k[0]), int(k[1])): part for k, part in zip(keys[np.r_[0, cut]], np.split(idx, cut))}
+
+
 def check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -> gpd.GeoDataFrame:
     """The network in the grid CRS; an :class:`InputError` when none of it lies in ``work_area``."""
     pipes = pipes_raw.to_crs(crs.to_wkt())
