@@ -62,7 +62,7 @@ def network_neighbourhood_median(point_values: np.ndarray, x: np.ndarray, y: np.
     its footprint; this median over ~1 km of pipe barely moves, so it is the clutter a leak would sit on without the
     leak itself (a segment's own median contains its leak: on the simulator family that made ``mdl_k`` optimistic).
     Vectorised: each finite value is counted in the (up to 9) neighbouring cells that hold points, then one sort
-    (O(n log n); 240k points ~0.5 s)."""
+    (O(n log n): ~20 ms for the 12,000 points of a dense 10 km tile and its halo)."""
     ok = np.isfinite(point_values)
     out = np.full(point_values.shape, np.nan)
     if not ok.any():
