@@ -54,6 +54,18 @@ def test_tile_record_carries_a_typed_summary(tmp_path):
     assert isinstance(summary, TileSummary) and summary.n_valid == 10 and arrays["point_ids"].tolist() == [0, 1, 2]
 
 
+def test_tile_records_read_in_batches_come_back_in_the_order_asked(tmp_path):
+    records = TileRecords(tmp_path)
+    tiles = [(i, j) for i in range(3) for j in range(2)]
+    for k, idx in enumerate(tiles):
+        records.write(idx, {"point_ids": np.array([k])}, _summary())
+    order = tiles[::-1]
+    got = [int(a["point_ids"][0]) for a, _ in records.read_many(order, batch=4)]  # batches of 4 and 2
+    assert got == [tiles.index(idx) for idx in order]
+    with pytest.raises(FileNotFoundError):
+        list(records.read_many([(9, 9)]))
+
+
 def test_download_index_refuses_an_incomplete_file(tmp_path):
     f = tmp_path / "download.json"
     f.write_text(json.dumps({"format_version": 1, "season": "2025-26", "interval": "x", "stac": {}}))

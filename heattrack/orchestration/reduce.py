@@ -41,8 +41,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     overview = np.full((mh // f, mw // f), np.nan, np.float32)  # risk at the thermal pixel, from the records
     ov_stat = np.full((len(labels), mh // f, mw // f), np.nan, np.float32)  # leak-free evidence, for mdl_k
     injected = []  # measured attenuations of the injection test (calibration tiles)
-    for idx in plan.grid.tiles:
-        arrays, summary = records.read(idx)
+    for idx, (arrays, summary) in zip(plan.grid.tiles, records.read_many(plan.grid.tiles)):
         if "injected_attenuation" in arrays:
             injected.append(arrays["injected_attenuation"])
         if "ov_risk" in arrays:
