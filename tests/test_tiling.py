@@ -107,3 +107,6 @@ def test_halo_points_are_the_other_tiles_points_in_each_padded_tile(rng):
             own = (tiles[:, 0] == tx) & (tiles[:, 1] == ty)
             np.testing.assert_array_equal(np.sort(halo.get((tx, ty), np.zeros(0, np.int64))),
                                           np.flatnonzero(inside & ~own))
+    # a network inside one tile, away from its edges: no tile has halo points
+    mid = np.full(5, 5_000.0)
+    assert halo_points(np.zeros((5, 2), np.int64), mid, mid, size, reach) == {}

@@ -113,8 +113,8 @@ class LinearLeafTreeEnsemble:
                 reg = self.alpha * sel.sum() * np.eye(A.shape[1])
                 reg[0, 0] = 0.0
                 coef[leaf] = np.linalg.solve(As.T @ As + reg, As.T @ yb[sel])
-            # float32 copy for predict: the trees walk float32 rows, and the gather is the inner loop
-            self.members_.append((tree, coef, coef.astype(np.float32)))
+            # kept in float32 for predict: the trees walk float32 rows, and the gather is the inner loop
+            self.members_.append((tree, coef.astype(np.float32)))
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
@@ -128,7 +128,7 @@ class LinearLeafTreeEnsemble:
         # over the trees (a gather per tree), then one dot product per row
         acc = np.zeros((Z.shape[0], Z.shape[1] + 1), dtype=f32)
         rows = np.empty_like(acc)
-        for tree, _, coef32 in self.members_:
+        for tree, coef32 in self.members_:
             # the fitted tree's own walk (without re-validating Z), then a gather into a reused buffer
             np.take(coef32, tree.tree_.apply(Z), axis=0, out=rows)
             acc += rows

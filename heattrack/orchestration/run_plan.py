@@ -185,9 +185,9 @@ def halo_points(point_tiles: np.ndarray, x: np.ndarray, y: np.ndarray, tile_m: f
             i = np.flatnonzero(sel)
             keys.append(point_tiles[i] + np.array([dx, dy]))
             idx.append(i)
-    if not idx:
-        return {}
     keys, idx = np.concatenate(keys), np.concatenate(idx)
+    if idx.size == 0:  # no point near any tile edge (a small network inside one tile)
+        return {}
     order = np.lexsort((idx, keys[:, 1], keys[:, 0]))
     keys, idx = keys[order], idx[order]
     cut = np.flatnonzero(np.any(keys[1:] != keys[:-1], axis=1)) + 1
