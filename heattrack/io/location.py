@@ -86,8 +86,8 @@ class OutputLocation:
         if not self.remote:
             return [self.read_bytes(*n) for n in names]
         paths = [self._p(*n) for n in names]
-        got = self.fs.cat(paths)
-        return [got[p] if p in got else got[self.fs._strip_protocol(p)] for p in paths]
+        got = self.fs.cat(paths)  # keyed by the paths as given (protocol-free, like self.root)
+        return [got[p] for p in paths]
 
     def read_text(self, *parts: str) -> str:
         return self.read_bytes(*parts).decode()

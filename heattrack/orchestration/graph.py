@@ -235,7 +235,7 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
               "n_dates": n_dates[core]}
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
     p_risk_d, p_dt_d, p_stat_d, ov_stat_d, p_err_d, p_base_d = [], [], [], [], [], []
-    all_x, all_y = np.r_[task.point_x, task.halo_point_x], np.r_[task.point_y, task.halo_point_y]
+    all_x, all_y = np.r_[task.point_x, task.halo_point_x], np.r_[task.point_y, task.halo_point_y]  # own, then halo
     peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
     for p, prep in zip(prods, prepared):
         pr = sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
@@ -248,10 +248,11 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         ps = sample_at_points(peak, padded.affine, task.point_x, task.point_y)
         ps[pv != 1] = np.nan
         if task.clutter_cell_m > 0:  # the clutter a leak would sit on: the network around each point, halo included
-            pa = sample_at_points(peak, padded.affine, all_x, all_y)
-            pa[sample_at_points(p.valid.astype(np.float32), padded.affine, all_x, all_y) != 1] = np.nan
-            base = network_neighbourhood_median(pa, all_x, all_y, task.clutter_cell_m)[: task.point_x.size]
-            p_base_d.append(np.where(np.isfinite(ps), base, np.nan).astype(np.float32))
+            ph = sample_at_points(peak, padded.affine, task.halo_point_x, task.halo_point_y)
+            ph[sample_at_points(p.valid.astype(np.float32), padded.affine, task.halo_point_x,
+                                task.halo_point_y) != 1] = np.nan
+            base = network_neighbourhood_median(np.r_[ps, ph], all_x, all_y, task.clutter_cell_m)
+            p_base_d.append(base[: ps.size].astype(np.float32))
         p_err_d.append(np.full(ps.shape, np.nan, np.float32) if prep.lst_err is None else
                        sample_at_points(neighbourhood_max(prep.lst_err, task.buffer_px), padded.affine, task.point_x,
                                         task.point_y))

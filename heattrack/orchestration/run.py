@@ -78,9 +78,8 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     calibrate = set(sorted(grid.tiles, key=lambda t: (-counts.get(t, 0), t))[:n_inject])
     tasks = []
     # the detectability raster's clutter window (thermal pixels, odd): the segments' 3 x 3 cells, within the halo
-    f = cfg.thermal_factor
-    clutter_window = 2 * min(int(1.5 * cfg.segments.mdl_clutter_cell_m / (f * res)), cfg.halo_px // f) + 1
-    cell_m = cfg.segments.mdl_clutter_cell_m
+    f, cell_m = cfg.thermal_factor, cfg.segments.mdl_clutter_cell_m
+    clutter_window = 2 * min(int(1.5 * cell_m / (f * res)), cfg.halo_px // f) + 1
     halo = halo_points(plan.point_tiles, plan.points.x, plan.points.y, cfg.tile_px * res,
                        min(2 * cell_m, cfg.halo_px * res))
     none = np.zeros(0, dtype=np.int64)
