@@ -1,7 +1,8 @@
 """One winter from two sensors: held-out family cities screened from a Landsat day scene alone, an ECOSTRESS night
 pass alone, and both in one mixed run (the dates combined per segment by their detectability,
 ``kernels.ranking.combine_dates``). Segment ROC-AUC over the whole network (a segment a run could not score
-ranks last: clouds and water differ between the sensors) and over the segments both sensors scored.
+ranks last: clouds and water differ between the sensors) and over the segments both sensors scored; and the simple
+baseline ranking (``detect.method: baseline``) on the same mixed input.
 
     .venv/bin/python benchmarks/mixed.py --json benchmarks/results/mixed.json
 """
@@ -20,7 +21,8 @@ from heattrack.config import load_config
 from heattrack.orchestration.run import run
 from heattrack.simulate import family_spec, simulate_scene
 
-RUNS = ("landsat", "ecostress", "mixed")
+#: the last is the simple reference ranking (``detect.method: baseline``) on the same mixed input
+RUNS = ("landsat", "ecostress", "mixed", "mixed_baseline")
 
 
 def _auc(score: np.ndarray, leak: np.ndarray) -> float:
@@ -43,15 +45,17 @@ def main() -> None:
             stats = {}
             for name in RUNS:
                 folder = scene
-                if name != "mixed":  # the same files, one sensor only
+                if name in ("landsat", "ecostress"):  # the same files, one sensor only
                     folder = Path(tmp) / f"m{m}-{name}"
                     shutil.copytree(scene, folder)
                     drop = ("thermal",) if name == "landsat" else ("landsat", "sentinel2")
                     for sub in drop:
                         shutil.rmtree(folder / sub)
                 out = Path(tmp) / f"out{m}-{name}"
-                run(load_config(None, {"input.input": folder, "input.pipes": folder / "pipes.geojson"}), out,
-                    client=client)
+                over = {"input.input": folder, "input.pipes": folder / "pipes.geojson"}
+                if name == "mixed_baseline":
+                    over["detect.method"] = "baseline"
+                run(load_config(None, over), out, client=client)
                 seg = gpd.read_file(out / "segments.geojson")
                 stats[name] = seg.set_index("segment_id")["stat_k"].astype(float)
             ids = stats["mixed"].index
