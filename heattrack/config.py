@@ -103,7 +103,8 @@ class ThermalConfig(_Section):
     """The thermal-raster source (input.thermal or INPUT/thermal/): airborne, drone or commercial LST."""
 
     psf_m: float | None = Field(None, gt=0, description="Effective resolution of the thermal data (m): the footprint "
-                                "of one measurement. None: a sidecar's psf_m, else the raster's pixel size.")
+                                "of one measurement. None: a sidecar's psf_m, else the raster's pixel size (or, when the image's own "
+                                "spectrum shows a footprint of 4 pixels or more, that footprint for mdl_k).")
     fine_m: float = Field(20.0, gt=0, description="Thermal data at or finer than this effective resolution is not "
                           "sharpened: the chain ranks on it directly.")
     rank_window_m: float = Field(100.0, gt=0, description="Fine thermal data: window of the local median removed "

@@ -95,3 +95,39 @@ def test_airborne_scene_runs_without_landsat_and_ranks_leaks_first(tmp_path):
 
     with pytest.raises(ConfigError, match="optical bands"):
         plan_run(bad)
+
+
+def test_a_raster_resampled_from_coarse_data_is_ranked_at_its_footprint_not_its_pixel(tmp_path):
+    """A 70 m footprint written on 10 m pixels (ECOSTRESS resampled) without a stated psf_m: the image's own
+    spectrum gives its footprint; a sharp raster keeps its pixel size; a stated psf_m always wins."""
+    from scipy import ndimage
+
+    from heattrack.io.thermal import psf_warnings
+    from heattrack.kernels.psf import estimate_footprint
+
+    rng = np.random.default_rng(4)
+    n = 256
+    f = np.hypot(np.fft.fftfreq(n)[:, None], np.fft.rfftfreq(n)[None, :])
+    scene = np.fft.irfft2(np.where(f > 0, f, np.inf) ** -1.0 * (rng.normal(size=f.shape) + 1j * rng.normal(size=f.shape)),
+                          s=(n, n))
+    scene = 275.0 + 2.0 * scene / scene.std()
+    sigma_px = 70.0 / np.sqrt(12) / 10.0  # a 70 m square footprint's variance, on 10 m pixels
+    coarse = _write(tmp_path / "eco" / "eco_20250115.tif", ndimage.gaussian_filter(scene, sigma_px), res=10.0)
+    sc = describe_thermal(coarse)
+    assert sc.psf_source == "estimated" and sc.psf_m == pytest.approx(70.0, rel=0.25) and sc.pixel_m == 10.0
+    assert sc.psf_estimate_m == sc.psf_m
+    assert sc.stated_m == 10.0  # the ranking's windows keep the pixel scale; the footprint sets mdl_k
+    assert any("70 m footprint" in w or "footprint on 10 m pixels" in w for w in psf_warnings([sc]))
+    sharp = describe_thermal(_write(tmp_path / "sharp_20250115.tif", scene, res=10.0))
+    assert sharp.psf_source == "pixel size" and sharp.psf_m == 10.0 and sharp.psf_estimate_m < 40.0
+    assert psf_warnings([sharp]) == []
+    (tmp_path / "eco" / "eco_20250115.json").write_text(json.dumps({"psf_m": 100.0}))
+    stated = describe_thermal(coarse)
+    assert stated.psf_source == "sidecar" and stated.psf_m == 100.0 and stated.psf_estimate_m is None
+    assert stated.stated_m == 100.0
+    assert describe_thermal(coarse, psf_m=90.0).psf_m == 100.0  # the sidecar before the configuration
+    (tmp_path / "eco" / "eco_20250115.json").unlink()
+    assert describe_thermal(coarse, psf_m=90.0).psf_source == "config"
+    assert estimate_footprint(np.full((100, 100), 271.0)) is None  # a flat raster: the pixel size stays
+    flat = describe_thermal(_write(tmp_path / "flat.tif", np.full((100, 100), 271.0), res=10.0))
+    assert flat.psf_source == "pixel size" and flat.psf_estimate_m is None

@@ -17,7 +17,7 @@ from heattrack.errors import ConfigError, InputError, NoDataError
 from heattrack.io.local import LocalSceneReader, discover_local_scenes, scene_footprint
 from heattrack.io.pipes import read_pipes
 from heattrack.io.records import DownloadIndex
-from heattrack.io.thermal import ThermalReader, discover_thermal, thermal_files, thermal_footprint
+from heattrack.io.thermal import ThermalReader, discover_thermal, psf_warnings, thermal_files, thermal_footprint
 from heattrack.orchestration.plan_catalogues import plan_ecostress, plan_gee, plan_stac
 from heattrack.orchestration.run_plan import (
     RunPlan,
@@ -112,9 +112,9 @@ def _plan_mixed(cfg: Config) -> RunPlan:
     clear = [r.clear_fraction(coarse) for _, r in pairs]
     if max(clear) <= 0.0:
         raise NoDataError("no date of the mixed input has a clear, valid thermal pixel over the AOI")
-    warnings = list(dropped) + [f"{sc.landsat_product}: no clear pixel over the AOI (date kept, adds no evidence)"
+    warnings = list(dropped) + psf_warnings(thermal) + [f"{sc.landsat_product}: no clear pixel over the AOI (date kept, adds no evidence)"
                                 for (sc, _), cf in zip(pairs, clear) if cf <= 0.0]
-    if any(sc.psf_m <= cfg.thermal.fine_m for sc in thermal):
+    if any(sc.stated_m <= cfg.thermal.fine_m for sc in thermal):
         warnings.append("a fine thermal raster mixed with Landsat is ranked with the Landsat-scale windows "
                         "(segments.buffer_m, detect.rank_window_m); screen it on its own for its finest ranking")
     info = {"source": "mixed", "sensors": sorted({getattr(sc, "sensor", "Landsat 8/9") for sc, _ in pairs}),
@@ -133,11 +133,12 @@ def _plan_thermal(cfg: Config) -> RunPlan:
     if max(r.clear_fraction(coarse) for r in readers) <= 0.0:
         raise NoDataError(f"thermal raster {scenes[0].path}: no valid pixel over the AOI")
     refuse_optical_detectors(cfg, "a thermal raster run")
-    psf = max(sc.psf_m for sc in scenes)
-    fine = psf <= cfg.thermal.fine_m
-    warnings = list(dropped)
+    psf = max(sc.psf_m for sc in scenes)  # the footprint: the detectability model
+    scale = max(sc.stated_m for sc in scenes)  # stated or pixel size: the ranking's windows
+    fine = scale <= cfg.thermal.fine_m
+    warnings = list(dropped) + psf_warnings(scenes)
     if not fine:
-        warnings.append(f"thermal raster at {psf:g} m effective resolution (> thermal.fine_m = "
+        warnings.append(f"thermal raster at {scale:g} m effective resolution (> thermal.fine_m = "
                         f"{cfg.thermal.fine_m:g} m) and no optical bands: ranked on it without sharpening")
     if any(sc.units == "C" for sc in scenes):
         log.info("thermal raster in degrees Celsius: converted to K")

@@ -36,7 +36,7 @@ class RunPlan:
     tile_readers: dict | None = None
     source_info: dict = field(default_factory=dict)
     #: the input is a thermal raster (no optics): ranked without sharpening; windows from the thermal section when
-    #: it is fine (``source_info["fine"]``: psf <= thermal.fine_m), else the Landsat-scale ones
+    #: it is fine (``source_info["fine"]``: its stated footprint or pixel size <= thermal.fine_m), else the Landsat-scale ones
     direct_thermal: bool = False
 
     @property
