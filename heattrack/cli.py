@@ -206,11 +206,16 @@ def screen(
             hot = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("hotspot_") and v}
             console.print(f"changes since {previous}: segments {seg or 'none'}, hotspots {hot or 'none'} -> "
                           f"{out}/changes.geojson")
-            if "expected_false_new_per_100km" in counts:
-                console.print(f"Benjamini-Hochberg at q={cfg.changes.fdr_q:g}: "
-                              f"{counts['expected_false_new_per_100km']:.2f} false 'new' segments per 100 km of pipe "
-                              "if the statistic's Gaussian network null held; clutter makes the real rate higher "
-                              "(measured on held-out simulator-family cities: 1.5 per 100 km, benchmarks/changes.py)")
+            if "estimated_false_new_per_100km" in counts:
+                console.print(f"about {counts['estimated_false_new']} of the 'new' segments may be false "
+                              f"({counts['estimated_false_new_per_100km']:.2f} per 100 km of pipe): the segments that "
+                              "cooled as much without a flag in either season (the same rule with the seasons "
+                              "swapped; an estimate, see README 'Change classes')")
+            elif "bound_false_new_per_100km" in counts:
+                console.print(f"the previous season has no point values (an earlier version): Benjamini-Hochberg at "
+                              f"q={cfg.changes.fdr_q:g} on the segments' z, {counts['bound_false_new_per_100km']:.2f} "
+                              "false 'new' per 100 km if the statistic's Gaussian network null held; clutter makes the "
+                              "real rate higher (README 'Change classes')")
 
 
 @app.command()

@@ -202,8 +202,11 @@ class ChangesConfig(_Section):
     A segment is *flagged* when its risk >= risk_threshold with clear data on >= min_dates date pairs."""
 
     fdr_q: float = Field(0.05, gt=0, lt=1, description="Segments ranked by a statistic (detect.method residual "
-                         "or baseline): Benjamini-Hochberg false-discovery rate for flagging a segment and for "
-                         "calling a change new / resolved.")
+                         "or baseline): Benjamini-Hochberg false-discovery rate for flagging a segment in a season "
+                         "(and, against a previous season without point values, for calling a change).")
+    new_z: float = Field(5.0, gt=0, description="Segments ranked by a statistic: how far (network z: median and "
+                         "MAD of all segments) a segment's largest point warming (cooling) between the seasons must "
+                         "stand out to call it new (resolved).")
     risk_threshold: float = Field(0.5, gt=0, le=1, description="Hotspot risk (and segment risk of the 0-1 risk "
                                   "rankings) that flags it (0-1).")
     min_dates: int = Field(1, ge=1, description="Clear date pairs a segment needs before it can be flagged or "

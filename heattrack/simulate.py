@@ -97,7 +97,8 @@ class SimulationSpec:
     dates: int = 1  # Landsat/Sentinel-2 date pairs; > 1 writes one sub-folder per date (multi-date layout)
     date_step_days: int = 16
     persistent_distractor_share: float = 0.5  # of the distractors, the share that stays on every date
-    season: int = 0  # > 0: a later winter of the same city: some leaks repaired, some new, dates + 365 d/season
+    season: int = 0  # > 0: a later winter of the same city: some leaks repaired, some new, other weather, noise,
+    #: clouds and transient heat sources; dates + 365 d/season
     season_repaired_share: float = 0.4  # of season 0's leaks, repaired by this season
     season_new_leaks: int | None = None  # new leaks this season (None: as many as were repaired)
     physics: LSTPhysics = LSTPhysics()
@@ -176,6 +177,24 @@ def _breaks(rng, n_px: int, lo: float, hi: float, res: float) -> np.ndarray:
         out.append(int(pos))
         pos += rng.uniform(lo, hi) / res
     return np.array(out, dtype=np.int64)
+
+
+def _other_winter(spec: SimulationSpec, lst, leak_field, dxy, dis_amp, dis_fwhm, dis_field, net, n, t10, shape):
+    """A later winter (``spec.season`` > 0) of the same city, as the later dates of one winter differ: another
+    offset and land-cover contrast of the weather and a smooth 0.35 K field, the transient heat sources redrawn
+    (``persistent_distractor_share`` stay), and the RNG of this winter's sensor noise and clouds. Its own RNG: the
+    first winter's draws stay as they were."""
+    rw = np.random.default_rng([spec.seed, 2000 + spec.season])
+    static = lst - leak_field - dis_field
+    m = float(static.mean())
+    lst = (m + rw.normal(0, 2.0) + rw.uniform(0.85, 1.15) * (static - m) + 0.35 * _smooth_field(rw, shape, 2.0))
+    n_keep = int(round(spec.persistent_distractor_share * len(dxy)))
+    fresh = _points_off_network(net, len(dxy) - n_keep, rw, n, t10)
+    dxy = np.concatenate([dxy[:n_keep], fresh]) if len(fresh) else dxy[:n_keep]
+    dis_amp = np.concatenate([dis_amp[:n_keep], rw.uniform(*spec.distractor_k, len(fresh))])
+    dis_fwhm = np.concatenate([dis_fwhm[:n_keep], rw.uniform(*spec.distractor_fwhm_m, len(fresh))])
+    dis_field = _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm)
+    return (lst + leak_field + dis_field).astype(np.float32), dxy, dis_amp, dis_fwhm, dis_field, rw
 
 
 def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
@@ -334,7 +353,8 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
                         "new_leak_segment_ids": sorted(seg_ids[i] for i in new_seg)}
         leak_seg = np.concatenate([leak_seg[keep], new_seg])
         lxy = np.concatenate([lxy[keep], shapely.get_coordinates(new_pos) + rs.normal(0, 2.0, (n_new, 2))])
-        leak_amp = np.concatenate([leak_amp[keep], rs.uniform(*spec.leak_k, n_new)])
+        # the leaks that stay are not the same strength every winter (flow, soil moisture): x U(0.7, 1.3)
+        leak_amp = np.concatenate([leak_amp[keep] * rs.uniform(0.7, 1.3, keep.size), rs.uniform(*spec.leak_k, n_new)])
         leak_fwhm = np.concatenate([leak_fwhm[keep], rs.uniform(*spec.leak_fwhm_m, n_new)])
         n_leaks = leak_seg.size
     leak_field = _gauss_blobs(shape, t10, lxy[:, 0], lxy[:, 1], leak_amp, leak_fwhm)
@@ -348,6 +368,9 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     dis_fwhm = rng.uniform(*spec.distractor_fwhm_m, len(dxy))
     dis_field = _gauss_blobs(shape, t10, dxy[:, 0], dxy[:, 1], dis_amp, dis_fwhm)
     lst += dis_field
+    if spec.season > 0:  # another winter: other weather, transient heat sources, sensor noise and clouds
+        lst, dxy, dis_amp, dis_fwhm, dis_field, rng = _other_winter(spec, lst, leak_field, dxy, dis_amp, dis_fwhm,
+                                                                    dis_field, net, n, t10, shape)
 
     scene_dir = out if spec.dates == 1 else out / f"{spec.landsat_date:%Y-%m-%d}"
     base = {"lc": lc, "veg_vigour": veg_vigour, "moisture": moisture, "roof_red": roof_red, "water": water,
@@ -388,9 +411,9 @@ def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
                  + spec.night_distractor_share * dis_field).astype(np.float32)
         lon = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x0 + n * res / 2, y1 - n * res / 2)[0]
         write_ecostress(out / "thermal", night, water, spec.cloud_fraction, spec.landsat_date, lon,
-                        np.random.default_rng([spec.seed, 7070]), crs, t10, x0, y1)
+                        np.random.default_rng([spec.seed, 7070, spec.season] if spec.season else [spec.seed, 7070]), crs, t10, x0, y1)
     elif spec.sensor == "airborne":
-        ra = np.random.default_rng([spec.seed, 4242])
+        ra = np.random.default_rng([spec.seed, 4242, spec.season] if spec.season else [spec.seed, 4242])
         air = (lst + spec.airborne_noise_k * ra.standard_normal(shape)).astype(np.float32)
         _write_tif(out / "thermal" / f"airborne_lst_{spec.landsat_date:%Y%m%d}.tif", air, t10, crs, nodata=np.nan)
         (out / "thermal" / f"airborne_lst_{spec.landsat_date:%Y%m%d}.json").write_text(json.dumps(

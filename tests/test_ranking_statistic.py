@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from heattrack.kernels.chain import ranking_evidence
-from heattrack.kernels.changes import benjamini_hochberg, change_class_fdr, expected_false_per_100km
+from heattrack.kernels.changes import (
+    benjamini_hochberg,
+    change_class_fdr,
+    change_class_warming,
+    expected_false_per_100km,
+    reversed_new,
+    segment_warming,
+)
 from heattrack.kernels.segments import network_z, on_pipe_peak, segment_max
 
 
@@ -63,6 +70,53 @@ def test_change_classes_find_new_resolved_persistent():
     assert expected_false_per_100km(4, 0.05, 200.0) == pytest.approx(0.1)
 
 
+def _two_winters(rng, n_seg=400, per=5):
+    """Point values of two winters: the same clutter (fixed per point, up to 6 K on a few streets) plus 0.2 K noise."""
+    seg = np.repeat(np.arange(n_seg), per)
+    clutter = rng.gamma(0.5, 1.0, seg.size) * np.where(seg % 7 == 0, 6.0, 1.0)
+    return seg, clutter + 0.2 * rng.normal(size=seg.size), clutter + 0.2 * rng.normal(size=seg.size)
+
+
+def test_warming_cancels_the_clutter_that_stays_and_finds_the_leaks_that_come_and_go(rng):
+    seg, w0, w1 = _two_winters(rng)
+    w1[seg == 10] += np.array([0.0, 0.5, 3.0, 0.5, 0.0])  # a new leak on segment 10 (mid-segment)
+    w0[seg == 20] += np.array([0.0, 0.0, 1.5, 9.0, 1.5])  # a repaired one on segment 20 (flagged last winter)
+    w0[seg == 30] += 3.0
+    w1[seg == 30] += 3.0  # one that stays
+    up, down, mean_change = segment_warming(w0, w1, seg, 400)
+    assert np.argmax(up) == 10 and np.argmax(down) == 20 and mean_change[10] == pytest.approx(0.8, abs=0.2)
+    z0, z1 = (network_z(segment_max(w, seg, 400))[0] for w in (w0, w1))
+    cls, z_up, z_down = change_class_warming(z0, np.ones(400), z1, np.ones(400), up, down, 0.05, 1, 5.0)
+    assert cls[10] == "new" and cls[20] == "resolved" and z_up[10] > 5 and z_down[20] > 5
+    assert cls[30] in ("persistent", "stable") and cls[30] != "new"
+    # the streets (clutter up to 6 K, the same both winters) flag in both seasons but never change class
+    others = np.setdiff1d(np.arange(400), [10, 20, 30])
+    assert set(cls[others]) <= {"stable", "persistent"}
+    assert (cls[others] == "persistent").sum() > 0
+    # with the seasons swapped the same leaks trade places: the estimate of false new counts only noise here
+    decoy, _ = reversed_new(z0, np.ones(400), z1, np.ones(400), up, down, 0.05, 1, 5.0)
+    assert decoy.sum() == 0
+
+
+def test_warming_rule_on_pure_noise_and_its_estimate_of_false_new(rng):
+    """Seasons that differ by noise only: what the rule calls new, the swapped rule finds as often."""
+    calls, decoys = 0, 0
+    for _ in range(20):
+        seg, w0, w1 = _two_winters(rng, n_seg=500)
+        w1 += rng.standard_t(3, w1.size) * 0.1  # heavy-tailed weather: a few outliers beyond a Gaussian
+        up, down, _ = segment_warming(w0, w1, seg, 500)
+        z0, z1 = (network_z(segment_max(w, seg, 500))[0] for w in (w0, w1))
+        args = (z0, np.ones(500), z1, np.ones(500), up, down, 0.05, 1, 4.0)
+        calls += int((change_class_warming(*args)[0] == "new").sum())
+        decoys += int(reversed_new(*args)[0].sum())
+    assert calls > 0 and 0.3 < (decoys + 1) / (calls + 1) < 3.0, (calls, decoys)
+    # flagged in one winter without data in the other: cannot tell (no_data), whichever winter it was
+    z0 = np.r_[np.zeros(50), np.nan, 9.0]
+    z1 = np.r_[np.zeros(50), 9.0, np.nan]
+    cls = change_class_warming(z0, np.ones(52), z1, np.ones(52), np.zeros(52), np.zeros(52), 0.05, 1, 5.0)[0]
+    assert cls[50] == "no_data" and cls[51] == "no_data" and set(cls[:50]) == {"stable"}
+
+
 def test_ranking_evidence_removes_what_the_optics_explain():
     """Warm streets that the land-cover expectation predicts are removed; a leak it cannot predict stays."""
     from heattrack.kernels.lst import block_mean, upsample_bilinear
@@ -95,6 +149,11 @@ def test_strongest_nearby_keeps_one_call_per_hot_place():
     # 0 and 1 touch: 1 is stronger; 2 is alone; 3 is not a candidate (does not suppress, is not kept)
     np.testing.assert_array_equal(keep, [False, True, True, False])
     assert strongest_nearby(z, lines, np.array([True, False, False, False]), 100.0).tolist() == [True, False, False, False]
+    # ratio: only a much weaker neighbour is dropped (the echo), a comparable one is a change of its own
+    own = strongest_nearby(z, lines, cand, 100.0, ratio=0.5)
+    np.testing.assert_array_equal(own, [True, True, True, False])  # 3 >= 0.5 * 5: a change of its own
+    echo = strongest_nearby(z, lines, cand, 100.0, ratio=0.7)
+    np.testing.assert_array_equal(echo, [False, True, True, False])  # 3 < 0.7 * 5: the echo of 5
 
 
 def test_segment_median_and_plume_attenuation():

@@ -35,6 +35,8 @@ def seasons(tmp_path_factory):
                               "--out", str(runs / "2025-26"), *ARGS])
     assert res.exit_code == 0, res.output
     assert "changes since" in res.output
+    assert "may be false" in res.output  # the warming rule: both seasons wrote their point values
+    assert all((runs / s / "point_statistic.npz").exists() for s in ("2024-25", "2025-26"))
     return root, runs, truth
 
 

@@ -94,6 +94,23 @@ class PreviousSeason(Record):
     processing_hash: str | None
 
 
+class ChangeSummary(Record):
+    """``changes.json`` beside ``changes.geojson`` (``heattrack screen``): how the change classes were decided and
+    how many of the ``new`` segments are expected to be false (the warming rule's seasons-swapped estimate, or the
+    previous rule's Benjamini-Hochberg bound)."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    previous_season: str | None = None
+    rule: Literal["warming", "fdr", "risk"]
+    pipe_km: float
+    segment_new: int
+    new_z: float | None = None
+    fdr_q: float | None = None
+    estimated_false_new: int | None = None
+    estimated_false_new_per_100km: float | None = None
+    bound_false_new_per_100km: float | None = None
+
+
 class RunRecord(Record):
     """``run.json``. ``status: ok`` (written last: the run is complete) or ``failed`` (tiles_failed says which)."""
 

@@ -1,6 +1,19 @@
 """Season-over-season change classes (pure: arrays in, arrays out).
 
-**Segments ranked by a statistic** (``detect.method`` residual or baseline: a network z per segment) use
+**Segments ranked by a statistic, both seasons with point values** (``point_statistic.npz``) use
+:func:`change_class_warming`. A segment is *flagged* in a season when its p-value survives Benjamini-Hochberg at
+``q``. Its *warming* is the largest rise of any of its points between the seasons (:func:`segment_warming`: the
+difference of the same points cancels the clutter that stays, roofs and roads, which a segment's maximum
+carries both years), standardised against the network (median and MAD). ``new``: warming z > ``new_z``, warmer
+than the network median now and not flagged before; ``resolved``: cooling z > ``new_z`` where a flag was;
+``persistent``: flagged both years; ``no_data``: flagged in one season without clear data in the other (cannot
+tell; a segment flagged now is in this season's ranking all the same).
+The expected number of false ``new`` is estimated by the same rule with the seasons swapped
+(:func:`reversed_new`: segments that cooled as much, not flagged now or before): under seasons that differ only
+by noise both counts have the same distribution. On the tuning members of the simulator family that estimate was
+4 for 4 false ``new`` (``benchmarks/changes.py``); it is an estimate, not a bound.
+
+**Statistic rankings without point values** (a previous season from an earlier version) use
 :func:`change_class_fdr`: a segment is flagged in a season when its p-value survives Benjamini-Hochberg at
 ``q`` over the segments seen that season; ``new`` additionally needs a significant *increase* of z between
 the winters (the difference standardised against the network-wide spread of differences, BH at ``q``),
@@ -22,7 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from heattrack.kernels.segments import network_z
+from heattrack.kernels.segments import network_z, segment_max, segment_mean
 
 CHANGE_CLASSES = ("new", "persistent", "resolved", "no_data", "stable")
 
@@ -86,6 +99,58 @@ def change_class_fdr(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarr
     out[was & ~now & seen_now & down] = "resolved"
     out[was & ~seen_now] = "no_data"
     return out.astype(str)
+
+
+def segment_warming(prev_points: np.ndarray, cur_points: np.ndarray, segment: np.ndarray, n_segments: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per segment, the largest warming and the largest cooling (K) of any of its points between two seasons'
+    point values, and the mean change of its points (the tie-break between segments that share the hottest point:
+    the one whose body changed); NaN where no point has a value in both."""
+    d = np.asarray(cur_points, dtype=float) - np.asarray(prev_points, dtype=float)
+    return segment_max(d, segment, n_segments), segment_max(-d, segment, n_segments), segment_mean(d, segment,
+                                                                                                    n_segments)
+
+
+def change_class_warming(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
+                         warming: np.ndarray, cooling: np.ndarray, q: float, min_dates: int, new_z: float
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Change class per segment (see the module docstring) and the network z of its warming and cooling."""
+    from scipy.special import ndtr
+
+    prev_z, cur_z = np.asarray(prev_z, dtype=float), np.asarray(cur_z, dtype=float)
+    seen_prev = np.isfinite(prev_z) & (np.asarray(prev_dates) >= min_dates)
+    seen_now = np.isfinite(cur_z) & (np.asarray(cur_dates) >= min_dates)
+    was = benjamini_hochberg(np.where(seen_prev, ndtr(-prev_z), np.nan), q)
+    now = benjamini_hochberg(np.where(seen_now, ndtr(-cur_z), np.nan), q)
+    both = seen_prev & seen_now
+    z_up = network_z(np.where(both, warming, np.nan))[0]
+    z_down = network_z(np.where(both, cooling, np.nan))[0]
+    with np.errstate(invalid="ignore"):
+        warmed, cooled = both & (z_up > new_z), both & (z_down > new_z)
+        out = np.full(prev_z.shape, "stable", dtype=object)
+        out[now & was] = "persistent"
+        out[warmed & (cur_z > 0) & ~was] = "new"
+        out[cooled & was] = "resolved"
+    # flagged in one season without clear data in the other: cannot tell whether it changed
+    out[(was & ~seen_now) | (now & ~seen_prev)] = "no_data"
+    return out.astype(str), z_up, z_down
+
+
+def reversed_new(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
+                 warming: np.ndarray, cooling: np.ndarray, q: float, min_dates: int, new_z: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The segments :func:`change_class_warming` would call ``new`` with the seasons swapped, seen both years and
+    flagged in neither (a repaired leak was flagged before: a real change, not a noise event): the estimate of its
+    false ``new``. Returns the mask and their (cooling) z."""
+    from scipy.special import ndtr
+
+    cls, z_down, _ = change_class_warming(cur_z, cur_dates, prev_z, prev_dates, cooling, warming, q, min_dates,
+                                          new_z)
+    prev_z = np.asarray(prev_z, dtype=float)
+    seen_prev = np.isfinite(prev_z) & (np.asarray(prev_dates) >= min_dates)
+    was = benjamini_hochberg(np.where(seen_prev, ndtr(-prev_z), np.nan), q)
+    both = seen_prev & np.isfinite(np.asarray(cur_z, dtype=float))
+    return (cls == "new") & both & ~was, z_down
 
 
 def expected_false_per_100km(n_new: int, q: float, pipe_km: float) -> float:

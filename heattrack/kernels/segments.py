@@ -123,12 +123,15 @@ def network_z(stat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def strongest_nearby(values: np.ndarray, lines: np.ndarray, candidates: np.ndarray, radius_m: float,
-                     tiebreak: np.ndarray | None = None) -> np.ndarray:
+                     tiebreak: np.ndarray | None = None, ratio: float = 1.0, tie_within: float = 0.0) -> np.ndarray:
     """Among the ``candidates`` (bool per segment), keep only those whose ``values`` are the largest of all
     candidates within ``radius_m`` of them (one call per hot place: the ~100 m thermal footprint spreads one
     leak onto the segments next to it). Equal values (segments meeting at the same hot crossing) are decided
     by ``tiebreak`` (e.g. the segment's mean statistic: the segment whose body is warm, not the one that only
-    touches the hot place), then by order. Returns the kept mask."""
+    touches the hot place), then by order; values within ``tie_within`` of each other count as equal (a
+    difference below the noise cannot rank them). ``ratio`` < 1: a candidate is dropped only when a nearby one is more
+    than ``1 / ratio`` times stronger (positive values: the weaker echo of a strong change, not a second change
+    of its own). Returns the kept mask."""
     idx = np.flatnonzero(candidates)
     keep = candidates.copy()
     if idx.size < 2:
@@ -138,7 +141,10 @@ def strongest_nearby(values: np.ndarray, lines: np.ndarray, candidates: np.ndarr
     v = np.nan_to_num(np.asarray(values, dtype=float)[idx], nan=-np.inf)
     t = np.zeros(idx.size) if tiebreak is None else np.nan_to_num(np.asarray(tiebreak, dtype=float)[idx],
                                                                    nan=-np.inf)
-    better = (v[dst] > v[src]) | ((v[dst] == v[src]) & ((t[dst] > t[src]) | ((t[dst] == t[src]) & (dst < src))))
+    equal = np.abs(v[dst] - v[src]) <= tie_within
+    better = ((v[dst] > v[src]) & ~equal) | (equal & ((t[dst] > t[src]) | ((t[dst] == t[src]) & (dst < src))))
+    if ratio < 1.0:
+        better &= v[src] < ratio * v[dst]
     other_wins = (src != dst) & better
     keep[idx[np.unique(src[other_wins])]] = False
     return keep

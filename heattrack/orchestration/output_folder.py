@@ -19,8 +19,8 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = ".heattrack"
 FINAL_OUTPUTS = ("lst_10m.vrt", "risk_10m.vrt", "lst_10m.tif", "risk_10m.tif", "risk_overview.tif",
-                 "mdl_k_overview.tif", "segments.geojson", "segments.gpkg", "hotspots.geojson", "top_segments.csv",
-                 "top_segments.csvt", "top_segments.gpx", "config.yaml", "run.json", "report")
+                 "mdl_k_overview.tif", "segments.geojson", "segments.gpkg", "point_statistic.npz", "hotspots.geojson",
+                 "top_segments.csv", "top_segments.csvt", "top_segments.gpx", "config.yaml", "run.json", "report")
 
 
 def as_location(out: OutputLocation | str | Path) -> OutputLocation:

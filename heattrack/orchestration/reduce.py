@@ -8,6 +8,7 @@ import numpy as np
 import shapely
 from affine import Affine
 
+from heattrack.io.point_statistic import PointStatistic
 from heattrack.io.records import NetworkSignature
 from heattrack.io.store import TileRecords
 from heattrack.kernels.lst import nanmean_layers
@@ -117,6 +118,10 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         seg["mdl_k"] = np.round(st.mdl_k, 2)
         seg["mdl_k_m2"] = np.round(st.mdl_k_m2, 0)
         key, tie = np.nan_to_num(st.stat_k, nan=-1e9), np.nan_to_num(st.mean_k, nan=-1e9)
+        # each point's season value, for next season's change classes (where a segment warmed)
+        point_stat = PointStatistic(segment_ids=plan.pipes["segment_id"].astype(str).to_numpy(),
+                                    segment=plan.points.segment, x=plan.points.x, y=plan.points.y,
+                                    stat_k=nanmean_layers(p_stat_d))
         mdl_view = mdl_raster(ov_stat, st, None if chain is not None else atts)
         detectability = {"alpha": cfg.segments.mdl_alpha, "plume_fwhm_m": cfg.segments.mdl_plume_fwhm_m,
                          "sensor_sigma_m": round(plan.sensor_sigma_m, 2), "attenuation": round(st.attenuation, 4),
@@ -159,6 +164,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
              "segments_ok": int(ok.sum()), "segments_no_data": int((~ok).sum()), "hotspots": int(len(hot))}
     if detectability is not None:
         stats["detectability"] = detectability
+        stats["point_statistic"] = point_stat
     rows, cols = plan.grid.aoi_window()
     r0, c0 = rows.start // f, cols.start // f
     aoi = (slice(r0, -(-rows.stop // f)), slice(c0, -(-cols.stop // f)))  # the AOI on the thermal-pixel views

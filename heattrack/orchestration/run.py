@@ -28,6 +28,8 @@ from heattrack.io.exports import COG_DIR, COG_LAYERS, write_cog, write_geojson, 
 from heattrack.io.fieldlist import write_field_list
 from heattrack.io.local import LocalScene
 from heattrack.io.location import OutputLocation, is_remote
+from heattrack.io.point_statistic import FILE_NAME as POINTS_FILE
+from heattrack.io.point_statistic import write_point_statistic
 from heattrack.io.records import GridInfo, RunRecord
 from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_mosaic_template
 from heattrack.io.thermal import ThermalScene
@@ -173,6 +175,7 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
     ae_examples = stats.pop("ae_examples", None)
     overview = stats.pop("risk_overview")
     mdl_view = stats.pop("mdl_overview", None)
+    points = stats.pop("point_statistic", None)
     if stats["n_valid_px"] == 0:
         raise NoDataError("no tile produced a single valid pixel (all cloud, nodata or masked): no outputs written")
     nan_share = 1.0 - stats["n_valid_px"] / max(stats["n_px"], 1)
@@ -180,6 +183,8 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
         raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "
                           f"compute.max_nan_fraction = {cfg.compute.max_nan_fraction}): no outputs written")
     with staging_folder(out) as staging:
+        if points is not None:  # next season's change classes read it
+            write_point_statistic(staging / POINTS_FILE, points)
         _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples, overview, mdl_view)
         publish(out, staging)
     return seg

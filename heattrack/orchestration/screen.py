@@ -15,17 +15,23 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.exports import write_geojson
-from heattrack.io.records import GridInfo, NetworkSignature, PreviousSeason, RunRecord
+from heattrack.io.point_statistic import FILE_NAME as POINTS_FILE
+from heattrack.io.point_statistic import read_point_statistic
+from heattrack.io.records import ChangeSummary, GridInfo, NetworkSignature, PreviousSeason, RunRecord
 from heattrack.kernels.changes import (
     CHANGE_CLASSES,
     change_class,
     change_class_fdr,
+    change_class_warming,
     expected_false_per_100km,
     match_points,
+    reversed_new,
+    segment_warming,
 )
 from heattrack.kernels.segments import strongest_nearby
 from heattrack.orchestration.plan import plan_run
@@ -36,6 +42,10 @@ from heattrack.orchestration.tiling import grid_crs_label
 _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
 #: order in changes.geojson: what a field crew should look at first
 _PRIORITY = {"new": 0, "persistent": 1, "resolved": 2, "no_data": 3}
+#: the warming rule's second suppression: a candidate within this many thermal footprints of one more than
+#: 1 / SPILLOVER_RATIO times stronger is its echo (tuned on simulator-family members 0-5, benchmarks/changes.py)
+SPILLOVER_FOOTPRINTS = 3.0
+SPILLOVER_RATIO = 0.7
 
 
 def current_season(today=None) -> str:
@@ -111,26 +121,49 @@ def check_comparable(prev: RunRecord, grid: GridInfo, network: NetworkSignature,
                          "ids or geometries changed, so segments cannot be compared one to one")
 
 
-def compare_seasons(previous: Path, current: Path, cfg: Config) -> gpd.GeoDataFrame:
+def compare_seasons(previous: Path, current: Path, cfg: Config) -> tuple[gpd.GeoDataFrame, dict]:
     """Change table of segments and hotspots (grid CRS), sorted new, persistent, resolved, no_data, each by
-    current (resolved: previous) risk."""
+    current (resolved: previous) risk; and how it was decided (``rule``, and with the warming rule the estimated
+    number of false ``new``)."""
     c = cfg.changes
     prev = gpd.read_file(Path(previous) / "segments.gpkg").set_index("segment_id")
     cur = gpd.read_file(Path(current) / "segments.gpkg")
     p = prev.reindex(cur["segment_id"].values)
-    if "z" in cur.columns and "z" in p.columns:  # statistic rankings: Benjamini-Hochberg on the network z
+    how: dict = {}
+    if "z" in cur.columns and "z" in p.columns:  # statistic rankings
         z_prev, z_cur = p["z"].to_numpy(dtype=float), cur["z"].to_numpy(dtype=float)
-        cls = change_class_fdr(z_prev, p["n_dates"].fillna(0).to_numpy(), z_cur, cur["n_dates"].to_numpy(),
-                               c.fdr_q, c.min_dates)
-        # one call per hot place: of the new (resolved) segments within the thermal footprint of each other,
-        # only the one with the highest current (previous) z keeps its class
+        d_prev, d_cur = p["n_dates"].fillna(0).to_numpy(), cur["n_dates"].to_numpy()
         lines = cur.geometry.values
         radius = cfg.downscale.thermal_resolution_m
         mean_prev = p["stat_mean_k"].to_numpy(dtype=float) if "stat_mean_k" in p.columns else None
         mean_cur = cur["stat_mean_k"].to_numpy(dtype=float) if "stat_mean_k" in cur.columns else None
-        for name, z, tb in (("new", z_cur, mean_cur), ("resolved", z_prev, mean_prev)):
-            cand = cls == name
-            cls = np.where(cand & ~strongest_nearby(z, lines, cand, radius, tb), "stable", cls)
+        warming = _segment_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str))
+        if warming is not None:  # where the segment's points warmed (cooled): the warming rule
+            up, down, mean_change = warming
+            args = (z_prev, d_prev, z_cur, d_cur, up, down, c.fdr_q, c.min_dates, c.new_z)
+            cls, z_up, z_down = change_class_warming(*args)
+            decoy, z_decoy = reversed_new(*args)
+            # one call per hot place: of the candidates within the footprint the strongest; within one z (the
+            # noise: MAD) of each other, the one whose points changed most on average (their largest changes are
+            # one footprint's; the body locates the leak). Within SPILLOVER_FOOTPRINTS footprints a much weaker
+            # one is the echo of a strong change (the ranking's local background carries a change a few hundred
+            # metres), not a change of its own
+            for name, z, body in (("new", z_up, mean_change), ("resolved", z_down, -mean_change),
+                                  ("decoy", z_decoy, -mean_change)):
+                cand = decoy if name == "decoy" else cls == name
+                keep = strongest_nearby(z, lines, cand, radius, body, tie_within=1.0) & strongest_nearby(
+                    z, lines, cand, SPILLOVER_FOOTPRINTS * radius, body, ratio=SPILLOVER_RATIO)
+                if name == "decoy":
+                    decoy = cand & keep
+                else:
+                    cls = np.where(cand & ~keep, "stable", cls)
+            how = {"rule": "warming", "estimated_false_new": int(decoy.sum())}
+        else:  # a previous season without point values: Benjamini-Hochberg on the segments' z
+            cls = change_class_fdr(z_prev, d_prev, z_cur, d_cur, c.fdr_q, c.min_dates)
+            for name, z, tb in (("new", z_cur, mean_cur), ("resolved", z_prev, mean_prev)):
+                cand = cls == name
+                cls = np.where(cand & ~strongest_nearby(z, lines, cand, radius, tb), "stable", cls)
+            how = {"rule": "fdr"}
     else:
         cls = change_class(p["risk"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
                            cur["risk"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.risk_threshold,
@@ -149,7 +182,35 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> gpd.GeoDataFr
         out = out.assign(_p=out["change"].map(_PRIORITY), _r=-np.nan_to_num(key, nan=-1.0))
         out = out.sort_values(["_p", "_r", "kind", "id"], kind="stable").drop(columns=["_p", "_r"])
         out.insert(0, "priority", np.arange(1, len(out) + 1))
-    return out.reset_index(drop=True)
+    return out.reset_index(drop=True), how
+
+
+def change_summary(how: dict, n_new: int, pipe_km: float, cfg: Config, previous_season: str | None) -> ChangeSummary:
+    """The record of how a season's change classes were decided (``changes.json``)."""
+    rule = how.get("rule", "risk")
+    extra: dict = {}
+    if rule == "warming":
+        n_false = how["estimated_false_new"]
+        extra = {"new_z": cfg.changes.new_z, "fdr_q": cfg.changes.fdr_q, "estimated_false_new": n_false,
+                 "estimated_false_new_per_100km": round(n_false / pipe_km * 100.0, 3) if pipe_km > 0 else None}
+    elif rule == "fdr":
+        extra = {"fdr_q": cfg.changes.fdr_q, "bound_false_new_per_100km": round(
+            expected_false_per_100km(n_new, cfg.changes.fdr_q, pipe_km), 3)}
+    return ChangeSummary(previous_season=previous_season, rule=rule, pipe_km=round(pipe_km, 2), segment_new=n_new,
+                         **extra)
+
+
+def _segment_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """Per segment of ``segment_ids``, the largest warming and cooling of its points between the seasons and their
+    mean change (:func:`heattrack.kernels.changes.segment_warming`); None when a season has no point values or the
+    two sampled other points."""
+    a, b = read_point_statistic(previous / POINTS_FILE), read_point_statistic(current / POINTS_FILE)
+    if a is None or b is None or not a.same_points(b):
+        return None
+    order = pd.Index(b.segment_ids).get_indexer(segment_ids)
+    ok = order >= 0
+    return tuple(np.where(ok, v[np.maximum(order, 0)], np.nan)
+                 for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids)))
 
 
 def _hotspot_changes(previous: Path, current: Path, crs, c) -> gpd.GeoDataFrame:
@@ -205,13 +266,15 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
                  client=client)
     counts: dict = {}
     if previous is not None:
-        changes = compare_seasons(previous, Path(out), cfg)
+        changes, how = compare_seasons(previous, Path(out), cfg)
         write_geojson(changes, Path(out) / "changes.geojson")
         counts = {f"{k}_{cl}": int(((changes["kind"] == k) & (changes["change"] == cl)).sum())
                   for k in ("segment", "hotspot") for cl in CHANGE_CLASSES if cl != "stable"} if len(changes) else {}
-        if cfg.detect.method in ("residual", "baseline"):
-            segs = gpd.read_file(Path(out) / "segments.gpkg")
-            counts["expected_false_new_per_100km"] = round(expected_false_per_100km(
-                counts.get("segment_new", 0), cfg.changes.fdr_q, float(segs.geometry.length.sum()) / 1000.0), 3)
+        km = float(gpd.read_file(Path(out) / "segments.gpkg").geometry.length.sum()) / 1000.0
+        summary = change_summary(how, counts.get("segment_new", 0), km, cfg, prev_info.season)
+        (Path(out) / "changes.json").write_text(summary.to_json())
+        counts.update({k: v for k, v in summary.model_dump().items() if k in (
+            "rule", "estimated_false_new", "estimated_false_new_per_100km", "bound_false_new_per_100km")
+            and v is not None})
         rebuild_report(Path(out))  # adds the "what changed" section from changes.geojson
     return result, counts

@@ -247,8 +247,9 @@ _CHANGE_COLOURS = {"new": "red", "persistent": "darkorange", "resolved": "green"
 
 
 def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: tuple, previous: str,
-                     dest: Path) -> str:
-    """Map + table of what changed since the previous season (``changes``: changes.geojson rows)."""
+                     dest: Path, summary=None) -> str:
+    """Map + table of what changed since the previous season (``changes``: changes.geojson rows; ``summary``: the
+    :class:`heattrack.io.records.ChangeSummary` of changes.json, for the expected false ``new``)."""
     ch = changes.to_crs(seg.crs) if len(changes) else changes
     fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
     ax.add_collection(LineCollection(_lines(seg), colors="0.8", linewidths=0.6))
@@ -279,9 +280,19 @@ def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: t
 
     body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(r.get(c)))}</td>" for c in cols) + "</tr>"
                    for _, r in ch.head(40).iterrows()) if len(ch) else ""
-    return (f"<h2>What changed since last year ({html.escape(previous)})</h2><p>{counts}. Sorted for a field crew: "
-            "new first, then persistent, resolved, and flagged last year but without clear data now; each by risk. "
-            "Full table: <code>changes.geojson</code>.</p><figure><img src='changes_map.png' alt='changes since last "
+    how = ""
+    if summary is not None and summary.estimated_false_new is not None:
+        how = (f" Of the {summary.segment_new} new segments about {summary.estimated_false_new} may be false "
+               f"({summary.estimated_false_new_per_100km:.2f} per 100 km of pipe): as many segments cooled as much "
+               "without a flag in either season (the same rule with the seasons swapped). A segment is new when its "
+               f"points warmed by more than {summary.new_z:g} network z and it was not flagged last year.")
+    elif summary is not None and summary.bound_false_new_per_100km is not None:
+        how = (f" Compared by the previous rule (last season has no point values): Benjamini-Hochberg at q = "
+               f"{summary.fdr_q:g}, a bound of {summary.bound_false_new_per_100km:.2f} false new per 100 km that "
+               "clutter makes too low.")
+    return (f"<h2>What changed since last year ({html.escape(previous)})</h2><p>{counts}.{how} Sorted for a field "
+            "crew: new first, then persistent, resolved, and flagged in one year without clear data in the other; "
+            "each by risk. Full table: <code>changes.geojson</code>.</p><figure><img src='changes_map.png' alt='changes since last "
             "season'><figcaption>Red: new since last season (visit first), orange: still there, green: gone (a "
             f"repair that worked); grey lines: the rest of the network.</figcaption></figure><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 

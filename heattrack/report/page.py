@@ -18,7 +18,7 @@ import rasterio
 
 from heattrack.config import ReportConfig
 from heattrack.errors import InputError
-from heattrack.io.records import GridInfo, RunRecord
+from heattrack.io.records import ChangeSummary, GridInfo, RunRecord
 from heattrack.report import figures as fg
 from heattrack.report import webmap
 from heattrack.report.tiles import render_tiles
@@ -141,7 +141,8 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
                                           folder / "mdl_k_overview.tif") + extra
     if changes is not None:
         prev = (run_info.previous and run_info.previous.season) or "the previous season"
-        extra = fg._changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png") + extra
+        summary = ChangeSummary.load(folder / "changes.json") if (folder / "changes.json").exists() else None
+        extra = fg._changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png", summary) + extra
     if ae_examples is not None and len(ae_examples.get("ae_risk", [])):
         fg._ae_figure(ae_examples, tmp / "ae_examples.png")
         np.savez(tmp / "ae_examples.npz", **ae_examples)
