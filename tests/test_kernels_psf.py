@@ -41,6 +41,7 @@ def test_gaps_are_filled_but_a_mostly_empty_or_flat_or_small_image_gives_no_esti
     sparse[:, :40] = np.nan  # 31 % missing
     assert estimate_footprint(sparse) is None
     assert estimate_footprint(np.full((128, 128), 271.0)) is None
+    assert estimate_footprint(np.random.default_rng(0).normal(size=(128, 128))) is None  # noise: no structure
     assert estimate_footprint(img[:50, :50]) is None
 
 

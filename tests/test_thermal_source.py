@@ -131,3 +131,25 @@ def test_a_raster_resampled_from_coarse_data_is_ranked_at_its_footprint_not_its_
     assert estimate_footprint(np.full((100, 100), 271.0)) is None  # a flat raster: the pixel size stays
     flat = describe_thermal(_write(tmp_path / "flat.tif", np.full((100, 100), 271.0), res=10.0))
     assert flat.psf_source == "pixel size" and flat.psf_estimate_m is None
+
+
+@pytest.mark.parametrize("res,window,peak,buffer", [(10.0, 100.0, 60.0, 10.0), (70.0, 310.0, 120.0, 20.0)])
+def test_a_thermal_rasters_ranking_windows(tmp_path, res, window, peak, buffer):
+    """A fine raster (<= thermal.fine_m) is ranked with the thermal section's windows, a coarser one with the
+    Landsat-scale ones (footprint-scaled windows were measured and not adopted: docs/thermal.md)."""
+    import geopandas as gpd
+    import shapely
+
+    from heattrack.config import load_config
+    from heattrack.orchestration.plan import plan_run
+
+    n = int(3000 / res)
+    tif = _write(tmp_path / "thermal" / "pass_20250115.tif", 271.0 + np.random.default_rng(0).normal(0, 1, (n, n)),
+                 res=res)
+    pipes = gpd.GeoDataFrame({"segment_id": ["a"]}, geometry=[shapely.LineString(
+        [(300500, 4159500), (302000, 4158500)])], crs="EPSG:32652")
+    pipes.to_file(tmp_path / "pipes.geojson")
+    plan = plan_run(load_config(None, {"input.thermal": tif, "input.pipes": tmp_path / "pipes.geojson"}))
+    assert plan.source_info["psf_m"] == res and plan.source_info["fine"] == (res <= 20.0)
+    assert (plan.ranking_m("rank_window_m"), plan.ranking_m("peak_radius_m"), plan.ranking_m("buffer_m")) == (
+        window, peak, buffer)

@@ -66,8 +66,10 @@ def radial_power_spectrum(img: np.ndarray, n_bins: int = 40) -> tuple[np.ndarray
 
 
 def fit_gaussian_footprint(freq: np.ndarray, power: np.ndarray, max_sigma_px: float = 15.0
-                           ) -> tuple[float, float, float]:
-    """Fit the module's spectrum model; returns ``(sigma_px, beta, noise_share)``."""
+                           ) -> tuple[float, float, float, float]:
+    """Fit the module's spectrum model; returns ``(sigma_px, beta, noise_share, scene_share)``: the white noise's
+    share of the model at the highest frequency, and the scene's share at the lowest (near 0: the image is noise
+    without structure, and no footprint can be read from it)."""
     ok = np.isfinite(power) & (power > 0)
     f, p = freq[ok], power[ok]
     sig, beta = np.meshgrid(np.arange(0.0, max_sigma_px + 1e-9, 0.1), np.arange(0.5, 4.01, 0.25), indexing="ij")
@@ -91,14 +93,15 @@ def fit_gaussian_footprint(freq: np.ndarray, power: np.ndarray, max_sigma_px: fl
     model = c[:, None] * shape + n[:, None]
     err = ((np.log(np.maximum(model, 1e-12 * p.max())) - np.log(p)) ** 2).sum(1)
     k = int(np.argmin(err))
-    top = model[k, -1]
-    return float(sig[k, 0]), float(beta[k, 0]), float(n[k] / top) if top > 0 else 1.0
+    top, low = model[k, -1], model[k, 0]
+    return (float(sig[k, 0]), float(beta[k, 0]), float(n[k] / top) if top > 0 else 1.0,
+            float(1.0 - n[k] / low) if low > 0 else 0.0)
 
 
 def estimate_footprint(img: np.ndarray, min_valid: float = 0.9) -> PsfEstimate | None:
     """The effective footprint of ``img`` (2-D, NaN = no data), from its central window of at most
-    ``MAX_WINDOW_PX`` pixels square; None when the window is smaller than ``MIN_WINDOW_PX`` or less than
-    ``min_valid`` of it is finite (gaps are filled with the nearest value)."""
+    ``MAX_WINDOW_PX`` pixels square; None when the window is smaller than ``MIN_WINDOW_PX``, less than
+    ``min_valid`` of it is finite (gaps are filled with the nearest value), or it is flat or noise alone."""
     a = np.asarray(img, dtype=np.float64)
     h, w = a.shape
     n = min(h, w, MAX_WINDOW_PX)
@@ -114,7 +117,9 @@ def estimate_footprint(img: np.ndarray, min_valid: float = 0.9) -> PsfEstimate |
     freq, power = radial_power_spectrum(win)
     if int((np.isfinite(power) & (power > 0)).sum()) < 8:  # a flat image has no spectrum to fit
         return None
-    sigma, beta, noise = fit_gaussian_footprint(freq, power)
+    sigma, beta, noise, scene = fit_gaussian_footprint(freq, power)
+    if scene < 0.5:  # noise at every frequency: no scene structure whose blur could be measured
+        return None
     return PsfEstimate(sigma_px=sigma, beta=beta, noise_share=noise, window_px=n)
 
 
