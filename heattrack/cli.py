@@ -212,7 +212,7 @@ def screen(
                               "cooled as much without a flag in either season (the same rule with the seasons "
                               "swapped; an estimate, see README 'Change classes')")
             elif "bound_false_new_per_100km" in counts:
-                console.print(f"the previous season has no point values (an earlier version): Benjamini-Hochberg at "
+                console.print(f"compared by the previous rule ({counts.get('note')}): Benjamini-Hochberg at "
                               f"q={cfg.changes.fdr_q:g} on the segments' z, {counts['bound_false_new_per_100km']:.2f} "
                               "false 'new' per 100 km if the statistic's Gaussian network null held; clutter makes the "
                               "real rate higher (README 'Change classes')")

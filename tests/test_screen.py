@@ -146,3 +146,23 @@ def test_the_season_sets_the_search_interval_of_every_catalogue_source():
                                     interval)
         assert getattr(kept, src).datetime == "2024-01-01/2024-01-31"
     assert with_season_interval(load_config(None, {}), interval) == load_config(None, {})
+
+
+@pytest.mark.slow
+def test_a_previous_season_without_point_values_is_compared_by_the_previous_rule(seasons, tmp_path):
+    import shutil
+
+    from heattrack.config import load_config
+    from heattrack.orchestration.screen import change_summary, compare_seasons
+
+    root, runs, _ = seasons
+    old = tmp_path / "2024-25"
+    shutil.copytree(runs / "2024-25", old)
+    (old / "point_statistic.npz").unlink()  # as an earlier version wrote it
+    cfg = load_config(runs / "2025-26" / "config.yaml")
+    ch, how = compare_seasons(old, runs / "2025-26", cfg)
+    assert how["rule"] == "fdr" and "no point_statistic.npz" in how["why"]
+    summary = change_summary(how, int((ch["change"] == "new").sum()), 100.0, cfg, "2024-25")
+    assert summary.rule == "fdr" and summary.bound_false_new_per_100km is not None and summary.note == how["why"]
+    ch_now, how_now = compare_seasons(runs / "2024-25", runs / "2025-26", cfg)
+    assert how_now["rule"] == "warming" and how_now["estimated_false_new"] >= 0

@@ -109,6 +109,7 @@ class ChangeSummary(Record):
     estimated_false_new: int | None = None
     estimated_false_new_per_100km: float | None = None
     bound_false_new_per_100km: float | None = None
+    note: str | None = None  # why the previous rule was used
 
 
 class RunRecord(Record):

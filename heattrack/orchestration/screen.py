@@ -158,12 +158,12 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> tuple[gpd.Geo
                 else:
                     cls = np.where(cand & ~keep, "stable", cls)
             how = {"rule": "warming", "estimated_false_new": int(decoy.sum())}
-        else:  # a previous season without point values: Benjamini-Hochberg on the segments' z
+        else:  # no point values to compare: Benjamini-Hochberg on the segments' z
             cls = change_class_fdr(z_prev, d_prev, z_cur, d_cur, c.fdr_q, c.min_dates)
             for name, z, tb in (("new", z_cur, mean_cur), ("resolved", z_prev, mean_prev)):
                 cand = cls == name
                 cls = np.where(cand & ~strongest_nearby(z, lines, cand, radius, tb), "stable", cls)
-            how = {"rule": "fdr"}
+            how = {"rule": "fdr", "why": _why_no_points(Path(previous), Path(current))}
     else:
         cls = change_class(p["risk"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
                            cur["risk"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.risk_threshold,
@@ -195,7 +195,7 @@ def change_summary(how: dict, n_new: int, pipe_km: float, cfg: Config, previous_
                  "estimated_false_new_per_100km": round(n_false / pipe_km * 100.0, 3) if pipe_km > 0 else None}
     elif rule == "fdr":
         extra = {"fdr_q": cfg.changes.fdr_q, "bound_false_new_per_100km": round(
-            expected_false_per_100km(n_new, cfg.changes.fdr_q, pipe_km), 3)}
+            expected_false_per_100km(n_new, cfg.changes.fdr_q, pipe_km), 3), "note": how.get("why")}
     return ChangeSummary(previous_season=previous_season, rule=rule, pipe_km=round(pipe_km, 2), segment_new=n_new,
                          **extra)
 
@@ -211,6 +211,15 @@ def _segment_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> 
     ok = order >= 0
     return tuple(np.where(ok, v[np.maximum(order, 0)], np.nan)
                  for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids)))
+
+
+def _why_no_points(previous: Path, current: Path) -> str:
+    if not (previous / POINTS_FILE).exists():
+        return f"{previous} has no {POINTS_FILE} (run by an earlier version, or ranked by a 0-1 risk)"
+    if not (current / POINTS_FILE).exists():
+        return f"{current} has no {POINTS_FILE}"
+    return ("the two seasons sampled different points along the pipes (another segments.spacing_m?): rerun the "
+            "previous season with this configuration to compare point by point")
 
 
 def _hotspot_changes(previous: Path, current: Path, crs, c) -> gpd.GeoDataFrame:
@@ -274,7 +283,7 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
         summary = change_summary(how, counts.get("segment_new", 0), km, cfg, prev_info.season)
         (Path(out) / "changes.json").write_text(summary.to_json())
         counts.update({k: v for k, v in summary.model_dump().items() if k in (
-            "rule", "estimated_false_new", "estimated_false_new_per_100km", "bound_false_new_per_100km")
+            "rule", "estimated_false_new", "estimated_false_new_per_100km", "bound_false_new_per_100km", "note")
             and v is not None})
         rebuild_report(Path(out))  # adds the "what changed" section from changes.geojson
     return result, counts

@@ -287,7 +287,8 @@ def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: t
                "without a flag in either season (the same rule with the seasons swapped). A segment is new when its "
                f"points warmed by more than {summary.new_z:g} network z and it was not flagged last year.")
     elif summary is not None and summary.bound_false_new_per_100km is not None:
-        how = (f" Compared by the previous rule (last season has no point values): Benjamini-Hochberg at q = "
+        how = (f" Compared by the previous rule ({html.escape(summary.note or 'no point values')}): "
+               "Benjamini-Hochberg at q = "
                f"{summary.fdr_q:g}, a bound of {summary.bound_false_new_per_100km:.2f} false new per 100 km that "
                "clutter makes too low.")
     return (f"<h2>What changed since last year ({html.escape(previous)})</h2><p>{counts}.{how} Sorted for a field "
