@@ -139,25 +139,8 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> tuple[gpd.Geo
         mean_cur = cur["stat_mean_k"].to_numpy(dtype=float) if "stat_mean_k" in cur.columns else None
         warming = _segment_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str))
         if warming is not None:  # where the segment's points warmed (cooled): the warming rule
-            up, down, mean_change = warming
-            args = (z_prev, d_prev, z_cur, d_cur, up, down, c.fdr_q, c.min_dates, c.new_z)
-            cls, z_up, z_down = change_class_warming(*args)
-            decoy, z_decoy = reversed_new(*args)
-            # one call per hot place: of the candidates within the footprint the strongest; within one z (the
-            # noise: MAD) of each other, the one whose points changed most on average (their largest changes are
-            # one footprint's; the body locates the leak). Within SPILLOVER_FOOTPRINTS footprints a much weaker
-            # one is the echo of a strong change (the ranking's local background carries a change a few hundred
-            # metres), not a change of its own
-            for name, z, body in (("new", z_up, mean_change), ("resolved", z_down, -mean_change),
-                                  ("decoy", z_decoy, -mean_change)):
-                cand = decoy if name == "decoy" else cls == name
-                keep = strongest_nearby(z, lines, cand, radius, body, tie_within=1.0) & strongest_nearby(
-                    z, lines, cand, SPILLOVER_FOOTPRINTS * radius, body, ratio=SPILLOVER_RATIO)
-                if name == "decoy":
-                    decoy = cand & keep
-                else:
-                    cls = np.where(cand & ~keep, "stable", cls)
-            how = {"rule": "warming", "estimated_false_new": int(decoy.sum())}
+            cls, n_false = _classes_by_warming((z_prev, d_prev, z_cur, d_cur), warming, lines, radius, c)
+            how = {"rule": "warming", "estimated_false_new": n_false}
         else:  # no point values to compare: Benjamini-Hochberg on the segments' z
             cls = change_class_fdr(z_prev, d_prev, z_cur, d_cur, c.fdr_q, c.min_dates)
             for name, z, tb in (("new", z_cur, mean_cur), ("resolved", z_prev, mean_prev)):
@@ -211,6 +194,29 @@ def _segment_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> 
     ok = order >= 0
     return tuple(np.where(ok, v[np.maximum(order, 0)], np.nan)
                  for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids)))
+
+
+def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radius: float, c) -> tuple[np.ndarray, int]:
+    """The warming rule's classes (``seasons``: previous z, dates, current z, dates; ``warming``: largest warming,
+    cooling and mean change per segment) and its estimate of the false ``new``, after one call per hot place."""
+    up, down, mean_change = warming
+    args = (*seasons, up, down, c.fdr_q, c.min_dates, c.new_z)
+    cls, z_up, z_down = change_class_warming(*args)
+    decoy, z_decoy = reversed_new(*args)
+    # one call per hot place: of the candidates within the footprint the strongest; within one z (the noise: MAD)
+    # of each other, the one whose points changed most on average (their largest changes are one footprint's; the
+    # body locates the leak). Within SPILLOVER_FOOTPRINTS footprints a much weaker one is the echo of a strong
+    # change (the ranking's local background carries a change a few hundred metres), not a change of its own
+    for name, z, body in (("new", z_up, mean_change), ("resolved", z_down, -mean_change),
+                          ("decoy", z_decoy, -mean_change)):
+        cand = decoy if name == "decoy" else cls == name
+        keep = strongest_nearby(z, lines, cand, radius, body, tie_within=1.0) & strongest_nearby(
+            z, lines, cand, SPILLOVER_FOOTPRINTS * radius, body, ratio=SPILLOVER_RATIO)
+        if name == "decoy":
+            decoy = cand & keep
+        else:
+            cls = np.where(cand & ~keep, "stable", cls)
+    return cls, int(decoy.sum())
 
 
 def _why_no_points(previous: Path, current: Path) -> str:
