@@ -10,8 +10,9 @@ than the network median now and not flagged before; ``resolved``: cooling z > ``
 tell; a segment flagged now is in this season's ranking all the same).
 The expected number of false ``new`` is estimated by the same rule with the seasons swapped
 (:func:`reversed_new`: segments that cooled as much, not flagged now or before): under seasons that differ only
-by noise both counts have the same distribution. On the tuning members of the simulator family that estimate was
-4 for 4 false ``new`` (``benchmarks/changes.py``); it is an estimate, not a bound.
+by noise both counts have the same distribution. An estimate, not a bound: on the simulator family's tuning
+members 0-5 it said 4 for 6 false ``new``, on the held-out 100-111 12 for 18, and city by city it is rough
+(``benchmarks/changes.py``).
 
 **Statistic rankings without point values** (a previous season from an earlier version) use
 :func:`change_class_fdr`: a segment is flagged in a season when its p-value survives Benjamini-Hochberg at
