@@ -74,3 +74,22 @@ def test_download_index_refuses_an_incomplete_file(tmp_path):
     f.write_text("not json")
     with pytest.raises(InputError, match="not JSON"):
         DownloadIndex.load(f)
+
+
+def test_point_statistic_round_trips_and_refuses_another_version(tmp_path):
+    from heattrack.io.point_statistic import PointStatistic, read_point_statistic, write_point_statistic
+
+    ps = PointStatistic(segment_ids=np.array(["a", "b"]), segment=np.array([0, 0, 1]), x=np.array([1.0, 2.0, 3.0]),
+                        y=np.array([4.0, 5.0, 6.0]), stat_k=np.array([0.5, np.nan, 1.5]))
+    write_point_statistic(tmp_path / "p.npz", ps)
+    back = read_point_statistic(tmp_path / "p.npz")
+    assert back.same_points(ps) and np.isnan(back.stat_k[1]) and back.stat_k[2] == 1.5
+    moved = PointStatistic(ps.segment_ids, ps.segment, ps.x + 1.0, ps.y, ps.stat_k)
+    assert not back.same_points(moved)
+    assert read_point_statistic(tmp_path / "missing.npz") is None
+    np.savez(tmp_path / "v2.npz", format_version=np.int64(2))
+    with pytest.raises(InputError, match="format_version 2"):
+        read_point_statistic(tmp_path / "v2.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a heattrack point statistic"):
+        read_point_statistic(tmp_path / "junk.npz")

@@ -38,10 +38,12 @@ class PointStatistic:
 
 
 def write_point_statistic(dest: Path, stat: PointStatistic) -> None:
+    """Uncompressed: the driver writes it once per run, and coordinates barely compress (600,000 points: 0.07 s
+    for 16 MB against 0.86 s for 13 MB compressed, measured 2026-12-03)."""
     with open(dest, "wb") as f:
-        np.savez_compressed(f, format_version=np.int64(FORMAT_VERSION), segment_ids=stat.segment_ids.astype(str),
-                            segment=stat.segment.astype(np.int32), x=stat.x.astype(np.float64),
-                            y=stat.y.astype(np.float64), stat_k=stat.stat_k.astype(np.float32))
+        np.savez(f, format_version=np.int64(FORMAT_VERSION), segment_ids=stat.segment_ids.astype(str),
+                 segment=stat.segment.astype(np.int32), x=stat.x.astype(np.float64), y=stat.y.astype(np.float64),
+                 stat_k=stat.stat_k.astype(np.float32))
 
 
 def read_point_statistic(path: Path) -> PointStatistic | None:
