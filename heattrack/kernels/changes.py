@@ -79,10 +79,11 @@ def benjamini_hochberg(p: np.ndarray, q: float) -> np.ndarray:
     return out
 
 
-def change_class_fdr(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
-                     q: float, min_dates: int) -> np.ndarray:
-    """Change class per segment from the network z of two seasons (NaN = no data), with Benjamini-Hochberg
-    false-discovery control at ``q`` (see the module docstring). Returns an array of str."""
+def season_flags(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray, q: float,
+                 min_dates: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Seen (a z and at least ``min_dates`` dates) and flagged (Benjamini-Hochberg at ``q`` on the one-sided
+    Gaussian p-values of the seen segments) in the previous and the current season: ``seen_prev, seen_now, was,
+    now``."""
     from scipy.special import ndtr
 
     prev_z, cur_z = np.asarray(prev_z, dtype=float), np.asarray(cur_z, dtype=float)
@@ -90,6 +91,17 @@ def change_class_fdr(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarr
     seen_now = np.isfinite(cur_z) & (np.asarray(cur_dates) >= min_dates)
     was = benjamini_hochberg(np.where(seen_prev, ndtr(-prev_z), np.nan), q)
     now = benjamini_hochberg(np.where(seen_now, ndtr(-cur_z), np.nan), q)
+    return seen_prev, seen_now, was, now
+
+
+def change_class_fdr(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
+                     q: float, min_dates: int) -> np.ndarray:
+    """Change class per segment from the network z of two seasons (NaN = no data), with Benjamini-Hochberg
+    false-discovery control at ``q`` (see the module docstring). Returns an array of str."""
+    from scipy.special import ndtr
+
+    prev_z, cur_z = np.asarray(prev_z, dtype=float), np.asarray(cur_z, dtype=float)
+    seen_prev, seen_now, was, now = season_flags(prev_z, prev_dates, cur_z, cur_dates, q, min_dates)
     both = seen_prev & seen_now
     d = network_z(np.where(both, cur_z - prev_z, np.nan))[0]  # standardised by the network's own spread
     up = benjamini_hochberg(np.where(both, ndtr(-d), np.nan), q)
@@ -116,13 +128,8 @@ def change_class_warming(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.n
                          warming: np.ndarray, cooling: np.ndarray, q: float, min_dates: int, new_z: float
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Change class per segment (see the module docstring) and the network z of its warming and cooling."""
-    from scipy.special import ndtr
-
     prev_z, cur_z = np.asarray(prev_z, dtype=float), np.asarray(cur_z, dtype=float)
-    seen_prev = np.isfinite(prev_z) & (np.asarray(prev_dates) >= min_dates)
-    seen_now = np.isfinite(cur_z) & (np.asarray(cur_dates) >= min_dates)
-    was = benjamini_hochberg(np.where(seen_prev, ndtr(-prev_z), np.nan), q)
-    now = benjamini_hochberg(np.where(seen_now, ndtr(-cur_z), np.nan), q)
+    seen_prev, seen_now, was, now = season_flags(prev_z, prev_dates, cur_z, cur_dates, q, min_dates)
     both = seen_prev & seen_now
     z_up = network_z(np.where(both, warming, np.nan))[0]
     z_down = network_z(np.where(both, cooling, np.nan))[0]
@@ -143,13 +150,9 @@ def reversed_new(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, 
     """The segments :func:`change_class_warming` would call ``new`` with the seasons swapped, seen both years and
     flagged in neither (a repaired leak was flagged before: a real change, not a noise event): the estimate of its
     false ``new``. Returns the mask and their (cooling) z."""
-    from scipy.special import ndtr
-
     cls, z_down, _ = change_class_warming(cur_z, cur_dates, prev_z, prev_dates, cooling, warming, q, min_dates,
                                           new_z)
-    prev_z = np.asarray(prev_z, dtype=float)
-    seen_prev = np.isfinite(prev_z) & (np.asarray(prev_dates) >= min_dates)
-    was = benjamini_hochberg(np.where(seen_prev, ndtr(-prev_z), np.nan), q)
+    seen_prev, _, was, _ = season_flags(prev_z, prev_dates, cur_z, cur_dates, q, min_dates)
     both = seen_prev & np.isfinite(np.asarray(cur_z, dtype=float))
     return (cls == "new") & both & ~was, z_down
 
