@@ -166,3 +166,10 @@ def test_a_previous_season_without_point_values_is_compared_by_the_previous_rule
     assert summary.rule == "fdr" and summary.bound_false_new_per_100km is not None and summary.note == how["why"]
     ch_now, how_now = compare_seasons(runs / "2024-25", runs / "2025-26", cfg)
     assert how_now["rule"] == "warming" and how_now["estimated_false_new"] >= 0
+    other = tmp_path / "baseline-2024-25"  # ranked by another statistic: its point values do not compare
+    shutil.copytree(runs / "2024-25", other)
+    text = (other / "config.yaml").read_text()
+    assert "method: residual" in text
+    (other / "config.yaml").write_text(text.replace("method: residual", "method: baseline"))
+    _, how_other = compare_seasons(other, runs / "2025-26", cfg)
+    assert how_other["rule"] == "fdr" and "different statistics" in how_other["why"]

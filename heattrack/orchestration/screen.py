@@ -17,8 +17,8 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from heattrack.config import Config
-from heattrack.errors import ConfigError, InputError
+from heattrack.config import Config, load_config
+from heattrack.errors import ConfigError, HeattrackError, InputError
 from heattrack.io.exports import write_geojson
 from heattrack.io.point_statistic import FILE_NAME as POINTS_FILE
 from heattrack.io.point_statistic import read_point_statistic
@@ -188,7 +188,7 @@ def _segment_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> 
     mean change (:func:`heattrack.kernels.changes.segment_warming`); None when a season has no point values or the
     two sampled other points."""
     a, b = read_point_statistic(previous / POINTS_FILE), read_point_statistic(current / POINTS_FILE)
-    if a is None or b is None or not a.same_points(b):
+    if a is None or b is None or not a.same_points(b) or _other_methods(previous, current):
         return None
     order = pd.Index(b.segment_ids).get_indexer(segment_ids)
     ok = order >= 0
@@ -224,8 +224,20 @@ def _why_no_points(previous: Path, current: Path) -> str:
         return f"{previous} has no {POINTS_FILE} (run by an earlier version, or ranked by a 0-1 risk)"
     if not (current / POINTS_FILE).exists():
         return f"{current} has no {POINTS_FILE}"
+    if methods := _other_methods(previous, current):
+        return (f"the seasons were ranked by different statistics (detect.method {methods[0]} and {methods[1]}), "
+                "whose point values do not compare")
     return ("the two seasons sampled different points along the pipes (another segments.spacing_m?): rerun the "
             "previous season with this configuration to compare point by point")
+
+
+def _other_methods(previous: Path, current: Path) -> tuple[str, str] | None:
+    """The two seasons' ``detect.method`` when they differ (read from their config.yaml; unknown: None)."""
+    try:
+        a, b = (load_config(f / "config.yaml").detect.method for f in (previous, current))
+    except HeattrackError:  # a missing or older configuration: nothing to compare
+        return None
+    return (a, b) if a != b else None
 
 
 def _hotspot_changes(previous: Path, current: Path, crs, c) -> gpd.GeoDataFrame:
