@@ -89,25 +89,31 @@ def plume_attenuation(sensor_sigma_m: float, plume_fwhm_m: float = 20.0) -> floa
     return float(s_l2 / (s_l2 + sensor_sigma_m**2))
 
 
-def chain_attenuation(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int = 2) -> float:
+def chain_attenuation(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int = 2,
+                      window_px: int = 0) -> float:
     """Share of a Gaussian plume's peak (FWHM ``plume_fwhm_px`` fine pixels) that the ranking evidence keeps,
     through the same path as the data: the sensor footprint (Gaussian ``psf_sigma_px``), the block mean to the
-    thermal grid (``factor``; 1 = none) and bilinear interpolation back, the maximum within ``buffer_px``. Averaged
-    over plume positions inside a block (a plume at a block corner is split between four blocks)."""
+    thermal grid (``factor``; 1 = none) and bilinear interpolation back, the local median in a ``window_px`` window
+    removed (0: none; a plume as wide as half the window lifts its own background), the maximum within
+    ``buffer_px``. Averaged over plume positions inside a block (a plume at a block corner is split between four
+    blocks)."""
     from scipy import ndimage
 
     from heattrack.kernels.lst import block_mean, upsample_bilinear
 
-    n = factor * 9
+    pad = int(np.ceil(window_px / (2 * factor))) + 1 if window_px else 0  # blocks around the plume for the median
+    n = factor * (9 + 2 * pad)
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
     s = plume_fwhm_px / 2.3548
     out = []
     for dy, dx in ((0.5, 0.5), (0.25, 0.25), (0.5, 0.0), (0.0, 0.0)):
-        cy, cx = factor * (4 + dy), factor * (4 + dx)
+        cy, cx = factor * (4 + pad + dy), factor * (4 + pad + dx)
         plume = np.exp(-((yy + 0.5 - cy) ** 2 + (xx + 0.5 - cx) ** 2) / (2 * s * s)).astype(np.float32)
         seen = ndimage.gaussian_filter(plume, psf_sigma_px, mode="constant") if psf_sigma_px > 0 else plume
         if factor > 1:
             seen = upsample_bilinear(block_mean(seen, factor), factor)
+        if window_px:
+            seen = seen - ndimage.median_filter(seen, size=int(window_px) | 1, mode="constant")
         out.append(float(ndimage.maximum_filter(seen, 2 * buffer_px + 1)[int(cy), int(cx)]))
     return float(np.mean(out))
 

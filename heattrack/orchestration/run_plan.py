@@ -70,7 +70,11 @@ class RunPlan:
         :func:`heattrack.kernels.ranking.chain_attenuation` arguments."""
         res = self.cfg.grid.resolution_m
         return {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
-                "buffer_px": int(np.ceil(self.ranking_m("buffer_m") / res))}
+                "buffer_px": int(np.ceil(self.ranking_m("buffer_m") / res)), "window_px": self._window_px()}
+
+    def _window_px(self) -> int:
+        """The ranking's local-median window in fine pixels (odd), as :func:`chain_attenuation` takes it."""
+        return int(round(self.ranking_m("rank_window_m") / self.cfg.grid.resolution_m)) | 1
 
     def chains(self) -> list[dict]:
         """Per date, how the ranking evidence saw a plume (:func:`heattrack.kernels.ranking.chain_attenuation`
@@ -89,7 +93,7 @@ class RunPlan:
             factor = max(1, int(round(pixel / res)))
             beyond = np.sqrt(max(sc.psf_m**2 - pixel**2, 0.0)) if factor > 1 else max(sc.psf_m, res)
             out.append({"psf_sigma_px": round(float(beyond / np.sqrt(12.0) / res), 4), "factor": factor,
-                        "buffer_px": buffer_px})
+                        "buffer_px": buffer_px, "window_px": self._window_px()})
         return out if any(c != out[0] for c in out) else (out[:1] or [landsat])
 
     def readers_for(self, idx: tuple[int, int]) -> tuple:
