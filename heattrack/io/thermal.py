@@ -191,7 +191,7 @@ def psf_warnings(scenes) -> list[str]:
     """The run's warnings for thermal rasters whose footprint was estimated from the image."""
     return [f"thermal raster {sc.path.name}: its image shows a {sc.psf_m:.0f} m footprint on {sc.pixel_m:.3g} m "
             "pixels (resampled from coarser data?): its detectability (mdl_k) uses that footprint; set thermal.psf_m "
-            "or a sidecar psf_m to override" for sc in scenes if getattr(sc, "psf_source", "") == "estimated"]
+            "or a sidecar psf_m to override" for sc in scenes if sc.psf_source == "estimated"]
 
 
 def _central_window(src) -> np.ndarray:

@@ -123,30 +123,29 @@ def check_comparable(prev: RunRecord, grid: GridInfo, network: NetworkSignature,
 
 def compare_seasons(previous: Path, current: Path, cfg: Config) -> tuple[gpd.GeoDataFrame, dict]:
     """Change table of segments and hotspots (grid CRS), sorted new, persistent, resolved, no_data, each by
-    current (resolved: previous) risk; and how it was decided (``rule``, and with the warming rule the estimated
-    number of false ``new``)."""
+    current (resolved: previous) risk; and how it was decided (``rule``; with the warming rule the estimated number
+    of false ``new``, with the previous rule ``why``) and the network's ``pipe_km``."""
     c = cfg.changes
     prev = gpd.read_file(Path(previous) / "segments.gpkg").set_index("segment_id")
     cur = gpd.read_file(Path(current) / "segments.gpkg")
     p = prev.reindex(cur["segment_id"].values)
-    how: dict = {}
+    how: dict = {"pipe_km": float(cur.geometry.length.sum()) / 1000.0}
     if "z" in cur.columns and "z" in p.columns:  # statistic rankings
         z_prev, z_cur = p["z"].to_numpy(dtype=float), cur["z"].to_numpy(dtype=float)
         d_prev, d_cur = p["n_dates"].fillna(0).to_numpy(), cur["n_dates"].to_numpy()
         lines = cur.geometry.values
         radius = cfg.downscale.thermal_resolution_m
-        mean_prev = p["stat_mean_k"].to_numpy(dtype=float) if "stat_mean_k" in p.columns else None
-        mean_cur = cur["stat_mean_k"].to_numpy(dtype=float) if "stat_mean_k" in cur.columns else None
-        warming = _segment_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str))
+        warming, why = _point_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str))
         if warming is not None:  # where the segment's points warmed (cooled): the warming rule
             cls, n_false = _classes_by_warming((z_prev, d_prev, z_cur, d_cur), warming, lines, radius, c)
-            how = {"rule": "warming", "estimated_false_new": n_false}
+            how |= {"rule": "warming", "estimated_false_new": n_false}
         else:  # no point values to compare: Benjamini-Hochberg on the segments' z
             cls = change_class_fdr(z_prev, d_prev, z_cur, d_cur, c.fdr_q, c.min_dates)
-            for name, z, tb in (("new", z_cur, mean_cur), ("resolved", z_prev, mean_prev)):
+            for name, z, frame in (("new", z_cur, cur), ("resolved", z_prev, p)):
+                tb = frame["stat_mean_k"].to_numpy(dtype=float) if "stat_mean_k" in frame.columns else None
                 cand = cls == name
                 cls = np.where(cand & ~strongest_nearby(z, lines, cand, radius, tb), "stable", cls)
-            how = {"rule": "fdr", "why": _why_no_points(Path(previous), Path(current))}
+            how |= {"rule": "fdr", "why": why}
     else:
         cls = change_class(p["risk"].to_numpy(dtype=float), p["n_dates"].fillna(0).to_numpy(),
                            cur["risk"].to_numpy(dtype=float), cur["n_dates"].to_numpy(), c.risk_threshold,
@@ -183,17 +182,24 @@ def change_summary(how: dict, n_new: int, pipe_km: float, cfg: Config, previous_
                          **extra)
 
 
-def _segment_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> tuple[np.ndarray, ...] | None:
+def _point_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> tuple[tuple | None, str | None]:
     """Per segment of ``segment_ids``, the largest warming and cooling of its points between the seasons and their
-    mean change (:func:`heattrack.kernels.changes.segment_warming`); None when a season has no point values or the
-    two sampled other points."""
+    mean change (:func:`heattrack.kernels.changes.segment_warming`); else None and why the points do not compare."""
     a, b = read_point_statistic(previous / POINTS_FILE), read_point_statistic(current / POINTS_FILE)
-    if a is None or b is None or not a.same_points(b) or _other_methods(previous, current):
-        return None
+    if a is None:
+        return None, f"{previous} has no {POINTS_FILE} (run by an earlier version, or ranked by a 0-1 risk)"
+    if b is None:
+        return None, f"{current} has no {POINTS_FILE}"
+    if methods := _other_methods(previous, current):
+        return None, (f"the seasons were ranked by different statistics (detect.method {methods[0]} and "
+                      f"{methods[1]}), whose point values do not compare")
+    if not a.same_points(b):
+        return None, ("the two seasons sampled different points along the pipes (another segments.spacing_m?): rerun "
+                      "the previous season with this configuration to compare point by point")
     order = pd.Index(b.segment_ids).get_indexer(segment_ids)
     ok = order >= 0
     return tuple(np.where(ok, v[np.maximum(order, 0)], np.nan)
-                 for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids)))
+                 for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids))), None
 
 
 def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radius: float, c) -> tuple[np.ndarray, int]:
@@ -217,18 +223,6 @@ def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radiu
         else:
             cls = np.where(cand & ~keep, "stable", cls)
     return cls, int(decoy.sum())
-
-
-def _why_no_points(previous: Path, current: Path) -> str:
-    if not (previous / POINTS_FILE).exists():
-        return f"{previous} has no {POINTS_FILE} (run by an earlier version, or ranked by a 0-1 risk)"
-    if not (current / POINTS_FILE).exists():
-        return f"{current} has no {POINTS_FILE}"
-    if methods := _other_methods(previous, current):
-        return (f"the seasons were ranked by different statistics (detect.method {methods[0]} and {methods[1]}), "
-                "whose point values do not compare")
-    return ("the two seasons sampled different points along the pipes (another segments.spacing_m?): rerun the "
-            "previous season with this configuration to compare point by point")
 
 
 def _other_methods(previous: Path, current: Path) -> tuple[str, str] | None:
@@ -297,11 +291,9 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
         write_geojson(changes, Path(out) / "changes.geojson")
         counts = {f"{k}_{cl}": int(((changes["kind"] == k) & (changes["change"] == cl)).sum())
                   for k in ("segment", "hotspot") for cl in CHANGE_CLASSES if cl != "stable"} if len(changes) else {}
-        km = float(gpd.read_file(Path(out) / "segments.gpkg").geometry.length.sum()) / 1000.0
-        summary = change_summary(how, counts.get("segment_new", 0), km, cfg, prev_info.season)
+        summary = change_summary(how, counts.get("segment_new", 0), how["pipe_km"], cfg, prev_info.season)
         (Path(out) / "changes.json").write_text(summary.to_json())
-        counts.update({k: v for k, v in summary.model_dump().items() if k in (
-            "rule", "estimated_false_new", "estimated_false_new_per_100km", "bound_false_new_per_100km", "note")
-            and v is not None})
+        counts |= summary.model_dump(include={"rule", "estimated_false_new", "estimated_false_new_per_100km",
+                                              "bound_false_new_per_100km", "note"}, exclude_none=True)
         rebuild_report(Path(out))  # adds the "what changed" section from changes.geojson
     return result, counts
