@@ -29,3 +29,23 @@ def workspace(keep: Path | None = None) -> Iterator[tuple[Path, object]]:
     """A folder for the scenes and runs (``keep``, else a temporary one) and a Dask client on the default cluster."""
     with tempfile.TemporaryDirectory() as tmp, make_client(load_config(None, {}).compute) as client:
         yield Path(keep or tmp), client
+
+
+def seen_over_needed(amplitude_k, fwhm_m, length_m, mdl_k, det: dict, res_m: float = 10.0,
+                     spacing_m: float = 10.0):
+    """Per planted leak: its peak as the run's segment statistic sees it (the chain's share of a plume of the leak's
+    own width over the statistic's window along the pipe, or the whole segment when shorter; scaled by the run's
+    injection test where it ran) over what its segment needed to reach the flag level (``mdl_k`` x the share a
+    20 m plume keeps on that segment). 1 = exactly at the segment's ``mdl_k``. ``det``: run.json's detectability."""
+    import numpy as np
+
+    from heattrack.kernels.ranking import scan_shares
+
+    window = int(det.get("window_points", 1))
+    pts = np.clip(np.ceil(np.asarray(length_m, dtype=float) / spacing_m).astype(int), 1, window)
+    ref = scan_shares(det["chain"], det["plume_fwhm_m"] / res_m, window, spacing_m / res_m)
+    measured = det["attenuation"] / ref[-1]  # the injection test against the model (1 without one)
+    seen = np.array([scan_shares(det["chain"], f / res_m, n, spacing_m / res_m)[-1]
+                     for f, n in zip(np.asarray(fwhm_m, dtype=float), pts)]) * measured
+    need = np.asarray(mdl_k, dtype=float) * det["attenuation"] * ref[pts - 1] / ref[-1]
+    return seen * np.asarray(amplitude_k, dtype=float) / np.maximum(need, 1e-9)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from heldout import heldout_parser  # benchmarks/ is the script's folder
+from heldout import heldout_parser, seen_over_needed  # benchmarks/ is the script's folder
 from scipy import ndimage
 
 from heattrack.io.thermal import describe_thermal
@@ -64,7 +64,6 @@ def _ranking(members: list[int], size_km: float, tmp: Path, client) -> tuple[lis
 
     from heattrack.config import load_config
     from heattrack.evaluate import evaluate_run
-    from heattrack.kernels.ranking import chain_attenuation
     from heattrack.orchestration.run import run
 
     rows, calib = [], {"estimated": [], "pixel_size": []}
@@ -89,14 +88,12 @@ def _ranking(members: list[int], size_km: float, tmp: Path, client) -> tuple[lis
             row[f"{label}_psf_m"] = info["inputs"]["psf_m"]
             row[f"{label}_roc_auc"] = evaluate_run(scene, out)["detection"]["roc_auc"]
             det = info["detectability"]
-            seg = gpd.read_file(out / "segments.geojson")[["segment_id", "stat_k", "mdl_k"]]
+            seg = gpd.read_file(out / "segments.geojson")[["segment_id", "stat_k", "mdl_k", "length_m"]]
             row[f"{label}_median_mdl_k"] = float(seg["mdl_k"].median())
             leaks = gpd.read_file(scene / "truth" / "leaks.geojson").drop(columns="geometry")
             df = leaks.merge(seg, on="segment_id").sort_values("amplitude_k", ascending=False)
             df = df.drop_duplicates("segment_id").dropna(subset=["stat_k"])
-            a = np.array([chain_attenuation(plume_fwhm_px=f / 10.0, **det["chain"]) for f in df["fwhm_m"]])
-            need = df["mdl_k"].to_numpy(float) * det["attenuation"]
-            calib[label].append((a * df["amplitude_k"].to_numpy(float) / np.maximum(need, 1e-9),
+            calib[label].append((seen_over_needed(df["amplitude_k"], df["fwhm_m"], df["length_m"], df["mdl_k"], det),
                                  df["stat_k"].to_numpy(float) >= det["flag_level_k"]))
         rows.append(row)
         print(f"member {m}: ROC-AUC {row['estimated_roc_auc']:.3f} as {row['estimated_psf_m']:g} m data (estimated), "

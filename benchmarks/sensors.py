@@ -18,11 +18,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from heldout import heldout_parser, workspace  # benchmarks/ is the script's folder
+from heldout import heldout_parser, seen_over_needed, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
 from heattrack.evaluate import evaluate_run
-from heattrack.kernels.ranking import chain_attenuation
 from heattrack.orchestration.run import run
 from heattrack.simulate import family_spec, simulate_scene
 
@@ -106,17 +105,14 @@ def main() -> None:
                 det = json.loads((out / "run.json").read_text())["detectability"]
                 row[f"{sensor}_share_visible"] = det["network_share_visible"]
                 leaks = gpd.read_file(scene / "truth" / "leaks.geojson").drop(columns="geometry")
-                seg = gpd.read_file(out / "segments.geojson")[["segment_id", "rank", "stat_k", "mdl_k"]]
+                seg = gpd.read_file(out / "segments.geojson")[["segment_id", "rank", "stat_k", "mdl_k", "length_m"]]
                 n = int(pd.to_numeric(seg["rank"], errors="coerce").notna().sum())
                 df = leaks.merge(seg, on="segment_id", how="left").sort_values("amplitude_k", ascending=False)
                 df = df.drop_duplicates("segment_id")
                 df["top5"] = pd.to_numeric(df["rank"], errors="coerce") / max(n, 1) <= 0.05
                 df["sensor"] = sensor
-                # the leak's own footprint-seen peak against what the segment needs (mdl_k of a 20 m plume)
-                a = np.array([chain_attenuation(plume_fwhm_px=f / 10.0, **det["chain"]) for f in df["fwhm_m"]])
-                a *= det["attenuation"] / det["attenuation_model"][0]  # the run's injection test, where it ran
-                need = df["mdl_k"].to_numpy(float) * det["attenuation"]
-                df["ratio"] = a * df["amplitude_k"].to_numpy(float) / np.maximum(need, 1e-9)
+                # the leak as the statistic sees it against what the segment needs (mdl_k of a 20 m plume)
+                df["ratio"] = seen_over_needed(df["amplitude_k"], df["fwhm_m"], df["length_m"], df["mdl_k"], det)
                 df["pred_visible"] = df["ratio"] >= 1.0
                 df["flagged"] = df["stat_k"].to_numpy(float) >= det["flag_level_k"]
                 df = df[df["stat_k"].notna()]

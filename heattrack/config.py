@@ -190,6 +190,12 @@ class SegmentsConfig(_Section):
                                      "of the run; those with the most pipe) on which plumes are injected into the "
                                      "Landsat LST and the chain run again, to measure the share of a plume's peak it "
                                      "keeps (costs one more sharpening of each; 0: the footprint model only).")
+    window_widths: float = Field(1.5, ge=0, description="residual: a segment's statistic is the largest "
+                                 "mean of its points over a window along the pipe of this many widths of a "
+                                 "mdl_plume_fwhm_m plume as the sensor sees it (FWHM / sqrt(attenuation): Landsat "
+                                 "~230 m, a 70 m ECOSTRESS pass ~120 m, a 10 m raster ~30 m), the whole segment when "
+                                 "shorter; 0: its largest single point (before 2026-12-03; baseline always ranks by "
+                                 "its largest point).")
     peak_radius_m: float = Field(120.0, ge=0, description="residual: a pipe point's excess is scaled by "
                                  "(max within buffer_m) / (max within this radius), so heat peaking off the pipe "
                                  "counts less; <= buffer_m disables it.")

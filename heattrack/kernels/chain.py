@@ -239,12 +239,14 @@ def compute_tile_products(
 def injected_attenuation(lst_30m_on_10m: np.ndarray, red: np.ndarray, nir: np.ndarray, optical_clear: np.ndarray,
                          params: ChainParams, bands: dict | None, base: ThermalProducts, plume_fwhm_px: float,
                          buffer_px: int, amp_k: float = 10.0, spacing_px: int = 30, margin_px: int = 100,
-                         seed: int = 0) -> np.ndarray:
+                         seed: int = 0, along_px: int = 1) -> np.ndarray:
     """Injection test of the detectability model on this tile: Gaussian plumes (FWHM ``plume_fwhm_px``, peak
     ``amp_k``) on a ``spacing_px`` grid are seen through the sensor footprint (``params.dms.psf_sigma_px``),
     sampled like the 30 m product (3-px blocks) and added to the LST; the chain runs again and each plume's gain in
     the ranking evidence (maximum within ``buffer_px``) over ``amp_k`` is returned (one value per plume on valid
-    data): the share of a plume's peak this chain keeps, measured (``base``: the products without plumes)."""
+    data): the share of a plume's peak this chain keeps, measured (``base``: the products without plumes). With
+    ``along_px`` > 1 the gain is averaged over that many pixels of a row centred on the plume: the share the segment
+    statistic's window along a pipe keeps (``along_px`` < ``spacing_px``, so the next plume stays outside)."""
     from scipy import ndimage
 
     n, m = lst_30m_on_10m.shape
@@ -262,4 +264,12 @@ def injected_attenuation(lst_30m_on_10m: np.ndarray, red: np.ndarray, nir: np.nd
     injected = thermal_products(lst_30m_on_10m + seen[np.ix_(rows, cols)], red, nir, optical_clear, params, bands)
     gain = ndimage.maximum_filter(np.nan_to_num(injected.evidence_k - base.evidence_k, nan=-1e9), 2 * buffer_px + 1)
     ok = np.isfinite(base.evidence_k[ys, xs]) & np.isfinite(injected.evidence_k[ys, xs])
+    if along_px > 1:  # the mean gain over a row centred on each plume (a pipe through it), valid pixels only
+        offsets = np.arange(along_px) - (along_px - 1) // 2
+        rows_g = gain[ys[:, None], np.clip(xs[:, None] + offsets[None, :], 0, m - 1)]
+        has = rows_g > -1e8
+        count = has.sum(axis=1)
+        row_mean = np.where(has, rows_g, 0.0).sum(axis=1) / np.maximum(count, 1)
+        ok &= count > 0
+        return (row_mean[ok] / amp_k).astype(np.float32)
     return (gain[ys, xs][ok] / amp_k).astype(np.float32)

@@ -1,16 +1,22 @@
 """The segment ranking statistic and each segment's detectability (pure: point values in, per-segment arrays out).
 
-**Statistic** (``detect.method`` residual / baseline): per date, a segment's largest point excess (K; the points
-read :func:`heattrack.kernels.segments.on_pipe_peak`), averaged over the dates with data; a z-score against the
-network-wide null (median and 1.4826 x MAD over all segments with data: most do not leak) and its one-sided
-Gaussian p-value.
+**Statistic** (``detect.method`` residual / baseline): per date, a segment's largest mean excess (K) over a window
+of consecutive points along the pipe (the points read :func:`heattrack.kernels.segments.on_pipe_peak`; the window,
+:func:`scan_window_points`, is ``segments.window_widths`` x the width at which the sensor sees a 20 m plume: ~230 m
+for Landsat, ~30 m for a 10 m raster; the whole segment when shorter), averaged over the dates with data; a z-score
+against the network-wide null (median and 1.4826 x MAD over all segments with data: most do not leak) and its
+one-sided Gaussian p-value. Through a ~100 m footprint a leak warms 100-200 m of pipe while the clutter at single
+points is largely independent, so the mean over that stretch carries the leak with less clutter than its largest
+point (tuned on family members 0-7, README).
 
 **Detectability** ``mdl_k``: the smallest peak excess (K, at 10 m) of a leak plume of ``plume_fwhm_m`` (20 m)
 that, placed on the segment, would lift it to the flag level ``T``: the network's ``1 - alpha`` quantile of the
 statistic (``segments.mdl_alpha``: the share of segments flagged; most are leak-free, so about the false-alarm
 share). The sensor sees the plume through its footprint, so only a share
-``a = s_l^2 / (s_l^2 + s_s^2)`` of its peak reaches the statistic (2-D Gaussians of sigmas ``s_l`` plume,
-``s_s`` sensor: 0.05 for Landsat's ~36 m, 0.9 for a 10 m airborne raster). A leak adds ``a x peak`` to the
+``a = s_l^2 / (s_l^2 + s_s^2)`` of its peak reaches the evidence (2-D Gaussians of sigmas ``s_l`` plume,
+``s_s`` sensor: 0.05 for Landsat's ~36 m, 0.9 for a 10 m airborne raster; :func:`chain_attenuation` follows the
+data path) and the window keeps the mean of the plume's profile along it (:func:`scan_shares`: more on a segment
+shorter than the window). A leak adds ``a x peak`` to the
 evidence where it sits; the evidence a leak would sit on is the median point value of the network around the
 segment (not of the segment itself, which its own leak raises), so ``mdl_k = max(0, T - median) / a``: 0 where
 that clutter already reaches ``T``. ``mdl_k_m2`` is the plume's excess-heat integral at that peak
@@ -24,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from heattrack.kernels.lst import nanmean_layers
-from heattrack.kernels.segments import network_z, segment_max, segment_mean
+from heattrack.kernels.segments import network_z, segment_mean, segment_window_max
 
 
 def _grouped_median(group: np.ndarray, values: np.ndarray, rank: np.ndarray, n_groups: int) -> np.ndarray:
@@ -89,19 +95,20 @@ def plume_attenuation(sensor_sigma_m: float, plume_fwhm_m: float = 20.0) -> floa
     return float(s_l2 / (s_l2 + sensor_sigma_m**2))
 
 
-def chain_attenuation(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int = 2,
-                      window_px: int = 0) -> float:
-    """Share of a Gaussian plume's peak (FWHM ``plume_fwhm_px`` fine pixels) that the ranking evidence keeps,
-    through the same path as the data: the sensor footprint (Gaussian ``psf_sigma_px``), the block mean to the
-    thermal grid (``factor``; 1 = none) and bilinear interpolation back, the local median in a ``window_px`` window
-    removed (0: none; a plume as wide as half the window lifts its own background), the maximum within
-    ``buffer_px``. Averaged over plume positions inside a block (a plume at a block corner is split between four
-    blocks)."""
+def chain_profile(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int = 2, window_px: int = 0,
+                  half_px: int = 0) -> np.ndarray:
+    """The ranking evidence a Gaussian plume of unit peak (FWHM ``plume_fwhm_px`` fine pixels) leaves along a straight
+    pipe through its centre: ``2 half_px + 1`` values, the plume's centre in the middle. The same path as the data:
+    the sensor footprint (Gaussian ``psf_sigma_px``), the block mean to the thermal grid (``factor``; 1 = none) and
+    bilinear interpolation back, the local median in a ``window_px`` window removed (0: none; a plume as wide as half
+    the window lifts its own background), the maximum within ``buffer_px``. Averaged over plume positions inside a
+    block (a plume at a block corner is split between four blocks)."""
     from scipy import ndimage
 
     from heattrack.kernels.lst import block_mean, upsample_bilinear
 
     pad = int(np.ceil(window_px / (2 * factor))) + 1 if window_px else 0  # blocks around the plume for the median
+    pad = max(pad, int(np.ceil((half_px + buffer_px) / factor)))
     n = factor * (9 + 2 * pad)
     yy, xx = np.mgrid[0:n, 0:n].astype(np.float32)
     s = plume_fwhm_px / 2.3548
@@ -114,8 +121,49 @@ def chain_attenuation(psf_sigma_px: float, factor: int, plume_fwhm_px: float, bu
             seen = upsample_bilinear(block_mean(seen, factor), factor)
         if window_px:
             seen = seen - ndimage.median_filter(seen, size=int(window_px) | 1, mode="constant")
-        out.append(float(ndimage.maximum_filter(seen, 2 * buffer_px + 1)[int(cy), int(cx)]))
-    return float(np.mean(out))
+        row = ndimage.maximum_filter(seen, 2 * buffer_px + 1)[int(cy)]
+        out.append(row[int(cx) - half_px: int(cx) + half_px + 1].astype(float))
+    return np.mean(out, axis=0)
+
+
+def window_shares(profile: np.ndarray, lengths_px) -> np.ndarray:
+    """For each window length (pixels along the pipe), the largest mean of ``profile`` (:func:`chain_profile`) over
+    that many consecutive values: the share of the plume's peak that
+    :func:`heattrack.kernels.segments.segment_window_max` keeps (length 1: the profile's peak)."""
+    csum = np.concatenate([[0.0], np.cumsum(profile)])
+    out = []
+    for n in np.atleast_1d(lengths_px):
+        n = int(min(max(n, 1), profile.size))
+        out.append(float(np.max(csum[n:] - csum[:-n]) / n))
+    return np.asarray(out)
+
+
+def chain_attenuation(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int = 2,
+                      window_px: int = 0, along_px: int = 1) -> float:
+    """Share of a Gaussian plume's peak that the ranking keeps (:func:`chain_profile`), at the plume's centre
+    (``along_px`` 1) or as the mean over ``along_px`` pixels along the pipe (the segment statistic's window)."""
+    prof = chain_profile(psf_sigma_px, factor, plume_fwhm_px, buffer_px, window_px, half_px=max(along_px, 1) + 4)
+    return float(window_shares(prof, along_px)[0])
+
+
+def scan_window_points(peak_attenuation: float, plume_fwhm_m: float, widths: float, spacing_m: float) -> int:
+    """The segment statistic's window along the pipe, in sample points: ``widths`` x the width at which the chain
+    sees a ``plume_fwhm_m`` plume. A Gaussian plume seen through a Gaussian path keeps the share
+    ``a = s_plume^2 / s_seen^2`` of its peak, so it is seen ``plume_fwhm_m / sqrt(a)`` wide (Landsat: ~150 m; a 10 m
+    raster: ~22 m). At least one point (``widths`` 0: the largest single point)."""
+    if widths <= 0 or not np.isfinite(peak_attenuation) or peak_attenuation <= 0:
+        return 1
+    return max(1, int(round(widths * plume_fwhm_m / np.sqrt(peak_attenuation) / spacing_m)))
+
+
+def scan_shares(chain: dict, plume_fwhm_px: float, window_pts: int, spacing_px: float) -> np.ndarray:
+    """Share of a plume's peak the segment statistic keeps for windows of 1 .. ``window_pts`` points
+    (``spacing_px`` apart) through the ``chain`` (:func:`chain_attenuation` arguments): entry ``k - 1`` is what a
+    segment of ``k`` points keeps when it is shorter than the window."""
+    lengths = np.maximum(1, np.round(np.arange(1, window_pts + 1) * spacing_px)).astype(int)
+    lengths[0] = 1
+    prof = chain_profile(plume_fwhm_px=plume_fwhm_px, half_px=int(lengths[-1]) + 4, **chain)
+    return window_shares(prof, lengths)
 
 
 @dataclass(frozen=True)
@@ -124,7 +172,7 @@ class SegmentStatistic:
     with data, detectability ``mdl_k`` (K) and ``mdl_k_m2`` (K m^2); and the network null and flag level."""
 
     stat_k: np.ndarray
-    per_date_k: np.ndarray  # (dates, segments): each date's largest point value
+    per_date_k: np.ndarray  # (dates, segments): each date's largest window mean of its points
     z: np.ndarray
     p_value: np.ndarray
     mean_k: np.ndarray
@@ -169,7 +217,8 @@ def combine_dates(per_date: np.ndarray, attenuation: np.ndarray,
     detectability: a date that sees leaks ten times fainter than its clutter counts a hundred times less), or
     by ``weights``; ``multipliers`` (dates, columns): per-column factors on those weights (:func:`error_weights`).
     Returns the weighted mean over the dates with data, per column, and the per-date weights."""
-    scaled = per_date / attenuation[:, None]
+    attenuation = np.asarray(attenuation, dtype=float)
+    scaled = per_date / (attenuation[:, None] if attenuation.ndim == 1 else attenuation)
     w = np.zeros(len(scaled)) if weights is None else np.asarray(weights, dtype=float)
     for d, row in enumerate(scaled if weights is None else ()):
         v = row[np.isfinite(row)]
@@ -182,7 +231,8 @@ def combine_dates(per_date: np.ndarray, attenuation: np.ndarray,
 def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_segments: int,
                       attenuation: float | np.ndarray, alpha: float = 0.01,
                       plume_fwhm_m: float = 20.0, point_err_by_date: np.ndarray | None = None,
-                      point_base_by_date: np.ndarray | None = None) -> SegmentStatistic:
+                      point_base_by_date: np.ndarray | None = None, window_pts=1,
+                      short_gain: np.ndarray | None = None) -> SegmentStatistic:
     """The ranking statistic and detectability of every segment from its points' values ``(dates, points)``.
     ``attenuation``: the share of a ``plume_fwhm_m`` plume's peak the evidence keeps (:func:`chain_attenuation`,
     or the Gaussian footprint model :func:`plume_attenuation`); one per date when the dates come from sensors
@@ -192,25 +242,32 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     of their median along the segment (:func:`error_weights`). ``point_base_by_date``: the clutter a leak would sit
     on at each point (the tile tasks' :func:`network_neighbourhood_median`); ``median_k``, the base of ``mdl_k``, is
     its median along the segment. Without it, the points' own values (a segment's own median, which its leak
-    raises)."""
-    per_date = np.stack([segment_max(d, segment, n_segments) for d in point_stat_by_date])
+    raises). ``window_pts`` (one, or one per date): a date's statistic is the segment's largest mean over that many
+    consecutive points (:func:`heattrack.kernels.segments.segment_window_max`; 1: its largest point), and
+    ``attenuation`` is then the share of the peak that window keeps; ``short_gain`` ``(dates or 1, segments)``:
+    how much more of it a segment shorter than the window keeps (its whole length is the window)."""
+    windows = np.broadcast_to(np.asarray(window_pts, dtype=np.int64), (len(point_stat_by_date),))
+    per_date = np.stack([segment_window_max(d, segment, n_segments, int(w))
+                         for d, w in zip(point_stat_by_date, windows)])
     means = np.stack([segment_mean(d, segment, n_segments) for d in point_stat_by_date])
     base = point_stat_by_date if point_base_by_date is None else point_base_by_date
     # a point counts where it has a value of its own (under cloud it has no clutter to sit on)
     base = np.where(np.isfinite(point_stat_by_date), base, np.nan)
     medians = np.stack([segment_median(d, segment, n_segments) for d in base])
     att = np.broadcast_to(np.asarray(attenuation, dtype=float), (len(per_date),))
+    att_seg = att[:, None] * (1.0 if short_gain is None else np.asarray(short_gain, dtype=float))
     mult = error_weights(None if point_err_by_date is None else
                          np.stack([segment_median(d, segment, n_segments) for d in point_err_by_date]))
     if np.ptp(att) > 0:  # sensors of different detectability
-        stat, w = combine_dates(per_date, att, multipliers=mult)
-        mean, median = combine_dates(means, att, w, mult)[0], combine_dates(medians, att, w, mult)[0]
+        stat, w = combine_dates(per_date, att_seg, multipliers=mult)
+        mean, median = combine_dates(means, att_seg, w, mult)[0], combine_dates(medians, att_seg, w, mult)[0]
         a = 1.0
     elif mult is not None:  # one sensor with its own per-pixel uncertainty
         stat, mean, median = _weighted(per_date, mult), _weighted(means, mult), _weighted(medians, mult)
-        a = float(att[0])
+        a = np.broadcast_to(att_seg[0], (n_segments,))
     else:
-        stat, mean, median, a = nanmean_layers(per_date), nanmean_layers(means), nanmean_layers(medians), float(att[0])
+        stat, mean, median = nanmean_layers(per_date), nanmean_layers(means), nanmean_layers(medians)
+        a = np.broadcast_to(att_seg[0], (n_segments,))
     z, p = network_z(stat)
     ok = np.isfinite(stat)
     # the flag level is the network's own (1 - alpha) quantile: most segments do not leak, so this holds the
@@ -220,7 +277,7 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     mdl = np.where(ok, np.maximum(level - median, 0.0) / a, np.nan)
     area = 2.0 * np.pi * (plume_fwhm_m / 2.3548) ** 2
     return SegmentStatistic(stat, per_date, z, p, mean, median, np.isfinite(per_date).sum(axis=0).astype(np.int64), mdl,
-                            mdl * area, float(level), a)
+                            mdl * area, float(level), 1.0 if np.ptp(att) > 0 else float(att[0]))
 
 
 def network_share_visible(mdl_k: np.ndarray, length_m: np.ndarray, peaks_k=(3.0, 5.0, 10.0)) -> dict[str, float]:
@@ -231,5 +288,6 @@ def network_share_visible(mdl_k: np.ndarray, length_m: np.ndarray, peaks_k=(3.0,
             for k in peaks_k}
 
 
-__all__ = ["SegmentStatistic", "chain_attenuation", "combine_dates", "error_weights", "network_neighbourhood_median",
+__all__ = ["SegmentStatistic", "chain_attenuation", "chain_profile", "scan_shares", "scan_window_points",
+           "window_shares", "combine_dates", "error_weights", "network_neighbourhood_median",
            "network_share_visible", "plume_attenuation", "segment_median", "segment_statistic"]

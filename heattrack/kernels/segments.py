@@ -84,6 +84,29 @@ def segment_max(point_values: np.ndarray, segment: np.ndarray, n_segments: int) 
     return out
 
 
+def segment_window_max(point_values: np.ndarray, segment: np.ndarray, n_segments: int, window: int) -> np.ndarray:
+    """Per segment, the largest mean of its finite point values over ``window`` consecutive points that lie inside
+    the segment (the whole segment when it has fewer points): a scan along the pipe at the scale a leak warms it.
+    ``window`` 1 is :func:`segment_max`. The points of a segment must be consecutive and in order along it (as
+    :func:`sample_segment_points` makes them). NaN for a segment without a finite value. Vectorised, O(points)."""
+    if window <= 1 or point_values.size == 0:
+        return segment_max(point_values, segment, n_segments)
+    ok = np.isfinite(point_values)
+    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, point_values, 0.0))])
+    ccount = np.concatenate([[0], np.cumsum(ok)])
+    start = np.flatnonzero(np.concatenate([[True], segment[1:] != segment[:-1]]))
+    stop = np.concatenate([start[1:], [segment.size]])
+    first, last = np.repeat(start, stop - start), np.repeat(stop, stop - start)
+    lo = np.arange(segment.size)
+    hi = lo + np.minimum(window, last - first)  # each point starts a window; the segment's length caps it
+    inside = hi <= last
+    hi = np.minimum(hi, last)
+    count = ccount[hi] - ccount[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(inside & (count > 0), (csum[hi] - csum[lo]) / count, np.nan)
+    return segment_max(means, segment, n_segments)
+
+
 def segment_argmax(point_values: np.ndarray, segment: np.ndarray, n_segments: int) -> np.ndarray:
     """Index (into the points) of the largest finite value per segment; -1 for a segment without any.
     Ties go to the first point along the segment. O(n log n) in the number of points."""

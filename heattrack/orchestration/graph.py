@@ -75,6 +75,8 @@ class TileTask:
     clutter_window_px: int = 1
     #: run the injection test of the detectability model on this tile's sharpened dates (a few tiles per run)
     calibrate_plume_fwhm_px: float = 0.0
+    #: ... and the window along the pipe (fine pixels) over which the segment statistic averages
+    calibrate_along_px: int = 1
     #: other tiles' sample points in this tile's halo and the cell size of the network-neighbourhood clutter (the
     #: base of mdl_k, :func:`heattrack.kernels.ranking.network_neighbourhood_median`); 0: not computed
     halo_point_x: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
@@ -134,6 +136,7 @@ def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
     if task.calibrate_plume_fwhm_px > 0 and not params.direct_thermal and th.evidence_k is not None:
         injected = injected_attenuation(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, params,
                                         inputs.bands, th, task.calibrate_plume_fwhm_px, task.buffer_px,
+                                        along_px=task.calibrate_along_px,
                                         margin_px=task.halo_px, seed=task.index[0] * 7919 + task.index[1])
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
                         {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z, injected, inputs.lst_err)

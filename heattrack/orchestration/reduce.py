@@ -17,6 +17,7 @@ from heattrack.kernels.ranking import (
     chain_attenuation,
     combine_dates,
     network_share_visible,
+    scan_shares,
     segment_statistic,
 )
 from heattrack.kernels.segments import network_z, score_segments, segment_argmax
@@ -91,17 +92,27 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         # the ranking statistic, z / p against the network-wide null, and each segment's detectability
         res = cfg.grid.resolution_m
         chains = plan.chains()
-        atts = np.array([chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **c) for c in chains])
-        model_atts = atts.copy()
+        model_atts = [chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **c) for c in chains]
         measured = np.concatenate(injected) if injected else np.zeros(0)
-        if measured.size >= 10:  # the sharpened chain's share of a plume's peak, measured on this run's tiles
-            atts[np.array([c == plan.landsat_chain for c in chains])] = float(np.median(measured))
         chain = chains[0] if len(chains) == 1 else None
+        # the statistic's window along the pipe per chain, the share of a plume it keeps, and how much more a segment
+        # shorter than the window keeps (the whole segment is its window)
+        windows = [plan.scan_window_pts(c) for c in chains]
+        shares = [scan_shares(c, cfg.segments.mdl_plume_fwhm_m / res, w, cfg.segments.spacing_m / res)
+                  for c, w in zip(chains, windows)]
+        n_pts = np.bincount(plan.points.segment, minlength=len(plan.pipes))
+        short_gain = np.stack([sh[np.clip(np.minimum(n_pts, w), 1, w) - 1] / sh[-1] for sh, w in zip(shares, windows)])
+        window_atts = np.array([sh[-1] for sh in shares])
+        if measured.size >= 10:  # the injection test measured the Landsat chain's share over its window
+            window_atts[np.array([c == plan.landsat_chain for c in chains])] = float(np.median(measured))
         has_err = bool(np.isfinite(p_err_d).any())  # a source with its own LST uncertainty (ECOSTRESS LST_err)
-        st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes), atts if chain is None else atts[0],
+        st = segment_statistic(p_stat_d, plan.points.segment, len(plan.pipes),
+                               window_atts if chain is None else window_atts[0],
                                cfg.segments.mdl_alpha, cfg.segments.mdl_plume_fwhm_m,
                                point_err_by_date=p_err_d if has_err else None,
-                               point_base_by_date=p_base_d)
+                               point_base_by_date=p_base_d,
+                               window_pts=windows if chain is None else windows[0],
+                               short_gain=short_gain if chain is None else short_gain[:1])
         ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
         seg["n_dates"] = st.n_dates
@@ -122,16 +133,19 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         point_stat = PointStatistic(segment_ids=plan.pipes["segment_id"].astype(str).to_numpy(),
                                     segment=plan.points.segment, x=plan.points.x, y=plan.points.y,
                                     stat_k=nanmean_layers(p_stat_d))
-        mdl_view = mdl_raster(ov_stat, st, None if chain is not None else atts)
+        mdl_view = mdl_raster(ov_stat, st, None if chain is not None else window_atts)
         detectability = {"alpha": cfg.segments.mdl_alpha, "plume_fwhm_m": cfg.segments.mdl_plume_fwhm_m,
                          "sensor_sigma_m": round(plan.sensor_sigma_m, 2), "attenuation": round(st.attenuation, 4),
-                         "attenuation_model": [round(float(a), 4) for a in model_atts],
+                         "attenuation_model": [round(float(sh[-1]), 4) for sh in shares],
+                         "attenuation_peak_model": [round(float(a), 4) for a in model_atts],
+                         "window_points": windows[0] if chain is not None else windows,
+                         "window_m": round(float(windows[0] * cfg.segments.spacing_m), 1),
                          "injection": {"plumes": int(measured.size), "median": round(float(np.median(measured)), 4)
                                        if measured.size else None},
                          "chain": chain,
                          **({} if chain is not None else {"chain_by_date": dict(zip(labels, chains)),
                                                           "attenuation_by_date": {k: round(float(v), 4) for k, v in
-                                                                                  zip(labels, atts)}}),
+                                                                                  zip(labels, window_atts)}}),
                          "flag_level_k": round(st.flag_level_k, 4),
                          "lst_err_weights": len(labels) > 1 and has_err,
                          "network_share_visible": network_share_visible(st.mdl_k, seg.geometry.length.to_numpy())}

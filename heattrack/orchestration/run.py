@@ -78,6 +78,9 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     counts = {(int(k[0]), int(k[1])): int(c) for k, c in zip(keys, n_points)}
     n_inject = min(cfg.segments.mdl_injection_tiles, max(1, len(grid.tiles) // 10))  # one per 10 tiles, at most N
     calibrate = set(sorted(grid.tiles, key=lambda t: (-counts.get(t, 0), t))[:n_inject])
+    # the injection test measures the share of a plume the segment statistic's window keeps (Landsat dates)
+    along_px = max(1, int(round(plan.scan_window_pts(plan.landsat_chain) * cfg.segments.spacing_m / res))) \
+        if calibrate and not plan.direct_thermal else 1
     tasks = []
     # the detectability raster's clutter window (thermal pixels, odd): the segments' 3 x 3 cells, within the halo
     f, cell_m = cfg.thermal_factor, cfg.segments.mdl_clutter_cell_m
@@ -100,6 +103,7 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             cog_layers=COG_LAYERS, overview_factor=cfg.thermal_factor,
             clutter_window_px=clutter_window,
             calibrate_plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res if idx in calibrate else 0.0,
+            calibrate_along_px=along_px,
             halo_point_x=plan.points.x[halo.get(idx, none)], halo_point_y=plan.points.y[halo.get(idx, none)],
             clutter_cell_m=cell_m))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)

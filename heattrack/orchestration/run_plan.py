@@ -14,6 +14,7 @@ from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader
 from heattrack.io.models import check_model_matches, read_model_file
+from heattrack.kernels.ranking import chain_attenuation, scan_window_points
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points
 from heattrack.orchestration.tiling import TileGrid
 
@@ -75,6 +76,17 @@ class RunPlan:
     def _window_px(self) -> int:
         """The ranking's local-median window in fine pixels (odd), as :func:`chain_attenuation` takes it."""
         return int(round(self.ranking_m("rank_window_m") / self.cfg.grid.resolution_m)) | 1
+
+    def scan_window_pts(self, chain: dict) -> int:
+        """The segment statistic's window along the pipe (sample points) for dates seen through ``chain``:
+        ``segments.window_widths`` x the width at which that chain sees a ``segments.mdl_plume_fwhm_m`` plume. The
+        ``baseline`` ranking keeps its definition, the largest point along the segment (window 1): it is the fixed
+        simple reference the default is measured against."""
+        if self.cfg.detect.method == "baseline":
+            return 1
+        seg, res = self.cfg.segments, self.cfg.grid.resolution_m
+        a = chain_attenuation(plume_fwhm_px=seg.mdl_plume_fwhm_m / res, **chain)
+        return scan_window_points(a, seg.mdl_plume_fwhm_m, seg.window_widths, seg.spacing_m)
 
     def chains(self) -> list[dict]:
         """Per date, how the ranking evidence saw a plume (:func:`heattrack.kernels.ranking.chain_attenuation`

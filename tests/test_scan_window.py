@@ -1,0 +1,117 @@
+"""The segment statistic's window along the pipe: the scan over consecutive points, its width per sensor, the share
+of a plume it keeps (model and injection test) and the detectability it implies (pure kernels, small arrays)."""
+
+import numpy as np
+import pytest
+
+from heattrack.kernels.ranking import (
+    chain_attenuation,
+    chain_profile,
+    scan_shares,
+    scan_window_points,
+    segment_statistic,
+    window_shares,
+)
+from heattrack.kernels.segments import segment_max, segment_window_max
+
+LANDSAT = {"psf_sigma_px": 3.6, "factor": 10, "buffer_px": 2, "window_px": 31}
+AIRBORNE = {"psf_sigma_px": 0.29, "factor": 1, "buffer_px": 1, "window_px": 11}
+
+
+def test_window_max_matches_a_brute_force_scan(rng):
+    lengths = rng.integers(1, 30, 200)
+    seg = np.repeat(np.arange(lengths.size), lengths)
+    v = rng.normal(size=seg.size)
+    v[rng.random(seg.size) < 0.1] = np.nan
+    v[seg == 5] = np.nan  # a segment without data
+    for w in (1, 3, 7, 25):
+        got = segment_window_max(v, seg, lengths.size + 1, w)
+        assert np.isnan(got[-1]) and np.isnan(got[5])
+        for s in range(lengths.size):
+            x = v[seg == s]
+            n = min(w, x.size)
+            means = [np.nanmean(x[i:i + n]) for i in range(x.size - n + 1) if np.isfinite(x[i:i + n]).any()]
+            if means:
+                assert got[s] == pytest.approx(max(means))
+    np.testing.assert_array_equal(segment_window_max(v, seg, lengths.size, 1), segment_max(v, seg, lengths.size))
+
+
+def test_a_localised_warm_stretch_beats_a_single_hot_point():
+    """A single hot point (noise, a chimney) wins the largest-point statistic; a leak warms a stretch of the pipe
+    as wide as the sensor sees it, and that wins the window."""
+    seg = np.repeat([0, 1], 40)
+    v = np.zeros(80)
+    v[10] = 3.0  # one hot point on segment 0
+    v[40 + 15: 40 + 25] = 1.5  # a 100 m warm stretch on segment 1
+    assert segment_window_max(v, seg, 2, 1)[0] > segment_window_max(v, seg, 2, 1)[1]
+    assert segment_window_max(v, seg, 2, 9)[1] > segment_window_max(v, seg, 2, 9)[0]
+
+
+def test_the_window_follows_the_width_at_which_the_sensor_sees_a_plume():
+    landsat = scan_window_points(chain_attenuation(plume_fwhm_px=2.0, **LANDSAT), 20.0, 1.5, 10.0)
+    airborne = scan_window_points(chain_attenuation(plume_fwhm_px=2.0, **AIRBORNE), 20.0, 1.5, 10.0)
+    assert 18 <= landsat <= 28 and 2 <= airborne <= 4  # ~230 m against ~30 m
+    assert scan_window_points(0.02, 20.0, 0.0, 10.0) == 1  # widths 0: the largest point, as before
+
+
+def test_window_shares_are_the_profile_means_and_one_point_is_the_peak_model():
+    prof = chain_profile(plume_fwhm_px=2.0, half_px=20, **LANDSAT)
+    assert prof.size == 41 and abs(int(np.argmax(prof)) - 20) <= 3  # block positions skew it a little
+    shares = scan_shares(LANDSAT, 2.0, 23, 1.0)
+    assert shares[0] == pytest.approx(chain_attenuation(plume_fwhm_px=2.0, **LANDSAT))
+    assert np.all(np.diff(shares) <= 1e-12)  # a longer window averages in more of the flanks
+    assert shares[-1] == pytest.approx(window_shares(chain_profile(plume_fwhm_px=2.0, half_px=23, **LANDSAT), 23)[0])
+    assert 0.6 < shares[-1] / shares[0] < 0.9
+
+
+def test_a_plume_of_mdl_k_lifts_a_long_segment_to_the_flag_level(rng):
+    """With the window the statistic keeps ``shares[-1]`` of a plume's peak on a segment longer than the window,
+    more on a shorter one (``short_gain``); mdl_k stays what it says for both."""
+    n_seg, per = 300, 40
+    seg = np.repeat(np.arange(n_seg), per)
+    seg_short = np.concatenate([seg, np.full(12, n_seg)])  # one more segment of 12 points
+    pts = rng.normal(0.0, 0.05, seg_short.size)
+    pts[seg_short == n_seg] = 0.0  # the short segment's statistic is its mean, its base the median: equal here
+    w = 23
+    shares = scan_shares(LANDSAT, 2.0, w, 1.0)
+    n_pts = np.bincount(seg_short)
+    gain = (shares[np.clip(np.minimum(n_pts, w), 1, w) - 1] / shares[-1])[None]
+    prof = chain_profile(plume_fwhm_px=2.0, half_px=20, **LANDSAT)
+
+    def stat(v):
+        return segment_statistic(v[None], seg_short, n_seg + 1, shares[-1], alpha=0.01, window_pts=w,
+                                 short_gain=gain)
+
+    base = stat(pts)
+    csum = np.concatenate([[0.0], np.cumsum(prof)])
+    best12 = int(np.argmax(csum[12:] - csum[:-12]))  # where along the profile the short segment sees most of it
+    # a long segment (the plume mid-way) and the short one (its points where it sees the plume best)
+    for i, lo in ((7, 7 * per), (n_seg, n_seg * per - best12)):
+        for factor, flagged in ((1.1, True), (0.7, False)):
+            bumped = pts.copy()
+            idx = np.arange(lo, lo + prof.size)
+            keep = (idx < seg_short.size) & (seg_short[np.clip(idx, 0, seg_short.size - 1)] == i)
+            bumped[idx[keep]] += factor * base.mdl_k[i] * prof[keep]
+            assert (stat(bumped).stat_k[i] >= base.flag_level_k) == flagged, (i, factor)
+    assert gain[0, n_seg] > 1.0 and gain[0, 0] == 1.0
+
+
+def test_the_injection_test_measures_the_windowed_share_the_model_predicts():
+    from dataclasses import replace
+
+    from heattrack.kernels.chain import ChainParams, injected_attenuation, thermal_products
+
+    n = 400
+    yy, xx = np.mgrid[:n, :n].astype(np.float32)
+    lst = (270.0 + 0.002 * xx + 0.3 * np.sin(yy / 40.0)).astype(np.float32)
+    red, nir = np.full((n, n), 0.08, np.float32), np.full((n, n), 0.3, np.float32)
+    clear = np.ones((n, n), bool)
+    base_params = ChainParams(downscale_method="bilinear")
+    params = replace(base_params, detector=replace(base_params.detector, method="baseline"))
+    base = thermal_products(lst, red, nir, clear, params)
+    kw = dict(plume_fwhm_px=2.0, buffer_px=2, margin_px=60)
+    peak = np.median(injected_attenuation(lst, red, nir, clear, params, None, base, **kw))
+    windowed = np.median(injected_attenuation(lst, red, nir, clear, params, None, base, along_px=23, **kw))
+    model = chain_attenuation(plume_fwhm_px=2.0, along_px=23, **{**LANDSAT, "window_px": params.rank_window_px})
+    assert windowed < peak
+    assert 0.7 < windowed / model < 1.1
