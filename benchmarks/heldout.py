@@ -34,18 +34,26 @@ def workspace(keep: Path | None = None) -> Iterator[tuple[Path, object]]:
 def seen_over_needed(amplitude_k, fwhm_m, length_m, mdl_k, det: dict, res_m: float = 10.0,
                      spacing_m: float = 10.0):
     """Per planted leak: its peak as the run's segment statistic sees it (the chain's share of a plume of the leak's
-    own width over the statistic's window along the pipe, or the whole segment when shorter; scaled by the run's
-    injection test where it ran) over what its segment needed to reach the flag level (``mdl_k`` x the share a
-    20 m plume keeps on that segment). 1 = exactly at the segment's ``mdl_k``. ``det``: run.json's detectability."""
+    own width over the statistic's window along the pipe, expected over the leak's position on its segment,
+    :func:`heattrack.kernels.ranking.segment_shares`; scaled by the run's injection test where it ran) over what its
+    segment needed to reach the flag level (``mdl_k`` x the share a 20 m plume keeps there). 1 = exactly at the
+    segment's ``mdl_k``. ``det``: run.json's detectability."""
+    from functools import lru_cache
+
     import numpy as np
 
-    from heattrack.kernels.ranking import scan_shares
+    from heattrack.kernels.ranking import segment_shares
 
     window = int(det.get("window_points", 1))
-    pts = np.clip(np.ceil(np.asarray(length_m, dtype=float) / spacing_m).astype(int), 1, window)
-    ref = scan_shares(det["chain"], det["plume_fwhm_m"] / res_m, window, spacing_m / res_m)
-    measured = det["attenuation"] / ref[-1]  # the injection test against the model (1 without one)
-    seen = np.array([scan_shares(det["chain"], f / res_m, n, spacing_m / res_m)[-1]
-                     for f, n in zip(np.asarray(fwhm_m, dtype=float), pts)]) * measured
-    need = np.asarray(mdl_k, dtype=float) * det["attenuation"] * ref[pts - 1] / ref[-1]
-    return seen * np.asarray(amplitude_k, dtype=float) / np.maximum(need, 1e-9)
+
+    @lru_cache(maxsize=None)
+    def share(fwhm: float, n: int) -> tuple[float, float]:
+        seg, centred = segment_shares(det["chain"], fwhm / res_m, window, spacing_m / res_m, np.array([n]))
+        return float(seg[0]), centred
+
+    pts = np.maximum(np.ceil(np.asarray(length_m, dtype=float) / spacing_m).astype(int), 1)
+    ref = det["plume_fwhm_m"]
+    measured = det["attenuation"] / share(ref, 1)[1]  # the injection test against the model (1 without one)
+    seen = np.array([share(round(float(f), 1), int(n))[0] for f, n in zip(np.asarray(fwhm_m, dtype=float), pts)])
+    need = np.asarray(mdl_k, dtype=float) * np.array([share(ref, int(n))[0] for n in pts]) * measured
+    return seen * measured * np.asarray(amplitude_k, dtype=float) / np.maximum(need, 1e-9)

@@ -87,15 +87,14 @@ def test_the_detectability_raster_agrees_with_the_segments(finished_run):
     assert ok.sum() > 20
     # both are neighbourhood quantities (the segments' network within ~750 m, the raster's pixels within 700 m); on
     # this homogeneous city they span only ~+-5 %, so they must agree in level, and in pattern as far as it goes
-    # the raster is for a pipe longer than the statistic's window along it; a shorter segment keeps more of a plume
-    # (its whole length is its window), so its mdl_k is lower by that gain
-    from heattrack.kernels.ranking import scan_shares
+    # the raster is for a long pipe, a window centred on the plume; a segment keeps another share of it (expected over
+    # where the leak sits: a short one more of the peak, its ends less of the window), and its mdl_k differs by that
+    from heattrack.kernels.ranking import segment_shares
 
     det = json.loads((out / "run.json").read_text())["detectability"]
-    w = det["window_points"]
-    shares = scan_shares(det["chain"], det["plume_fwhm_m"] / 10.0, w, 1.0)
-    n_pts = np.clip(np.ceil(seg["length_m"].to_numpy() / 10.0).astype(int), 1, w)
-    seg_mdl = (seg["mdl_k"].to_numpy() * shares[n_pts - 1] / shares[-1])[ok]
+    n_pts = np.maximum(np.ceil(seg["length_m"].to_numpy() / 10.0).astype(int), 1)
+    per_seg, centred = segment_shares(det["chain"], det["plume_fwhm_m"] / 10.0, det["window_points"], 1.0, n_pts)
+    seg_mdl = (seg["mdl_k"].to_numpy() * per_seg / centred)[ok]
     assert spearmanr(at_seg[ok], seg_mdl).statistic > 0.15
     assert 0.8 < np.median(at_seg[ok]) / np.median(seg_mdl) < 1.25
     assert np.mean(np.abs(np.log(at_seg[ok] / np.maximum(seg_mdl, 1e-6))) < np.log(1.5)) > 0.9

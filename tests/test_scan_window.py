@@ -7,8 +7,8 @@ import pytest
 from heattrack.kernels.ranking import (
     chain_attenuation,
     chain_profile,
-    scan_shares,
     scan_window_points,
+    segment_shares,
     segment_statistic,
     window_shares,
 )
@@ -57,43 +57,52 @@ def test_the_window_follows_the_width_at_which_the_sensor_sees_a_plume():
 def test_window_shares_are_the_profile_means_and_one_point_is_the_peak_model():
     prof = chain_profile(plume_fwhm_px=2.0, half_px=20, **LANDSAT)
     assert prof.size == 41 and abs(int(np.argmax(prof)) - 20) <= 3  # block positions skew it a little
-    shares = scan_shares(LANDSAT, 2.0, 23, 1.0)
-    assert shares[0] == pytest.approx(chain_attenuation(plume_fwhm_px=2.0, **LANDSAT))
-    assert np.all(np.diff(shares) <= 1e-12)  # a longer window averages in more of the flanks
-    assert shares[-1] == pytest.approx(window_shares(chain_profile(plume_fwhm_px=2.0, half_px=23, **LANDSAT), 23)[0])
-    assert 0.6 < shares[-1] / shares[0] < 0.9
+    assert window_shares(prof, 1)[0] == pytest.approx(prof.max())
+    assert chain_attenuation(plume_fwhm_px=2.0, **LANDSAT) == pytest.approx(prof.max())
+    long = window_shares(chain_profile(plume_fwhm_px=2.0, half_px=40, **LANDSAT), [1, 5, 11, 23])
+    assert np.all(np.diff(long) < 0)  # a longer window averages in more of the flanks
+    assert long[-1] == pytest.approx(chain_attenuation(plume_fwhm_px=2.0, along_px=23, **LANDSAT))
+    assert 0.6 < long[-1] / long[0] < 0.9
+
+
+def test_segment_shares_are_the_statistic_of_a_plume_expected_over_its_position(rng):
+    """``segment_shares`` is what the statistic of a noise-free segment reads for a plume of unit peak, averaged over
+    the plume's position (each sample point in turn); far from the ends of a long segment it is the centred window."""
+    w = 23
+    prof = chain_profile(plume_fwhm_px=2.0, half_px=60, **LANDSAT)
+    n_pts = np.array([1, 6, 15, 23, 40])
+    got, centred = segment_shares(LANDSAT, 2.0, w, 1.0, n_pts)
+    assert centred == pytest.approx(chain_attenuation(plume_fwhm_px=2.0, along_px=w, **LANDSAT))
+    for n, share in zip(n_pts, got):
+        seg = np.zeros(n, dtype=np.int64)
+        reads = [segment_window_max(prof[60 - x: 60 - x + n], seg, 1, w)[0] for x in range(n)]
+        assert share == pytest.approx(np.mean(reads), rel=0.02), n
+    assert got[0] == pytest.approx(prof[60]) and got[2] < got[0] and got[-1] < centred
+    far, _ = segment_shares(LANDSAT, 2.0, w, 1.0, np.array([120, 2000]), exact_up_to=120)
+    assert far[0] < far[1] < centred and centred - far[1] < 0.1 * (centred - far[0])
 
 
 def test_a_plume_of_mdl_k_lifts_a_long_segment_to_the_flag_level(rng):
-    """With the window the statistic keeps ``shares[-1]`` of a plume's peak on a segment longer than the window,
-    more on a shorter one (``short_gain``); mdl_k stays what it says for both."""
-    n_seg, per = 300, 40
+    """The statistic keeps the centred share of a plume mid-way on a long segment; mdl_k is what it says there."""
+    n_seg, per = 300, 60
     seg = np.repeat(np.arange(n_seg), per)
-    seg_short = np.concatenate([seg, np.full(12, n_seg)])  # one more segment of 12 points
-    pts = rng.normal(0.0, 0.05, seg_short.size)
-    pts[seg_short == n_seg] = 0.0  # the short segment's statistic is its mean, its base the median: equal here
+    pts = rng.normal(0.0, 0.05, seg.size)
     w = 23
-    shares = scan_shares(LANDSAT, 2.0, w, 1.0)
-    n_pts = np.bincount(seg_short)
-    gain = (shares[np.clip(np.minimum(n_pts, w), 1, w) - 1] / shares[-1])[None]
+    shares, centred = segment_shares(LANDSAT, 2.0, w, 1.0, np.full(n_seg, per))
     prof = chain_profile(plume_fwhm_px=2.0, half_px=20, **LANDSAT)
 
     def stat(v):
-        return segment_statistic(v[None], seg_short, n_seg + 1, shares[-1], alpha=0.01, window_pts=w,
-                                 short_gain=gain)
+        return segment_statistic(v[None], seg, n_seg, centred, alpha=0.01, window_pts=w,
+                                 short_gain=(shares / centred)[None])
 
+    i = 7
+    pts[seg == i] = 0.0  # its own clutter flat at the network's median level: the plume alone decides
     base = stat(pts)
-    csum = np.concatenate([[0.0], np.cumsum(prof)])
-    best12 = int(np.argmax(csum[12:] - csum[:-12]))  # where along the profile the short segment sees most of it
-    # a long segment (the plume mid-way) and the short one (its points where it sees the plume best)
-    for i, lo in ((7, 7 * per), (n_seg, n_seg * per - best12)):
-        for factor, flagged in ((1.1, True), (0.7, False)):
-            bumped = pts.copy()
-            idx = np.arange(lo, lo + prof.size)
-            keep = (idx < seg_short.size) & (seg_short[np.clip(idx, 0, seg_short.size - 1)] == i)
-            bumped[idx[keep]] += factor * base.mdl_k[i] * prof[keep]
-            assert (stat(bumped).stat_k[i] >= base.flag_level_k) == flagged, (i, factor)
-    assert gain[0, n_seg] > 1.0 and gain[0, 0] == 1.0
+    for factor, flagged in ((1.1, True), (0.6, False)):
+        bumped = pts.copy()
+        bumped[i * per + 10: i * per + 51] += factor * base.mdl_k[i] * prof  # mid-way: a little above the expectation
+        assert (stat(bumped).stat_k[i] >= base.flag_level_k) == flagged, factor
+    assert 0.85 < shares[0] / centred < 1.0  # a 600 m segment: its ends cost a little of the window
 
 
 def test_the_injection_test_measures_the_windowed_share_the_model_predicts():

@@ -15,8 +15,8 @@ statistic (``segments.mdl_alpha``: the share of segments flagged; most are leak-
 share). The sensor sees the plume through its footprint, so only a share
 ``a = s_l^2 / (s_l^2 + s_s^2)`` of its peak reaches the evidence (2-D Gaussians of sigmas ``s_l`` plume,
 ``s_s`` sensor: 0.05 for Landsat's ~36 m, 0.9 for a 10 m airborne raster; :func:`chain_attenuation` follows the
-data path) and the window keeps the mean of the plume's profile along it (:func:`scan_shares`: more on a segment
-shorter than the window). A leak adds ``a x peak`` to the
+data path) and the window keeps the mean of the plume's profile along it, expected over where the leak sits on the
+segment (:func:`segment_shares`: its ends cut the window). A leak adds ``a x peak`` to the
 evidence where it sits; the evidence a leak would sit on is the median point value of the network around the
 segment (not of the segment itself, which its own leak raises), so ``mdl_k = max(0, T - median) / a``: 0 where
 that clutter already reaches ``T``. ``mdl_k_m2`` is the plume's excess-heat integral at that peak
@@ -156,14 +156,37 @@ def scan_window_points(peak_attenuation: float, plume_fwhm_m: float, widths: flo
     return max(1, int(round(widths * plume_fwhm_m / np.sqrt(peak_attenuation) / spacing_m)))
 
 
-def scan_shares(chain: dict, plume_fwhm_px: float, window_pts: int, spacing_px: float) -> np.ndarray:
-    """Share of a plume's peak the segment statistic keeps for windows of 1 .. ``window_pts`` points
-    (``spacing_px`` apart) through the ``chain`` (:func:`chain_attenuation` arguments): entry ``k - 1`` is what a
-    segment of ``k`` points keeps when it is shorter than the window."""
-    lengths = np.maximum(1, np.round(np.arange(1, window_pts + 1) * spacing_px)).astype(int)
-    lengths[0] = 1
-    prof = chain_profile(plume_fwhm_px=plume_fwhm_px, half_px=int(lengths[-1]) + 4, **chain)
-    return window_shares(prof, lengths)
+def segment_shares(chain: dict, plume_fwhm_px: float, window_pts: int, spacing_px: float, n_points: np.ndarray,
+                   exact_up_to: int = 120) -> tuple[np.ndarray, float]:
+    """The share of a plume's peak the segment statistic keeps on segments of ``n_points`` sample points
+    (``spacing_px`` apart), **expected over the plume's position along the segment** (uniform: where a leak sits is
+    unknown): the statistic's best window must lie inside the segment, so a plume near an end, or a segment shorter
+    than the plume's trace, keeps less than a centred window. Returns the per-segment shares and the share of a
+    window centred on the plume far from the ends (what the injection test measures, :func:`chain_attenuation` with
+    ``along_px``). Exact up to ``exact_up_to`` points; beyond, the ends' loss shrinks as ``1 / n``."""
+    w = max(1, int(window_pts))
+    half = int(np.ceil((w + 4) * spacing_px)) + 4
+    prof = chain_profile(plume_fwhm_px=plume_fwhm_px, half_px=half, **chain)
+    mid = prof.size // 2
+    k = np.arange(-half, half + 1)
+    at = np.round(k * spacing_px).astype(int) + mid
+    pts = np.where((at >= 0) & (at < prof.size), prof[np.clip(at, 0, prof.size - 1)], 0.0)
+    pts = pts[np.abs(k * spacing_px) <= half]  # the profile at the points around the plume, centre in the middle
+    c = pts.size // 2
+    csum_p = np.concatenate([[0.0], np.cumsum(pts)])
+    centred = float(np.max(csum_p[w:] - csum_p[:-w]) / w) if w <= pts.size else float(np.mean(pts))
+    cap = min(int(exact_up_to), max(int(np.max(n_points, initial=1)), 1))
+    exact = np.zeros(cap + 1)
+    for n in range(1, cap + 1):
+        x = np.arange(n)
+        j = np.arange(n)[None, :] - x[:, None] + c  # point j of the segment, plume centred at point x
+        v = np.where((j >= 0) & (j < pts.size), pts[np.clip(j, 0, pts.size - 1)], 0.0)
+        we = min(w, n)
+        cs = np.concatenate([np.zeros((n, 1)), np.cumsum(v, axis=1)], axis=1)
+        exact[n] = float(np.mean(np.max(cs[:, we:] - cs[:, :-we], axis=1) / we))
+    n = np.maximum(np.asarray(n_points, dtype=int), 1)
+    far = centred - (centred - exact[cap]) * cap / np.maximum(n, cap)
+    return np.where(n <= cap, exact[np.minimum(n, cap)], far), centred
 
 
 @dataclass(frozen=True)
@@ -244,8 +267,9 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     its median along the segment. Without it, the points' own values (a segment's own median, which its leak
     raises). ``window_pts`` (one, or one per date): a date's statistic is the segment's largest mean over that many
     consecutive points (:func:`heattrack.kernels.segments.segment_window_max`; 1: its largest point), and
-    ``attenuation`` is then the share of the peak that window keeps; ``short_gain`` ``(dates or 1, segments)``:
-    how much more of it a segment shorter than the window keeps (its whole length is the window)."""
+    ``attenuation`` is then the share of the peak a window centred on the plume keeps; ``short_gain``
+    ``(dates or 1, segments)``: the factor on it for each segment (:func:`segment_shares` over that share: a segment
+    shorter than the plume's trace keeps more of the peak, one whose ends cut the window less)."""
     windows = np.broadcast_to(np.asarray(window_pts, dtype=np.int64), (len(point_stat_by_date),))
     per_date = np.stack([segment_window_max(d, segment, n_segments, int(w))
                          for d, w in zip(point_stat_by_date, windows)])
@@ -288,6 +312,6 @@ def network_share_visible(mdl_k: np.ndarray, length_m: np.ndarray, peaks_k=(3.0,
             for k in peaks_k}
 
 
-__all__ = ["SegmentStatistic", "chain_attenuation", "chain_profile", "scan_shares", "scan_window_points",
+__all__ = ["SegmentStatistic", "chain_attenuation", "chain_profile", "scan_window_points", "segment_shares",
            "window_shares", "combine_dates", "error_weights", "network_neighbourhood_median",
            "network_share_visible", "plume_attenuation", "segment_median", "segment_statistic"]

@@ -17,7 +17,7 @@ from heattrack.kernels.ranking import (
     chain_attenuation,
     combine_dates,
     network_share_visible,
-    scan_shares,
+    segment_shares,
     segment_statistic,
 )
 from heattrack.kernels.segments import network_z, score_segments, segment_argmax
@@ -95,14 +95,14 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         model_atts = [chain_attenuation(plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res, **c) for c in chains]
         measured = np.concatenate(injected) if injected else np.zeros(0)
         chain = chains[0] if len(chains) == 1 else None
-        # the statistic's window along the pipe per chain, the share of a plume it keeps, and how much more a segment
-        # shorter than the window keeps (the whole segment is its window)
+        # the statistic's window along the pipe per chain, the share of a plume a window centred on it keeps, and per
+        # segment the share expected where the leak's position along it is unknown (its ends cut the window)
         windows = [plan.scan_window_pts(c) for c in chains]
-        shares = [scan_shares(c, cfg.segments.mdl_plume_fwhm_m / res, w, cfg.segments.spacing_m / res)
-                  for c, w in zip(chains, windows)]
         n_pts = np.bincount(plan.points.segment, minlength=len(plan.pipes))
-        short_gain = np.stack([sh[np.clip(np.minimum(n_pts, w), 1, w) - 1] / sh[-1] for sh, w in zip(shares, windows)])
-        window_atts = np.array([sh[-1] for sh in shares])
+        shares = [segment_shares(c, cfg.segments.mdl_plume_fwhm_m / res, w, cfg.segments.spacing_m / res, n_pts)
+                  for c, w in zip(chains, windows)]
+        short_gain = np.stack([seg_share / centred for seg_share, centred in shares])
+        window_atts = np.array([centred for _, centred in shares])
         if measured.size >= 10:  # the injection test measured the Landsat chain's share over its window
             window_atts[np.array([c == plan.landsat_chain for c in chains])] = float(np.median(measured))
         has_err = bool(np.isfinite(p_err_d).any())  # a source with its own LST uncertainty (ECOSTRESS LST_err)
@@ -136,7 +136,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         mdl_view = mdl_raster(ov_stat, st, None if chain is not None else window_atts)
         detectability = {"alpha": cfg.segments.mdl_alpha, "plume_fwhm_m": cfg.segments.mdl_plume_fwhm_m,
                          "sensor_sigma_m": round(plan.sensor_sigma_m, 2), "attenuation": round(st.attenuation, 4),
-                         "attenuation_model": [round(float(sh[-1]), 4) for sh in shares],
+                         "attenuation_model": [round(float(centred), 4) for _, centred in shares],
                          "attenuation_peak_model": [round(float(a), 4) for a in model_atts],
                          "window_points": windows[0] if chain is not None else windows,
                          "window_m": round(float(windows[0] * cfg.segments.spacing_m), 1),
