@@ -25,7 +25,7 @@ USER heattrack
 WORKDIR /work
 # GDAL settings for windowed/cloud reads; AWS_* credentials come from the environment at run time.
 # MALLOC_MMAP_THRESHOLD_: a tile's numpy temporaries stay on the heap (WORKER_ENV in orchestration/cluster.py).
-ENV PATH=/opt/heattrack/bin:$PATH \
+ENV PATH=/opt/heattrack/bin:$PATH NUMBA_CACHE_DIR=/tmp/numba-cache \
     GDAL_CACHEMAX=512 \
     GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR \
     GDAL_HTTP_MAX_RETRY=5 \

@@ -93,7 +93,8 @@ class DownscaleConfig(_Section):
                                           "mixed to purer pixels).")
     dms_holdout_every: int = Field(3, ge=2, description="DMS guard: one coarse cell in every N x N block is held "
                                    "out of training and predicted from its neighbours.")
-    dms_sample_cap: int = Field(20000, ge=100, description="DMS: most training samples per model (bounds cost).")
+    dms_sample_cap: int = Field(20000, ge=100, description="DMS: most training cells per tile, drawn at random "
+                                "(bounds cost; 4000 is ~1.3x faster and ~2 % less sharp on held-out 12 km cities).")
     dms_min_samples: int = Field(60, ge=10, description="DMS: fewer usable samples -> bilinear (recorded).")
     smooth_residual: bool = Field(True, description="TsHARP: add the coarse residual as a bilinear field (then "
                                   "the exact per-block remainder) instead of as blocks.")

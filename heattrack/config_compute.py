@@ -32,7 +32,7 @@ class ComputeConfig(Section):
                                     "processed pixels has no valid LST.")
     plan_tile_mpx_s: float = Field(0.4, gt=0, description="`run --dry-run` time estimate: tile pixels per "
                                    "second per worker, in millions (tile tasks, benchmarks/scale.py at 48 km on 2 "
-                                   "cores, 2026-12-03: 0.43; re-measure on your nodes).")
+                                   "cores, 2026-12-03: 0.43, 2026-12-04: 0.49; re-measure on your nodes).")
     plan_driver_s: float = Field(2.5, ge=0, description="`run --dry-run` time estimate: the driver's fixed time "
                                  "after the tiles (reduction, exports, report; benchmarks/scale.py fit, 2026-12-03).")
     plan_driver_s_per_tile: float = Field(0.006, ge=0, description="`run --dry-run` time estimate: the driver's "

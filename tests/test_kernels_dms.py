@@ -127,3 +127,60 @@ def test_linear_leaf_ensemble_extrapolates_linearly_within_limits():
     assert m.predict(np.array([[0.5]]))[0] == pytest.approx(2.5, abs=0.01)
     assert m.predict(np.array([[1.2]]))[0] == pytest.approx(4.6, abs=0.05)   # linear beyond the range
     assert m.predict(np.array([[9.0]]))[0] == pytest.approx(4.75, abs=0.05)  # but capped at +25 %
+
+
+def _fitted_ensemble(rng):
+    x = rng.normal(size=(3000, 5))
+    y = 2.0 * x[:, 0] + np.sin(3 * x[:, 1]) + x[:, 2] * x[:, 3] + rng.normal(0, 0.1, 3000) + 280.0
+    return LinearLeafTreeEnsemble(n_estimators=4, max_depth=4, min_samples_leaf=20, alpha=0.3).fit(x, y)
+
+
+def test_compiled_pixel_walk_matches_the_tree_by_tree_predict(rng):
+    m = _fitted_ensemble(rng)
+    stack = (1.4 * rng.normal(size=(5, 64, 64))).astype(np.float32).reshape(5, -1)  # band-major, some beyond range
+    idx = np.flatnonzero(rng.random(stack.shape[1]) < 0.8)
+    ref = m.predict(stack[:, idx].T).astype(np.float32)
+    got = m.predict_pixels(stack, idx)
+    assert got.dtype == np.float32 and got.shape == idx.shape
+    np.testing.assert_allclose(got, ref, atol=1e-4)  # same leaves; float32 sums in another order
+    assert np.ptp(got) > 1.0
+
+
+def test_pixel_walk_without_numba_falls_back_to_predict(rng, monkeypatch):
+    from heattrack.kernels import linear_trees
+
+    m = _fitted_ensemble(rng)
+    stack = rng.normal(size=(5, 300)).astype(np.float32)
+    idx = np.arange(0, 300, 2)
+    monkeypatch.setattr(linear_trees, "_compiled_walk", lambda: None)
+    np.testing.assert_array_equal(m.predict_pixels(stack, idx), m.predict(stack[:, idx].T).astype(np.float32))
+
+
+def test_float32_thresholds_split_exactly_as_the_float64_ones(rng):
+    from heattrack.kernels.linear_trees import _float32_at_most
+
+    thr = rng.normal(size=2000)
+    x = np.concatenate([thr.astype(np.float32), np.nextafter(thr.astype(np.float32), np.float32(np.inf)),
+                        np.nextafter(thr.astype(np.float32), np.float32(-np.inf))])
+    t32 = np.tile(_float32_at_most(thr), 3)
+    np.testing.assert_array_equal(x <= t32, x.astype(np.float64) <= np.tile(thr, 3))
+
+
+def test_trees_grown_on_distinct_draws_equal_the_bootstrap_trees(rng):
+    """Each tree is grown on the distinct rows of its bootstrap sample, weighted by their draws: the same tree as
+    on the repeated rows (leaf minimum counted in draws)."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    x = rng.normal(size=(3000, 5))
+    y = 2.0 * x[:, 0] + np.sin(3 * x[:, 1]) + x[:, 2] * x[:, 3] + rng.normal(0, 0.1, 3000)
+    m = LinearLeafTreeEnsemble(n_estimators=3, max_depth=4, min_samples_leaf=40, random_state=7).fit(x, y)
+    z = (x - m.mean_) / m.scale_
+    draw = np.random.default_rng(7)
+    probe = np.ascontiguousarray(rng.normal(size=(5000, 5)), dtype=np.float32)
+    for tree, _ in m.members_:
+        idx = draw.integers(0, 3000, 3000)
+        plain = DecisionTreeRegressor(max_depth=4, min_samples_leaf=40, random_state=int(draw.integers(2**31)))
+        plain.fit(z[idx], y[idx])
+        assert tree.tree_.node_count == plain.tree_.node_count
+        np.testing.assert_array_equal(tree.tree_.apply(probe), plain.tree_.apply(probe))
+        np.testing.assert_allclose(tree.tree_.threshold, plain.tree_.threshold)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import ndimage
 
+from heattrack.kernels.linear_trees import LinearLeafTreeEnsemble
 from heattrack.kernels.lst import (
     SharpenResult,
     bilinear_sharpen,
@@ -48,6 +49,9 @@ class DMSParams:
     n_estimators: int = 10
     max_depth: int = 4
     min_samples_leaf: int = 40
+    #: most training cells per tile (drawn at random). Fewer are faster (the trees' fit is a sort per predictor per
+    #: level) but cost sharpness: 4000 of a padded 10 km tile's ~10,700 were level on tuning members 0-7 at 12 km and
+    #: 2 % worse on every held-out member (`benchmarks/tune_dms.py --size-km 12`), so the default keeps them all
     sample_cap: int = 20_000
     min_samples: int = 60
     #: Gaussian sigma of the thermal sensor's footprint in fine pixels (Landsat ST_B10 on 10 m: 3.6)
@@ -64,78 +68,6 @@ class DMSParams:
     #: independent 10 m noise must not get large opposing coefficients that cancel only at the coarse scale
     ridge_alpha: float = 0.3
     seed: int = 0
-
-
-class LinearLeafTreeEnsemble:
-    """Bagged regression trees with a ridge regression in every leaf (the pyDMS / Cubist idea).
-
-    A plain tree predicts a constant per leaf, so it cannot extrapolate: pure 10 m pixels lie outside the
-    range of the mixed coarse pixels it was trained on. A linear model per leaf keeps the tree's
-    partition (non-linear, land-cover specific) and extrapolates linearly like TsHARP does.
-    scikit-learn estimator API: ``fit(X, y)``, ``predict(X)``, parameters in ``__init__``.
-    """
-
-    def __init__(self, n_estimators: int = 10, max_depth: int = 5, min_samples_leaf: int = 40,
-                 alpha: float = 1e-3, extrapolation: float = 0.25, random_state: int = 0):
-        self.n_estimators = n_estimators
-        self.extrapolation = extrapolation
-        self.max_depth = max_depth
-        self.min_samples_leaf = min_samples_leaf
-        self.alpha = alpha
-        self.random_state = random_state
-
-    def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearLeafTreeEnsemble":
-        from sklearn.tree import DecisionTreeRegressor
-
-        rng = np.random.default_rng(self.random_state)
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0) + 1e-9
-        lo, hi = X.min(axis=0), X.max(axis=0)
-        self.x_lo_ = lo - self.extrapolation * (hi - lo)
-        self.x_hi_ = hi + self.extrapolation * (hi - lo)
-        Z = (X - self.mean_) / self.scale_
-        self.y_range_ = (float(y.min()), float(y.max()))
-        self.members_ = []
-        n = y.size
-        for _ in range(self.n_estimators):
-            idx = rng.integers(0, n, n) if self.n_estimators > 1 else np.arange(n)
-            tree = DecisionTreeRegressor(max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
-                                         random_state=int(rng.integers(2**31)))
-            zb, yb = Z[idx], y[idx]
-            tree.fit(zb, yb)
-            leaves = tree.tree_.apply(np.ascontiguousarray(zb, dtype=np.float32))  # what tree.apply does, once
-            A = np.hstack([np.ones((n, 1)), zb])
-            coef = np.zeros((tree.tree_.node_count, Z.shape[1] + 1))
-            for leaf in np.unique(leaves):
-                sel = leaves == leaf
-                As = A[sel]
-                reg = self.alpha * sel.sum() * np.eye(A.shape[1])
-                reg[0, 0] = 0.0
-                coef[leaf] = np.linalg.solve(As.T @ As + reg, As.T @ yb[sel])
-            # kept in float32 for predict: the trees walk float32 rows, and the gather is the inner loop
-            self.members_.append((tree, coef.astype(np.float32)))
-        return self
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        # pure fine pixels reach beyond the mixed coarse pixels seen in training: extrapolate linearly, but
-        # only ``extrapolation`` x the training range of each predictor, and the result at most that far in LST
-        f32 = np.float32
-        X = np.clip(np.asarray(X, dtype=f32), self.x_lo_.astype(f32), self.x_hi_.astype(f32))
-        # sklearn trees split in float32 and walk C-ordered rows: convert once here, not once per tree
-        Z = np.ascontiguousarray((X - self.mean_.astype(f32)) / self.scale_.astype(f32))
-        # the ensemble mean of linear leaf models is one linear model per row: sum the rows' leaf coefficients
-        # over the trees (a gather per tree), then one dot product per row
-        acc = np.zeros((Z.shape[0], Z.shape[1] + 1), dtype=f32)
-        rows = np.empty_like(acc)
-        for tree, coef32 in self.members_:
-            # the fitted tree's own walk (without re-validating Z), then a gather into a reused buffer
-            np.take(coef32, tree.tree_.apply(Z), axis=0, out=rows)
-            acc += rows
-        out = (acc[:, 0] + np.einsum("ij,ij->i", acc[:, 1:], Z)).astype(np.float64) / len(self.members_)
-        lo, hi = self.y_range_
-        margin = self.extrapolation * (hi - lo)
-        return np.clip(out, lo - margin, hi + margin)
 
 
 def _ensemble(params: DMSParams, depth: int | None = None) -> LinearLeafTreeEnsemble:
@@ -211,16 +143,11 @@ def scale_up_check(lst_coarse: np.ndarray, pc: np.ndarray, params: DMSParams, up
     return e_m, e_b, int(cmp_.sum())
 
 
-def _predict_fine(model: LinearLeafTreeEnsemble, pf: np.ndarray, mask: np.ndarray, chunk: int = 65_536
-                  ) -> np.ndarray:
-    """Model predictions on the fine pixels in ``mask`` (in chunks: bounded memory), NaN elsewhere."""
+def _predict_fine(model: LinearLeafTreeEnsemble, pf: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Model predictions on the fine pixels in ``mask`` (one compiled pass over the tile), NaN elsewhere."""
     out = np.full(mask.shape, np.nan, dtype=np.float32)
     idx = np.flatnonzero(mask)
-    flat = pf.reshape(pf.shape[0], -1)
-    vals = np.empty(idx.size, dtype=np.float32)
-    for s in range(0, idx.size, chunk):
-        vals[s:s + chunk] = model.predict(flat[:, idx[s:s + chunk]].T)
-    out.flat[idx] = vals
+    out.flat[idx] = model.predict_pixels(pf.reshape(pf.shape[0], -1), idx)
     return out
 
 

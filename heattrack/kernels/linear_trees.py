@@ -1,0 +1,216 @@
+"""Bagged regression trees with a ridge regression in every leaf, and a compiled predictor over a tile's pixels.
+
+:class:`LinearLeafTreeEnsemble` is the model of the Data Mining Sharpener (:mod:`heattrack.kernels.dms`).
+Fitting uses scikit-learn's trees, each grown on the distinct rows of its bootstrap sample weighted by their draws
+(the same tree as on the repeated rows, from ~63 % of them); predicting a whole tile (:meth:`LinearLeafTreeEnsemble.predict_pixels`) walks
+all trees of a pixel in one compiled loop (numba) that reads the band-major predictor stack directly: no
+``(pixels, bands)`` copy, no per-tree index array, no gather of coefficient rows. Per pixel and tree it is the same
+comparison as scikit-learn's own walk (a float32 predictor against the threshold, rounded down to float32: the same outcome), so the leaves are the
+same; the sums may differ from :meth:`LinearLeafTreeEnsemble.predict` in the order of float32 additions (~1e-5 K).
+Cost: ~10 trees x depth 4 comparisons and 10 x (bands + 1) additions per pixel; the compile (~1 s) happens once per
+process and is cached on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+
+class LinearLeafTreeEnsemble:
+    """Bagged regression trees with a ridge regression in every leaf (the pyDMS / Cubist idea).
+
+    A plain tree predicts a constant per leaf, so it cannot extrapolate: pure 10 m pixels lie outside the
+    range of the mixed coarse pixels it was trained on. A linear model per leaf keeps the tree's
+    partition (non-linear, land-cover specific) and extrapolates linearly like TsHARP does.
+    scikit-learn estimator API: ``fit(X, y)``, ``predict(X)``, parameters in ``__init__``.
+    """
+
+    def __init__(self, n_estimators: int = 10, max_depth: int = 5, min_samples_leaf: int = 40,
+                 alpha: float = 1e-3, extrapolation: float = 0.25, random_state: int = 0):
+        self.n_estimators = n_estimators
+        self.extrapolation = extrapolation
+        self.max_depth = max_depth
+        self.min_samples_leaf = min_samples_leaf
+        self.alpha = alpha
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearLeafTreeEnsemble":
+        from sklearn.tree import DecisionTreeRegressor
+
+        rng = np.random.default_rng(self.random_state)
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self.mean_, self.scale_ = X.mean(axis=0), X.std(axis=0) + 1e-9
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        self.x_lo_ = lo - self.extrapolation * (hi - lo)
+        self.x_hi_ = hi + self.extrapolation * (hi - lo)
+        Z = (X - self.mean_) / self.scale_
+        self.y_range_ = (float(y.min()), float(y.max()))
+        self.members_ = []
+        n = y.size
+        for _ in range(self.n_estimators):
+            idx = rng.integers(0, n, n) if self.n_estimators > 1 else np.arange(n)
+            seed = int(rng.integers(2**31))
+            zb, yb = Z[idx], y[idx]
+            if self.n_estimators > 1 and 2 * self.min_samples_leaf <= n:  # (else no split is possible anyway)
+                # the tree of the bootstrap sample grown on its distinct rows, weighted by how often each was drawn
+                # (~63 % of the rows: the sorts that grow a tree are its cost): weighted sums equal the sums over the
+                # repeated rows, and the smallest leaf is counted in draws (integer weights: >= n - 0.5 is >= n)
+                counts = np.bincount(idx, minlength=n)
+                rows = np.flatnonzero(counts)
+                tree = DecisionTreeRegressor(max_depth=self.max_depth, min_samples_leaf=1,
+                                             min_weight_fraction_leaf=(self.min_samples_leaf - 0.5) / n,
+                                             random_state=seed)
+                tree.fit(Z[rows], y[rows], sample_weight=counts[rows].astype(np.float64))
+            else:
+                tree = DecisionTreeRegressor(max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
+                                             random_state=seed)
+                tree.fit(zb, yb)
+            leaves = tree.tree_.apply(np.ascontiguousarray(zb, dtype=np.float32))  # what tree.apply does, once
+            A = np.hstack([np.ones((n, 1)), zb])
+            coef = np.zeros((tree.tree_.node_count, Z.shape[1] + 1))
+            for leaf in np.unique(leaves):
+                sel = leaves == leaf
+                As = A[sel]
+                reg = self.alpha * sel.sum() * np.eye(A.shape[1])
+                reg[0, 0] = 0.0
+                coef[leaf] = np.linalg.solve(As.T @ As + reg, As.T @ yb[sel])
+            # kept in float32 for predict: the trees walk float32 rows, and the gather is the inner loop
+            self.members_.append((tree, coef.astype(np.float32)))
+        self._packed = None
+        return self
+
+    def _output_range(self) -> tuple[float, float]:
+        lo, hi = self.y_range_
+        margin = self.extrapolation * (hi - lo)
+        return lo - margin, hi + margin
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predictions for the rows of ``X`` ``(n, predictors)`` (scikit-learn's tree walk, tree by tree)."""
+        # pure fine pixels reach beyond the mixed coarse pixels seen in training: extrapolate linearly, but
+        # only ``extrapolation`` x the training range of each predictor, and the result at most that far in LST
+        f32 = np.float32
+        X = np.clip(np.asarray(X, dtype=f32), self.x_lo_.astype(f32), self.x_hi_.astype(f32))
+        # sklearn trees split in float32 and walk C-ordered rows: convert once here, not once per tree
+        Z = np.ascontiguousarray((X - self.mean_.astype(f32)) / self.scale_.astype(f32))
+        # the ensemble mean of linear leaf models is one linear model per row: sum the rows' leaf coefficients
+        # over the trees (a gather per tree), then one dot product per row
+        acc = np.zeros((Z.shape[0], Z.shape[1] + 1), dtype=f32)
+        rows = np.empty_like(acc)
+        for tree, coef32 in self.members_:
+            # the fitted tree's own walk (without re-validating Z), then a gather into a reused buffer
+            np.take(coef32, tree.tree_.apply(Z), axis=0, out=rows)
+            acc += rows
+        out = (acc[:, 0] + np.einsum("ij,ij->i", acc[:, 1:], Z)).astype(np.float64) / len(self.members_)
+        return np.clip(out, *self._output_range())
+
+    def _pack(self) -> tuple:
+        """The trees as complete binary trees of the ensemble's depth ``D`` in heap order (children of node ``i``
+        at ``2i + 1``, ``2i + 2``: the walk needs no child pointers), for the compiled walk. A leaf shallower than
+        ``D`` becomes nodes that always go left (threshold +inf) down to depth ``D``; ``coef[t, j]`` is the leaf
+        model at the ``j``-th node of depth ``D``."""
+        if self._packed is None:
+            depth = max(1, max(t.tree_.max_depth for t, _ in self.members_))
+            nt, p1 = len(self.members_), self.members_[0][1].shape[1]
+            inner = 2**depth - 1
+            feat = np.zeros((nt, inner), dtype=np.int32)
+            thr = np.full((nt, inner), np.inf, dtype=np.float32)
+            coef = np.zeros((nt, 2**depth, p1), dtype=np.float32)
+            for k, (tree, c) in enumerate(self.members_):
+                tr = tree.tree_
+                thr32 = _float32_at_most(tr.threshold)
+                todo = [(0, 0)]  # (scikit-learn node, heap node)
+                while todo:
+                    node, heap = todo.pop()
+                    if heap >= inner:
+                        coef[k, heap - inner] = c[node]
+                        continue
+                    if tr.children_left[node] < 0:  # a leaf above depth D: always left, down to depth D
+                        todo.append((node, 2 * heap + 1))
+                        continue
+                    feat[k, heap], thr[k, heap] = tr.feature[node], thr32[node]
+                    todo += [(tr.children_left[node], 2 * heap + 1), (tr.children_right[node], 2 * heap + 2)]
+            f32 = np.float32
+            self._packed = (self.x_lo_.astype(f32), self.x_hi_.astype(f32), self.mean_.astype(f32),
+                            self.scale_.astype(f32), feat, thr, coef, int(depth))
+        return self._packed
+
+    def predict_pixels(self, stack: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Predictions (float32) for the pixels ``index`` of the band-major stack ``(predictors, pixels)``:
+        :meth:`predict` of ``stack[:, index].T`` without building it (compiled; :meth:`predict` in chunks where
+        numba is not installed)."""
+        stack = np.ascontiguousarray(stack, dtype=np.float32)
+        index = np.ascontiguousarray(index, dtype=np.int64)
+        out = np.empty(index.size, dtype=np.float32)
+        kernel = _compiled_walk()
+        if kernel is None:
+            for s in range(0, index.size, 65_536):
+                out[s:s + 65_536] = self.predict(stack[:, index[s:s + 65_536]].T)
+            return out
+        y_lo, y_hi = self._output_range()
+        kernel(stack, index, *self._pack(), float(y_lo), float(y_hi), out)
+        return out
+
+
+def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
+    """The largest float32 at most each float64 threshold: for a float32 ``x``, ``x <= t64`` exactly when
+    ``x <= t32`` (scikit-learn compares float32 predictors with float64 thresholds)."""
+    t32 = threshold.astype(np.float32)
+    above = t32.astype(np.float64) > threshold
+    t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+    return t32
+
+
+def _walk_rows(stack, index, x_lo, x_hi, mean, scale, feat, thr, coef, depth, y_lo, y_hi, out):
+    """The compiled inner loop of :meth:`LinearLeafTreeEnsemble.predict_pixels`: the same standardised float32
+    predictors, tree walks and float32 sums as :meth:`LinearLeafTreeEnsemble.predict`. Pixels go in blocks, and
+    each step runs across the block (predictor-major): the walks of different pixels are independent, so their
+    memory latencies overlap, and the sums over the block vectorise."""
+    p = stack.shape[0]
+    n_trees = feat.shape[0]
+    inner = feat.shape[1]
+    block = 512
+    z = np.empty((p, block), dtype=np.float32)
+    acc = np.empty((p + 1, block), dtype=np.float32)
+    node = np.empty(block, dtype=np.int32)
+    for start in range(0, index.shape[0], block):
+        nb = min(block, index.shape[0] - start)
+        for j in range(p):
+            for b in range(nb):
+                x = min(max(stack[j, index[start + b]], x_lo[j]), x_hi[j])
+                z[j, b] = (x - mean[j]) / scale[j]
+        acc[:, :nb] = 0
+        for t in range(n_trees):
+            node[:nb] = 0
+            for _ in range(depth):  # branch-free: which child is data, and noisy pixels defeat branch prediction
+                for b in range(nb):
+                    k = node[b]
+                    node[b] = 2 * k + 1 + np.int32(z[feat[t, k], b] > thr[t, k])
+            for j in range(p + 1):
+                for b in range(nb):
+                    acc[j, b] += coef[t, node[b] - inner, j]
+        for b in range(nb):
+            out[start + b] = acc[0, b]
+        for j in range(p):
+            for b in range(nb):
+                out[start + b] += acc[j + 1, b] * z[j, b]
+        for b in range(nb):
+            out[start + b] = min(max(np.float64(out[start + b]) / n_trees, y_lo), y_hi)
+
+
+@functools.cache
+def _compiled_walk():
+    """:func:`_walk_rows` compiled by numba (cached on disk), or None where numba is not installed."""
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba is a dependency; the fallback keeps a broken install working
+        return None
+    try:
+        return numba.njit(cache=True, nogil=True)(_walk_rows)
+    except RuntimeError:  # no writable cache location (read-only image without NUMBA_CACHE_DIR): compile per process
+        return numba.njit(nogil=True)(_walk_rows)
+
+
+__all__ = ["LinearLeafTreeEnsemble"]
