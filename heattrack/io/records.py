@@ -72,6 +72,9 @@ class TileSummary(Record):
     sharpen: dict[str, Any]
     coregistration: dict[str, Any] | None
     dates: list[dict[str, Any]]
+    #: how many tiles this worker process had computed before this one (0: its first, which pays the process's
+    #: imports and the compiled kernels' loading, ~2 s; benchmarks/scale.py reports the steady rate without them)
+    process_task_index: int | None = None
 
 
 class GridInfo(Record):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -104,6 +105,10 @@ def _max_rss_mb() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
+
+
+#: tiles computed in this process so far (the first pays the imports and the compiled kernels' loading)
+_TILES_IN_PROCESS = itertools.count()
 
 
 @dataclass
@@ -298,6 +303,7 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         coregistration=prepared[0].coregistration,
         dates=[{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,
                 "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, prepared)],
+        process_task_index=next(_TILES_IN_PROCESS),
     )
     return TileResult(layers, points, summary)
 
