@@ -23,6 +23,25 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(42)
 
 
+@pytest.fixture
+def smooth_tile_chain():
+    """A 400 x 400 px smooth LST field with uniform optics, the bilinear chain with the baseline detector, and
+    its products: the scene the injection-test checks plant their plumes in. Returns ``(lst, red, nir, clear,
+    params, products)``."""
+    from dataclasses import replace
+
+    from heattrack.kernels.chain import ChainParams, thermal_products
+
+    n = 400
+    yy, xx = np.mgrid[:n, :n].astype(np.float32)
+    lst = (270.0 + 0.002 * xx + 0.3 * np.sin(yy / 40.0)).astype(np.float32)
+    red, nir = np.full((n, n), 0.08, np.float32), np.full((n, n), 0.3, np.float32)
+    clear = np.ones((n, n), bool)
+    base_params = ChainParams(downscale_method="bilinear")
+    params = replace(base_params, detector=replace(base_params.detector, method="baseline"))
+    return lst, red, nir, clear, params, thermal_products(lst, red, nir, clear, params)
+
+
 @pytest.fixture(scope="session")
 def small_scene(tmp_path_factory) -> Path:
     """A 3 km synthetic scene in the local layout (landsat/, sentinel2/, pipes.geojson, truth/)."""

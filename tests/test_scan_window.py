@@ -105,19 +105,10 @@ def test_a_plume_of_mdl_k_lifts_a_long_segment_to_the_flag_level(rng):
     assert 0.85 < shares[0] / centred < 1.0  # a 600 m segment: its ends cost a little of the window
 
 
-def test_the_injection_test_measures_the_windowed_share_the_model_predicts():
-    from dataclasses import replace
+def test_the_injection_test_measures_the_windowed_share_the_model_predicts(smooth_tile_chain):
+    from heattrack.kernels.chain import injected_attenuation
 
-    from heattrack.kernels.chain import ChainParams, injected_attenuation, thermal_products
-
-    n = 400
-    yy, xx = np.mgrid[:n, :n].astype(np.float32)
-    lst = (270.0 + 0.002 * xx + 0.3 * np.sin(yy / 40.0)).astype(np.float32)
-    red, nir = np.full((n, n), 0.08, np.float32), np.full((n, n), 0.3, np.float32)
-    clear = np.ones((n, n), bool)
-    base_params = ChainParams(downscale_method="bilinear")
-    params = replace(base_params, detector=replace(base_params.detector, method="baseline"))
-    base = thermal_products(lst, red, nir, clear, params)
+    lst, red, nir, clear, params, base = smooth_tile_chain
     kw = dict(plume_fwhm_px=2.0, buffer_px=2, margin_px=60)
     peak = np.median(injected_attenuation(lst, red, nir, clear, params, None, base, **kw))
     windowed = np.median(injected_attenuation(lst, red, nir, clear, params, None, base, along_px=23, **kw))
