@@ -184,3 +184,14 @@ def test_trees_grown_on_distinct_draws_equal_the_bootstrap_trees(rng):
         assert tree.tree_.node_count == plain.tree_.node_count
         np.testing.assert_array_equal(tree.tree_.apply(probe), plain.tree_.apply(probe))
         np.testing.assert_allclose(tree.tree_.threshold, plain.tree_.threshold)
+
+
+def test_pixel_walk_of_a_single_leaf_model_and_of_no_pixels(rng):
+    """The TsHARP-like candidate is one tree that never splits (one ridge model): the compiled walk must treat its
+    root as the leaf; and a tile with no valid pixel predicts nothing."""
+    x = rng.normal(size=(500, 1))
+    y = 300.0 - 4.0 * x[:, 0] + rng.normal(0, 0.05, 500)
+    m = LinearLeafTreeEnsemble(n_estimators=1, max_depth=1, min_samples_leaf=10**9).fit(x, y)
+    stack = rng.normal(size=(1, 50)).astype(np.float32)
+    np.testing.assert_allclose(m.predict_pixels(stack, np.arange(50)), 300.0 - 4.0 * stack[0], atol=0.05)
+    assert m.predict_pixels(stack, np.zeros(0, dtype=np.int64)).shape == (0,)
