@@ -12,6 +12,7 @@ cells, so the caps bite at 12 km) and 5 trees instead of 10.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from dataclasses import replace
@@ -54,8 +55,6 @@ def _rmse(a: np.ndarray, truth: np.ndarray, ok: np.ndarray) -> float:
 
 
 def main() -> None:
-    import argparse
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-km", type=float, default=6.0, help="side of each tuning city (12: tiles of 14,000 "
                     "coarse cells, where the training caps bite)")

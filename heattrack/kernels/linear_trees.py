@@ -146,8 +146,8 @@ class LinearLeafTreeEnsemble:
         out = np.empty(index.size, dtype=np.float32)
         kernel = _compiled_walk()
         if kernel is None:
-            for s in range(0, index.size, 65_536):
-                out[s:s + 65_536] = self.predict(stack[:, index[s:s + 65_536]].T)
+            for s in range(0, index.size, chunk := 65_536):  # bounded memory: (chunk, predictors) rows at a time
+                out[s:s + chunk] = self.predict(stack[:, index[s:s + chunk]].T)
             return out
         y_lo, y_hi = self._output_range()
         kernel(stack, index, *self._pack(), float(y_lo), float(y_hi), out)

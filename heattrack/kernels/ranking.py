@@ -173,8 +173,7 @@ def segment_shares(chain: dict, plume_fwhm_px: float, window_pts: int, spacing_p
     pts = np.where((at >= 0) & (at < prof.size), prof[np.clip(at, 0, prof.size - 1)], 0.0)
     pts = pts[np.abs(k * spacing_px) <= half]  # the profile at the points around the plume, centre in the middle
     c = pts.size // 2
-    csum_p = np.concatenate([[0.0], np.cumsum(pts)])
-    centred = float(np.max(csum_p[w:] - csum_p[:-w]) / w) if w <= pts.size else float(np.mean(pts))
+    centred = float(window_shares(pts, w)[0])
     cap = min(int(exact_up_to), max(int(np.max(n_points, initial=1)), 1))
     exact = np.zeros(cap + 1)
     for n in range(1, cap + 1):
