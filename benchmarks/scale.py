@@ -10,8 +10,10 @@ eighth of the network, so that the driver's time can be fitted as fixed + per ti
 simulated cities carry ~2 km of pipe per km^2 on every tile; a country carries pipes on a few). Extrapolated,
 not measured: one date of South Korea (1,101 tiles of 10 km, ``--network-km`` of pipe route) on 2 and 64
 cores, and the weak-scaling efficiency (Amdahl) on 64 and 512 workers with that driver time as the serial
-part and the tile tasks' seconds as the parallel part (each worker's first tile left out: it pays the process's
-imports and the compiled kernels' loading, ~2 s, once per worker, not per tile). Results also go to ``benchmarks/results/scale.json``
+part and the steady tile tasks' seconds as the parallel part. Each worker's first tile and the injection test of
+the calibration tiles are left out of the steady rate and added back as what they are: the first tile pays the
+process's imports and the compiled kernels' loading (~1-2 s) once per worker, and a run tests 3 calibration tiles
+whatever its size. Results also go to ``benchmarks/results/scale.json``
 (``--json``).
 """
 
@@ -73,7 +75,10 @@ def main() -> None:
             px = sum(t["pixels"] for t in tiles)
             stage = {k: sum(t["seconds"][k] for t in tiles) for k in ("read", "compute", "write", "total")}
             export_s = wall - info["seconds_total"]
-            steady = [t["seconds"]["total"] for t in tiles if (t.get("process_task_index") or 0) > 0]
+            # the steady rate leaves out each worker's first tile and the injection test of the few calibration
+            # tiles (``segments.mdl_injection_tiles``, 3 per run whatever its size): both are added back per run
+            inj = [t["seconds"].get("injection", 0.0) for t in tiles]
+            steady = [t["seconds"]["total"] - i for t, i in zip(tiles, inj) if (t.get("process_task_index") or 0) > 0]
             first = [t["seconds"]["total"] for t in tiles if t.get("process_task_index") == 0]
             rows.append({
                 "size_km": size, "pipe_every": every, "pipe_km": round(pipe_km, 1), "segments": len(pipes),
@@ -88,6 +93,9 @@ def main() -> None:
                 # national run, where a worker computes hundreds of tiles
                 "steady_tile_task_s_per_tile": round(float(np.mean(steady)), 3) if steady else None,
                 "first_tile_task_s": round(float(np.mean(first)), 3) if first else None,
+                "injection_tiles": int(sum(i > 0 for i in inj)),
+                "injection_s_per_calibration_tile": round(float(np.mean([i for i in inj if i > 0])), 3)
+                if any(i > 0 for i in inj) else 0.0,
             })
             print(json.dumps(rows[-1]))
     print()
@@ -116,6 +124,15 @@ def main() -> None:
     # tiles from km) and extrapolate one date of South Korea (1,101 tiles of 10 km) with ``--network-km`` of pipe
     fit, national = {}, {}
     n_kr = 1101
+    # besides the steady tiles: each worker's first tile pays its process's start once (in parallel on every
+    # worker), and the run's calibration tiles their injection test (segments.mdl_injection_tiles per run)
+    first_extra = max(0.0, (last["first_tile_task_s"] or parallel) - parallel)
+    n_inject = min(cfg.segments.mdl_injection_tiles, max(1, n_kr // 10))  # as build_tasks picks them
+    inject_s = n_inject * last["injection_s_per_calibration_tile"]
+
+    def tile_seconds(cores: int) -> float:
+        return (n_kr * parallel + inject_s) / cores + first_extra
+
     if len(rows) >= 3:
         A = np.array([[1.0, r["tiles"], r["pipe_km"]] for r in rows])
         y = np.array([r["reduce_export_report_s"] for r in rows])
@@ -124,14 +141,13 @@ def main() -> None:
         fit = {"driver_fixed_s": round(float(c0), 2), "driver_s_per_tile": round(float(c_tile), 4),
                "driver_s_per_km": round(float(c_km), 5), "network_km": args.network_km,
                "south_korea_driver_s": round(driver, 1), "efficiency": {}}
-        for n in (64, 512):
-            work = n_kr * parallel / n
-            fit["efficiency"][n] = round(work / (work + driver), 3)
+        for n in (64, 512):  # the ideal (steady tiles only, perfectly spread) over the extrapolated time
+            fit["efficiency"][n] = round(n_kr * parallel / n / (tile_seconds(n) + driver), 3)
         print(f"driver time fit: {c0:.1f} s + {c_tile:.4f} s per tile + {c_km:.5f} s per km of pipe -> {driver:.0f} s "
               f"for South Korea ({n_kr} tiles, {args.network_km:g} km); Amdahl efficiency at 64 workers "
               f"{fit['efficiency'][64]:.0%}, at 512 {fit['efficiency'][512]:.0%}")
         for cores in (2, 64):
-            tiles_min = n_kr * parallel / cores / 60
+            tiles_min = tile_seconds(cores) / 60
             national[cores] = round(tiles_min + driver / 60, 1)
             print(f"South Korea, one date, {cores} cores: tiles {tiles_min:.1f} min at {tile_rate / 1e6:.2f} Mpx/s per "
                   f"worker + driver {driver / 60:.1f} min = {national[cores]:.1f} min (extrapolated, not measured)")

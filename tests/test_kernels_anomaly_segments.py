@@ -138,3 +138,23 @@ def test_segment_scoring_scales_to_a_national_network(rng):
         r = np.sort(r[np.isfinite(r)])[::-1][:3]
         assert (np.isnan(s.risk[k]) and r.size == 0) or s.risk[k] == pytest.approx(r.mean(), rel=1e-6)
     assert elapsed < 60, f"scoring 100k segments took {elapsed:.1f} s"
+
+
+def test_window_max_at_points_equals_the_filtered_raster_sampled(rng):
+    """The point path reads the same window maxima as filtering the whole raster: NaN ignored, windows cut at the
+    edges, NaN for an all-NaN window and for points outside the raster."""
+    from affine import Affine
+
+    from heattrack.kernels.segments import neighbourhood_max, sample_at_points, window_max_at_points
+
+    a = rng.normal(size=(40, 50)).astype(np.float32)
+    a[rng.random(a.shape) < 0.4] = np.nan
+    a[10:16, 20:26] = np.nan  # an all-NaN window at its centre
+    t = Affine(10, 0, 1000, 0, -10, 5000)
+    x = np.r_[rng.uniform(990, 1510, 300), 1230.0, 900.0]
+    y = np.r_[rng.uniform(4590, 5010, 300), 4870.0, 4800.0]
+    for r in (0, 1, 2, 4):
+        want = sample_at_points(neighbourhood_max(a, r), t, x, y)
+        got = window_max_at_points(a, t, x, y, r)
+        np.testing.assert_array_equal(got, want)
+    assert np.isnan(window_max_at_points(a, t, x, y, 2)[-2:]).all()  # all-NaN window; outside the raster

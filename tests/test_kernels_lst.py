@@ -49,6 +49,25 @@ def test_block_mean_equals_numpy_nanmean_per_block_in_float64(rng):
         np.testing.assert_array_equal(block_mean(a, f), ref)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_block_mean_is_bit_identical_to_the_numpy_path(rng, monkeypatch, dtype):
+    """The compiled loop sums in the NumPy path's order: the same float32 means, NaN where too few are finite
+    (strided views and infinities included)."""
+    import heattrack.kernels.lst as lst
+
+    a = (280 + 3 * rng.normal(size=(60, 90))).astype(dtype)
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[0, 0], a[1, 1] = np.inf, -np.inf
+    cases = [(a, f, m) for f in (1, 3, 5, 10) for m in (0.0, 0.3, 1.0)] + [(a[:, ::2][:, :40], 5, 0.0)]
+    fast = [lst.block_mean(x, f, m) for x, f, m in cases]
+    assert lst.compiled(lst._block_mean_rows) is not None  # numba is a dependency: the compiled path ran
+    monkeypatch.setattr(lst, "compiled", lambda fn: None)
+    for (x, f, m), got in zip(cases, fast):
+        want = lst.block_mean(x, f, m)
+        assert got.dtype == want.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+
+
 def test_nan_median_filter_equals_a_windowed_nanmedian(rng):
     a = rng.normal(size=(9, 11)).astype(np.float32)
     a[rng.random(a.shape) < 0.3] = np.nan

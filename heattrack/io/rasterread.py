@@ -82,19 +82,29 @@ def _select(src, rows: np.ndarray, cols: np.ndarray, nodata: float) -> np.ndarra
     src_nodata = src.nodata if src.nodata is not None else nodata
     if not (_fits(nodata, dtype) and _fits(src_nodata, dtype)):
         return None
-    out = np.full((rows.size, cols.size), nodata, dtype=dtype)
     r_in = (rows >= 0) & (rows < src.height)
     c_in = (cols >= 0) & (cols < src.width)
     if not r_in.any() or not c_in.any():
-        return out
+        return np.full((rows.size, cols.size), nodata, dtype=dtype)
     r0, r1 = int(rows[r_in].min()), int(rows[r_in].max()) + 1
     c0, c1 = int(cols[c_in].min()), int(cols[c_in].max()) + 1
     block = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-    part = block[np.ix_(rows[r_in] - r0, cols[c_in] - c0)]
+    part = block[_take(rows[r_in] - r0)][:, _take(cols[c_in] - c0)]  # a view where the grids share pixel sizes
     hole = np.isnan(part) if np.isnan(src_nodata) else part == src_nodata
-    part = np.where(hole, np.asarray(nodata).astype(part.dtype), part)
+    if hole.any():
+        part = np.where(hole, np.asarray(nodata).astype(part.dtype), part)
+    if r_in.all() and c_in.all():  # the tile lies inside the raster (the common case): no second copy
+        return np.ascontiguousarray(part)
+    out = np.full((rows.size, cols.size), nodata, dtype=dtype)
     out[np.ix_(r_in, c_in)] = part
     return out
+
+
+def _take(index: np.ndarray) -> slice | np.ndarray:
+    """``index`` as a slice where it is a run of consecutive pixels (a view instead of a gather), else itself."""
+    if index.size and index[-1] - index[0] == index.size - 1 and (index.size < 2 or (np.diff(index) == 1).all()):
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
 
 
 def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float, attempts: int = 3,

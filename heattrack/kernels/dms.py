@@ -167,7 +167,7 @@ def _candidate(name: str, cols: list[int], depth: int, X, y, pf, pc, mask, lst_c
                held) -> dict:
     """Fit one candidate model on predictor rows ``cols``, predict the fine grid, and run both guard checks."""
     model = _ensemble(params, depth=depth).fit(X[:, cols], y)
-    pred = _predict_fine(model, pf[cols], mask)
+    pred = _predict_fine(model, pf if cols == list(range(pf.shape[0])) else pf[cols], mask)  # all rows: no copy
     agg = sensor_aggregate(pred, factor, params.psf_sigma_px)
     e_m, e_b, n = holdout_check(lst_coarse, agg, train, held)
     u_m, u_b, _ = scale_up_check(lst_coarse, pc[cols], replace(params, max_depth=depth)) if params.guard \
@@ -192,8 +192,11 @@ def dms_sharpen(
     is missing; ``info`` records the method used, the held-out RMSE of each candidate and of bilinear, and why.
     """
     rng = np.random.default_rng(params.seed)
-    pf = np.where(valid_fine[None], predictors_fine, np.nan).astype(np.float32)
-    mask = valid_fine & np.isfinite(pf).all(axis=0)
+    pf = np.asarray(predictors_fine, dtype=np.float32)
+    finite = np.isfinite(pf).all(axis=0)
+    mask = valid_fine & finite
+    if (finite & ~valid_fine).any():  # predictors outside valid_fine must not reach the model: NaN there (a copy;
+        pf = np.where(valid_fine[None], pf, np.float32(np.nan))  # predictor_stack(valid=...) makes them NaN already)
     pc = sensor_aggregate_stack(pf, factor, params.psf_sigma_px)
     usable = np.isfinite(lst_coarse) & np.isfinite(pc).all(axis=0)
     held = holdout_mask(usable, params.holdout_every) if params.guard else np.zeros_like(usable)

@@ -13,9 +13,9 @@ process and is cached on disk.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
+
+from heattrack.kernels.jit import compiled
 
 
 class LinearLeafTreeEnsemble:
@@ -200,17 +200,9 @@ def _walk_rows(stack, index, x_lo, x_hi, mean, scale, feat, thr, coef, depth, y_
             out[start + b] = min(max(np.float64(out[start + b]) / n_trees, y_lo), y_hi)
 
 
-@functools.cache
 def _compiled_walk():
     """:func:`_walk_rows` compiled by numba (cached on disk), or None where numba is not installed."""
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba is a dependency; the fallback keeps a broken install working
-        return None
-    try:
-        return numba.njit(cache=True, nogil=True)(_walk_rows)
-    except RuntimeError:  # no writable cache location (read-only image without NUMBA_CACHE_DIR): compile per process
-        return numba.njit(nogil=True)(_walk_rows)
+    return compiled(_walk_rows)
 
 
 __all__ = ["LinearLeafTreeEnsemble"]

@@ -21,12 +21,20 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from heattrack.kernels.jit import compiled
+
 
 def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -> np.ndarray:
     """Mean of each ``factor`` x ``factor`` block over its finite pixels (NaN if too few are finite)."""
     h, w = fine.shape
     if h % factor or w % factor:
         raise ValueError(f"array shape {fine.shape} is not a multiple of the block factor {factor}")
+    need = max(1, int(np.ceil(min_valid_fraction * factor * factor)))
+    kernel = compiled(_block_mean_rows) if fine.dtype in (np.float32, np.float64) else None
+    if kernel is not None:  # one pass over the pixels (the NumPy path below makes ~8)
+        out = np.empty((h // factor, w // factor), dtype=np.float32)
+        kernel(fine, factor, need, out)
+        return out
     # strided adds (columns of the block, then rows) instead of a 4-D reduction: 2x faster at factors 5-10, the
     # same float64 sums of float32 values
     ok = np.isfinite(fine)
@@ -41,9 +49,26 @@ def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -
         n += cnt[i::factor]
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / n
-    need = max(1, int(np.ceil(min_valid_fraction * factor * factor)))
     mean[n < need] = np.nan
     return mean.astype(np.float32)
+
+
+def _block_mean_rows(fine, factor, need, out):
+    """The compiled loop of :func:`block_mean`: per block, the float64 sum of each row's finite pixels, then of the
+    rows, in the NumPy path's order (the same float64 sums, so the same float32 means)."""
+    for bi in range(out.shape[0]):
+        for bj in range(out.shape[1]):
+            total = 0.0
+            n = 0
+            for i in range(factor):
+                row = 0.0
+                for j in range(factor):
+                    v = np.float64(fine[bi * factor + i, bj * factor + j])
+                    if np.isfinite(v):
+                        row += v
+                        n += 1
+                total += row
+            out[bi, bj] = np.float32(total / n) if n >= need else np.float32(np.nan)
 
 
 def block_median(fine: np.ndarray, factor: int) -> np.ndarray:

@@ -35,9 +35,9 @@ from heattrack.kernels.ranking import network_neighbourhood_median
 from heattrack.kernels.segments import (
     along_pipe_evidence,
     label_hotspots,
-    neighbourhood_max,
     on_pipe_peak,
     sample_at_points,
+    window_max_at_points,
 )
 
 log = logging.getLogger(__name__)
@@ -138,13 +138,17 @@ def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
     th = thermal_products(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, params, inputs.bands)
     iforest_z = cpu_evidence(th, inputs.red, inputs.nir, params)
     injected = None
+    t2 = time.perf_counter()
     if task.calibrate_plume_fwhm_px > 0 and not params.direct_thermal and th.evidence_k is not None:
         injected = injected_attenuation(inputs.lst, inputs.red, inputs.nir, inputs.optical_clear, params,
                                         inputs.bands, th, task.calibrate_plume_fwhm_px, task.buffer_px,
                                         along_px=task.calibrate_along_px,
                                         margin_px=task.halo_px, seed=task.index[0] * 7919 + task.index[1])
+    t3 = time.perf_counter()
+    # "thermal" includes the injection test of the calibration tiles (a few per run), "injection" is that part alone
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
-                        {"read": t1 - t0, "thermal": time.perf_counter() - t1}, iforest_z, injected, inputs.lst_err)
+                        {"read": t1 - t0, "thermal": t3 - t1, "injection": t3 - t2 if injected is not None else 0.0},
+                        iforest_z, injected, inputs.lst_err)
 
 
 def _worker_address() -> str | None:
@@ -246,10 +250,11 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
     all_x, all_y = np.r_[task.point_x, task.halo_point_x], np.r_[task.point_y, task.halo_point_y]  # own, then halo
     peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
     for p, prep in zip(prods, prepared):
-        pr = sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
-                              task.point_x, task.point_y)
-        pd = sample_at_points(neighbourhood_max(p.anomaly_k, task.buffer_px), padded.affine, task.point_x,
-                              task.point_y)
+        pr = window_max_at_points(p.risk, padded.affine, task.point_x, task.point_y, task.buffer_px) \
+            if task.offpipe_radius_px <= task.buffer_px else \
+            sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
+                             task.point_x, task.point_y)
+        pd = window_max_at_points(p.anomaly_k, padded.affine, task.point_x, task.point_y, task.buffer_px)
         pv = sample_at_points(p.valid.astype(np.float32), padded.affine, task.point_x, task.point_y)
         pr[pv != 1] = np.nan  # a pipe point under cloud has no evidence of its own
         peak = on_pipe_peak(p.evidence_k, task.buffer_px, peak_r)
@@ -262,8 +267,8 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
             base = network_neighbourhood_median(np.r_[ps, ph], all_x, all_y, task.clutter_cell_m)
             p_base_d.append(base[: ps.size].astype(np.float32))
         p_err_d.append(np.full(ps.shape, np.nan, np.float32) if prep.lst_err is None else
-                       sample_at_points(neighbourhood_max(prep.lst_err, task.buffer_px), padded.affine, task.point_x,
-                                        task.point_y))
+                       window_max_at_points(prep.lst_err, padded.affine, task.point_x, task.point_y,
+                                            task.buffer_px))
         # what a leak-free pipe point would read anywhere in the tile, per thermal pixel: the detectability raster
         ov_stat_d.append(_clutter_overview(np.where(p.valid, peak, np.nan), h, n, task.overview_factor,
                                            task.clutter_window_px))
@@ -295,7 +300,8 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         n_points=int(task.point_ids.size),
         n_hotspots=int(blobs.area_px.size),
         seconds={"read": sum(p.seconds["read"] for p in prepared),
-                 "compute": sum(p.seconds["thermal"] for p in prepared) + t_detect, "detect": t_detect},
+                 "compute": sum(p.seconds["thermal"] for p in prepared) + t_detect, "detect": t_detect,
+                 "injection": sum(p.seconds["injection"] for p in prepared)},
         pixels=int(n * n),
         max_rss_mb=_max_rss_mb(),
         worker=_worker_address(),
