@@ -322,3 +322,20 @@ def test_downloaded_sentinel2_names_keep_granules_apart():
     assert s2_file_name(pc, "S2B_MSIL2A_20250110T021349_R060_T52SCH_20250110T060000", several=True) == \
         "T52SCH_20250110T021349_B04_10m.tif"
     assert _s2_granule(Path("T52SCH_20250110T021349_B04_10m.tif")) == "52SCH"
+
+
+def test_tile_cog_bytes_is_a_cog_with_nan_aware_average_overviews():
+    """A tile's layer as the tile task writes it: COG layout, deflate, the pixels as given, and overviews that
+    average the finite pixels (a cloud edge does not turn a coarse view NaN or cold)."""
+    from heattrack.io.exports import tile_cog_bytes
+    from heattrack.kernels.lst import block_mean
+
+    v = np.random.default_rng(0).normal(280, 2, (128, 128)).astype(np.float32)
+    v[:9, :] = np.nan
+    with rasterio.MemoryFile(tile_cog_bytes(v, Affine(10, 0, 0, 0, -10, 1280), "EPSG:32652", overview_count=3)) as m, \
+            m.open() as src:
+        assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and src.profile["compress"] == "deflate"
+        assert src.overviews(1) == [2, 4, 8] and np.isnan(src.nodata)
+        np.testing.assert_array_equal(src.read(1), v)
+        half = src.read(1, out_shape=(64, 64))
+    np.testing.assert_allclose(half, block_mean(v, 2), rtol=1e-6)

@@ -69,14 +69,22 @@ class LinearLeafTreeEnsemble:
                                              random_state=seed)
                 tree.fit(zb, yb)
             leaves = tree.tree_.apply(np.ascontiguousarray(zb, dtype=np.float32))  # what tree.apply does, once
-            A = np.hstack([np.ones((n, 1)), zb])
             coef = np.zeros((tree.tree_.node_count, Z.shape[1] + 1))
-            for leaf in np.unique(leaves):
-                sel = leaves == leaf
-                As = A[sel]
-                reg = self.alpha * sel.sum() * np.eye(A.shape[1])
-                reg[0, 0] = 0.0
-                coef[leaf] = np.linalg.solve(As.T @ As + reg, As.T @ yb[sel])
+            # rows grouped by leaf with a stable sort: each leaf's rows are a contiguous slice, in the same order
+            order = np.argsort(leaves, kind="stable")
+            A = np.hstack([np.ones((n, 1)), zb])[order]
+            ys, ls = yb[order], leaves[order]
+            starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
+            stops = np.r_[starts[1:], n]
+            eye = np.eye(A.shape[1])
+            eye[0, 0] = 0.0  # the intercept is not penalised
+            lhs = np.empty((starts.size, A.shape[1], A.shape[1]))
+            rhs = np.empty((starts.size, A.shape[1]))
+            for k, (a, b) in enumerate(zip(starts, stops)):
+                As = A[a:b]
+                lhs[k] = As.T @ As + self.alpha * (b - a) * eye
+                rhs[k] = As.T @ ys[a:b]
+            coef[ls[starts]] = np.linalg.solve(lhs, rhs[..., None])[..., 0]  # one batched LAPACK call
             # kept in float32 for predict: the trees walk float32 rows, and the gather is the inner loop
             self.members_.append((tree, coef.astype(np.float32)))
         self._packed = None
