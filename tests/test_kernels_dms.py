@@ -129,14 +129,16 @@ def test_linear_leaf_ensemble_extrapolates_linearly_within_limits():
     assert m.predict(np.array([[9.0]]))[0] == pytest.approx(4.75, abs=0.05)  # but capped at +25 %
 
 
-def _fitted_ensemble(rng):
+def _fitted_ensemble(rng, depth=4):
     x = rng.normal(size=(3000, 5))
     y = 2.0 * x[:, 0] + np.sin(3 * x[:, 1]) + x[:, 2] * x[:, 3] + rng.normal(0, 0.1, 3000) + 280.0
-    return LinearLeafTreeEnsemble(n_estimators=4, max_depth=4, min_samples_leaf=20, alpha=0.3).fit(x, y)
+    return LinearLeafTreeEnsemble(n_estimators=4, max_depth=depth, min_samples_leaf=20, alpha=0.3).fit(x, y)
 
 
-def test_compiled_pixel_walk_matches_the_tree_by_tree_predict(rng):
-    m = _fitted_ensemble(rng)
+@pytest.mark.parametrize("depth", [4, 7])  # compares made first (depth <= 5), and along the walk (deeper)
+def test_compiled_pixel_walk_matches_the_tree_by_tree_predict(rng, depth):
+    m = _fitted_ensemble(rng, depth)
+    assert m._pack()[-1] == depth
     stack = (1.4 * rng.normal(size=(5, 64, 64))).astype(np.float32).reshape(5, -1)  # band-major, some beyond range
     idx = np.flatnonzero(rng.random(stack.shape[1]) < 0.8)
     ref = m.predict(stack[:, idx].T).astype(np.float32)

@@ -152,3 +152,18 @@ def test_tsharp_falls_back_to_bilinear_without_ndvi_contrast():
 def test_block_repeat_roundtrip():
     c = np.arange(6, dtype=np.float32).reshape(2, 3)
     np.testing.assert_array_equal(block_mean(block_repeat(c, 4), 4), c)
+
+
+def test_compiled_upsample_bilinear_is_bit_identical_to_the_numpy_path(rng, monkeypatch):
+    import heattrack.kernels.lst as lst
+
+    c = (280 + 5 * rng.normal(size=(23, 17))).astype(np.float32)
+    c[rng.random(c.shape) < 0.2] = np.nan
+    cases = [(c, f) for f in (1, 2, 3, 10)] + [(c.astype(np.float64), 5), (c[::2, ::3], 4)]
+    fast = [lst.upsample_bilinear(x, f) for x, f in cases]
+    assert lst.compiled(lst._bilinear_rows) is not None
+    monkeypatch.setattr(lst, "compiled", lambda fn: None)
+    for (x, f), got in zip(cases, fast):
+        want = lst.upsample_bilinear(x, f)
+        assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)

@@ -173,39 +173,50 @@ def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
 
 def _walk_rows(stack, index, x_lo, x_hi, mean, scale, feat, thr, coef, depth, y_lo, y_hi, out):
     """The compiled inner loop of :meth:`LinearLeafTreeEnsemble.predict_pixels`: the same standardised float32
-    predictors, tree walks and float32 sums as :meth:`LinearLeafTreeEnsemble.predict`. Pixels go in blocks, and
-    each step runs across the block (predictor-major): the walks of different pixels are independent, so their
-    memory latencies overlap, and the sums over the block vectorise."""
+    predictors, tree walks and float32 sums as :meth:`LinearLeafTreeEnsemble.predict`. Pixels go in blocks. For trees
+    up to depth 5 every node's comparison is made first, one node at a time across the block (its predictor's row is
+    contiguous: the compares vectorise), and the walk then only reads those outcomes; deeper trees compare along the
+    walk. Each pixel adds its leaf's coefficient row (contiguous) tree after tree, and its dot product with the
+    predictors comes last, in the same order as before: the same sums to the bit."""
     p = stack.shape[0]
     n_trees = feat.shape[0]
     inner = feat.shape[1]
     block = 512
     z = np.empty((p, block), dtype=np.float32)
-    acc = np.empty((p + 1, block), dtype=np.float32)
+    acc = np.empty((block, p + 1), dtype=np.float32)
     node = np.empty(block, dtype=np.int32)
+    goes_right = np.empty((min(inner, 31), block), dtype=np.int32)
     for start in range(0, index.shape[0], block):
         nb = min(block, index.shape[0] - start)
         for j in range(p):
             for b in range(nb):
                 x = min(max(stack[j, index[start + b]], x_lo[j]), x_hi[j])
                 z[j, b] = (x - mean[j]) / scale[j]
-        acc[:, :nb] = 0
+        acc[:nb, :] = 0
         for t in range(n_trees):
             node[:nb] = 0
-            for _ in range(depth):  # branch-free: which child is data, and noisy pixels defeat branch prediction
-                for b in range(nb):
-                    k = node[b]
-                    node[b] = 2 * k + 1 + np.int32(z[feat[t, k], b] > thr[t, k])
-            for j in range(p + 1):
-                for b in range(nb):
-                    acc[j, b] += coef[t, node[b] - inner, j]
-        for b in range(nb):
-            out[start + b] = acc[0, b]
-        for j in range(p):
+            if inner <= 31:
+                for k in range(inner):
+                    f, th = feat[t, k], thr[t, k]
+                    for b in range(nb):
+                        goes_right[k, b] = np.int32(z[f, b] > th)
+                for _ in range(depth):
+                    for b in range(nb):
+                        node[b] = 2 * node[b] + 1 + goes_right[node[b], b]
+            else:
+                for _ in range(depth):  # branch-free: which child is data, and noisy pixels defeat branch prediction
+                    for b in range(nb):
+                        k = node[b]
+                        node[b] = 2 * k + 1 + np.int32(z[feat[t, k], b] > thr[t, k])
             for b in range(nb):
-                out[start + b] += acc[j + 1, b] * z[j, b]
+                row = coef[t, node[b] - inner]
+                for j in range(p + 1):
+                    acc[b, j] += row[j]
         for b in range(nb):
-            out[start + b] = min(max(np.float64(out[start + b]) / n_trees, y_lo), y_hi)
+            v = acc[b, 0]
+            for j in range(p):
+                v += acc[b, j + 1] * z[j, b]
+            out[start + b] = min(max(np.float64(v) / n_trees, y_lo), y_hi)
 
 
 def _compiled_walk():

@@ -52,21 +52,22 @@ def predictor_stack(bands: Mapping[str, np.ndarray], valid: np.ndarray | None = 
     if missing:
         raise ValueError(f"the sharpener needs red (B04) and NIR (B08); missing {', '.join(missing)}")
     names = [b for b in S2_REFLECTIVE if b in bands and (use is None or b in use or b in ("B04", "B08"))]
-    layers = [np.asarray(bands[b], dtype=np.float32) for b in names]
-    layers.append(_nd(bands["B08"], bands["B04"]))
-    names.append("NDVI")
+    indices = [("NDVI", "B08", "B04")]
     if "B11" in bands:
-        layers.append(_nd(bands["B11"], bands["B08"]))
-        names.append("NDBI")
+        indices.append(("NDBI", "B11", "B08"))
         if "B03" in bands:
-            layers.append(_nd(bands["B03"], bands["B11"]))
-            names.append("MNDWI")
-    stack = np.stack(layers)
-    bad = ~np.isfinite(stack).all(axis=0)
-    if valid is not None:
-        bad |= ~valid
-    stack[:, bad] = np.nan
-    return stack, tuple(names)
+            indices.append(("MNDWI", "B03", "B11"))
+    shape = np.shape(bands["B04"])
+    stack = np.empty((len(names) + len(indices), *shape), dtype=np.float32)  # filled in place: no list, no np.stack
+    for k, b in enumerate(names):
+        stack[k] = bands[b]
+    for k, (_, a, b) in enumerate(indices, start=len(names)):
+        stack[k] = _nd(bands[a], bands[b])
+    bad = ~np.asarray(valid, dtype=bool) if valid is not None else np.zeros(shape, dtype=bool)
+    for layer in stack:
+        bad |= ~np.isfinite(layer)
+    np.copyto(stack, np.float32(np.nan), where=bad)  # broadcast over the layers
+    return stack, tuple(names) + tuple(n for n, _, _ in indices)
 
 
 def psf_blur(fine: np.ndarray, sigma_px: float) -> np.ndarray:
