@@ -119,9 +119,15 @@ def chain_profile(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer
         seen = ndimage.gaussian_filter(plume, psf_sigma_px, mode="constant") if psf_sigma_px > 0 else plume
         if factor > 1:
             seen = upsample_bilinear(block_mean(seen, factor), factor)
-        if window_px:
-            seen = seen - ndimage.median_filter(seen, size=int(window_px) | 1, mode="constant")
-        row = ndimage.maximum_filter(seen, 2 * buffer_px + 1)[int(cy)]
+        r = int(cy)
+        if window_px:  # the median only where the rows the maximum reads need it: those rows' windows lie inside
+            h = (int(window_px) | 1) // 2  # the cut, so they are the same as on the whole array
+            lo, hi = max(0, r - buffer_px - h), min(n, r + buffer_px + h + 1)
+            med = ndimage.median_filter(seen[lo:hi], size=int(window_px) | 1, mode="constant")
+            keep = slice(max(0, r - buffer_px), min(n, r + buffer_px + 1))
+            seen = seen[keep] - med[keep.start - lo: keep.stop - lo]
+            r -= keep.start
+        row = ndimage.maximum_filter(seen, 2 * buffer_px + 1)[r]
         out.append(row[int(cx) - half_px: int(cx) + half_px + 1].astype(float))
     return np.mean(out, axis=0)
 
