@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-import geopandas as gpd
 import numpy as np
 import rasterio
 import rasterio.shutil
@@ -15,6 +15,9 @@ import zarr
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.windows import Window
+
+if TYPE_CHECKING:  # the tile tasks import this module for their COGs: geopandas only where vectors are written
+    import geopandas as gpd
 
 #: folder of the per-tile COGs below the output (``cog_tiles/<layer>/<ix>_<iy>.tif``)
 COG_DIR = "cog_tiles"

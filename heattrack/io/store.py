@@ -13,12 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dask.array as da
 import numpy as np
-import xarray as xr
 import zarr
 from odc.geo.geobox import GeoBox
-from odc.geo.xr import xr_coords
 
 from heattrack.io.location import OutputLocation
 from heattrack.io.records import TileSummary
@@ -42,6 +39,10 @@ MOSAIC_VARIABLES: dict[str, tuple[str, Any, dict]] = {
 def create_mosaic_template(path: str | Path, geobox: GeoBox, chunk_px: int, attrs: dict) -> None:
     """Write the metadata of an empty mosaic covering ``geobox`` with square chunks of ``chunk_px``.
     ``path``: a folder or an fsspec URL (``s3://bucket/run/mosaic.zarr``)."""
+    import dask.array as da  # the driver's: the tile tasks that import this module only write regions
+    import xarray as xr
+    from odc.geo.xr import xr_coords
+
     coords = xr_coords(geobox, crs_coord_name="spatial_ref")
     data_vars = {}
     for name, (dtype, fill, var_attrs) in MOSAIC_VARIABLES.items():
