@@ -30,14 +30,15 @@ class ComputeConfig(Section):
                                "over tiles; more threads per task oversubscribe the cores).")
     max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "
                                     "processed pixels has no valid LST.")
-    plan_tile_mpx_s: float = Field(0.4, gt=0, description="`run --dry-run` time estimate: tile pixels per "
-                                   "second per worker, in millions (tile tasks, benchmarks/scale.py at 48 km on 2 "
-                                   "cores, 2026-12-03: 0.43, 2026-12-04: 0.49; re-measure on your nodes).")
-    plan_driver_s: float = Field(2.5, ge=0, description="`run --dry-run` time estimate: the driver's fixed time "
-                                 "after the tiles (reduction, exports, report; benchmarks/scale.py fit, 2026-12-03).")
-    plan_driver_s_per_tile: float = Field(0.006, ge=0, description="`run --dry-run` time estimate: the driver's "
-                                          "time per tile (records, overviews, VRT entries; benchmarks/scale.py fit, "
-                                          "2026-12-03).")
+    plan_tile_mpx_s: float = Field(0.9, gt=0, description="`run --dry-run` time estimate: tile pixels per "
+                                   "second per worker, in millions (all tile tasks, first tiles and injection tests "
+                                   "included: benchmarks/scale.py at 48 km on 2 cores, 2026-12-04: 0.88; steady tiles "
+                                   "1.0; re-measure on your nodes).")
+    plan_driver_s: float = Field(2.0, ge=0, description="`run --dry-run` time estimate: the driver's fixed time "
+                                 "after the tiles (reduction, exports, report; benchmarks/scale.py fit, 2026-12-04).")
+    plan_driver_s_per_tile: float = Field(0.0, ge=0, description="`run --dry-run` time estimate: the driver's "
+                                          "time per tile (records, overviews, VRT entries; none measurable: "
+                                          "benchmarks/results/scale_tiles.json, 2026-12-03).")
     plan_driver_s_per_km: float = Field(0.0005, ge=0, description="`run --dry-run` time estimate: the driver's time "
                                         "per km of pipe (segment table, vectors, report figures and map data grow "
                                         "with the network, not with the AOI; benchmarks/scale.py fit, 2026-12-03).")
