@@ -153,3 +153,31 @@ def test_a_thermal_rasters_ranking_windows(tmp_path, res, window, peak, buffer):
     assert plan.source_info["psf_m"] == res and plan.source_info["fine"] == (res <= 20.0)
     assert (plan.ranking_m("rank_window_m"), plan.ranking_m("peak_radius_m"), plan.ranking_m("buffer_m")) == (
         window, peak, buffer)
+
+
+def test_flagged_ecostress_pixels_do_not_bleed_into_their_clear_neighbours(tmp_path):
+    """ECOSTRESS ships cloud-top and water temperatures under its flags. The LST is interpolated onto the 10 m tile,
+    the flags are not: a clear pixel next to a 250 K cloud top would read colder than the ground (and the ground
+    beside it warmer than its local median: a false leak at every cloud edge). The flags are widened by the reach
+    of the interpolation, so every LST that comes through is the ground's."""
+    from odc.geo.geobox import GeoBox
+
+    from heattrack.io.thermal import flag_spread_px
+
+    lst = np.full((30, 30), 280.0, np.float32)
+    cloud, water = np.zeros((30, 30), np.uint8), np.zeros((30, 30), np.uint8)
+    lst[10:16, 12:20], cloud[10:16, 12:20] = 250.0, 1  # a cloud top
+    lst[22:, :], water[22:, :] = 276.0, 1  # a river, warmer than the night's ground
+    prefix = "ECOv002_L2T_LSTE_35698_014_52SCG_20250115T143248_0712_01"
+    folder = tmp_path / "thermal"
+    _write(folder / f"{prefix}_LST.tif", lst, res=70.0)
+    for name, layer in (("cloud", cloud), ("water", water)):
+        _write(folder / f"{prefix}_{name}.tif", layer.astype(np.float32), res=70.0, nodata=255)
+    _write(folder / f"{prefix}_LST_err.tif", np.full((30, 30), 0.8, np.float32), res=70.0)
+    sc = describe_thermal(folder / f"{prefix}_LST.tif")
+    assert sc.pixel_m == 70.0 and flag_spread_px(70.0, 10.0) == 4
+    gb = GeoBox((200, 200), Affine(10, 0, 300000, 0, -10, 4160000), "EPSG:32652")
+    got = ThermalReader(sc).read(gb).lst
+    ok = np.isfinite(got)
+    np.testing.assert_allclose(got[ok], 280.0, atol=1e-3)  # nothing of the cloud top or the river came through
+    assert ok.mean() > 0.6 and ok[:60, :60].all()  # the clear ground away from the flags is kept

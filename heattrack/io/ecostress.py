@@ -32,7 +32,14 @@ from heattrack.io.ecostress_gee import fetch_layers, search_gee
 from heattrack.io.gee import GeeSettings
 from heattrack.io.local import TileInputs
 from heattrack.io.stac import load_band
-from heattrack.io.thermal import ECOSTRESS_PSF_M, keep_time_of_day, lst_only_inputs, mask_lst, solar_hour
+from heattrack.io.thermal import (
+    ECOSTRESS_PSF_M,
+    flag_spread_px,
+    keep_time_of_day,
+    lst_only_inputs,
+    mask_lst,
+    solar_hour,
+)
 
 #: canonical layer -> default asset key (CMR-STAC names the assets after the file's layer)
 ASSETS = {"LST": "LST", "LST_err": "LST_err", "cloud": "cloud", "water": "water"}
@@ -200,7 +207,8 @@ class EcostressReader:
 
     def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None]:
         cloud, water, err = (self._layer(k, geobox) for k in ("cloud", "water", "LST_err"))
-        return mask_lst(self._layer("LST", geobox), cloud, water, err, self.settings.max_err_k), err
+        spread = flag_spread_px(self.scene.pixel_m, abs(geobox.affine.a))  # the LST is interpolated, the flags not
+        return mask_lst(self._layer("LST", geobox), cloud, water, err, self.settings.max_err_k, spread), err
 
     def read(self, geobox: GeoBox) -> TileInputs:
         return lst_only_inputs(*self._lst_err(geobox))

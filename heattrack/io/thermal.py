@@ -302,7 +302,8 @@ class ThermalReader:
         if self.scene.masks:  # ECOSTRESS quality layers, nearest (flags stay flags)
             q = {layer: warp_band(path, geobox, Resampling.nearest, np.nan) for layer, path in self.scene.masks}
             err = q.get("LST_err")
-            a = mask_lst(a, q["cloud"], q["water"], err, self.scene.max_err_k)
+            a = mask_lst(a, q["cloud"], q["water"], err, self.scene.max_err_k,
+                         spread_px=flag_spread_px(self.scene.pixel_m, res))
         return a, err
 
     def read(self, geobox: GeoBox) -> TileInputs:
@@ -313,14 +314,31 @@ class ThermalReader:
 
 
 def mask_lst(lst: np.ndarray, cloud: np.ndarray, water: np.ndarray, err: np.ndarray | None,
-             max_err_k: float) -> np.ndarray:
-    """LST (K, float32) with cloud, water, nodata and ``LST_err > max_err_k`` pixels set to NaN."""
+             max_err_k: float, spread_px: int = 0) -> np.ndarray:
+    """LST (K, float32) with cloud, water, nodata and ``LST_err > max_err_k`` pixels set to NaN.
+
+    ``spread_px``: the flagged pixels (cloud, water, uncertain) are widened by this many pixels first. The flags come
+    nearest-resampled onto the tile while the LST is interpolated, so the LST of a clear pixel next to a flagged one
+    mixes in the flagged pixel's value (a 250 K cloud top, a river): :func:`flag_spread_px` says how far."""
     out = np.asarray(lst, dtype=np.float32).copy()
-    bad = ~np.isfinite(out) | (out <= 0) | (cloud != 0) | (water != 0)
+    flagged = (cloud != 0) | (water != 0)
     if err is not None:
-        bad |= ~(err <= max_err_k)
-    out[bad] = np.nan
+        flagged |= ~(err <= max_err_k)
+    if spread_px > 0 and flagged.any():
+        from scipy import ndimage
+
+        flagged = ndimage.binary_dilation(flagged, np.ones((2 * spread_px + 1,) * 2, bool))
+    out[flagged | ~np.isfinite(out) | (out <= 0)] = np.nan
     return out
+
+
+def flag_spread_px(native_m: float, tile_res_m: float) -> int:
+    """How many tile pixels past a flagged source pixel the interpolated LST still carries its value: bilinear
+    upsampling weighs source centres up to one source pixel away, and the nearest-resampled flag already covers the
+    first half of that (70 m onto 10 m: 4 pixels); an average of finer pixels mixes within one tile pixel."""
+    if native_m <= tile_res_m:
+        return 1 if native_m < tile_res_m else 0
+    return int(np.ceil(0.5 * native_m / tile_res_m))
 
 
 def lst_only_inputs(lst: np.ndarray, lst_err: np.ndarray | None = None) -> TileInputs:
@@ -342,5 +360,5 @@ def scene_info(scene: ThermalScene) -> dict:
             "quality_layers": [layer for layer, _ in scene.masks]}
 
 
-__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "lst_only_inputs", "mask_lst", "psf_warnings", "scene_info",
+__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "flag_spread_px", "lst_only_inputs", "mask_lst", "psf_warnings", "scene_info",
            "thermal_files", "thermal_footprint"]
