@@ -116,8 +116,9 @@ def main() -> None:
     for n in (64, 512):
         speedup = (serial + parallel) / (serial + parallel / n)
         amdahl[n] = round(speedup / n, 3)
-        print(f"Amdahl at {n} workers, the simulator's density of network everywhere: serial {serial:.3f} s + "
-              f"parallel {parallel:.3f} s per tile -> speedup {speedup:.1f}, efficiency {speedup / n:.0%}")
+        print(f"Amdahl at {n} workers if this small run's whole driver time grew with the tiles (a pessimistic bound, "
+              f"not the estimate: see the fit below): serial {serial:.3f} s + parallel {parallel:.3f} s per tile -> "
+              f"speedup {speedup:.1f}, efficiency {speedup / n:.0%}")
     # the driver's time after the tiles is part fixed (imports, figures), part per tile (records, overview, VRT)
     # and part per km of pipe (segments, vectors, the report's network layer). The simulated cities carry pipes on
     # every tile (~2 km per km^2); a country carries them on a few: fit the three parts (the sparse run separates
