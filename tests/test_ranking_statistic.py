@@ -308,3 +308,29 @@ def test_dates_of_a_segment_are_weighted_by_the_sources_lst_uncertainty(rng):
     mixed_plain = segment_statistic(base, segment, n_seg, np.array([0.05, 0.5]))
     assert mixed.stat_k[0] < mixed_plain.stat_k[0]
     np.testing.assert_allclose(mixed.stat_k[1:], mixed_plain.stat_k[1:])
+
+
+def test_relative_to_the_network_a_hot_road_cancels_and_a_leak_does_not(rng):
+    """A fine raster sees a hot road over a whole district's pipes as sharply as a leak. Relative to the clutter of
+    the network around it (``relative_to_base``) the road cancels and the leak's local peak ranks first; in absolute
+    terms the road's segments outrank it. mdl_k is then the flag level over the attenuation."""
+    from heattrack.kernels.ranking import network_neighbourhood_median, segment_statistic
+
+    n_seg, per = 600, 10
+    seg = np.repeat(np.arange(n_seg), per)
+    x = (seg % 30) * 100.0 + np.tile(np.arange(per) * 10.0, n_seg)
+    y = (seg // 30) * 100.0
+    pts = rng.normal(0.0, 0.2, seg.size)
+    pts[x < 800] += 2.0  # a district whose streets are 2 K warmer (asphalt in the sun, heated roads)
+    leak = 15 + 30 * 10  # a segment outside it
+    j = np.flatnonzero(seg == leak)[per // 2]
+    pts[j - 1: j + 2] += 1.5  # a leak's local peak (three points of 10 m)
+    base = network_neighbourhood_median(pts, x, y, 250.0)[None]
+    absolute = segment_statistic(pts[None], seg, n_seg, attenuation=0.8, window_pts=3, point_base_by_date=base)
+    relative = segment_statistic(pts[None], seg, n_seg, attenuation=0.8, window_pts=3, point_base_by_date=base,
+                                 relative_to_base=True)
+    assert np.argmax(relative.stat_k) == leak
+    assert np.sum(absolute.stat_k > absolute.stat_k[leak]) > 50  # the warm district's segments come first
+    np.testing.assert_allclose(relative.stat_k, absolute.stat_k - absolute.median_k)
+    ok = np.isfinite(relative.mdl_k)
+    np.testing.assert_allclose(relative.mdl_k[ok], relative.flag_level_k / 0.8)

@@ -260,7 +260,7 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
                       attenuation: float | np.ndarray, alpha: float = 0.01,
                       plume_fwhm_m: float = 20.0, point_err_by_date: np.ndarray | None = None,
                       point_base_by_date: np.ndarray | None = None, window_pts=1,
-                      short_gain: np.ndarray | None = None) -> SegmentStatistic:
+                      short_gain: np.ndarray | None = None, relative_to_base: bool = False) -> SegmentStatistic:
     """The ranking statistic and detectability of every segment from its points' values ``(dates, points)``.
     ``attenuation``: the share of a ``plume_fwhm_m`` plume's peak the evidence keeps (:func:`chain_attenuation`,
     or the Gaussian footprint model :func:`plume_attenuation`); one per date when the dates come from sensors
@@ -274,7 +274,11 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     consecutive points (:func:`heattrack.kernels.segments.segment_window_max`; 1: its largest point), and
     ``attenuation`` is then the share of the peak a window centred on the plume keeps; ``short_gain``
     ``(dates or 1, segments)``: the factor on it for each segment (:func:`segment_shares` over that share: a segment
-    shorter than the plume's trace keeps more of the peak, one whose ends cut the window less)."""
+    shorter than the plume's trace keeps more of the peak, one whose ends cut the window less).
+    ``relative_to_base``: the statistic is taken relative to that base (the segment's largest window mean minus the
+    median clutter of the network around it): heat that lies along the whole network there — hot roads over the
+    pipes, seen sharply by a fine thermal raster — cancels, a leak's local peak does not; ``mdl_k`` is then the flag
+    level over the attenuation."""
     windows = np.broadcast_to(np.asarray(window_pts, dtype=np.int64), (len(point_stat_by_date),))
     per_date = np.stack([segment_window_max(d, segment, n_segments, int(w))
                          for d, w in zip(point_stat_by_date, windows)])
@@ -297,13 +301,15 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     else:
         stat, mean, median = nanmean_layers(per_date), nanmean_layers(means), nanmean_layers(medians)
         a = np.broadcast_to(att_seg[0], (n_segments,))
+    if relative_to_base:
+        stat = stat - median
     z, p = network_z(stat)
     ok = np.isfinite(stat)
     # the flag level is the network's own (1 - alpha) quantile: most segments do not leak, so this holds the
     # false-alarm share near alpha whatever the shape of the clutter (the Gaussian z level did not: on the
     # simulator family 6.4 % of leak-free segments exceeded the 1 % Gaussian level under Landsat)
     level = float(np.quantile(stat[ok], 1.0 - alpha)) if ok.sum() >= 2 else float("nan")
-    mdl = np.where(ok, np.maximum(level - median, 0.0) / a, np.nan)
+    mdl = np.where(ok, np.maximum(level - (0.0 if relative_to_base else median), 0.0) / a, np.nan)
     area = 2.0 * np.pi * (plume_fwhm_m / 2.3548) ** 2
     return SegmentStatistic(stat, per_date, z, p, mean, median, np.isfinite(per_date).sum(axis=0).astype(np.int64), mdl,
                             mdl * area, float(level), 1.0 if np.ptp(att) > 0 else float(att[0]))

@@ -112,7 +112,10 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
                                point_err_by_date=p_err_d if has_err else None,
                                point_base_by_date=p_base_d,
                                window_pts=windows if chain is None else windows[0],
-                               short_gain=short_gain if chain is None else short_gain[:1])
+                               short_gain=short_gain if chain is None else short_gain[:1],
+                               # a fine thermal raster sees hot roads over the pipes as sharply as a leak: the default
+                               # ranks its segments against the network around them (the baseline stays as it is)
+                               relative_to_base=plan.fine_thermal and cfg.detect.method == "residual")
         ok = np.isfinite(st.stat_k)
         seg["status"] = np.where(ok, "ok", "no_data")
         seg["n_dates"] = st.n_dates
