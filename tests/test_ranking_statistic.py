@@ -334,3 +334,21 @@ def test_relative_to_the_network_a_hot_road_cancels_and_a_leak_does_not(rng):
     np.testing.assert_allclose(relative.stat_k, absolute.stat_k - absolute.median_k)
     ok = np.isfinite(relative.mdl_k)
     np.testing.assert_allclose(relative.mdl_k[ok], relative.flag_level_k / 0.8)
+
+
+def test_the_detectability_raster_follows_a_statistic_relative_to_the_network(rng):
+    """Ranked relative to the network around them, leak-free points read ~0 whatever their clutter: ``mdl_k`` for a
+    pipe anywhere is then the flag level over the attenuation, as it is for the segments."""
+    from heattrack.kernels.ranking import segment_statistic
+    from heattrack.orchestration.reduce import mdl_raster
+
+    seg = np.repeat(np.arange(200), 10)
+    pts = rng.normal(0.0, 0.3, seg.size)[None]
+    field = np.full((1, 4, 4), 1.5, np.float32)  # clutter of 1.5 K everywhere
+    field[0, 0, 0] = np.nan
+    for relative in (False, True):
+        st = segment_statistic(pts, seg, 200, attenuation=0.5, point_base_by_date=pts, relative_to_base=relative)
+        got = mdl_raster(field, st, None)
+        assert np.isnan(got[0, 0]) and st.relative_to_base == relative
+        want = st.flag_level_k / 0.5 if relative else max(st.flag_level_k - 1.5, 0.0) / 0.5
+        np.testing.assert_allclose(got[np.isfinite(got)], want, rtol=1e-6)

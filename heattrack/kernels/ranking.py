@@ -210,6 +210,9 @@ class SegmentStatistic:
     mdl_k_m2: np.ndarray
     flag_level_k: float
     attenuation: float
+    #: ``stat_k`` is relative to the clutter of the network around each segment (``relative_to_base``): a leak-free
+    #: segment reads ~0, so ``mdl_k`` is the flag level over the attenuation (here and for a pipe anywhere)
+    relative_to_base: bool = False
 
 
 def error_weights(err_by_date: np.ndarray | None) -> np.ndarray | None:
@@ -312,7 +315,7 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     mdl = np.where(ok, np.maximum(level - (0.0 if relative_to_base else median), 0.0) / a, np.nan)
     area = 2.0 * np.pi * (plume_fwhm_m / 2.3548) ** 2
     return SegmentStatistic(stat, per_date, z, p, mean, median, np.isfinite(per_date).sum(axis=0).astype(np.int64), mdl,
-                            mdl * area, float(level), 1.0 if np.ptp(att) > 0 else float(att[0]))
+                            mdl * area, float(level), 1.0 if np.ptp(att) > 0 else float(att[0]), relative_to_base)
 
 
 def network_share_visible(mdl_k: np.ndarray, length_m: np.ndarray, peaks_k=(3.0, 5.0, 10.0)) -> dict[str, float]:

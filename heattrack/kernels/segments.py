@@ -217,6 +217,15 @@ def window_max_at_points(values: np.ndarray, transform: Affine, x: np.ndarray, y
     return out
 
 
+def along_pipe_evidence_at_points(risk: np.ndarray, transform: Affine, x: np.ndarray, y: np.ndarray, buffer_px: int,
+                                  offpipe_radius_px: int) -> np.ndarray:
+    """:func:`along_pipe_evidence` read at points: the window maxima read directly where there is no off-pipe
+    discount (``offpipe_radius_px <= buffer_px``, the default), else the discounted field sampled."""
+    if offpipe_radius_px <= buffer_px:
+        return window_max_at_points(risk, transform, x, y, buffer_px)
+    return sample_at_points(along_pipe_evidence(risk, buffer_px, offpipe_radius_px), transform, x, y)
+
+
 @dataclass(frozen=True)
 class SegmentScores:
     """Per-segment results, arrays indexed by segment row: risk 0-1 (NaN = no data), ΔT K, clear points."""

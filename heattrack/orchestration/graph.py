@@ -33,7 +33,7 @@ from heattrack.kernels.chain import (
 from heattrack.kernels.lst import block_mean, block_median, nan_median_filter, nanmean_layers
 from heattrack.kernels.ranking import network_neighbourhood_median
 from heattrack.kernels.segments import (
-    along_pipe_evidence,
+    along_pipe_evidence_at_points,
     label_hotspots,
     on_pipe_peak,
     sample_at_points,
@@ -250,10 +250,8 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
     all_x, all_y = np.r_[task.point_x, task.halo_point_x], np.r_[task.point_y, task.halo_point_y]  # own, then halo
     peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
     for p, prep in zip(prods, prepared):
-        pr = window_max_at_points(p.risk, padded.affine, task.point_x, task.point_y, task.buffer_px) \
-            if task.offpipe_radius_px <= task.buffer_px else \
-            sample_at_points(along_pipe_evidence(p.risk, task.buffer_px, task.offpipe_radius_px), padded.affine,
-                             task.point_x, task.point_y)
+        pr = along_pipe_evidence_at_points(p.risk, padded.affine, task.point_x, task.point_y, task.buffer_px,
+                                           task.offpipe_radius_px)
         pd = window_max_at_points(p.anomaly_k, padded.affine, task.point_x, task.point_y, task.buffer_px)
         pv = sample_at_points(p.valid.astype(np.float32), padded.affine, task.point_x, task.point_y)
         pr[pv != 1] = np.nan  # a pipe point under cloud has no evidence of its own

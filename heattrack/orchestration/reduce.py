@@ -203,12 +203,14 @@ def mdl_raster(stat_by_date: np.ndarray, st: SegmentStatistic, attenuation_by_da
     run's flag level, as :func:`heattrack.kernels.ranking.segment_statistic` does per segment. Dates of different
     sensors (``attenuation_by_date``) are combined by :func:`heattrack.kernels.ranking.combine_dates` like the
     segments' dates, each weighted by its own spread (here over the raster, there over the network). NaN without
-    data."""
+    data. Where the segments were ranked relative to the network around them, so is a pipe anywhere."""
     flat = stat_by_date.reshape(len(stat_by_date), -1)
     if attenuation_by_date is not None:
         typical, a = combine_dates(flat, np.asarray(attenuation_by_date, dtype=float))[0], 1.0
     else:
         typical, a = nanmean_layers(flat), st.attenuation
+    if st.relative_to_base:  # the statistic is the excess over that clutter: a leak-free point reads ~0
+        typical = np.where(np.isfinite(typical), 0.0, np.nan)
     with np.errstate(invalid="ignore"):
         mdl = np.where(np.isfinite(typical), np.maximum(st.flag_level_k - typical, 0.0) / a, np.nan)
     return mdl.reshape(stat_by_date.shape[1:]).astype(np.float32)
