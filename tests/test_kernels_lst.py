@@ -59,6 +59,7 @@ def test_compiled_block_mean_is_bit_identical_to_the_numpy_path(rng, monkeypatch
     a[rng.random(a.shape) < 0.3] = np.nan
     a[0, 0], a[1, 1] = np.inf, -np.inf
     cases = [(a, f, m) for f in (1, 3, 5, 10) for m in (0.0, 0.3, 1.0)] + [(a[:, ::2][:, :40], 5, 0.0)]
+    monkeypatch.setattr(lst, "COMPILED_MIN_PX", 0)  # small arrays take the NumPy path by default
     fast = [lst.block_mean(x, f, m) for x, f, m in cases]
     assert lst.compiled(lst._block_mean_rows) is not None  # numba is a dependency: the compiled path ran
     monkeypatch.setattr(lst, "compiled", lambda fn: None)
@@ -160,6 +161,7 @@ def test_compiled_upsample_bilinear_is_bit_identical_to_the_numpy_path(rng, monk
     c = (280 + 5 * rng.normal(size=(23, 17))).astype(np.float32)
     c[rng.random(c.shape) < 0.2] = np.nan
     cases = [(c, f) for f in (1, 2, 3, 10)] + [(c.astype(np.float64), 5), (c[::2, ::3], 4)]
+    monkeypatch.setattr(lst, "COMPILED_MIN_PX", 0)
     fast = [lst.upsample_bilinear(x, f) for x, f in cases]
     assert lst.compiled(lst._bilinear_rows) is not None
     monkeypatch.setattr(lst, "compiled", lambda fn: None)
@@ -167,3 +169,16 @@ def test_compiled_upsample_bilinear_is_bit_identical_to_the_numpy_path(rng, monk
         want = lst.upsample_bilinear(x, f)
         assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
         np.testing.assert_array_equal(got, want)
+
+
+def test_small_arrays_never_load_the_compiled_loops():
+    """The driver's detectability model runs these kernels on a few thousand pixels: that must not pay numba's
+    import and cache load (~0.6 s per process)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\nfrom heattrack.kernels import lst\n"
+            "a = np.ones((90, 90), np.float32)\nlst.block_mean(a, 3)\nlst.upsample_bilinear(a[:30, :30], 3)\n"
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

@@ -174,3 +174,50 @@ def test_zoom_range_drops_deep_zooms_to_fit_the_tile_budget():
     assert hi < native_zoom(10.0, 36.0) and lo <= 7
     lo2, hi2 = zoom_range(korea, 10.0, None, max_tiles=10**9)
     assert hi2 == native_zoom(10.0, 36.25)
+
+
+def test_geojson_export_is_geopandas_document(tmp_path):
+    """The fast writer's document parses to what geopandas' to_json writes (lon/lat, null for missing values),
+    and it also carries what to_json refuses (timestamps) and empty tables."""
+    from heattrack.io.exports import write_geojson
+
+    g = gpd.GeoDataFrame(
+        {"segment_id": ["a", "b", None], "risk": [0.25, np.nan, -0.0], "n": [1, 2, 3], "ok": [True, False, True],
+         "p_value": [4.1947317722898396e-18, 1e-300, 0.5]},
+        geometry=[shapely.LineString([(500000, 4000000), (500100, 4000050)]), None,
+                  shapely.MultiLineString([[(500000, 4000000), (500010, 4000010)], [(0 + 5e5, 4e6), (5e5, 4e6 + 9)]])],
+        crs=32652)
+    write_geojson(g, tmp_path / "a.geojson")
+    want = json.loads(g.to_crs(4326).to_json(na="null", drop_id=True, to_wgs84=False))
+    assert json.loads((tmp_path / "a.geojson").read_text()) == want
+    assert gpd.read_file(tmp_path / "a.geojson").crs.to_epsg() == 4326
+    t = g.assign(when=[np.datetime64("2025-01-02T03:04:05"), None, None])
+    write_geojson(t, tmp_path / "t.geojson")
+    assert json.loads((tmp_path / "t.geojson").read_text())["features"][0]["properties"]["when"] == "2025-01-02T03:04:05"
+    write_geojson(g.iloc[:0], tmp_path / "e.geojson")
+    assert json.loads((tmp_path / "e.geojson").read_text()) == {"type": "FeatureCollection", "features": []}
+
+
+def test_network_figure_draws_every_vertex_once_in_its_colour_class():
+    """The report's maps draw a national network as one compound path per colour step: every vertex of every
+    part is in exactly one path, each part starts with a move (no line joins two segments), and a segment's path
+    has the colour of its value."""
+    import matplotlib.pyplot as plt
+
+    from heattrack.report import figures as fg
+
+    seg = gpd.GeoDataFrame(geometry=[shapely.LineString([(0, 0), (1, 0), (2, 1)]),
+                                     shapely.MultiLineString([[(0, 5), (3, 5)], [(4, 5), (6, 6)]]),
+                                     shapely.LineString([(0, 9), (5, 9)])], crs=32652)
+    values = np.array([0.0, 1.0, np.nan])
+    fig, ax = plt.subplots()
+    sm = fg._network(ax, seg, values, "viridis", (0.0, 1.0), 1.0, classes=4)
+    (coll,) = ax.collections
+    paths = coll.get_paths()
+    assert sum(len(p.vertices) for p in paths) == 3 + 2 + 2 + 2
+    assert sum(int((p.codes == p.MOVETO).sum()) for p in paths) == 4  # one move per line part
+    colours = [tuple(c) for c in coll.get_edgecolor()]
+    by_first = {tuple(p.vertices[0]): c for p, c in zip(paths, colours)}
+    assert np.allclose(by_first[(0.0, 5.0)], sm.cmap(7 / 8))  # value 1: the last class
+    assert np.allclose(by_first[(0.0, 0.0)], sm.cmap(1 / 8))  # value 0 and NaN: the first class
+    plt.close(fig)

@@ -115,3 +115,10 @@ def test_the_injection_test_measures_the_windowed_share_the_model_predicts(smoot
     model = chain_attenuation(plume_fwhm_px=2.0, along_px=23, **{**LANDSAT, "window_px": params.rank_window_px})
     assert windowed < peak
     assert 0.7 < windowed / model < 1.1
+
+
+def test_chain_profile_is_cached_and_callers_get_their_own_copy():
+    a = chain_profile(plume_fwhm_px=2.0, half_px=20, **LANDSAT)
+    a[:] = -1.0
+    b = chain_profile(plume_fwhm_px=2.0, half_px=20, **LANDSAT)
+    assert np.all(b >= 0) and b.max() > 0

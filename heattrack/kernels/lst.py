@@ -23,6 +23,11 @@ from scipy import ndimage
 
 from heattrack.kernels.jit import compiled
 
+#: arrays below this many pixels take the NumPy path (the same values bit for bit): loading a compiled loop from
+#: numba's cache costs ~0.2 s once per process, more than the NumPy path spends on small arrays; the driver's
+#: detectability model calls these kernels on a few thousand pixels only and never loads numba
+COMPILED_MIN_PX = 1 << 16
+
 
 def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -> np.ndarray:
     """Mean of each ``factor`` x ``factor`` block over its finite pixels (NaN if too few are finite)."""
@@ -30,7 +35,8 @@ def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -
     if h % factor or w % factor:
         raise ValueError(f"array shape {fine.shape} is not a multiple of the block factor {factor}")
     need = max(1, int(np.ceil(min_valid_fraction * factor * factor)))
-    kernel = compiled(_block_mean_rows) if fine.dtype in (np.float32, np.float64) else None
+    kernel = (compiled(_block_mean_rows) if fine.dtype in (np.float32, np.float64) and fine.size >= COMPILED_MIN_PX
+              else None)
     if kernel is not None:  # one pass over the pixels (the NumPy path below makes ~8)
         out = np.empty((h // factor, w // factor), dtype=np.float32)
         kernel(fine, factor, need, out)
@@ -147,7 +153,7 @@ def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
     c = fill_nearest(np.asarray(coarse, dtype=np.float32))
     y0, y1, wy = _linear_weights(c.shape[0], factor)
     x0, x1, wx = _linear_weights(c.shape[1], factor)
-    kernel = compiled(_bilinear_rows)
+    kernel = compiled(_bilinear_rows) if y0.size * x0.size >= COMPILED_MIN_PX else None
     if kernel is not None:  # one pass, no (fine rows x coarse columns) temporary
         out = np.empty((y0.size, x0.size), dtype=np.float32)
         kernel(c, y0, y1, wy, x0, x1, wx, out)

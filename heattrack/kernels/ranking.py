@@ -25,6 +25,7 @@ that clutter already reaches ``T``. ``mdl_k_m2`` is the plume's excess-heat inte
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,15 @@ def plume_attenuation(sensor_sigma_m: float, plume_fwhm_m: float = 20.0) -> floa
 
 def chain_profile(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int = 2, window_px: int = 0,
                   half_px: int = 0) -> np.ndarray:
+    """See :func:`_chain_profile` (computed once per process for each set of arguments: the plan and the reduction
+    ask for the same chains; ~20 ms each)."""
+    return _chain_profile(float(psf_sigma_px), int(factor), float(plume_fwhm_px), int(buffer_px), window_px,
+                          int(half_px)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _chain_profile(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int, window_px: float,
+                   half_px: int) -> np.ndarray:
     """The ranking evidence a Gaussian plume of unit peak (FWHM ``plume_fwhm_px`` fine pixels) leaves along a straight
     pipe through its centre: ``2 half_px + 1`` values, the plume's centre in the middle. The same path as the data:
     the sensor footprint (Gaussian ``psf_sigma_px``), the block mean to the thermal grid (``factor``; 1 = none) and

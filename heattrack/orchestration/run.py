@@ -231,7 +231,7 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     )
     (staging / "run.json").write_text(run_info.to_json())
     build_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
-                 report_cfg=cfg.report)
+                 report_cfg=cfg.report, segments=seg)
 
 
 def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done: list, overview: tuple) -> None:

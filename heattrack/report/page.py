@@ -116,12 +116,14 @@ def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDa
 
 def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_window: tuple[slice, slice],
                  ae_examples: dict | None = None, truth: dict | None = None,
-                 changes: gpd.GeoDataFrame | None = None, report_cfg: ReportConfig | None = None) -> Path:
+                 changes: gpd.GeoDataFrame | None = None, report_cfg: ReportConfig | None = None,
+                 segments: gpd.GeoDataFrame | None = None) -> Path:
     """Write ``folder/report/index.html`` (map, PNGs, map data) from the exports in ``folder`` and the mosaic.
 
     ``ae_examples``: autoencoder patches (``ae_in``, ``ae_rec``, ``ae_risk``) for the reconstruction figure, kept
     as ``report/ae_examples.npz`` for a rebuild; ``truth``: ``{"leaks": GeoDataFrame}`` of a simulated scene for
-    the truth section; ``changes``: the rows of ``changes.geojson`` (``heattrack screen``)."""
+    the truth section; ``changes``: the rows of ``changes.geojson`` (``heattrack screen``); ``segments``: the rows of
+    ``segments.gpkg`` where the caller holds them (a run), else read from ``folder``."""
     folder = Path(folder)
     cfg = report_cfg or ReportConfig()
     if not (folder / "segments.geojson").exists() or not risk_raster(folder).exists():
@@ -130,7 +132,7 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     risk, extent, crs_wkt = fg._read_overview(risk_raster(folder))
-    seg = _with_change_class(fg._segments_in(folder, crs_wkt), changes)
+    seg = _with_change_class(fg._segments_in(folder, crs_wkt, segments), changes)
     meta = write_map(tmp, folder, mosaic, seg, changes, run_info.grid.resolution_m if run_info.grid else 10.0, cfg)
     fg._risk_map(risk, extent, seg, tmp / "risk_map.png")
     fg._histogram(seg, risk, tmp / "score_histogram.png")
