@@ -24,6 +24,20 @@ from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 MAX_MAP_PX = 1400
 
 
+def warm_up() -> None:
+    """Pay matplotlib's first-figure costs (font loading, the Agg renderer) on a throw-away figure: a run calls it
+    on a thread while the workers compute the tiles, so the report after them does not."""
+    import io
+
+    fig, ax = plt.subplots(figsize=(2, 1), dpi=50)
+    ax.imshow(np.zeros((2, 2)), cmap="magma")
+    ax.add_collection(LineCollection([np.zeros((2, 2))]))
+    ax.set_title("warm-up")
+    fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap="viridis"), ax=ax)
+    fig.savefig(io.BytesIO(), format="png")
+    plt.close(fig)
+
+
 def _read_overview(path: Path) -> tuple[np.ndarray, tuple[float, float, float, float], str]:
     with rasterio.open(path) as src:
         step = max(1, int(np.ceil(max(src.width, src.height) / MAX_MAP_PX)))
