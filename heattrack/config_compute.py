@@ -34,14 +34,16 @@ class ComputeConfig(Section):
                                    "second per worker, in millions (all tile tasks, first tiles and injection tests "
                                    "included: benchmarks/scale.py at 48 km on 2 cores, 2026-12-04: 0.88; steady tiles "
                                    "1.0; re-measure on your nodes).")
-    plan_driver_s: float = Field(2.0, ge=0, description="`run --dry-run` time estimate: the driver's fixed time "
-                                 "after the tiles (reduction, exports, report; benchmarks/scale.py fit, 2026-12-04).")
+    plan_driver_s: float = Field(1.5, ge=0, description="`run --dry-run` time estimate: the driver's fixed time "
+                                 "after the tiles (reduction, exports, report; benchmarks/scale.py fit, 2026-12-04 "
+                                 "19:00 UTC: 1.46 s).")
     plan_driver_s_per_tile: float = Field(0.0, ge=0, description="`run --dry-run` time estimate: the driver's "
                                           "time per tile (records, overviews, VRT entries; none measurable: "
                                           "benchmarks/results/scale_tiles.json, 2026-12-03).")
-    plan_driver_s_per_km: float = Field(0.0005, ge=0, description="`run --dry-run` time estimate: the driver's time "
+    plan_driver_s_per_km: float = Field(0.0004, ge=0, description="`run --dry-run` time estimate: the driver's time "
                                         "per km of pipe (segment table, vectors, report figures and map data grow "
-                                        "with the network, not with the AOI; benchmarks/scale.py fit, 2026-12-03).")
+                                        "with the network, not with the AOI; benchmarks/scale.py fit, 2026-12-04 "
+                                        "19:00 UTC: 0.41 ms).")
     plan_cog_mpx_s: float = Field(6.0, gt=0, description="`run --dry-run` time estimate: AOI pixels per second of "
                                   "the single-process COGs, in millions (only runs up to "
                                   "report.single_cog_max_mpx write them).")

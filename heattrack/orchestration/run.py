@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -264,14 +265,51 @@ def run(
     one from ``cfg.compute``)."""
     t0 = time.perf_counter()
     out = as_location(out)
-    plan = plan if plan is not None else plan_run(cfg)
-    with RunLock(out):  # taken before anything in ``out`` is read or deleted (--overwrite of a live run refuses)
-        resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
-        return _run_locked(plan, cfg, out, resumed, client, progress, t0, info or {})
+    # a LocalCluster's workers start (and warm up: orchestration/worker_warmup.py) while the driver plans; closed after
+    # the tiles. Slurm jobs and pods are only asked for once the plan stands: a bad input must not queue jobs
+    early = client is None and plan is None and cfg.compute.scheduler == "local"
+    background = _BackgroundClient(cfg) if early else None
+    try:
+        plan = plan if plan is not None else plan_run(cfg)
+        with RunLock(out):  # taken before anything in ``out`` is read or deleted (--overwrite of a live run refuses)
+            resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
+            return _run_locked(plan, cfg, out, resumed, client, progress, t0, info or {}, background)
+    finally:
+        if background is not None:
+            background.close()
+
+
+class _BackgroundClient:
+    """``make_client(cfg)`` entered on a thread: the cluster and its workers start while the caller plans the run
+    (a LocalCluster's processes, Slurm jobs in the queue, pods being scheduled). :meth:`client` waits for it."""
+
+    def __init__(self, cfg: Config):
+        from concurrent.futures import Future
+
+        from heattrack.orchestration.cluster import make_client
+
+        self._stack = ExitStack()
+        self._future: Future = Future()
+
+        def start() -> None:
+            try:
+                self._future.set_result(self._stack.enter_context(make_client(cfg)))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller by client()
+                self._future.set_exception(exc)
+
+        threading.Thread(target=start, name="heattrack-cluster", daemon=True).start()
+
+    def client(self):
+        return self._future.result()  # the cluster's own error (ConfigError ...) if it could not start
+
+    def close(self) -> None:
+        """Close the cluster (after its start finished, whether the run needed it or not); idempotent."""
+        if self._future.exception() is None:
+            self._stack.close()
 
 
 def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, client, progress,
-                t0: float, info: dict) -> RunResult:
+                t0: float, info: dict, background: _BackgroundClient | None = None) -> RunResult:
     from heattrack.orchestration.cluster import make_client
 
     out.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}),
@@ -285,7 +323,12 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
     # serial path after them; joined before the report draws (matplotlib is not thread-safe)
     warm = threading.Thread(target=_warm_report, name="heattrack-warm-report", daemon=True)
     warm.start()
-    if client is None:
+    if background is not None:
+        try:
+            outcomes, skipped = _execute(background.client())
+        finally:  # the workers are not needed after the tiles: the report runs on the driver
+            background.close()
+    elif client is None:
         with make_client(cfg) as c:
             outcomes, skipped = _execute(c)
     else:
