@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import yaml
 
 from heattrack.config import load_config
 from heattrack.orchestration.cluster import kubernetes_cluster_spec, slurm_job_kwargs
-from heattrack.orchestration.worker_warmup import PRELOAD
 
 
 def _fake_slurm(tmp_path: Path, monkeypatch) -> Path:
@@ -66,8 +64,8 @@ def test_slurm_job_kwargs_leave_out_unset_options():
     from heattrack.config import SlurmConfig
 
     kw, gpu = slurm_job_kwargs(SlurmConfig(lifetime=None))
-    assert "queue" not in kw and kw["worker_extra_args"] == ["--preload", PRELOAD]
-    assert gpu["worker_extra_args"] == ["--preload", PRELOAD, "--resources", "GPU=1"]
+    assert "queue" not in kw and kw["worker_extra_args"] == []
+    assert gpu["worker_extra_args"] == ["--resources", "GPU=1"]
 
 
 def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
@@ -90,8 +88,6 @@ def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
     assert spec["metadata"]["namespace"] == "screening"
     env = {e["name"]: e["value"] for e in spec["spec"]["worker"]["spec"]["containers"][0]["env"]}
     assert env["MALLOC_MMAP_THRESHOLD_"] == "33554432"
-    args = spec["spec"]["worker"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--preload") + 1] == PRELOAD
 
 
 def _environment_at_start() -> dict:
@@ -112,20 +108,7 @@ def test_local_workers_start_with_the_worker_environment():
     cfg = load_config(None, {"compute.n_workers": 1})
     with make_client(cfg) as client:
         at_start = list(client.run(_environment_at_start).values())[0]
-        # the preload warms the worker up as it starts: the tile chain is imported before any task ran
-        for _ in range(120):
-            warmed = list(client.run(lambda: "heattrack.kernels.chain" in sys.modules).values())
-            if warmed == [True]:
-                break
-            time.sleep(0.25)
     assert {k: at_start.get(k) for k in WORKER_ENV} == WORKER_ENV
-    assert warmed == [True]
-
-
-def test_worker_warmup_runs_the_default_chain():
-    from heattrack.orchestration.worker_warmup import warm
-
-    assert 0 < warm() < 60
 
 
 def test_a_run_whose_plan_fails_closes_the_cluster_it_started(tmp_path, monkeypatch):

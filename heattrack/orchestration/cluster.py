@@ -21,7 +21,6 @@ from contextlib import contextmanager
 
 from heattrack.config import ComputeConfig, Config, KubernetesConfig, SlurmConfig
 from heattrack.errors import ConfigError
-from heattrack.orchestration.worker_warmup import PRELOAD
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +45,12 @@ def _local_cluster(cfg: Config):
     env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
         return LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker, processes=True,
-                            memory_limit=c.memory_limit, dashboard_address=None, preload=[PRELOAD])
+                            memory_limit=c.memory_limit, dashboard_address=None)
 
 
 def slurm_job_kwargs(s: SlurmConfig) -> tuple[dict, dict]:
     """dask-jobqueue keyword arguments of the CPU jobs, and the overrides that make a GPU job."""
-    worker_args = ["--preload", PRELOAD]  # the tile task's start-up costs paid as the worker starts
+    worker_args = []
     if s.lifetime:
         worker_args += ["--lifetime", s.lifetime, "--lifetime-stagger", s.lifetime_stagger]
     kw = {"queue": s.queue, "account": s.account, "cores": s.cores, "memory": s.memory, "processes": s.processes,
@@ -122,7 +121,6 @@ def kubernetes_cluster_spec(k: KubernetesConfig, env: dict | None = None) -> tup
     spec = make_cluster_spec(name=k.name, image=k.image, n_workers=k.workers, resources=resources,
                              env={**WORKER_ENV, **(env or {})}, worker_command="dask worker")
     containers = [spec["spec"]["worker"]["spec"]["containers"][0], spec["spec"]["scheduler"]["spec"]["containers"][0]]
-    containers[0]["args"] = [*containers[0]["args"], "--preload", PRELOAD]
     if k.env_from_secret:
         for c in containers:
             c["envFrom"] = [{"secretRef": {"name": k.env_from_secret}}]
