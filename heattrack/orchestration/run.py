@@ -273,6 +273,8 @@ def run(
         plan = plan if plan is not None else plan_run(cfg)
         with RunLock(out):  # taken before anything in ``out`` is read or deleted (--overwrite of a live run refuses)
             resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
+            if client is None and background is None:  # Slurm, Kubernetes: once the plan and the output stand
+                background = _BackgroundClient(cfg)
             return _run_locked(plan, cfg, out, resumed, client, progress, t0, info or {}, background)
     finally:
         if background is not None:
@@ -280,8 +282,8 @@ def run(
 
 
 class _BackgroundClient:
-    """``make_client(cfg)`` entered on a thread: the cluster and its workers start while the caller plans the run
-    (a LocalCluster's processes, Slurm jobs in the queue, pods being scheduled). :meth:`client` waits for it."""
+    """``make_client(cfg)`` entered on a thread, so that a LocalCluster's processes can start while the caller plans
+    the run; :meth:`client` waits for it, :meth:`close` closes what it started."""
 
     def __init__(self, cfg: Config):
         from concurrent.futures import Future
@@ -310,8 +312,7 @@ class _BackgroundClient:
 
 def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, client, progress,
                 t0: float, info: dict, background: _BackgroundClient | None = None) -> RunResult:
-    from heattrack.orchestration.cluster import make_client
-
+    """``client``: the caller's (left open), else ``background``'s cluster (closed after the tiles)."""
     out.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}),
                    STATE_DIR, "state.json")
     out.write_text(cfg.to_yaml(), STATE_DIR, "config.yaml")
@@ -328,9 +329,6 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
             outcomes, skipped = _execute(background.client())
         finally:  # the workers are not needed after the tiles: the report runs on the driver
             background.close()
-    elif client is None:
-        with make_client(cfg) as c:
-            outcomes, skipped = _execute(c)
     else:
         outcomes, skipped = _execute(client)
     warm.join()

@@ -57,13 +57,19 @@ def _segments_in(folder: Path, crs_wkt: str, segments: gpd.GeoDataFrame | None =
     return segments.to_crs(crs_wkt)
 
 
-def _lines(seg: gpd.GeoDataFrame) -> list[np.ndarray]:
-    """Each line part's vertices (x, y), for a LineCollection."""
+def _part_vertices(geoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The vertices (x, y) of every line part, the part of each vertex and the row (geometry) of each part."""
     import shapely
 
-    parts = shapely.get_parts(seg.geometry.values)
-    xy, owner = shapely.get_coordinates(parts, return_index=True)
-    return np.split(xy, np.searchsorted(owner, np.arange(1, len(parts))))
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    xy, part = shapely.get_coordinates(parts, return_index=True)
+    return xy, part, owner
+
+
+def _lines(seg: gpd.GeoDataFrame) -> list[np.ndarray]:
+    """Each line part's vertices (x, y), for a LineCollection."""
+    xy, part, owner = _part_vertices(seg.geometry.values)
+    return np.split(xy, np.searchsorted(part, np.arange(1, len(owner))))
 
 
 def _network(ax, seg: gpd.GeoDataFrame, values: np.ndarray, cmap: str, clim: tuple[float, float], linewidth: float,
@@ -71,14 +77,10 @@ def _network(ax, seg: gpd.GeoDataFrame, values: np.ndarray, cmap: str, clim: tup
     """Draw the segments coloured by ``values`` (one per row) as ``classes`` compound paths, one per colour step:
     a national network's ~10^5 lines cost one path each in a LineCollection (seconds), a few here. Returns the
     colour scale for a colour bar."""
-    import shapely
-
     sm = ScalarMappable(norm=Normalize(*clim), cmap=cmap)
-    geoms = seg.geometry.values
-    if not len(geoms):
+    if not len(seg):
         return sm
-    parts, owner = shapely.get_parts(geoms, return_index=True)
-    xy, part = shapely.get_coordinates(parts, return_index=True)
+    xy, part, owner = _part_vertices(seg.geometry.values)
     first = np.r_[True, part[1:] != part[:-1]]  # each part starts with a move, then draws on
     codes = np.where(first, MplPath.MOVETO, MplPath.LINETO).astype(np.uint8)
     v = np.clip((np.asarray(values, dtype=float) - clim[0]) / max(clim[1] - clim[0], 1e-12), 0.0, 1.0)
