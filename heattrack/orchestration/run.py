@@ -273,8 +273,8 @@ def run(
         plan = plan if plan is not None else plan_run(cfg)
         with RunLock(out):  # taken before anything in ``out`` is read or deleted (--overwrite of a live run refuses)
             resumed = prepare_output(out, cfg, resume, overwrite, allow_existing)
-            if client is None and background is None:  # Slurm, Kubernetes: once the plan and the output stand
-                background = _BackgroundClient(cfg)
+            if client is None and background is None:  # Slurm, Kubernetes: once the plan and the output stand,
+                background = _BackgroundClient(cfg, threaded=False)  # on this thread (dask-jobqueue sets signals)
             return _run_locked(plan, cfg, out, resumed, client, progress, t0, info or {}, background)
     finally:
         if background is not None:
@@ -282,10 +282,10 @@ def run(
 
 
 class _BackgroundClient:
-    """``make_client(cfg)`` entered on a thread, so that a LocalCluster's processes can start while the caller plans
-    the run; :meth:`client` waits for it, :meth:`close` closes what it started."""
+    """``make_client(cfg)`` entered on a thread (``threaded``), so that a LocalCluster's processes can start while the
+    caller plans the run, or at once on this one; :meth:`client` waits for it, :meth:`close` closes what it started."""
 
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, threaded: bool = True):
         from concurrent.futures import Future
 
         from heattrack.orchestration.cluster import make_client
@@ -299,7 +299,10 @@ class _BackgroundClient:
             except BaseException as exc:  # noqa: BLE001 - handed to the caller by client()
                 self._future.set_exception(exc)
 
-        threading.Thread(target=start, name="heattrack-cluster", daemon=True).start()
+        if threaded:
+            threading.Thread(target=start, name="heattrack-cluster", daemon=True).start()
+        else:
+            start()
 
     def client(self):
         return self._future.result()  # the cluster's own error (ConfigError ...) if it could not start
