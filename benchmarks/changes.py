@@ -22,7 +22,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 from family import VISIBLE_K, footprint_peak_k  # noqa: E402  (benchmarks/ is the script's folder)
-from heldout import heldout_parser, workspace  # benchmarks/ is the script's folder
+from heldout import heldout_parser, overrides, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
 from heattrack.orchestration.screen import screen
@@ -49,7 +49,7 @@ def main() -> None:
             runs = {}
             for k, season in enumerate(("2024-25", "2025-26")):
                 cfg = load_config(None, {"input.input": root / f"s{k}", "input.pipes": root / f"s{k}" / "pipes.geojson",
-                                         "detect.method": args.method})
+                                         "detect.method": args.method, **overrides(args)})
                 out = root / "runs" / season
                 _, counts = screen(cfg, out, season, runs.get("2024-25"), client=client) if k else \
                     screen(cfg, out, season, None, client=client)

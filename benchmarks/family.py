@@ -26,7 +26,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from heldout import heldout_parser, workspace  # benchmarks/ is the script's folder
+from heldout import heldout_parser, overrides, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
 from heattrack.evaluate import aggregate_sharpen_compare, evaluate_run, read_landsat_for_asc, segment_metrics
@@ -93,7 +93,7 @@ def main() -> None:
             scene = Path(tmp) / f"m{m}"
             simulate_scene(scene, family_spec(m, size_km=args.size_km))
             row = {"member": m}
-            for name, over in (("default", {}), ("baseline", {"detect.method": "baseline"})):
+            for name, over in (("default", overrides(args)), ("baseline", {"detect.method": "baseline"})):
                 cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **over})
                 out = Path(tmp) / f"out{m}-{name}"
                 run(cfg, out, client=client)

@@ -21,7 +21,17 @@ def heldout_parser(doc: str, n_members: int) -> argparse.ArgumentParser:
     ap.add_argument("--members", type=int, nargs="+", default=list(range(FIRST_HELD_OUT, FIRST_HELD_OUT + n_members)))
     ap.add_argument("--size-km", type=float, default=6.0)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a configuration override for the runs with the default method (repeatable; as "
+                    "`heattrack run --set`), e.g. to try a setting on tuning members")
     return ap
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The ``--set KEY=VALUE`` options as a dict of dotted keys (values parsed as YAML)."""
+    from heattrack.config import parse_set_option
+
+    return dict(parse_set_option(s) for s in args.sets)
 
 
 @contextmanager

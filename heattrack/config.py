@@ -141,6 +141,12 @@ class DetectConfig(_Section):
                                        "0-1 pixel risk and hotspots (m).")
     rank_window_m: float = Field(310.0, gt=0, description="Window of the local median removed before ranking "
                                  "(residual, baseline) (m).")
+    rank_grid: Literal["native", "thermal"] = Field(
+        "native", description="LST the residual ranking statistic reads from a sharpened sensor (Landsat): native = "
+        "the product's own pixels (ST_B10's 30 m grid) minus the land-cover expectation seen through the sensor "
+        "footprint; thermal = bilinear from the downscale.thermal_resolution_m blocks (the statistic before "
+        "2026-12-04; a third of a small leak's peak is lost in the blocks). The baseline always reads the thermal "
+        "grid; thermal rasters (ECOSTRESS, airborne) are ranked on their own pixels either way.")
     background_block_m: float = Field(50.0, gt=0, description="Grid on which the background median runs (m).")
     noise_floor_k: float = Field(0.3, gt=0, description="Lowest spread used to normalise anomalies (K).")
     landcover_adjust: bool = Field(False, description="Subtract the land-cover (NDVI regression) expectation "

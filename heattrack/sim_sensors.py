@@ -137,8 +137,18 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
     r30, c30 = np.mgrid[0:n30, 0:n30]
     cx30, cy30 = t30 @ (c30 + 0.5, r30 + 0.5)
     cc, rr = ~t10 @ (cx30, cy30)
-    st = ndimage.map_coordinates(footprint, [rr - 0.5, cc - 0.5], order=1, mode="nearest").astype(np.float32)
-    st += 0.3 * _smooth_field(rng, st.shape, n30 / 4) + 0.08 * rng.standard_normal(st.shape).astype(np.float32)
+    if spec.tirs_sample_m > 30.0:  # detector samples every tirs_sample_m (with their noise), cubic onto 30 m
+        k = spec.tirs_sample_m / 10.0
+        s = (np.arange(int(np.ceil(n / k)) + 3) - 1.0) * k + 0.37 * k  # sample centres, 10 m pixel coordinates
+        samples = ndimage.map_coordinates(footprint, np.meshgrid(s - 0.5, s - 0.5, indexing="ij"), order=1,
+                                          mode="nearest")
+        samples += 0.08 * rng.standard_normal(samples.shape)
+        st = ndimage.map_coordinates(samples, [(rr - s[0]) / k, (cc - s[0]) / k], order=3,
+                                     mode="nearest").astype(np.float32)
+        st += 0.3 * _smooth_field(rng, st.shape, n30 / 4)
+    else:
+        st = ndimage.map_coordinates(footprint, [rr - 0.5, cc - 0.5], order=1, mode="nearest").astype(np.float32)
+        st += 0.3 * _smooth_field(rng, st.shape, n30 / 4) + 0.08 * rng.standard_normal(st.shape).astype(np.float32)
     water30 = ndimage.map_coordinates(water.astype(np.float32), [rr - 0.5, cc - 0.5], order=0) > 0.5
     cloud_field = _smooth_field(rng, st.shape, 8)
     cloud = cloud_field > np.quantile(cloud_field, 1 - spec.cloud_fraction) if spec.cloud_fraction > 0 else \

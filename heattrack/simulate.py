@@ -109,6 +109,10 @@ class SimulationSpec:
     #: winter-night airborne thermography utilities fly), no Landsat, no optics
     sensor: str = "landsat"
     airborne_noise_k: float = 0.1
+    #: spacing of TIRS's detector samples (m): 30 samples the footprint-blurred field at every 30 m pixel (an
+    #: idealised product); ~100 samples it every 100 m, as TIRS does, and resamples those samples onto the 30 m
+    #: grid by cubic interpolation, as Collection 2 does (the 30 m pixels then hold only the 100 m samples)
+    tirs_sample_m: float = 30.0
     #: ecostress: a winter-night 70 m pass (thermal/, ECOSTRESS L2T names): the day's land-cover contrast times
     #: night_contrast, night_cooling_k colder, distractors (sun-heated surfaces, some vents) at this share
     night_contrast: float = 0.35

@@ -352,3 +352,49 @@ def test_the_detectability_raster_follows_a_statistic_relative_to_the_network(rn
         assert np.isnan(got[0, 0]) and st.relative_to_base == relative
         want = st.flag_level_k / 0.5 if relative else max(st.flag_level_k - 1.5, 0.0) / 0.5
         np.testing.assert_allclose(got[np.isfinite(got)], want, rtol=1e-6)
+
+
+def _footprint_leak_on_30m_pixels(amp_k: float = 5.0, sigma_px: float = 3.6) -> np.ndarray:
+    """A 20 m FWHM leak at (60, 60) seen through a Gaussian footprint and delivered on 30 m pixels (nearest onto
+    the 10 m grid: 3 x 3 blocks), on a flat 270 K scene."""
+    from scipy import ndimage
+
+    f = np.zeros((120, 120), np.float32)
+    yy, xx = np.mgrid[0:120, 0:120]
+    f += amp_k * np.exp(-((yy - 60.5) ** 2 + (xx - 60.5) ** 2) / (2 * 0.85 ** 2))  # sigma 8.5 m
+    blurred = ndimage.gaussian_filter(f, sigma_px)
+    return (270.0 + np.repeat(np.repeat(blurred[1::3, 1::3], 3, 0), 3, 1)).astype(np.float32)
+
+
+def test_native_ranking_evidence_keeps_the_peak_the_product_holds():
+    """Ranking on the product's own 30 m pixels keeps more of a small leak than the bilinear of 100 m blocks
+    (which averages the footprint-blurred peak over a block and smooths it again), and reads the same flat
+    background as zero."""
+    from heattrack.kernels.chain import native_ranking_evidence
+    from heattrack.kernels.lst import block_mean, upsample_bilinear
+
+    native = _footprint_leak_on_30m_pixels()
+    plain = upsample_bilinear(block_mean(native, 10), 10)
+    coarse = ranking_evidence(plain, None, 10, 3.6, 31, 5)
+    fine = native_ranking_evidence(native, None, 3.6, 31, 5)
+    product_peak = float(native.max() - 270.0)
+    assert fine[55:66, 55:66].max() >= 0.9 * product_peak
+    assert fine[55:66, 55:66].max() > 1.5 * coarse[55:66, 55:66].max()
+    assert abs(float(np.median(fine))) < 1e-3
+
+
+def test_native_ranking_evidence_explains_land_cover_heat_through_the_footprint():
+    """A warm roof the optics predict (expected LST 4 K warmer on a 60 m block) is removed from the evidence;
+    a leak the optics do not predict stays."""
+    from scipy import ndimage
+
+    from heattrack.kernels.chain import native_ranking_evidence
+
+    expected = np.full((120, 120), 270.0, np.float32)
+    expected[20:26, 20:26] += 4.0  # roof
+    seen = ndimage.gaussian_filter(expected, 3.6)
+    native = np.repeat(np.repeat(seen[1::3, 1::3], 3, 0), 3, 1) + _footprint_leak_on_30m_pixels() - 270.0
+    ev = native_ranking_evidence(native.astype(np.float32), expected, 3.6, 31, 5)
+    roof_without_model = native_ranking_evidence(native.astype(np.float32), None, 3.6, 31, 5)[17:29, 17:29].max()
+    assert ev[17:29, 17:29].max() < 0.25 * roof_without_model
+    assert ev[55:66, 55:66].max() > 0.8 * (_footprint_leak_on_30m_pixels().max() - 270.0)

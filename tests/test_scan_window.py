@@ -122,3 +122,23 @@ def test_chain_profile_is_cached_and_callers_get_their_own_copy():
     a[:] = -1.0
     b = chain_profile(plume_fwhm_px=2.0, half_px=20, **LANDSAT)
     assert np.all(b >= 0) and b.max() > 0
+
+
+def test_on_the_products_own_pixels_the_injection_test_measures_what_the_native_model_predicts(smooth_tile_chain):
+    """``detect.rank_grid: native``: the ranking reads ST_B10's 30 m pixels, so plumes injected through the
+    footprint keep about what the native model (footprint, 3-px pixels read as they are, local median, buffer
+    maximum) predicts, and more than twice what the thermal-grid chain (100 m blocks, bilinear) keeps."""
+    from dataclasses import replace
+
+    from heattrack.kernels.chain import injected_attenuation, thermal_products
+
+    lst, red, nir, clear, params, _ = smooth_tile_chain
+    native = replace(params, rank_native=True, detector=replace(params.detector, method="residual"))
+    base = thermal_products(lst, red, nir, clear, native)
+    kw = dict(plume_fwhm_px=2.0, buffer_px=2, margin_px=60, along_px=14)
+    got = float(np.median(injected_attenuation(lst, red, nir, clear, native, None, base, **kw)))
+    model = chain_attenuation(plume_fwhm_px=2.0, along_px=14, nearest=True,
+                              **{**LANDSAT, "factor": 3, "window_px": params.rank_window_px})
+    thermal = chain_attenuation(plume_fwhm_px=2.0, along_px=14, **{**LANDSAT, "window_px": params.rank_window_px})
+    assert 0.75 < got / model < 1.25
+    assert got > 2.0 * thermal

@@ -15,7 +15,7 @@ from heattrack.kernels.dms import DMSParams, dms_sharpen
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
 from heattrack.kernels.patches import PatchSpec, batch_for_memory
-from heattrack.kernels.predictors import DEFAULT_PREDICTOR_BANDS, predictor_stack, sensor_aggregate
+from heattrack.kernels.predictors import DEFAULT_PREDICTOR_BANDS, predictor_stack, psf_blur, sensor_aggregate
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ class ChainParams:
     score_z0: float = 1.0
     score_scale: float = 2.0
     rank_window_px: int = 31
+    #: rank on the thermal product's own pixels (nearest-resampled) instead of the bilinear of the coarse blocks
+    rank_native: bool = True
     #: the input is a thermal raster without optics (airborne, drone, commercial): no sharpening, rank on it directly
     direct_thermal: bool = False
     dms: DMSParams = DMSParams()
@@ -59,6 +61,7 @@ class ChainParams:
             score_z0=cfg.detect.score_z0,
             score_scale=cfg.detect.score_scale,
             rank_window_px=max(3, int(round(cfg.detect.rank_window_m / res))),
+            rank_native=cfg.detect.rank_grid == "native",
             dms=DMSParams(
                 n_estimators=cfg.downscale.dms_n_estimators, max_depth=cfg.downscale.dms_max_depth,
                 min_samples_leaf=cfg.downscale.dms_min_samples_leaf,
@@ -139,6 +142,18 @@ def ranking_evidence(plain: np.ndarray, expected_fine: np.ndarray | None, factor
     return (r - local_background(r, window_px, block)).astype(np.float32)
 
 
+def native_ranking_evidence(native: np.ndarray, expected_fine: np.ndarray | None, psf_sigma_px: float,
+                            window_px: int, block: int) -> np.ndarray:
+    """:func:`ranking_evidence` on the thermal product's own pixels (nearest-resampled onto the fine grid): the
+    land-cover expectation is seen through the sensor footprint without the coarse blocks (blurred on a grid
+    twice as coarse as the fine one, bilinear back), so a leak keeps the peak the product holds."""
+    r = native
+    if expected_fine is not None and np.isfinite(expected_fine).any():
+        e = upsample_bilinear(psf_blur(block_mean(expected_fine, 2), psf_sigma_px / 2), 2)
+        r = native - e
+    return (r - local_background(r, window_px, block)).astype(np.float32)
+
+
 def thermal_products(
     lst_30m_on_10m: np.ndarray,
     red: np.ndarray,
@@ -180,8 +195,12 @@ def thermal_products(
     info = {**(fit.info if sharpened else plain.info), "sigma_k": anom.sigma_k,
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
     expected = fit.expected if (fit is not None and params.detector.method != "baseline") else None
-    evidence = ranking_evidence(np.where(valid, plain.lst, np.nan), expected, f, params.dms.psf_sigma_px,
-                                params.rank_window_px, params.background_block_px)
+    if params.rank_native and params.detector.method != "baseline":  # the baseline: always the thermal grid
+        evidence = native_ranking_evidence(np.where(valid, lst_30m_on_10m, np.nan), expected, params.dms.psf_sigma_px,
+                                           params.rank_window_px, params.background_block_px)
+    else:
+        evidence = ranking_evidence(np.where(valid, plain.lst, np.nan), expected, f, params.dms.psf_sigma_px,
+                                    params.rank_window_px, params.background_block_px)
     return ThermalProducts(lst, plain.lst, anom.anomaly_k, anom.sigma_k, anom.score, nd, valid, info, evidence)
 
 

@@ -31,6 +31,8 @@ LANDSAT_TO_S2 = {"SR_B2": "B02", "SR_B3": "B03", "SR_B4": "B04", "SR_B5": "B08",
 #: standard deviation (m) of the Gaussian equivalent to the Landsat TIRS footprint as delivered in ST_B10
 #: (a ~100 m detector box, sigma 29 m, convolved with ~20 m optics and the 30 m resampling: ~36 m)
 LANDSAT_TIRS_PSF_SIGMA_M = 36.0
+#: pixel of Landsat Collection 2 ST_B10 (m): the grid the ~100 m TIRS samples are resampled onto
+LANDSAT_ST_PIXEL_M = 30.0
 
 
 def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -108,5 +110,5 @@ def sensor_aggregate_stack(stack: np.ndarray, factor: int, sigma_px: float) -> n
     return np.stack([sensor_aggregate(layer, factor, sigma_px) for layer in stack])
 
 
-__all__ = ["DEFAULT_PREDICTOR_BANDS", "LANDSAT_TIRS_PSF_SIGMA_M", "LANDSAT_TO_S2", "S2_REFLECTIVE", "predictor_stack", "psf_blur",
+__all__ = ["DEFAULT_PREDICTOR_BANDS", "LANDSAT_ST_PIXEL_M", "LANDSAT_TIRS_PSF_SIGMA_M", "LANDSAT_TO_S2", "S2_REFLECTIVE", "predictor_stack", "psf_blur",
            "sensor_aggregate", "sensor_aggregate_stack"]

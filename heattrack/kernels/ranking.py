@@ -97,20 +97,21 @@ def plume_attenuation(sensor_sigma_m: float, plume_fwhm_m: float = 20.0) -> floa
 
 
 def chain_profile(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int = 2, window_px: int = 0,
-                  half_px: int = 0) -> np.ndarray:
+                  half_px: int = 0, nearest: bool = False) -> np.ndarray:
     """See :func:`_chain_profile` (computed once per process for each set of arguments: the plan and the reduction
     ask for the same chains; ~20 ms each)."""
     return _chain_profile(float(psf_sigma_px), int(factor), float(plume_fwhm_px), int(buffer_px), window_px,
-                          int(half_px)).copy()
+                          int(half_px), bool(nearest)).copy()
 
 
 @functools.lru_cache(maxsize=64)
 def _chain_profile(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int, window_px: float,
-                   half_px: int) -> np.ndarray:
+                   half_px: int, nearest: bool = False) -> np.ndarray:
     """The ranking evidence a Gaussian plume of unit peak (FWHM ``plume_fwhm_px`` fine pixels) leaves along a straight
     pipe through its centre: ``2 half_px + 1`` values, the plume's centre in the middle. The same path as the data:
     the sensor footprint (Gaussian ``psf_sigma_px``), the block mean to the thermal grid (``factor``; 1 = none) and
-    bilinear interpolation back, the local median in a ``window_px`` window removed (0: none; a plume as wide as half
+    bilinear interpolation back (``nearest``: each block's value repeated instead, a product's own pixels read as
+    they are), the local median in a ``window_px`` window removed (0: none; a plume as wide as half
     the window lifts its own background), the maximum within ``buffer_px``. Averaged over plume positions inside a
     block (a plume at a block corner is split between four blocks)."""
     from scipy import ndimage
@@ -127,7 +128,9 @@ def _chain_profile(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffe
         cy, cx = factor * (4 + pad + dy), factor * (4 + pad + dx)
         plume = np.exp(-((yy + 0.5 - cy) ** 2 + (xx + 0.5 - cx) ** 2) / (2 * s * s)).astype(np.float32)
         seen = ndimage.gaussian_filter(plume, psf_sigma_px, mode="constant") if psf_sigma_px > 0 else plume
-        if factor > 1:
+        if factor > 1 and nearest:
+            seen = np.repeat(np.repeat(block_mean(seen, factor), factor, axis=0), factor, axis=1)
+        elif factor > 1:
             seen = upsample_bilinear(block_mean(seen, factor), factor)
         r = int(cy)
         if window_px:  # the median only where the rows the maximum reads need it: those rows' windows lie inside
@@ -155,10 +158,11 @@ def window_shares(profile: np.ndarray, lengths_px) -> np.ndarray:
 
 
 def chain_attenuation(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffer_px: int = 2,
-                      window_px: int = 0, along_px: int = 1) -> float:
+                      window_px: int = 0, along_px: int = 1, nearest: bool = False) -> float:
     """Share of a Gaussian plume's peak that the ranking keeps (:func:`chain_profile`), at the plume's centre
     (``along_px`` 1) or as the mean over ``along_px`` pixels along the pipe (the segment statistic's window)."""
-    prof = chain_profile(psf_sigma_px, factor, plume_fwhm_px, buffer_px, window_px, half_px=max(along_px, 1) + 4)
+    prof = chain_profile(psf_sigma_px, factor, plume_fwhm_px, buffer_px, window_px, half_px=max(along_px, 1) + 4,
+                         nearest=nearest)
     return float(window_shares(prof, along_px)[0])
 
 

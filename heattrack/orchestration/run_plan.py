@@ -14,6 +14,7 @@ from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader
 from heattrack.io.models import check_model_matches, read_model_file
+from heattrack.kernels.predictors import LANDSAT_ST_PIXEL_M
 from heattrack.kernels.ranking import chain_attenuation, scan_window_points
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points
 from heattrack.orchestration.tiling import TileGrid
@@ -67,11 +68,15 @@ class RunPlan:
 
     @property
     def landsat_chain(self) -> dict:
-        """The sharpened Landsat chain (footprint, block mean to the thermal grid, bilinear back), as
-        :func:`heattrack.kernels.ranking.chain_attenuation` arguments."""
+        """How the ranking sees Landsat, as :func:`heattrack.kernels.ranking.chain_attenuation` arguments: the
+        footprint, then ST_B10's own 30 m pixels read as they are (``detect.rank_grid: native``, the default), or
+        the block mean to the thermal grid and bilinear back (``thermal``, and always for the ``baseline``)."""
         res = self.cfg.grid.resolution_m
-        return {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
-                "buffer_px": int(np.ceil(self.ranking_m("buffer_m") / res)), "window_px": self._window_px()}
+        chain = {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
+                 "buffer_px": int(np.ceil(self.ranking_m("buffer_m") / res)), "window_px": self._window_px()}
+        if self.cfg.detect.rank_grid == "native" and self.cfg.detect.method != "baseline":
+            chain |= {"factor": max(1, int(round(LANDSAT_ST_PIXEL_M / res))), "nearest": True}
+        return chain
 
     def _window_px(self) -> int:
         """The ranking's local-median window in fine pixels (odd), as :func:`chain_attenuation` takes it."""
