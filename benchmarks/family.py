@@ -26,7 +26,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from heldout import heldout_parser, overrides, workspace  # benchmarks/ is the script's folder
+from heldout import heldout_parser, overrides, spec_overrides, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
 from heattrack.evaluate import aggregate_sharpen_compare, evaluate_run, read_landsat_for_asc, segment_metrics
@@ -91,7 +91,7 @@ def main() -> None:
     with workspace() as (tmp, client):
         for m in args.members:
             scene = Path(tmp) / f"m{m}"
-            simulate_scene(scene, family_spec(m, size_km=args.size_km))
+            simulate_scene(scene, family_spec(m, size_km=args.size_km, **spec_overrides(args)))
             row = {"member": m}
             for name, over in (("default", overrides(args)), ("baseline", {"detect.method": "baseline"})):
                 cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **over})

@@ -24,7 +24,17 @@ def heldout_parser(doc: str, n_members: int) -> argparse.ArgumentParser:
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a configuration override for the runs with the default method (repeatable; as "
                     "`heattrack run --set`), e.g. to try a setting on tuning members")
+    ap.add_argument("--spec", dest="specs", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a SimulationSpec field for every member (repeatable), e.g. tirs_sample_m=100: Landsat's "
+                    "thermal samples every 100 m resampled onto 30 m, as Collection 2 delivers them")
     return ap
+
+
+def spec_overrides(args: argparse.Namespace) -> dict:
+    """The ``--spec FIELD=VALUE`` options as :func:`heattrack.simulate.family_spec` keyword arguments."""
+    from heattrack.config import parse_set_option
+
+    return dict(parse_set_option(s) for s in args.specs)
 
 
 def overrides(args: argparse.Namespace) -> dict:

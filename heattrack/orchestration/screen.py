@@ -135,7 +135,7 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> tuple[gpd.Geo
         d_prev, d_cur = p["n_dates"].fillna(0).to_numpy(), cur["n_dates"].to_numpy()
         lines = cur.geometry.values
         radius = cfg.downscale.thermal_resolution_m
-        warming, why = _point_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str))
+        warming, why = point_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str))
         if warming is not None:  # where the segment's points warmed (cooled): the warming rule
             cls, n_false = _classes_by_warming((z_prev, d_prev, z_cur, d_cur), warming, lines, radius, c)
             how |= {"rule": "warming", "estimated_false_new": n_false}
@@ -182,7 +182,7 @@ def change_summary(how: dict, n_new: int, pipe_km: float, cfg: Config, previous_
                          **extra)
 
 
-def _point_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> tuple[tuple | None, str | None]:
+def point_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> tuple[tuple | None, str | None]:
     """Per segment of ``segment_ids``, the largest warming and cooling of its points between the seasons and their
     mean change (:func:`heattrack.kernels.changes.segment_warming`); else None and why the points do not compare."""
     a, b = read_point_statistic(previous / POINTS_FILE), read_point_statistic(current / POINTS_FILE)
