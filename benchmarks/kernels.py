@@ -63,6 +63,9 @@ def main() -> None:
         ("whole chain, downscale.method=dms",
          lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool), ChainParams(downscale_method="dms"),
                                        bands=bands)),
+        ("whole chain, dms, detect.rank_grid=thermal",
+         lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool),
+                                       ChainParams(downscale_method="dms", rank_native=False), bands=bands)),
     ]
     print(f"{'kernel':40s} {'Mpx/s/core':>10s}")
     for name, fn in rows:

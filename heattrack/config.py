@@ -108,12 +108,15 @@ class ThermalConfig(_Section):
                                 "spectrum shows a footprint of 4 pixels or more, that footprint for mdl_k).")
     fine_m: float = Field(20.0, gt=0, description="Thermal data at or finer than this effective resolution is not "
                           "sharpened: the chain ranks on it directly.")
-    rank_window_m: float = Field(100.0, gt=0, description="Fine thermal data: window of the local median removed "
-                                 "before ranking (m); a leak plume is 10-60 m wide.")
+    rank_window_m: float = Field(1000.0, gt=0, description="Fine thermal data: window of the local median removed "
+                                 "before ranking (m). Wide, because the default ranking is relative to the network "
+                                 "around each segment: a narrow one lets water or cold open ground beside a street "
+                                 "pull the median down and the street up.")
     buffer_m: float = Field(10.0, ge=0, description="Fine thermal data: evidence within this distance of a pipe "
                             "counts for it (m; segments.buffer_m for Landsat): a sharp image locates the heat.")
-    peak_radius_m: float = Field(60.0, ge=0, description="Fine thermal data: the off-pipe radius of the ranking "
-                                 "(segments.peak_radius_m for Landsat): a sharp image needs a smaller one.")
+    peak_radius_m: float = Field(0.0, ge=0, description="Fine thermal data: the off-pipe radius of the ranking "
+                                 "(segments.peak_radius_m for Landsat); at most buffer_m (the default, 0) switches "
+                                 "the off-pipe discount off: a sharp image locates the heat within buffer_m itself.")
     time_of_day: Literal["auto", "night", "day", "any"] = Field(
         "auto", description="ECOSTRESS passes kept by local solar time (UTC from their names + longitude / 15): "
         "night (before 6 h or from 19 h), day (9-16 h), any; auto: night in the heating season (October-April north "

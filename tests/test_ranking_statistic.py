@@ -236,6 +236,22 @@ def test_chain_attenuation_follows_the_sensor():
     assert chain_attenuation(3.6, 10, 6.0, 2) > landsat  # a wider plume survives better
 
 
+def test_a_median_window_many_plumes_wide_is_cheap_and_removes_nothing_from_the_plume():
+    """Fine rasters rank against a 1 km median (100 pixels): the model of what the chain keeps must neither build a
+    2-D median filter hundreds of pixels across (it ran out of memory at 3 km) nor change the answer."""
+    import time
+
+    from heattrack.kernels.ranking import chain_profile
+
+    t0 = time.perf_counter()
+    wide = chain_profile(0.29, 1, 2.0, 1, window_px=3001, half_px=10)
+    assert time.perf_counter() - t0 < 2.0
+    np.testing.assert_allclose(wide, chain_profile(0.29, 1, 2.0, 1, window_px=0, half_px=10), atol=1e-6)
+    # a window only a few plumes wide still lifts the plume's own background
+    narrow, none = (chain_profile(2.0, 1, 6.0, 1, window_px=w, half_px=10)[10] for w in (11, 0))
+    assert narrow < 0.9 * none
+
+
 def test_dates_of_different_sensors_are_combined_by_their_detectability():
     """A sharp date (attenuation 0.5) and a blurred one (0.05) of the same clutter level: the combined statistic
     follows the sharp date, falls back to the blurred one where the sharp one has no data, and one sensor's

@@ -133,7 +133,7 @@ def test_a_raster_resampled_from_coarse_data_is_ranked_at_its_footprint_not_its_
     assert flat.psf_source == "pixel size" and flat.psf_estimate_m is None
 
 
-@pytest.mark.parametrize("res,window,peak,buffer", [(10.0, 100.0, 60.0, 10.0), (70.0, 310.0, 120.0, 20.0)])
+@pytest.mark.parametrize("res,window,peak,buffer", [(10.0, 1000.0, 0.0, 10.0), (70.0, 310.0, 120.0, 20.0)])
 def test_a_thermal_rasters_ranking_windows(tmp_path, res, window, peak, buffer):
     """A fine raster (<= thermal.fine_m) is ranked with the thermal section's windows, a coarser one with the
     Landsat-scale ones (footprint-scaled windows were measured and not adopted: docs/thermal.md)."""

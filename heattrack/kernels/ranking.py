@@ -118,6 +118,9 @@ def _chain_profile(psf_sigma_px: float, factor: int, plume_fwhm_px: float, buffe
 
     from heattrack.kernels.lst import block_mean, upsample_bilinear
 
+    # a window many plume widths across has a median of ~0 around the plume (its tails are below 1e-9 of the peak
+    # there): cap it, so a wide window does not cost a 2-D median filter hundreds of pixels across
+    window_px = min(window_px, (int(8 * (plume_fwhm_px + 3 * psf_sigma_px + 2 * factor)) | 1)) if window_px else 0
     pad = int(np.ceil(window_px / (2 * factor))) + 1 if window_px else 0  # blocks around the plume for the median
     pad = max(pad, int(np.ceil((half_px + buffer_px) / factor)))
     n = factor * (9 + 2 * pad)
