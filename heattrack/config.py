@@ -203,7 +203,8 @@ class SegmentsConfig(_Section):
     window_widths: float = Field(1.5, ge=0, description="residual: a segment's statistic is the largest "
                                  "mean of its points over a window along the pipe of this many widths of a "
                                  "mdl_plume_fwhm_m plume as the sensor sees it (FWHM / sqrt(attenuation): Landsat "
-                                 "~230 m, a 70 m ECOSTRESS pass ~120 m, a 10 m raster ~30 m), the whole segment when "
+                                 "~140 m on its 30 m pixels, ~230 m on the 100 m blocks, a 70 m ECOSTRESS pass "
+                                 "~120 m, a 10 m raster ~30 m), the whole segment when "
                                  "shorter; 0: its largest single point (before 2026-12-03; baseline always ranks by "
                                  "its largest point).")
     peak_radius_m: float = Field(120.0, ge=0, description="residual: a pipe point's excess is scaled by "
