@@ -112,10 +112,10 @@ def main() -> None:
                 lr["method"], lr["member"] = name, m
                 leak_rows.append(lr.drop(columns=["crs"]))
                 if name == "baseline":
-                    window = json.loads((Path(tmp) / f"out{m}-default" / "run.json").read_text())[
-                        "detectability"]["window_points"]
+                    det = json.loads((Path(tmp) / f"out{m}-default" / "run.json").read_text()).get("detectability")
+                    # a pixel-risk detector (--set detect.method=local ...) has no window along the pipe
                     row["baseline_window_auc"], row["baseline_window_visible_top5"] = baseline_with_window(
-                        scene, out, window)
+                        scene, out, det["window_points"]) if det else (float("nan"), float("nan"))
             # TsHARP as a second reference for the 10 m LST (the NDVI regression the literature starts from)
             cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson",
                                      "downscale.method": "tsharp"})
