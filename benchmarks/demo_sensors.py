@@ -21,6 +21,7 @@ import numpy as np
 from heldout import workspace  # benchmarks/ is the script's folder
 from sklearn.metrics import roc_auc_score
 
+from heattrack.cli_support import spec_from_settings
 from heattrack.config import load_config
 from heattrack.evaluate import evaluate_run
 from heattrack.orchestration.run import run
@@ -31,10 +32,7 @@ SENSORS = ("landsat", "ecostress", "airborne")
 
 def demo_spec(sensor: str) -> SimulationSpec:
     """The spec ``heattrack simulate --sensor SENSOR`` builds from the default configuration."""
-    s = load_config(None, {}).simulate
-    return SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors, seed=s.seed,
-                          cloud_fraction=s.cloud_fraction, dates=s.dates, season=s.season, leak_k=tuple(s.leak_k),
-                          sensor=sensor)
+    return spec_from_settings(load_config(None, {"simulate.sensor": sensor}).simulate)
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, y: np.ndarray, n: int = 2000, seed: int = 0) -> tuple:

@@ -30,18 +30,20 @@ def heldout_parser(doc: str, n_members: int) -> argparse.ArgumentParser:
     return ap
 
 
-def spec_overrides(args: argparse.Namespace) -> dict:
-    """The ``--spec FIELD=VALUE`` options as :func:`heattrack.simulate.family_spec` keyword arguments."""
+def _parsed(options: list[str]) -> dict:
     from heattrack.config import parse_set_option
 
-    return dict(parse_set_option(s) for s in args.specs)
+    return dict(parse_set_option(s) for s in options)
+
+
+def spec_overrides(args: argparse.Namespace) -> dict:
+    """The ``--spec FIELD=VALUE`` options as :func:`heattrack.simulate.family_spec` keyword arguments."""
+    return _parsed(args.specs)
 
 
 def overrides(args: argparse.Namespace) -> dict:
     """The ``--set KEY=VALUE`` options as a dict of dotted keys (values parsed as YAML)."""
-    from heattrack.config import parse_set_option
-
-    return dict(parse_set_option(s) for s in args.sets)
+    return _parsed(args.sets)
 
 
 @contextmanager

@@ -26,8 +26,8 @@ from scipy import ndimage
 from heattrack.config import load_config, parse_set_option
 from heattrack.io.local import LocalSceneReader, discover_local_scene, scene_footprint
 from heattrack.kernels.chain import ChainParams, thermal_products
-from heattrack.kernels.predictors import LANDSAT_ST_PIXEL_M
 from heattrack.kernels.ranking import chain_attenuation
+from heattrack.orchestration.run_plan import landsat_chain
 from heattrack.simulate import family_spec, simulate_scene
 
 AMP_K, FWHM_M, SPACING_PX, N_PX = 10.0, 20.0, 30, 1100
@@ -59,12 +59,9 @@ def measure(scene: Path, seed: int, overrides: dict | None = None) -> tuple[floa
     buffer_px = int(np.ceil(cfg.segments.buffer_m / res))
     gain = ndimage.maximum_filter(np.nan_to_num(inj.evidence_k - base.evidence_k, nan=-9.0), 2 * buffer_px + 1)
     ok = np.isfinite(base.evidence_k[ys, xs]) & np.isfinite(inj.evidence_k[ys, xs])
-    window_px = int(round(cfg.detect.rank_window_m / res)) | 1
-    chain = {"factor": cfg.thermal_factor}  # the 100 m blocks, bilinear back (detect.rank_grid: thermal)
-    if cfg.detect.rank_grid == "native":  # the default: the product's own 30 m pixels, read as they are
-        chain = {"factor": max(1, int(round(LANDSAT_ST_PIXEL_M / res))), "nearest": True}
-    model = chain_attenuation(psf_sigma_px=sigma_px, plume_fwhm_px=FWHM_M / res, buffer_px=buffer_px,
-                              window_px=window_px, **chain)
+    # the chain a run ranks on (detect.rank_grid), with the Landsat-scale buffer and median window
+    model = chain_attenuation(plume_fwhm_px=FWHM_M / res,
+                              **landsat_chain(cfg, cfg.segments.buffer_m, cfg.detect.rank_window_m))
     return model, float(np.median(gain[ys, xs][ok]) / AMP_K), int(ok.sum()), str(base.info.get("method"))
 
 

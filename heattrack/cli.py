@@ -28,6 +28,7 @@ from heattrack.cli_support import (
     print_summary,
     progress_bar,
     setup_logging,
+    spec_from_settings,
 )
 from heattrack.config import Config, parse_set_option
 from heattrack.errors import HeattrackError
@@ -73,17 +74,10 @@ def simulate(
 
 
 def _simulate(out: Path, cfg: Config) -> dict:
-    from heattrack.simulate import SimulationSpec, simulate_scene
+    from heattrack.simulate import simulate_scene
 
     s = cfg.simulate
-    if s.family_member is not None:
-        from heattrack.simulate import family_spec
-
-        spec = family_spec(s.family_member, size_km=s.size_km, sensor=s.sensor, season=s.season, dates=s.dates)
-    else:
-        spec = SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors, seed=s.seed,
-                              cloud_fraction=s.cloud_fraction, dates=s.dates, season=s.season,
-                              leak_k=tuple(s.leak_k), sensor=s.sensor)
+    spec = spec_from_settings(s)
     with console.status(f"simulating a {s.size_km:g} km region (seed {spec.seed})"):
         return simulate_scene(out, spec)
 

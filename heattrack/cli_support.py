@@ -141,3 +141,15 @@ def print_plan(est) -> None:
                   "(compute.plan_tile_mpx_s; plan_driver_s + plan_driver_s_per_tile x tiles + plan_driver_s_per_km x "
                   "pipe km)", highlight=False)
     console.print("dry run: nothing was read or written")
+
+
+def spec_from_settings(s):
+    """The spec of ``heattrack simulate`` from its settings (the configuration's ``simulate`` section): a family
+    member when ``s.family_member`` is set, else the embedded city with the settings' overrides."""
+    from heattrack.simulate import SimulationSpec, family_spec
+
+    if s.family_member is not None:
+        return family_spec(s.family_member, size_km=s.size_km, sensor=s.sensor, season=s.season, dates=s.dates)
+    return SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors, seed=s.seed,
+                          cloud_fraction=s.cloud_fraction, dates=s.dates, season=s.season, leak_k=tuple(s.leak_k),
+                          sensor=s.sensor)

@@ -204,27 +204,16 @@ def thermal_products(
     return ThermalProducts(lst, plain.lst, anom.anomaly_k, anom.sigma_k, anom.score, nd, valid, info, evidence)
 
 
-def _median_block(window_px: int, shape: tuple[int, ...]) -> int:
-    """The grid factor of a direct raster's local median: 2, or for windows over 50 pixels the largest of 10, 5, 4
-    that divides the tile (a 51-pixel median filter on a 2x grid costs ~10 s a tile, an 11-pixel one on a 10x grid
-    milliseconds; a 1 km median needs no 20 m detail)."""
-    if window_px > 50:
-        for b in (10, 5, 4):
-            if all(n % b == 0 for n in shape):
-                return b
-    return 2
-
-
 def _direct_thermal_products(lst: np.ndarray, red: np.ndarray, nir: np.ndarray, optical_clear: np.ndarray,
                            params: ChainParams) -> ThermalProducts:
     """A thermal raster without optics (already fine, or nothing to sharpen it with). The LST is both ``lst_10m`` and
     ``lst_plain``; the ranking evidence is its excess over the local median in ``rank_window_px`` (computed on a
-    grid 2x, or for wide windows ~window/10x, coarser), the pixel risk the usual local anomaly."""
+    2x coarser grid, or coarser for wide windows), the pixel risk the usual local anomaly."""
     valid = np.isfinite(lst) & optical_clear
     lst = np.where(valid, lst, np.nan).astype(np.float32)
     anom = local_anomaly(lst, params.background_window_px, params.background_block_px, params.noise_floor_k,
                          params.score_z0, params.score_scale)
-    evidence = ranking_evidence(lst, None, 1, 0.0, params.rank_window_px, _median_block(params.rank_window_px, lst.shape))
+    evidence = ranking_evidence(lst, None, 1, 0.0, params.rank_window_px, 2)
     info = {"method": "none", "reason": "thermal raster input: not sharpened", "sigma_k": anom.sigma_k,
             "n_valid": int(valid.sum())}
     return ThermalProducts(lst, lst, anom.anomaly_k, anom.sigma_k, anom.score, ndvi(red, nir), valid, info, evidence)

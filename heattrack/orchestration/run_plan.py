@@ -68,19 +68,12 @@ class RunPlan:
 
     @property
     def landsat_chain(self) -> dict:
-        """How the ranking sees Landsat, as :func:`heattrack.kernels.ranking.chain_attenuation` arguments: the
-        footprint, then ST_B10's own 30 m pixels read as they are (``detect.rank_grid: native``, the default), or
-        the block mean to the thermal grid and bilinear back (``thermal``, and always for the ``baseline``)."""
-        res = self.cfg.grid.resolution_m
-        chain = {"psf_sigma_px": self.cfg.downscale.dms_psf_sigma_m / res, "factor": self.cfg.thermal_factor,
-                 "buffer_px": int(np.ceil(self.ranking_m("buffer_m") / res)), "window_px": self._window_px()}
-        if self.cfg.detect.rank_grid == "native" and self.cfg.detect.method != "baseline":
-            chain |= {"factor": max(1, int(round(LANDSAT_ST_PIXEL_M / res))), "nearest": True}
-        return chain
+        """How the ranking sees Landsat (:func:`landsat_chain` with this input's buffer and median window)."""
+        return landsat_chain(self.cfg, self.ranking_m("buffer_m"), self.ranking_m("rank_window_m"))
 
     def _window_px(self) -> int:
         """The ranking's local-median window in fine pixels (odd), as :func:`chain_attenuation` takes it."""
-        return int(round(self.ranking_m("rank_window_m") / self.cfg.grid.resolution_m)) | 1
+        return window_px(self.ranking_m("rank_window_m"), self.cfg.grid.resolution_m)
 
     def scan_window_pts(self, chain: dict) -> int:
         """The segment statistic's window along the pipe (sample points) for dates seen through ``chain``:
@@ -223,3 +216,20 @@ def check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -
         raise InputError(f"pipes file {path} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
                          f"{pipes_raw.crs.to_string()}) does not overlap {where}")
     return pipes
+
+
+def window_px(rank_window_m: float, res: float) -> int:
+    """A local-median window in fine pixels (odd), as :func:`heattrack.kernels.ranking.chain_attenuation` takes it."""
+    return int(round(rank_window_m / res)) | 1
+
+
+def landsat_chain(cfg: Config, buffer_m: float, rank_window_m: float) -> dict:
+    """How the ranking sees Landsat, as :func:`heattrack.kernels.ranking.chain_attenuation` arguments: the
+    footprint, then ST_B10's own 30 m pixels read as they are (``detect.rank_grid: native``, the default), or
+    the block mean to the thermal grid and bilinear back (``thermal``, and always for the ``baseline``)."""
+    res = cfg.grid.resolution_m
+    chain = {"psf_sigma_px": cfg.downscale.dms_psf_sigma_m / res, "factor": cfg.thermal_factor,
+             "buffer_px": int(np.ceil(buffer_m / res)), "window_px": window_px(rank_window_m, res)}
+    if cfg.detect.rank_grid == "native" and cfg.detect.method != "baseline":
+        chain |= {"factor": max(1, int(round(LANDSAT_ST_PIXEL_M / res))), "nearest": True}
+    return chain
