@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from heldout import heldout_parser, seen_over_needed, workspace  # benchmarks/ is the script's folder
+from heldout import heldout_parser, overrides, seen_over_needed, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
 from heattrack.evaluate import evaluate_run
@@ -86,18 +86,20 @@ def main() -> None:
 
     rows, leak_rows = [], []
     t0 = time.perf_counter()
+    # --set applies to both rankings here: the fine-raster windows (thermal.*) are what both remove
+    over = overrides(args)
     with workspace() as (tmp, client):
         for m in args.members:
             row = {"member": m}
             for sensor in SENSORS:
                 scene = Path(tmp) / f"m{m}-{sensor}"
                 simulate_scene(scene, family_spec(m, size_km=args.size_km, sensor=sensor))
-                cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson"})
+                cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **over})
                 out = Path(tmp) / f"out{m}-{sensor}"
                 run(cfg, out, client=client)
                 row[sensor] = evaluate_run(scene, out)["detection"]["roc_auc"]
                 # the simple baseline ranking on the same input, for the table
-                base_cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson",
+                base_cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **over,
                                               "detect.method": "baseline"})
                 run(base_cfg, Path(tmp) / f"out{m}-{sensor}-baseline", client=client)
                 row[f"{sensor}_baseline"] = evaluate_run(scene, Path(tmp) / f"out{m}-{sensor}-baseline")[
