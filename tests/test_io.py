@@ -43,13 +43,16 @@ def test_windowed_reads_equal_the_warp_where_the_grids_line_up(small_scene):
     """Where the tile grid lines up with a band's own grid (Sentinel-2 onto the 10 m grid; 20 m bands with
     nearest), warp_band reads a plain window; it must give exactly the array the GDAL warp gives, also where the
     tile reaches past the raster. Grids that do not line up (a fractional shift) are warped."""
-    from heattrack.io.rasterread import aligned_index
+    from heattrack.io.rasterread import _upsample, _upsample_offsets, aligned_index
 
     scene = discover_local_scene(small_scene)
     fp, crs = scene_footprint(scene)
     b = fp.boundingbox
     boxes = [GeoBox((150, 170), Affine(10, 0, b.left - 700, 0, -10, b.top + 400), crs),  # past the corner
              GeoBox((120, 90), Affine(10, 0, b.left + 1200, 0, -10, b.top - 800), crs)]
+    with rasterio.open(scene.sentinel2["B11"]) as src:  # on the Sentinel-2 10 m grid, past the 20 m raster's corner
+        s2 = src.transform
+    boxes.append(GeoBox((160, 150), Affine(10, 0, s2.c - 700, 0, -10, s2.f + 400), crs))
     shifted = GeoBox((60, 60), Affine(10, 0, b.left + 1203.5, 0, -10, b.top - 800), crs)
     used = 0
     for path in [*scene.sentinel2.values(), *scene.landsat.values()]:
@@ -64,7 +67,9 @@ def test_windowed_reads_equal_the_warp_where_the_grids_line_up(small_scene):
                     used += aligned_index(src, gb, rs) is not None
         with rasterio.open(path) as src:
             assert aligned_index(src, shifted, Resampling.nearest) is None
-    assert used >= 8  # B04, B08 both ways and SCL with nearest, on both boxes
+    assert used >= 12  # B04, B08 both ways and SCL with nearest, on every box
+    with rasterio.open(scene.sentinel2["B11"]) as src:  # 20 m bilinear there: upsampled without a warp, as above
+        assert _upsample(src, *_upsample_offsets(src, boxes[2], Resampling.bilinear), boxes[2], 0) is not None
 
 
 @pytest.mark.parametrize("dtype, src_nodata, nodata", [("uint8", 255, np.nan), ("uint8", 255, 0),
@@ -82,7 +87,8 @@ def test_windowed_reads_keep_the_warps_nodata_and_dtype(tmp_path, dtype, src_nod
     with rasterio.open(path, "w", driver="GTiff", width=20, height=20, count=1, dtype=dtype, crs="EPSG:32652",
                        transform=Affine(70, 0, 0, 0, -70, 1400), nodata=src_nodata) as dst:
         dst.write(a, 1)
-    for res, rs in ((10, Resampling.nearest), (70, Resampling.bilinear)):
+    for res, rs in ((10, Resampling.nearest), (70, Resampling.bilinear), (10, Resampling.bilinear),
+                    (35, Resampling.bilinear)):  # also upsampled: the warper's weights around the holes
         gb = GeoBox((160, 160), Affine(res, 0, -4 * res, 0, -res, 1400 + 4 * res), "EPSG:32652")
         fast, ref = warp_band(path, gb, rs, nodata), warp_band(path, gb, rs, nodata, windowed=False)
         assert fast.dtype == ref.dtype and np.array_equal(fast, ref, equal_nan=True), (dtype, src_nodata, nodata, res)
@@ -167,6 +173,12 @@ def test_missing_band_and_corrupt_raster(small_scene, tmp_path):
     b04.write_bytes(b"this is not a geotiff" * 10)
     with pytest.raises(InputError, match="cannot read raster .*B04"):
         scene_footprint(discover_local_scene(d2))
+    for part in (3, 6, 9):  # an interrupted copy: the header and the first blocks stored, no tail
+        d3 = copy_scene(small_scene, tmp_path / f"s3_{part}")
+        b08 = next((d3 / "sentinel2").glob("*B08*"))
+        b08.write_bytes(b08.read_bytes()[: b08.stat().st_size * part // 10])
+        with pytest.raises(InputError, match="cannot read raster .*B08"):
+            scene_footprint(discover_local_scene(d3))
     with pytest.raises(InputError, match="does not exist"):
         discover_local_scene(tmp_path / "nowhere")
 

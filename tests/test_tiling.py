@@ -110,3 +110,16 @@ def test_halo_points_are_the_other_tiles_points_in_each_padded_tile(rng):
     # a network inside one tile, away from its edges: no tile has halo points
     mid = np.full(5, 5_000.0)
     assert halo_points(np.zeros((5, 2), np.int64), mid, mid, size, reach) == {}
+
+
+def test_points_by_tile_is_the_selection_of_each_tile(rng):
+    """The tile tasks' own points: grouped once by a sort, the same ascending indices as a selection per tile
+    (negative tile indices too: a network west or south of the grid origin)."""
+    from heattrack.orchestration.run_plan import points_by_tile
+
+    tiles = rng.integers(-3, 4, (4000, 2))
+    got = points_by_tile(tiles)
+    assert set(got) == {(int(a), int(b)) for a, b in tiles}
+    for (tx, ty), idx in got.items():
+        np.testing.assert_array_equal(idx, np.flatnonzero((tiles[:, 0] == tx) & (tiles[:, 1] == ty)))
+    assert points_by_tile(np.zeros((0, 2), np.int64)) == {}

@@ -162,6 +162,21 @@ def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
     return rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
 
 
+def bilinear_gather(c: np.ndarray, y0: np.ndarray, y1: np.ndarray, wy: np.ndarray, x0: np.ndarray, x1: np.ndarray,
+                    wx: np.ndarray) -> np.ndarray:
+    """``out[i, j]``: ``c`` interpolated between rows ``y0[i]``, ``y1[i]`` (weight ``wy[i]`` on the second) and columns
+    ``x0[j]``, ``x1[j]`` (``wx[j]``), in float32 (the kernel of :func:`upsample_bilinear`, for any taps)."""
+    c = np.ascontiguousarray(c, dtype=np.float32)
+    wy, wx = wy.astype(np.float32), wx.astype(np.float32)
+    kernel = compiled(_bilinear_rows)
+    if kernel is None:
+        rows = c[y0] * (1 - wy)[:, None] + c[y1] * wy[:, None]
+        return rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+    out = np.empty((y0.size, x0.size), dtype=np.float32)
+    kernel(c, y0, y1, wy, x0, x1, wx, out)
+    return out
+
+
 def _bilinear_rows(c, y0, y1, wy, x0, x1, wx, out):
     """The compiled loop of :func:`upsample_bilinear`: the same float32 products and sums, in the same order, as
     its NumPy path (rows first, then columns), so the same values."""

@@ -38,9 +38,32 @@ def sample_segment_points(lines: np.ndarray, spacing_m: float) -> SegmentPoints:
     starts = np.repeat(np.cumsum(n) - n, n)
     k = np.arange(seg.size) - starts
     dist = (k + 0.5) * (lengths[seg] / n[seg])
-    pts = shapely.line_interpolate_point(lines[seg], dist)
-    xy = shapely.get_coordinates(pts)
+    xy = np.empty((seg.size, 2))
+    simple = (shapely.get_type_id(lines) == 1) & ~shapely.is_empty(lines)  # non-empty LineStrings
+    fast = simple[seg]
+    xy[fast] = _interpolate_linestrings(lines[simple], np.cumsum(simple)[seg[fast]] - 1, dist[fast])
+    if not fast.all():  # MultiLineStrings (parts that did not merge) and the rest: GEOS walks their parts in order
+        xy[~fast] = shapely.get_coordinates(shapely.line_interpolate_point(lines[seg[~fast]], dist[~fast]))
     return SegmentPoints(xy[:, 0].copy(), xy[:, 1].copy(), seg)
+
+
+def _interpolate_linestrings(lines: np.ndarray, which: np.ndarray, dist: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` coordinates of the points ``dist`` along ``lines[which]`` (non-empty LineStrings): what
+    ``shapely.line_interpolate_point`` gives (to ~1e-9 m), in one pass over all vertices instead of a GEOS walk
+    of each line per point (5x faster at 0.5 M points: the plan's share for a 5,000 km network)."""
+    xy, owner = shapely.get_coordinates(lines, return_index=True)
+    step = np.hypot(*np.diff(xy, axis=0).T)
+    step[owner[1:] != owner[:-1]] = 0.0  # no length from one line's last vertex to the next line's first
+    along = np.r_[0.0, np.cumsum(step)]  # distance along the concatenated lines, at each vertex
+    first = np.searchsorted(owner, np.arange(lines.size))
+    last = np.r_[first[1:], owner.size] - 1
+    key = along[first[which]] + dist
+    # the edge that holds each point: the last vertex at or before it, within its own line's edges
+    k = np.clip(np.searchsorted(along, key, side="right") - 1, first[which], last[which] - 1)
+    edge = along[k + 1] - along[k]
+    frac = np.divide(key - along[k], edge, out=np.zeros_like(edge), where=edge > 0)
+    frac = np.clip(frac, 0.0, 1.0)
+    return xy[k] + frac[:, None] * (xy[k + 1] - xy[k])
 
 
 def neighbourhood_max(values: np.ndarray, radius_px: int) -> np.ndarray:

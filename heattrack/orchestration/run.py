@@ -48,7 +48,7 @@ from heattrack.orchestration.output_folder import (
 )
 from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import network_signature, reduce_segments
-from heattrack.orchestration.run_plan import RunPlan, halo_points
+from heattrack.orchestration.run_plan import RunPlan, halo_points, points_by_tile
 from heattrack.orchestration.tiling import grid_crs_label
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,8 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
                                      rank_window_px=max(3, int(round(plan.ranking_m("rank_window_m") / res))))
     buffer_px = int(np.ceil(plan.ranking_m("buffer_m") / res))
     min_area_px = int(np.ceil(cfg.segments.hotspot_min_area_m2 / (res * res)))
-    keys, n_points = np.unique(plan.point_tiles, axis=0, return_counts=True)
-    counts = {(int(k[0]), int(k[1])): int(c) for k, c in zip(keys, n_points)}
+    by_tile = points_by_tile(plan.point_tiles)
+    counts = {k: int(v.size) for k, v in by_tile.items()}
     n_inject = min(cfg.segments.mdl_injection_tiles, max(1, len(grid.tiles) // 10))  # one per 10 tiles, at most N
     calibrate = set(sorted(grid.tiles, key=lambda t: (-counts.get(t, 0), t))[:n_inject])
     # the injection test measures the share of a plume the segment statistic's window keeps (Landsat dates)
@@ -91,7 +91,7 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
                        min(2 * cell_m, cfg.halo_px * res))
     none = np.zeros(0, dtype=np.int64)
     for idx in todo:
-        sel = np.flatnonzero((plan.point_tiles[:, 0] == idx[0]) & (plan.point_tiles[:, 1] == idx[1]))
+        sel = by_tile.get(idx, none)
         rows, cols = grid.tile_slices(idx)
         tasks.append(TileTask(
             index=idx, geobox=grid.tile_geobox(idx), halo_px=cfg.halo_px, rows=rows, cols=cols,
@@ -118,6 +118,8 @@ def execute_run(
 ) -> tuple[list[TileOutcome], int]:
     """Write the template (fresh runs), run the missing tiles; returns outcomes and the number skipped.
 
+    ``client``: a Dask client, or a function returning one: called once the template and the tasks stand, so a
+    cluster still starting (``run``'s LocalCluster) starts while they are written and built.
     ``progress(todo, total)`` returns the per-tile callback (the CLI's progress bar)."""
     out = as_location(out)
     cfg = plan.cfg
@@ -133,12 +135,13 @@ def execute_run(
     if skipped:
         log.info("resume: %d of %d tiles already complete", skipped, len(plan.grid.tiles))
     on_tile = progress(len(todo), len(plan.grid.tiles)) if progress else None
+    tasks = build_tasks(plan, out, todo)
+    client = client() if callable(client) else client
     if todo:
         _wait_for_a_worker(client, cfg.compute.worker_timeout_s)
     sched = cfg.compute.scheduler
     gpu_pool = (sched == "slurm" and cfg.slurm.gpu_jobs > 0) or (sched == "kubernetes" and cfg.kubernetes.gpu_workers > 0)
-    outcomes = run_tiles(client, build_tasks(plan, out, todo), retries=cfg.compute.retries, on_done=on_tile,
-                         gpu_pool=gpu_pool)
+    outcomes = run_tiles(client, tasks, retries=cfg.compute.retries, on_done=on_tile, gpu_pool=gpu_pool)
     return outcomes, skipped
 
 
@@ -292,6 +295,8 @@ class _BackgroundClient:
 
         self._stack = ExitStack()
         self._future: Future = Future()
+        self._threaded = threaded
+        self._closer: threading.Thread | None = None
 
         def start() -> None:
             try:
@@ -307,10 +312,20 @@ class _BackgroundClient:
     def client(self):
         return self._future.result()  # the cluster's own error (ConfigError ...) if it could not start
 
-    def close(self) -> None:
-        """Close the cluster (after its start finished, whether the run needed it or not); idempotent."""
-        if self._future.exception() is None:
+    def close(self, wait: bool = True) -> None:
+        """Close the cluster (after its start finished, whether the run needed it or not); idempotent. ``wait=False``
+        (a cluster started on a thread): on another thread, so that the driver's reduction and report do not wait
+        ~1 s for the worker processes to stop; a later ``close()`` waits for it."""
+        if self._future.exception() is not None:
+            return
+        if not self._threaded:  # Slurm, Kubernetes: closed on the thread that started them (dask-jobqueue's signals)
             self._stack.close()
+            return
+        if self._closer is None:
+            self._closer = threading.Thread(target=self._stack.close, name="heattrack-cluster-close", daemon=True)
+            self._closer.start()
+        if wait:
+            self._closer.join()
 
 
 def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, client, progress,
@@ -329,9 +344,9 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
     warm.start()
     if background is not None:
         try:
-            outcomes, skipped = _execute(background.client())
-        finally:  # the workers are not needed after the tiles: the report runs on the driver
-            background.close()
+            outcomes, skipped = _execute(background.client)
+        finally:  # the workers are not needed after the tiles: the report runs on the driver while they stop
+            background.close(wait=False)
     else:
         outcomes, skipped = _execute(client)
     warm.join()

@@ -179,6 +179,20 @@ def pipe_points(pipes: gpd.GeoDataFrame, cfg: Config) -> tuple[SegmentPoints, np
     return points, np.stack([np.floor(points.x / size), np.floor(points.y / size)], axis=1).astype(np.int64)
 
 
+def points_by_tile(point_tiles: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    """The indices (ascending) of the sample points in each tile that has any: one stable sort of a 1-D tile key,
+    O(n log n) (a selection per tile is O(tiles x points), ``np.unique(axis=0)`` ~10x slower than this sort)."""
+    if point_tiles.shape[0] == 0:
+        return {}
+    lo = point_tiles.min(axis=0)
+    span = int(point_tiles[:, 1].max() - lo[1]) + 1
+    key = (point_tiles[:, 0] - lo[0]) * span + (point_tiles[:, 1] - lo[1])
+    order = np.argsort(key, kind="stable")
+    cut = np.flatnonzero(np.diff(key[order])) + 1
+    firsts = order[np.r_[0, cut]]
+    return {(int(point_tiles[i, 0]), int(point_tiles[i, 1])): part for i, part in zip(firsts, np.split(order, cut))}
+
+
 def halo_points(point_tiles: np.ndarray, x: np.ndarray, y: np.ndarray, tile_m: float, reach_m: float
                 ) -> dict[tuple[int, int], np.ndarray]:
     """For every tile, the indices of the other tiles' sample points within ``reach_m`` of its edge (in its halo):
