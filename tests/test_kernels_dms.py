@@ -183,9 +183,52 @@ def test_trees_grown_on_distinct_draws_equal_the_bootstrap_trees(rng):
         idx = draw.integers(0, 3000, 3000)
         plain = DecisionTreeRegressor(max_depth=4, min_samples_leaf=40, random_state=int(draw.integers(2**31)))
         plain.fit(z[idx], y[idx])
-        assert tree.tree_.node_count == plain.tree_.node_count
-        np.testing.assert_array_equal(tree.tree_.apply(probe), plain.tree_.apply(probe))
-        np.testing.assert_allclose(tree.tree_.threshold, plain.tree_.threshold)
+        assert tree.node_count == plain.tree_.node_count
+        np.testing.assert_array_equal(tree.apply(probe), plain.tree_.apply(probe))
+        inner = tree.children_left >= 0
+        np.testing.assert_allclose(tree.threshold[inner], plain.tree_.threshold[inner])
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_presorted_trees_are_scikit_learns_node_for_node(rng, ties):
+    """The compiled builder (heattrack.kernels.cart) grows scikit-learn's tree: the same predictor, threshold and
+    children at every node, and each row's leaf as its apply gives it; also with tied values (reflectances rounded to
+    a few levels) and leaves limited by their weight in draws."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    from heattrack.kernels.cart import Tree, grow_tree, presort
+
+    for depth, n, p in ((1, 300, 1), (3, 2000, 4), (5, 4000, 9), (7, 1500, 6)):
+        x = rng.normal(size=(n, p)).astype(np.float32)
+        if ties:
+            x = np.round(x, 1)
+        y = 3 * x[:, 0] + np.sin(2 * x[:, -1]) + rng.normal(0, 0.3, n)
+        counts = np.bincount(rng.integers(0, n, n), minlength=n)
+        rows, frac = np.flatnonzero(counts), 39.5 / n
+        sk = Tree.from_sklearn(DecisionTreeRegressor(max_depth=depth, min_weight_fraction_leaf=frac, random_state=0)
+                               .fit(x[rows], y[rows], sample_weight=counts[rows].astype(float)))
+        ours, leaf_of = grow_tree(x, presort(x), y, counts.astype(float), depth, 1, frac * float(counts.sum()))
+        assert ours.node_count == sk.node_count and ours.max_depth == sk.max_depth
+        for a, b in ((ours.children_left, sk.children_left), (ours.children_right, sk.children_right)):
+            np.testing.assert_array_equal(a, b)
+        inner = sk.children_left >= 0
+        np.testing.assert_array_equal(ours.feature[inner], sk.feature[inner])
+        np.testing.assert_array_equal(ours.threshold[inner], sk.threshold[inner])
+        np.testing.assert_array_equal(leaf_of[rows], sk.apply(x[rows]))
+        assert (leaf_of[counts == 0] == -1).all()
+
+
+def test_ensemble_without_numba_grows_scikit_learns_trees(rng, monkeypatch):
+    """Where numba is missing the ensemble grows its trees with scikit-learn: the same model to the bit."""
+    from heattrack.kernels import cart
+
+    x = rng.normal(size=(2000, 4))
+    y = x[:, 0] - x[:, 1] ** 2 + rng.normal(0, 0.1, 2000)
+    fast = LinearLeafTreeEnsemble(n_estimators=4, max_depth=4, min_samples_leaf=30, random_state=3).fit(x, y)
+    monkeypatch.setattr(cart, "compiled", lambda fn: None)
+    slow = LinearLeafTreeEnsemble(n_estimators=4, max_depth=4, min_samples_leaf=30, random_state=3).fit(x, y)
+    probe = rng.normal(size=(500, 4))
+    np.testing.assert_array_equal(fast.predict(probe), slow.predict(probe))
 
 
 def test_pixel_walk_of_a_single_leaf_model_and_of_no_pixels(rng):
