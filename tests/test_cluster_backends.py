@@ -252,3 +252,36 @@ def test_a_scheduler_without_workers_fails_clearly_after_the_timeout(tmp_path, s
             str(tmp_path / "o"), "--tile-km", "1.5", "--scheduler", cl.scheduler_address,
             "--set", "compute.worker_timeout_s=2"])
     assert res.exit_code == 1 and "no Dask worker joined" in res.output and "Traceback" not in res.output
+
+
+def test_local_workers_skip_their_teardown_and_the_driver_keeps_it(monkeypatch):
+    """A LocalCluster worker that stops leaves with os._exit after flushing its logs (its interpreter's teardown took
+    ~0.75 s per worker at the end of every run); the plugin never installs that in the driver's own process, and the
+    cluster still closes cleanly with it."""
+    import atexit
+    import multiprocessing
+
+    from heattrack.orchestration.cluster import _local_worker_plugins, make_client
+    from heattrack.orchestration.worker_exit import QuickExit, _exit_now
+
+    registered = []
+    monkeypatch.setattr(atexit, "register", registered.append)
+    QuickExit().setup(worker=None)  # in this (the driver's) process: nothing registered
+    assert registered == [] and multiprocessing.parent_process() is None
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())  # as in a spawned worker
+    QuickExit().setup(worker=None)
+    assert registered == [_exit_now]
+    monkeypatch.undo()
+
+    assert [type(p) for p in _local_worker_plugins()] == [QuickExit]
+    monkeypatch.setenv("HEATTRACK_WORKER_TEARDOWN", "1")
+    assert _local_worker_plugins() == []
+    monkeypatch.delenv("HEATTRACK_WORKER_TEARDOWN")
+    cfg = load_config(None, {"compute.n_workers": 1})
+    t0 = time.perf_counter()
+    with make_client(cfg) as client:
+        pid = list(client.run(os.getpid).values())[0]
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert time.perf_counter() - t0 < 30
+    with pytest.raises(ProcessLookupError):  # the worker process is gone
+        os.kill(pid, 0)

@@ -45,7 +45,18 @@ def _local_cluster(cfg: Config):
     env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
         return LocalCluster(n_workers=n, threads_per_worker=c.threads_per_worker, processes=True,
-                            memory_limit=c.memory_limit, dashboard_address=None)
+                            memory_limit=c.memory_limit, dashboard_address=None, plugins=_local_worker_plugins())
+
+
+def _local_worker_plugins() -> list:
+    """The LocalCluster workers' plugins: they skip their interpreter's teardown when they stop (saves ~0.75 s per
+    worker at the end of every run, :mod:`heattrack.orchestration.worker_exit`); ``HEATTRACK_WORKER_TEARDOWN=1``
+    keeps it (for debugging a worker's exit)."""
+    if os.environ.get("HEATTRACK_WORKER_TEARDOWN") == "1":
+        return []
+    from heattrack.orchestration.worker_exit import QuickExit
+
+    return [QuickExit()]
 
 
 def slurm_job_kwargs(s: SlurmConfig) -> tuple[dict, dict]:
