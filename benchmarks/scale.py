@@ -55,6 +55,9 @@ def main() -> None:
                     help="recompute the summary and extrapolation from the rows of an earlier --json (no runs)")
     ap.add_argument("--repeats", type=int, default=3,
                     help="runs of each region; every figure is the median over them (default 3)")
+    ap.add_argument("--scenes", type=Path, default=None,
+                    help="keep the simulated regions in this folder and reuse them on the next call (simulating the "
+                         "48 km region takes ~4 min; default: a temporary folder)")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "scale.json")
     args = ap.parse_args()
     if args.from_json is not None:
@@ -66,7 +69,7 @@ def main() -> None:
         if args.sparse_every > 1:
             runs.append((args.sizes[-1], args.sparse_every))
         for size, every in runs:
-            scene = Path(tmp) / f"scene{size:g}"
+            scene = (args.scenes or Path(tmp)) / f"scene{size:g}"
             if not (scene / "pipes.geojson").exists():
                 simulate_scene(scene, SimulationSpec(size_km=size, leaks=int(size * 1.5), seed=5))
             pipes = gpd.read_file(scene / "pipes.geojson").iloc[::every]

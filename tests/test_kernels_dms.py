@@ -216,6 +216,12 @@ def test_presorted_trees_are_scikit_learns_node_for_node(rng, ties):
         np.testing.assert_array_equal(ours.threshold[inner], sk.threshold[inner])
         np.testing.assert_array_equal(leaf_of[rows], sk.apply(x[rows]))
         assert (leaf_of[counts == 0] == -1).all()
+        # one plain tree on every row, leaves of at least 25 rows (the TsHARP-like candidate's kind)
+        sk = Tree.from_sklearn(DecisionTreeRegressor(max_depth=depth, min_samples_leaf=25, random_state=0).fit(x, y))
+        ours, leaf_of = grow_tree(x, presort(x), y, np.ones(n), depth, 25, 0.0)
+        np.testing.assert_array_equal(ours.children_left, sk.children_left)
+        np.testing.assert_array_equal(ours.threshold[sk.children_left >= 0], sk.threshold[sk.children_left >= 0])
+        np.testing.assert_array_equal(leaf_of, sk.apply(x))
 
 
 def test_ensemble_without_numba_grows_scikit_learns_trees(rng, monkeypatch):

@@ -38,8 +38,6 @@ class LinearLeafTreeEnsemble:
         self.random_state = random_state
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "LinearLeafTreeEnsemble":
-        from sklearn.tree import DecisionTreeRegressor
-
         rng = np.random.default_rng(self.random_state)
         X = np.asarray(X, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
@@ -52,35 +50,26 @@ class LinearLeafTreeEnsemble:
         self.members_ = []
         n = y.size
         Z32 = np.ascontiguousarray(Z, dtype=np.float32)  # the trees split float32 predictors (as scikit-learn's)
-        presorted = presort(Z32) if self.n_estimators > 1 else None  # once for every tree of the ensemble
+        presorted = presort(Z32)  # once for every tree of the ensemble
         for _ in range(self.n_estimators):
             idx = rng.integers(0, n, n) if self.n_estimators > 1 else np.arange(n)
             seed = int(rng.integers(2**31))
             zb, yb = Z[idx], y[idx]
-            grown = None
-            if self.n_estimators > 1 and 2 * self.min_samples_leaf <= n:  # (else no split is possible anyway)
-                # the tree of the bootstrap sample grown on its distinct rows, weighted by how often each was drawn
-                # (~63 % of the rows): weighted sums equal the sums over the repeated rows, and the smallest leaf is
-                # counted in draws (integer weights: >= n - 0.5 is >= n). Grown from the presorted predictors
-                # (:mod:`heattrack.kernels.cart`: scikit-learn's tree, ~10x faster), by scikit-learn without numba
-                counts = np.bincount(idx, minlength=n)
-                frac = (self.min_samples_leaf - 0.5) / n
-                grown = grow_tree(Z32, presorted, y, counts.astype(np.float64), self.max_depth, 1,
-                                  frac * float(counts.sum()))
-                if grown is None:
-                    rows = np.flatnonzero(counts)
-                    sk = DecisionTreeRegressor(max_depth=self.max_depth, min_samples_leaf=1,
-                                               min_weight_fraction_leaf=frac, random_state=seed)
-                    sk.fit(Z[rows], y[rows], sample_weight=counts[rows].astype(np.float64))
-            else:
-                sk = DecisionTreeRegressor(max_depth=self.max_depth, min_samples_leaf=self.min_samples_leaf,
-                                           random_state=seed)
-                sk.fit(zb, yb)
+            # each tree is grown on the distinct rows of its bootstrap sample, weighted by how often each was drawn
+            # (~63 % of the rows): weighted sums equal the sums over the repeated rows, and the smallest leaf is
+            # counted in draws (integer weights: >= n - 0.5 is >= n). One tree on every row (the TsHARP-like
+            # candidate) is the plain tree. Grown from the presorted predictors (:mod:`heattrack.kernels.cart`:
+            # scikit-learn's tree, ~7x faster, and no scikit-learn import in a worker), by scikit-learn without numba
+            counts = np.bincount(idx, minlength=n)
+            bagged = self.n_estimators > 1 and 2 * self.min_samples_leaf <= n  # (else no split is possible anyway)
+            frac = (self.min_samples_leaf - 0.5) / n
+            leaf_rows, leaf_weight = (1, frac * float(counts.sum())) if bagged else (self.min_samples_leaf, 0.0)
+            grown = grow_tree(Z32, presorted, y, counts.astype(np.float64), self.max_depth, leaf_rows, leaf_weight)
             if grown is not None:
                 tree, leaf_of = grown
                 leaves = leaf_of[idx]  # the leaf of every drawn row, as the tree's apply gives it
             else:
-                tree = Tree.from_sklearn(sk)
+                tree = Tree.from_sklearn(_sklearn_tree(Z, y, idx, counts, bagged, frac, self, seed))
                 leaves = tree.apply(zb)
             coef = np.zeros((tree.node_count, Z.shape[1] + 1))
             # rows grouped by leaf with a stable sort: each leaf's rows are a contiguous slice, in the same order
@@ -173,6 +162,20 @@ class LinearLeafTreeEnsemble:
         y_lo, y_hi = self._output_range()
         kernel(stack, index, *self._pack(), float(y_lo), float(y_hi), out)
         return out
+
+
+def _sklearn_tree(Z: np.ndarray, y: np.ndarray, idx: np.ndarray, counts: np.ndarray, bagged: bool, frac: float,
+                  model: LinearLeafTreeEnsemble, seed: int):
+    """The same tree grown by scikit-learn (where numba is not installed)."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    if bagged:
+        rows = np.flatnonzero(counts)
+        return DecisionTreeRegressor(max_depth=model.max_depth, min_samples_leaf=1, min_weight_fraction_leaf=frac,
+                                     random_state=seed).fit(Z[rows], y[rows],
+                                                            sample_weight=counts[rows].astype(np.float64))
+    return DecisionTreeRegressor(max_depth=model.max_depth, min_samples_leaf=model.min_samples_leaf,
+                                 random_state=seed).fit(Z[idx], y[idx])
 
 
 def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
