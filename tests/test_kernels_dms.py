@@ -224,6 +224,29 @@ def test_presorted_trees_are_scikit_learns_node_for_node(rng, ties):
         np.testing.assert_array_equal(leaf_of, sk.apply(x))
 
 
+def test_presorted_trees_break_ties_between_predictors_as_scikit_learn(rng):
+    """Mirrored predictors (x and -x) give every split twice with the same proxy: scikit-learn takes the first in its
+    random feature order, and so must the builder, seed for seed (a tied split flipped a tile's guard from DMS to
+    TsHARP and a persistent leak to "resolved" in tests/test_screen.py before the order was followed)."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    from heattrack.kernels.cart import Tree, grow_tree, presort
+
+    base = rng.normal(size=(60, 3)).astype(np.float32)
+    x = np.ascontiguousarray(np.c_[base, -base[:, ::-1], np.zeros(60, np.float32)])  # and one constant predictor
+    y = 280 + 2 * base[:, 0] + base[:, 1] ** 2 + rng.normal(0, 0.1, 60)
+    counts = np.bincount(rng.integers(0, 60, 60), minlength=60)
+    rows, frac = np.flatnonzero(counts), 9.5 / 60
+    for seed in range(25):
+        sk = Tree.from_sklearn(DecisionTreeRegressor(max_depth=4, min_weight_fraction_leaf=frac, random_state=seed)
+                               .fit(x[rows], y[rows], sample_weight=counts[rows].astype(float)))
+        ours, _ = grow_tree(x, presort(x), y, counts.astype(float), 4, 1, frac * float(counts.sum()), random_state=seed)
+        inner = sk.children_left >= 0
+        np.testing.assert_array_equal(ours.children_left, sk.children_left)
+        np.testing.assert_array_equal(ours.feature[inner], sk.feature[inner])
+        np.testing.assert_array_equal(ours.threshold[inner], sk.threshold[inner])
+
+
 def test_ensemble_without_numba_grows_scikit_learns_trees(rng, monkeypatch):
     """Where numba is missing the ensemble grows its trees with scikit-learn: the same model to the bit."""
     from heattrack.kernels import cart
@@ -246,3 +269,21 @@ def test_pixel_walk_of_a_single_leaf_model_and_of_no_pixels(rng):
     stack = rng.normal(size=(1, 50)).astype(np.float32)
     np.testing.assert_allclose(m.predict_pixels(stack, np.arange(50)), 300.0 - 4.0 * stack[0], atol=0.05)
     assert m.predict_pixels(stack, np.zeros(0, dtype=np.int64)).shape == (0,)
+
+
+def test_introsort_orders_equal_values_as_scikit_learns_sort(rng):
+    """Where a node holds equal predictor values, scikit-learn's introsort decides their order (and with it the order
+    of the split search's sums and of the children's samples): the port must leave them exactly where it does."""
+    from sklearn.utils._sorting import _py_simultaneous_sort
+
+    from heattrack.kernels.cart import _introsort3
+
+    for n, levels in ((0, 1), (1, 1), (15, 3), (16, 2), (300, 1), (2000, 7), (3000, 0)):
+        v = (rng.integers(0, levels, n) if levels else rng.normal(size=n)).astype(np.float32)
+        idx = rng.permutation(n).astype(np.intp)
+        ref_v, ref_i = v.copy(), idx.copy()
+        _py_simultaneous_sort(ref_v, ref_i, n, use_three_way_partition=True)
+        got_v, got_i = v.copy(), idx.astype(np.int64)
+        _introsort3(got_v, got_i)
+        np.testing.assert_array_equal(got_i, ref_i)
+        np.testing.assert_array_equal(got_v, ref_v)

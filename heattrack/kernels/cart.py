@@ -70,151 +70,341 @@ def presort(X: np.ndarray) -> np.ndarray:
 
 
 def grow_tree(X: np.ndarray, order: np.ndarray, y: np.ndarray, weight: np.ndarray, max_depth: int,
-              min_samples_leaf: int, min_weight_leaf: float) -> tuple[Tree, np.ndarray]:
-    """A tree on the rows with ``weight > 0`` (``X`` float32 ``(rows, predictors)``, ``order`` from :func:`presort`
-    of the same ``X``); returns it and the leaf of every row (-1 for rows of weight 0). ``min_weight_leaf`` as
-    scikit-learn's ``min_weight_fraction_leaf x sum(weight)``. None where numba is not installed."""
+              min_samples_leaf: int, min_weight_leaf: float, random_state: int = 0) -> tuple[Tree, np.ndarray] | None:
+    """The tree scikit-learn's ``DecisionTreeRegressor(max_depth, min_samples_leaf, min_weight_fraction_leaf,
+    random_state)`` grows on the rows with ``weight > 0`` (``X`` float32 ``(rows, predictors)``, ``order`` from
+    :func:`presort` of the same ``X``; ``min_weight_leaf`` = ``min_weight_fraction_leaf x sum(weight)``); returns it
+    and the leaf of every row (-1 for rows of weight 0). None where numba is not installed."""
     kernel = compiled(_grow)
     if kernel is None:
         return None
     X = np.ascontiguousarray(X, dtype=np.float32)
     used = weight > 0
     # each predictor's order restricted to the rows in use, still sorted (stable: a filter keeps the order)
-    sorted_rows = np.ascontiguousarray(order if used.all() else
-                                       np.stack([o[used[o]] for o in order]), dtype=np.int64)
+    sorted_rows = np.ascontiguousarray(order if used.all() else np.stack([o[used[o]] for o in order]),
+                                       dtype=np.int64)
     n_nodes = 2 ** (max_depth + 1) - 1
     feature = np.full(n_nodes, -2, dtype=np.int64)
     threshold = np.full(n_nodes, -2.0)
     left = np.full(n_nodes, -1, dtype=np.int64)
     right = np.full(n_nodes, -1, dtype=np.int64)
     leaf_of = np.full(X.shape[0], -1, dtype=np.int64)
-    count, depth = kernel(X, sorted_rows, np.asarray(y, dtype=np.float64), np.asarray(weight, dtype=np.float64),
-                          max_depth, min_samples_leaf, float(min_weight_leaf), feature, threshold, left, right,
-                          leaf_of, _FEATURE_THRESHOLD, _EPSILON)
+    # scikit-learn's splitter draws its feature order from a xorshift state seeded by the tree's random_state
+    state = np.array([np.random.RandomState(random_state).randint(0, _RAND_R_MAX)], dtype=np.uint32)
+    count, depth = kernel(X, sorted_rows, np.flatnonzero(used).astype(np.int64), np.asarray(y, dtype=np.float64),
+                          np.asarray(weight, dtype=np.float64), max_depth, min_samples_leaf, float(min_weight_leaf),
+                          feature, threshold, left, right, leaf_of, _FEATURE_THRESHOLD, _EPSILON, state)
     return Tree(feature[:count].copy(), threshold[:count].copy(), left[:count].copy(), right[:count].copy(),
                 int(depth)), leaf_of
 
 
-def _grow(X, rows, y, w, max_depth, min_leaf, min_weight_leaf, feature, threshold, left, right, leaf_of,
-          feat_thr, eps):
-    """The compiled builder of :func:`grow_tree`: a stack of nodes (start, end, depth, parent, is_left,
-    impurity); ``rows[f, start:end]`` holds a node's rows in ascending order of predictor ``f``."""
-    n_feat, n = rows.shape
-    goes_left = np.zeros(X.shape[0], dtype=np.bool_)
-    buf = np.empty(n, dtype=np.int64)
-    stack = np.empty((2 * max_depth + 4, 4), dtype=np.int64)
-    stack_imp = np.empty(2 * max_depth + 4)
-    # root: its impurity (the weighted variance of y)
-    w_tot = 0.0
-    s_tot = 0.0
-    q_tot = 0.0
-    for i in range(n):
-        r = rows[0, i]
-        w_tot += w[r]
-        s_tot += w[r] * y[r]
-        q_tot += w[r] * y[r] * y[r]
-    w_all = w_tot
-    top = 0
-    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3] = 0, n, 0, -1
-    stack_imp[0] = q_tot / w_tot - (s_tot / w_tot) ** 2
-    parent_left = np.zeros(2 * max_depth + 4, dtype=np.bool_)
-    count = 0
-    depth_max = 0
+_RAND_R_MAX = 2147483647
+
+
+def _rand_int(low, high, state):
+    """scikit-learn's ``rand_int`` (``our_rand_r``: xorshift on a uint32 state, modulo 2^31)."""
+    s = state[0]
+    if s == 0:
+        s = np.uint32(1)
+    s ^= np.uint32(s << np.uint32(13))
+    s ^= np.uint32(s >> np.uint32(17))
+    s ^= np.uint32(s << np.uint32(5))
+    state[0] = s
+    return low + np.int64(s % np.uint32(2147483648)) % (high - low)
+
+
+def _introsort3(values, idx):
+    """scikit-learn's ``simultaneous_sort`` with ``use_three_way_partition`` (introsort: median-of-3 pivot, 3-way
+    partition, heapsort past the depth limit, insertion sort below 16): ``values`` and ``idx`` sorted in place, equal
+    values left in the order this algorithm leaves them. Its recursion on the left part is a stack here (the parts do
+    not overlap: the same swaps)."""
+    n_all = values.shape[0]
+    if n_all == 0:
+        return
+    stack = np.empty((256, 3), dtype=np.int64)
+    stack[0, 0], stack[0, 1], stack[0, 2] = 0, n_all, 2 * np.int64(np.log2(np.float64(n_all)))
     top = 1
     while top > 0:
         top -= 1
+        off, n, maxd = stack[top, 0], stack[top, 1], stack[top, 2]
+        heaped = False
+        while n > 15:
+            if maxd <= 0:
+                _heapsort(values, idx, off, n)
+                heaped = True
+                break
+            maxd -= 1
+            a, b, c = values[off], values[off + n // 2], values[off + n - 1]
+            if a < b:
+                pivot = b if b < c else (c if a < c else a)
+            elif b < c:
+                pivot = a if a < c else c
+            else:
+                pivot = b
+            i = 0
+            lo = 0
+            r = n
+            while i < r:
+                v = values[off + i]
+                if v < pivot:
+                    values[off + i], values[off + lo] = values[off + lo], values[off + i]
+                    idx[off + i], idx[off + lo] = idx[off + lo], idx[off + i]
+                    i += 1
+                    lo += 1
+                elif v > pivot:
+                    r -= 1
+                    values[off + i], values[off + r] = values[off + r], values[off + i]
+                    idx[off + i], idx[off + r] = idx[off + r], idx[off + i]
+                else:
+                    i += 1
+            stack[top, 0], stack[top, 1], stack[top, 2] = off, lo, maxd
+            top += 1
+            off += r
+            n -= r
+        if not heaped:
+            for i in range(off + 1, off + n):  # insertion sort
+                tv, ti = values[i], idx[i]
+                j = i
+                while j > off and values[j - 1] > tv:
+                    values[j], idx[j] = values[j - 1], idx[j - 1]
+                    j -= 1
+                values[j], idx[j] = tv, ti
+
+
+def _heapsort(values, idx, off, n):
+    """scikit-learn's ``heapsort`` (with ``sift_down``) of ``values[off:off + n]``."""
+    start = (n - 2) // 2
+    end = n
+    while True:
+        _sift_down(values, idx, off, start, end)
+        if start == 0:
+            break
+        start -= 1
+    end = n - 1
+    while end > 0:
+        values[off], values[off + end] = values[off + end], values[off]
+        idx[off], idx[off + end] = idx[off + end], idx[off]
+        _sift_down(values, idx, off, 0, end)
+        end -= 1
+
+
+def _sift_down(values, idx, off, start, end):
+    root = start
+    while True:
+        child = root * 2 + 1
+        m = root
+        if child < end and values[off + m] < values[off + child]:
+            m = child
+        if child + 1 < end and values[off + m] < values[off + child + 1]:
+            m = child + 1
+        if m == root:
+            break
+        values[off + root], values[off + m] = values[off + m], values[off + root]
+        idx[off + root], idx[off + m] = idx[off + m], idx[off + root]
+        root = m
+
+
+_draw = compiled(_rand_int) or _rand_int  # called from the compiled builder: compiled too
+_sift_down = compiled(_sift_down) or _sift_down
+_heapsort = compiled(_heapsort) or _heapsort
+_introsort3 = compiled(_introsort3) or _introsort3
+
+
+def _grow(X, rows, samp, y, w, max_depth, min_leaf, min_weight_leaf, feature, threshold, left, right, leaf_of,
+          feat_thr, eps, state):
+    """The compiled builder of :func:`grow_tree`, step for step scikit-learn's depth-first builder and best splitter:
+    the same random feature order (and constant-feature bookkeeping), the same sample order in every node (``samp``:
+    sorted by the last predictor examined, then partitioned by swaps), the same running sums (forward, or back from
+    the end where that is shorter), so the same proxies to the bit and the same choice among tied splits. Sorting is
+    replaced by ``rows[f, start:end]``, the node's rows in ascending order of predictor ``f`` (the order any sort gives
+    where the values differ); where some are equal, scikit-learn's introsort is run as it runs (:func:`_introsort3`).
+    """
+    n_feat, n = rows.shape
+    goes_left = np.zeros(X.shape[0], dtype=np.bool_)
+    buf = np.empty(n, dtype=np.int64)
+    ordr = np.empty(n, dtype=np.int64)
+    vals = np.empty(n, dtype=np.float32)
+    features = np.arange(n_feat)
+    constant = np.zeros(n_feat, dtype=np.int64)
+    cap = 2 * max_depth + 4
+    stack = np.empty((cap, 6), dtype=np.int64)  # start, end, depth, parent, is_left, n_constant
+    stack_imp = np.empty(cap)
+    w_all = 0.0
+    for i in range(n):
+        w_all += w[samp[i]]
+    stack[0, 0], stack[0, 1], stack[0, 2], stack[0, 3], stack[0, 4], stack[0, 5] = 0, n, 0, -1, 0, 0
+    stack_imp[0] = np.inf
+    top = 1
+    count = 0
+    depth_max = 0
+    first = True
+    while top > 0:
+        top -= 1
         start, end, depth, parent = stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3]
-        is_left = parent_left[top]
+        is_left, n_known = stack[top, 4], stack[top, 5]
         impurity = stack_imp[top]
         node = count
         count += 1
         if parent >= 0:
-            if is_left:
+            if is_left == 1:
                 left[parent] = node
             else:
                 right[parent] = node
         if depth > depth_max:
             depth_max = depth
         w_node = 0.0
-        s_node = 0.0
-        for i in range(start, end):
-            r = rows[0, i]
+        s_tot = 0.0
+        q_tot = 0.0
+        for i in range(start, end):  # criterion.init: the node's samples in their current order
+            r = samp[i]
+            wy = w[r] * y[r]
+            s_tot += wy
+            q_tot += wy * y[r]
             w_node += w[r]
-            s_node += w[r] * y[r]
         n_node = end - start
-        is_leaf = (depth >= max_depth or n_node < 2 or n_node < 2 * min_leaf or w_node < 2 * min_weight_leaf
-                   or impurity <= eps)
+        is_leaf = (depth >= max_depth or n_node < 2 or n_node < 2 * min_leaf or w_node < 2 * min_weight_leaf)
+        if first:
+            impurity = q_tot / w_node - (s_tot / w_node) ** 2.0
+            first = False
+        is_leaf = is_leaf or impurity <= eps
         best_f = -1
-        n_left = 0
-        best_proxy = -np.inf
+        best_pos = end
         best_thr = 0.0
+        imp_l = 0.0
+        imp_r = 0.0
+        n_total = n_known
         if not is_leaf:
-            for f in range(n_feat):
-                lo = X[rows[f, start], f]
-                hi = X[rows[f, end - 1], f]
-                if hi <= lo + feat_thr:  # constant in this node
+            best_proxy = -np.inf
+            f_i = n_feat
+            n_visited = 0
+            n_found = 0
+            n_drawn = 0
+            while f_i > n_total and (n_visited < n_feat or n_visited <= n_found + n_drawn):
+                n_visited += 1
+                f_j = _draw(n_drawn, f_i - n_found, state)
+                if f_j < n_known:
+                    t = features[n_drawn]
+                    features[n_drawn] = features[f_j]
+                    features[f_j] = t
+                    n_drawn += 1
                     continue
-                wl = 0.0
+                f_j += n_found
+                f = features[f_j]
+                # scikit-learn sorts the node's samples by f in place: where the values differ that is f's presorted
+                # order; where some are equal, its introsort decides their order (from the samples' current order)
+                tied = False
+                for i in range(start + 1, end):
+                    if X[rows[f, i], f] == X[rows[f, i - 1], f]:
+                        tied = True
+                        break
+                if tied:
+                    for i in range(start, end):
+                        vals[i - start] = X[samp[i], f]
+                        ordr[i - start] = samp[i]
+                    _introsort3(vals[: end - start], ordr[: end - start])
+                else:
+                    for i in range(start, end):
+                        ordr[i - start] = rows[f, i]
+                for i in range(start, end):
+                    samp[i] = ordr[i - start]
+                if X[samp[end - 1], f] <= X[samp[start], f] + feat_thr:  # constant in this node
+                    t = features[f_j]
+                    features[f_j] = features[n_total]
+                    features[n_total] = t
+                    n_found += 1
+                    n_total += 1
+                    continue
+                f_i -= 1
+                t = features[f_i]
+                features[f_i] = features[f_j]
+                features[f_j] = t
+                pos = start
                 sl = 0.0
-                prev = lo
-                for p in range(start + 1, end):
-                    r = rows[f, p - 1]
-                    wl += w[r]
-                    sl += w[r] * y[r]
-                    v = X[rows[f, p], f]
-                    if v <= prev + feat_thr:  # a tie (within 1e-7): no split between them
-                        prev = v
+                wl = 0.0
+                p = start
+                while p < end:
+                    p += 1
+                    while p < end and X[samp[p], f] <= X[samp[p - 1], f] + feat_thr:
+                        p += 1
+                    if p == end:
                         continue
-                    prev_v = prev
-                    prev = v
                     if p - start < min_leaf or end - p < min_leaf:
                         continue
+                    if p - pos <= end - p:
+                        for q in range(pos, p):
+                            r = samp[q]
+                            sl += w[r] * y[r]
+                            wl += w[r]
+                    else:
+                        sl = s_tot
+                        wl = w_node
+                        for q in range(end - 1, p - 1, -1):
+                            r = samp[q]
+                            sl -= w[r] * y[r]
+                            wl -= w[r]
+                    pos = p
                     wr = w_node - wl
+                    sr = s_tot - sl
                     if wl < min_weight_leaf or wr < min_weight_leaf:
                         continue
-                    sr = s_node - sl
                     proxy = sl * sl / wl + sr * sr / wr
                     if proxy > best_proxy:
                         best_proxy = proxy
                         best_f = f
-                        best_thr = np.float64(prev_v) / 2.0 + np.float64(v) / 2.0
-            if best_f < 0:
-                is_leaf = True
-        if not is_leaf:
-            # children's impurities and the improvement (scikit-learn's leaf rule: improvement + eps < 0)
-            wl = 0.0
-            sl = 0.0
-            ql = 0.0
-            wr = 0.0
-            sr = 0.0
-            qr = 0.0
-            n_left = 0
-            for i in range(start, end):
-                r = rows[best_f, i]
-                gl = np.float64(X[r, best_f]) <= best_thr
-                goes_left[r] = gl
-                if gl:
-                    n_left += 1
-                    wl += w[r]
-                    sl += w[r] * y[r]
-                    ql += w[r] * y[r] * y[r]
+                        best_pos = p
+                        best_thr = np.float64(X[samp[p - 1], f]) / 2.0 + np.float64(X[samp[p], f]) / 2.0
+            if best_pos < end:
+                a = start
+                b = end
+                while a < b:  # partition_samples_final: swaps from both ends
+                    if np.float64(X[samp[a], best_f]) <= best_thr:
+                        a += 1
+                    else:
+                        b -= 1
+                        t = samp[a]
+                        samp[a] = samp[b]
+                        samp[b] = t
+                sl = 0.0
+                wl = 0.0
+                if best_pos - start <= end - best_pos:
+                    for q in range(start, best_pos):
+                        r = samp[q]
+                        sl += w[r] * y[r]
+                        wl += w[r]
                 else:
-                    wr += w[r]
-                    sr += w[r] * y[r]
-                    qr += w[r] * y[r] * y[r]
-            imp_l = ql / wl - (sl / wl) ** 2
-            imp_r = qr / wr - (sr / wr) ** 2
-            improvement = (w_node / w_all) * (impurity - wr / w_node * imp_r - wl / w_node * imp_l)
-            if improvement + eps < 0.0:
+                    sl = s_tot
+                    wl = w_node
+                    for q in range(end - 1, best_pos - 1, -1):
+                        r = samp[q]
+                        sl -= w[r] * y[r]
+                        wl -= w[r]
+                wr = w_node - wl
+                sr = s_tot - sl
+                ql = 0.0
+                for q in range(start, best_pos):
+                    r = samp[q]
+                    ql += w[r] * y[r] * y[r]
+                imp_l = ql / wl - (sl / wl) ** 2.0
+                imp_r = (q_tot - ql) / wr - (sr / wr) ** 2.0
+                improvement = (w_node / w_all) * (impurity - (wr / w_node * imp_r) - (wl / w_node * imp_l))
+                is_leaf = improvement + eps < 0.0
+            else:
                 is_leaf = True
+            for i in range(n_known):  # the known constants keep their order for siblings and children
+                features[i] = constant[i]
+            for i in range(n_known, n_total):
+                constant[i] = features[i]
         if is_leaf:
             for i in range(start, end):
-                leaf_of[rows[0, i]] = node
+                leaf_of[samp[i]] = node
             continue
         feature[node] = best_f
         threshold[node] = best_thr
-        # every predictor's order split stably into the children
-        for f in range(n_feat):
+        n_left = best_pos - start
+        for i in range(start, end):
+            r = samp[i]
+            goes_left[r] = i < best_pos
+        for f in range(n_feat):  # every predictor's order split stably into the children
             a = start
             b = 0
             for i in range(start, end):
@@ -228,12 +418,12 @@ def _grow(X, rows, y, w, max_depth, min_leaf, min_weight_leaf, feature, threshol
             for i in range(b):
                 rows[f, a + i] = buf[i]
         # right pushed first: the left child is grown (and numbered) first, as scikit-learn does
-        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3] = start + n_left, end, depth + 1, node
-        parent_left[top] = False
+        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4], stack[top, 5] = (
+            start + n_left, end, depth + 1, node, 0, n_total)
         stack_imp[top] = imp_r
         top += 1
-        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3] = start, start + n_left, depth + 1, node
-        parent_left[top] = True
+        stack[top, 0], stack[top, 1], stack[top, 2], stack[top, 3], stack[top, 4], stack[top, 5] = (
+            start, start + n_left, depth + 1, node, 1, n_total)
         stack_imp[top] = imp_l
         top += 1
     return count, depth_max

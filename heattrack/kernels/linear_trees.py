@@ -64,7 +64,8 @@ class LinearLeafTreeEnsemble:
             bagged = self.n_estimators > 1 and 2 * self.min_samples_leaf <= n  # (else no split is possible anyway)
             frac = (self.min_samples_leaf - 0.5) / n
             leaf_rows, leaf_weight = (1, frac * float(counts.sum())) if bagged else (self.min_samples_leaf, 0.0)
-            grown = grow_tree(Z32, presorted, y, counts.astype(np.float64), self.max_depth, leaf_rows, leaf_weight)
+            grown = grow_tree(Z32, presorted, y, counts.astype(np.float64), self.max_depth, leaf_rows, leaf_weight,
+                              random_state=seed)
             if grown is not None:
                 tree, leaf_of = grown
                 leaves = leaf_of[idx]  # the leaf of every drawn row, as the tree's apply gives it

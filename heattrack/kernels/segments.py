@@ -16,6 +16,8 @@ import shapely
 from affine import Affine
 from scipy import ndimage
 
+from heattrack.kernels.jit import compiled
+
 
 @dataclass(frozen=True)
 class SegmentPoints:
@@ -48,22 +50,49 @@ def sample_segment_points(lines: np.ndarray, spacing_m: float) -> SegmentPoints:
 
 
 def _interpolate_linestrings(lines: np.ndarray, which: np.ndarray, dist: np.ndarray) -> np.ndarray:
-    """``(n, 2)`` coordinates of the points ``dist`` along ``lines[which]`` (non-empty LineStrings): what
-    ``shapely.line_interpolate_point`` gives (to ~1e-9 m), in one pass over all vertices instead of a GEOS walk
-    of each line per point (5x faster at 0.5 M points: the plan's share for a 5,000 km network)."""
+    """``(n, 2)`` coordinates of the points ``dist`` along ``lines[which]`` (non-empty LineStrings): GEOS's
+    ``line_interpolate_point`` to the bit, in one compiled pass instead of a GEOS call per point (5x faster at 0.5 M
+    points: the plan's share for a 5,000 km network). GEOS's walk is followed step for step: segment lengths as
+    ``sqrt(dx^2 + dy^2)``, the running length summed along the line from 0, the first segment whose end passes the
+    distance, ``p0 + (p1 - p0) * frac`` (a last-bit difference moved a point across a pixel edge and a held-out
+    member's ROC-AUC by 1.5e-4). GEOS itself where numba is not installed."""
+    kernel = compiled(_walk_lines)
+    if kernel is None:
+        return shapely.get_coordinates(shapely.line_interpolate_point(lines[which], dist))
     xy, owner = shapely.get_coordinates(lines, return_index=True)
-    step = np.hypot(*np.diff(xy, axis=0).T)
-    step[owner[1:] != owner[:-1]] = 0.0  # no length from one line's last vertex to the next line's first
-    along = np.r_[0.0, np.cumsum(step)]  # distance along the concatenated lines, at each vertex
     first = np.searchsorted(owner, np.arange(lines.size))
     last = np.r_[first[1:], owner.size] - 1
-    key = along[first[which]] + dist
-    # the edge that holds each point: the last vertex at or before it, within its own line's edges
-    k = np.clip(np.searchsorted(along, key, side="right") - 1, first[which], last[which] - 1)
-    edge = along[k + 1] - along[k]
-    frac = np.divide(key - along[k], edge, out=np.zeros_like(edge), where=edge > 0)
-    frac = np.clip(frac, 0.0, 1.0)
-    return xy[k] + frac[:, None] * (xy[k + 1] - xy[k])
+    out = np.empty((which.size, 2))
+    kernel(np.ascontiguousarray(xy), first, last, np.asarray(which, dtype=np.int64), np.asarray(dist, dtype=np.float64),
+           out)
+    return out
+
+
+def _walk_lines(xy, first, last, which, dist, out):
+    """The compiled loop of :func:`_interpolate_linestrings` (GEOS's ``LengthLocationMap::getLocationForward`` and
+    ``LinearLocation::pointAlongSegmentByFraction``)."""
+    for j in range(which.shape[0]):
+        a, b, d = first[which[j]], last[which[j]], dist[j]
+        out[j, 0], out[j, 1] = xy[b, 0], xy[b, 1]  # past the end: the last vertex
+        if d <= 0.0:
+            out[j, 0], out[j, 1] = xy[a, 0], xy[a, 1]
+            continue
+        total = 0.0
+        for v in range(a, b):
+            dx = xy[v + 1, 0] - xy[v, 0]
+            dy = xy[v + 1, 1] - xy[v, 1]
+            seg = np.sqrt(dx * dx + dy * dy)
+            if total + seg > d:
+                frac = (d - total) / seg
+                if frac <= 0.0:
+                    out[j, 0], out[j, 1] = xy[v, 0], xy[v, 1]
+                elif frac >= 1.0:
+                    out[j, 0], out[j, 1] = xy[v + 1, 0], xy[v + 1, 1]
+                else:
+                    out[j, 0] = (xy[v + 1, 0] - xy[v, 0]) * frac + xy[v, 0]
+                    out[j, 1] = (xy[v + 1, 1] - xy[v, 1]) * frac + xy[v, 1]
+                break
+            total += seg
 
 
 def neighbourhood_max(values: np.ndarray, radius_px: int) -> np.ndarray:
