@@ -30,20 +30,20 @@ class ComputeConfig(Section):
                                "over tiles; more threads per task oversubscribe the cores).")
     max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "
                                     "processed pixels has no valid LST.")
-    plan_tile_mpx_s: float = Field(1.1, gt=0, description="`run --dry-run` time estimate: tile pixels per "
+    plan_tile_mpx_s: float = Field(1.0, gt=0, description="`run --dry-run` time estimate: tile pixels per "
                                    "second per worker, in millions (all tile tasks, first tiles and injection tests "
-                                   "included: benchmarks/scale.py at 48 km on 2 cores, 2026-12-05: 1.12; steady tiles "
-                                   "1.2; re-measure on your nodes).")
+                                   "included: benchmarks/scale.py at 48 km on 2 cores, 2026-12-05 16:13 UTC: 1.04; "
+                                   "steady tiles 1.1; re-measure on your nodes).")
     plan_driver_s: float = Field(1.2, ge=0, description="`run --dry-run` time estimate: the driver's fixed time "
                                  "after the tiles (reduction, exports, report; benchmarks/scale.py fit, 2026-12-05 "
-                                 "15:35 UTC: 1.22 s).")
+                                 "16:13 UTC: 1.20 s).")
     plan_driver_s_per_tile: float = Field(0.0, ge=0, description="`run --dry-run` time estimate: the driver's "
                                           "time per tile (records, overviews, VRT entries; none measurable: "
                                           "benchmarks/results/scale_tiles.json, 2026-12-03).")
-    plan_driver_s_per_km: float = Field(0.00045, ge=0, description="`run --dry-run` time estimate: the driver's time "
+    plan_driver_s_per_km: float = Field(0.0005, ge=0, description="`run --dry-run` time estimate: the driver's time "
                                         "per km of pipe (segment table, vectors, report figures and map data grow "
                                         "with the network, not with the AOI; benchmarks/scale.py fit, 2026-12-05 "
-                                        "15:35 UTC: 0.45 ms).")
+                                        "16:13 UTC: 0.50 ms).")
     plan_cog_mpx_s: float = Field(6.0, gt=0, description="`run --dry-run` time estimate: AOI pixels per second of "
                                   "the single-process COGs, in millions (only runs up to "
                                   "report.single_cog_max_mpx write them).")

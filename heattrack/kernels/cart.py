@@ -1,20 +1,20 @@
-"""Regression trees (CART, squared error) grown from presorted predictors: scikit-learn's best-split trees without
-a sort at every node.
+"""Regression trees (CART, squared error) grown from presorted predictors: scikit-learn's best-split trees, the same
+to the bit, without a sort at every node where the values allow.
 
-scikit-learn's ``DecisionTreeRegressor`` sorts a node's rows by every predictor at every node: 16 ms for a depth-4
-tree on 6,000 rows and 9 predictors, most of the Data Mining Sharpener's fit (10 trees per model, 2 models per
-tile). Here the rows are sorted once per predictor for the whole ensemble (:func:`presort`); a tree keeps each
-predictor's order within every node by a stable partition at each split, so growing it costs O(rows x predictors)
-per level (~1.5 ms for that tree). The splits are scikit-learn's: the split that maximises the squared-error proxy
-``S_L^2 / W_L + S_R^2 / W_R`` over every predictor and every position between two values more than 1e-7 apart,
-with the same leaf rules (depth, rows per leaf, weight per leaf, impurity at most machine epsilon), the threshold
-halfway between the two float32 values, nodes numbered depth first, left before right. ``tests/test_kernels_dms.py``
-checks that the trees equal scikit-learn's node for node on random data, ties included. Where two candidate splits'
-proxies agree to rounding error, the winner depends on the order of the sums (scikit-learn adds in its node's sample
-order and from the nearer end, and breaks exact ties between predictors in a random order; this builder adds in
-sorted order and takes the first predictor), so a tree can differ there: on the 12 held-out family members
-(``benchmarks/family.py``, 2026-12-05) six members moved by at most 1.5e-4 in segment ROC-AUC and 2.7e-4 in LST gain,
-every mean unchanged at four decimals; the 48 km city's tiles came out bit-identical.
+scikit-learn's ``DecisionTreeRegressor`` sorts a node's rows by every predictor at every node: 17 ms for a depth-4
+tree on ~6,000 rows and 9 predictors, most of the Data Mining Sharpener's fit (10 trees per model, 2 models per
+tile). Here the rows are sorted once per predictor for the ensemble (:func:`presort`) and a tree keeps each
+predictor's order within every node by a stable partition at each split: where a node's values of a predictor all
+differ, that is the order any sort gives, at O(rows) per predictor and node (2.6–5 ms for that tree). Everything else
+is scikit-learn's, step for step, so that the trees are the same node for node and every sum the same to the bit
+(``tests/test_kernels_dms.py``; the held-out family re-runs byte-identical): its random predictor order (the xorshift
+``rand_r`` seeded from ``random_state``) and constant-predictor bookkeeping, the node's sample order (sorted by the
+last predictor examined, then partitioned by swaps), its running sums (forward, or back from the end where shorter),
+its leaf rules and the threshold halfway between two float32 values; where some values in a node are equal, its
+``introsort_3way`` is run as it runs (:func:`_introsort3`, tested against scikit-learn's own sort), because the order
+of equal values decides the order of the sums. An exact tie between two predictors (mirrored ones split the rows the
+same way) then goes where scikit-learn sends it: taking the first predictor instead had flipped a tile's guard from
+DMS to TsHARP.
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ class LinearLeafTreeEnsemble:
             # (~63 % of the rows): weighted sums equal the sums over the repeated rows, and the smallest leaf is
             # counted in draws (integer weights: >= n - 0.5 is >= n). One tree on every row (the TsHARP-like
             # candidate) is the plain tree. Grown from the presorted predictors (:mod:`heattrack.kernels.cart`:
-            # scikit-learn's tree, ~7x faster, and no scikit-learn import in a worker), by scikit-learn without numba
+            # scikit-learn's tree to the bit, faster where predictor values differ; no scikit-learn import in a worker),
+            # by scikit-learn without numba
             counts = np.bincount(idx, minlength=n)
             bagged = self.n_estimators > 1 and 2 * self.min_samples_leaf <= n  # (else no split is possible anyway)
             frac = (self.min_samples_leaf - 0.5) / n
