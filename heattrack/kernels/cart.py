@@ -204,10 +204,29 @@ def _sift_down(values, idx, off, start, end):
         root = m
 
 
+def _update(samp, w, y, end, pos, new_pos, sl, wl, s_tot, w_node):
+    """scikit-learn's ``criterion.update``: the left sums moved from ``pos`` to ``new_pos`` along ``samp``, forward, or
+    back from the end (starting from the node's totals) where that is shorter; returns (sum of w*y, sum of w)."""
+    if new_pos - pos <= end - new_pos:
+        for q in range(pos, new_pos):
+            r = samp[q]
+            sl += w[r] * y[r]
+            wl += w[r]
+    else:
+        sl = s_tot
+        wl = w_node
+        for q in range(end - 1, new_pos - 1, -1):
+            r = samp[q]
+            sl -= w[r] * y[r]
+            wl -= w[r]
+    return sl, wl
+
+
 _draw = compiled(_rand_int) or _rand_int  # called from the compiled builder: compiled too
 _sift_down = compiled(_sift_down) or _sift_down
 _heapsort = compiled(_heapsort) or _heapsort
 _introsort3 = compiled(_introsort3) or _introsort3
+_update = compiled(_update) or _update
 
 
 def _grow(X, rows, samp, y, w, max_depth, min_leaf, min_weight_leaf, feature, threshold, left, right, leaf_of,
@@ -330,18 +349,7 @@ def _grow(X, rows, samp, y, w, max_depth, min_leaf, min_weight_leaf, feature, th
                         continue
                     if p - start < min_leaf or end - p < min_leaf:
                         continue
-                    if p - pos <= end - p:
-                        for q in range(pos, p):
-                            r = samp[q]
-                            sl += w[r] * y[r]
-                            wl += w[r]
-                    else:
-                        sl = s_tot
-                        wl = w_node
-                        for q in range(end - 1, p - 1, -1):
-                            r = samp[q]
-                            sl -= w[r] * y[r]
-                            wl -= w[r]
+                    sl, wl = _update(samp, w, y, end, pos, p, sl, wl, s_tot, w_node)
                     pos = p
                     wr = w_node - wl
                     sr = s_tot - sl
@@ -364,20 +372,7 @@ def _grow(X, rows, samp, y, w, max_depth, min_leaf, min_weight_leaf, feature, th
                         t = samp[a]
                         samp[a] = samp[b]
                         samp[b] = t
-                sl = 0.0
-                wl = 0.0
-                if best_pos - start <= end - best_pos:
-                    for q in range(start, best_pos):
-                        r = samp[q]
-                        sl += w[r] * y[r]
-                        wl += w[r]
-                else:
-                    sl = s_tot
-                    wl = w_node
-                    for q in range(end - 1, best_pos - 1, -1):
-                        r = samp[q]
-                        sl -= w[r] * y[r]
-                        wl -= w[r]
+                sl, wl = _update(samp, w, y, end, start, best_pos, 0.0, 0.0, s_tot, w_node)
                 wr = w_node - wl
                 sr = s_tot - sl
                 ql = 0.0
