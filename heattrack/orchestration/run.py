@@ -322,10 +322,18 @@ class _BackgroundClient:
             self._stack.close()
             return
         if self._closer is None:
-            self._closer = threading.Thread(target=self._stack.close, name="heattrack-cluster-close", daemon=True)
+            self._closer = threading.Thread(target=self._close_logged, name="heattrack-cluster-close", daemon=True)
             self._closer.start()
         if wait:
             self._closer.join()
+
+
+    def _close_logged(self) -> None:
+        """The close on its thread: a failure to stop the workers is logged (the run's outputs are not affected)."""
+        try:
+            self._stack.close()
+        except Exception as exc:  # noqa: BLE001 - nothing to hand it to on this thread
+            log.warning("closing the local Dask cluster failed: %s", exc)
 
 
 def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, client, progress,
