@@ -49,21 +49,30 @@ def _whole(v: float) -> int | None:
     return int(r) if abs(v - r) < _TOL else None
 
 
-def aligned_index(src, geobox: GeoBox, resampling: Resampling) -> tuple[np.ndarray, np.ndarray] | None:
-    """Source row and column of every tile row and column when the warp onto ``geobox`` is a pure pixel
-    selection (see the module docstring), else None."""
+def _whole_pixel_grid(src, geobox: GeoBox) -> tuple[int, int, int] | None:
+    """(ratio, row offset, column offset in tile pixels) where ``geobox`` is the source's own grid (same CRS, no
+    rotation) refined by a whole ratio and shifted by whole tile pixels, else None: the case both fast paths read."""
     st, dt = src.transform, geobox.affine
     if st.b or st.d or dt.b or dt.d or st.e >= 0 or dt.e >= 0 or src.crs is None:
         return None
     ratio_x, ratio_y = _whole(st.a / dt.a), _whole(st.e / dt.e)
-    if not ratio_x or ratio_x != ratio_y or (ratio_x > 1 and resampling != Resampling.nearest):
-        return None
-    if resampling not in (Resampling.nearest, Resampling.bilinear):
+    if not ratio_x or ratio_x != ratio_y:
         return None
     off_c, off_r = _whole((dt.c - st.c) / dt.a), _whole((dt.f - st.f) / dt.e)
     if off_c is None or off_r is None or src.crs != CRS.from_wkt(geobox.crs.wkt):
         return None
-    r = ratio_x
+    return ratio_x, off_r, off_c
+
+
+def aligned_index(src, geobox: GeoBox, resampling: Resampling) -> tuple[np.ndarray, np.ndarray] | None:
+    """Source row and column of every tile row and column when the warp onto ``geobox`` is a pure pixel
+    selection (see the module docstring), else None."""
+    if resampling not in (Resampling.nearest, Resampling.bilinear):
+        return None
+    grid = _whole_pixel_grid(src, geobox)
+    if grid is None or (grid[0] > 1 and resampling != Resampling.nearest):
+        return None
+    r, off_r, off_c = grid
     rows = np.floor((off_r + np.arange(geobox.height) + 0.5) / r).astype(np.int64)
     cols = np.floor((off_c + np.arange(geobox.width) + 0.5) / r).astype(np.int64)
     return rows, cols
@@ -114,16 +123,10 @@ def _take(index: np.ndarray) -> slice | np.ndarray:
 def _upsample_offsets(src, geobox: GeoBox, resampling: Resampling) -> tuple[int, int, int] | None:
     """(ratio, row offset, column offset in tile pixels) where the warp onto ``geobox`` is bilinear upsampling of an
     integer band by a whole ratio on a whole-pixel offset, else None."""
-    st, dt = src.transform, geobox.affine
-    if resampling != Resampling.bilinear or st.b or st.d or dt.b or dt.d or st.e >= 0 or dt.e >= 0:
+    if resampling != Resampling.bilinear or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
         return None
-    ratio_x, ratio_y = _whole(st.a / dt.a), _whole(st.e / dt.e)
-    if not ratio_x or ratio_x < 2 or ratio_x != ratio_y or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
-        return None
-    off_c, off_r = _whole((dt.c - st.c) / dt.a), _whole((dt.f - st.f) / dt.e)
-    if off_c is None or off_r is None or src.crs is None or src.crs != CRS.from_wkt(geobox.crs.wkt):
-        return None
-    return ratio_x, off_r, off_c
+    grid = _whole_pixel_grid(src, geobox)
+    return grid if grid is not None and grid[0] >= 2 else None
 
 
 def _linear_taps(offset: int, n: int, ratio: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

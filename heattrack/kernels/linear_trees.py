@@ -131,19 +131,18 @@ class LinearLeafTreeEnsemble:
             thr = np.full((nt, inner), np.inf, dtype=np.float32)
             coef = np.zeros((nt, 2**depth, p1), dtype=np.float32)
             for k, (tree, c) in enumerate(self.members_):
-                tr = tree
-                thr32 = _float32_at_most(tr.threshold)
+                thr32 = _float32_at_most(tree.threshold)
                 todo = [(0, 0)]  # (scikit-learn node, heap node)
                 while todo:
                     node, heap = todo.pop()
                     if heap >= inner:
                         coef[k, heap - inner] = c[node]
                         continue
-                    if tr.children_left[node] < 0:  # a leaf above depth D: always left, down to depth D
+                    if tree.children_left[node] < 0:  # a leaf above depth D: always left, down to depth D
                         todo.append((node, 2 * heap + 1))
                         continue
-                    feat[k, heap], thr[k, heap] = tr.feature[node], thr32[node]
-                    todo += [(tr.children_left[node], 2 * heap + 1), (tr.children_right[node], 2 * heap + 2)]
+                    feat[k, heap], thr[k, heap] = tree.feature[node], thr32[node]
+                    todo += [(tree.children_left[node], 2 * heap + 1), (tree.children_right[node], 2 * heap + 2)]
             f32 = np.float32
             self._packed = (self.x_lo_.astype(f32), self.x_hi_.astype(f32), self.mean_.astype(f32),
                             self.scale_.astype(f32), feat, thr, coef, int(depth))

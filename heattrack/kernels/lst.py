@@ -153,22 +153,18 @@ def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
     c = fill_nearest(np.asarray(coarse, dtype=np.float32))
     y0, y1, wy = _linear_weights(c.shape[0], factor)
     x0, x1, wx = _linear_weights(c.shape[1], factor)
-    kernel = compiled(_bilinear_rows) if y0.size * x0.size >= COMPILED_MIN_PX else None
-    if kernel is not None:  # one pass, no (fine rows x coarse columns) temporary
-        out = np.empty((y0.size, x0.size), dtype=np.float32)
-        kernel(c, y0, y1, wy, x0, x1, wx, out)
-        return out
-    rows = c[y0] * (1 - wy)[:, None] + c[y1] * wy[:, None]
-    return rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+    return bilinear_gather(c, y0, y1, wy, x0, x1, wx)
 
 
 def bilinear_gather(c: np.ndarray, y0: np.ndarray, y1: np.ndarray, wy: np.ndarray, x0: np.ndarray, x1: np.ndarray,
                     wx: np.ndarray) -> np.ndarray:
     """``out[i, j]``: ``c`` interpolated between rows ``y0[i]``, ``y1[i]`` (weight ``wy[i]`` on the second) and columns
-    ``x0[j]``, ``x1[j]`` (``wx[j]``), in float32 (the kernel of :func:`upsample_bilinear`, for any taps)."""
+    ``x0[j]``, ``x1[j]`` (``wx[j]``), in float32: the kernel of :func:`upsample_bilinear` and of the reader's
+    aligned upsampling. A compiled pass (no fine rows x coarse columns temporary) from ``COMPILED_MIN_PX`` outputs
+    on; below, NumPy (the same float32 operations in the same order: the same values)."""
     c = np.ascontiguousarray(c, dtype=np.float32)
     wy, wx = wy.astype(np.float32), wx.astype(np.float32)
-    kernel = compiled(_bilinear_rows)
+    kernel = compiled(_bilinear_rows) if y0.size * x0.size >= COMPILED_MIN_PX else None
     if kernel is None:
         rows = c[y0] * (1 - wy)[:, None] + c[y1] * wy[:, None]
         return rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]

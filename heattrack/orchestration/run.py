@@ -327,7 +327,6 @@ class _BackgroundClient:
         if wait:
             self._closer.join()
 
-
     def _close_logged(self) -> None:
         """The close on its thread: a failure to stop the workers is logged (the run's outputs are not affected)."""
         try:

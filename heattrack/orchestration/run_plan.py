@@ -180,17 +180,19 @@ def pipe_points(pipes: gpd.GeoDataFrame, cfg: Config) -> tuple[SegmentPoints, np
 
 
 def points_by_tile(point_tiles: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
-    """The indices (ascending) of the sample points in each tile that has any: one stable sort of a 1-D tile key,
-    O(n log n) (a selection per tile is O(tiles x points), ``np.unique(axis=0)`` ~10x slower than this sort)."""
-    if point_tiles.shape[0] == 0:
+    """The indices (ascending) of the sample points in each tile that has any (O(n log n); a selection per tile was
+    O(tiles x points))."""
+    return _group_by_tile(point_tiles, np.arange(point_tiles.shape[0]))
+
+
+def _group_by_tile(keys: np.ndarray, idx: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
+    """``idx`` grouped by their tile ``keys`` ``(n, 2)``: tile -> its indices, ascending; one sort."""
+    if idx.size == 0:
         return {}
-    lo = point_tiles.min(axis=0)
-    span = int(point_tiles[:, 1].max() - lo[1]) + 1
-    key = (point_tiles[:, 0] - lo[0]) * span + (point_tiles[:, 1] - lo[1])
-    order = np.argsort(key, kind="stable")
-    cut = np.flatnonzero(np.diff(key[order])) + 1
-    firsts = order[np.r_[0, cut]]
-    return {(int(point_tiles[i, 0]), int(point_tiles[i, 1])): part for i, part in zip(firsts, np.split(order, cut))}
+    order = np.lexsort((idx, keys[:, 1], keys[:, 0]))
+    keys, idx = keys[order], idx[order]
+    cut = np.flatnonzero(np.any(keys[1:] != keys[:-1], axis=1)) + 1
+    return {(int(k[0]), int(k[1])): part for k, part in zip(keys[np.r_[0, cut]], np.split(idx, cut))}
 
 
 def halo_points(point_tiles: np.ndarray, x: np.ndarray, y: np.ndarray, tile_m: float, reach_m: float
@@ -213,13 +215,7 @@ def halo_points(point_tiles: np.ndarray, x: np.ndarray, y: np.ndarray, tile_m: f
             i = np.flatnonzero(sel)
             keys.append(point_tiles[i] + np.array([dx, dy]))
             idx.append(i)
-    keys, idx = np.concatenate(keys), np.concatenate(idx)
-    if idx.size == 0:  # no point near any tile edge (a small network inside one tile)
-        return {}
-    order = np.lexsort((idx, keys[:, 1], keys[:, 0]))
-    keys, idx = keys[order], idx[order]
-    cut = np.flatnonzero(np.any(keys[1:] != keys[:-1], axis=1)) + 1
-    return {(int(k[0]), int(k[1])): part for k, part in zip(keys[np.r_[0, cut]], np.split(idx, cut))}
+    return _group_by_tile(np.concatenate(keys), np.concatenate(idx))  # {} when no point is near a tile edge
 
 
 def check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -> gpd.GeoDataFrame:
