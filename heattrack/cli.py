@@ -367,12 +367,16 @@ def validate_sharpening(
         table = Table(title=f"{product}: {res['n_px']} px, bands {' '.join(res['bands'])}, aggregated x{factor}, "
                             "sharpened back, compared "
                             f"{'at full resolution' if eval_factor == 1 else f'after averaging x{eval_factor}'}")
-        for col in ("method (-> fallback used)", "RMSE (K)", "bias (K)"):
+        for col in ("method (-> fallback used)", "RMSE (K)", "bias (K)", "RMSE seen through the footprint (K)"):
             table.add_column(col, justify="right")
         for m in ("bilinear", "tsharp", "dms"):
             used = res[m]["info"].get("method", m)
-            table.add_row(m if used == m else f"{m} (-> {used})", f"{res[m]['rmse_k']:.3f}", f"{res[m]['bias_k']:+.4f}")
+            table.add_row(m if used == m else f"{m} (-> {used})", f"{res[m]['rmse_k']:.3f}", f"{res[m]['bias_k']:+.4f}",
+                          f"{res[m]['rmse_seen_k']:.3f}")
         Console().print(table)
+        Console().print("RMSE: each field as it is against ST_B10's pixels, which carry TIRS's ~100 m footprint (real 30 m "
+                        "detail counts as error); seen through the footprint: each field blurred by that footprint "
+                        "first, as the sensor would have recorded it (docs/downscaling.md).")
         if json_out is not None:
             json_out.write_text(json.dumps({"product": product, **res}, indent=2, default=str))
 

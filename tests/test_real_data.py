@@ -48,5 +48,7 @@ def test_validate_sharpening_command(tmp_path):
     assert res.exit_code == 0, res.output
     out = json.loads((tmp_path / "a.json").read_text())
     assert out["factor"] == 9 and out["eval_factor"] == 3 and out["tsharp"]["rmse_k"] < out["bilinear"]["rmse_k"]
+    assert all(0 < out[m]["rmse_seen_k"] < 3.0 for m in ("bilinear", "tsharp", "dms"))
+    assert "seen through the footprint" in res.output
     bad = CliRunner().invoke(app, ["validate-sharpening", "--landsat", str(REAL / "landsat-amazonas-cloud")])
     assert bad.exit_code == 1 and "SR_B4" in bad.output
