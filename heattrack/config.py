@@ -188,9 +188,10 @@ class SegmentsConfig(_Section):
     spacing_m: float = Field(10.0, gt=0, description="Sample-point spacing along pipes (m).")
     top_k: int = Field(3, ge=1, description="local/ae/iforest/fused: segment risk = mean of its top_k sample "
                        "points.")
-    mdl_alpha: float = Field(0.01, gt=0, lt=0.5, description="Detectability (mdl_k): a segment counts as flagged "
-                             "when its statistic reaches the network's (1 - mdl_alpha) quantile, i.e. about this "
-                             "share of the (mostly leak-free) segments is flagged.")
+    mdl_alpha: float = Field(0.01, gt=0, lt=0.5, description="Detectability (mdl_k) and flags: the false-alarm "
+                             "share. A segment is flagged when its statistic reaches the (1 - mdl_alpha) quantile "
+                             "of the leak-free null, an upper tail fitted to the network's bulk below its top tenth "
+                             "(kernels/null_tail.py).")
     mdl_plume_fwhm_m: float = Field(20.0, gt=0, description="Detectability: width (FWHM, m) of the leak plume "
                                     "whose smallest flagged peak is mdl_k.")
     mdl_clutter_cell_m: float = Field(250.0, gt=0, description="Detectability: the clutter a leak would sit on is "

@@ -3,24 +3,23 @@
 **Statistic** (``detect.method`` residual / baseline): per date, a segment's largest mean excess (K) over a window
 of consecutive points along the pipe (the points read :func:`heattrack.kernels.segments.on_pipe_peak`; the window,
 :func:`scan_window_points`, is ``segments.window_widths`` x the width at which the sensor sees a 20 m plume: ~230 m
-for Landsat, ~30 m for a 10 m raster; the whole segment when shorter), averaged over the dates with data; a z-score
-against the network-wide null (median and 1.4826 x MAD over all segments with data: most do not leak) and its
-one-sided Gaussian p-value. Through a ~100 m footprint a leak warms 100-200 m of pipe while the clutter at single
-points is largely independent, so the mean over that stretch carries the leak with less clutter than its largest
-point (tuned on family members 0-7, README).
+for Landsat, ~30 m for a 10 m raster; the whole segment when shorter), averaged over the dates with data; a robust
+z-score (network median and 1.4826 x MAD over all segments with data: most do not leak) and a p-value from the
+null's upper tail fitted to the network's bulk (:mod:`heattrack.kernels.null_tail`). Through a ~100 m footprint a
+leak warms 100-200 m of pipe while the clutter at single points is largely independent, so the mean over that
+stretch carries the leak with less clutter than its largest point (tuned on family members 0-7, README).
 
-**Detectability** ``mdl_k``: the smallest peak excess (K, at 10 m) of a leak plume of ``plume_fwhm_m`` (20 m)
-that, placed on the segment, would lift it to the flag level ``T``: the network's ``1 - alpha`` quantile of the
-statistic (``segments.mdl_alpha``: the share of segments flagged; most are leak-free, so about the false-alarm
-share). The sensor sees the plume through its footprint, so only a share
-``a = s_l^2 / (s_l^2 + s_s^2)`` of its peak reaches the evidence (2-D Gaussians of sigmas ``s_l`` plume,
-``s_s`` sensor: 0.05 for Landsat's ~36 m, 0.9 for a 10 m airborne raster; :func:`chain_attenuation` follows the
-data path) and the window keeps the mean of the plume's profile along it, expected over where the leak sits on the
-segment (:func:`segment_shares`: its ends cut the window). A leak adds ``a x peak`` to the
-evidence where it sits; the evidence a leak would sit on is the median point value of the network around the
-segment (not of the segment itself, which its own leak raises), so ``mdl_k = max(0, T - median) / a``: 0 where
-that clutter already reaches ``T``. ``mdl_k_m2`` is the plume's excess-heat integral at that peak
-(peak x 2 pi s_l^2, K m^2).
+**Detectability** ``mdl_k``: the smallest peak excess (K, at 10 m) of a leak plume of ``plume_fwhm_m`` (20 m) that,
+placed on the segment, would lift it to the flag level ``T``: the ``1 - alpha`` quantile of that fitted null
+(``segments.mdl_alpha``: the share of leak-free segments flagged, the false-alarm share). The sensor sees the plume
+through its footprint, so only a share ``a = s_l^2 / (s_l^2 + s_s^2)`` of its peak reaches the evidence (2-D
+Gaussians of sigmas ``s_l`` plume, ``s_s`` sensor: 0.05 for Landsat's ~36 m, 0.9 for a 10 m airborne raster;
+:func:`chain_attenuation` follows the data path) and the window keeps the mean of the plume's profile along it,
+expected over where the leak sits on the segment (:func:`segment_shares`: its ends cut the window). A leak adds
+``a x peak`` to the evidence where it sits; the evidence a leak would sit on is the median point value of the network
+around the segment (not of the segment itself, which its own leak raises), so ``mdl_k = max(0, T - median) / a``: 0
+where that clutter already reaches ``T``. ``mdl_k_m2`` is the plume's excess-heat integral at that peak (peak x 2 pi
+s_l^2, K m^2).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from heattrack.kernels.lst import nanmean_layers
+from heattrack.kernels.null_tail import fit_tail_null
 from heattrack.kernels.segments import network_z, segment_mean, segment_window_max
 
 
@@ -213,8 +213,9 @@ def segment_shares(chain: dict, plume_fwhm_px: float, window_pts: int, spacing_p
 
 @dataclass(frozen=True)
 class SegmentStatistic:
-    """Per segment: ``stat_k`` (K, the mean over dates of ``per_date_k``), network ``z`` and ``p_value``, ``mean_k``/``median_k`` of its points, dates
-    with data, detectability ``mdl_k`` (K) and ``mdl_k_m2`` (K m^2); and the network null and flag level."""
+    """Per segment: ``stat_k`` (K, the mean over dates of ``per_date_k``), network ``z`` and ``p_value``,
+    ``mean_k``/``median_k`` of its points, dates with data, detectability ``mdl_k`` (K) and ``mdl_k_m2`` (K m^2);
+    and the flag level."""
 
     stat_k: np.ndarray
     per_date_k: np.ndarray  # (dates, segments): each date's largest window mean of its points
@@ -323,12 +324,13 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
         a = np.broadcast_to(att_seg[0], (n_segments,))
     if relative_to_base:
         stat = stat - median
-    z, p = network_z(stat)
+    z = network_z(stat)[0]
     ok = np.isfinite(stat)
-    # the flag level is the network's own (1 - alpha) quantile: most segments do not leak, so this holds the
-    # false-alarm share near alpha whatever the shape of the clutter (the Gaussian z level did not: on the
-    # simulator family 6.4 % of leak-free segments exceeded the 1 % Gaussian level under Landsat)
-    level = float(np.quantile(stat[ok], 1.0 - alpha)) if ok.sum() >= 2 else float("nan")
+    # the flag level and p-values from the null's upper tail fitted to the network's bulk, below the leaks
+    # (kernels.null_tail: the network's own quantile flags far fewer leak-free segments than alpha, a Gaussian
+    # of the median and MAD far more)
+    null = fit_tail_null(stat)
+    level, p = null.level(alpha), null.p_value(stat)
     mdl = np.where(ok, np.maximum(level - (0.0 if relative_to_base else median), 0.0) / a, np.nan)
     area = 2.0 * np.pi * (plume_fwhm_m / 2.3548) ** 2
     return SegmentStatistic(stat, per_date, z, p, mean, median, np.isfinite(per_date).sum(axis=0).astype(np.int64), mdl,

@@ -12,6 +12,7 @@ from heattrack.io.point_statistic import PointStatistic
 from heattrack.io.records import NetworkSignature
 from heattrack.io.store import TileRecords
 from heattrack.kernels.lst import nanmean_layers
+from heattrack.kernels.null_tail import fit_tail_null
 from heattrack.kernels.ranking import (
     SegmentStatistic,
     chain_attenuation,
@@ -20,7 +21,7 @@ from heattrack.kernels.ranking import (
     segment_shares,
     segment_statistic,
 )
-from heattrack.kernels.segments import network_z, score_segments, segment_argmax
+from heattrack.kernels.segments import score_segments, segment_argmax
 from heattrack.orchestration.run_plan import RunPlan
 
 
@@ -121,7 +122,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         seg["n_dates"] = st.n_dates
         if len(labels) > 1:  # per-date evidence: that date's statistic against that date's network null
             for label, s_d in zip(labels, st.per_date_k):
-                seg[f"risk_{label}"] = np.round(1.0 - network_z(s_d)[1], 4)
+                seg[f"risk_{label}"] = np.round(1.0 - fit_tail_null(s_d).p_value(s_d), 4)
         seg["risk"] = np.round(np.where(ok, 1.0 - st.p_value, np.nan), 4)
         seg["stat_k"] = np.round(st.stat_k, 4)
         seg["z"] = np.round(st.z, 3)

@@ -145,7 +145,8 @@ def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest
     share = det["network_share_visible"]
     return ("<h2>What this screen could have seen</h2><p>For every segment, <code>mdl_k</code> is the smallest "
             f"leak (peak excess at 10 m of a {det['plume_fwhm_m']:g} m wide plume) that would have lifted it to the "
-            f"flag level (the statistic of the top {det['alpha']:.0%} of the network's segments), on the clutter of "
+            f"flag level (the statistic a leak-free segment exceeds with probability {det['alpha']:.1%}, from the "
+            "upper tail of the network's statistics fitted below its top tenth), on the clutter of "
             "the network around it: a leak of that peak is flagged about half the time (the calibration on held-out "
             "simulated cities is in the README). The sensor passes "
             f"{det['attenuation']:.1%} of such a plume's peak into the ranking statistic"
