@@ -56,7 +56,7 @@ def plot_calibration(calib: dict, dest: Path) -> None:
         x = np.arange(len(bins)) + (k - 1) * 0.27
         half = c.get("ratio_half_flagged", float("nan"))
         ax.bar(x, share, width=0.27, label=f"{sensor} (half flagged at {half:.2f}x mdl_k; leak-free flagged "
-                                            f"{c['leak_free_flagged']:.1%}, alpha 1 %)")
+                                            f"{c['leak_free_flagged_pooled']:.1%} pooled, alpha 1 %)")
         for xi, b in zip(x, bins):
             ax.text(xi, c["flagged_by_peak_over_mdl"][b][1] + 0.02, f"n={c['flagged_by_peak_over_mdl'][b][0]}",
                     ha="center", fontsize=7)
@@ -121,6 +121,7 @@ def main() -> None:
                 leak_rows.append(df[["amplitude_k", "fwhm_m", "top5", "sensor", "ratio", "pred_visible", "flagged"]])
                 clean = seg[~seg["segment_id"].isin(leaks["segment_id"]) & seg["stat_k"].notna()]
                 row[f"{sensor}_false_flag_share"] = float((clean["stat_k"] >= det["flag_level_k"]).mean())
+                row[f"{sensor}_false_flags"] = [int((clean["stat_k"] >= det["flag_level_k"]).sum()), len(clean)]
             rows.append(row)
             print(f"member {m}: segment ROC-AUC " + ", ".join(
                 f"{sn} {row[sn]:.3f} (baseline {row[sn + '_baseline']:.3f})" for sn in SENSORS), flush=True)
@@ -139,6 +140,10 @@ def main() -> None:
                          if len(vis) else float("nan"), "predicted_invisible": int(len(inv)),
                          "flagged_if_predicted_invisible": float(inv["flagged"].mean()) if len(inv) else float("nan"),
                          "leak_free_flagged": float(df[f"{sensor}_false_flag_share"].mean()),
+                         # pooled over the cities: the family's false-alarm share (the mean above weights small
+                         # cities, with a few flags each, as much as large ones)
+                         "leak_free_flagged_pooled": float(np.sum([r[0] for r in df[f"{sensor}_false_flags"]]) /
+                                                           np.sum([r[1] for r in df[f"{sensor}_false_flags"]])),
                          "network_share_visible": share}
         calib[sensor]["ratio_half_flagged"] = ratio_half_flagged(sel["ratio"].to_numpy(float),
                                                                  sel["flagged"].to_numpy(bool))
@@ -154,7 +159,8 @@ def main() -> None:
               f"{share['5']:.2f} / {share['10']:.2f}; leaks predicted visible (peak >= mdl_k): "
               f"{c['predicted_visible']}, flagged {c['flagged_if_predicted_visible']:.2f}; predicted invisible: "
               f"{c['predicted_invisible']}, flagged {c['flagged_if_predicted_invisible']:.2f}; leak-free segments "
-              f"flagged {c['leak_free_flagged']:.3f} (alpha 0.01)")
+              f"flagged {c['leak_free_flagged_pooled']:.4f} pooled, {c['leak_free_flagged']:.4f} mean of the cities "
+              "(alpha 0.01)")
     curve = {}
     for sensor in SENSORS:
         sel = leaks[leaks["sensor"] == sensor]
