@@ -73,6 +73,11 @@ def test_outputs_contract(finished_run, small_scene):
     inj, det = info["detectability"]["injection"], info["detectability"]
     assert inj["plumes"] >= 10 and det["attenuation"] == inj["median"]
     assert 0.3 < inj["median"] / det["attenuation_model"][0] < 1.5
+    # the flags: how many segments reached the flag level, and how many a leak-free network would have put there
+    flags, stat = det["flags"], seg.loc[ok, "stat_k"].to_numpy(float)
+    assert flags["flagged"] == int((stat >= det["flag_level_k"]).sum())
+    assert flags["expected_false_flags"] == pytest.approx(det["alpha"] * ok.sum(), abs=0.05)
+    assert flags["fitted"] and flags["scale_k"] > 0
 
 
 def test_the_detectability_raster_agrees_with_the_segments(finished_run):
@@ -188,6 +193,8 @@ def test_report_rebuild(finished_run, tmp_path):
     assert res.exit_code == 0, res.output
     page = (out / "report" / "index.html").read_text()
     assert "The top 20" in page and "risk_map.png" in page and '<div id="map">' in page
+    flags = json.loads((out / "run.json").read_text())["detectability"]["flags"]
+    assert f"<b>{flags['flagged']}</b> segments reached the flag level" in page
     assert (out / "report" / "map.html").exists() and (out / "report" / "map" / "data" / "top.js").exists()
     for img in ("risk_map.png", "score_histogram.png", "lst_before_after.png"):
         assert (out / "report" / img).stat().st_size > 10_000

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from heattrack.kernels.lst import nanmean_layers
-from heattrack.kernels.null_tail import fit_tail_null
+from heattrack.kernels.null_tail import TailNull, fit_tail_null
 from heattrack.kernels.segments import network_z, segment_mean, segment_window_max
 
 
@@ -231,6 +231,19 @@ class SegmentStatistic:
     #: ``stat_k`` is relative to the clutter of the network around each segment (``relative_to_base``): a leak-free
     #: segment reads ~0, so ``mdl_k`` is the flag level over the attenuation (here and for a pipe anywhere)
     relative_to_base: bool = False
+    #: the fitted null the flag level and p-values come from (:mod:`heattrack.kernels.null_tail`)
+    null: TailNull | None = None
+
+    def null_summary(self, alpha: float) -> dict:
+        """What run.json states about the flags: the null's parameters, the segments at or above the flag level
+        and how many of them would be leak-free at the stated false-alarm share (``alpha`` x scored segments)."""
+        ok = np.isfinite(self.stat_k)
+        n = self.null
+        return {"fitted": bool(n is not None and n.fitted),
+                **({"median_k": round(n.median, 4), "scale_k": round(n.scale, 4), "shape": round(n.shape, 3)}
+                   if n is not None and n.fitted else {}),
+                "flagged": int((self.stat_k[ok] >= self.flag_level_k).sum()),
+                "expected_false_flags": round(alpha * int(ok.sum()), 1)}
 
 
 def error_weights(err_by_date: np.ndarray | None) -> np.ndarray | None:
@@ -334,7 +347,8 @@ def segment_statistic(point_stat_by_date: np.ndarray, segment: np.ndarray, n_seg
     mdl = np.where(ok, np.maximum(level - (0.0 if relative_to_base else median), 0.0) / a, np.nan)
     area = 2.0 * np.pi * (plume_fwhm_m / 2.3548) ** 2
     return SegmentStatistic(stat, per_date, z, p, mean, median, np.isfinite(per_date).sum(axis=0).astype(np.int64), mdl,
-                            mdl * area, float(level), 1.0 if np.ptp(att) > 0 else float(att[0]), relative_to_base)
+                            mdl * area, float(level), 1.0 if np.ptp(att) > 0 else float(att[0]), relative_to_base,
+                            null)
 
 
 def network_share_visible(mdl_k: np.ndarray, length_m: np.ndarray, peaks_k=(3.0, 5.0, 10.0)) -> dict[str, float]:

@@ -151,6 +151,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
                                                           "attenuation_by_date": {k: round(float(v), 4) for k, v in
                                                                                   zip(labels, window_atts)}}),
                          "flag_level_k": round(st.flag_level_k, 4),
+                         "flags": st.null_summary(cfg.segments.mdl_alpha),
                          "lst_err_weights": len(labels) > 1 and has_err,
                          "network_share_visible": network_share_visible(st.mdl_k, seg.geometry.length.to_numpy())}
     else:
