@@ -122,6 +122,12 @@ def main() -> None:
                 clean = seg[~seg["segment_id"].isin(leaks["segment_id"]) & seg["stat_k"].notna()]
                 row[f"{sensor}_false_flag_share"] = float((clean["stat_k"] >= det["flag_level_k"]).mean())
                 row[f"{sensor}_false_flags"] = [int((clean["stat_k"] >= det["flag_level_k"]).sum()), len(clean)]
+                # of those, the segments that touch a leaking one (a leak at a junction warms its neighbour too)
+                geom = gpd.read_file(out / "segments.gpkg").set_index("segment_id").geometry  # grid CRS, metres
+                leaky = geom[geom.index.isin(leaks["segment_id"])].union_all()
+                touch = geom.loc[clean["segment_id"]].distance(leaky).to_numpy() <= 1.0
+                row[f"{sensor}_false_flags_touching_a_leak"] = [
+                    int((clean["stat_k"].to_numpy(float)[touch] >= det["flag_level_k"]).sum()), int(touch.sum())]
             rows.append(row)
             print(f"member {m}: segment ROC-AUC " + ", ".join(
                 f"{sn} {row[sn]:.3f} (baseline {row[sn + '_baseline']:.3f})" for sn in SENSORS), flush=True)
@@ -144,6 +150,15 @@ def main() -> None:
                          # cities, with a few flags each, as much as large ones)
                          "leak_free_flagged_pooled": float(np.sum([r[0] for r in df[f"{sensor}_false_flags"]]) /
                                                            np.sum([r[1] for r in df[f"{sensor}_false_flags"]])),
+                         # the flagged leak-free segments that touch a leaking one, and the share flagged among the
+                         # leak-free segments that touch none
+                         "leak_free_flagged_touching_a_leak": int(np.sum(
+                             [r[0] for r in df[f"{sensor}_false_flags_touching_a_leak"]])),
+                         "leak_free_flagged_pooled_not_touching": float(
+                             (np.sum([r[0] for r in df[f"{sensor}_false_flags"]])
+                              - np.sum([r[0] for r in df[f"{sensor}_false_flags_touching_a_leak"]]))
+                             / (np.sum([r[1] for r in df[f"{sensor}_false_flags"]])
+                                - np.sum([r[1] for r in df[f"{sensor}_false_flags_touching_a_leak"]]))),
                          "network_share_visible": share}
         calib[sensor]["ratio_half_flagged"] = ratio_half_flagged(sel["ratio"].to_numpy(float),
                                                                  sel["flagged"].to_numpy(bool))
@@ -160,7 +175,8 @@ def main() -> None:
               f"{c['predicted_visible']}, flagged {c['flagged_if_predicted_visible']:.2f}; predicted invisible: "
               f"{c['predicted_invisible']}, flagged {c['flagged_if_predicted_invisible']:.2f}; leak-free segments "
               f"flagged {c['leak_free_flagged_pooled']:.4f} pooled, {c['leak_free_flagged']:.4f} mean of the cities "
-              "(alpha 0.01)")
+              f"(alpha 0.01); {c['leak_free_flagged_touching_a_leak']} of those flags touch a leaking segment, the "
+              f"leak-free segments touching none: {c['leak_free_flagged_pooled_not_touching']:.4f} flagged")
     curve = {}
     for sensor in SENSORS:
         sel = leaks[leaks["sensor"] == sensor]

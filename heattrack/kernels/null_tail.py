@@ -31,8 +31,9 @@ SHAPE_RANGE = (0.2, 3.0)
 
 @dataclass(frozen=True)
 class TailNull:
-    """A fitted null: ``median``, ``scale`` (K) and ``shape`` of the upper tail; ``fitted`` False where the network
-    was too small or degenerate and its own quantiles stand in (then ``values`` are its sorted statistics)."""
+    """A fitted null: ``median``, ``scale`` (K) and ``shape`` of the upper tail, and the network's sorted
+    statistics ``values``; ``fitted`` False where the network was too small or degenerate and its own quantiles
+    stand in."""
 
     median: float
     scale: float
