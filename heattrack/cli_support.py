@@ -100,7 +100,7 @@ def print_summary(result) -> None:
     seg = result.segments
     table = Table(title=f"Top segments ({result.out})")
     stat = seg is not None and "z" in seg.columns  # ranked by a statistic: show it, not the saturated 1 - p
-    cols = ("rank", "segment_id", "z", "excess (K)", "p", "n_clear_px") if stat else \
+    cols = ("rank", "segment_id", "z", "excess (K)", "p", "flagged", "n_clear_px") if stat else \
         ("rank", "segment_id", "risk", "delta_t_k", "n_clear_px")
     for col in cols:
         table.add_column(col, justify="right")
@@ -108,11 +108,16 @@ def print_summary(result) -> None:
         for _, r in seg[seg["status"] == "ok"].head(10).iterrows():
             if stat:
                 table.add_row(str(r["rank"]), str(r["segment_id"]), f"{r['z']:.2f}", f"{r['stat_k']:.2f}",
-                              f"{r['p_value']:.1e}", str(r["n_clear_px"]))
+                              f"{r['p_value']:.1e}", "yes" if r.get("flagged", False) else "",
+                              str(r["n_clear_px"]))
             else:
                 table.add_row(str(r["rank"]), str(r["segment_id"]), f"{r['risk']:.3f}", f"{r['delta_t_k']:.2f}",
                               str(r["n_clear_px"]))
     console.print(table)
+    if stat and "flagged" in seg.columns:
+        console.print(f"{int(seg['flagged'].sum())} segments at or above the flag level (p <= segments.mdl_alpha; "
+                      "run.json -> detectability.flags says how many a leak-free network would put there)",
+                      highlight=False)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(f"done in {result.seconds:.1f} s: {result.n_tiles} tiles ({result.skipped} resumed) -> "

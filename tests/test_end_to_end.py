@@ -8,6 +8,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 import rioxarray  # noqa: F401  (registers .rio)
@@ -75,7 +76,11 @@ def test_outputs_contract(finished_run, small_scene):
     assert 0.3 < inj["median"] / det["attenuation_model"][0] < 1.5
     # the flags: how many segments reached the flag level, and how many a leak-free network would have put there
     flags, stat = det["flags"], seg.loc[ok, "stat_k"].to_numpy(float)
-    assert flags["flagged"] == int((stat >= det["flag_level_k"]).sum())
+    assert flags["flagged"] == int((stat >= det["flag_level_k"]).sum()) == int(seg["flagged"].sum())
+    assert not seg.loc[~ok, "flagged"].any()
+    crews = pd.read_csv(out / "top_segments.csv")
+    top = seg.set_index("segment_id").loc[crews["segment_id"], "flagged"].to_numpy()
+    assert crews["flagged"].tolist() == top.astype(int).tolist()
     assert flags["expected_false_flags"] == pytest.approx(det["alpha"] * ok.sum(), abs=0.05)
     assert flags["fitted"] and flags["scale_k"] > 0
 

@@ -15,7 +15,8 @@ import pandas as pd
 GPX_NS = "http://www.topografix.com/GPX/1/1"
 HT_NS = "https://github.com/heattrack/heattrack/gpx/1"
 # column -> type in the CSVT sidecar (GDAL's CSV driver and QGIS read it; CoordX/CoordY make the points)
-FIELDS = {"rank": "Integer", "segment_id": "String", "risk": "Real", "stat_k": "Real", "delta_t_k": "Real",
+FIELDS = {"rank": "Integer", "segment_id": "String", "risk": "Real", "stat_k": "Real", "flagged": "Integer(Boolean)",
+          "delta_t_k": "Real",
           "n_dates": "Integer", "diameter_mm": "Real", "street": "String", "change": "String",
           "lon": "CoordX", "lat": "CoordY", "osm_url": "String", "geo_uri": "String", "map_url": "String"}
 
@@ -37,8 +38,10 @@ def field_list(seg: gpd.GeoDataFrame, n: int, map_page: str = "report/index.html
     pts = hot_points(ok)
     lon, lat = np.round(pts.x.to_numpy(), 6), np.round(pts.y.to_numpy(), 6)
     out = pd.DataFrame({"rank": ok["rank"].astype(int).to_numpy(), "segment_id": ok["segment_id"].astype(str).to_numpy()})
-    for col in ("risk", "stat_k", "delta_t_k", "n_dates", "diameter_mm", "street", "change"):
+    for col in ("risk", "stat_k", "flagged", "delta_t_k", "n_dates", "diameter_mm", "street", "change"):
         out[col] = ok[col].to_numpy() if col in ok else None
+    if "flagged" in ok:  # 1 / 0: at or above the run's flag level (a statistic ranking); empty otherwise
+        out["flagged"] = ok["flagged"].astype(bool).astype(int).to_numpy()
     out["lon"], out["lat"] = lon, lat
     out["osm_url"] = [f"https://www.openstreetmap.org/?mlat={a:.6f}&mlon={o:.6f}#map=19/{a:.6f}/{o:.6f}"
                       for o, a in zip(lon, lat)]
@@ -96,7 +99,8 @@ def gpx_document(rows: pd.DataFrame, title: str) -> ET.ElementTree:
         ET.SubElement(wpt, q("sym")).text = "Flag, Red" if r.rank <= 10 else "Flag, Blue"
         ET.SubElement(wpt, q("type")).text = "heattrack segment"
         ext = ET.SubElement(wpt, q("extensions"))
-        for col in ("rank", "segment_id", "risk", "stat_k", "delta_t_k", "n_dates", "diameter_mm", "street", "change"):
+        for col in ("rank", "segment_id", "risk", "stat_k", "flagged", "delta_t_k", "n_dates", "diameter_mm", "street",
+                    "change"):
             v = _text(getattr(r, col))
             if v is not None:
                 ET.SubElement(ext, f"{{{HT_NS}}}{col}").text = v
