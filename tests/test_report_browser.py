@@ -91,6 +91,8 @@ def test_report_map_from_file_without_network(small_scene, tmp_path, browser_pag
     top_id = seg.loc[seg["rank"] == 1, "segment_id"].iloc[0]
     assert _click_segment(page, top_id) == top_id
     assert "rank" in page.inner_text(".leaflet-popup-content")
+    # a flagged segment says so in its popup (the top one of this scene is flagged, as the crews' list says)
+    assert seg.loc[seg["rank"] == 1, "flagged"].iloc[0] == 1 and "flagged" in page.inner_text(".leaflet-popup-content")
     page.wait_for_function("document.querySelector('.ht-thumb') && document.querySelector('.ht-thumb').complete")
     assert page.evaluate("document.querySelector('.ht-thumb').naturalWidth") > 0  # the LST/anomaly thumbnail
     ARTIFACTS.mkdir(exist_ok=True)

@@ -33,7 +33,7 @@ from heattrack.io.fieldlist import hot_points
 ASSETS = Path(__file__).parent / "assets"
 CHUNK_MAX_SEGMENTS = 1500
 POPUP_FIELDS = ("segment_id", "rank", "risk", "delta_t_k", "n_dates", "diameter_mm", "mdl_k", "change", "street",
-                "thumb")
+                "thumb", "flagged")
 
 
 def _num(v, nd: int):
@@ -48,7 +48,7 @@ def _num(v, nd: int):
 
 def _props(df: gpd.GeoDataFrame, thumbs: set[str]) -> list[list]:
     """Compact popup records, one per row: [id, rank, risk, delta_t_k, n_dates, diameter_mm, mdl_k, change, street,
-    has_thumbnail]."""
+    has_thumbnail, flagged (1: at or above the run's flag level)]."""
     n = len(df)
 
     def col(name: str, nd: int | None) -> list:
@@ -62,9 +62,10 @@ def _props(df: gpd.GeoDataFrame, thumbs: set[str]) -> list[list]:
 
     ids = df["segment_id"].astype(str).tolist()
     rank = [None if r is None else int(r) for r in col("rank", 0)]
-    return [list(t) + [1 if t[0] in thumbs else 0] for t in zip(
+    flagged = df["flagged"].fillna(False).astype(bool).tolist() if "flagged" in df else [False] * n
+    return [list(t) + [1 if t[0] in thumbs else 0, int(f)] for t, f in zip(zip(
         ids, rank, col("risk", 4), col("delta_t_k", 3), col("n_dates", 0), col("diameter_mm", 0),
-        col("mdl_k", 2), col("change", None), col("street", None))]
+        col("mdl_k", 2), col("change", None), col("street", None)), flagged)]
 
 
 def _latlon(geoms: np.ndarray, nd: int = 6) -> list[list[list[float]]]:

@@ -34,6 +34,7 @@ var HT = (function () {
   function popupHtml(p) {
     var rows = [["rank", fmt(p[1])], ["risk", fmt(p[2])], ["excess &Delta;T", fmt(p[3], " K")], ["clear dates", fmt(p[4])],
                 ["diameter", fmt(p[5], " mm")], ["smallest leak seen (mdl_k)", fmt(p[6], " K")]];
+    if (p[10]) { rows.push(["flagged", "yes: at or above the flag level (p &le; segments.mdl_alpha)"]); }
     if (p[7]) { rows.push(["change since last season", fmt(p[7])]); }
     if (p[8]) { rows.push(["street", fmt(p[8])]); }
     var h = "<div class='ht-popup'><b class='ht-id'>" + esc(p[0]) + "</b><table>";
