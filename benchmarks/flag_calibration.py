@@ -6,7 +6,7 @@ Gaussian of the median and MAD, for the default ranking and the simple ``baselin
 
     .venv/bin/python benchmarks/flag_calibration.py --json benchmarks/results/flag_calibration.json
 
-The run's flag level at alpha 1 % is read from run.json; the other alphas are the same fit of the run's
+The run's own flags at alpha 1 % are its segments' ``flagged`` column; the other alphas are the same fit of the run's
 statistics (what a run with that ``segments.mdl_alpha`` computes). Per city the count of flagged leak-free
 segments is binomial (a few hundred segments, ~1-5 expected at 1 %), so the check is pooled over the members, with
 the number of cities inside the binomial 90 % band of an exactly calibrated level.
@@ -50,13 +50,13 @@ def p_values(stat: np.ndarray) -> dict[str, np.ndarray]:
             NULLS[2]: ndtr(-network_z(stat)[0])}
 
 
-def member_counts(segments: Path, leaks: set[str], run_level: float) -> dict:
+def member_counts(segments: Path, leaks: set[str]) -> dict:
     import geopandas as gpd
 
     s = gpd.read_file(segments)
     stat = s["stat_k"].to_numpy(float)
     free = ~s["segment_id"].isin(leaks).to_numpy() & np.isfinite(stat)
-    out = {"leak_free": int(free.sum()), "run_level_flags": int((stat[free] >= run_level).sum())}
+    out = {"leak_free": int(free.sum()), "run_level_flags": int(s.loc[free, "flagged"].sum())}  # the run's own
     for a in ALPHAS:
         out[f"{a:g}"] = {k: int((stat[free] > v).sum()) for k, v in levels(stat, a).items()}
     out["bh"] = {}
@@ -101,8 +101,7 @@ def main() -> None:
                                          **overrides(args), "detect.method": method})
                 out = Path(tmp) / f"out{m}-{method}"
                 run(cfg, out, client=client)
-                level = json.loads((out / "run.json").read_text())["detectability"]["flag_level_k"]
-                per[method].append(member_counts(out / "segments.gpkg", leaks, level))
+                per[method].append(member_counts(out / "segments.gpkg", leaks))
                 c = per[method][-1]
                 print(f"member {m}, {method}: leak-free {c['leak_free']}, flagged at the run's level (alpha 1 %) "
                       f"{c['run_level_flags']}", flush=True)

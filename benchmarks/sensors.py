@@ -107,27 +107,28 @@ def main() -> None:
                 det = json.loads((out / "run.json").read_text())["detectability"]
                 row[f"{sensor}_share_visible"] = det["network_share_visible"]
                 leaks = gpd.read_file(scene / "truth" / "leaks.geojson").drop(columns="geometry")
-                seg = gpd.read_file(out / "segments.geojson")[["segment_id", "rank", "stat_k", "mdl_k", "length_m"]]
+                seg = gpd.read_file(out / "segments.gpkg")  # grid CRS, metres
                 n = int(pd.to_numeric(seg["rank"], errors="coerce").notna().sum())
-                df = leaks.merge(seg, on="segment_id", how="left").sort_values("amplitude_k", ascending=False)
+                cols = ["segment_id", "rank", "stat_k", "mdl_k", "length_m", "flagged"]
+                df = leaks.merge(pd.DataFrame(seg[cols]), on="segment_id", how="left").sort_values("amplitude_k",
+                                                                                                   ascending=False)
                 df = df.drop_duplicates("segment_id")
                 df["top5"] = pd.to_numeric(df["rank"], errors="coerce") / max(n, 1) <= 0.05
                 df["sensor"] = sensor
                 # the leak as the statistic sees it against what the segment needs (mdl_k of a 20 m plume)
                 df["ratio"] = seen_over_needed(df["amplitude_k"], df["fwhm_m"], df["length_m"], df["mdl_k"], det)
                 df["pred_visible"] = df["ratio"] >= 1.0
-                df["flagged"] = df["stat_k"].to_numpy(float) >= det["flag_level_k"]
                 df = df[df["stat_k"].notna()]
+                df["flagged"] = df["flagged"].astype(bool)
                 leak_rows.append(df[["amplitude_k", "fwhm_m", "top5", "sensor", "ratio", "pred_visible", "flagged"]])
-                clean = seg[~seg["segment_id"].isin(leaks["segment_id"]) & seg["stat_k"].notna()]
-                row[f"{sensor}_false_flag_share"] = float((clean["stat_k"] >= det["flag_level_k"]).mean())
-                row[f"{sensor}_false_flags"] = [int((clean["stat_k"] >= det["flag_level_k"]).sum()), len(clean)]
+                leaky = seg["segment_id"].isin(leaks["segment_id"])
+                clean = seg[~leaky & seg["stat_k"].notna()]
+                flags = clean["flagged"].to_numpy(bool)
+                row[f"{sensor}_false_flag_share"] = float(flags.mean())
+                row[f"{sensor}_false_flags"] = [int(flags.sum()), len(clean)]
                 # of those, the segments that touch a leaking one (a leak at a junction warms its neighbour too)
-                geom = gpd.read_file(out / "segments.gpkg").set_index("segment_id").geometry  # grid CRS, metres
-                leaky = geom[geom.index.isin(leaks["segment_id"])].union_all()
-                touch = geom.loc[clean["segment_id"]].distance(leaky).to_numpy() <= 1.0
-                row[f"{sensor}_false_flags_touching_a_leak"] = [
-                    int((clean["stat_k"].to_numpy(float)[touch] >= det["flag_level_k"]).sum()), int(touch.sum())]
+                touch = clean.geometry.distance(seg.geometry[leaky].union_all()).to_numpy() <= 1.0
+                row[f"{sensor}_false_flags_touching_a_leak"] = [int(flags[touch].sum()), int(touch.sum())]
             rows.append(row)
             print(f"member {m}: segment ROC-AUC " + ", ".join(
                 f"{sn} {row[sn]:.3f} (baseline {row[sn + '_baseline']:.3f})" for sn in SENSORS), flush=True)
@@ -142,23 +143,20 @@ def main() -> None:
         sel = leaks[leaks["sensor"] == sensor]
         vis, inv = sel[sel["pred_visible"]], sel[~sel["pred_visible"]]
         share = {k: float(np.mean([r[f"{sensor}_share_visible"][k] for r in rows])) for k in ("3", "5", "10")}
+        # (flagged, scored) leak-free segments, summed over the cities: all of them, and those touching a leak
+        false, near = (np.sum(df[f"{sensor}_{k}"].tolist(), axis=0)
+                       for k in ("false_flags", "false_flags_touching_a_leak"))
         calib[sensor] = {"predicted_visible": int(len(vis)), "flagged_if_predicted_visible": float(vis["flagged"].mean())
                          if len(vis) else float("nan"), "predicted_invisible": int(len(inv)),
                          "flagged_if_predicted_invisible": float(inv["flagged"].mean()) if len(inv) else float("nan"),
                          "leak_free_flagged": float(df[f"{sensor}_false_flag_share"].mean()),
                          # pooled over the cities: the family's false-alarm share (the mean above weights small
                          # cities, with a few flags each, as much as large ones)
-                         "leak_free_flagged_pooled": float(np.sum([r[0] for r in df[f"{sensor}_false_flags"]]) /
-                                                           np.sum([r[1] for r in df[f"{sensor}_false_flags"]])),
+                         "leak_free_flagged_pooled": float(false[0] / false[1]),
                          # the flagged leak-free segments that touch a leaking one, and the share flagged among the
                          # leak-free segments that touch none
-                         "leak_free_flagged_touching_a_leak": int(np.sum(
-                             [r[0] for r in df[f"{sensor}_false_flags_touching_a_leak"]])),
-                         "leak_free_flagged_pooled_not_touching": float(
-                             (np.sum([r[0] for r in df[f"{sensor}_false_flags"]])
-                              - np.sum([r[0] for r in df[f"{sensor}_false_flags_touching_a_leak"]]))
-                             / (np.sum([r[1] for r in df[f"{sensor}_false_flags"]])
-                                - np.sum([r[1] for r in df[f"{sensor}_false_flags_touching_a_leak"]]))),
+                         "leak_free_flagged_touching_a_leak": int(near[0]),
+                         "leak_free_flagged_pooled_not_touching": float((false[0] - near[0]) / (false[1] - near[1])),
                          "network_share_visible": share}
         calib[sensor]["ratio_half_flagged"] = ratio_half_flagged(sel["ratio"].to_numpy(float),
                                                                  sel["flagged"].to_numpy(bool))

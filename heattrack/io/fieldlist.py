@@ -16,8 +16,7 @@ GPX_NS = "http://www.topografix.com/GPX/1/1"
 HT_NS = "https://github.com/heattrack/heattrack/gpx/1"
 # column -> type in the CSVT sidecar (GDAL's CSV driver and QGIS read it; CoordX/CoordY make the points)
 FIELDS = {"rank": "Integer", "segment_id": "String", "risk": "Real", "stat_k": "Real", "flagged": "Integer(Boolean)",
-          "delta_t_k": "Real",
-          "n_dates": "Integer", "diameter_mm": "Real", "street": "String", "change": "String",
+          "delta_t_k": "Real", "n_dates": "Integer", "diameter_mm": "Real", "street": "String", "change": "String",
           "lon": "CoordX", "lat": "CoordY", "osm_url": "String", "geo_uri": "String", "map_url": "String"}
 
 
@@ -38,10 +37,10 @@ def field_list(seg: gpd.GeoDataFrame, n: int, map_page: str = "report/index.html
     pts = hot_points(ok)
     lon, lat = np.round(pts.x.to_numpy(), 6), np.round(pts.y.to_numpy(), 6)
     out = pd.DataFrame({"rank": ok["rank"].astype(int).to_numpy(), "segment_id": ok["segment_id"].astype(str).to_numpy()})
+    # flagged: 1 / 0, at or above the run's flag level (a statistic ranking); empty otherwise
+    cells = ok.assign(flagged=ok["flagged"].astype(bool).astype(int)) if "flagged" in ok else ok
     for col in ("risk", "stat_k", "flagged", "delta_t_k", "n_dates", "diameter_mm", "street", "change"):
-        out[col] = ok[col].to_numpy() if col in ok else None
-    if "flagged" in ok:  # 1 / 0: at or above the run's flag level (a statistic ranking); empty otherwise
-        out["flagged"] = ok["flagged"].astype(bool).astype(int).to_numpy()
+        out[col] = cells[col].to_numpy() if col in cells else None
     out["lon"], out["lat"] = lon, lat
     out["osm_url"] = [f"https://www.openstreetmap.org/?mlat={a:.6f}&mlon={o:.6f}#map=19/{a:.6f}/{o:.6f}"
                       for o, a in zip(lon, lat)]

@@ -1,14 +1,14 @@
 """Season-over-season change classes (pure: arrays in, arrays out).
 
 **Segments ranked by a statistic, both seasons with point values** (``point_statistic.npz``) use
-:func:`change_class_warming`. A segment is *flagged* in a season when the one-sided Gaussian p-value of its robust
-z survives Benjamini-Hochberg at ``q`` (not the run's fitted-null ``p_value``: flags from it left far fewer repaired
+:func:`change_class_warming`. A segment is *flagged* in a season when the one-sided Gaussian p-value of its robust z
+survives Benjamini-Hochberg at ``q`` (not the run's fitted-null ``p_value``: flags from it left far fewer repaired
 leaks ``resolved`` on the tuning members, README). Its *warming* is the largest rise of any of its points between
 the seasons (:func:`segment_warming`: the difference of the same points cancels the clutter that stays, roofs and
-roads, which a segment's maximum carries both years), standardised against the network (median and MAD).
-``new``: warming z > ``new_z``, warmer than the network median now and not flagged before; ``resolved``: cooling z > ``new_z`` where a flag was;
-``persistent``: flagged both years; ``no_data``: flagged in one season without clear data in the other (cannot
-tell; a segment flagged now is in this season's ranking all the same).
+roads, which a segment's maximum carries both years), standardised against the network (median and MAD). ``new``:
+warming z > ``new_z``, warmer than the network median now and not flagged before; ``resolved``: cooling z >
+``new_z`` where a flag was; ``persistent``: flagged both years; ``no_data``: flagged in one season without clear
+data in the other (cannot tell; a segment flagged now is in this season's ranking all the same).
 The expected number of false ``new`` is estimated by the same rule with the seasons swapped
 (:func:`reversed_new`: segments that cooled as much, not flagged now or before): under seasons that differ only
 by noise both counts have the same distribution. An estimate, not a bound: on the simulator family's tuning

@@ -234,16 +234,20 @@ class SegmentStatistic:
     #: the fitted null the flag level and p-values come from (:mod:`heattrack.kernels.null_tail`)
     null: TailNull | None = None
 
+    @property
+    def flagged(self) -> np.ndarray:
+        """Per segment: a statistic at or above the flag level (p <= alpha); False without data."""
+        return np.nan_to_num(self.stat_k, nan=-np.inf) >= self.flag_level_k
+
     def null_summary(self, alpha: float) -> dict:
         """What run.json states about the flags: the null's parameters, the segments at or above the flag level
         and how many of them would be leak-free at the stated false-alarm share (``alpha`` x scored segments)."""
-        ok = np.isfinite(self.stat_k)
         n = self.null
         return {"fitted": bool(n is not None and n.fitted),
                 **({"median_k": round(n.median, 4), "scale_k": round(n.scale, 4), "shape": round(n.shape, 3)}
                    if n is not None and n.fitted else {}),
-                "flagged": int((self.stat_k[ok] >= self.flag_level_k).sum()),
-                "expected_false_flags": round(alpha * int(ok.sum()), 1)}
+                "flagged": int(self.flagged.sum()),
+                "expected_false_flags": round(alpha * int(np.isfinite(self.stat_k).sum()), 1)}
 
 
 def error_weights(err_by_date: np.ndarray | None) -> np.ndarray | None:

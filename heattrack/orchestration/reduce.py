@@ -128,7 +128,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         seg["z"] = np.round(st.z, 3)
         seg["p_value"] = st.p_value
         # at or above the flag level: p <= segments.mdl_alpha, the stated false-alarm share among leak-free segments
-        seg["flagged"] = ok & (np.nan_to_num(st.stat_k, nan=-np.inf) >= st.flag_level_k)
+        seg["flagged"] = st.flagged
         # segments meeting at one hot crossing read the same maximum: the one whose whole length is warmer ranks
         # first (mean of its points' statistic, averaged over the dates)
         seg["stat_mean_k"] = np.round(st.mean_k, 4)

@@ -62,10 +62,11 @@ def _props(df: gpd.GeoDataFrame, thumbs: set[str]) -> list[list]:
 
     ids = df["segment_id"].astype(str).tolist()
     rank = [None if r is None else int(r) for r in col("rank", 0)]
-    flagged = df["flagged"].fillna(False).astype(bool).tolist() if "flagged" in df else [False] * n
-    return [list(t) + [1 if t[0] in thumbs else 0, int(f)] for t, f in zip(zip(
-        ids, rank, col("risk", 4), col("delta_t_k", 3), col("n_dates", 0), col("diameter_mm", 0),
-        col("mdl_k", 2), col("change", None), col("street", None)), flagged)]
+    thumb = [1 if i in thumbs else 0 for i in ids]
+    flagged = df["flagged"].fillna(False).astype(bool).astype(int).tolist() if "flagged" in df else [0] * n
+    return [list(t) for t in zip(ids, rank, col("risk", 4), col("delta_t_k", 3), col("n_dates", 0),
+                                 col("diameter_mm", 0), col("mdl_k", 2), col("change", None), col("street", None),
+                                 thumb, flagged)]
 
 
 def _latlon(geoms: np.ndarray, nd: int = 6) -> list[list[list[float]]]:
