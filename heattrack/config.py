@@ -112,8 +112,12 @@ class ThermalConfig(_Section):
                                  "before ranking (m). Wide, because the default ranking is relative to the network "
                                  "around each segment: a narrow one lets water or cold open ground beside a street "
                                  "pull the median down and the street up.")
-    buffer_m: float = Field(10.0, ge=0, description="Fine thermal data: evidence within this distance of a pipe "
-                            "counts for it (m; segments.buffer_m for Landsat): a sharp image locates the heat.")
+    buffer_m: float = Field(0.0, ge=0, description="Fine thermal data: evidence within this distance of a pipe "
+                            "counts for it (m; segments.buffer_m for Landsat). 0: the pipe's own pixel, where a leak "
+                            "peaks; a wider buffer reads the warm roofs beside the street as the pipe's.")
+    window_widths: float = Field(0.0, ge=0, description="Fine thermal data, residual: the segment statistic's window "
+                                 "along the pipe in seen plume widths (segments.window_widths for Landsat); 0: the "
+                                 "segment's largest point, as a sharp image shows a leak's peak there.")
     peak_radius_m: float = Field(0.0, ge=0, description="Fine thermal data: the off-pipe radius of the ranking "
                                  "(segments.peak_radius_m for Landsat); at most buffer_m (the default, 0) switches "
                                  "the off-pipe discount off: a sharp image locates the heat within buffer_m itself.")

@@ -97,6 +97,52 @@ def test_airborne_scene_runs_without_landsat_and_ranks_leaks_first(tmp_path):
         plan_run(bad)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("buffer_m", [None, 10.0])
+def test_a_fine_raster_reads_the_pipes_own_pixel_not_the_warm_roof_beside_it(tmp_path, buffer_m):
+    """A 10 m raster: a leak warms the pipe's own pixel, a warm roof lies beside the street. Read on the pipe's own
+    pixel (the default, thermal.buffer_m 0) the leak ranks first and the roof's segment is not flagged; with a 10 m
+    buffer the roof stands in for the pipe and its segment is flagged like the leak's (the airborne rasters' false
+    alarms before 2026-12-05: README, "Fine rasters read on the pipe's own pixel")."""
+    import geopandas as gpd
+    import shapely
+    from distributed import Client, LocalCluster
+
+    from heattrack.config import load_config
+    from heattrack.orchestration.run import run
+
+    n, x0, y0 = 300, 300000.0, 4160000.0  # 3 km of 10 m pixels
+    yy, xx = np.mgrid[0:n, 0:n]
+    xc, yc = x0 + (xx + 0.5) * 10.0, y0 - (yy + 0.5) * 10.0
+    lst = 271.0 + np.random.default_rng(1).normal(0.0, 0.1, (n, n))
+    lines, ids = [], []
+    for k in range(12):  # 12 streets, 200 m apart, each pipe cut into ten 200 m segments
+        y = y0 - 205.0 - 200.0 * k  # a pixel centre
+        for j in range(10):
+            lines.append(shapely.LineString([(x0 + 400 + 200 * j, y), (x0 + 600 + 200 * j, y)]))
+            ids.append(f"S{k:02d}-{j}")
+    roof_seg, leak_seg = "S03-4", "S08-6"
+    roof, leak = lines[ids.index(roof_seg)], lines[ids.index(leak_seg)]
+    on_roof = (xc > roof.bounds[0] + 40) & (xc < roof.bounds[2] - 40) & (yc > roof.bounds[1] + 5) & (yc < roof.bounds[1] + 25)
+    lst[on_roof] += 4.0  # the two pixel rows beside the pipe's own row: a roof 5-25 m off the line
+    cx, cy = leak.interpolate(0.5, normalized=True).coords[0]
+    lst += 4.0 * np.exp(-((xc - cx) ** 2 + (yc - cy) ** 2) / (2 * 10.0 ** 2))
+    tif = _write(tmp_path / "thermal" / "flight_20250115.tif", lst, res=10.0)
+    gpd.GeoDataFrame({"segment_id": ids}, geometry=lines, crs="EPSG:32652").to_file(tmp_path / "pipes.geojson")
+    over = {"input.thermal": tif, "input.pipes": tmp_path / "pipes.geojson", "grid.tile_km": 3.0}
+    cfg = load_config(None, over if buffer_m is None else {**over, "thermal.buffer_m": buffer_m})
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
+            Client(cl) as client:
+        run(cfg, tmp_path / "out", client=client)
+    seg = gpd.read_file(tmp_path / "out" / "segments.gpkg").set_index("segment_id")
+    assert seg.loc[leak_seg, "flagged"]
+    if buffer_m is None:
+        assert seg.loc[leak_seg, "rank"] == 1
+        assert not seg.loc[roof_seg, "flagged"] and seg.loc[roof_seg, "rank"] > 10
+    else:  # the roof's flat 4 K even outranks the leak's peak
+        assert seg.loc[roof_seg, "flagged"] and seg.loc[roof_seg, "rank"] == 1 and seg.loc[leak_seg, "rank"] == 2
+
+
 def test_a_raster_resampled_from_coarse_data_is_ranked_at_its_footprint_not_its_pixel(tmp_path):
     """A 70 m footprint written on 10 m pixels (ECOSTRESS resampled) without a stated psf_m: the image's own
     spectrum gives its footprint; a sharp raster keeps its pixel size; a stated psf_m always wins."""
@@ -133,8 +179,9 @@ def test_a_raster_resampled_from_coarse_data_is_ranked_at_its_footprint_not_its_
     assert flat.psf_source == "pixel size" and flat.psf_estimate_m is None
 
 
-@pytest.mark.parametrize("res,window,peak,buffer", [(10.0, 1000.0, 0.0, 10.0), (70.0, 310.0, 120.0, 20.0)])
-def test_a_thermal_rasters_ranking_windows(tmp_path, res, window, peak, buffer):
+@pytest.mark.parametrize("res,window,peak,buffer,widths", [(10.0, 1000.0, 0.0, 0.0, 0.0),
+                                                          (70.0, 310.0, 120.0, 20.0, 1.5)])
+def test_a_thermal_rasters_ranking_windows(tmp_path, res, window, peak, buffer, widths):
     """A fine raster (<= thermal.fine_m) is ranked with the thermal section's windows, a coarser one with the
     Landsat-scale ones (footprint-scaled windows were measured and not adopted: docs/thermal.md)."""
     import geopandas as gpd
@@ -151,8 +198,10 @@ def test_a_thermal_rasters_ranking_windows(tmp_path, res, window, peak, buffer):
     pipes.to_file(tmp_path / "pipes.geojson")
     plan = plan_run(load_config(None, {"input.thermal": tif, "input.pipes": tmp_path / "pipes.geojson"}))
     assert plan.source_info["psf_m"] == res and plan.source_info["fine"] == (res <= 20.0)
-    assert (plan.ranking_m("rank_window_m"), plan.ranking_m("peak_radius_m"), plan.ranking_m("buffer_m")) == (
-        window, peak, buffer)
+    assert (plan.ranking_m("rank_window_m"), plan.ranking_m("peak_radius_m"), plan.ranking_m("buffer_m"),
+            plan.ranking_m("window_widths")) == (window, peak, buffer, widths)
+    # a fine raster's segment statistic is its largest point (thermal.window_widths 0); Landsat's a window of points
+    assert plan.scan_window_pts(plan.chains()[0]) == 1 if res <= 20.0 else plan.scan_window_pts(plan.chains()[0]) > 1
 
 
 def test_flagged_ecostress_pixels_do_not_bleed_into_their_clear_neighbours(tmp_path):

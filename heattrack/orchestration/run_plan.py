@@ -55,8 +55,8 @@ class RunPlan:
         return self.direct_thermal and bool(self.source_info.get("fine", False))
 
     def ranking_m(self, name: str) -> float:
-        """``buffer_m``, ``peak_radius_m`` or ``rank_window_m`` of the ranking for this input: the thermal section's
-        for fine thermal rasters, else the Landsat-scale segments / detect ones."""
+        """``buffer_m``, ``peak_radius_m``, ``rank_window_m`` or ``window_widths`` of the ranking for this input: the
+        thermal section's for fine thermal rasters, else the Landsat-scale segments / detect ones."""
         if self.fine_thermal:
             return getattr(self.cfg.thermal, name)
         return getattr(self.cfg.detect if name == "rank_window_m" else self.cfg.segments, name)
@@ -77,14 +77,15 @@ class RunPlan:
 
     def scan_window_pts(self, chain: dict) -> int:
         """The segment statistic's window along the pipe (sample points) for dates seen through ``chain``:
-        ``segments.window_widths`` x the width at which that chain sees a ``segments.mdl_plume_fwhm_m`` plume. The
+        ``segments.window_widths`` (``thermal.window_widths`` for fine rasters) x the width at which that chain sees a
+        ``segments.mdl_plume_fwhm_m`` plume. The
         ``baseline`` ranking keeps its definition, the largest point along the segment (window 1): it is the fixed
         simple reference the default is measured against."""
         if self.cfg.detect.method == "baseline":
             return 1
         seg, res = self.cfg.segments, self.cfg.grid.resolution_m
         a = chain_attenuation(plume_fwhm_px=seg.mdl_plume_fwhm_m / res, **chain)
-        return scan_window_points(a, seg.mdl_plume_fwhm_m, seg.window_widths, seg.spacing_m)
+        return scan_window_points(a, seg.mdl_plume_fwhm_m, self.ranking_m("window_widths"), seg.spacing_m)
 
     def chains(self) -> list[dict]:
         """Per date, how the ranking evidence saw a plume (:func:`heattrack.kernels.ranking.chain_attenuation`
