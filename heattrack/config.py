@@ -114,7 +114,13 @@ class ThermalConfig(_Section):
                                  "pull the median down and the street up.")
     buffer_m: float = Field(0.0, ge=0, description="Fine thermal data: evidence within this distance of a pipe "
                             "counts for it (m; segments.buffer_m for Landsat). 0: the pipe's own pixel, where a leak "
-                            "peaks; a wider buffer reads the warm roofs beside the street as the pipe's.")
+                            "peaks; a wider buffer reads the warm roofs beside the street as the pipe's. Raise it "
+                            "to the network map's positional error where that differs from pipe to pipe (a shift "
+                            "shared by a tile's pipes is corrected: thermal.align_m).")
+    align_m: float = Field(20.0, ge=0, description="Fine thermal data: per tile and date, the pipe points may move "
+                           "by whole pixels up to this far (m) onto the network's heat, where that raises its median "
+                           "excess by 0.1 K or more (a pipe map a pixel off the raster); 0 switches it off. "
+                           "run.json -> tile_summaries -> dates -> pipe_shift_m records the shifts.")
     window_widths: float = Field(0.0, ge=0, description="Fine thermal data, residual: the segment statistic's window "
                                  "along the pipe in seen plume widths (segments.window_widths for Landsat); 0: the "
                                  "segment's largest point, as a sharp image shows a leak's peak there.")

@@ -98,12 +98,13 @@ def test_airborne_scene_runs_without_landsat_and_ranks_leaks_first(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("buffer_m", [None, 10.0])
-def test_a_fine_raster_reads_the_pipes_own_pixel_not_the_warm_roof_beside_it(tmp_path, buffer_m):
+@pytest.mark.parametrize("buffer_m,map_off_m", [(None, 0.0), (10.0, 0.0), (None, 10.0), (None, -20.0)])
+def test_a_fine_raster_reads_the_pipes_own_pixel_not_the_warm_roof_beside_it(tmp_path, buffer_m, map_off_m):
     """A 10 m raster: a leak warms the pipe's own pixel, a warm roof lies beside the street. Read on the pipe's own
     pixel (the default, thermal.buffer_m 0) the leak ranks first and the roof's segment is not flagged; with a 10 m
     buffer the roof stands in for the pipe and its segment is flagged like the leak's (the airborne rasters' false
-    alarms before 2026-12-05: README, "Fine rasters read on the pipe's own pixel")."""
+    alarms before 2026-12-05: README, "Fine rasters read on the pipe's own pixel"). A pipe map 10 or 20 m off the
+    raster is moved back onto the streets' heat (thermal.align_m) and ranks the same."""
     import geopandas as gpd
     import shapely
     from distributed import Client, LocalCluster
@@ -118,23 +119,32 @@ def test_a_fine_raster_reads_the_pipes_own_pixel_not_the_warm_roof_beside_it(tmp
     lines, ids = [], []
     for k in range(12):  # 12 streets, 200 m apart, each pipe cut into ten 200 m segments
         y = y0 - 205.0 - 200.0 * k  # a pixel centre
+        lst[20 + 20 * k, 40:240] += 0.5  # the street over the pipe: warmer than the blocks
         for j in range(10):
             lines.append(shapely.LineString([(x0 + 400 + 200 * j, y), (x0 + 600 + 200 * j, y)]))
             ids.append(f"S{k:02d}-{j}")
     roof_seg, leak_seg = "S03-4", "S08-6"
     roof, leak = lines[ids.index(roof_seg)], lines[ids.index(leak_seg)]
-    on_roof = (xc > roof.bounds[0] + 40) & (xc < roof.bounds[2] - 40) & (yc > roof.bounds[1] + 5) & (yc < roof.bounds[1] + 25)
+    x_in = (xc > roof.bounds[0] + 40) & (xc < roof.bounds[2] - 40)
+    on_roof = x_in & (yc > roof.bounds[1] + 5) & (yc < roof.bounds[1] + 25)
     lst[on_roof] += 4.0  # the two pixel rows beside the pipe's own row: a roof 5-25 m off the line
     cx, cy = leak.interpolate(0.5, normalized=True).coords[0]
     lst += 4.0 * np.exp(-((xc - cx) ** 2 + (yc - cy) ** 2) / (2 * 10.0 ** 2))
     tif = _write(tmp_path / "thermal" / "flight_20250115.tif", lst, res=10.0)
-    gpd.GeoDataFrame({"segment_id": ids}, geometry=lines, crs="EPSG:32652").to_file(tmp_path / "pipes.geojson")
+    mapped = gpd.GeoSeries(lines, crs="EPSG:32652").translate(0.0, map_off_m)  # the network map, maybe off
+    gpd.GeoDataFrame({"segment_id": ids}, geometry=mapped).to_file(tmp_path / "pipes.geojson")
     over = {"input.thermal": tif, "input.pipes": tmp_path / "pipes.geojson", "grid.tile_km": 3.0}
     cfg = load_config(None, over if buffer_m is None else {**over, "thermal.buffer_m": buffer_m})
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
             Client(cl) as client:
         run(cfg, tmp_path / "out", client=client)
     seg = gpd.read_file(tmp_path / "out" / "segments.gpkg").set_index("segment_id")
+    shifts = [d["pipe_shift_m"] for t in json.loads((tmp_path / "out" / "run.json").read_text())[
+        "tile_summaries"].values() for d in t["dates"]]
+    # every tile moved its points back onto the streets (a half pixel less where that reads the same pixels)
+    assert all(dx == 0.0 and (dy == 0.0 if not map_off_m else abs(dy + map_off_m) <= 5.0) for dx, dy in shifts), shifts
+    said = [w for w in json.loads((tmp_path / "out" / "run.json").read_text())["warnings"] if "pipe map was moved" in w]
+    assert len(said) == (1 if map_off_m else 0)
     assert seg.loc[leak_seg, "flagged"]
     if buffer_m is None:
         assert seg.loc[leak_seg, "rank"] == 1

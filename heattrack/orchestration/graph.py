@@ -22,6 +22,7 @@ from heattrack.io.location import OutputLocation
 from heattrack.io.records import TileSummary
 from heattrack.io.sources import SceneReader
 from heattrack.io.store import TileRecords, write_tile_region
+from heattrack.kernels.alignment import network_shift
 from heattrack.kernels.chain import (
     ChainParams,
     ThermalProducts,
@@ -83,6 +84,9 @@ class TileTask:
     halo_point_x: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     halo_point_y: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
     clutter_cell_m: float = 0.0
+    #: a fine raster: the pipe points may move up to this many pixels onto the network's heat, per date (0: never;
+    #: :func:`heattrack.kernels.alignment.network_shift`)
+    align_radius_px: int = 0
 
     @property
     def key(self) -> str:
@@ -249,24 +253,28 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
     p_risk_d, p_dt_d, p_stat_d, ov_stat_d, p_err_d, p_base_d = [], [], [], [], [], []
     all_x, all_y = np.r_[task.point_x, task.halo_point_x], np.r_[task.point_y, task.halo_point_y]  # own, then halo
     peak_r = task.peak_radius_px if task.params.detector.method == "residual" else 0
+    shifts = []
     for p, prep in zip(prods, prepared):
-        pr = along_pipe_evidence_at_points(p.risk, padded.affine, task.point_x, task.point_y, task.buffer_px,
-                                           task.offpipe_radius_px)
-        pd = window_max_at_points(p.anomaly_k, padded.affine, task.point_x, task.point_y, task.buffer_px)
-        pv = sample_at_points(p.valid.astype(np.float32), padded.affine, task.point_x, task.point_y)
+        # a fine raster read on the pipe's own pixel: the pipe map moved onto the network's heat, per date
+        dx, dy, _ = network_shift(p.evidence_k, padded.affine, task.point_x, task.point_y, task.align_radius_px) \
+            if task.align_radius_px > 0 and p.evidence_k is not None else (0.0, 0.0, 0.0)
+        shifts.append([round(dx, 2), round(dy, 2)])
+        px, py = task.point_x + dx, task.point_y + dy
+        pr = along_pipe_evidence_at_points(p.risk, padded.affine, px, py, task.buffer_px, task.offpipe_radius_px)
+        pd = window_max_at_points(p.anomaly_k, padded.affine, px, py, task.buffer_px)
+        pv = sample_at_points(p.valid.astype(np.float32), padded.affine, px, py)
         pr[pv != 1] = np.nan  # a pipe point under cloud has no evidence of its own
         peak = on_pipe_peak(p.evidence_k, task.buffer_px, peak_r)
-        ps = sample_at_points(peak, padded.affine, task.point_x, task.point_y)
+        ps = sample_at_points(peak, padded.affine, px, py)
         ps[pv != 1] = np.nan
         if task.clutter_cell_m > 0:  # the clutter a leak would sit on: the network around each point, halo included
-            ph = sample_at_points(peak, padded.affine, task.halo_point_x, task.halo_point_y)
-            ph[sample_at_points(p.valid.astype(np.float32), padded.affine, task.halo_point_x,
-                                task.halo_point_y) != 1] = np.nan
+            hx_, hy_ = task.halo_point_x + dx, task.halo_point_y + dy
+            ph = sample_at_points(peak, padded.affine, hx_, hy_)
+            ph[sample_at_points(p.valid.astype(np.float32), padded.affine, hx_, hy_) != 1] = np.nan
             base = network_neighbourhood_median(np.r_[ps, ph], all_x, all_y, task.clutter_cell_m)
             p_base_d.append(base[: ps.size].astype(np.float32))
         p_err_d.append(np.full(ps.shape, np.nan, np.float32) if prep.lst_err is None else
-                       window_max_at_points(prep.lst_err, padded.affine, task.point_x, task.point_y,
-                                            task.buffer_px))
+                       window_max_at_points(prep.lst_err, padded.affine, px, py, task.buffer_px))
         # what a leak-free pipe point would read anywhere in the tile, per thermal pixel: the detectability raster
         ov_stat_d.append(_clutter_overview(np.where(p.valid, peak, np.nan), h, n, task.overview_factor,
                                            task.clutter_window_px))
@@ -306,7 +314,8 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         sharpen=prods[0].info,
         coregistration=prepared[0].coregistration,
         dates=[{"valid_fraction": float(p.valid[core].mean()), "coregistration": prep.coregistration,
-                "sigma_k": p.info.get("sigma_k")} for p, prep in zip(prods, prepared)],
+                **({"pipe_shift_m": sh} if task.align_radius_px > 0 else {}),
+                "sigma_k": p.info.get("sigma_k")} for p, prep, sh in zip(prods, prepared, shifts)],
         process_task_index=next(_TILES_IN_PROCESS),
     )
     return TileResult(layers, points, summary)

@@ -9,7 +9,7 @@ import shapely
 from affine import Affine
 
 from heattrack.io.point_statistic import PointStatistic
-from heattrack.io.records import NetworkSignature
+from heattrack.io.records import NetworkSignature, TileSummary
 from heattrack.io.store import TileRecords
 from heattrack.kernels.lst import nanmean_layers
 from heattrack.kernels.null_tail import fit_tail_null
@@ -245,3 +245,17 @@ def network_signature(pipes: gpd.GeoDataFrame) -> NetworkSignature:
                         shapely.to_wkb(shapely.set_precision(pipes.geometry.values[order], 0.01))):
         h.update(sid.encode() + b"\0" + wkb)
     return NetworkSignature(n_segments=int(len(pipes)), sha256=h.hexdigest()[:16])
+
+
+def alignment_warning(tile_summaries: dict[str, TileSummary]) -> str | None:
+    """One sentence when the tile tasks moved a fine raster's pipe points onto the network's heat
+    (``thermal.align_m``; each tile date's shift is in ``tile_summaries -> dates -> pipe_shift_m``), else None."""
+    shifts = np.array([d["pipe_shift_m"] for t in tile_summaries.values() for d in t.dates if "pipe_shift_m" in d],
+                      dtype=float).reshape(-1, 2)
+    moved = np.hypot(shifts[:, 0], shifts[:, 1]) > 0
+    if not moved.any():
+        return None
+    dx, dy = np.median(shifts[moved], axis=0)
+    return (f"the pipe map was moved onto the thermal raster's street heat on {int(moved.sum())} of {len(shifts)} "
+            f"tile dates (median {dx:+.0f} m east, {dy:+.0f} m north; thermal.align_m): check the network map's "
+            "registration against the raster")

@@ -47,7 +47,7 @@ from heattrack.orchestration.output_folder import (
     staging_folder,
 )
 from heattrack.orchestration.plan import plan_run
-from heattrack.orchestration.reduce import network_signature, reduce_segments
+from heattrack.orchestration.reduce import alignment_warning, network_signature, reduce_segments
 from heattrack.orchestration.run_plan import RunPlan, halo_points, points_by_tile
 from heattrack.orchestration.tiling import grid_crs_label
 
@@ -107,7 +107,8 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             calibrate_plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res if idx in calibrate else 0.0,
             calibrate_along_px=along_px,
             halo_point_x=plan.points.x[halo.get(idx, none)], halo_point_y=plan.points.y[halo.get(idx, none)],
-            clutter_cell_m=cell_m))
+            clutter_cell_m=cell_m,
+            align_radius_px=int(cfg.thermal.align_m // res) if plan.fine_thermal else 0))
     check_disjoint_chunk_writes([(t.rows, t.cols) for t in tasks], cfg.tile_px, grid.mosaic_geobox.shape.yx)
     return tasks
 
@@ -187,6 +188,9 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
     points = stats.pop("point_statistic", None)
     if stats["n_valid_px"] == 0:
         raise NoDataError("no tile produced a single valid pixel (all cloud, nodata or masked): no outputs written")
+    if (moved := alignment_warning(stats["tiles"])) is not None:  # run.json, the report and the CLI say so
+        log.warning(moved)
+        plan.warnings.append(moved)
     nan_share = 1.0 - stats["n_valid_px"] / max(stats["n_px"], 1)
     if nan_share > cfg.compute.max_nan_fraction:
         raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "
