@@ -118,7 +118,7 @@ class ThermalConfig(_Section):
                             "to the network map's positional error where that differs from pipe to pipe (a shift "
                             "shared by a tile's pipes is corrected: thermal.align_m).")
     align_m: float = Field(20.0, ge=0, description="Fine thermal data: per tile and date, the pipe points may move "
-                           "by whole pixels up to this far (m) onto the network's heat, where that raises its median "
+                           "in half-pixel steps up to this far (m) onto the network's heat, where that raises its median "
                            "excess by 0.1 K or more (a pipe map a pixel off the raster); 0 switches it off. "
                            "run.json -> tile_summaries -> dates -> pipe_shift_m records the shifts.")
     window_widths: float = Field(0.0, ge=0, description="Fine thermal data, residual: the segment statistic's window "

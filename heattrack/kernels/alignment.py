@@ -4,9 +4,10 @@ A 10 m raster is read on the pipe's own pixel (``thermal.buffer_m`` 0), so a net
 more reads the ground beside the pipe: on the simulator family's held-out cities a map shifted by 10 m dropped the
 airborne ROC-AUC from 0.99 to 0.86 (README, "Fine rasters read on the pipe's own pixel"). Streets and the pipes
 under them are warmer than the blocks between them, so along the whole network the median excess heat peaks where
-the map is right: :func:`network_shift` tries every whole-pixel shift within a radius and keeps the one with the
-highest median, when it beats the unshifted points by a margin (the median is robust to the few leaks). Cost:
-``(2 r + 1)^2`` point samples (25 at r = 2), nothing per pixel.
+the map is right: :func:`network_shift` tries every shift in half-pixel steps within a radius and keeps the one
+with the highest median, when it beats the unshifted points by a margin (the median is robust to the few leaks).
+Cost: ``(4 r + 1)^2`` point samples (81 at r = 2), nothing per pixel. Measured: README, "A pipe map that is off the
+raster" (``benchmarks/map_offset.py``).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ STEPS_PER_PX = 2
 
 def network_shift(evidence: np.ndarray, transform: Affine, x: np.ndarray, y: np.ndarray, radius_px: int,
                   min_gain_k: float = MIN_GAIN_K) -> tuple[float, float, float]:
-    """The shift (dx, dy in the raster's units) of the points ``x, y`` within ``radius_px`` whole pixels that puts
-    them on the highest median of ``evidence``, and the gain in K over no shift; (0, 0, 0) where no shift gains
-    ``min_gain_k``, the radius is 0 or there are too few points with data (under 50)."""
+    """The shift (dx, dy in the raster's units; half-pixel steps within ``radius_px`` pixels) of the points ``x, y``
+    that puts them on the highest median of ``evidence``, and the gain in K over no shift; (0, 0, 0) where no shift
+    gains ``min_gain_k``, the radius is 0 or there are too few points with data (under 50)."""
     if radius_px <= 0 or np.size(x) == 0:
         return 0.0, 0.0, 0.0
     base = sample_at_points(evidence, transform, x, y)
