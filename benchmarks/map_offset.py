@@ -5,11 +5,12 @@ points onto the network's heat, against a 10 m buffer (held-out members of the s
 
 For each member: simulate the airborne-like raster (the true 10 m LST + 0.1 K noise, no optics), shift the whole
 pipe map by 0, 5 and 10 m (diagonally: a registration error, the same for every pipe), and run the default
-(``thermal.buffer_m`` 0, ``thermal.align_m`` 20), the same without moving the points (``thermal.align_m`` 0) and the
-10 m buffer without moving them. Prints, per offset and setting, the segment ROC-AUC (mean, worst), the leak-free
+(``thermal.buffer_m`` 0, ``thermal.align_m`` 20), the same without moving the points (``thermal.align_m`` 0), the
+10 m buffer without moving them, and the simple baseline ranking (``detect.method: baseline``) with the default's
+reading. Prints, per offset and setting, the segment ROC-AUC (mean, worst), the leak-free
 segments flagged at ``segments.mdl_alpha`` (pooled), the leaks in the top 5 % and the leaks flagged. The simulated
 maps are exact, so the 0 m rows are the family's own; real network maps (digitised, OpenStreetMap) can be off by
-metres. ~2 min for six members on 2 cores.
+metres. ~3 min for six members on 2 cores.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from heattrack.simulate import family_spec, simulate_scene
 OFFSETS_M = (0.0, 5.0, 10.0)
 SETTINGS = {"pipe pixel, moved onto the heat (default)": {},
             "pipe pixel, not moved": {"thermal.align_m": 0.0},
-            "10 m buffer, not moved": {"thermal.buffer_m": 10.0, "thermal.align_m": 0.0}}
+            "10 m buffer, not moved": {"thermal.buffer_m": 10.0, "thermal.align_m": 0.0},
+            "simple baseline (pipe pixel, moved)": {"detect.method": "baseline"}}
 
 
 def _scores(out: Path, leak_ids: pd.Series) -> list[float]:

@@ -33,7 +33,8 @@ def network_shift(evidence: np.ndarray, transform: Affine, x: np.ndarray, y: np.
     base = sample_at_points(evidence, transform, x, y)
     if np.isfinite(base).sum() < 50:
         return 0.0, 0.0, 0.0
-    best = (0.0, 0.0, float(np.nanmedian(base)))
+    at_map = float(np.nanmedian(base))
+    best = (0.0, 0.0, at_map)
     px, py = transform.a / STEPS_PER_PX, transform.e / STEPS_PER_PX  # the step along x and y (y < 0: north up)
     k = radius_px * STEPS_PER_PX
     # the nearest shifts first: of shifts that read the same pixels (a half step from a pixel centre reaches the
@@ -46,7 +47,7 @@ def network_shift(evidence: np.ndarray, transform: Affine, x: np.ndarray, y: np.
         m = float(np.nanmedian(v))
         if m > best[2]:
             best = (dc * px, dr * py, m)
-    gain = best[2] - float(np.nanmedian(base))
+    gain = best[2] - at_map
     if gain < min_gain_k:
         return 0.0, 0.0, 0.0
     return best[0], best[1], gain

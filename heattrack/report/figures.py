@@ -169,8 +169,9 @@ def _flags_sentence(det: dict) -> str:
         return ""
     return (f"<p><b>{flags['flagged']}</b> segments reached the flag level; at the stated false-alarm share "
             f"({det['alpha']:.1%} of the leak-free segments) about <b>{flags['expected_false_flags']:.0f}</b> of them "
-            "would be there without a leak. On held-out simulated cities that share held within 1.5&times; for "
-            "Landsat and ECOSTRESS, not for 10 m airborne rasters, where it ran higher (README, \"False alarms\")"
+            "would be there without a leak. On held-out simulated cities that share held within 1.5&times; pooled "
+            "for Landsat, ECOSTRESS and 10 m airborne rasters (the airborne ones only just, and a few cities at 3-4 "
+            "times; README, \"False alarms\")"
             + ("" if flags["fitted"] else "; this network was too small or too even for the fit, so the flag level "
                "is its own quantile and the share an upper bound") + ".</p>")
 
