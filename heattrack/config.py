@@ -160,6 +160,11 @@ class DetectConfig(_Section):
         "footprint; thermal = bilinear from the downscale.thermal_resolution_m blocks (the statistic before "
         "2026-12-04; a third of a small leak's peak is lost in the blocks). The baseline always reads the thermal "
         "grid; thermal rasters (ECOSTRESS, airborne) are ranked on their own pixels either way.")
+    rank_refit: bool = Field(
+        True, description="On the product's own pixels (rank_grid: native, downscale.method: dms), also remove what "
+        "one linear regression on the footprint-blurred predictors explains of what the sharpener's expectation "
+        "leaves (land-cover heat at the product's 30 m scale, fitted on a 20 m grid). false: the sharpener's "
+        "expectation only (before 2026-12-05).")
     background_block_m: float = Field(50.0, gt=0, description="Grid on which the background median runs (m).")
     noise_floor_k: float = Field(0.3, gt=0, description="Lowest spread used to normalise anomalies (K).")
     landcover_adjust: bool = Field(False, description="Subtract the land-cover (NDVI regression) expectation "

@@ -65,7 +65,9 @@ def _click_segment(page, segment_id: str) -> str:
 def test_report_map_from_file_without_network(small_scene, tmp_path, browser_page):
     out = tmp_path / "out"
     res = CliRunner().invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
-                                   "--out", str(out), "--tile-km", "1.5", "--n-workers", "2"])
+                                   "--out", str(out), "--tile-km", "1.5", "--n-workers", "2",
+                                   # a flag level at 5 %: the top segments of this small scene are flagged
+                                   "--set", "segments.mdl_alpha=0.05"])
     assert res.exit_code == 0, res.output
     page = browser_page
     page.goto((out / "report" / "index.html").as_uri())
@@ -91,7 +93,8 @@ def test_report_map_from_file_without_network(small_scene, tmp_path, browser_pag
     top_id = seg.loc[seg["rank"] == 1, "segment_id"].iloc[0]
     assert _click_segment(page, top_id) == top_id
     assert "rank" in page.inner_text(".leaflet-popup-content")
-    # a flagged segment says so in its popup (the top one of this scene is flagged, as the crews' list says)
+    # a flagged segment says so in its popup (the top one of this scene is flagged at alpha 5 %, as the crews' list
+    # says)
     assert seg.loc[seg["rank"] == 1, "flagged"].iloc[0] == 1 and "flagged" in page.inner_text(".leaflet-popup-content")
     page.wait_for_function("document.querySelector('.ht-thumb') && document.querySelector('.ht-thumb').complete")
     assert page.evaluate("document.querySelector('.ht-thumb').naturalWidth") > 0  # the LST/anomaly thumbnail

@@ -15,7 +15,27 @@ from heattrack.kernels.dms import DMSParams, dms_sharpen
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
 from heattrack.kernels.patches import PatchSpec, batch_for_memory
-from heattrack.kernels.predictors import DEFAULT_PREDICTOR_BANDS, predictor_stack, psf_blur, sensor_aggregate
+from heattrack.kernels.predictors import (
+    DEFAULT_PREDICTOR_BANDS,
+    predictor_stack,
+    psf_blur,
+    psf_blur_stack,
+    sensor_aggregate,
+)
+
+
+@dataclass(frozen=True)
+class LinearRefit:
+    """Settings of :func:`fine_landcover_fit`: most cells it is fitted on (a regular subsample beyond), the ridge
+    penalty (standardised predictors, per cell), how far beyond the fitted range predictors and fit may reach, and
+    the outlier cut of the second fit."""
+
+    sample_cap: int = 20_000
+    ridge_alpha: float = 0.3
+    extrapolation: float = 0.25
+    #: cells whose residual from the first fit lies beyond this many robust standard deviations (1.4826 x MAD) are
+    #: left out of the second, final fit
+    trim: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +57,9 @@ class ChainParams:
     rank_window_px: int = 31
     #: rank on the thermal product's own pixels (nearest-resampled) instead of the bilinear of the coarse blocks
     rank_native: bool = True
+    #: on the product's own pixels, also remove what a linear regression on the footprint-blurred predictors
+    #: explains of the residual (None: the sharpener's expectation only)
+    rank_refit: LinearRefit | None = LinearRefit()
     #: the input is a thermal raster without optics (airborne, drone, commercial): no sharpening, rank on it directly
     direct_thermal: bool = False
     dms: DMSParams = DMSParams()
@@ -62,6 +85,7 @@ class ChainParams:
             score_scale=cfg.detect.score_scale,
             rank_window_px=max(3, int(round(cfg.detect.rank_window_m / res))),
             rank_native=cfg.detect.rank_grid == "native",
+            rank_refit=LinearRefit() if cfg.detect.rank_refit else None,
             dms=DMSParams(
                 n_estimators=cfg.downscale.dms_n_estimators, max_depth=cfg.downscale.dms_max_depth,
                 min_samples_leaf=cfg.downscale.dms_min_samples_leaf,
@@ -143,15 +167,70 @@ def ranking_evidence(plain: np.ndarray, expected_fine: np.ndarray | None, factor
 
 
 def native_ranking_evidence(native: np.ndarray, expected_fine: np.ndarray | None, psf_sigma_px: float,
-                            window_px: int, block: int) -> np.ndarray:
+                            window_px: int, block: int, predictors: np.ndarray | None = None,
+                            refit: LinearRefit | None = None) -> np.ndarray:
     """:func:`ranking_evidence` on the thermal product's own pixels (nearest-resampled onto the fine grid): the
     land-cover expectation is seen through the sensor footprint without the coarse blocks (blurred on a grid
-    twice as coarse as the fine one, bilinear back), so a leak keeps the peak the product holds."""
+    twice as coarse as the fine one, bilinear back), so a leak keeps the peak the product holds. With
+    ``predictors`` (the sharpener's ``(n, H, W)`` stack) and ``refit``, what the optics still explain at the
+    product's own scale is removed too (:func:`fine_landcover_fit`)."""
     r = native
     if expected_fine is not None and np.isfinite(expected_fine).any():
         e = upsample_bilinear(psf_blur(block_mean(expected_fine, 2), psf_sigma_px / 2), 2)
         r = native - e
+    if predictors is not None and refit is not None:
+        r = r - fine_landcover_fit(r, predictors, psf_sigma_px, refit)
     return (r - local_background(r, window_px, block)).astype(np.float32)
+
+
+def _ridge(A: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge coefficients for rows ``A`` ``(1 + predictors, cells)`` (first row the intercept, not penalised)."""
+    penalty = alpha * y.size * np.eye(A.shape[0])
+    penalty[0, 0] = 0.0
+    return np.linalg.solve(A @ A.T + penalty, A @ y)
+
+
+def fine_landcover_fit(residual: np.ndarray, predictors: np.ndarray, psf_sigma_px: float, refit: LinearRefit
+                       ) -> np.ndarray:
+    """The part of ``residual`` (the product's pixels minus the sharpener's expectation, fine grid) that one linear
+    regression on the predictors seen through the sensor footprint explains, on the fine grid (0 where it cannot
+    be fitted).
+
+    The sharpener's model is trained on the ~100 m blocks, so land-cover heat at the product's own 30 m scale
+    (a warm roof or street beside the pipe) is partly left in the residual the ranking reads. Here the residual
+    and the footprint-blurred predictors are averaged onto a grid twice as coarse as the fine one and a ridge
+    regression on standardised predictors is fitted on up to ``refit.sample_cap`` cells (a regular subsample), then
+    again without the cells it fits worst (beyond ``refit.trim`` robust standard deviations: leaks, hot roofs);
+    predictors and fit are clipped to ``refit.extrapolation`` x their fitted range beyond it. A leak covers too few
+    cells to move the fit, and the predictors do not see it. Cost (one padded 10 km tile, 9 predictors): a block
+    mean and a footprint blur of every predictor on the 2x grid and one dot product per cell of it."""
+    r2 = block_mean(residual, 2)
+    p2 = psf_blur_stack(np.stack([block_mean(layer, 2) for layer in predictors]), psf_sigma_px / 2)
+    flat = p2.reshape(p2.shape[0], -1)
+    cells = np.flatnonzero(np.isfinite(r2).ravel() & np.isfinite(flat[0]))
+    if cells.size < 500:
+        return np.zeros(residual.shape, dtype=np.float32)
+    cells = cells[:: -(-cells.size // refit.sample_cap)]
+    X, y = flat[:, cells].astype(np.float64), r2.ravel()[cells].astype(np.float64)
+    lo, hi = X.min(axis=1), X.max(axis=1)
+    reach = refit.extrapolation * (hi - lo)
+    mean, scale = X.mean(axis=1), X.std(axis=1) + 1e-9
+    A = np.vstack([np.ones(y.size), (X - mean[:, None]) / scale[:, None]])
+    coef = _ridge(A, y, refit.ridge_alpha)
+    # least squares follow outliers: a strong leak or a hot roof is a handful of cells with large residuals, and
+    # they must not steer the land-cover fit onto themselves. Refit once without the cells beyond trim x MAD.
+    e = y - coef @ A
+    spread = 1.4826 * np.median(np.abs(e - np.median(e)))
+    keep = np.abs(e - np.median(e)) <= refit.trim * max(spread, 1e-6)
+    if keep.sum() >= 500 and not keep.all():
+        coef = _ridge(A[:, keep], y[keep], refit.ridge_alpha)
+    w = (coef[1:] / scale).astype(np.float32)  # back to the predictors' own units
+    fitted = np.full(r2.shape, np.float32(coef[0] - w.astype(np.float64) @ mean), dtype=np.float32)
+    for k in range(p2.shape[0]):
+        fitted += w[k] * np.clip(p2[k], np.float32(lo[k] - reach[k]), np.float32(hi[k] + reach[k]))
+    y_reach = refit.extrapolation * (y.max() - y.min())
+    np.clip(fitted, y.min() - y_reach, y.max() + y_reach, out=fitted)
+    return upsample_bilinear(fitted, 2)[: residual.shape[0], : residual.shape[1]]
 
 
 def thermal_products(
@@ -196,8 +275,10 @@ def thermal_products(
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
     expected = fit.expected if (fit is not None and params.detector.method != "baseline") else None
     if params.rank_native and params.detector.method != "baseline":  # the baseline: always the thermal grid
+        refit = params.rank_refit if params.downscale_method == "dms" else None  # the predictor stack is DMS's
         evidence = native_ranking_evidence(np.where(valid, lst_30m_on_10m, np.nan), expected, params.dms.psf_sigma_px,
-                                           params.rank_window_px, params.background_block_px)
+                                           params.rank_window_px, params.background_block_px,
+                                           stack if refit is not None else None, refit)
     else:
         evidence = ranking_evidence(np.where(valid, plain.lst, np.nan), expected, f, params.dms.psf_sigma_px,
                                     params.rank_window_px, params.background_block_px)

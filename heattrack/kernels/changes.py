@@ -7,7 +7,8 @@ leaks ``resolved`` on the tuning members, README). Its *warming* is the largest 
 the seasons (:func:`segment_warming`: the difference of the same points cancels the clutter that stays, roofs and
 roads, which a segment's maximum carries both years), standardised against the network (median and MAD). ``new``:
 warming z > ``new_z``, warmer than the network median now and not flagged before; ``resolved``: cooling z >
-``new_z`` where a flag was; ``persistent``: flagged both years; ``no_data``: flagged in one season without clear
+``new_z`` where a flag was and is no longer (since 2026-12-05: a leak flagged both years that reads weaker is
+``persistent``); ``persistent``: flagged both years; ``no_data``: flagged in one season without clear
 data in the other (cannot tell; a segment flagged now is in this season's ranking all the same).
 The expected number of false ``new`` is estimated by the same rule with the seasons swapped
 (:func:`reversed_new`: segments that cooled as much, not flagged now or before): under seasons that differ only
@@ -139,7 +140,7 @@ def change_class_warming(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.n
         out = np.full(prev_z.shape, "stable", dtype=object)
         out[now & was] = "persistent"
         out[warmed & (cur_z > 0) & ~was] = "new"
-        out[cooled & was] = "resolved"
+        out[cooled & was & ~now] = "resolved"  # still flagged: weaker, not gone (persistent)
     # flagged in one season without clear data in the other: cannot tell whether it changed
     out[(was & ~seen_now) | (now & ~seen_prev)] = "no_data"
     return out.astype(str), z_up, z_down

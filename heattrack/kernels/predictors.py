@@ -87,6 +87,21 @@ def psf_blur(fine: np.ndarray, sigma_px: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def psf_blur_stack(stack: np.ndarray, sigma_px: float) -> np.ndarray:
+    """:func:`psf_blur` of every layer of ``(n, H, W)`` over the pixels where all layers are finite (NaN elsewhere):
+    the normaliser is blurred once for the stack."""
+    ok = np.isfinite(stack).all(axis=0)
+    den = ndimage.gaussian_filter(ok.astype(np.float32), sigma_px, mode="nearest", truncate=3.0)
+    out = np.empty(stack.shape, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for k, layer in enumerate(stack):
+            num = ndimage.gaussian_filter(np.where(ok, layer, 0.0).astype(np.float32), sigma_px, mode="nearest",
+                                          truncate=3.0)
+            np.divide(num, den, out=out[k])
+    out[:, ~ok | (den < 1e-3)] = np.nan
+    return out
+
+
 def _step(factor: int, sigma_px: float) -> int:
     """Largest divisor of ``factor`` at most ``sigma_px / 0.7``: the blur can run on a grid that much coarser
     (the footprint still spans >= 0.7 of its pixels) at 1/step^2 of the cost."""
@@ -110,5 +125,5 @@ def sensor_aggregate_stack(stack: np.ndarray, factor: int, sigma_px: float) -> n
     return np.stack([sensor_aggregate(layer, factor, sigma_px) for layer in stack])
 
 
-__all__ = ["DEFAULT_PREDICTOR_BANDS", "LANDSAT_ST_PIXEL_M", "LANDSAT_TIRS_PSF_SIGMA_M", "LANDSAT_TO_S2", "S2_REFLECTIVE", "predictor_stack", "psf_blur",
+__all__ = ["DEFAULT_PREDICTOR_BANDS", "LANDSAT_ST_PIXEL_M", "LANDSAT_TIRS_PSF_SIGMA_M", "LANDSAT_TO_S2", "S2_REFLECTIVE", "predictor_stack", "psf_blur", "psf_blur_stack",
            "sensor_aggregate", "sensor_aggregate_stack"]
