@@ -184,7 +184,9 @@ def native_ranking_evidence(native: np.ndarray, expected_fine: np.ndarray | None
 
 
 def _ridge(A: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    """Ridge coefficients for rows ``A`` ``(1 + predictors, cells)`` (first row the intercept, not penalised)."""
+    """Ridge coefficients for rows ``A`` ``(1 + predictors, cells)`` (first row the intercept, not penalised): the
+    penalty of the leaf models of :class:`heattrack.kernels.linear_trees.LinearLeafTreeEnsemble` (alpha x cells),
+    for one model instead of their batch."""
     penalty = alpha * y.size * np.eye(A.shape[0])
     penalty[0, 0] = 0.0
     return np.linalg.solve(A @ A.T + penalty, A @ y)
@@ -220,8 +222,8 @@ def fine_landcover_fit(residual: np.ndarray, predictors: np.ndarray, psf_sigma_p
     # least squares follow outliers: a strong leak or a hot roof is a handful of cells with large residuals, and
     # they must not steer the land-cover fit onto themselves. Refit once without the cells beyond trim x MAD.
     e = y - coef @ A
-    spread = 1.4826 * np.median(np.abs(e - np.median(e)))
-    keep = np.abs(e - np.median(e)) <= refit.trim * max(spread, 1e-6)
+    dev = np.abs(e - np.median(e))
+    keep = dev <= refit.trim * max(1.4826 * np.median(dev), 1e-6)
     if keep.sum() >= 500 and not keep.all():
         coef = _ridge(A[:, keep], y[keep], refit.ridge_alpha)
     w = (coef[1:] / scale).astype(np.float32)  # back to the predictors' own units
@@ -275,10 +277,10 @@ def thermal_products(
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
     expected = fit.expected if (fit is not None and params.detector.method != "baseline") else None
     if params.rank_native and params.detector.method != "baseline":  # the baseline: always the thermal grid
-        refit = params.rank_refit if params.downscale_method == "dms" else None  # the predictor stack is DMS's
         evidence = native_ranking_evidence(np.where(valid, lst_30m_on_10m, np.nan), expected, params.dms.psf_sigma_px,
                                            params.rank_window_px, params.background_block_px,
-                                           stack if refit is not None else None, refit)
+                                           stack if params.downscale_method == "dms" else None,  # DMS's predictors
+                                           params.rank_refit)
     else:
         evidence = ranking_evidence(np.where(valid, plain.lst, np.nan), expected, f, params.dms.psf_sigma_px,
                                     params.rank_window_px, params.background_block_px)

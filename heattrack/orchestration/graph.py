@@ -268,9 +268,9 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
         ps = sample_at_points(peak, padded.affine, px, py)
         ps[pv != 1] = np.nan
         if task.clutter_cell_m > 0:  # the clutter a leak would sit on: the network around each point, halo included
-            hx_, hy_ = task.halo_point_x + dx, task.halo_point_y + dy
-            ph = sample_at_points(peak, padded.affine, hx_, hy_)
-            ph[sample_at_points(p.valid.astype(np.float32), padded.affine, hx_, hy_) != 1] = np.nan
+            halo_x, halo_y = task.halo_point_x + dx, task.halo_point_y + dy
+            ph = sample_at_points(peak, padded.affine, halo_x, halo_y)
+            ph[sample_at_points(p.valid.astype(np.float32), padded.affine, halo_x, halo_y) != 1] = np.nan
             base = network_neighbourhood_median(np.r_[ps, ph], all_x, all_y, task.clutter_cell_m)
             p_base_d.append(base[: ps.size].astype(np.float32))
         p_err_d.append(np.full(ps.shape, np.nan, np.float32) if prep.lst_err is None else
