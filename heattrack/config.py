@@ -237,9 +237,13 @@ class ChangesConfig(_Section):
     fdr_q: float = Field(0.05, gt=0, lt=1, description="Segments ranked by a statistic (detect.method residual "
                          "or baseline): Benjamini-Hochberg false-discovery rate for flagging a segment in a season "
                          "(and, against a previous season without point values, for calling a change).")
-    new_z: float = Field(5.0, gt=0, description="Segments ranked by a statistic: how far (network z: median and "
+    new_z: float = Field(6.5, gt=0, description="Segments ranked by a statistic: how far (network z: median and "
                          "MAD of all segments) a segment's largest point warming (cooling) between the seasons must "
                          "stand out to call it new (resolved).")
+    warming_sigma_m: float = Field(30.0, ge=0, description="Segments ranked by a statistic: the point changes "
+                                   "between the seasons are smoothed over the network with a Gaussian of this "
+                                   "sigma (m) before a segment's largest warming is taken (the thermal footprint's "
+                                   "scale; 0: not smoothed).")
     risk_threshold: float = Field(0.5, gt=0, le=1, description="Hotspot risk (and segment risk of the 0-1 risk "
                                   "rankings) that flags it (0-1).")
     min_dates: int = Field(1, ge=1, description="Clear date pairs a segment needs before it can be flagged or "

@@ -12,6 +12,7 @@ from heattrack.kernels.changes import (
     expected_false_per_100km,
     reversed_new,
     segment_warming,
+    smooth_on_network,
 )
 from heattrack.kernels.segments import network_z, on_pipe_peak, segment_max
 
@@ -99,6 +100,32 @@ def test_warming_cancels_the_clutter_that_stays_and_finds_the_leaks_that_come_an
     # with the seasons swapped the same leaks trade places: the estimate of false new counts only noise here
     decoy, _ = reversed_new(z0, np.ones(400), z1, np.ones(400), up, down, 0.05, 1, 5.0)
     assert decoy.sum() == 0
+
+
+def test_point_changes_smoothed_over_the_network_keep_a_footprint_wide_change_and_average_pixel_noise(rng):
+    """The matched filter of the warming rule: a change ~100 m wide (a leak through Landsat's footprint) keeps
+    most of its peak, noise from pixel to pixel is averaged, and the leak's segment stands out further."""
+    x = np.arange(0.0, 6000.0, 10.0)  # one pipe, points every 10 m, segments of 150 m
+    y = np.zeros_like(x)
+    seg = (x // 150).astype(int)
+    bump = 1.0 * np.exp(-0.5 * ((x - 3070.0) / 42.0) ** 2)  # FWHM ~100 m, centred in segment 20
+    noise = rng.normal(0.0, 0.3, x.size)
+    d = bump + noise
+    d[5] = np.nan  # no clear data at one point: stays NaN, and does not spread
+    sm = smooth_on_network(x, y, d, 30.0)
+    assert np.isnan(sm[5]) and np.isfinite(sm[4]) and np.isfinite(sm[6])
+    far = np.abs(x - 3070.0) > 300
+    assert np.nanstd(sm[far]) < 0.6 * np.nanstd(d[far])
+    assert sm[307] > 0.7  # the peak is kept: 42 / hypot(42, 30) = 0.81 of it (the noise around it averaged)
+    assert np.array_equal(smooth_on_network(x, y, d, 0.0), d, equal_nan=True)
+    # a second pipe beside the first shares its points' neighbourhood (the network, not only the line)
+    both = smooth_on_network(np.r_[x, x], np.r_[y, y + 20.0], np.r_[np.zeros_like(x), np.full_like(x, 2.0)], 30.0)
+    assert 0.2 < both[100] < 1.8
+    z = {}
+    for sigma in (0.0, 30.0):
+        up = segment_warming(np.zeros_like(d), d, seg, 40, (x, y), sigma)[0]
+        z[sigma] = network_z(up)[0][20]
+    assert z[30.0] > z[0.0] and np.argmax(segment_warming(np.zeros_like(d), d, seg, 40, (x, y), 30.0)[0]) == 20
 
 
 def test_warming_rule_on_pure_noise_and_its_estimate_of_false_new(rng):

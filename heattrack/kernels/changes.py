@@ -5,16 +5,18 @@
 survives Benjamini-Hochberg at ``q`` (not the run's fitted-null ``p_value``: flags from it left far fewer repaired
 leaks ``resolved`` on the tuning members, README). Its *warming* is the largest rise of any of its points between
 the seasons (:func:`segment_warming`: the difference of the same points cancels the clutter that stays, roofs and
-roads, which a segment's maximum carries both years), standardised against the network (median and MAD). ``new``:
+roads, which a segment's maximum carries both years), after the differences are smoothed over the network at the
+footprint's scale (:func:`smooth_on_network`, since 2026-12-06), standardised against the network (median and
+MAD). ``new``:
 warming z > ``new_z``, warmer than the network median now and not flagged before; ``resolved``: cooling z >
 ``new_z`` where a flag was and is no longer (since 2026-12-05: a leak flagged both years that reads weaker is
 ``persistent``); ``persistent``: flagged both years; ``no_data``: flagged in one season without clear
 data in the other (cannot tell; a segment flagged now is in this season's ranking all the same).
 The expected number of false ``new`` is estimated by the same rule with the seasons swapped
 (:func:`reversed_new`: segments that cooled as much, not flagged now or before): under seasons that differ only
-by noise both counts have the same distribution. An estimate, not a bound: on the simulator family's tuning
-members 0-5 it said 4 for 6 false ``new``, on the held-out 100-111 12 for 18, and city by city it is rough
-(``benchmarks/changes.py``).
+by noise both counts have the same distribution. An estimate, not a bound, though high in practice: on the
+simulator family's held-out members 100-111 it said 10 for 3 false ``new`` (2026-12-06), and city by city it is
+rough (``benchmarks/changes.py``).
 
 **Statistic rankings without point values** (a previous season from an earlier version) use
 :func:`change_class_fdr`: a segment is flagged in a season when its p-value survives Benjamini-Hochberg at
@@ -116,14 +118,43 @@ def change_class_fdr(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarr
     return out.astype(str)
 
 
-def segment_warming(prev_points: np.ndarray, cur_points: np.ndarray, segment: np.ndarray, n_segments: int
+def smooth_on_network(x: np.ndarray, y: np.ndarray, values: np.ndarray, sigma_m: float) -> np.ndarray:
+    """Per point, the Gaussian-weighted mean (sigma ``sigma_m``, out to 2 sigma, over every point of the network
+    within reach, its own included) of the finite ``values``; NaN where the point's own value is NaN. The matched
+    filter for a change of the thermal footprint's scale: it averages what changes from pixel to pixel (the
+    sharpener's and the sensor's noise) and keeps a bump ~100 m wide. ``sigma_m`` 0: the values unchanged.
+    Cost: one KD-tree and one pass over the point pairs within 2 sigma (~10 per point at 10 m spacing, 30 m)."""
+    from scipy.spatial import cKDTree
+
+    v = np.asarray(values, dtype=float)
+    if sigma_m <= 0:
+        return v.copy()
+    ok = np.flatnonzero(np.isfinite(v))
+    out = np.full(v.shape, np.nan)
+    if ok.size == 0:
+        return out
+    xy = np.c_[np.asarray(x, dtype=float)[ok], np.asarray(y, dtype=float)[ok]]
+    pairs = cKDTree(xy).query_pairs(2.0 * sigma_m, output_type="ndarray")
+    i, j = pairs[:, 0], pairs[:, 1]
+    w = np.exp(-0.5 * np.sum((xy[i] - xy[j]) ** 2, axis=1) / sigma_m**2)
+    vo = v[ok]
+    num = vo + np.bincount(i, w * vo[j], ok.size) + np.bincount(j, w * vo[i], ok.size)
+    den = 1.0 + np.bincount(i, w, ok.size) + np.bincount(j, w, ok.size)
+    out[ok] = num / den
+    return out
+
+
+def segment_warming(prev_points: np.ndarray, cur_points: np.ndarray, segment: np.ndarray, n_segments: int,
+                    xy: tuple[np.ndarray, np.ndarray] | None = None, sigma_m: float = 0.0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per segment, the largest warming and the largest cooling (K) of any of its points between two seasons'
-    point values, and the mean change of its points (the tie-break between segments that share the hottest point:
-    the one whose body changed); NaN where no point has a value in both."""
+    point values (the change smoothed over the network first, :func:`smooth_on_network`, when the points' ``xy``
+    and ``sigma_m`` > 0 are given), and the mean change of its points, unsmoothed (the tie-break between segments
+    that share the hottest point: the one whose body changed); NaN where no point has a value in both."""
     d = np.asarray(cur_points, dtype=float) - np.asarray(prev_points, dtype=float)
-    return segment_max(d, segment, n_segments), segment_max(-d, segment, n_segments), segment_mean(d, segment,
-                                                                                                    n_segments)
+    ds = smooth_on_network(xy[0], xy[1], d, sigma_m) if xy is not None and sigma_m > 0 else d
+    return segment_max(ds, segment, n_segments), segment_max(-ds, segment, n_segments), segment_mean(d, segment,
+                                                                                                     n_segments)
 
 
 def change_class_warming(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,

@@ -135,7 +135,8 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> tuple[gpd.Geo
         d_prev, d_cur = p["n_dates"].fillna(0).to_numpy(), cur["n_dates"].to_numpy()
         lines = cur.geometry.values
         radius = cfg.downscale.thermal_resolution_m
-        warming, why = point_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str))
+        warming, why = point_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str),
+                                     c.warming_sigma_m)
         if warming is not None:  # where the segment's points warmed (cooled): the warming rule
             cls, n_false = _classes_by_warming((z_prev, d_prev, z_cur, d_cur), warming, lines, radius, c)
             how |= {"rule": "warming", "estimated_false_new": n_false}
@@ -182,9 +183,11 @@ def change_summary(how: dict, n_new: int, pipe_km: float, cfg: Config, previous_
                          **extra)
 
 
-def point_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> tuple[tuple | None, str | None]:
-    """Per segment of ``segment_ids``, the largest warming and cooling of its points between the seasons and their
-    mean change (:func:`heattrack.kernels.changes.segment_warming`); else None and why the points do not compare."""
+def point_warming(previous: Path, current: Path, segment_ids: np.ndarray, sigma_m: float = 0.0
+                  ) -> tuple[tuple | None, str | None]:
+    """Per segment of ``segment_ids``, the largest warming and cooling of its points between the seasons (the
+    change smoothed over the network with a Gaussian of ``sigma_m``) and their mean change
+    (:func:`heattrack.kernels.changes.segment_warming`); else None and why the points do not compare."""
     a, b = read_point_statistic(previous / POINTS_FILE), read_point_statistic(current / POINTS_FILE)
     if a is None:
         return None, f"{previous} has no {POINTS_FILE} (run by an earlier version, or ranked by a 0-1 risk)"
@@ -199,7 +202,7 @@ def point_warming(previous: Path, current: Path, segment_ids: np.ndarray) -> tup
     order = pd.Index(b.segment_ids).get_indexer(segment_ids)
     ok = order >= 0
     return tuple(np.where(ok, v[np.maximum(order, 0)], np.nan)
-                 for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids))), None
+                 for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids), (b.x, b.y), sigma_m)), None
 
 
 def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radius: float, c) -> tuple[np.ndarray, int]:
