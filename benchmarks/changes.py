@@ -1,6 +1,6 @@
 """Two winters of held-out simulator-family cities: how many leaks come out `new` / `resolved`, and how many
 false `new` per 100 km of pipe, with the default change rule (the warming rule of kernels/changes.py; tuned on
-members 0-5, reported on the held-out ones).
+members 0-11, reported on the held-out ones).
 
     .venv/bin/python benchmarks/changes.py --json benchmarks/results/changes.json   # held-out members 100-111
     .venv/bin/python benchmarks/changes.py --method baseline --json benchmarks/results/changes_baseline.json
@@ -10,7 +10,8 @@ x U(0.7, 1.3); other weather, noise, clouds and transient heat sources), both sc
 when its peak seen through the Landsat footprint is >= 0.7 K (as in benchmarks/family.py). Printed per
 member and summed: visible new leaks called `new`, false `new` (segments without a new leak), false `new` per
 100 km, repaired leaks called `resolved`, false `resolved`, and what the screen states (its estimate of its
-false `new`).
+false `new`); then the power curve of the change classes: of the new (repaired) leaks seen in both winters, the
+share called `new` (`resolved`) per footprint-peak bin.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-from family import VISIBLE_K, footprint_peak_k  # noqa: E402  (benchmarks/ is the script's folder)
+from family import BINS_K, VISIBLE_K, footprint_peak_k  # noqa: E402  (benchmarks/ is the script's folder)
 from heldout import heldout_parser, overrides, spec_overrides, workspace  # benchmarks/ is the script's folder
 
 from heattrack.config import load_config
@@ -29,9 +30,25 @@ from heattrack.orchestration.screen import point_warming, screen
 from heattrack.simulate import family_spec, simulate_scene
 
 
-def _visible(leaks: gpd.GeoDataFrame) -> set[str]:
+def _peaks(leaks: gpd.GeoDataFrame) -> dict[str, float]:
+    """Footprint peak (K) per leaking segment (its strongest leak)."""
     peak = footprint_peak_k(leaks["amplitude_k"].to_numpy(float), leaks["fwhm_m"].to_numpy(float))
-    return set(leaks.loc[peak >= VISIBLE_K, "segment_id"])
+    return {str(k): float(v) for k, v in gpd.pd.Series(peak).groupby(leaks["segment_id"].to_numpy()).max().items()}
+
+
+def _visible(leaks: gpd.GeoDataFrame) -> set[str]:
+    return {k for k, v in _peaks(leaks).items() if v >= VISIBLE_K}
+
+
+def power_curve(leaks: list[tuple[float, bool]]) -> list[dict]:
+    """Share of the leaks called (``new`` or ``resolved``) per footprint-peak bin (``BINS_K``), of those seen in
+    both winters: what a change of that strength through the sensor can be told from the winter-to-winter noise."""
+    out = []
+    for lo, hi in zip(BINS_K[:-1], BINS_K[1:]):
+        sel = [called for peak, called in leaks if lo <= peak < hi]
+        out.append({"peak_k": [lo, hi], "n": len(sel), "called": int(sum(sel)),
+                    "share": float(np.mean(sel)) if sel else float("nan")})
+    return out
 
 
 def main() -> None:
@@ -93,9 +110,14 @@ def main() -> None:
                                                   counts.get("bound_false_new_per_100km")),
                    "estimated_false_new": counts.get("estimated_false_new")}
             row["false_new_per_100km"] = row["false_new"] / pipe_km * 100
+            # every new / repaired leak seen both winters, its footprint peak and whether it was called (power curve)
+            p1, p0 = _peaks(leaks1), _peaks(leaks0)
+            row["new_leaks_seen"] = [(p1[i], i in called_new) for i in sorted(new_ids & seen_both) if i in p1]
+            row["repaired_leaks_seen"] = [(p0[i], i in called_res) for i in sorted(rep_ids & seen_both) if i in p0]
             rows.append(row)
             print(f"member {m}: {pipe_km:.0f} km; new: {row['visible_new_called_new']}/{row['visible_new']} visible "
-                  f"called new ({row['visible_new_seen_both_winters']} seen both winters), {row['false_new']} false ({row['false_new_per_100km']:.2f} / 100 km, screen states "
+                  f"called new ({row['visible_new_seen_both_winters']} seen both winters), {row['false_new']} false "
+                  f"({row['false_new_per_100km']:.2f} / 100 km, screen states "
                   f"{row['stated_per_100km']}, estimated {row['estimated_false_new']}; "
                   f"{row['false_new_within_100m_of_a_change']} of them within 100 m of a "
                   f"change); resolved: {row['visible_repaired_called_resolved']}/{row['visible_repaired']} visible, "
@@ -111,8 +133,14 @@ def main() -> None:
           f"({tot['false_new'] / tot['pipe_km'] * 100:.2f} per 100 km); visible repaired called resolved "
           f"{tot['visible_repaired_called_resolved']}/{tot['visible_repaired']}, false resolved "
           f"{tot['false_resolved']}")
+    curves = {k: power_curve([leak for r in rows for leak in r[f"{k}_leaks_seen"]]) for k in ("new", "repaired")}
+    for k, curve in curves.items():
+        what = "new" if k == "new" else "resolved"
+        print(f"{k} leaks seen both winters, called {what} by footprint peak: " + ", ".join(
+            f"{b['peak_k'][0]:g}-{b['peak_k'][1]:g} K: {b['called']}/{b['n']}" for b in curve))
     if args.json:
-        args.json.write_text(json.dumps({"members": rows, "total": tot}, indent=1, default=float))
+        args.json.write_text(json.dumps({"members": rows, "total": tot, "power_curve": curves}, indent=1,
+                                        default=float))
 
 
 if __name__ == "__main__":
