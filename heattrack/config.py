@@ -96,6 +96,9 @@ class DownscaleConfig(_Section):
     dms_sample_cap: int = Field(20000, ge=100, description="DMS: most training cells per tile, drawn at random "
                                 "(bounds cost; 4000 is ~1.3x faster and ~2 % less sharp on held-out 12 km cities).")
     dms_min_samples: int = Field(60, ge=10, description="DMS: fewer usable samples -> bilinear (recorded).")
+    dms_residual_iterations: int = Field(2, ge=0, description="DMS: after adding the coarse residual back, add "
+                                         "the residual the corrected field still leaves (seen through the footprint) "
+                                         "this many times more (iterative back-projection; 0: one correction).")
     smooth_residual: bool = Field(True, description="TsHARP: add the coarse residual as a bilinear field (then "
                                   "the exact per-block remainder) instead of as blocks.")
 

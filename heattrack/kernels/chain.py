@@ -92,7 +92,8 @@ class ChainParams:
                 sample_cap=cfg.downscale.dms_sample_cap, min_samples=cfg.downscale.dms_min_samples,
                 psf_sigma_px=cfg.downscale.dms_psf_sigma_m / res, holdout_every=cfg.downscale.dms_holdout_every,
                 guard=cfg.downscale.dms_guard, guard_ratio=cfg.downscale.dms_guard_ratio,
-                scale_up_tolerance=cfg.downscale.dms_scale_up_tolerance, seed=cfg.seed),
+                scale_up_tolerance=cfg.downscale.dms_scale_up_tolerance,
+                residual_iterations=cfg.downscale.dms_residual_iterations, seed=cfg.seed),
             dms_bands=tuple(cfg.downscale.dms_bands),
             detector=detector_params(cfg),
         )

@@ -8,7 +8,8 @@
 3. **Model**: bagged regression trees with a ridge regression in every leaf (pyDMS / Cubist idea,
    :class:`LinearLeafTreeEnsemble`), trained on the coarse cells, applied to the fine predictors.
 4. **Residual correction**: the coarse residual ``LST - sensor_aggregate(prediction)`` is added back as a
-   bilinear field (pyDMS: without it DMS loses to bilinear on real scenes).
+   bilinear field (pyDMS: without it DMS loses to bilinear on real scenes), then twice more the residual the
+   corrected field leaves (``residual_iterations``, back-projection, since 2026-12-06).
 5. **Guard, per tile** (:func:`holdout_check`): one coarse cell in every ``holdout_every`` x ``holdout_every``
    block is held out of training. Each held-out cell is predicted twice from its neighbours: by bilinear-like
    interpolation of the neighbours' LST (what bilinear delivers) and by the model's aggregated prediction
@@ -67,6 +68,10 @@ class DMSParams:
     #: ridge penalty of the leaf models (standardised predictors, per sample): correlated bands with
     #: independent 10 m noise must not get large opposing coefficients that cancel only at the coarse scale
     ridge_alpha: float = 0.3
+    #: back-projections of the residual after the first correction: each adds the coarse residual left by the
+    #: corrected field seen through the footprint (bilinear, like the first); 2 (since 2026-12-06) brings the field
+    #: close to seeing what the sensor saw (chosen on tuning members 0-11; README "Sharpening")
+    residual_iterations: int = 2
     seed: int = 0
 
 
@@ -151,14 +156,18 @@ def _predict_fine(model: LinearLeafTreeEnsemble, pf: np.ndarray, mask: np.ndarra
     return out
 
 
-def _residual_corrected(pred_fine: np.ndarray, lst_coarse: np.ndarray, factor: int, sigma_px: float
-                        ) -> np.ndarray:
+def _residual_corrected(pred_fine: np.ndarray, lst_coarse: np.ndarray, factor: int, sigma_px: float,
+                        iterations: int = 0) -> np.ndarray:
     """``pred_fine`` plus the coarse residual (observed minus the prediction seen through the sensor
-    footprint) as a bilinear field; NaN where the coarse observation is missing."""
-    agg = sensor_aggregate(pred_fine, factor, sigma_px)
-    resid = lst_coarse - agg
-    out = pred_fine + upsample_bilinear(fill_nearest(np.where(np.isfinite(resid), resid, np.nan)), factor) \
-        if np.isfinite(resid).any() else pred_fine.copy()
+    footprint) as a bilinear field, then ``iterations`` times the residual the corrected field still leaves (a
+    bilinear field spread over the neighbouring cells does not reproduce each cell's observation at once: iterative
+    back-projection); NaN where the coarse observation is missing."""
+    out = pred_fine.astype(np.float32, copy=True)
+    for _ in range(1 + max(0, int(iterations))):
+        resid = lst_coarse - sensor_aggregate(out, factor, sigma_px)
+        if not np.isfinite(resid).any():
+            break
+        out += upsample_bilinear(fill_nearest(np.where(np.isfinite(resid), resid, np.nan)), factor)
     out[~np.isfinite(block_repeat(lst_coarse, factor))] = np.nan
     return out.astype(np.float32)
 
@@ -235,7 +244,7 @@ def dms_sharpen(
     if chosen is None:
         res = bilinear_sharpen(lst_coarse, valid_fine, factor)
         return SharpenResult(res.lst, {**info, "method": "bilinear"})
-    lst = _residual_corrected(chosen["pred"], lst_coarse, factor, params.psf_sigma_px)
+    lst = _residual_corrected(chosen["pred"], lst_coarse, factor, params.psf_sigma_px, params.residual_iterations)
     lst[~valid_fine] = np.nan
     expected = chosen["pred"].copy()
     expected[~np.isfinite(lst)] = np.nan
