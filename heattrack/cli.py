@@ -205,6 +205,12 @@ def screen(
                               f"({counts['estimated_false_new_per_100km']:.2f} per 100 km of pipe): the segments that "
                               "cooled as much without a flag in either season (the same rule with the seasons "
                               "swapped; an estimate, see README 'Change classes')")
+                if "new_warming_k" in counts:
+                    console.print(f"a segment was called new where its points warmed by more than "
+                                  f"{counts['new_warming_k']:.2f} K (the ranking statistic, smoothed over "
+                                  f"{cfg.changes.warming_sigma_m:g} m); on the simulator's held-out cities with one "
+                                  "date per winter that meant new leaks of about 1.5 K or more seen through Landsat's "
+                                  "footprint (README 'Change classes')")
             elif "bound_false_new_per_100km" in counts:
                 console.print(f"compared by the previous rule ({counts.get('note')}): Benjamini-Hochberg at "
                               f"q={cfg.changes.fdr_q:g} on the segments' z, {counts['bound_false_new_per_100km']:.2f} "

@@ -14,7 +14,7 @@ from heattrack.kernels.changes import (
     segment_warming,
     smooth_on_network,
 )
-from heattrack.kernels.segments import network_z, on_pipe_peak, segment_max
+from heattrack.kernels.segments import network_level, network_z, on_pipe_peak, segment_max
 
 
 def test_on_pipe_peak_discounts_heat_peaking_off_the_pipe():
@@ -126,6 +126,15 @@ def test_point_changes_smoothed_over_the_network_keep_a_footprint_wide_change_an
         up = segment_warming(np.zeros_like(d), d, seg, 40, (x, y), sigma)[0]
         z[sigma] = network_z(up)[0][20]
     assert z[30.0] > z[0.0] and np.argmax(segment_warming(np.zeros_like(d), d, seg, 40, (x, y), 30.0)[0]) == 20
+
+
+def test_network_level_is_the_value_at_a_network_z(rng):
+    stat = np.r_[rng.normal(0.3, 0.2, 500), 5.0, np.nan]
+    level = network_level(stat, 6.5)
+    z = network_z(np.r_[stat, level])[0]
+    assert z[-1] == pytest.approx(6.5, rel=0.02)  # one more value barely moves the median and MAD
+    assert level == pytest.approx(0.3 + 6.5 * 0.2, abs=0.15)
+    assert np.isnan(network_level(np.array([1.0, np.nan]), 3.0))
 
 
 def test_warming_rule_on_pure_noise_and_its_estimate_of_false_new(rng):

@@ -66,6 +66,10 @@ def test_changes_classify_persistent_new_and_repaired_leaks(seasons):
     assert ranks == sorted(ranks) and list(ch["priority"]) == list(range(1, len(ch) + 1))
     info = json.loads((runs / "2025-26" / "run.json").read_text())
     assert info["season"] == "2025-26" and info["previous"]["season"] == "2024-25"
+    how = json.loads((runs / "2025-26" / "changes.json").read_text())
+    assert how["rule"] == "warming" and 0.0 < how["new_warming_k"] < 10.0  # what a segment needed to be called new
+    page = (runs / "2025-26" / "report" / "index.html").read_text()
+    assert f"{how['new_warming_k']:.2f} K of the ranking statistic this season" in page
     assert info["network"]["n_segments"] == t1["n_segments"]
     page = (runs / "2025-26" / "report" / "index.html").read_text()
     assert "What changed since last year (2024-25)" in page and "changes_map.png" in page

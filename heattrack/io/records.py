@@ -111,6 +111,9 @@ class ChangeSummary(Record):
     fdr_q: float | None = None
     estimated_false_new: int | None = None
     estimated_false_new_per_100km: float | None = None
+    #: the warming rule: how much a segment's points had to warm (K of the ranking statistic, smoothed over the
+    #: network) to be called ``new`` this season (the network's median + new_z x 1.4826 x MAD)
+    new_warming_k: float | None = None
     bound_false_new_per_100km: float | None = None
     note: str | None = None  # why the previous rule was used
 

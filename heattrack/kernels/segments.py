@@ -200,6 +200,17 @@ def network_z(stat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z, np.where(ok, ndtr(-z), np.nan)
 
 
+def network_level(stat: np.ndarray, z: float) -> float:
+    """The statistic's value at network z ``z`` (:func:`network_z`'s median + z x 1.4826 x MAD over the finite
+    values): e.g. the warming (K) a segment needed to be called new; NaN with fewer than two values."""
+    stat = np.asarray(stat, dtype=float)
+    ok = np.isfinite(stat)
+    if ok.sum() < 2:
+        return float("nan")
+    med = float(np.median(stat[ok]))
+    return med + float(z) * max(1.4826 * float(np.median(np.abs(stat[ok] - med))), 1e-6)
+
+
 def strongest_nearby(values: np.ndarray, lines: np.ndarray, candidates: np.ndarray, radius_m: float,
                      tiebreak: np.ndarray | None = None, ratio: float = 1.0, tie_within: float = 0.0) -> np.ndarray:
     """Among the ``candidates`` (bool per segment), keep only those whose ``values`` are the largest of all

@@ -33,7 +33,7 @@ from heattrack.kernels.changes import (
     reversed_new,
     segment_warming,
 )
-from heattrack.kernels.segments import strongest_nearby
+from heattrack.kernels.segments import network_level, strongest_nearby
 from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import network_signature
 from heattrack.orchestration.run import RunResult, rebuild_report, run
@@ -138,8 +138,8 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> tuple[gpd.Geo
         warming, why = point_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str),
                                      c.warming_sigma_m)
         if warming is not None:  # where the segment's points warmed (cooled): the warming rule
-            cls, n_false = _classes_by_warming((z_prev, d_prev, z_cur, d_cur), warming, lines, radius, c)
-            how |= {"rule": "warming", "estimated_false_new": n_false}
+            cls, n_false, needed_k = _classes_by_warming((z_prev, d_prev, z_cur, d_cur), warming, lines, radius, c)
+            how |= {"rule": "warming", "estimated_false_new": n_false, "new_warming_k": needed_k}
         else:  # no point values to compare: Benjamini-Hochberg on the segments' z
             cls = change_class_fdr(z_prev, d_prev, z_cur, d_cur, c.fdr_q, c.min_dates)
             for name, z, frame in (("new", z_cur, cur), ("resolved", z_prev, p)):
@@ -174,8 +174,10 @@ def change_summary(how: dict, n_new: int, pipe_km: float, cfg: Config, previous_
     extra: dict = {}
     if rule == "warming":
         n_false = how["estimated_false_new"]
+        needed = how.get("new_warming_k")
         extra = {"new_z": cfg.changes.new_z, "fdr_q": cfg.changes.fdr_q, "estimated_false_new": n_false,
-                 "estimated_false_new_per_100km": round(n_false / pipe_km * 100.0, 3) if pipe_km > 0 else None}
+                 "estimated_false_new_per_100km": round(n_false / pipe_km * 100.0, 3) if pipe_km > 0 else None,
+                 "new_warming_k": round(needed, 3) if needed is not None and np.isfinite(needed) else None}
     elif rule == "fdr":
         extra = {"fdr_q": cfg.changes.fdr_q, "bound_false_new_per_100km": round(
             expected_false_per_100km(n_new, cfg.changes.fdr_q, pipe_km), 3), "note": how.get("why")}
@@ -205,12 +207,15 @@ def point_warming(previous: Path, current: Path, segment_ids: np.ndarray, sigma_
                  for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids), (b.x, b.y), sigma_m)), None
 
 
-def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radius: float, c) -> tuple[np.ndarray, int]:
+def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radius: float, c
+                        ) -> tuple[np.ndarray, int, float]:
     """The warming rule's classes (``seasons``: previous z, dates, current z, dates; ``warming``: largest warming,
-    cooling and mean change per segment) and its estimate of the false ``new``, after one call per hot place."""
+    cooling and mean change per segment), its estimate of the false ``new``, after one call per hot place, and the
+    warming (K, smoothed) a segment's points needed this season to be called ``new``."""
     up, down, mean_change = warming
     args = (*seasons, up, down, c.fdr_q, c.min_dates, c.new_z)
     cls, z_up, z_down = change_class_warming(*args)
+    needed_k = network_level(np.where(np.isfinite(z_up), up, np.nan), c.new_z)
     decoy, z_decoy = reversed_new(*args)
     # one call per hot place: of the candidates within the footprint the strongest; within one z (the noise: MAD)
     # of each other, the one whose points changed most on average (their largest changes are one footprint's; the
@@ -225,7 +230,7 @@ def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radiu
             decoy = cand & keep
         else:
             cls = np.where(cand & ~keep, "stable", cls)
-    return cls, int(decoy.sum())
+    return cls, int(decoy.sum()), needed_k
 
 
 def _other_methods(previous: Path, current: Path) -> tuple[str, str] | None:
@@ -297,6 +302,6 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
         summary = change_summary(how, counts.get("segment_new", 0), how["pipe_km"], cfg, prev_info.season)
         (Path(out) / "changes.json").write_text(summary.to_json())
         counts |= summary.model_dump(include={"rule", "estimated_false_new", "estimated_false_new_per_100km",
-                                              "bound_false_new_per_100km", "note"}, exclude_none=True)
+                                              "bound_false_new_per_100km", "note", "new_warming_k"}, exclude_none=True)
         rebuild_report(Path(out))  # adds the "what changed" section from changes.geojson
     return result, counts

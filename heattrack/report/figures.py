@@ -352,7 +352,10 @@ def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: t
         how = (f" Of the {summary.segment_new} new segments about {summary.estimated_false_new} may be false "
                f"({summary.estimated_false_new_per_100km:.2f} per 100 km of pipe): as many segments cooled as much "
                "without a flag in either season (the same rule with the seasons swapped). A segment is new when its "
-               f"points warmed by more than {summary.new_z:g} network z and it was not flagged last year.")
+               f"points warmed by more than {summary.new_z:g} network z"
+               + (f" ({summary.new_warming_k:.2f} K of the ranking statistic this season)"
+                  if summary.new_warming_k is not None else "")
+               + " and it was not flagged last year.")
     elif summary is not None and summary.bound_false_new_per_100km is not None:
         how = (f" Compared by the previous rule ({html.escape(summary.note or 'no point values')}): "
                "Benjamini-Hochberg at q = "
