@@ -206,11 +206,9 @@ def screen(
                               "cooled as much without a flag in either season (the same rule with the seasons "
                               "swapped; an estimate, see README 'Change classes')")
                 if "new_warming_k" in counts:
-                    console.print(f"a segment was called new where its points warmed by more than "
-                                  f"{counts['new_warming_k']:.2f} K (the ranking statistic, smoothed over "
-                                  f"{cfg.changes.warming_sigma_m:g} m); on the simulator's held-out cities with one "
-                                  "date per winter that meant new leaks of about 1.5 K or more seen through Landsat's "
-                                  "footprint (README 'Change classes')")
+                    console.print(f"new where a segment's points warmed by more than {counts['new_warming_k']:.2f} K "
+                                  f"(the statistic, smoothed over {cfg.changes.warming_sigma_m:g} m); on held-out "
+                                  "simulated cities, one date per winter: leaks of ~1.5 K+ through Landsat's footprint")
             elif "bound_false_new_per_100km" in counts:
                 console.print(f"compared by the previous rule ({counts.get('note')}): Benjamini-Hochberg at "
                               f"q={cfg.changes.fdr_q:g} on the segments' z, {counts['bound_false_new_per_100km']:.2f} "
