@@ -77,19 +77,14 @@ def psf_blur(fine: np.ndarray, sigma_px: float) -> np.ndarray:
     where the input is NaN)."""
     if sigma_px <= 0:
         return np.asarray(fine, dtype=np.float32)
-    ok = np.isfinite(fine)
-    num = ndimage.gaussian_filter(np.where(ok, fine, 0.0).astype(np.float32), sigma_px, mode="nearest",
-                                  truncate=3.0)
-    den = ndimage.gaussian_filter(ok.astype(np.float32), sigma_px, mode="nearest", truncate=3.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    out[~ok | (den < 1e-3)] = np.nan
-    return out.astype(np.float32)
+    return psf_blur_stack(np.asarray(fine)[None], sigma_px)[0]
 
 
 def psf_blur_stack(stack: np.ndarray, sigma_px: float) -> np.ndarray:
     """:func:`psf_blur` of every layer of ``(n, H, W)`` over the pixels where all layers are finite (NaN elsewhere):
     the normaliser is blurred once for the stack."""
+    if sigma_px <= 0:
+        return np.asarray(stack, dtype=np.float32)
     ok = np.isfinite(stack).all(axis=0)
     den = ndimage.gaussian_filter(ok.astype(np.float32), sigma_px, mode="nearest", truncate=3.0)
     out = np.empty(stack.shape, dtype=np.float32)

@@ -186,29 +186,33 @@ def segment_mean(point_values: np.ndarray, segment: np.ndarray, n_segments: int)
         return np.where(count > 0, total / count, np.nan)
 
 
+def _network_null(stat: np.ndarray) -> tuple[float, float] | None:
+    """The network-wide null of a statistic: median and 1.4826 x MAD (at least 1e-6) over its finite values (most
+    segments do not leak); None with fewer than two."""
+    v = stat[np.isfinite(stat)]
+    if v.size < 2:
+        return None
+    med = np.median(v)
+    return med, max(1.4826 * np.median(np.abs(v - med)), 1e-6)
+
+
 def network_z(stat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z-score of each segment's statistic against the network-wide null (median and 1.4826 x MAD over the
-    segments with data: most segments do not leak) and its one-sided Gaussian p-value. NaN stays NaN."""
+    """z-score of each segment's statistic against the network-wide null (:func:`_network_null`) and its one-sided
+    Gaussian p-value. NaN stays NaN."""
     from scipy.special import ndtr
 
     ok = np.isfinite(stat)
     z = np.full(stat.shape, np.nan)
-    if ok.sum() >= 2:
-        med = np.median(stat[ok])
-        mad = 1.4826 * np.median(np.abs(stat[ok] - med))
-        z[ok] = (stat[ok] - med) / max(mad, 1e-6)
+    if (null := _network_null(stat)) is not None:
+        z[ok] = (stat[ok] - null[0]) / null[1]
     return z, np.where(ok, ndtr(-z), np.nan)
 
 
 def network_level(stat: np.ndarray, z: float) -> float:
-    """The statistic's value at network z ``z`` (:func:`network_z`'s median + z x 1.4826 x MAD over the finite
-    values): e.g. the warming (K) a segment needed to be called new; NaN with fewer than two values."""
-    stat = np.asarray(stat, dtype=float)
-    ok = np.isfinite(stat)
-    if ok.sum() < 2:
-        return float("nan")
-    med = float(np.median(stat[ok]))
-    return med + float(z) * max(1.4826 * float(np.median(np.abs(stat[ok] - med))), 1e-6)
+    """The statistic's value at network z ``z`` (the inverse of :func:`network_z`): e.g. the warming (K) a segment
+    needed to be called new; NaN with fewer than two values."""
+    null = _network_null(np.asarray(stat, dtype=float))
+    return float("nan") if null is None else float(null[0] + float(z) * null[1])
 
 
 def strongest_nearby(values: np.ndarray, lines: np.ndarray, candidates: np.ndarray, radius_m: float,
