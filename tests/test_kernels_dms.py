@@ -135,7 +135,7 @@ def _fitted_ensemble(rng, depth=4):
     return LinearLeafTreeEnsemble(n_estimators=4, max_depth=depth, min_samples_leaf=20, alpha=0.3).fit(x, y)
 
 
-@pytest.mark.parametrize("depth", [4, 7])  # compares made first (depth <= 5), and along the walk (deeper)
+@pytest.mark.parametrize("depth", [1, 4, 5, 7])  # leaves found bottom-up (depth <= 5), and along a walk (deeper)
 def test_compiled_pixel_walk_matches_the_tree_by_tree_predict(rng, depth):
     m = _fitted_ensemble(rng, depth)
     assert m._pack()[-1] == depth
