@@ -3,7 +3,7 @@ import pytest
 import shapely
 from affine import Affine
 
-from heattrack.kernels.anomaly import local_anomaly, robust_sigma, z_to_score
+from heattrack.kernels.anomaly import local_anomaly, median_filter_nearest, robust_sigma, z_to_score
 from heattrack.kernels.chain import ChainParams, compute_tile_products
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.segments import (
@@ -32,6 +32,26 @@ def test_local_anomaly_finds_injected_plume(rng):
     assert np.nanpercentile(res.score[background], 95) < 0.3
     assert np.isnan(res.anomaly_k[10, 80]) and np.isnan(res.score[10, 80])
     assert 0.15 < res.sigma_k < 0.35 or res.sigma_k == 0.3
+
+
+@pytest.mark.parametrize("size", [3, 7, 11])
+def test_compiled_median_filter_is_scipys(rng, size):
+    """The background's median (compiled from 16,384 px) gives SciPy's values: a smooth field with ties (a flat patch,
+    repeated values) and a noisy one; NaN, small arrays and even sizes go to SciPy itself."""
+    from scipy import ndimage
+
+    smooth = (270 + np.cumsum(rng.normal(0, 0.3, (150, 140)), axis=1)).astype(np.float32)
+    smooth[40:55, 60:80] = 271.0
+    noisy = np.round(270 + rng.normal(0, 2, (140, 150)), 1).astype(np.float32)  # rounded: many equal values
+    for field in (smooth, noisy, noisy.astype(np.float64)):
+        ref = ndimage.median_filter(field, size=size, mode="nearest")
+        got = median_filter_nearest(field, size)
+        assert got.dtype == field.dtype
+        np.testing.assert_array_equal(got, ref)
+    holed = smooth.copy()
+    holed[3, 4] = np.nan
+    np.testing.assert_array_equal(median_filter_nearest(holed, size), ndimage.median_filter(holed, size=size,
+                                                                                            mode="nearest"))
 
 
 def test_score_is_monotone_and_bounded():
