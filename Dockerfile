@@ -24,7 +24,8 @@ RUN useradd --create-home --uid 1000 heattrack
 USER heattrack
 WORKDIR /work
 # GDAL settings for windowed/cloud reads; AWS_* credentials come from the environment at run time.
-# MALLOC_MMAP_THRESHOLD_: a tile's numpy temporaries stay on the heap (WORKER_ENV in orchestration/cluster.py).
+# MALLOC_*: a tile's numpy temporaries stay on the heap, which is not trimmed back to the OS after every tile
+# (WORKER_ENV in orchestration/cluster.py).
 ENV PATH=/opt/heattrack/bin:$PATH NUMBA_CACHE_DIR=/tmp/numba-cache \
     GDAL_CACHEMAX=512 \
     GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR \
@@ -33,6 +34,7 @@ ENV PATH=/opt/heattrack/bin:$PATH NUMBA_CACHE_DIR=/tmp/numba-cache \
     CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif,.TIF,.tiff,.jp2,.json,.xml \
     MPLBACKEND=Agg \
     MALLOC_MMAP_THRESHOLD_=33554432 \
+    MALLOC_TRIM_THRESHOLD_=268435456 \
     PYTHONUNBUFFERED=1
 ENTRYPOINT ["heattrack"]
 CMD ["--help"]

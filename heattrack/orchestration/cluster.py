@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 
 ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
 #: environment of every worker process (LocalCluster, Slurm job scripts, Kubernetes pods; the image sets it too).
-#: Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_``, which switches off glibc's adaptive mmap threshold: every numpy
-#: temporary over 128 KiB (a tile layer is ~5 MB) is then mmap'ed, page-faulted in and unmapped again. Keeping
-#: arrays up to 32 MiB on the heap halved the workers' system time and cut a 24 km run's wall time by 16 %
-#: (README "Speed and memory"); worker RSS stays flat (benchmarks/scale.py)
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432"}
+#: Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_`` to 64 KiB, which switches off glibc's adaptive mmap threshold: every
+#: numpy temporary over 128 KiB (a tile layer is ~5 MB) is then mmap'ed, page-faulted in and unmapped again. Keeping
+#: arrays up to 32 MiB on the heap halved the workers' system time and cut a 24 km run's wall time by 16 %; and with
+#: the heap trimmed back to the OS only beyond 256 MiB free at its top (instead of Dask's 64 KiB: the next tile
+#: faults those pages in again) a tile task takes 0.94x the time and the 48 km run 0.95x, peak worker RSS
+#: unchanged (paired, 2026-12-06; README "Speed and memory"); worker RSS stays flat (benchmarks/scale.py)
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 
 
 def _local_cluster(cfg: Config):
