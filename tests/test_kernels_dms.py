@@ -275,7 +275,7 @@ def test_introsort_on_the_way_to_equal_values_only_gives_the_full_sorts_order(rn
     """The tree growth sorts only the parts of a node that hold equal values (``_introsort3_ties``); every other
     position takes the presorted order. The rows must come out exactly as the full introsort leaves them: a few ties
     among many distinct values (the float32 collisions of coarse predictors), many ties, all equal, tiny arrays."""
-    from heattrack.kernels.sklearn_sort import _introsort3, _introsort3_ties
+    from heattrack.kernels.sklearn_sort import _introsort3_ties, introsort3
 
     for n, levels, ties in ((2, 1, 0), (15, 3, 0), (16, 2, 0), (40, 0, 3), (6000, 0, 8), (6000, 0, 1), (3000, 50, 0),
                             (2000, 1, 0), (5000, 0, 400)):
@@ -291,7 +291,7 @@ def test_introsort_on_the_way_to_equal_values_only_gives_the_full_sorts_order(rn
         tied[order[1:][same]] = 1
         tied[order[:-1][same]] = 1
         ref_v, ref_i = v.copy(), rows.copy()
-        _introsort3(ref_v, ref_i)
+        introsort3(ref_v, ref_i)
         got_v, got_i = v.copy(), rows.copy()
         _introsort3_ties(got_v, got_i, tied, order)
         np.testing.assert_array_equal(got_i, ref_i)
@@ -302,7 +302,7 @@ def test_introsort_orders_equal_values_as_scikit_learns_sort(rng):
     of the split search's sums and of the children's samples): the port must leave them exactly where it does."""
     from sklearn.utils._sorting import _py_simultaneous_sort
 
-    from heattrack.kernels.sklearn_sort import _introsort3
+    from heattrack.kernels.sklearn_sort import introsort3
 
     for n, levels in ((0, 1), (1, 1), (15, 3), (16, 2), (300, 1), (2000, 7), (3000, 0)):
         v = (rng.integers(0, levels, n) if levels else rng.normal(size=n)).astype(np.float32)
@@ -310,7 +310,7 @@ def test_introsort_orders_equal_values_as_scikit_learns_sort(rng):
         ref_v, ref_i = v.copy(), idx.copy()
         _py_simultaneous_sort(ref_v, ref_i, n, use_three_way_partition=True)
         got_v, got_i = v.copy(), idx.astype(np.int64)
-        _introsort3(got_v, got_i)
+        introsort3(got_v, got_i)
         np.testing.assert_array_equal(got_i, ref_i)
         np.testing.assert_array_equal(got_v, ref_v)
 

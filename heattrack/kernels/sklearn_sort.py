@@ -11,72 +11,17 @@ import numpy as np
 from heattrack.kernels.jit import compiled
 
 
-def _introsort3(values, idx):
-    """scikit-learn's ``simultaneous_sort`` with ``use_three_way_partition`` (introsort: median-of-3 pivot, 3-way
-    partition, heapsort past the depth limit, insertion sort below 16): ``values`` and ``idx`` sorted in place, equal
-    values left in the order this algorithm leaves them. Its recursion on the left part is a stack here (the parts do
-    not overlap: the same swaps)."""
-    n_all = values.shape[0]
-    if n_all == 0:
-        return
-    stack = np.empty((256, 3), dtype=np.int64)
-    stack[0, 0], stack[0, 1], stack[0, 2] = 0, n_all, 2 * np.int64(np.log2(np.float64(n_all)))
-    top = 1
-    while top > 0:
-        top -= 1
-        off, n, maxd = stack[top, 0], stack[top, 1], stack[top, 2]
-        heaped = False
-        while n > 15:
-            if maxd <= 0:
-                _heapsort(values, idx, off, n)
-                heaped = True
-                break
-            maxd -= 1
-            a, b, c = values[off], values[off + n // 2], values[off + n - 1]
-            if a < b:
-                pivot = b if b < c else (c if a < c else a)
-            elif b < c:
-                pivot = a if a < c else c
-            else:
-                pivot = b
-            i = 0
-            lo = 0
-            r = n
-            while i < r:
-                v = values[off + i]
-                if v < pivot:
-                    values[off + i], values[off + lo] = values[off + lo], values[off + i]
-                    idx[off + i], idx[off + lo] = idx[off + lo], idx[off + i]
-                    i += 1
-                    lo += 1
-                elif v > pivot:
-                    r -= 1
-                    values[off + i], values[off + r] = values[off + r], values[off + i]
-                    idx[off + i], idx[off + r] = idx[off + r], idx[off + i]
-                else:
-                    i += 1
-            stack[top, 0], stack[top, 1], stack[top, 2] = off, lo, maxd
-            top += 1
-            off += r
-            n -= r
-        if not heaped:
-            for i in range(off + 1, off + n):  # insertion sort
-                tv, ti = values[i], idx[i]
-                j = i
-                while j > off and values[j - 1] > tv:
-                    values[j], idx[j] = values[j - 1], idx[j - 1]
-                    j -= 1
-                values[j], idx[j] = tv, ti
-
-
 def _introsort3_ties(values, idx, tied, sorted_idx):
-    """:func:`_introsort3` where only the order of equal values is not known beforehand: ``tied[r]`` is 1 for the rows
-    ``r`` whose value another row of ``idx`` shares, ``sorted_idx`` the rows in ascending order of value (any order where
-    values differ: there it is the only one). Every part of the array is a whole range of values, so a part without a
-    tied row ends sorted whatever the sort does in it: such parts are not sorted here (the 3-way partition counts the
-    tied rows that go to each side), and at the end every position not holding a tied row takes ``sorted_idx``'s row.
-    ``idx`` is then :func:`_introsort3`'s result (``values`` is left partly unsorted), at the cost of the partitions
-    on the way to the equal values only."""
+    """scikit-learn's ``simultaneous_sort`` with ``use_three_way_partition`` (introsort: median-of-3 pivot, 3-way
+    partition, heapsort past the depth limit, insertion sort below 16; its recursion on the left part is a stack here:
+    the parts do not overlap, the same swaps) of ``values`` and the rows ``idx``, where only the order of equal values is
+    not known beforehand: ``tied[r]`` is 1 for the rows ``r`` whose value another row of ``idx`` shares, ``sorted_idx``
+    the rows in ascending order of value (any order where values differ: there it is the only one). Every part of the
+    array is a whole range of values, so a part without a tied row ends sorted whatever the sort does in it: such parts
+    are not sorted here (the 3-way partition counts the tied rows that go to each side), and at the end every position
+    not holding a tied row takes ``sorted_idx``'s row. ``idx`` is then the full sort's result (``values`` is left partly
+    unsorted where no row ties), at the cost of the partitions on the way to the equal values only; with every row
+    tied it is the full sort (:func:`introsort3`)."""
     n_all = values.shape[0]
     if n_all == 0:
         return
@@ -177,7 +122,14 @@ def _sift_down(values, idx, off, start, end):
 
 _sift_down = compiled(_sift_down) or _sift_down
 _heapsort = compiled(_heapsort) or _heapsort
-_introsort3 = compiled(_introsort3) or _introsort3
 _introsort3_ties = compiled(_introsort3_ties) or _introsort3_ties
 
-__all__: list[str] = []
+
+def introsort3(values: np.ndarray, idx: np.ndarray) -> None:
+    """scikit-learn's ``simultaneous_sort`` with the 3-way partition of ``values`` and ``idx`` (int64) in place, in
+    full: equal values left in the order that algorithm leaves them."""
+    tied = np.ones(int(idx.max()) + 1 if idx.size else 1, dtype=np.uint8)
+    _introsort3_ties(values, idx, tied, idx.copy())
+
+
+__all__ = ["introsort3"]
