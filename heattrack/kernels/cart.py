@@ -15,9 +15,8 @@ its leaf rules and the threshold halfway between two float32 values; where some 
 sort), because the order of equal values decides the order of the sums — only its partitions on the way to the equal
 values, the rest of the order taken from the presorted rows (the same rows in the same places; 10 trees on 9,500
 coarse cells, whose float32 predictors collide by chance, 0.16–0.18 → 0.11–0.14 s). An exact tie between two
-predictors (mirrored ones split the rows the
-same way) then goes where scikit-learn sends it: taking the first predictor instead had flipped a tile's guard from
-DMS to TsHARP.
+predictors (mirrored ones split the rows the same way) then goes where scikit-learn sends it: taking the first
+predictor instead had flipped a tile's guard from DMS to TsHARP.
 """
 
 from __future__ import annotations
