@@ -223,15 +223,12 @@ def _grow(X, rows, samp, y, w, max_depth, min_leaf, min_weight_leaf, feature, th
                 # scikit-learn sorts the node's samples by f in place: where the values differ that is f's presorted
                 # order; where some are equal, its introsort decides their order (from the samples' current order)
                 tied = False
-                for i in range(start + 1, end):
+                for i in range(start + 1, end):  # the rows whose value another row of the node shares, marked
                     if X[rows[f, i], f] == X[rows[f, i - 1], f]:
                         tied = True
-                        break
+                        tied_row[rows[f, i]] = 1
+                        tied_row[rows[f, i - 1]] = 1
                 if tied:
-                    for i in range(start + 1, end):  # the rows whose value another row of the node shares
-                        if X[rows[f, i], f] == X[rows[f, i - 1], f]:
-                            tied_row[rows[f, i]] = 1
-                            tied_row[rows[f, i - 1]] = 1
                     for i in range(start, end):
                         vals[i - start] = X[samp[i], f]
                         ordr[i - start] = samp[i]

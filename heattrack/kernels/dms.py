@@ -169,7 +169,7 @@ def _residual_corrected(pred_fine: np.ndarray, lst_coarse: np.ndarray, factor: i
             break
         out += upsample_bilinear(fill_nearest(np.where(np.isfinite(resid), resid, np.nan)), factor)
     out[~np.isfinite(block_repeat(lst_coarse, factor))] = np.nan
-    return out.astype(np.float32)
+    return out
 
 
 def _candidate(name: str, cols: list[int], depth: int, X, y, pf, pc, mask, lst_coarse, factor, params, train,

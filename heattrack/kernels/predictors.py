@@ -75,8 +75,6 @@ def predictor_stack(bands: Mapping[str, np.ndarray], valid: np.ndarray | None = 
 def psf_blur(fine: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian blur of ``fine`` normalised over its finite pixels (NaN where nothing finite is near, and
     where the input is NaN)."""
-    if sigma_px <= 0:
-        return np.asarray(fine, dtype=np.float32)
     return psf_blur_stack(np.asarray(fine)[None], sigma_px)[0]
 
 
