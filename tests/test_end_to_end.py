@@ -267,6 +267,17 @@ def test_run_on_an_existing_scheduler_address(small_scene, tmp_path):
                                   "--out", str(out), "--tile-km", "3", "--scheduler", cluster.scheduler_address])
         assert res.exit_code == 0, res.output
         assert (out / "segments.geojson").exists()
+        # a cluster of its own: the report's figures were drawn on its worker (orchestration.report_helper) ...
+        assert {"heattrack-warm-report", "heattrack-report-figures"} <= set(cluster.scheduler.task_prefixes)
+    # ... and are the same pictures, on the same page, as ``heattrack report`` draws here
+    shutil.copytree(out, tmp_path / "rebuilt")
+    assert runner.invoke(app, ["report", str(tmp_path / "rebuilt")]).exit_code == 0
+    drawn = sorted(p.name for p in (out / "report").glob("*.png"))
+    assert drawn == sorted(p.name for p in (tmp_path / "rebuilt" / "report").glob("*.png"))
+    assert "detectability_map.png" in drawn
+    for img in drawn:
+        assert (tmp_path / "rebuilt" / "report" / img).read_bytes() == (out / "report" / img).read_bytes(), img
+    assert (tmp_path / "rebuilt" / "report" / "index.html").read_text() == (out / "report" / "index.html").read_text()
     bad = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
                               "--out", str(tmp_path / "o2"), "--scheduler", "tcp://127.0.0.1:1"])
     assert bad.exit_code == 1 and "cannot connect to the Dask scheduler" in bad.output

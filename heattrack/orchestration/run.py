@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import geopandas as gpd
 import numpy as np
@@ -48,8 +49,12 @@ from heattrack.orchestration.output_folder import (
 )
 from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import alignment_warning, network_signature, reduce_segments
+from heattrack.orchestration.report_helper import ReportHelper
 from heattrack.orchestration.run_plan import RunPlan, halo_points, points_by_tile
 from heattrack.orchestration.tiling import grid_crs_label
+
+if TYPE_CHECKING:
+    from heattrack.report.page import Submit
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +121,14 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
 def execute_run(
     plan: RunPlan, out: OutputLocation | str | Path, client, resume: bool = False,
     progress: Callable[[int, int], Callable[[TileOutcome], None]] | None = None,
+    report_helper: ReportHelper | None = None,
 ) -> tuple[list[TileOutcome], int]:
     """Write the template (fresh runs), run the missing tiles; returns outcomes and the number skipped.
 
     ``client``: a Dask client, or a function returning one: called once the template and the tasks stand, so a
     cluster still starting (``run``'s LocalCluster) starts while they are written and built.
-    ``progress(todo, total)`` returns the per-tile callback (the CLI's progress bar)."""
+    ``progress(todo, total)`` returns the per-tile callback (the CLI's progress bar); ``report_helper`` warms a
+    worker for the report's figures once one has no tile left."""
     out = as_location(out)
     cfg = plan.cfg
     records = TileRecords(out.url)
@@ -142,6 +149,8 @@ def execute_run(
         _wait_for_a_worker(client, cfg.compute.worker_timeout_s)
     sched = cfg.compute.scheduler
     gpu_pool = (sched == "slurm" and cfg.slurm.gpu_jobs > 0) or (sched == "kubernetes" and cfg.kubernetes.gpu_workers > 0)
+    if report_helper is not None:
+        on_tile = report_helper.counting(client, len(todo), on_tile)
     outcomes = run_tiles(client, tasks, retries=cfg.compute.retries, on_done=on_tile, gpu_pool=gpu_pool)
     return outcomes, skipped
 
@@ -177,9 +186,11 @@ def _scene_info(sc: LocalScene | ThermalScene) -> dict:
             "s2_offset_source": sc.s2_offset_source}
 
 
-def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.GeoDataFrame:
+def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict,
+                 submit: Submit | None = None) -> gpd.GeoDataFrame:
     """Reduce, export and report into a staging folder, then move (local) or upload (S3) everything into
-    ``out``; ``run.json`` goes last, so a run with a ``run.json`` of status ok is complete."""
+    ``out``; ``run.json`` goes last, so a run with a ``run.json`` of status ok is complete. ``submit``: where the
+    report's figures are drawn (:class:`ReportHelper`), by default here."""
     cfg = plan.cfg
     seg, hot, stats = reduce_segments(plan, TileRecords(out.url))
     ae_examples = stats.pop("ae_examples", None)
@@ -198,14 +209,15 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict) -> gpd.G
     with staging_folder(out) as staging:
         if points is not None:  # next season's change classes read it
             write_point_statistic(staging / POINTS_FILE, points)
-        _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples, overview, mdl_view)
+        _write_final_outputs(plan, out, staging, seg, hot, stats, stats_extra, ae_examples, overview, mdl_view,
+                             submit)
         publish(out, staging)
     return seg
 
 
 def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg: gpd.GeoDataFrame,
                          hot: gpd.GeoDataFrame, stats: dict, stats_extra: dict, ae_examples: dict | None,
-                         overview: tuple, mdl_view: tuple | None = None) -> None:
+                         overview: tuple, mdl_view: tuple | None = None, submit: Submit | None = None) -> None:
     """Raster mosaics, tables, config, run.json and the report, written into the local folder ``staging``."""
     from heattrack.report import build_report
 
@@ -240,7 +252,7 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     )
     (staging / "run.json").write_text(run_info.to_json())
     build_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
-                 report_cfg=cfg.report, segments=seg)
+                 report_cfg=cfg.report, segments=seg, submit=submit)
 
 
 def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done: list, overview: tuple) -> None:
@@ -341,40 +353,46 @@ class _BackgroundClient:
 
 def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, client, progress,
                 t0: float, info: dict, background: _BackgroundClient | None = None) -> RunResult:
-    """``client``: the caller's (left open), else ``background``'s cluster (closed after the tiles)."""
+    """``client``: the caller's (left open), else ``background``'s cluster: a LocalCluster closed after the tiles
+    (the driver reduces and reports while its workers stop), a Slurm or Kubernetes one as soon as the report's
+    figures are drawn on one of its workers (:class:`ReportHelper`: the driver writes the rest meanwhile)."""
     out.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}),
                    STATE_DIR, "state.json")
     out.write_text(cfg.to_yaml(), STATE_DIR, "config.yaml")
-
-    def _execute(c):
-        return execute_run(plan, out, c, resume=resumed, progress=progress)
-
-    # the report's imports and matplotlib's first figure (~0.5 s) on a thread while the workers compute: not on the
-    # serial path after them; joined before the report draws (matplotlib is not thread-safe)
-    warm = threading.Thread(target=_warm_report, name="heattrack-warm-report", daemon=True)
-    warm.start()
-    if background is not None:
-        try:
-            outcomes, skipped = _execute(background.client)
-        finally:  # the workers are not needed after the tiles: the report runs on the driver while they stop
-            background.close(wait=False)
-    else:
-        outcomes, skipped = _execute(client)
-    warm.join()
-    failed = [o for o in outcomes if o.error]
-    seconds = time.perf_counter() - t0
-    result = RunResult(out.url if out.remote else out.local_path, len(plan.grid.tiles), failed, skipped,
-                       plan.warnings, seconds)
-    if failed:
-        out.write_text(RunRecord(status="failed", tiles_ok=len(outcomes) - len(failed) + skipped,
-                                 tiles_failed={f"{o.index[0]}_{o.index[1]}": o.error for o in failed},
-                                 tiles_skipped=skipped, heattrack_version=__version__,
-                                 processing_hash=cfg.processing_hash()).to_json(), "run.json")
-        raise HeattrackError(f"{len(failed)} of {len(plan.grid.tiles)} tiles failed (first: {failed[0].error}); "
-                             f"completed tiles are kept, rerun with --resume after fixing the cause")
-    result.segments = finalize_run(plan, out, {"status": "ok", "tiles_ok": len(plan.grid.tiles),
-                                               "tiles_failed": {}, "tiles_skipped": skipped,
-                                               "seconds_total": round(seconds, 2), **info})
+    close = (lambda: background.close(wait=False)) if background is not None else None
+    # figures on a worker only where the workers have cores of their own: on a LocalCluster they share the driver's
+    # cores, and the paired 48 km run on 2 cores was no faster that way (README "Speed and memory")
+    helper = ReportHelper(on_done=close) if cfg.compute.scheduler != "local" else None
+    try:
+        # the report's imports and matplotlib's first figure (~0.5 s) on a thread while the workers compute: not on
+        # the serial path after them; joined before the report draws (matplotlib is not thread-safe)
+        warm = threading.Thread(target=_warm_report, name="heattrack-warm-report", daemon=True)
+        warm.start()
+        outcomes, skipped = execute_run(plan, out, background.client if background is not None else client,
+                                        resume=resumed, progress=progress, report_helper=helper)
+        if helper is None and close is not None:
+            close()
+        warm.join()
+        failed = [o for o in outcomes if o.error]
+        seconds = time.perf_counter() - t0
+        result = RunResult(out.url if out.remote else out.local_path, len(plan.grid.tiles), failed, skipped,
+                           plan.warnings, seconds)
+        if failed:
+            out.write_text(RunRecord(status="failed", tiles_ok=len(outcomes) - len(failed) + skipped,
+                                     tiles_failed={f"{o.index[0]}_{o.index[1]}": o.error for o in failed},
+                                     tiles_skipped=skipped, heattrack_version=__version__,
+                                     processing_hash=cfg.processing_hash()).to_json(), "run.json")
+            raise HeattrackError(f"{len(failed)} of {len(plan.grid.tiles)} tiles failed (first: {failed[0].error}); "
+                                 f"completed tiles are kept, rerun with --resume after fixing the cause")
+        result.segments = finalize_run(plan, out, {"status": "ok", "tiles_ok": len(plan.grid.tiles),
+                                                   "tiles_failed": {}, "tiles_skipped": skipped,
+                                                   "seconds_total": round(seconds, 2), **info},
+                                       helper.submit if helper is not None else None)
+    finally:
+        if helper is not None:
+            helper.release()
+        elif close is not None:
+            close()
     result.seconds = time.perf_counter() - t0
     return result
 

@@ -1,11 +1,13 @@
 """Figures of the report (matplotlib PNGs below the map): risk overview, detectability, score distributions,
 LST before/after sharpening, autoencoder patches, truth (simulated scenes) and the changes since last season.
-Each takes finished outputs and writes one PNG; the section builders also return their HTML with a caption."""
+Each takes finished outputs and writes one PNG (to a path or a binary stream: :mod:`heattrack.report.figure_job`);
+the section builders also return their HTML with a caption."""
 
 from __future__ import annotations
 
 import html
 from pathlib import Path
+from typing import IO
 
 import geopandas as gpd
 import matplotlib
@@ -22,6 +24,7 @@ from matplotlib.path import Path as MplPath  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 MAX_MAP_PX = 1400
+Dest = Path | IO[bytes]  # where a figure's PNG goes
 
 
 def warm_up() -> None:
@@ -98,14 +101,14 @@ def _network(ax, seg: gpd.GeoDataFrame, values: np.ndarray, cmap: str, clim: tup
     return sm
 
 
-def _save(fig, dest: Path, left: float = 0.09, right: float = 0.97, bottom: float = 0.08, top: float = 0.93) -> None:
+def _save(fig, dest: Dest, left: float = 0.09, right: float = 0.97, bottom: float = 0.08, top: float = 0.93) -> None:
     """Fixed margins instead of ``tight_layout`` (which draws every figure twice: ~40 % of the report's time)."""
     fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
     fig.savefig(dest)
     plt.close(fig)
 
 
-def _risk_map(risk: np.ndarray, extent: tuple, seg: gpd.GeoDataFrame, dest: Path) -> None:
+def _risk_map(risk: np.ndarray, extent: tuple, seg: gpd.GeoDataFrame, dest: Dest) -> None:
     fig, ax = plt.subplots(figsize=(9, 8), dpi=110)
     im = ax.imshow(risk, extent=extent, cmap="magma", vmin=0, vmax=1, interpolation="nearest")
     ok = seg[seg["status"] == "ok"]
@@ -124,14 +127,14 @@ def _risk_map(risk: np.ndarray, extent: tuple, seg: gpd.GeoDataFrame, dest: Path
     _save(fig, dest, left=0.1, right=0.98)
 
 
-def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest: Path,
-                           raster: Path | None = None) -> str:
-    """Map of mdl_k per segment (over the ``mdl_k_overview.tif`` raster: the same for a pipe anywhere, where the
-    run wrote it) and the network share where 3 / 5 / 10 K leaks would have been flagged."""
+def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest: Dest,
+                           mdl_view: tuple[np.ndarray, tuple] | None = None) -> str:
+    """Map of mdl_k per segment (over ``mdl_view``, the ``mdl_k_overview.tif`` pixels and bounds: the same for a pipe
+    anywhere, where the run wrote it) and the network share where 3 / 5 / 10 K leaks would have been flagged."""
     ok = seg[(seg["status"] == "ok") & seg["mdl_k"].notna()]
     fig, ax = plt.subplots(figsize=(9, 8), dpi=100)
-    if raster is not None and raster.exists():
-        mdl, r_extent, _ = _read_overview(raster)
+    if mdl_view is not None:
+        mdl, r_extent = mdl_view
         top = float(np.nanpercentile(mdl, 98)) if np.isfinite(mdl).any() else 20.0
         im = ax.imshow(mdl, extent=r_extent, origin="upper", cmap="Greys", vmin=0, vmax=max(top, 20.0),
                        interpolation="nearest", alpha=0.6)
@@ -176,7 +179,7 @@ def _flags_sentence(det: dict) -> str:
                "is its own quantile and the share an upper bound") + ".</p>")
 
 
-def _histogram(seg: gpd.GeoDataFrame, risk: np.ndarray, dest: Path) -> None:
+def _histogram(seg: gpd.GeoDataFrame, risk: np.ndarray, dest: Dest) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), dpi=110)
     r = seg["risk"].dropna().to_numpy(dtype=float)
     axes[0].hist(r, bins=40, range=(0, 1), color="tab:red")
@@ -196,7 +199,7 @@ def _histogram(seg: gpd.GeoDataFrame, risk: np.ndarray, dest: Path) -> None:
     _save(fig, dest, left=0.07, right=0.98, bottom=0.14, top=0.9)
 
 
-def _before_after(mosaic: str | Path, seg: gpd.GeoDataFrame, window: tuple[slice, slice], dest: Path) -> None:
+def _before_after(mosaic: str | Path, seg: gpd.GeoDataFrame, window: tuple[slice, slice], dest: Dest) -> None:
     g = zarr.open_group(str(mosaic), mode="r")
     x = np.asarray(g["x"][:])
     y = np.asarray(g["y"][:])
@@ -234,7 +237,7 @@ def _before_after(mosaic: str | Path, seg: gpd.GeoDataFrame, window: tuple[slice
     _save(fig, dest, left=0.02, right=0.97, bottom=0.04, top=0.86)
 
 
-def _ae_figure(examples: dict, dest: Path) -> None:
+def _ae_figure(examples: dict, dest: Dest) -> None:
     """Rows: example pixels; columns: thermal z input, reconstruction, error, NDVI input (patch samples)."""
     x_in, x_rec, risk = examples["ae_in"], examples["ae_rec"], examples["ae_risk"]
     k = x_in.shape[0]
@@ -260,7 +263,7 @@ def _ae_figure(examples: dict, dest: Path) -> None:
     plt.close(fig)
 
 
-def _truth_figures(seg: gpd.GeoDataFrame, truth: dict, dest_scores: Path, dest_power: Path) -> str:
+def _truth_figures(seg: gpd.GeoDataFrame, truth: dict, dest_scores: Dest, dest_power: Dest) -> str:
     """Score distribution of leak vs other segments and recall per leak-amplitude bin at 0.1 false alarms/km."""
     from heattrack.evaluate import flagged_at_false_alarm_rate
 
@@ -314,7 +317,7 @@ _CHANGE_COLOURS = {"new": "red", "persistent": "darkorange", "resolved": "green"
 
 
 def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: tuple, previous: str,
-                     dest: Path, summary=None) -> str:
+                     dest: Dest, summary=None) -> str:
     """Map + table of what changed since the previous season (``changes``: changes.geojson rows; ``summary``: the
     :class:`heattrack.io.records.ChangeSummary` of changes.json, for the expected false ``new``)."""
     ch = changes.to_crs(seg.crs) if len(changes) else changes

@@ -10,7 +10,9 @@ from __future__ import annotations
 import html
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -21,16 +23,13 @@ from heattrack.errors import InputError
 from heattrack.io.records import ChangeSummary, GridInfo, RunRecord
 from heattrack.report import figures as fg
 from heattrack.report import webmap
+from heattrack.report.figure_job import DrawnFigures, FigureInputs, draw_figures, figure_html
 from heattrack.report.tiles import render_tiles
 
 CSS = """body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 .warn{background:#fff3cd;padding:.5em} img{max-width:100%} code{background:#eee}
 figure{margin:1em 0}figcaption{color:#444;font-size:14px;margin-top:.2em}"""
-
-
-def _figure(src: str, alt: str, caption: str) -> str:
-    return f"<figure><img src='{src}' alt='{html.escape(alt)}'><figcaption>{caption}</figcaption></figure>"
 
 
 def _dates_table(run_info: RunRecord) -> str:
@@ -84,6 +83,10 @@ def _with_change_class(seg: gpd.GeoDataFrame, changes: gpd.GeoDataFrame | None) 
     return seg.assign(change=seg["segment_id"].map(cls))
 
 
+#: ``submit(draw_figures, inputs)`` -> an object whose ``result()`` is the :class:`DrawnFigures`
+Submit = Callable[[Callable[[FigureInputs], DrawnFigures], FigureInputs], Any]
+
+
 def risk_raster(folder: Path) -> Path:
     """The risk raster the report draws: the single 10 m COG where the run wrote one, else the coarse view
     (``risk_overview.tif``, every run since the per-tile COG parts)."""
@@ -117,13 +120,15 @@ def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDa
 def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_window: tuple[slice, slice],
                  ae_examples: dict | None = None, truth: dict | None = None,
                  changes: gpd.GeoDataFrame | None = None, report_cfg: ReportConfig | None = None,
-                 segments: gpd.GeoDataFrame | None = None) -> Path:
+                 segments: gpd.GeoDataFrame | None = None, submit: Submit | None = None) -> Path:
     """Write ``folder/report/index.html`` (map, PNGs, map data) from the exports in ``folder`` and the mosaic.
 
     ``ae_examples``: autoencoder patches (``ae_in``, ``ae_rec``, ``ae_risk``) for the reconstruction figure, kept
     as ``report/ae_examples.npz`` for a rebuild; ``truth``: ``{"leaks": GeoDataFrame}`` of a simulated scene for
     the truth section; ``changes``: the rows of ``changes.geojson`` (``heattrack screen``); ``segments``: the rows of
-    ``segments.gpkg`` where the caller holds them (a run), else read from ``folder``."""
+    ``segments.gpkg`` where the caller holds them (a run), else read from ``folder``. ``submit(fn, inputs)``: where
+    the figures are drawn (a run: on a Dask worker while this process writes the map; returns an object with
+    ``result()``); by default here."""
     folder = Path(folder)
     cfg = report_cfg or ReportConfig()
     if not (folder / "segments.geojson").exists() or not risk_raster(folder).exists():
@@ -133,34 +138,23 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     tmp.mkdir()
     risk, extent, crs_wkt = fg._read_overview(risk_raster(folder))
     seg = _with_change_class(fg._segments_in(folder, crs_wkt, segments), changes)
+    mdl_raster = folder / "mdl_k_overview.tif"
+    inputs = FigureInputs(
+        risk=risk, extent=extent, seg=seg, mosaic=str(mosaic), aoi_window=aoi_window,
+        detectability=run_info.detectability,
+        mdl_view=fg._read_overview(mdl_raster)[:2] if run_info.detectability and mdl_raster.exists() else None,
+        changes=changes, previous=str((run_info.previous and run_info.previous.season) or "the previous season"),
+        change_summary=ChangeSummary.load(folder / "changes.json")
+        if changes is not None and (folder / "changes.json").exists() else None,
+        ae_examples=ae_examples, truth=truth)
+    job = submit(draw_figures, inputs) if submit is not None else None
     meta = write_map(tmp, folder, mosaic, seg, changes, run_info.grid.resolution_m if run_info.grid else 10.0, cfg)
-    fg._risk_map(risk, extent, seg, tmp / "risk_map.png")
-    fg._histogram(seg, risk, tmp / "score_histogram.png")
-    fg._before_after(str(mosaic), seg, aoi_window, tmp / "lst_before_after.png")
-    extra = _dates_table(run_info)
-    if run_info.detectability and "mdl_k" in seg.columns:
-        extra = fg._detectability_section(seg, run_info.detectability, extent, tmp / "detectability_map.png",
-                                          folder / "mdl_k_overview.tif") + extra
-    if changes is not None:
-        prev = (run_info.previous and run_info.previous.season) or "the previous season"
-        summary = ChangeSummary.load(folder / "changes.json") if (folder / "changes.json").exists() else None
-        extra = fg._changes_section(changes, seg, extent, str(prev), tmp / "changes_map.png", summary) + extra
-    if ae_examples is not None and len(ae_examples.get("ae_risk", [])):
-        fg._ae_figure(ae_examples, tmp / "ae_examples.png")
+    drawn = job.result() if job is not None else draw_figures(inputs)
+    for name, data in drawn.pngs.items():
+        (tmp / name).write_bytes(data)
+    if "ae_examples.png" in drawn.pngs:
         np.savez(tmp / "ae_examples.npz", **ae_examples)
-        extra += ("<h2>Autoencoder reconstructions</h2>" + _figure(
-            "ae_examples.png", "autoencoder input, reconstruction and error",
-            "Each patch is 5 x 5 samples of the thermal anomaly (z-score) and NDVI around a pixel; a leak shows as "
-            "a centre the autoencoder cannot reconstruct (large error), a typical pixel (last row) as none."))
-    if truth is not None:
-        note = fg._truth_figures(seg, truth, tmp / "truth_scores.png", tmp / "detection_power.png")
-        extra += ("<h2>Against the simulator's truth</h2>" + note +
-                  _figure("truth_scores.png", "leak vs non-leak score distributions",
-                          "The further the leak histogram sits to the right of the other segments, the better the "
-                          "ranking separates them.") +
-                  _figure("detection_power.png", "detection power curve",
-                          "Share of leaks flagged at 0.1 false alarms per km, by leak size: where the curve is low, "
-                          "leaks of that size go unseen by this sensor."))
+    extra = drawn.head_html + _dates_table(run_info) + drawn.tail_html
     (tmp / "index.html").write_text(_page(run_info, seg, meta, folder, extra))
     write_map_page(tmp)
     (tmp / "run_info.json").write_text(run_info.to_json())
@@ -237,11 +231,11 @@ Text, x = lon, y = lat) and <code>top_segments.gpx</code> (GPS units, phone map 
 each top segment with links to OpenStreetMap and to this map. The top 20:</p>
 {_table(seg)}
 <h2>Figures</h2>
-{_figure('risk_map.png', 'risk map with pipes', 'Overview of the whole area (grid metres): pixel risk, segments '
+{figure_html('risk_map.png', 'risk map with pipes', 'Overview of the whole area (grid metres): pixel risk, segments '
          'coloured by risk, the top 20 in cyan; read it for where the risk concentrates, use the map above to zoom.')}
-{_figure('score_histogram.png', 'score histograms', 'Distribution of segment and pixel risk (log counts): a '
+{figure_html('score_histogram.png', 'score histograms', 'Distribution of segment and pixel risk (log counts): a '
          'long tail towards 1 is the handful of places worth a visit; a bulge near 1 would mean a poorly calibrated run.')}
-{_figure('lst_before_after.png', 'LST before and after sharpening', '2 km around the top segment: the ~100 m '
+{figure_html('lst_before_after.png', 'LST before and after sharpening', '2 km around the top segment: the ~100 m '
          'thermal data (left), sharpened to 10 m (middle) and the anomaly the ranking reads (right); pipes in cyan.')}
 {extra}
 {MAP_SCRIPTS}
