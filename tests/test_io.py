@@ -351,3 +351,23 @@ def test_tile_cog_bytes_is_a_cog_with_nan_aware_average_overviews():
         np.testing.assert_array_equal(src.read(1), v)
         half = src.read(1, out_shape=(64, 64))
     np.testing.assert_allclose(half, block_mean(v, 2), rtol=1e-6)
+
+
+def test_the_risk_layer_is_stored_without_the_floating_point_predictor_and_comes_back_exactly():
+    """Risk is mostly runs of exact zeros: deflate keeps them short without the floating-point predictor (which
+    LST needs); either way the pixels come back as written."""
+    from heattrack.io.exports import cog_predictor, tile_cog_bytes
+
+    rng = np.random.default_rng(1)
+    risk = np.where(rng.random((512, 512)) < 0.75, 0.0, rng.random((512, 512))).astype(np.float32)
+    risk[:40] = np.nan
+    sizes = {}
+    for pred in (3, cog_predictor("risk")):
+        data = tile_cog_bytes(risk, Affine(10, 0, 0, 0, -10, 5120), "EPSG:32652", predictor=pred)
+        with rasterio.MemoryFile(data) as m, m.open() as src:
+            assert src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG" and src.profile["compress"] == "deflate"
+            assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR", "1") == str(pred)
+            np.testing.assert_array_equal(src.read(1), risk)
+        sizes[pred] = len(data)
+    assert cog_predictor("risk") == 1 and cog_predictor("lst_10m") == 3
+    assert sizes[1] < 0.9 * sizes[3]

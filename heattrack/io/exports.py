@@ -23,6 +23,14 @@ if TYPE_CHECKING:  # the tile tasks import this module for their COGs: geopandas
 COG_DIR = "cog_tiles"
 #: mosaic variable -> exported layer name (``<name>.vrt``, ``<name>.tif``, ``cog_tiles/<name>/``)
 COG_LAYERS = (("lst_10m", "lst_10m"), ("risk", "risk_10m"))
+#: deflate predictor per mosaic variable (3, floating point, where none is named): risk is mostly runs of exact
+#: zeros (scores below the flag scale), which the floating-point predictor breaks up; without it a tile's risk COG
+#: was 20-27 % smaller and 7-30 ms faster to write on four 48 km tiles (2026-12-06); LST compresses best with 3
+COG_PREDICTOR = {"risk": 1}
+
+
+def cog_predictor(variable: str) -> int:
+    return COG_PREDICTOR.get(variable, 3)
 
 
 def write_cog(
@@ -34,12 +42,13 @@ def write_cog(
     Streams window by window through a tiled GeoTIFF, so memory stays at one block whatever the mosaic size.
     """
     arr = zarr.open_group(str(zarr_path), mode="r")[variable]
+    predictor = cog_predictor(variable)
     height, width = rows.stop - rows.start, cols.stop - cols.start
     out_transform = transform @ Affine.translation(cols.start, rows.start)
     tmp = dest.with_suffix(".tmp.tif")
     profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="float32", crs=crs,
                    transform=out_transform, nodata=np.nan, tiled=True, blockxsize=512, blockysize=512,
-                   compress="deflate", predictor=3, BIGTIFF="IF_SAFER")
+                   compress="deflate", predictor=predictor, BIGTIFF="IF_SAFER")
     with rasterio.open(tmp, "w", **profile) as dst:
         for r0 in range(0, height, block_px):
             for c0 in range(0, width, block_px):
@@ -48,7 +57,7 @@ def write_cog(
                 dst.write(np.asarray(block, dtype="float32"), 1, window=Window(c0, r0, w, h))
         factors = [f for f in (2, 4, 8, 16, 32, 64) if min(height, width) // f >= 64] or [2]
         dst.build_overviews(factors, Resampling.average)
-    rasterio.shutil.copy(tmp, dest, driver="COG", COMPRESS="DEFLATE", PREDICTOR="3", BLOCKSIZE="512",
+    rasterio.shutil.copy(tmp, dest, driver="COG", COMPRESS="DEFLATE", PREDICTOR=str(predictor), BLOCKSIZE="512",
                          OVERVIEWS="FORCE_USE_EXISTING", BIGTIFF="IF_SAFER")
     tmp.unlink()
 
@@ -83,9 +92,9 @@ def write_json(obj: dict, dest: Path) -> None:
 
 
 def tile_cog_bytes(values: np.ndarray, transform: Affine, crs: str, block_px: int = 256,
-                   overview_count: int = 5) -> bytes:
-    """One tile's layer as a COG in memory (float32, NaN nodata, deflate, ``overview_count`` internal overviews,
-    so the VRT mosaic of the tiles reads coarse views from them). Written by the tile task itself: the pixels
+                   overview_count: int = 5, predictor: int = 3) -> bytes:
+    """One tile's layer as a COG in memory (float32, NaN nodata, deflate with ``predictor``, ``overview_count``
+    internal overviews, so the VRT mosaic of the tiles reads coarse views from them). Written by the tile task itself: the pixels
     are never read again by one process."""
     h, w = values.shape
     profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=crs, transform=transform,
@@ -98,7 +107,7 @@ def tile_cog_bytes(values: np.ndarray, transform: Affine, crs: str, block_px: in
             dst.build_overviews([2**k for k in range(1, overview_count + 1)], Resampling.average)
         with mem.open() as src, rasterio.MemoryFile() as cog:
             # deflate level 1: 30 % less time than GDAL's default 6 per tile, files within 1 % of the size
-            rasterio.shutil.copy(src, cog.name, driver="COG", COMPRESS="DEFLATE", LEVEL="1", PREDICTOR="3",
+            rasterio.shutil.copy(src, cog.name, driver="COG", COMPRESS="DEFLATE", LEVEL="1", PREDICTOR=str(predictor),
                                  BLOCKSIZE=str(block_px), OVERVIEWS="FORCE_USE_EXISTING")
             return cog.read()
 

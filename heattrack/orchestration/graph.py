@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from odc.geo.geobox import GeoBox
 
-from heattrack.io.exports import COG_DIR, tile_cog_bytes
+from heattrack.io.exports import COG_DIR, cog_predictor, tile_cog_bytes
 from heattrack.io.location import OutputLocation
 from heattrack.io.records import TileSummary
 from heattrack.io.sources import SceneReader
@@ -329,8 +329,8 @@ def write_tile(task: TileTask, result: TileResult) -> TileSummary:
     out = OutputLocation(task.out_dir)
     crs = task.geobox.crs.to_wkt()
     for var, name in task.cog_layers:
-        out.write_bytes(tile_cog_bytes(result.layers[var], task.geobox.affine, crs), COG_DIR, name,
-                        f"{task.index[0]}_{task.index[1]}.tif")
+        out.write_bytes(tile_cog_bytes(result.layers[var], task.geobox.affine, crs, predictor=cog_predictor(var)),
+                        COG_DIR, name, f"{task.index[0]}_{task.index[1]}.tif")
     sec = dict(result.summary.seconds)
     sec["write"] = time.perf_counter() - t0
     sec["total"] = sec["read"] + sec["compute"] + sec["write"]
