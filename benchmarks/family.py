@@ -103,6 +103,12 @@ def main() -> None:
                 row[f"{name}_auc"] = ev["detection"]["roc_auc"]
                 row[f"{name}_visible_top5"] = float((vis["rank_share"] <= 0.05).mean()) if len(vis) else float("nan")
                 row[f"{name}_n_visible"] = int(len(vis))
+                # a visible leak under cloud (its segment has no clear pixel: no_data, no rank) cannot be ranked by
+                # any statistic on this date: the share among the scored ones separates the ranking from the sky
+                scored = vis[vis["rank_share"].notna()]
+                row[f"{name}_n_visible_clouded"] = int(len(vis) - len(scored))
+                row[f"{name}_visible_scored_top5"] = float((scored["rank_share"] <= 0.05).mean()) if len(scored) \
+                    else float("nan")
                 if name == "default":
                     d = ev["downscaling"]
                     row["lst_gain"] = d["rmse_ratio_bilinear_over_sharpened"]
@@ -134,6 +140,11 @@ def main() -> None:
     for col in ("lst_gain", "tsharp_lst_gain", "default_auc", "baseline_auc", "baseline_window_auc",
                 "default_visible_top5", "baseline_visible_top5", "baseline_window_visible_top5"):
         print(f"{col:24s} mean {df[col].mean():.3f}  worst {df[col].min():.3f}")
+    for name in ("default", "baseline"):
+        n_vis, n_cloud = int(df[f"{name}_n_visible"].sum()), int(df[f"{name}_n_visible_clouded"].sum())
+        hits = (df[f"{name}_visible_top5"] * df[f"{name}_n_visible"]).sum()
+        print(f"{name}: visible leaks in the top 5 % pooled {hits / max(n_vis, 1):.3f} ({hits:.0f} of {n_vis}); "
+              f"{n_cloud} of them under cloud (segment no_data); of the scored ones {hits / max(n_vis - n_cloud, 1):.3f}")
     wins = int((df["default_auc"] > df["baseline_auc"]).sum())
     print(f"default ROC-AUC above baseline on {wins} of {len(df)} members, above the baseline with the default's "
           f"window on {int((df['default_auc'] > df['baseline_window_auc']).sum())}")
