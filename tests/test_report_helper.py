@@ -61,3 +61,23 @@ def test_without_a_cluster_the_figures_are_drawn_here():
     assert helper.submit(_fails_on_a_worker).result() == "drawn here"
     helper.release()
     assert released == [1]
+
+
+def _slow() -> str:
+    import time
+
+    try:
+        get_worker()
+    except ValueError:
+        return "drawn here"
+    time.sleep(3)
+    return "drawn on the worker"
+
+
+def test_a_worker_that_does_not_answer_in_time_is_not_waited_for(client, caplog):
+    helper = ReportHelper()
+    helper.figures_timeout_s = 0.5
+    helper.start(client)
+    with caplog.at_level(logging.WARNING, logger=rh.__name__):
+        assert helper.submit(_slow).result() == "drawn here"
+    assert "could not be drawn on a worker" in caplog.text

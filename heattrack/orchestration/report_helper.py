@@ -31,7 +31,12 @@ def warm_worker() -> str:
 
 class ReportHelper:
     """:meth:`counting` wraps the run's tile callback; ``submit`` is :func:`heattrack.report.build_report`'s
-    ``submit``; ``release()`` when the report is written."""
+    ``submit``; ``release()`` when the report is written. A worker that does not answer within ``warm_timeout_s``
+    (warm-up) or ``figures_timeout_s`` (figures; a lost worker, a cluster scaled to zero) is not waited for longer: the
+    driver draws the figures itself."""
+
+    warm_timeout_s = 30.0
+    figures_timeout_s = 300.0
 
     def __init__(self, on_done: Callable[[], None] | None = None) -> None:
         self._client = None
@@ -62,7 +67,7 @@ class ReportHelper:
 
     def _warm_worker(self) -> str | None:
         try:
-            return self._warm.result() if self._warm is not None else None
+            return self._warm.result(timeout=self.warm_timeout_s) if self._warm is not None else None
         except Exception as exc:  # noqa: BLE001 - any worker does; the figures' own errors still raise
             log.debug("warming a worker for the report failed: %s", exc)
             return None
@@ -75,7 +80,7 @@ class ReportHelper:
         worker = self._warm_worker()
         where = {"workers": [worker], "allow_other_workers": True} if worker else {}
         fut = self._client.submit(fn, *args, key=f"heattrack-report-figures-{uuid4().hex[:8]}", pure=False, **where)
-        return _OrHere(fut, fn, args, self._finished)
+        return _OrHere(fut, fn, args, self._finished, self.figures_timeout_s)
 
     def _finished(self) -> None:
         if self._warm is not None:
@@ -101,12 +106,12 @@ class _OrHere:
     """A Dask future whose ``result()`` is computed here instead when the worker could not deliver it; ``then()``
     once the worker's part is over."""
 
-    def __init__(self, fut, fn: Callable, args: tuple, then: Callable[[], None]):
-        self._fut, self._fn, self._args, self._then = fut, fn, args, then
+    def __init__(self, fut, fn: Callable, args: tuple, then: Callable[[], None], timeout_s: float):
+        self._fut, self._fn, self._args, self._then, self._timeout_s = fut, fn, args, then, timeout_s
 
     def result(self):
         try:
-            return self._fut.result()
+            return self._fut.result(timeout=self._timeout_s)
         except Exception as exc:  # noqa: BLE001 - drawn here: a real error in the figures raises again here
             log.warning("the report's figures could not be drawn on a worker (%s): drawing them here",
                         str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__)
