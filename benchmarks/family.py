@@ -144,7 +144,8 @@ def main() -> None:
         n_vis, n_cloud = int(df[f"{name}_n_visible"].sum()), int(df[f"{name}_n_visible_clouded"].sum())
         hits = (df[f"{name}_visible_top5"] * df[f"{name}_n_visible"]).sum()
         print(f"{name}: visible leaks in the top 5 % pooled {hits / max(n_vis, 1):.3f} ({hits:.0f} of {n_vis}); "
-              f"{n_cloud} of them under cloud (segment no_data); of the scored ones {hits / max(n_vis - n_cloud, 1):.3f}")
+              f"{n_cloud} of them under cloud (segment no_data); of the scored ones "
+              f"{hits / max(n_vis - n_cloud, 1):.3f}")
     wins = int((df["default_auc"] > df["baseline_auc"]).sum())
     print(f"default ROC-AUC above baseline on {wins} of {len(df)} members, above the baseline with the default's "
           f"window on {int((df['default_auc'] > df['baseline_window_auc']).sum())}")

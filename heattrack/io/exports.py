@@ -94,8 +94,8 @@ def write_json(obj: dict, dest: Path) -> None:
 def tile_cog_bytes(values: np.ndarray, transform: Affine, crs: str, block_px: int = 256,
                    overview_count: int = 5, predictor: int = 3) -> bytes:
     """One tile's layer as a COG in memory (float32, NaN nodata, deflate with ``predictor``, ``overview_count``
-    internal overviews, so the VRT mosaic of the tiles reads coarse views from them). Written by the tile task itself: the pixels
-    are never read again by one process."""
+    internal overviews, so the VRT mosaic of the tiles reads coarse views from them). Written by the tile task
+    itself: the pixels are never read again by one process."""
     h, w = values.shape
     profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=crs, transform=transform,
                    nodata=np.nan, tiled=True, blockxsize=block_px, blockysize=block_px)

@@ -4,9 +4,10 @@ After the tiles, the driver's finalisation (reduction, exports, web map, figures
 part that no number of workers shortens (Amdahl; ``benchmarks/scale.py``). The figures need only arrays and tables
 (:class:`heattrack.report.figure_job.FigureInputs`), so :class:`ReportHelper` sends them to a worker that is
 already warm: once a worker has run out of tiles (while the others finish theirs), a task imports matplotlib and
-draws a throw-away figure there, and the figures go to that worker. The PNG bytes
-come back to the driver, which writes them: remote workers (Slurm, Kubernetes) never need the driver's folder.
-Without a cluster, or if the worker fails, the driver draws them itself.
+draws a throw-away figure there, and the figures go to that worker. The PNG bytes come back to the driver, which
+writes them: remote workers (Slurm, Kubernetes) never need the driver's folder. Without a cluster, or if the worker
+fails or does not answer, the driver draws them itself. A run uses it on Slurm, Kubernetes or an existing scheduler,
+not on its LocalCluster, whose workers share the driver's cores (no faster there: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from concurrent.futures import Future
 from uuid import uuid4
 
 log = logging.getLogger(__name__)
+
 
 def warm_worker() -> str:
     """On a worker: the report's imports and matplotlib's first-figure costs (~0.6 s once per process); returns
