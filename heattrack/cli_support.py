@@ -97,6 +97,8 @@ def progress_bar(label: str, unit: str = "tiles") -> Callable[[int, int], Callab
 
 
 def print_summary(result) -> None:
+    from heattrack.orchestration.reduce import unscreened_note
+
     seg = result.segments
     table = Table(title=f"Top segments ({result.out})")
     stat = seg is not None and "z" in seg.columns  # ranked by a statistic: show it, not the saturated 1 - p
@@ -118,6 +120,9 @@ def print_summary(result) -> None:
         console.print(f"{int(seg['flagged'].sum())} segments at or above the flag level (p <= segments.mdl_alpha; "
                       "run.json -> detectability.flags says how many a leak-free network would put there)",
                       highlight=False)
+    unseen = unscreened_note(seg) if seg is not None and {"status", "length_m"} <= set(seg.columns) else None
+    if unseen is not None and unseen[0] not in result.warnings:  # above UNSCREENED_WARN_SHARE it is a warning
+        console.print(unseen[0], highlight=False)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(f"done in {result.seconds:.1f} s: {result.n_tiles} tiles ({result.skipped} resumed) -> "

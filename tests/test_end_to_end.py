@@ -238,6 +238,36 @@ def test_date_gap_warning_reaches_report(small_scene, tmp_path):
     assert any("36 days" in w for w in json.loads((out / "run.json").read_text())["warnings"])
 
 
+def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path):
+    """Half the Landsat scene under cloud (QA_PIXEL high-confidence cloud): its segments are no_data, unranked, and
+    the run says how much of the network it could not screen (a warning above a fifth of the pipe length)."""
+    from heattrack.orchestration.reduce import unscreened_note, unscreened_warning
+
+    d = copy_scene(small_scene, tmp_path / "in")
+    qa = next((d / "landsat").glob("*QA_PIXEL.TIF"))
+    with rasterio.open(qa) as src:
+        profile, a = src.profile, src.read(1)
+    a[:, : a.shape[1] // 2] = 22280
+    with rasterio.open(qa, "w", **profile) as dst:
+        dst.write(a, 1)
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", "--input", str(d), "--pipes", str(d / "pipes.geojson"), "--out", str(out),
+                              "--tile-km", "3", "--n-workers", "1"])
+    assert res.exit_code == 0, res.output
+    seg = gpd.read_file(out / "segments.gpkg")
+    nd = seg["status"] == "no_data"
+    share = seg.loc[nd, "length_m"].sum() / seg["length_m"].sum()
+    assert 0.3 < share < 0.7 and seg.loc[nd, "rank"].isna().all()
+    note, got = unscreened_note(seg)
+    assert got == pytest.approx(share) and f"{int(nd.sum()):,} of {len(seg):,} segments" in note
+    assert unscreened_warning(seg) == note
+    assert note in json.loads((out / "run.json").read_text())["warnings"]
+    assert "had no clear pixel on the run" in res.output
+    assert "had no clear pixel on the run" in (out / "report" / "index.html").read_text()
+    assert unscreened_note(seg[~nd]) is None  # every segment scored: nothing to say
+    assert unscreened_warning(seg[~nd | (seg.index == seg.index[nd][0])]) is None  # a sliver: the summary's line only
+
+
 def test_segments_crossing_tile_edges_are_scored_from_every_tile(small_scene):
     from heattrack.config import load_config
     from heattrack.orchestration.plan import plan_run

@@ -259,3 +259,29 @@ def alignment_warning(tile_summaries: dict[str, TileSummary]) -> str | None:
     return (f"the pipe map was moved onto the thermal raster's street heat on {int(moved.sum())} of {len(shifts)} "
             f"tile dates (median {dx:+.0f} m east, {dy:+.0f} m north; thermal.align_m): check the network map's "
             "registration against the raster")
+
+
+#: share of the network's length without a clear pixel above which the note becomes a warning of the run
+UNSCREENED_WARN_SHARE = 0.2
+
+
+def unscreened_note(seg: gpd.GeoDataFrame) -> tuple[str, float] | None:
+    """One sentence on the segments no date saw clearly (``status`` no_data: cloud, cloud shadow, outside the scenes)
+    and their share of the network's length; None when every segment was scored. They have no rank: a clean result
+    says nothing about them."""
+    nd = (seg["status"] != "ok").to_numpy()
+    if not nd.any():
+        return None
+    length = seg["length_m"].to_numpy(dtype=float)
+    share = float(length[nd].sum() / max(length.sum(), 1e-9))
+    return (f"{int(nd.sum()):,} of {len(seg):,} segments ({length[nd].sum() / 1000:,.1f} of {length.sum() / 1000:,.1f} "
+            f"km of pipe, {share:.0%}) had no clear pixel on the run's dates (cloud, cloud shadow or outside the "
+            "scenes) and are not ranked: a clean result says nothing about them; another date screens them "
+            "(input.dates, or heattrack screen over the season)", share)
+
+
+def unscreened_warning(seg: gpd.GeoDataFrame) -> str | None:
+    """:func:`unscreened_note`'s sentence where more than ``UNSCREENED_WARN_SHARE`` of the network's length was not
+    seen: a warning of the run (run.json, the report, the CLI)."""
+    note = unscreened_note(seg)
+    return note[0] if note is not None and note[1] > UNSCREENED_WARN_SHARE else None

@@ -48,7 +48,7 @@ from heattrack.orchestration.output_folder import (
     staging_folder,
 )
 from heattrack.orchestration.plan import plan_run
-from heattrack.orchestration.reduce import alignment_warning, network_signature, reduce_segments
+from heattrack.orchestration.reduce import alignment_warning, network_signature, reduce_segments, unscreened_warning
 from heattrack.orchestration.report_helper import ReportHelper
 from heattrack.orchestration.run_plan import RunPlan, halo_points, points_by_tile
 from heattrack.orchestration.tiling import grid_crs_label
@@ -202,6 +202,8 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict,
     if (moved := alignment_warning(stats["tiles"])) is not None:  # run.json, the report and the CLI say so
         log.warning(moved)
         plan.warnings.append(moved)
+    if (unseen := unscreened_warning(seg)) is not None:  # a smaller share: a line of the CLI's summary
+        plan.warnings.append(unseen)
     nan_share = 1.0 - stats["n_valid_px"] / max(stats["n_px"], 1)
     if nan_share > cfg.compute.max_nan_fraction:
         raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "
