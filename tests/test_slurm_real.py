@@ -72,6 +72,13 @@ def _assert_same_mosaic(out: Path, ref: xr.Dataset) -> None:
     assert (out / "segments.geojson").exists() and (out / "report" / "index.html").exists()
 
 
+def _assert_figures_drawn_on_a_worker(out: Path, job_log: Path) -> None:
+    """A cluster of its own: the report's figures came back from a worker (the driver logs it when it has to draw
+    them itself, orchestration.report_helper)."""
+    assert (out / "report" / "risk_map.png").stat().st_size > 10_000
+    assert "could not be drawn on a worker" not in job_log.read_text(errors="replace")
+
+
 def test_single_node_sbatch_script(slurm, small_scene, local_reference, tmp_path):
     """slurm/heattrack-node.sbatch: one allocation, LocalCluster on the granted cores."""
     out = tmp_path / "out"
@@ -96,6 +103,7 @@ def test_national_sbatch_script_submits_dask_jobqueue_workers(slurm, small_scene
     assert worker_logs, "no worker job log: dask-jobqueue submitted no job"
     assert any("Start worker" in p.read_text(errors="replace") for p in worker_logs)
     _assert_same_mosaic(out, local_reference)
+    _assert_figures_drawn_on_a_worker(out, tmp_path / "driver.log")
 
 
 def test_one_allocation_sbatch_script_with_srun_steps(slurm, small_scene, local_reference, tmp_path):
@@ -107,4 +115,5 @@ def test_one_allocation_sbatch_script_with_srun_steps(slurm, small_scene, local_
             ["--nodes=1", "--cpus-per-task=2", "--mem=8G", "--time=00:15:00", "--job-name=ht-alloc-test"],
             tmp_path / "alloc.log")
     _assert_same_mosaic(out, local_reference)
+    _assert_figures_drawn_on_a_worker(out, tmp_path / "alloc.log")
     assert not list(tmp_path.glob("out.scheduler-*.json"))  # the scheduler file is cleaned up
