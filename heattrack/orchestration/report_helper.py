@@ -6,18 +6,33 @@ part that no number of workers shortens (Amdahl; ``benchmarks/scale.py``). The f
 already warm: once a worker has run out of tiles (while the others finish theirs), a task imports matplotlib and
 draws a throw-away figure there, and the figures go to that worker. The PNG bytes come back to the driver, which
 writes them: remote workers (Slurm, Kubernetes) never need the driver's folder. Without a cluster, or if the worker
-fails or does not answer, the driver draws them itself. A run uses it on Slurm, Kubernetes or an existing scheduler,
-not on its LocalCluster, whose workers share the driver's cores (no faster there: docs/performance.md).
+fails or does not answer, the driver draws them itself. A run uses it where a worker has a core the driver is not
+using (:func:`figures_on_a_worker`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from uuid import uuid4
 
+from heattrack.config import ComputeConfig
+
 log = logging.getLogger(__name__)
+
+
+def figures_on_a_worker(compute: ComputeConfig) -> bool:
+    """Whether a run draws its report's figures on a worker: on Slurm, Kubernetes or an existing scheduler (the
+    workers have cores of their own), and on a LocalCluster with fewer worker threads than the machine has cores.
+    Measured at 48 km on 2 cores (docs/performance.md): with one worker the finalisation took 0.76x the time; with two
+    (every core a worker's) the run was no faster, the drawing worker taking the core the driver would use."""
+    if compute.scheduler != "local":
+        return True
+    cores = os.cpu_count() or 1
+    workers = compute.n_workers or max(1, cores // compute.threads_per_worker)
+    return workers * compute.threads_per_worker < cores
 
 
 def warm_worker() -> str:

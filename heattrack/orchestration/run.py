@@ -49,7 +49,7 @@ from heattrack.orchestration.output_folder import (
 )
 from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import alignment_warning, network_signature, reduce_segments, unscreened_warning
-from heattrack.orchestration.report_helper import ReportHelper
+from heattrack.orchestration.report_helper import ReportHelper, figures_on_a_worker
 from heattrack.orchestration.run_plan import RunPlan, halo_points, points_by_tile
 from heattrack.orchestration.tiling import grid_crs_label
 
@@ -355,16 +355,14 @@ class _BackgroundClient:
 
 def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, client, progress,
                 t0: float, info: dict, background: _BackgroundClient | None = None) -> RunResult:
-    """``client``: the caller's (left open), else ``background``'s cluster: a LocalCluster closed after the tiles
-    (the driver reduces and reports while its workers stop), a Slurm or Kubernetes one as soon as the report's
-    figures are drawn on one of its workers (:class:`ReportHelper`: the driver writes the rest meanwhile)."""
+    """``client``: the caller's (left open), else ``background``'s cluster: closed after the tiles (the driver reduces
+    and reports while its workers stop) or, where the report's figures are drawn on one of its workers
+    (:func:`figures_on_a_worker`: the driver writes the rest meanwhile), as soon as they are back."""
     out.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}),
                    STATE_DIR, "state.json")
     out.write_text(cfg.to_yaml(), STATE_DIR, "config.yaml")
     close = (lambda: background.close(wait=False)) if background is not None else None
-    # figures on a worker only where the workers have cores of their own: on a LocalCluster they share the driver's
-    # cores, and the paired 48 km run on 2 cores was no faster that way (README "Speed and memory")
-    helper = ReportHelper(on_done=close) if cfg.compute.scheduler != "local" else None
+    helper = ReportHelper(on_done=close) if figures_on_a_worker(cfg.compute) else None
     try:
         # the report's imports and matplotlib's first figure (~0.5 s) on a thread while the workers compute: not on
         # the serial path after them; joined before the report draws (matplotlib is not thread-safe)

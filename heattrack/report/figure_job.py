@@ -1,9 +1,9 @@
 """The report's figures as one job: :class:`FigureInputs` holds everything they read (arrays and tables, no path into
 the driver's output folder, only the mosaic that every worker reads), :func:`draw_figures` returns each PNG as bytes
-with the HTML of the sections around them. A run on Slurm, Kubernetes or an existing scheduler hands the job to a
-Dask worker, so that the driver writes the exports and the web map meanwhile
-(:mod:`heattrack.orchestration.report_helper`); a LocalCluster run and ``heattrack report`` draw it in their own
-process. The same inputs give the same bytes either way (tested)."""
+with the HTML of the sections around them. A run where a worker has a core of its own hands the job to that Dask
+worker, so that the driver writes the exports and the web map meanwhile (:mod:`heattrack.orchestration.report_helper`);
+other runs and ``heattrack report`` draw it in their own process. The same inputs give the same bytes either way
+(tested)."""
 
 from __future__ import annotations
 
