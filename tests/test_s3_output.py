@@ -53,9 +53,9 @@ def s3():
         s3fs.S3FileSystem.clear_instance_cache()
 
 
-def _run(scene, out: str, *extra: str):
+def _run(scene, out: str, *extra: str, args: list[str] = ARGS):
     return runner.invoke(app, ["run", "--input", str(scene), "--pipes", str(scene / "pipes.geojson"), "--out", out,
-                               *ARGS, *extra])
+                               *args, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +69,10 @@ def local_run(small_scene, tmp_path_factory):
 @pytest.fixture(scope="module")
 def s3_run(s3, small_scene):
     url = f"s3://{BUCKET}/runs/2024-25"
-    res = _run(small_scene, url)
+    # one worker on this machine's cores: the report's figures are drawn on it, reading the mosaic from the bucket
+    res = _run(small_scene, url, args=["--tile-km", "1.5", "--n-workers", "1"])
     assert res.exit_code == 0, res.output
+    assert "could not be drawn on a worker" not in res.output
     return url
 
 
@@ -95,6 +97,8 @@ def test_run_writes_mosaic_exports_and_report_to_s3(s3, s3_run, local_run):
     for v in ("lst_10m", "lst_plain", "anomaly_k", "risk", "valid", "n_dates"):
         np.testing.assert_array_equal(remote[v].values, local[v].values)
     assert s3.cat_file(f"{root}/segments.geojson") == (local_run / "segments.geojson").read_bytes()
+    for png in ("risk_map.png", "lst_before_after.png", "detectability_map.png"):  # worker-drawn = driver-drawn
+        assert s3.cat_file(f"{root}/report/{png}") == (local_run / "report" / png).read_bytes(), png
     # credentials come from the environment and are never written into the outputs
     for key in s3.find(root):
         if key.endswith((".json", ".yaml", ".html", ".geojson")):
