@@ -272,10 +272,10 @@ def test_pixel_walk_of_a_single_leaf_model_and_of_no_pixels(rng):
 
 
 def test_introsort_on_the_way_to_equal_values_only_gives_the_full_sorts_order(rng):
-    """The tree growth sorts only the parts of a node that hold equal values (``_introsort3_ties``); every other
+    """The tree growth sorts only the parts of a node that hold equal values (``introsort3_ties``); every other
     position takes the presorted order. The rows must come out exactly as the full introsort leaves them: a few ties
     among many distinct values (the float32 collisions of coarse predictors), many ties, all equal, tiny arrays."""
-    from heattrack.kernels.sklearn_sort import _introsort3_ties, introsort3
+    from heattrack.kernels.sklearn_sort import introsort3, introsort3_ties
 
     for n, levels, ties in ((2, 1, 0), (15, 3, 0), (16, 2, 0), (40, 0, 3), (6000, 0, 8), (6000, 0, 1), (3000, 50, 0),
                             (2000, 1, 0), (5000, 0, 400)):
@@ -293,7 +293,7 @@ def test_introsort_on_the_way_to_equal_values_only_gives_the_full_sorts_order(rn
         ref_v, ref_i = v.copy(), rows.copy()
         introsort3(ref_v, ref_i)
         got_v, got_i = v.copy(), rows.copy()
-        _introsort3_ties(got_v, got_i, tied, order)
+        introsort3_ties(got_v, got_i, tied, order)
         np.testing.assert_array_equal(got_i, ref_i)
 
 

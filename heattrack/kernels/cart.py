@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from heattrack.kernels.jit import compiled
-from heattrack.kernels.sklearn_sort import _introsort3_ties
+from heattrack.kernels.sklearn_sort import introsort3_ties
 
 _FEATURE_THRESHOLD = np.float32(1e-7)  # scikit-learn's: values closer than this are not split apart
 _EPSILON = np.finfo(np.float64).eps
@@ -146,7 +146,7 @@ def _grow(X, rows, samp, y, w, max_depth, min_leaf, min_weight_leaf, feature, th
     the end where that is shorter), so the same proxies to the bit and the same choice among tied splits. Sorting is
     replaced by ``rows[f, start:end]``, the node's rows in ascending order of predictor ``f`` (the order any sort gives
     where the values differ); where some are equal, scikit-learn's introsort is run as it runs on the parts that hold
-    them (:func:`_introsort3_ties`).
+    them (:func:`introsort3_ties`).
     """
     n_feat, n = rows.shape
     goes_left = np.zeros(X.shape[0], dtype=np.bool_)
@@ -232,7 +232,7 @@ def _grow(X, rows, samp, y, w, max_depth, min_leaf, min_weight_leaf, feature, th
                     for i in range(start, end):
                         vals[i - start] = X[samp[i], f]
                         ordr[i - start] = samp[i]
-                    _introsort3_ties(vals[: end - start], ordr[: end - start], tied_row, rows[f, start:end])
+                    introsort3_ties(vals[: end - start], ordr[: end - start], tied_row, rows[f, start:end])
                     for i in range(start, end):
                         tied_row[rows[f, i]] = 0
                 else:

@@ -11,7 +11,7 @@ import numpy as np
 from heattrack.kernels.jit import compiled
 
 
-def _introsort3_ties(values, idx, tied, sorted_idx):
+def introsort3_ties(values, idx, tied, sorted_idx):
     """scikit-learn's ``simultaneous_sort`` with ``use_three_way_partition`` (introsort: median-of-3 pivot, 3-way
     partition, heapsort past the depth limit, insertion sort below 16; its recursion on the left part is a stack here:
     the parts do not overlap, the same swaps) of ``values`` and the rows ``idx``, where only the order of equal values is
@@ -122,14 +122,14 @@ def _sift_down(values, idx, off, start, end):
 
 _sift_down = compiled(_sift_down) or _sift_down
 _heapsort = compiled(_heapsort) or _heapsort
-_introsort3_ties = compiled(_introsort3_ties) or _introsort3_ties
+introsort3_ties = compiled(introsort3_ties) or introsort3_ties
 
 
 def introsort3(values: np.ndarray, idx: np.ndarray) -> None:
     """scikit-learn's ``simultaneous_sort`` with the 3-way partition of ``values`` and ``idx`` (int64) in place, in
     full: equal values left in the order that algorithm leaves them."""
     tied = np.ones(int(idx.max()) + 1 if idx.size else 1, dtype=np.uint8)
-    _introsort3_ties(values, idx, tied, idx.copy())
+    introsort3_ties(values, idx, tied, idx.copy())
 
 
-__all__ = ["introsort3"]
+__all__ = ["introsort3", "introsort3_ties"]

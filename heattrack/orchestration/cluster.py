@@ -35,11 +35,16 @@ ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 
 
+def local_worker_count(c: ComputeConfig) -> int:
+    """Worker processes of a LocalCluster: ``compute.n_workers``, by default one per ``threads_per_worker`` cores."""
+    return c.n_workers or max(1, (os.cpu_count() or 1) // c.threads_per_worker)
+
+
 def _local_cluster(cfg: Config):
     from distributed import LocalCluster
 
     c = cfg.compute
-    n = c.n_workers or max(1, (os.cpu_count() or 1) // c.threads_per_worker)
+    n = local_worker_count(c)
     import dask
 
     # pre-spawn: glibc reads MALLOC_* when the process starts (passed as the nanny's ``env=`` instead, the paired

@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from uuid import uuid4
 
 from heattrack.config import ComputeConfig
+from heattrack.orchestration.cluster import local_worker_count
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,7 @@ def figures_on_a_worker(compute: ComputeConfig) -> bool:
     (every core a worker's) the run was no faster, the drawing worker taking the core the driver would use."""
     if compute.scheduler != "local":
         return True
-    cores = os.cpu_count() or 1
-    workers = compute.n_workers or max(1, cores // compute.threads_per_worker)
-    return workers * compute.threads_per_worker < cores
+    return local_worker_count(compute) * compute.threads_per_worker < (os.cpu_count() or 1)
 
 
 def warm_worker() -> str:
