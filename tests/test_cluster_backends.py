@@ -112,6 +112,31 @@ def test_local_workers_start_with_the_worker_environment():
     assert {k: at_start.get(k) for k in WORKER_ENV} == WORKER_ENV
 
 
+def _tile_modules_loaded() -> bool:
+    import sys
+
+    return "heattrack.orchestration.graph" in sys.modules
+
+
+def test_local_workers_come_from_a_fork_server_that_imported_the_tile_modules(monkeypatch):
+    """The workers are forked from a server that imported the tile task's modules once: they hold them before any
+    task ran (spawned, each would import them at its first tile), and this process's environment as it is when the
+    cluster starts. ``HEATTRACK_WORKER_START=spawn``: Dask's way."""
+    from heattrack.orchestration.cluster import make_client
+
+    cfg = load_config(None, {"compute.n_workers": 2})
+    with make_client(cfg) as client:
+        assert list(client.run(_tile_modules_loaded).values()) == [True, True]
+    # the fork server runs on; a variable set since (credentials, a token) still reaches the next cluster's workers
+    monkeypatch.setenv("HEATTRACK_TEST_SET_LATER", "yes")
+    with make_client(load_config(None, {"compute.n_workers": 1})) as client:
+        seen = client.run(lambda: __import__("os").environ.get("HEATTRACK_TEST_SET_LATER"))
+    assert list(seen.values()) == ["yes"]
+    monkeypatch.setenv("HEATTRACK_WORKER_START", "spawn")
+    with make_client(load_config(None, {"compute.n_workers": 1})) as client:
+        assert list(client.run(_tile_modules_loaded).values()) == [False]
+
+
 def test_a_run_whose_plan_fails_closes_the_cluster_it_started(tmp_path, monkeypatch):
     """The workers start while the driver plans: when planning fails (bad input), that cluster is closed again."""
     from contextlib import contextmanager

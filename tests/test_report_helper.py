@@ -83,14 +83,15 @@ def test_a_worker_that_does_not_answer_in_time_is_not_waited_for(client, caplog)
     assert "could not be drawn on a worker" in caplog.text
 
 
-def test_the_figures_go_to_a_worker_only_where_one_has_a_core_the_driver_does_not_use(monkeypatch):
+def test_the_figures_go_to_a_worker_wherever_the_driver_has_a_second_core(monkeypatch):
     from heattrack.config import ComputeConfig
     from heattrack.orchestration.report_helper import figures_on_a_worker
 
     monkeypatch.setattr(rh.os, "cpu_count", lambda: 2)
     assert figures_on_a_worker(ComputeConfig(scheduler="slurm"))
     assert figures_on_a_worker(ComputeConfig(scheduler="tcp://10.0.0.1:8786"))
-    assert not figures_on_a_worker(ComputeConfig())  # a LocalCluster of one worker per core
-    assert not figures_on_a_worker(ComputeConfig(n_workers=2))
-    assert figures_on_a_worker(ComputeConfig(n_workers=1))
-    assert not figures_on_a_worker(ComputeConfig(n_workers=1, threads_per_worker=2))
+    assert figures_on_a_worker(ComputeConfig())  # a LocalCluster of one worker per core: idle after the tiles
+    assert figures_on_a_worker(ComputeConfig(n_workers=1, threads_per_worker=2))
+    monkeypatch.setattr(rh.os, "cpu_count", lambda: 1)
+    assert not figures_on_a_worker(ComputeConfig())  # one core: the driver draws
+    assert figures_on_a_worker(ComputeConfig(scheduler="kubernetes"))

@@ -19,19 +19,19 @@ from concurrent.futures import Future
 from uuid import uuid4
 
 from heattrack.config import ComputeConfig
-from heattrack.orchestration.cluster import local_worker_count
 
 log = logging.getLogger(__name__)
 
 
 def figures_on_a_worker(compute: ComputeConfig) -> bool:
     """Whether a run draws its report's figures on a worker: on Slurm, Kubernetes or an existing scheduler (the
-    workers have cores of their own), and on a LocalCluster with fewer worker threads than the machine has cores.
-    Measured at 48 km on 2 cores (docs/performance.md): with one worker the finalisation took 0.76x the time; with two
-    (every core a worker's) the run was no faster, the drawing worker taking the core the driver would use."""
+    workers have cores of their own), and on a LocalCluster where the machine has a second core: after the tiles
+    the workers are idle, so one draws while the driver writes the exports and the web map. Measured at 48 km on 2
+    cores (docs/performance.md): with one worker the finalisation took 0.76x the time; with two workers (the
+    default) 0.80x, and the run 0.95x."""
     if compute.scheduler != "local":
         return True
-    return local_worker_count(compute) * compute.threads_per_worker < (os.cpu_count() or 1)
+    return (os.cpu_count() or 1) > 1
 
 
 def warm_worker() -> str:

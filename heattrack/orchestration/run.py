@@ -220,8 +220,9 @@ def finalize_run(plan: RunPlan, out: OutputLocation, stats_extra: dict,
 def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg: gpd.GeoDataFrame,
                          hot: gpd.GeoDataFrame, stats: dict, stats_extra: dict, ae_examples: dict | None,
                          overview: tuple, mdl_view: tuple | None = None, submit: Submit | None = None) -> None:
-    """Raster mosaics, tables, config, run.json and the report, written into the local folder ``staging``."""
-    from heattrack.report import build_report
+    """Raster mosaics, tables, config, run.json and the report, written into the local folder ``staging``. The
+    report's figures are handed to ``submit`` before the tables are written, so that a worker draws them meanwhile."""
+    from heattrack.report.page import finish_report, start_report
 
     cfg = plan.cfg
     grid = plan.grid
@@ -230,11 +231,6 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     if mdl_view is not None:  # detectability for a pipe anywhere, at the thermal pixel (see reduce.mdl_raster)
         write_overview(mdl_view[0], mdl_view[1], grid.crs.to_wkt(), staging / "mdl_k_overview.tif")
     rows, cols = grid.aoi_window()
-    write_geojson(seg, staging / "segments.geojson")
-    seg.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")
-    write_geojson(hot, staging / "hotspots.geojson")
-    write_field_list(seg, staging, cfg.report.field_list)
-    (staging / "config.yaml").write_text(cfg.to_yaml())
     run_info = RunRecord(
         heattrack_version=__version__, processing_hash=cfg.processing_hash(),
         finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -252,9 +248,15 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
         **stats_extra,
         tile_summaries=stats["tiles"],
     )
+    report = start_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols),
+                          ae_examples=ae_examples, report_cfg=cfg.report, segments=seg, submit=submit)
+    write_geojson(seg, staging / "segments.geojson")
+    seg.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")
+    write_geojson(hot, staging / "hotspots.geojson")
+    write_field_list(seg, staging, cfg.report.field_list)
+    (staging / "config.yaml").write_text(cfg.to_yaml())
     (staging / "run.json").write_text(run_info.to_json())
-    build_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols), ae_examples=ae_examples,
-                 report_cfg=cfg.report, segments=seg, submit=submit)
+    finish_report(report)
 
 
 def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done: list, overview: tuple) -> None:
@@ -366,7 +368,8 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
     try:
         # the report's imports and matplotlib's first figure (~0.5 s) on a thread while the workers compute: not on
         # the serial path after them; joined before the report draws (matplotlib is not thread-safe)
-        warm = threading.Thread(target=_warm_report, name="heattrack-warm-report", daemon=True)
+        warm = threading.Thread(target=_warm_report, args=(helper is None,), name="heattrack-warm-report",
+                                daemon=True)
         warm.start()
         outcomes, skipped = execute_run(plan, out, background.client if background is not None else client,
                                         resume=resumed, progress=progress, report_helper=helper)
@@ -397,13 +400,14 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
     return result
 
 
-def _warm_report() -> None:
+def _warm_report(figures_here: bool) -> None:
     try:
         import pyogrio  # noqa: F401  (geopandas' GPKG writer, imported on first use)
 
         from heattrack.report import figures
 
-        figures.warm_up()
+        if figures_here:  # else a worker draws them (a fallback here pays matplotlib's first figure then)
+            figures.warm_up()
     except Exception:  # noqa: BLE001 - only a head start: the report raises any real error itself
         log.debug("warming up the report failed", exc_info=True)
 

@@ -15,6 +15,7 @@ import geopandas as gpd
 import numpy as np
 
 from heattrack.report import figures as fg
+from heattrack.report import webmap
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,8 @@ class FigureInputs:
     """``risk``, ``extent``: the coarse risk view and its bounds (left, right, bottom, top) in the grid CRS;
     ``seg``: the scored segments in that CRS; ``mosaic``: the zarr mosaic (path or URL) for the before/after crop
     around the top segment inside ``aoi_window``; ``mdl_view``: the ``mdl_k_overview.tif`` pixels and bounds where the
-    run wrote it; ``changes`` … ``change_summary``: ``heattrack screen``'s changes; ``truth``: a simulated scene's."""
+    run wrote it; ``changes`` … ``change_summary``: ``heattrack screen``'s changes; ``truth``: a simulated scene's;
+    ``thumbnails``: how many of the map's segment thumbnails (``report.thumbnails``) to draw."""
 
     risk: np.ndarray
     extent: tuple[float, float, float, float]
@@ -36,11 +38,13 @@ class FigureInputs:
     change_summary: object | None = None
     ae_examples: dict | None = None
     truth: dict | None = None
+    thumbnails: int = 0
 
 
 @dataclass(frozen=True)
 class DrawnFigures:
-    """``pngs``: file name -> PNG bytes; ``head_html`` goes before the run's dates table, ``tail_html`` after it."""
+    """``pngs``: file name (relative to the report folder; the map's thumbnails under ``map/thumbs/``) -> PNG bytes;
+    ``head_html`` goes before the run's dates table, ``tail_html`` after it."""
 
     pngs: dict[str, bytes]
     head_html: str
@@ -85,4 +89,5 @@ def draw_figures(inp: FigureInputs) -> DrawnFigures:
                  figure_html("detection_power.png", "detection power curve",
                              "Share of leaks flagged at 0.1 false alarms per km, by leak size: where the curve is "
                              "low, leaks of that size go unseen by this sensor."))
-    return DrawnFigures({name: buf.getvalue() for name, buf in pngs.items()}, head, tail)
+    thumbs = {f"map/{name}": data for name, data in webmap.thumbnail_pngs(inp.mosaic, seg, inp.thumbnails).items()}
+    return DrawnFigures({**{name: buf.getvalue() for name, buf in pngs.items()}, **thumbs}, head, tail)

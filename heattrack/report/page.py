@@ -11,6 +11,7 @@ import html
 import os
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,7 @@ def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDa
     """Everything under ``report_dir/map``; returns the index the page reads (also in ``map/data/index.js``)."""
     map_dir = report_dir / "map"
     webmap.copy_assets(map_dir)
-    thumbs = webmap.write_thumbnails(map_dir, mosaic, seg, cfg.thumbnails)
+    thumbs = set(webmap.thumbnail_ids(seg, cfg.thumbnails))  # the PNGs come with the figures (figure_job)
     network = webmap.write_network(map_dir, seg, cfg.top_segments, thumbs)
     hot = gpd.read_file(folder / "hotspots.geojson") if (folder / "hotspots.geojson").exists() else None
     n_hot = webmap.write_points(map_dir, "hotspots", hot)
@@ -130,9 +131,37 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     the figures are drawn (a run: on a Dask worker while this process writes the map; returns an object with
     ``result()``); by default here."""
     folder = Path(folder)
+    if not (folder / "segments.geojson").exists():
+        raise InputError(f"{folder} has no segments.geojson: not a finished heattrack output folder")
+    return finish_report(start_report(mosaic, folder, run_info, aoi_window, ae_examples, truth, changes, report_cfg,
+                                      segments, submit))
+
+
+@dataclass
+class StartedReport:
+    """A report whose figures are on their way (:func:`start_report`); :func:`finish_report` writes the rest."""
+
+    folder: Path
+    tmp: Path
+    mosaic: str
+    run_info: RunRecord
+    seg: gpd.GeoDataFrame
+    changes: gpd.GeoDataFrame | None
+    cfg: ReportConfig
+    inputs: FigureInputs
+    job: Any  # ``submit``'s answer (``result()``: the DrawnFigures), None: drawn in finish_report
+
+
+def start_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_window: tuple[slice, slice],
+                 ae_examples: dict | None = None, truth: dict | None = None,
+                 changes: gpd.GeoDataFrame | None = None, report_cfg: ReportConfig | None = None,
+                 segments: gpd.GeoDataFrame | None = None, submit: Submit | None = None) -> StartedReport:
+    """The first half of :func:`build_report` (same arguments): reads the risk view and hands the figures to
+    ``submit``, so that a run writes its exports while they are drawn; needs only the rasters in ``folder``."""
+    folder = Path(folder)
     cfg = report_cfg or ReportConfig()
-    if not (folder / "segments.geojson").exists() or not risk_raster(folder).exists():
-        raise InputError(f"{folder} has no segments.geojson or risk raster: not a finished heattrack output folder")
+    if not risk_raster(folder).exists():
+        raise InputError(f"{folder} has no risk raster: not a finished heattrack output folder")
     tmp = folder / "report.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -146,14 +175,22 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
         changes=changes, previous=str((run_info.previous and run_info.previous.season) or "the previous season"),
         change_summary=ChangeSummary.load(folder / "changes.json")
         if changes is not None and (folder / "changes.json").exists() else None,
-        ae_examples=ae_examples, truth=truth)
+        ae_examples=ae_examples, truth=truth, thumbnails=cfg.thumbnails)
     job = submit(draw_figures, inputs) if submit is not None else None
-    meta = write_map(tmp, folder, mosaic, seg, changes, run_info.grid.resolution_m if run_info.grid else 10.0, cfg)
-    drawn = job.result() if job is not None else draw_figures(inputs)
+    return StartedReport(folder, tmp, str(mosaic), run_info, seg, changes, cfg, inputs, job)
+
+
+def finish_report(r: StartedReport) -> Path:
+    """The map (reads ``hotspots.geojson`` from the folder), the figures' bytes, the page; swaps the report in."""
+    folder, tmp, run_info, seg = r.folder, r.tmp, r.run_info, r.seg
+    meta = write_map(tmp, folder, r.mosaic, seg, r.changes, run_info.grid.resolution_m if run_info.grid else 10.0,
+                     r.cfg)
+    drawn = r.job.result() if r.job is not None else draw_figures(r.inputs)
+    (tmp / "map" / "thumbs").mkdir(parents=True, exist_ok=True)
     for name, data in drawn.pngs.items():
         (tmp / name).write_bytes(data)
     if "ae_examples.png" in drawn.pngs:
-        np.savez(tmp / "ae_examples.npz", **ae_examples)
+        np.savez(tmp / "ae_examples.npz", **r.inputs.ae_examples)
     extra = drawn.head_html + _dates_table(run_info) + drawn.tail_html
     (tmp / "index.html").write_text(_page(run_info, seg, meta, folder, extra))
     write_map_page(tmp)

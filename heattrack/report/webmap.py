@@ -14,6 +14,7 @@ page (``HT.add(...)``/``HT.chunk(...)``), loaded with a ``<script>`` tag:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -156,19 +157,28 @@ def write_changes(map_dir: Path, changes: gpd.GeoDataFrame | None) -> int:
     return len(feats)
 
 
-def write_thumbnails(map_dir: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, n: int, half_px: int = 24) -> set[str]:
-    """``thumbs/<segment_id>.png``: LST (left) and anomaly (right), 480 m around the hottest point of the top
-    ``n`` segments. ``seg`` in the grid CRS (the mosaic's)."""
-    if n <= 0:
-        return set()
+def _thumbnail_rows(seg: gpd.GeoDataFrame, n: int) -> gpd.GeoDataFrame:
+    return seg[seg["status"] == "ok"].sort_values("rank", kind="stable").head(max(n, 0))
+
+
+def thumbnail_ids(seg: gpd.GeoDataFrame, n: int) -> list[str]:
+    """The segments that get a thumbnail: the ``n`` best-ranked ones with data."""
+    return _thumbnail_rows(seg, n)["segment_id"].astype(str).tolist()
+
+
+def thumbnail_pngs(mosaic: str | Path, seg: gpd.GeoDataFrame, n: int, half_px: int = 24) -> dict[str, bytes]:
+    """``thumbs/<segment_id>.png`` (relative to the map folder) -> PNG: LST (left) and anomaly (right), 480 m around
+    the hottest point of each of the :func:`thumbnail_ids`, grey where the mosaic has no data. ``seg`` in the grid
+    CRS (the mosaic's). Drawn with the report's figures (:mod:`heattrack.report.figure_job`), on a worker in a run."""
+    top = _thumbnail_rows(seg, n)
+    if not len(top):
+        return {}
+    ids = top["segment_id"].astype(str).tolist()
     g = zarr.open_group(str(mosaic), mode="r")
     x, y = np.asarray(g["x"][:]), np.asarray(g["y"][:])
-    top = seg[seg["status"] == "ok"].sort_values("rank").head(n)
     hot = hot_points(top).to_crs(seg.crs)
     hx, hy = hot.x.to_numpy(), hot.y.to_numpy()
     inferno, rdbu = matplotlib.colormaps["inferno"], matplotlib.colormaps["RdBu_r"]
-    out = set()
-    (map_dir / "thumbs").mkdir(parents=True, exist_ok=True)
     lst_arr, anom_arr = g["lst_10m"], g["anomaly_k"]
 
     def read(point: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
@@ -180,17 +190,17 @@ def write_thumbnails(map_dir: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, n
     # each window decompresses a whole mosaic chunk (~4 ms): read them on a few threads (the codecs release the GIL)
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 2) * 2) as pool:
         windows = list(pool.map(read, zip(hx, hy)))
-    for sid, (lst, anom) in zip(top["segment_id"].astype(str), windows):
-        if not np.isfinite(lst).any():
-            continue
-        lo, hi = np.nanpercentile(lst, [2, 98])
+    out = {}
+    for sid, (lst, anom) in zip(ids, windows):
+        lo, hi = np.nanpercentile(lst, [2, 98]) if np.isfinite(lst).any() else (0.0, 1.0)
         a = inferno(np.clip((lst - lo) / max(hi - lo, 1e-6), 0, 1))
         b = rdbu(np.clip((anom + 3.0) / 6.0, 0, 1))
         img = np.concatenate([a, np.ones((a.shape[0], 2, 4)), b], axis=1)
         img[~np.isfinite(np.concatenate([lst, np.ones((lst.shape[0], 2)), anom], axis=1))] = (0.8, 0.8, 0.8, 1)
+        buf = io.BytesIO()
         Image.fromarray((img * 255).astype(np.uint8), "RGBA").resize(
-            (img.shape[1] * 3, img.shape[0] * 3), Image.NEAREST).save(map_dir / "thumbs" / f"{sid}.png")
-        out.add(sid)
+            (img.shape[1] * 3, img.shape[0] * 3), Image.NEAREST).save(buf, format="PNG")
+        out[f"thumbs/{sid}.png"] = buf.getvalue()
     return out
 
 
