@@ -17,6 +17,7 @@ from conftest import SHARED_REAL, copy_scene
 from typer.testing import CliRunner
 
 from heattrack.cli import app
+from heattrack.config import ReportConfig
 from heattrack.evaluate import evaluate_run
 
 runner = CliRunner()
@@ -190,12 +191,23 @@ def test_rerun_with_other_config_is_refused(finished_run, small_scene):
     assert res.exit_code == 1 and "different configuration" in res.output and "Traceback" not in res.output
 
 
+def _thumbnails(report: Path) -> tuple[set, set]:
+    """The segments whose map popup shows a thumbnail (top.js), and the thumbnails the report holds."""
+    top = json.loads((report / "map" / "data" / "top.js").read_text()[len("HT.add("):-len(");\n")])
+    col = top["fields"].index("thumb")
+    return ({f["p"][0] for f in top["features"] if f["p"][col]},
+            {p.stem for p in (report / "map" / "thumbs").glob("*.png")})
+
+
 def test_report_rebuild(finished_run, tmp_path):
     out = tmp_path / "r"
     shutil.copytree(finished_run, out)
+    promised, drawn = _thumbnails(out / "report")  # the run's: its figures and thumbnails drawn on a worker
+    assert len(promised) == ReportConfig().thumbnails and promised == drawn
     shutil.rmtree(out / "report")
     res = runner.invoke(app, ["report", str(out)])
     assert res.exit_code == 0, res.output
+    assert _thumbnails(out / "report") == (promised, drawn)  # drawn here this time
     page = (out / "report" / "index.html").read_text()
     assert "The top 20" in page and "risk_map.png" in page and '<div id="map">' in page
     flags = json.loads((out / "run.json").read_text())["detectability"]["flags"]

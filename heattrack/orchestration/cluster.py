@@ -72,10 +72,10 @@ FORKSERVER_PRELOAD = ["__main__", "distributed", "heattrack.orchestration.graph"
 def _preload_forkserver() -> None:
     """Start the workers from a fork server that imported :data:`FORKSERVER_PRELOAD` once. Spawned (Dask's
     default), every worker imports them itself: ~1.2 s of CPU per worker while the driver plans, on the run's
-    serial start. Paired at 48 km on 2 cores (2026-12-06, three runs each): the tiles started 0.6-0.9 s earlier
-    and the run took 0.96x the time; tile times and worker memory unchanged. The fork server is started once per
-    driver process (a later cluster of the same process reuses it); ``HEATTRACK_WORKER_START=spawn`` keeps Dask's
-    default."""
+    serial start. At 48 km on 2 cores (2026-12-06, three runs each way): the tiles started 0.6-0.9 s earlier and
+    the run took 0.96x the time, tile times unchanged; peak worker memory ~50 MB lower. The fork server is started
+    once per driver process (a later cluster of the same process reuses it); ``HEATTRACK_WORKER_START=spawn`` keeps
+    Dask's default."""
     from distributed.utils import get_mp_context
 
     get_mp_context().set_forkserver_preload(FORKSERVER_PRELOAD)  # after Dask's own list: it sets it once

@@ -28,7 +28,7 @@ def figures_on_a_worker(compute: ComputeConfig) -> bool:
     workers have cores of their own), and on a LocalCluster where the machine has a second core: after the tiles
     the workers are idle, so one draws while the driver writes the exports and the web map. Measured at 48 km on 2
     cores (docs/performance.md): with one worker the finalisation took 0.76x the time; with two workers (the
-    default) 0.80x, and the run 0.95x."""
+    default; the figures handed over before the exports, the map's thumbnails with them) ~0.8x, the run 0.95x."""
     if compute.scheduler != "local":
         return True
     return (os.cpu_count() or 1) > 1

@@ -137,7 +137,7 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
                                       segments, submit))
 
 
-@dataclass
+@dataclass(frozen=True)
 class StartedReport:
     """A report whose figures are on their way (:func:`start_report`); :func:`finish_report` writes the rest."""
 
@@ -186,8 +186,8 @@ def finish_report(r: StartedReport) -> Path:
     meta = write_map(tmp, folder, r.mosaic, seg, r.changes, run_info.grid.resolution_m if run_info.grid else 10.0,
                      r.cfg)
     drawn = r.job.result() if r.job is not None else draw_figures(r.inputs)
-    (tmp / "map" / "thumbs").mkdir(parents=True, exist_ok=True)
     for name, data in drawn.pngs.items():
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)  # the map's thumbnails: map/thumbs/
         (tmp / name).write_bytes(data)
     if "ae_examples.png" in drawn.pngs:
         np.savez(tmp / "ae_examples.npz", **r.inputs.ae_examples)
