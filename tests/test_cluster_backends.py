@@ -137,6 +137,17 @@ def test_local_workers_come_from_a_fork_server_that_imported_the_tile_modules(mo
         assert list(client.run(_tile_modules_loaded).values()) == [False]
 
 
+def test_local_workers_are_spawned_where_python_has_no_fork_server(monkeypatch):
+    """Windows has no ``forkserver`` start method: the LocalCluster starts as Dask's default does there."""
+    import multiprocessing
+
+    from heattrack.orchestration.cluster import make_client
+
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    with make_client(load_config(None, {"compute.n_workers": 1})) as client:
+        assert list(client.run(_tile_modules_loaded).values()) == [False]
+
+
 def test_a_run_whose_plan_fails_closes_the_cluster_it_started(tmp_path, monkeypatch):
     """The workers start while the driver plans: when planning fails (bad input), that cluster is closed again."""
     from contextlib import contextmanager

@@ -51,7 +51,7 @@ def _local_cluster(cfg: Config):
     # 24 km run showed no drop in system time)
     env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
     settings = {"distributed.nanny.pre-spawn-environ": env}
-    forked = os.environ.get("HEATTRACK_WORKER_START") != "spawn"
+    forked = _fork_server_available() and os.environ.get("HEATTRACK_WORKER_START") != "spawn"
     if forked:
         settings["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(settings):
@@ -67,6 +67,13 @@ def _local_cluster(cfg: Config):
 #: what the LocalCluster's fork server imports once, before it forks the worker processes: the driver's main
 #: module (which a spawned worker would run again), Dask and the tile task's modules
 FORKSERVER_PRELOAD = ["__main__", "distributed", "heattrack.orchestration.graph"]
+
+
+def _fork_server_available() -> bool:
+    """Python's ``forkserver`` start method exists on Linux and macOS, not on Windows (spawned workers there)."""
+    import multiprocessing
+
+    return "forkserver" in multiprocessing.get_all_start_methods()
 
 
 def _preload_forkserver() -> None:
