@@ -118,7 +118,7 @@ def _tile_modules_loaded() -> bool:
     return "heattrack.orchestration.graph" in sys.modules
 
 
-def test_local_workers_come_from_a_fork_server_that_imported_the_tile_modules(monkeypatch):
+def test_local_workers_come_from_a_fork_server_that_imported_the_tile_modules(monkeypatch, tmp_path):
     """The workers are forked from a server that imported the tile task's modules once: they hold them before any
     task ran (spawned, each would import them at its first tile), and this process's environment as it is when the
     cluster starts. ``HEATTRACK_WORKER_START=spawn``: Dask's way."""
@@ -129,9 +129,10 @@ def test_local_workers_come_from_a_fork_server_that_imported_the_tile_modules(mo
         assert list(client.run(_tile_modules_loaded).values()) == [True, True]
     # the fork server runs on; a variable set since (credentials, a token) still reaches the next cluster's workers
     monkeypatch.setenv("HEATTRACK_TEST_SET_LATER", "yes")
+    monkeypatch.chdir(tmp_path)  # and the working directory (relative paths)
     with make_client(load_config(None, {"compute.n_workers": 1})) as client:
-        seen = client.run(lambda: __import__("os").environ.get("HEATTRACK_TEST_SET_LATER"))
-    assert list(seen.values()) == ["yes"]
+        seen = client.run(lambda: (__import__("os").environ.get("HEATTRACK_TEST_SET_LATER"), __import__("os").getcwd()))
+    assert list(seen.values()) == [("yes", str(tmp_path))]
     monkeypatch.setenv("HEATTRACK_WORKER_START", "spawn")
     with make_client(load_config(None, {"compute.n_workers": 1})) as client:
         assert list(client.run(_tile_modules_loaded).values()) == [False]
