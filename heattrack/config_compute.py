@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -22,6 +24,11 @@ class ComputeConfig(Section):
     n_workers: int | None = Field(None, ge=1, description="LocalCluster workers (default: one per core).")
     threads_per_worker: int = Field(1, ge=1, description="Threads per LocalCluster worker process.")
     memory_limit: str = Field("auto", description="Per-worker memory limit of the LocalCluster.")
+    worker_start: Literal["forkserver", "spawn"] = Field(
+        "forkserver", description="How a LocalCluster starts its worker processes: forked from a server that imported "
+        "the tile task's modules once (each worker gets this process's environment and working directory), or "
+        "spawned (Dask's default: each worker imports them itself). Where Python has no fork server (Windows): "
+        "spawned.")
     retries: int = Field(2, ge=0, description="Retries of a failed tile task.")
     worker_timeout_s: float | None = Field(None, gt=0, description="Fail the run when no Dask worker has joined "
                                            "after this long (s); None = wait (queued Slurm jobs can take hours; "

@@ -121,7 +121,7 @@ def _tile_modules_loaded() -> bool:
 def test_local_workers_come_from_a_fork_server_that_imported_the_tile_modules(monkeypatch, tmp_path):
     """The workers are forked from a server that imported the tile task's modules once: they hold them before any
     task ran (spawned, each would import them at its first tile), and this process's environment as it is when the
-    cluster starts. ``HEATTRACK_WORKER_START=spawn``: Dask's way."""
+    cluster starts. ``compute.worker_start: spawn``: Dask's way."""
     from heattrack.orchestration.cluster import make_client
 
     cfg = load_config(None, {"compute.n_workers": 2})
@@ -133,8 +133,7 @@ def test_local_workers_come_from_a_fork_server_that_imported_the_tile_modules(mo
     with make_client(load_config(None, {"compute.n_workers": 1})) as client:
         seen = client.run(lambda: (__import__("os").environ.get("HEATTRACK_TEST_SET_LATER"), __import__("os").getcwd()))
     assert list(seen.values()) == [("yes", str(tmp_path))]
-    monkeypatch.setenv("HEATTRACK_WORKER_START", "spawn")
-    with make_client(load_config(None, {"compute.n_workers": 1})) as client:
+    with make_client(load_config(None, {"compute.n_workers": 1, "compute.worker_start": "spawn"})) as client:
         assert list(client.run(_tile_modules_loaded).values()) == [False]
 
 

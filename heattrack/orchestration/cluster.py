@@ -51,7 +51,7 @@ def _local_cluster(cfg: Config):
     # 24 km run showed no drop in system time)
     env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
     settings = {"distributed.nanny.pre-spawn-environ": env}
-    forked = _fork_server_available() and os.environ.get("HEATTRACK_WORKER_START") != "spawn"
+    forked = c.worker_start == "forkserver" and _fork_server_available()
     if forked:
         settings["distributed.worker.multiprocessing-method"] = "forkserver"
     with dask.config.set(settings):
@@ -81,7 +81,7 @@ def _preload_forkserver() -> None:
     default), every worker imports them itself: ~1.2 s of CPU per worker while the driver plans, on the run's
     serial start. At 48 km on 2 cores (2026-12-06, three runs each way): the tiles started 0.6-0.9 s earlier and
     the run took 0.96x the time, tile times unchanged; peak worker memory ~50 MB lower. The fork server is started
-    once per driver process (a later cluster of the same process reuses it); ``HEATTRACK_WORKER_START=spawn`` keeps
+    once per driver process (a later cluster of the same process reuses it); ``compute.worker_start: spawn`` keeps
     Dask's default."""
     from distributed.utils import get_mp_context
 
