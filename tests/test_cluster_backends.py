@@ -137,6 +137,24 @@ def test_local_workers_come_from_a_fork_server_that_imported_the_tile_modules(mo
         assert list(client.run(_tile_modules_loaded).values()) == [False]
 
 
+def test_a_script_without_the_main_guard_gets_one_clear_line(small_scene, tmp_path):
+    """A script that runs heattrack at its top level: its workers import it again. The run in the importing worker
+    stops before it plans or locks anything, and the script ends on a line that says what to change."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from heattrack.config import load_config\nfrom heattrack.orchestration.run import run\n"
+        f"cfg = load_config(None, {{'input.input': {str(small_scene)!r}, "
+        f"'input.pipes': {str(small_scene / 'pipes.geojson')!r}, 'compute.n_workers': 1}})\n"
+        f"run(cfg, {str(tmp_path / 'out')!r})\n")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    last = res.stderr.strip().splitlines()[-1]
+    assert res.returncode != 0 and 'if __name__ == "__main__":' in last and "did not start" in last, res.stderr[-2000:]
+    assert "another heattrack run" not in res.stderr  # the importing worker did not reach the output's lock
+
+
 def test_local_workers_are_spawned_where_python_has_no_fork_server(monkeypatch):
     """Windows has no ``forkserver`` start method: the LocalCluster starts as Dask's default does there."""
     import multiprocessing

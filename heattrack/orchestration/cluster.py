@@ -69,6 +69,21 @@ def _local_cluster(cfg: Config):
 FORKSERVER_PRELOAD = ["__main__", "distributed", "heattrack.orchestration.graph"]
 
 
+def refuse_in_a_starting_worker() -> None:
+    """Raise where a worker process (spawned, or the LocalCluster's fork server) is importing the driver's main script
+    and that script starts a run at its top level: the run would plan, lock and write ``out`` a second time."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise ConfigError(STARTING_WORKER_HINT)
+
+
+#: the one line a script gets when it runs heattrack outside ``if __name__ == "__main__":``
+STARTING_WORKER_HINT = ("a heattrack run was started while a worker process imported the main script: a Python "
+                        "script that runs heattrack on a LocalCluster must do so under "
+                        "`if __name__ == \"__main__\":` (its workers import the script)")
+
+
 def _fork_server_available() -> bool:
     """Python's ``forkserver`` start method exists on Linux and macOS, not on Windows (spawned workers there)."""
     import multiprocessing
@@ -235,6 +250,11 @@ def make_client(cfg: Config | ComputeConfig) -> Iterator["distributed.Client"]: 
         cluster = factory(cfg)
     except (ImportError, FileNotFoundError) as exc:
         raise ConfigError(f"cannot start the {sched!r} cluster: {exc}") from None
+    except RuntimeError as exc:  # e.g. "Nanny failed to start": most often a script without the __main__ guard
+        if sched != "local":
+            raise
+        raise ConfigError(f"the LocalCluster's workers did not start ({exc}); if this is a script: "
+                          f"{STARTING_WORKER_HINT.split(': ', 1)[1]}") from exc
     client = Client(cluster)
     log.info("Dask cluster %s with %d workers", sched, len(client.scheduler_info()["workers"]))
     try:

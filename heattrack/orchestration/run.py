@@ -38,6 +38,7 @@ from heattrack.io.store import TileRecords, check_disjoint_chunk_writes, create_
 from heattrack.io.thermal import ThermalScene
 from heattrack.io.thermal import scene_info as thermal_scene_info
 from heattrack.kernels.chain import ChainParams
+from heattrack.orchestration.cluster import refuse_in_a_starting_worker
 from heattrack.orchestration.graph import TileOutcome, TileTask, run_tiles
 from heattrack.orchestration.output_folder import (
     STATE_DIR,
@@ -58,7 +59,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# -- the run ---------------------------------------------------------------------------------------------
 
 @dataclass
 class RunResult:
@@ -287,9 +287,9 @@ def run(
     """The whole ``heattrack run``. ``out``: a folder or an S3 URL; ``client``: an existing Dask client (else
     one from ``cfg.compute``)."""
     t0 = time.perf_counter()
+    refuse_in_a_starting_worker()
     out = as_location(out)
-    # a LocalCluster's workers start while the driver plans (paired at 48 km: 0.97x wall); closed after the tiles.
-    # Slurm jobs and pods are only asked for once the plan stands: a bad input must not queue jobs
+    # LocalCluster workers start while the driver plans (48 km: 0.97x wall); Slurm/K8s jobs once the plan stands
     early = client is None and plan is None and cfg.compute.scheduler == "local"
     background = _BackgroundClient(cfg) if early else None
     try:
