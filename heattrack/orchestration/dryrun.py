@@ -11,10 +11,10 @@ README's end-to-end measurement: re-measure on your machines with ``benchmarks/s
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from heattrack.config import Config
+from heattrack.orchestration.cluster import local_worker_count
 from heattrack.orchestration.run_plan import RunPlan, optional_bands
 
 S2_10M = ("B02", "B03", "B04", "B08")  # the rest of the reflective bands are 20 m
@@ -44,8 +44,9 @@ def cluster_workers(cfg: Config) -> tuple[int, str]:
     """Worker processes the configured cluster would run, and where that number comes from."""
     sched = cfg.compute.scheduler
     if sched == "local":
-        n = cfg.compute.n_workers or os.cpu_count() or 1
-        return n, "compute.n_workers" if cfg.compute.n_workers else "one per core (LocalCluster)"
+        n = local_worker_count(cfg.compute)  # what the LocalCluster starts
+        per = "core" if cfg.compute.threads_per_worker == 1 else f"{cfg.compute.threads_per_worker} cores"
+        return n, "compute.n_workers" if cfg.compute.n_workers else f"one per {per} (LocalCluster)"
     if sched == "slurm":
         return max(1, cfg.slurm.jobs * cfg.slurm.processes), "slurm.jobs x slurm.processes"
     if sched == "kubernetes":

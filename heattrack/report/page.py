@@ -137,18 +137,17 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
                                       segments, submit))
 
 
+REPORT_TMP = "report.tmp"  # the report being written, beside the finished one
+
+
 @dataclass(frozen=True)
 class StartedReport:
     """A report whose figures are on their way (:func:`start_report`); :func:`finish_report` writes the rest."""
 
-    folder: Path
-    tmp: Path
-    mosaic: str
+    folder: Path  # the report is written into ``folder/report.tmp`` and swapped in
     run_info: RunRecord
-    seg: gpd.GeoDataFrame
-    changes: gpd.GeoDataFrame | None
     cfg: ReportConfig
-    inputs: FigureInputs
+    inputs: FigureInputs  # the segments, changes and mosaic the map reads too
     job: Any  # ``submit``'s answer (``result()``: the DrawnFigures), None: drawn in finish_report
 
 
@@ -162,7 +161,7 @@ def start_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     cfg = report_cfg or ReportConfig()
     if not risk_raster(folder).exists():
         raise InputError(f"{folder} has no risk raster: not a finished heattrack output folder")
-    tmp = folder / "report.tmp"
+    tmp = folder / REPORT_TMP
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     risk, extent, crs_wkt = fg._read_overview(risk_raster(folder))
@@ -177,14 +176,15 @@ def start_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
         if changes is not None and (folder / "changes.json").exists() else None,
         ae_examples=ae_examples, truth=truth, thumbnails=cfg.thumbnails)
     job = submit(draw_figures, inputs) if submit is not None else None
-    return StartedReport(folder, tmp, str(mosaic), run_info, seg, changes, cfg, inputs, job)
+    return StartedReport(folder, run_info, cfg, inputs, job)
 
 
 def finish_report(r: StartedReport) -> Path:
     """The map (reads ``hotspots.geojson`` from the folder), the figures' bytes, the page; swaps the report in."""
-    folder, tmp, run_info, seg = r.folder, r.tmp, r.run_info, r.seg
-    meta = write_map(tmp, folder, r.mosaic, seg, r.changes, run_info.grid.resolution_m if run_info.grid else 10.0,
-                     r.cfg)
+    folder, run_info, seg = r.folder, r.run_info, r.inputs.seg
+    tmp = folder / REPORT_TMP
+    meta = write_map(tmp, folder, r.inputs.mosaic, seg, r.inputs.changes,
+                     run_info.grid.resolution_m if run_info.grid else 10.0, r.cfg)
     drawn = r.job.result() if r.job is not None else draw_figures(r.inputs)
     for name, data in drawn.pngs.items():
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)  # the map's thumbnails: map/thumbs/
