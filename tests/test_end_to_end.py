@@ -221,12 +221,18 @@ def test_report_rebuild(finished_run, tmp_path):
 
 def test_a_run_above_the_single_cog_size_writes_only_the_tile_cogs_and_a_report(small_scene, tmp_path):
     """National runs: no single-process COG (report.single_cog_max_mpx), the VRT mosaics are the rasters and the
-    report's map layer and figures come from the coarse risk view the tile records carry."""
+    report's map layer and figures come from the coarse risk view the tile records carry. With
+    ``report.cog_compression=zstd`` every COG the run writes is zstd (the default deflate: the other tests)."""
     out = tmp_path / "out"
     res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
-                              "--out", str(out), *ARGS, "--set", "report.single_cog_max_mpx=0"])
+                              "--out", str(out), *ARGS, "--set", "report.single_cog_max_mpx=0",
+                              "--set", "report.cog_compression=zstd"])
     assert res.exit_code == 0, res.output
     assert not (out / "risk_10m.tif").exists() and not (out / "lst_10m.tif").exists()
+    cogs = [*(out / "cog_tiles").rglob("*.tif"), out / "risk_overview.tif", out / "mdl_k_overview.tif"]
+    for cog in cogs:
+        with rasterio.open(cog) as src:
+            assert src.profile["compress"] == "zstd", cog
     with rasterio.open(out / "risk_10m.vrt") as v:
         assert v.res == (10.0, 10.0) and np.isfinite(v.read(1)).mean() > 0.5
     index = (out / "report" / "map" / "data" / "index.js").read_text()

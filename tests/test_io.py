@@ -72,6 +72,54 @@ def test_windowed_reads_equal_the_warp_where_the_grids_line_up(small_scene):
         assert _upsample(src, *_upsample_offsets(src, boxes[2], Resampling.bilinear), boxes[2], 0) is not None
 
 
+def test_nearest_reads_half_a_pixel_off_the_grid_equal_the_warp(small_scene):
+    """Landsat's 30 m grid has its corners 15 m off Sentinel-2's 10 m grid: every third tile pixel's centre lies on a
+    Landsat pixel's edge. The plain read must pick the pixel GDAL's nearest warp picks there (right of / below the
+    edge), also past the raster's corner; a 10 m band half a pixel off (every centre on an edge) is warped."""
+    from heattrack.io.rasterread import aligned_index
+
+    scene = discover_local_scene(small_scene)
+    read = 0
+    for path in (scene.landsat["ST_B10"], scene.landsat["QA_PIXEL"], scene.sentinel2["SCL"], scene.sentinel2["B04"]):
+        with rasterio.open(path) as src:
+            t, crs = src.transform, src.crs
+        for dx, dy, shape in ((15, -15, (130, 140)), (-705, 415, (150, 170)), (t.a + 5, -5, (90, 120)),
+                              (25, -35, (100, 100))):
+            gb = GeoBox(shape, Affine(10, 0, t.c + dx, 0, -10, t.f + dy), crs)
+            with rasterio.open(path) as src:
+                index = aligned_index(src, gb, Resampling.nearest)
+            for nodata in (0, 1):
+                fast = warp_band(path, gb, Resampling.nearest, nodata)
+                assert np.array_equal(fast, warp_band(path, gb, Resampling.nearest, nodata, windowed=False)), \
+                    (path.name, dx, dy)
+            ratio = round(t.a / 10)
+            assert (index is None) == (ratio == 1), (path.name, ratio)
+            if index is not None:
+                centres = (np.arange(shape[1]) + dx / 10 + 0.5) / ratio  # in source pixels from the raster's edge
+                read += int((centres == np.floor(centres)).any())  # some centre on an edge: the ties were read
+    assert read >= 6  # the Landsat bands (ratio 3) and SCL (ratio 2) on the boxes with ties
+
+
+def test_bilinear_reads_half_a_pixel_off_the_grid_equal_the_warp(small_scene):
+    """The coregistration reads Landsat SR_B5 bilinear onto a 30 m grid of the tile, half a Landsat pixel off its own:
+    upsampled without a warp (weights 1/2) as are 20 m bands half a pixel off the 10 m grid (ratio 2); the integers
+    must be the warp's. A ratio of 3 half a pixel off (weights in sixths, not exact in binary) is warped."""
+    from heattrack.io.rasterread import _upsample_offsets
+
+    scene = discover_local_scene(small_scene)
+    cases = [(scene.landsat["SR_B5"], 30, 1), (scene.sentinel2["B11"], 10, 2), (scene.landsat["SR_B5"], 10, None)]
+    for path, res, ratio in cases:
+        with rasterio.open(path) as src:
+            t, crs = src.transform, src.crs
+        for dx, dy, shape in ((res * 1.5, -res * 1.5, (60, 70)), (-res * 2.5, res * 1.5, (80, 50))):
+            gb = GeoBox(shape, Affine(res, 0, t.c + dx, 0, -res, t.f + dy), crs)
+            with rasterio.open(path) as src:
+                up = _upsample_offsets(src, gb, Resampling.bilinear)
+            assert (up[0] if up else None) == ratio, (path.name, res)
+            fast = warp_band(path, gb, Resampling.bilinear, 0)
+            assert np.array_equal(fast, warp_band(path, gb, Resampling.bilinear, 0, windowed=False)), (path.name, dx)
+
+
 @pytest.mark.parametrize("dtype, src_nodata, nodata", [("uint8", 255, np.nan), ("uint8", 255, 0),
                                                          ("float32", np.nan, 0.0), ("float32", np.nan, np.nan),
                                                          ("uint16", None, 0)])
@@ -371,3 +419,31 @@ def test_the_risk_layer_is_stored_without_the_floating_point_predictor_and_comes
         sizes[pred] = len(data)
     assert cog_predictor("risk") == 1 and cog_predictor("lst_10m") == 3
     assert sizes[1] < 0.9 * sizes[3]
+
+
+@pytest.mark.parametrize("codec", ["deflate", "zstd"])
+def test_cogs_are_written_with_the_configured_codec_and_come_back_exactly(tmp_path, codec):
+    """report.cog_compression: a tile's COG, the coarse views and the single COG streamed from the mosaic are
+    written with the codec asked for, lossless; a codec the exports do not offer is refused."""
+    import zarr
+
+    from heattrack.io.exports import tile_cog_bytes, write_cog, write_overview
+
+    rng = np.random.default_rng(2)
+    v = rng.normal(280, 2, (300, 260)).astype(np.float32)
+    v[:20] = np.nan
+    tr = Affine(10, 0, 0, 0, -10, 3000)
+    with rasterio.MemoryFile(tile_cog_bytes(v, tr, "EPSG:32652", compression=codec)) as m, m.open() as src:
+        assert src.profile["compress"] == codec and src.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        np.testing.assert_array_equal(src.read(1), v)
+    write_overview(v, tr, "EPSG:32652", tmp_path / "ov.tif", codec)
+    group = zarr.open_group(str(tmp_path / "m.zarr"), mode="w", zarr_format=2)
+    group.create_array("lst_10m", shape=v.shape, chunks=(128, 128), dtype="float32")[:] = v
+    write_cog(tmp_path / "m.zarr", "lst_10m", slice(10, 290), slice(0, 250), tr, "EPSG:32652", tmp_path / "one.tif",
+              compression=codec)
+    for name, want in (("ov.tif", v), ("one.tif", v[10:290, :250])):
+        with rasterio.open(tmp_path / name) as src:
+            assert src.profile["compress"] == codec
+            np.testing.assert_array_equal(src.read(1), want)
+    with pytest.raises(ValueError, match="not one of deflate, zstd"):
+        tile_cog_bytes(v, tr, "EPSG:32652", compression="lzw")

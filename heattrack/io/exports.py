@@ -23,21 +23,35 @@ if TYPE_CHECKING:  # the tile tasks import this module for their COGs: geopandas
 COG_DIR = "cog_tiles"
 #: mosaic variable -> exported layer name (``<name>.vrt``, ``<name>.tif``, ``cog_tiles/<name>/``)
 COG_LAYERS = (("lst_10m", "lst_10m"), ("risk", "risk_10m"))
-#: deflate predictor per mosaic variable (3, floating point, where none is named): risk is mostly runs of exact
+#: the COG codec's predictor per mosaic variable (3, floating point, where none is named): risk is mostly runs of exact
 #: zeros (scores below the flag scale), which the floating-point predictor breaks up; without it a tile's risk COG
 #: was 20-27 % smaller and 7-30 ms faster to write on four 48 km tiles (2026-12-06); LST compresses best with 3
 COG_PREDICTOR = {"risk": 1}
+
+
+#: the codecs a run may write its COGs with (``report.cog_compression``; the first is the default). zstd level 1
+#: writes a tile's LST and risk COGs in 37 and 19 ms against deflate level 1's 52 and 34 ms, 2-4 % smaller (a 48 km
+#: tile, 2026-12-06); GDAL reads it since 2.3 (2018), but not every older GIS does: deflate stays the default
+COG_COMPRESSION = ("deflate", "zstd")
 
 
 def cog_predictor(variable: str) -> int:
     return COG_PREDICTOR.get(variable, 3)
 
 
+def _codec(compression: str, level: str | None) -> dict:
+    """GDAL creation options of a COG codec (level None: GDAL's default)."""
+    if compression not in COG_COMPRESSION:
+        raise ValueError(f"COG compression {compression!r} is not one of {', '.join(COG_COMPRESSION)}")
+    return {"COMPRESS": compression.upper(), **({"LEVEL": level} if level else {})}
+
+
 def write_cog(
     zarr_path: str | Path, variable: str, rows: slice, cols: slice, transform: Affine, crs: str, dest: Path,
-    block_px: int = 1024,
+    block_px: int = 1024, compression: str = "deflate",
 ) -> None:
-    """Copy ``variable[rows, cols]`` of the mosaic into a COG (float32, NaN nodata, deflate, overviews).
+    """Copy ``variable[rows, cols]`` of the mosaic into a COG (float32, NaN nodata, ``compression`` (deflate at
+    GDAL's default level, zstd at level 1), overviews).
 
     Streams window by window through a tiled GeoTIFF, so memory stays at one block whatever the mosaic size.
     """
@@ -48,7 +62,8 @@ def write_cog(
     tmp = dest.with_suffix(".tmp.tif")
     profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="float32", crs=crs,
                    transform=out_transform, nodata=np.nan, tiled=True, blockxsize=512, blockysize=512,
-                   compress="deflate", predictor=predictor, BIGTIFF="IF_SAFER")
+                   compress=compression, predictor=predictor, BIGTIFF="IF_SAFER",
+                   **({"zstd_level": 1} if compression == "zstd" else {}))
     with rasterio.open(tmp, "w", **profile) as dst:
         for r0 in range(0, height, block_px):
             for c0 in range(0, width, block_px):
@@ -57,8 +72,8 @@ def write_cog(
                 dst.write(np.asarray(block, dtype="float32"), 1, window=Window(c0, r0, w, h))
         factors = [f for f in (2, 4, 8, 16, 32, 64) if min(height, width) // f >= 64] or [2]
         dst.build_overviews(factors, Resampling.average)
-    rasterio.shutil.copy(tmp, dest, driver="COG", COMPRESS="DEFLATE", PREDICTOR=str(predictor), BLOCKSIZE="512",
-                         OVERVIEWS="FORCE_USE_EXISTING", BIGTIFF="IF_SAFER")
+    rasterio.shutil.copy(tmp, dest, driver="COG", **_codec(compression, "1" if compression == "zstd" else None),
+                         PREDICTOR=str(predictor), BLOCKSIZE="512", OVERVIEWS="FORCE_USE_EXISTING", BIGTIFF="IF_SAFER")
     tmp.unlink()
 
 
@@ -92,8 +107,9 @@ def write_json(obj: dict, dest: Path) -> None:
 
 
 def tile_cog_bytes(values: np.ndarray, transform: Affine, crs: str, block_px: int = 256,
-                   overview_count: int = 5, predictor: int = 3) -> bytes:
-    """One tile's layer as a COG in memory (float32, NaN nodata, deflate with ``predictor``, ``overview_count``
+                   overview_count: int = 5, predictor: int = 3, compression: str = "deflate") -> bytes:
+    """One tile's layer as a COG in memory (float32, NaN nodata, ``compression`` at level 1 with ``predictor``,
+    ``overview_count``
     internal overviews, so the VRT mosaic of the tiles reads coarse views from them). Written by the tile task
     itself: the pixels are never read again by one process."""
     h, w = values.shape
@@ -106,8 +122,8 @@ def tile_cog_bytes(values: np.ndarray, transform: Affine, crs: str, block_px: in
             # by the COG driver: half the time of letting it build them through its temporary files
             dst.build_overviews([2**k for k in range(1, overview_count + 1)], Resampling.average)
         with mem.open() as src, rasterio.MemoryFile() as cog:
-            # deflate level 1: 30 % less time than GDAL's default 6 per tile, files within 1 % of the size
-            rasterio.shutil.copy(src, cog.name, driver="COG", COMPRESS="DEFLATE", LEVEL="1", PREDICTOR=str(predictor),
+            # level 1: deflate's took 30 % less time than GDAL's default 6 per tile, files within 1 % of the size
+            rasterio.shutil.copy(src, cog.name, driver="COG", **_codec(compression, "1"), PREDICTOR=str(predictor),
                                  BLOCKSIZE=str(block_px), OVERVIEWS="FORCE_USE_EXISTING")
             return cog.read()
 
@@ -139,7 +155,7 @@ def write_vrt(parts: list[tuple[str, int, int, int, int]], width: int, height: i
     dest.write_text("\n".join(lines))
 
 
-def write_overview(values: np.ndarray, transform: Affine, crs: str, dest: Path) -> None:
+def write_overview(values: np.ndarray, transform: Affine, crs: str, dest: Path, compression: str = "deflate") -> None:
     """A small COG of the coarse risk view the tile tasks computed (the report's figures and, for runs without
     a single 10 m COG, its map layer)."""
-    dest.write_bytes(tile_cog_bytes(values, transform, crs, block_px=256, overview_count=3))
+    dest.write_bytes(tile_cog_bytes(values, transform, crs, block_px=256, overview_count=3, compression=compression))

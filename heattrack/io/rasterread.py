@@ -4,7 +4,9 @@ Most reads of a run line up with their source: a Sentinel-2 10 m band onto the 1
 zone (same CRS, same pixel size, whole-pixel offset), a Landsat 30 m or Sentinel-2 20 m band onto that grid with
 nearest resampling (an integer ratio of pixel sizes). There the warp's result is known exactly: the source pixel
 itself (bilinear and nearest put all weight on it) or the source pixel under each fine pixel's centre (nearest,
-ratio r: a fine centre never falls on a coarse pixel edge, so there is no tie). :func:`warp_band` reads those
+ratio r: a fine centre falls on a coarse pixel's edge only where the grids are half a fine pixel apart, as
+Landsat's 30 m grid, whose corners lie 15 m off the 10 m grid of Sentinel-2, and there GDAL takes the pixel right of
+or below the edge, as the plain read does). :func:`warp_band` reads those
 with a plain windowed read (half the time of a ``WarpedVRT`` for a 10 m band; ``tests/test_io.py`` checks that
 both give the same array). Bilinear upsampling of an integer band by a whole ratio on a whole-pixel offset (the
 Sentinel-2 20 m bands onto the 10 m grid, the DMS predictors) is one windowed read and a compiled interpolation with
@@ -49,19 +51,21 @@ def _whole(v: float) -> int | None:
     return int(r) if abs(v - r) < _TOL else None
 
 
-def _whole_pixel_grid(src, geobox: GeoBox) -> tuple[int, int, int] | None:
+def _whole_pixel_grid(src, geobox: GeoBox, half: bool = False) -> tuple[int, float, float] | None:
     """(ratio, row offset, column offset in tile pixels) where ``geobox`` is the source's own grid (same CRS, no
-    rotation) refined by a whole ratio and shifted by whole tile pixels, else None: the case both fast paths read."""
+    rotation) refined by a whole ratio and shifted by whole tile pixels (``half``: or by whole halves of one), else
+    None: the case both fast paths read."""
     st, dt = src.transform, geobox.affine
     if st.b or st.d or dt.b or dt.d or st.e >= 0 or dt.e >= 0 or src.crs is None:
         return None
     ratio_x, ratio_y = _whole(st.a / dt.a), _whole(st.e / dt.e)
     if not ratio_x or ratio_x != ratio_y:
         return None
-    off_c, off_r = _whole((dt.c - st.c) / dt.a), _whole((dt.f - st.f) / dt.e)
+    step = 0.5 if half else 1
+    off_c, off_r = _whole((dt.c - st.c) / dt.a / step), _whole((dt.f - st.f) / dt.e / step)
     if off_c is None or off_r is None or src.crs != CRS.from_wkt(geobox.crs.wkt):
         return None
-    return ratio_x, off_r, off_c
+    return ratio_x, off_r * step, off_c * step
 
 
 def aligned_index(src, geobox: GeoBox, resampling: Resampling) -> tuple[np.ndarray, np.ndarray] | None:
@@ -69,10 +73,13 @@ def aligned_index(src, geobox: GeoBox, resampling: Resampling) -> tuple[np.ndarr
     selection (see the module docstring), else None."""
     if resampling not in (Resampling.nearest, Resampling.bilinear):
         return None
-    grid = _whole_pixel_grid(src, geobox)
-    if grid is None or (grid[0] > 1 and resampling != Resampling.nearest):
-        return None
+    nearest = resampling == Resampling.nearest
+    grid = _whole_pixel_grid(src, geobox, half=nearest)
+    if grid is None or (grid[0] > 1 and not nearest) or (grid[0] == 1 and grid[1] % 1 + grid[2] % 1 > 0):
+        return None  # bilinear between pixels; or every tile pixel on a source pixel's edge (not worth the risk)
     r, off_r, off_c = grid
+    # a centre on a source pixel's edge (a half-pixel offset) computes exactly to a whole number here and goes to the
+    # pixel right of or below the edge, as in GDAL's warp (tests/test_io.py)
     rows = np.floor((off_r + np.arange(geobox.height) + 0.5) / r).astype(np.int64)
     cols = np.floor((off_c + np.arange(geobox.width) + 0.5) / r).astype(np.int64)
     return rows, cols
@@ -120,13 +127,18 @@ def _take(index: np.ndarray) -> slice | np.ndarray:
     return index
 
 
-def _upsample_offsets(src, geobox: GeoBox, resampling: Resampling) -> tuple[int, int, int] | None:
+def _upsample_offsets(src, geobox: GeoBox, resampling: Resampling) -> tuple[int, float, float] | None:
     """(ratio, row offset, column offset in tile pixels) where the warp onto ``geobox`` is bilinear upsampling of an
-    integer band by a whole ratio on a whole-pixel offset, else None."""
+    integer band by a whole ratio on a whole-pixel offset, or by a ratio of 1 or 2 on a half-pixel one, else None."""
     if resampling != Resampling.bilinear or not np.issubdtype(np.dtype(src.dtypes[0]), np.integer):
         return None
-    grid = _whole_pixel_grid(src, geobox)
-    return grid if grid is not None and grid[0] >= 2 else None
+    grid = _whole_pixel_grid(src, geobox, half=True)
+    if grid is None:
+        return None
+    ratio, half = grid[0], grid[1] % 1 + grid[2] % 1 > 0
+    # half a tile pixel off (Landsat's 30 m grid onto a 30 m grid of the 10 m tiles: the coregistration's SR_B5):
+    # weights k / (2 ratio), exact in binary for ratios 1 and 2 only (a ratio of 3 came out other than GDAL's)
+    return grid if (ratio >= 2 and not half) or (half and ratio in (1, 2)) else None
 
 
 def _linear_taps(offset: int, n: int, ratio: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -192,52 +192,56 @@ def _float32_at_most(threshold: np.ndarray) -> np.ndarray:
 def _walk_rows(stack, index, x_lo, x_hi, mean, scale, feat, thr, coef, depth, y_lo, y_hi, out):
     """The compiled inner loop of :meth:`LinearLeafTreeEnsemble.predict_pixels`: the same standardised float32
     predictors, tree walks and float32 sums as :meth:`LinearLeafTreeEnsemble.predict`. Pixels go in blocks. For trees
-    up to depth 5 the leaf is found bottom-up, one node at a time across the block: a node on the deepest inner level
-    holds its comparison's outcome (0 or 1), every node above picks its right child's value (plus the leaves left of
-    it) or its left child's by its own comparison (its predictor's row is contiguous: compares and picks vectorise;
-    no dependent loads per pixel, half the time of walking down from the root), and the root's value is the leaf;
-    deeper trees compare along a walk. Each pixel adds its leaf's coefficient row (contiguous) tree after tree, and
-    its dot product with the predictors comes last, in the same order as before: the same sums to the bit."""
+    up to depth 5 each tree's leaves are found bottom-up, one node at a time across the block: a node on the deepest
+    inner level holds its comparison's outcome (0 or 1), every node above takes its left child's value plus, where its
+    own comparison goes right, the difference to its right child's value plus the leaves left of it — integer
+    arithmetic on contiguous rows, no branch and no select, so that it vectorises (4x faster than a select on bytes,
+    which did not; 2x faster than walking down from the root) — and the root's value is the leaf; deeper trees compare
+    along a walk. Then each pixel adds its leaves' coefficient rows (contiguous) tree after tree, and its dot product
+    with the predictors comes last, in the same order as before: the same sums to the bit."""
     p = stack.shape[0]
     n_trees = feat.shape[0]
     inner = feat.shape[1]
     block = 256
     z = np.empty((p, block), dtype=np.float32)
     acc = np.empty((block, p + 1), dtype=np.float32)
-    below = np.empty((min(inner, 31), block), dtype=np.uint8)  # the leaf within node k's subtree (depth <= 5)
+    below = np.empty((min(inner, 31), block), dtype=np.int32)  # the leaf within node k's subtree (depth <= 5)
+    leaf = np.empty((n_trees, block), dtype=np.int32)
     for start in range(0, index.shape[0], block):
         nb = min(block, index.shape[0] - start)
         for j in range(p):
             lo, hi, m, sd = x_lo[j], x_hi[j], mean[j], scale[j]
             for b in range(nb):
                 z[j, b] = (min(max(stack[j, index[start + b]], lo), hi) - m) / sd
-        acc[:nb, :] = 0
         for t in range(n_trees):
+            lt = leaf[t]
             if inner <= 31:
                 for d in range(depth - 1, -1, -1):  # from the deepest inner level up to the root
                     first = (1 << d) - 1
-                    half = np.uint8(1 << (depth - d - 1))  # leaves under each child of a node of depth d
+                    half = np.int32(1 << (depth - d - 1))  # leaves under each child of a node of depth d
                     for k in range(first, 2 * first + 1):
-                        f, th = feat[t, k], thr[t, k]
+                        zf, th, bk = z[feat[t, k]], thr[t, k], below[k]
                         if d == depth - 1:
                             for b in range(nb):
-                                below[k, b] = np.uint8(z[f, b] > th)
+                                bk[b] = zf[b] > th
                         else:
-                            left, right = 2 * k + 1, 2 * k + 2
+                            bl, br = below[2 * k + 1], below[2 * k + 2]
                             for b in range(nb):
-                                below[k, b] = half + below[right, b] if z[f, b] > th else below[left, b]
+                                bk[b] = bl[b] + (zf[b] > th) * (half + br[b] - bl[b])
                 for b in range(nb):
-                    row = coef[t, below[0, b]]
-                    for j in range(p + 1):
-                        acc[b, j] += row[j]
+                    lt[b] = below[0, b]
             else:
                 for b in range(nb):  # branch-free: which child is data, and noisy pixels defeat branch prediction
                     k = 0
                     for _ in range(depth):
                         k = 2 * k + 1 + np.int32(z[feat[t, k], b] > thr[t, k])
-                    row = coef[t, k - inner]
-                    for j in range(p + 1):
-                        acc[b, j] += row[j]
+                    lt[b] = k - inner
+        acc[:nb, :] = 0
+        for t in range(n_trees):
+            for b in range(nb):
+                row = coef[t, leaf[t, b]]
+                for j in range(p + 1):
+                    acc[b, j] += row[j]
         for b in range(nb):
             v = acc[b, 0]
             for j in range(p):

@@ -71,6 +71,7 @@ class TileTask:
     #: mosaic layers this task also writes as its own COG (``OUT/cog_tiles/<name>/<ix>_<iy>.tif``, the parts of
     #: the VRT mosaics) and the block factor of the coarse risk view it returns in its record
     cog_layers: tuple[tuple[str, str], ...] = ()
+    cog_compression: str = "deflate"
     overview_factor: int = 10
     #: the detectability raster's clutter: median over this many thermal pixels square around each (odd; the
     #: network-neighbourhood scale of the segments' mdl_k, segments.mdl_clutter_cell_m x 3)
@@ -329,8 +330,8 @@ def write_tile(task: TileTask, result: TileResult) -> TileSummary:
     out = OutputLocation(task.out_dir)
     crs = task.geobox.crs.to_wkt()
     for var, name in task.cog_layers:
-        out.write_bytes(tile_cog_bytes(result.layers[var], task.geobox.affine, crs, predictor=cog_predictor(var)),
-                        COG_DIR, name, f"{task.index[0]}_{task.index[1]}.tif")
+        out.write_bytes(tile_cog_bytes(result.layers[var], task.geobox.affine, crs, predictor=cog_predictor(var),
+                                       compression=task.cog_compression), COG_DIR, name, f"{task.index[0]}_{task.index[1]}.tif")
     sec = dict(result.summary.seconds)
     sec["write"] = time.perf_counter() - t0
     sec["total"] = sec["read"] + sec["compute"] + sec["write"]

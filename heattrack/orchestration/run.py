@@ -107,7 +107,7 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
             torch_threads=cfg.compute.torch_threads,
             offpipe_radius_px=int(np.ceil(cfg.segments.offpipe_radius_m / res)),
             peak_radius_px=int(np.ceil(plan.ranking_m("peak_radius_m") / res)),
-            cog_layers=COG_LAYERS, overview_factor=cfg.thermal_factor,
+            cog_layers=COG_LAYERS, cog_compression=cfg.report.cog_compression, overview_factor=cfg.thermal_factor,
             clutter_window_px=clutter_window,
             calibrate_plume_fwhm_px=cfg.segments.mdl_plume_fwhm_m / res if idx in calibrate else 0.0,
             calibrate_along_px=along_px,
@@ -224,12 +224,9 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     report's figures are handed to ``submit`` before the tables are written, so that a worker draws them meanwhile."""
     from heattrack.report.page import finish_report, start_report
 
-    cfg = plan.cfg
-    grid = plan.grid
+    cfg, grid = plan.cfg, plan.grid
     _write_rasters(plan, out, staging, [idx for idx in grid.tiles if f"{idx[0]}_{idx[1]}" in stats["tiles"]],
-                   overview)
-    if mdl_view is not None:  # detectability for a pipe anywhere, at the thermal pixel (see reduce.mdl_raster)
-        write_overview(mdl_view[0], mdl_view[1], grid.crs.to_wkt(), staging / "mdl_k_overview.tif")
+                   overview, mdl_view)
     rows, cols = grid.aoi_window()
     run_info = RunRecord(
         heattrack_version=__version__, processing_hash=cfg.processing_hash(),
@@ -259,12 +256,13 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     finish_report(report)
 
 
-def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done: list, overview: tuple) -> None:
-    """``<layer>.vrt`` over the tiles' own COGs (O(tiles) text: no pixel is read here), the coarse risk view, and
-    for runs up to ``report.single_cog_max_mpx`` AOI pixels a single COG per layer streamed from the mosaic."""
+def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done: list, overview: tuple,
+                   mdl_view: tuple | None) -> None:
+    """``<layer>.vrt`` over the tiles' own COGs (O(tiles) text: no pixel is read here), the coarse views (risk,
+    detectability) and, up to ``report.single_cog_max_mpx`` AOI pixels, a single COG per layer from the mosaic."""
     grid = plan.grid
     rows, cols = grid.aoi_window()
-    mg, crs = grid.mosaic_geobox, grid.crs.to_wkt()
+    mg, crs, codec = grid.mosaic_geobox, grid.crs.to_wkt(), plan.cfg.report.cog_compression
     height, width = rows.stop - rows.start, cols.stop - cols.start
     aoi_transform = mg.affine @ Affine.translation(cols.start, rows.start)
     for var, name in COG_LAYERS:
@@ -275,8 +273,10 @@ def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done
                           r.stop - r.start, c.stop - c.start))
         write_vrt(parts, width, height, aoi_transform, crs, staging / f"{name}.vrt")
         if height * width <= plan.cfg.report.single_cog_max_mpx * 1e6:
-            write_cog(out.uri("mosaic.zarr"), var, rows, cols, mg.affine, crs, staging / f"{name}.tif")
-    write_overview(overview[0], overview[1], crs, staging / "risk_overview.tif")
+            write_cog(out.uri("mosaic.zarr"), var, rows, cols, mg.affine, crs, staging / f"{name}.tif", compression=codec)
+    write_overview(overview[0], overview[1], crs, staging / "risk_overview.tif", codec)
+    if mdl_view is not None:  # detectability for a pipe anywhere, at the thermal pixel (see reduce.mdl_raster)
+        write_overview(mdl_view[0], mdl_view[1], crs, staging / "mdl_k_overview.tif", codec)
 
 
 def run(
