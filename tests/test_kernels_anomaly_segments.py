@@ -105,6 +105,29 @@ def test_neighbourhood_max_ignores_nan():
     assert out[1, 1] == 1 and np.isnan(out[0, 0])
 
 
+@pytest.mark.parametrize("radius", [1, 2, 6, 17])
+def test_compiled_neighbourhood_max_equals_scipys_maximum_filter(radius):
+    """Tiles take the compiled window maximum (van Herk / Gil-Werman); it must give SciPy's ``maximum_filter`` exactly:
+    NaN holes and a NaN band, windows reaching past every edge, a float64 input, sizes not a multiple of the window."""
+    from scipy import ndimage
+
+    from heattrack.kernels.lst import COMPILED_MIN_PX
+
+    rng = np.random.default_rng(radius)
+    for shape, dtype in (((301, 257), np.float32), ((256, 263), np.float64)):
+        a = rng.normal(0, 1, shape).astype(dtype)
+        a[rng.random(shape) < 0.3] = np.nan
+        a[40:90] = np.nan
+        a[:, -3:] = np.inf
+        assert a.size >= COMPILED_MIN_PX
+        filled = np.where(np.isfinite(a), a, -np.inf)
+        want = ndimage.maximum_filter(filled, size=2 * radius + 1, mode="constant", cval=-np.inf).astype(np.float32)
+        want[~np.isfinite(want)] = np.nan
+        got = neighbourhood_max(a, radius)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, want)
+
+
 def test_sample_at_points_outside_is_nan():
     t = Affine(10, 0, 0, 0, -10, 100)
     v = np.arange(100, dtype=np.float32).reshape(10, 10)

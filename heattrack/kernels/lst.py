@@ -61,20 +61,28 @@ def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -
 
 def _block_mean_rows(fine, factor, need, out):
     """The compiled loop of :func:`block_mean`: per block, the float64 sum of each row's finite pixels, then of the
-    rows, in the NumPy path's order (the same float64 sums, so the same float32 means)."""
+    rows, in the NumPy path's order (the same float64 sums, so the same float32 means). A row of blocks at a time,
+    the blocks side by side in the innermost loop (1.5x the speed of one block after another at factor 2, 1.0-1.2x at 5-11)."""
+    nb = out.shape[1]
+    total = np.empty(nb)
+    row = np.empty(nb)
+    cnt = np.empty(nb, dtype=np.int64)
     for bi in range(out.shape[0]):
-        for bj in range(out.shape[1]):
-            total = 0.0
-            n = 0
-            for i in range(factor):
-                row = 0.0
-                for j in range(factor):
-                    v = np.float64(fine[bi * factor + i, bj * factor + j])
-                    if np.isfinite(v):
-                        row += v
-                        n += 1
-                total += row
-            out[bi, bj] = np.float32(total / n) if n >= need else np.float32(np.nan)
+        total[:] = 0.0
+        cnt[:] = 0
+        for i in range(factor):
+            src = fine[bi * factor + i]
+            row[:] = 0.0
+            for j in range(factor):
+                for bj in range(nb):
+                    v = np.float64(src[bj * factor + j])
+                    ok = np.isfinite(v)
+                    row[bj] = row[bj] + v if ok else row[bj]
+                    cnt[bj] += ok
+            for bj in range(nb):
+                total[bj] += row[bj]
+        for bj in range(nb):
+            out[bi, bj] = np.float32(total[bj] / cnt[bj]) if cnt[bj] >= need else np.float32(np.nan)
 
 
 def block_median(fine: np.ndarray, factor: int) -> np.ndarray:

