@@ -171,6 +171,40 @@ def test_compiled_upsample_bilinear_is_bit_identical_to_the_numpy_path(rng, monk
         np.testing.assert_array_equal(got, want)
 
 
+def test_compiled_fill_nearest_picks_scipys_pixel_ties_included(rng, monkeypatch):
+    """fill_nearest's compiled feature transform must fill every pixel from the same finite pixel as SciPy's
+    ``distance_transform_edt``: random holes, finite pixels on a lattice (many equally near ones), a cloud in a
+    corner, a few isolated finite pixels, columns and rows without any."""
+    from scipy import ndimage
+
+    import heattrack.kernels.lst as lst
+
+    monkeypatch.setattr(lst, "COMPILED_MIN_PX", 0)
+    checked = 0
+    for trial in range(160):
+        h, w = rng.integers(1, 70, 2)
+        kind = trial % 4
+        if kind == 0:
+            bad = rng.random((h, w)) < rng.uniform(0.05, 0.99)
+        elif kind == 1:
+            bad = np.ones((h, w), bool)
+            bad[rng.integers(0, 3)::rng.integers(2, 9), rng.integers(0, 3)::rng.integers(2, 9)] = False
+        elif kind == 2:
+            bad = np.zeros((h, w), bool)
+            bad[rng.integers(0, h):, :] = True
+            bad[:, : rng.integers(0, w)] = True
+        else:
+            bad = np.ones((h, w), bool)
+            bad[rng.integers(0, h, 3), rng.integers(0, w, 3)] = False
+        if bad.all() or not bad.any():
+            continue
+        a = np.where(bad, np.nan, np.arange(h * w, dtype=np.float32).reshape(h, w))  # each value names its pixel
+        idx = ndimage.distance_transform_edt(bad, return_distances=False, return_indices=True)
+        np.testing.assert_array_equal(lst.fill_nearest(a), a[tuple(idx)])
+        checked += 1
+    assert checked > 120 and lst.compiled(lst._nearest_fill) is not None
+
+
 def test_small_arrays_never_load_the_compiled_loops():
     """The driver's detectability model runs these kernels on a few thousand pixels: that must not pay numba's
     import and cache load (~0.6 s per process)."""
