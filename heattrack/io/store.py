@@ -38,21 +38,37 @@ MOSAIC_VARIABLES: dict[str, tuple[str, Any, dict]] = {
 
 def create_mosaic_template(path: str | Path, geobox: GeoBox, chunk_px: int, attrs: dict) -> None:
     """Write the metadata of an empty mosaic covering ``geobox`` with square chunks of ``chunk_px``.
-    ``path``: a folder or an fsspec URL (``s3://bucket/run/mosaic.zarr``)."""
-    import dask.array as da  # the driver's: the tile tasks that import this module only write regions
-    import xarray as xr
-    from odc.geo.xr import xr_coords
+    ``path``: a folder or an fsspec URL (``s3://bucket/run/mosaic.zarr``).
 
-    coords = xr_coords(geobox, crs_coord_name="spatial_ref")
-    data_vars = {}
+    Written by zarr itself, with the coordinates and attributes odc-geo and xarray give a dataset on ``geobox``
+    (:func:`cf_coordinates`): the same files as xarray's ``to_zarr`` of dask arrays with ``compute=False`` (tested byte
+    for byte), without xarray, which imports dask.array as it builds any array (~0.6 s of the run's serial start)."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    group.attrs.update({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in attrs.items()})
+    for name, (values, dims, coord_attrs) in cf_coordinates(geobox).items():
+        fill = np.nan if values.dtype.kind == "f" else None
+        arr = group.create_array(name, shape=values.shape, chunks=values.shape, dtype=values.dtype, fill_value=fill)
+        arr[...] = values
+        arr.attrs.update({**coord_attrs, "_ARRAY_DIMENSIONS": list(dims)})
     for name, (dtype, fill, var_attrs) in MOSAIC_VARIABLES.items():
-        arr = da.full(geobox.shape.yx, fill, dtype=dtype, chunks=(chunk_px, chunk_px))
-        data_vars[name] = xr.DataArray(arr, dims=("y", "x"), attrs={**var_attrs, "grid_mapping": "spatial_ref"})
-    ds = xr.Dataset(data_vars, coords=coords, attrs={k: json.dumps(v) if isinstance(v, (dict, list)) else v
-                                                     for k, v in attrs.items()})
-    encoding = {name: {"chunks": (chunk_px, chunk_px), "_FillValue": fill}
-                for name, (_, fill, _) in MOSAIC_VARIABLES.items()}
-    ds.to_zarr(str(path), mode="w", compute=False, encoding=encoding, consolidated=True, zarr_format=2)
+        arr = group.create_array(name, shape=geobox.shape.yx, chunks=(chunk_px, chunk_px), dtype=dtype, fill_value=fill)
+        arr.attrs.update({**var_attrs, "grid_mapping": "spatial_ref", "coordinates": "spatial_ref",
+                          "_ARRAY_DIMENSIONS": ["y", "x"]})
+    zarr.consolidate_metadata(str(path))
+
+
+def cf_coordinates(geobox: GeoBox) -> dict[str, tuple[np.ndarray, tuple[str, ...], dict]]:
+    """The coordinates ``odc.geo.xr.xr_coords(geobox, crs_coord_name="spatial_ref")`` gives an axis-aligned GeoBox —
+    pixel centres with their units, resolution and CRS, and the CF grid mapping ``spatial_ref`` (EPSG code, WKT, the
+    CF parameters, GDAL's GeoTransform) — as (values, dimensions, attributes), without building xarray objects."""
+    crs = geobox.crs
+    out = {name: (np.asarray(c.values), (name,), {"units": c.units, "resolution": c.resolution, "crs": str(crs)})
+           for name, c in zip(geobox.dimensions, geobox.coordinates.values())}
+    cf = crs.proj.to_cf()
+    transform = " ".join(f"{v:.24f}".rstrip("0").rstrip(".") for v in geobox.transform.to_gdal())
+    out["spatial_ref"] = (np.asarray(0 if crs.epsg is None else crs.epsg, "int32"), (),
+                          {"spatial_ref": cf.get("crs_wkt", None) or crs.wkt, **cf, "GeoTransform": transform})
+    return out
 
 
 def chunks_of_region(rows: slice, cols: slice, chunk_px: int, shape: tuple[int, int]) -> set[tuple[int, int]]:
