@@ -480,7 +480,8 @@ def test_mosaic_template_is_the_file_set_xarray_writes_and_the_driver_skips_dask
     assert new == ref
     code = ("import sys\nfrom pathlib import Path\nfrom affine import Affine\nfrom odc.geo.geobox import GeoBox\n"
             "from heattrack.io.store import create_mosaic_template\n"
-            f"create_mosaic_template(Path({str(tmp_path / 'sub.zarr')!r}), GeoBox((50, 50), Affine(10, 0, 0, 0, -10, 0),"
-            " 'EPSG:32652'), 25, {})\nprint('dask.array' in sys.modules)")
+            f"create_mosaic_template(Path({str(tmp_path / 'sub.zarr')!r}),\n"
+            "    GeoBox((50, 50), Affine(10, 0, 0, 0, -10, 0), 'EPSG:32652'), 25, {})\n"
+            "print('dask.array' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"

@@ -48,7 +48,7 @@ def _codec(compression: str, level: str | None) -> dict:
 
 def write_cog(
     zarr_path: str | Path, variable: str, rows: slice, cols: slice, transform: Affine, crs: str, dest: Path,
-    block_px: int = 1024, compression: str = "deflate",
+    compression: str = "deflate", block_px: int = 1024,
 ) -> None:
     """Copy ``variable[rows, cols]`` of the mosaic into a COG (float32, NaN nodata, ``compression`` (deflate at
     GDAL's default level, zstd at level 1), overviews).
@@ -109,9 +109,8 @@ def write_json(obj: dict, dest: Path) -> None:
 def tile_cog_bytes(values: np.ndarray, transform: Affine, crs: str, block_px: int = 256,
                    overview_count: int = 5, predictor: int = 3, compression: str = "deflate") -> bytes:
     """One tile's layer as a COG in memory (float32, NaN nodata, ``compression`` at level 1 with ``predictor``,
-    ``overview_count``
-    internal overviews, so the VRT mosaic of the tiles reads coarse views from them). Written by the tile task
-    itself: the pixels are never read again by one process."""
+    ``overview_count`` internal overviews, so the VRT mosaic of the tiles reads coarse views from them). Written by the
+    tile task itself: the pixels are never read again by one process."""
     h, w = values.shape
     profile = dict(driver="GTiff", width=w, height=h, count=1, dtype="float32", crs=crs, transform=transform,
                    nodata=np.nan, tiled=True, blockxsize=block_px, blockysize=block_px)

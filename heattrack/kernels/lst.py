@@ -62,7 +62,8 @@ def block_mean(fine: np.ndarray, factor: int, min_valid_fraction: float = 0.0) -
 def _block_mean_rows(fine, factor, need, out):
     """The compiled loop of :func:`block_mean`: per block, the float64 sum of each row's finite pixels, then of the
     rows, in the NumPy path's order (the same float64 sums, so the same float32 means). A row of blocks at a time,
-    the blocks side by side in the innermost loop (1.5x the speed of one block after another at factor 2, 1.0-1.2x at 5-11)."""
+    the blocks side by side in the innermost loop (1.5x the speed of one block after another at factor 2, 1.0-1.2x
+    at 5-11)."""
     nb = out.shape[1]
     total = np.empty(nb)
     row = np.empty(nb)

@@ -330,8 +330,9 @@ def write_tile(task: TileTask, result: TileResult) -> TileSummary:
     out = OutputLocation(task.out_dir)
     crs = task.geobox.crs.to_wkt()
     for var, name in task.cog_layers:
-        out.write_bytes(tile_cog_bytes(result.layers[var], task.geobox.affine, crs, predictor=cog_predictor(var),
-                                       compression=task.cog_compression), COG_DIR, name, f"{task.index[0]}_{task.index[1]}.tif")
+        cog = tile_cog_bytes(result.layers[var], task.geobox.affine, crs, predictor=cog_predictor(var),
+                             compression=task.cog_compression)
+        out.write_bytes(cog, COG_DIR, name, f"{task.index[0]}_{task.index[1]}.tif")
     sec = dict(result.summary.seconds)
     sec["write"] = time.perf_counter() - t0
     sec["total"] = sec["read"] + sec["compute"] + sec["write"]

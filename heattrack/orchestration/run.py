@@ -273,7 +273,7 @@ def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done
                           r.stop - r.start, c.stop - c.start))
         write_vrt(parts, width, height, aoi_transform, crs, staging / f"{name}.vrt")
         if height * width <= plan.cfg.report.single_cog_max_mpx * 1e6:
-            write_cog(out.uri("mosaic.zarr"), var, rows, cols, mg.affine, crs, staging / f"{name}.tif", compression=codec)
+            write_cog(out.uri("mosaic.zarr"), var, rows, cols, mg.affine, crs, staging / f"{name}.tif", codec)
     write_overview(overview[0], overview[1], crs, staging / "risk_overview.tif", codec)
     if mdl_view is not None:  # detectability for a pipe anywhere, at the thermal pixel (see reduce.mdl_raster)
         write_overview(mdl_view[0], mdl_view[1], crs, staging / "mdl_k_overview.tif", codec)
