@@ -177,3 +177,23 @@ def test_a_previous_season_without_point_values_is_compared_by_the_previous_rule
     (other / "config.yaml").write_text(text.replace("method: residual", "method: baseline"))
     _, how_other = compare_seasons(other, runs / "2025-26", cfg)
     assert how_other["rule"] == "fdr" and "different statistics" in how_other["why"]
+
+
+def test_network_signature_is_the_digest_earlier_seasons_recorded():
+    """A screen compares this season's network signature with the one a previous season's run.json holds: the digest
+    must stay the one of the segment records fed one by one (id, NUL, WKB at centimetre precision, sorted by id)."""
+    import hashlib
+
+    import shapely
+
+    from heattrack.orchestration.reduce import network_signature
+
+    rng = np.random.default_rng(4)
+    lines = [shapely.LineString(rng.uniform(0, 1000, (3, 2))) for _ in range(40)]
+    pipes = gpd.GeoDataFrame({"segment_id": [f"S{i:03d}" for i in rng.permutation(40)]}, geometry=lines,
+                             crs="EPSG:32652")
+    h = hashlib.sha256()
+    for sid, geom in sorted(zip(pipes["segment_id"], pipes.geometry)):
+        h.update(sid.encode() + b"\0" + shapely.to_wkb(shapely.set_precision(geom, 0.01)))
+    sig = network_signature(pipes)
+    assert sig.n_segments == 40 and sig.sha256 == h.hexdigest()[:16]

@@ -240,10 +240,10 @@ def network_signature(pipes: gpd.GeoDataFrame) -> NetworkSignature:
     import hashlib
 
     order = np.argsort(pipes["segment_id"].astype(str).values, kind="stable")
-    h = hashlib.sha256()
-    for sid, wkb in zip(pipes["segment_id"].astype(str).values[order],
-                        shapely.to_wkb(shapely.set_precision(pipes.geometry.values[order], 0.01))):
-        h.update(sid.encode() + b"\0" + wkb)
+    ids = pipes["segment_id"].astype(str).values[order]
+    wkbs = shapely.to_wkb(shapely.set_precision(pipes.geometry.values[order], 0.01))
+    # one update of the joined records: the digest of the records fed one by one (SHA-256 streams)
+    h = hashlib.sha256(b"".join(sid.encode() + b"\0" + wkb for sid, wkb in zip(ids, wkbs)))
     return NetworkSignature(n_segments=int(len(pipes)), sha256=h.hexdigest()[:16])
 
 
