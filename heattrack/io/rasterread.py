@@ -68,6 +68,11 @@ def _whole_pixel_grid(src, geobox: GeoBox, half: bool = False) -> tuple[int, flo
     return ratio_x, off_r * step, off_c * step
 
 
+def _half_off(grid: tuple[int, float, float]) -> bool:
+    """Whether a :func:`_whole_pixel_grid` (asked with ``half``) is off the source's grid by half a tile pixel."""
+    return grid[1] % 1 + grid[2] % 1 > 0
+
+
 def aligned_index(src, geobox: GeoBox, resampling: Resampling) -> tuple[np.ndarray, np.ndarray] | None:
     """Source row and column of every tile row and column when the warp onto ``geobox`` is a pure pixel
     selection (see the module docstring), else None."""
@@ -75,7 +80,7 @@ def aligned_index(src, geobox: GeoBox, resampling: Resampling) -> tuple[np.ndarr
         return None
     nearest = resampling == Resampling.nearest
     grid = _whole_pixel_grid(src, geobox, half=nearest)
-    if grid is None or (grid[0] > 1 and not nearest) or (grid[0] == 1 and grid[1] % 1 + grid[2] % 1 > 0):
+    if grid is None or (grid[0] > 1 and not nearest) or (grid[0] == 1 and _half_off(grid)):
         return None  # bilinear between pixels; or every tile pixel on a source pixel's edge (not worth the risk)
     r, off_r, off_c = grid
     # a centre on a source pixel's edge (a half-pixel offset) computes exactly to a whole number here and goes to the
@@ -135,10 +140,9 @@ def _upsample_offsets(src, geobox: GeoBox, resampling: Resampling) -> tuple[int,
     grid = _whole_pixel_grid(src, geobox, half=True)
     if grid is None:
         return None
-    ratio, half = grid[0], grid[1] % 1 + grid[2] % 1 > 0
     # half a tile pixel off (Landsat's 30 m grid onto a 30 m grid of the 10 m tiles: the coregistration's SR_B5):
     # weights k / (2 ratio), exact in binary for ratios 1 and 2 only (a ratio of 3 came out other than GDAL's)
-    return grid if (ratio >= 2 and not half) or (half and ratio in (1, 2)) else None
+    return grid if (grid[0] in (1, 2) if _half_off(grid) else grid[0] >= 2) else None
 
 
 def _linear_taps(offset: int, n: int, ratio: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
