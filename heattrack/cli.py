@@ -286,7 +286,7 @@ def report(
     verbose: VerboseOpt = False,
 ) -> None:
     """(Re)build out/report/index.html from a finished run."""
-    from heattrack.orchestration.run import rebuild_report
+    from heattrack.orchestration.finalize import rebuild_report
 
     setup_logging(verbose)
     with cli_errors(verbose):
@@ -307,8 +307,8 @@ def demo(
 ) -> None:
     """Simulate the embedded default region, run the chain on a LocalCluster, evaluate against truth, report."""
     from heattrack.evaluate import evaluate_run
+    from heattrack.orchestration.finalize import rebuild_report
     from heattrack.orchestration.output_folder import STATE_DIR
-    from heattrack.orchestration.run import rebuild_report
     from heattrack.orchestration.run import run as run_chain
 
     setup_logging(verbose)

@@ -34,9 +34,10 @@ from heattrack.kernels.changes import (
     segment_warming,
 )
 from heattrack.kernels.segments import network_level, strongest_nearby
+from heattrack.orchestration.finalize import rebuild_report
 from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import network_signature
-from heattrack.orchestration.run import RunResult, rebuild_report, run
+from heattrack.orchestration.run import RunResult, run
 from heattrack.orchestration.tiling import grid_crs_label
 
 _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
