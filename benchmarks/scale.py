@@ -102,7 +102,8 @@ def _row(out: Path, res, wall: float, size: float, every: int, pipe_km: float, n
     # tiles (``segments.mdl_injection_tiles``, 3 per run whatever its size): both are added back per run
     inj = [t["seconds"].get("injection", 0.0) for t in tiles]
     steady = [t["seconds"]["total"] - i for t, i in zip(tiles, inj) if (t.get("process_task_index") or 0) > 0]
-    first = [t["seconds"]["total"] for t in tiles if t.get("process_task_index") == 0]
+    # a worker's first tile may be a calibration tile: its injection test is not start-up
+    first = [t["seconds"]["total"] - i for t, i in zip(tiles, inj) if t.get("process_task_index") == 0]
     return {
         "size_km": size, "pipe_every": every, "pipe_km": round(pipe_km, 1), "segments": n_segments,
         "tiles": res.n_tiles, "pixels": px, "wall_s": round(wall, 1),

@@ -13,7 +13,7 @@ from heattrack.io.store import TileRecords, create_mosaic_template
 from heattrack.orchestration.graph import compute_tile, prepare_tile, write_tile
 from heattrack.orchestration.output_folder import prepare_output
 from heattrack.orchestration.plan import plan_run
-from heattrack.orchestration.run import build_tasks, longest_first
+from heattrack.orchestration.run import build_tasks
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,3 @@ def test_compute_has_no_side_effects_and_write_publishes_the_record_last(small_s
     assert back == summary and np.array_equal(arrays["point_ids"], result.points["point_ids"])
     assert len(log) == 1  # compute and write read nothing
 
-
-def test_tiles_are_submitted_longest_first(small_scene, tmp_path):
-    """The calibration tiles (injection test) first, then the most pipe points, grid order among equals: the last
-    tiles to finish are short ones, so the workers run out of tiles together."""
-    cfg = load_config(overrides={"input": {"input": str(small_scene), "pipes": str(small_scene / "pipes.geojson")},
-                                 "grid": {"tile_km": 1.5}, "segments": {"mdl_injection_tiles": 1}})
-    plan = plan_run(cfg)
-    tasks = build_tasks(plan, tmp_path / "out", list(plan.grid.tiles))
-    ordered = longest_first(tasks)
-    assert sorted(t.index for t in ordered) == sorted(t.index for t in tasks)
-    calibrating = [t.calibrate_plume_fwhm_px > 0 for t in ordered]
-    assert calibrating[0] and not any(calibrating[1:])
-    points = [t.point_ids.size for t in ordered[1:]]
-    assert points == sorted(points, reverse=True) and len(set(points)) > 1
-    ties = [t.index for t in ordered[1:] if t.point_ids.size == points[-1]]
-    assert ties == [t.index for t in tasks if t.point_ids.size == points[-1] and t.calibrate_plume_fwhm_px == 0]

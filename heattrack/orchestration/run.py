@@ -102,14 +102,6 @@ def build_tasks(plan: RunPlan, out: OutputLocation | str | Path, todo: list[tupl
     return tasks
 
 
-def longest_first(tasks: list[TileTask]) -> list[TileTask]:
-    """The tasks in the order they are submitted: the calibration tiles (their injection test adds ~0.65 s), then by
-    pipe points, most first (grid order among equals), so that the last tiles to finish are short ones and the
-    workers run out of tiles at nearly the same time (48 km, 2 workers: their busy time differed by 0.42 / 0.62 s,
-    0.16 / 0.45 s with this order)."""
-    return sorted(tasks, key=lambda t: (t.calibrate_plume_fwhm_px == 0, -t.point_ids.size))
-
-
 def execute_run(
     plan: RunPlan, out: OutputLocation | str | Path, client, resume: bool = False,
     progress: Callable[[int, int], Callable[[TileOutcome], None]] | None = None,
@@ -135,7 +127,7 @@ def execute_run(
     if skipped:
         log.info("resume: %d of %d tiles already complete", skipped, len(plan.grid.tiles))
     on_tile = progress(len(todo), len(plan.grid.tiles)) if progress else None
-    tasks = longest_first(build_tasks(plan, out, todo))
+    tasks = build_tasks(plan, out, todo)
     client = client() if callable(client) else client
     if todo:
         _wait_for_a_worker(client, cfg.compute.worker_timeout_s)
