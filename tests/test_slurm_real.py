@@ -2,7 +2,8 @@
 
 `scripts/test.sh` starts one with `scripts/slurm-single-node.sh` when it runs as root with apt; elsewhere
 start it by hand (`sudo bash scripts/slurm-single-node.sh`) or these tests skip. Each test submits the real
-script with `sbatch --wait` on a small simulated scene and compares the mosaic with a LocalCluster run's.
+script with `sbatch` on a small simulated scene, waits for the job (its state polled every 0.5 s) and compares the
+mosaic with a LocalCluster run's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,19 +49,41 @@ def local_reference(small_scene, tmp_path_factory) -> xr.Dataset:
     return xr.open_zarr(out / "mosaic.zarr").load()
 
 
+#: the states in which a job is over (``scontrol show job``; the record stays for the controller's MinJobAge)
+_OVER = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+         "DEADLINE", "PURGED")
+
+
+def _job_state(job_id: str) -> tuple[str, str]:
+    """(JobState, ExitCode) of a job from ``scontrol show job -o``."""
+    r = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=20)
+    if r.returncode != 0 and "Invalid job id" in r.stderr:  # already purged (MinJobAge): over, outcome unknown
+        return "PURGED", "?"
+    fields = dict(f.split("=", 1) for f in r.stdout.split() if "=" in f)
+    return fields.get("JobState", "UNKNOWN"), fields.get("ExitCode", "?")
+
+
 def _sbatch(script: str, args: list[str], sbatch_opts: list[str], log: Path, timeout: int = 300) -> None:
+    """Submit ``slurm/<script>`` and wait for the job, polling its state every half second: ``sbatch --wait`` polls
+    2, 10, 42, 74 s after the submission, so a 15 s job took 42 s."""
     env = {**os.environ, "HEATTRACK_VENV": str(Path(sys.executable).parent.parent)}
-    cmd = ["sbatch", "--wait", "--parsable", f"--output={log}", f"--chdir={ROOT}", *sbatch_opts,
+    cmd = ["sbatch", "--parsable", f"--output={log}", f"--chdir={ROOT}", *sbatch_opts,
            str(ROOT / "slurm" / script), *args]
     name = next(o.split("=", 1)[1] for o in sbatch_opts if o.startswith("--job-name="))
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        subprocess.run(["scancel", f"--name={name}"], check=False)
-        text = log.read_text() if log.exists() else ""
-        pytest.fail(f"job {name} did not finish in {timeout} s (cancelled)\n--- job log ---\n{text[-4000:]}")
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, f"sbatch exit {r.returncode}\n{r.stdout}\n{r.stderr}"
+    job_id = r.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + timeout
+    state, code = _job_state(job_id)
+    while not state.startswith(_OVER):
+        if time.monotonic() > deadline:
+            subprocess.run(["scancel", f"--name={name}"], check=False)
+            text = log.read_text() if log.exists() else ""
+            pytest.fail(f"job {name} did not finish in {timeout} s (cancelled)\n--- job log ---\n{text[-4000:]}")
+        time.sleep(0.5)
+        state, code = _job_state(job_id)
     text = log.read_text() if log.exists() else ""
-    assert r.returncode == 0, f"sbatch exit {r.returncode}\n{r.stdout}\n{r.stderr}\n--- job log ---\n{text[-4000:]}"
+    assert state == "COMPLETED" and code == "0:0", f"job {name}: {state}, exit {code}\n--- job log ---\n{text[-4000:]}"
 
 
 def _assert_same_mosaic(out: Path, ref: xr.Dataset) -> None:
