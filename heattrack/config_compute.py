@@ -33,6 +33,9 @@ class ComputeConfig(Section):
     worker_timeout_s: float | None = Field(None, gt=0, description="Fail the run when no Dask worker has joined "
                                            "after this long (s); None = wait (queued Slurm jobs can take hours; "
                                            "the wait is logged).")
+    connect_timeout_s: float = Field(20.0, gt=0, description="How long to try to reach an existing scheduler "
+                                     "(compute.scheduler: an address or a scheduler file) before the run fails with "
+                                     "one line (s).")
     torch_threads: int = Field(1, ge=1, description="torch CPU threads per tile task (Dask parallelises "
                                "over tiles; more threads per task oversubscribe the cores).")
     max_nan_fraction: float = Field(0.999, ge=0, le=1, description="Fail the run when a larger share of the "

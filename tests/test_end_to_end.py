@@ -327,8 +327,9 @@ def test_run_on_an_existing_scheduler_address(small_scene, tmp_path):
         assert (tmp_path / "rebuilt" / "report" / img).read_bytes() == (out / "report" / img).read_bytes(), img
     assert (tmp_path / "rebuilt" / "report" / "index.html").read_text() == (out / "report" / "index.html").read_text()
     bad = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
-                              "--out", str(tmp_path / "o2"), "--scheduler", "tcp://127.0.0.1:1"])
-    assert bad.exit_code == 1 and "cannot connect to the Dask scheduler" in bad.output
+                              "--out", str(tmp_path / "o2"), "--scheduler", "tcp://127.0.0.1:1",
+                              "--set", "compute.connect_timeout_s=2"])
+    assert bad.exit_code == 1 and "cannot connect to the Dask scheduler" in bad.output and "after 2 s" in bad.output
 
 
 def test_failed_tile_is_recorded_and_resume_fills_the_hole(finished_run, small_scene, tmp_path, monkeypatch):

@@ -233,8 +233,9 @@ def make_client(cfg: Config | ComputeConfig) -> Iterator["distributed.Client"]: 
     sched = cfg.compute.scheduler
     if sched.startswith(ADDRESS_PREFIXES) or sched.endswith(".json"):
         try:
-            client = (Client(scheduler_file=sched, timeout="20s") if sched.endswith(".json")
-                      else Client(sched, timeout="20s"))
+            wait = f"{cfg.compute.connect_timeout_s:g}s"
+            client = (Client(scheduler_file=sched, timeout=wait) if sched.endswith(".json")
+                      else Client(sched, timeout=wait))
         except OSError as exc:
             raise ConfigError(f"cannot connect to the Dask scheduler at {sched} ({exc})") from None
         try:
