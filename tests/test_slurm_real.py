@@ -65,7 +65,7 @@ def _job_state(job_id: str) -> tuple[str, str]:
 
 def _sbatch(script: str, args: list[str], sbatch_opts: list[str], log: Path, timeout: int = 300) -> None:
     """Submit ``slurm/<script>`` and wait for the job, polling its state every half second: ``sbatch --wait`` polls
-    2, 10, 42, 74 s after the submission, so a 15 s job took 42 s."""
+    2, 10, 42 s after the submission (its sleeps grow), so a 15 s job took 42 s."""
     env = {**os.environ, "HEATTRACK_VENV": str(Path(sys.executable).parent.parent)}
     cmd = ["sbatch", "--parsable", f"--output={log}", f"--chdir={ROOT}", *sbatch_opts,
            str(ROOT / "slurm" / script), *args]

@@ -63,4 +63,3 @@ def test_compute_has_no_side_effects_and_write_publishes_the_record_last(small_s
     arrays, back = records.read(task.index)
     assert back == summary and np.array_equal(arrays["point_ids"], result.points["point_ids"])
     assert len(log) == 1  # compute and write read nothing
-

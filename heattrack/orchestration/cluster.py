@@ -233,7 +233,7 @@ def make_client(cfg: Config | ComputeConfig) -> Iterator["distributed.Client"]: 
     sched = cfg.compute.scheduler
     if sched.startswith(ADDRESS_PREFIXES) or sched.endswith(".json"):
         try:
-            wait = f"{cfg.compute.connect_timeout_s:g}s"
+            wait = cfg.compute.connect_timeout_s  # seconds
             client = (Client(scheduler_file=sched, timeout=wait) if sched.endswith(".json")
                       else Client(sched, timeout=wait))
         except OSError as exc:
