@@ -360,3 +360,20 @@ def test_back_projection_makes_the_sharpened_field_reproduce_what_the_sensor_saw
     assert left[2] < 0.5 * left[0], left
     assert _rmse(out[2], truth) < _rmse(out[0], truth)
     assert DMSParams().residual_iterations == 2  # the default (Config: downscale.dms_residual_iterations)
+
+
+def test_ridge_of_one_model_is_the_leaf_models_ridge(rng):
+    """The fine-scale land-cover fit's single ridge model and a one-leaf ensemble share one penalty: the same
+    coefficients; without a penalty it is least squares, and a large penalty shrinks the slopes, not the intercept."""
+    from heattrack.kernels.linear_trees import ridge_coefficients
+
+    x = rng.normal(size=(2, 500))
+    y = 3.0 + 2.0 * x[0] - 1.0 * x[1] + rng.normal(0, 0.1, 500)
+    A = np.vstack([np.ones(500), x])
+    np.testing.assert_allclose(ridge_coefficients(A, y, 0.0), np.linalg.lstsq(A.T, y, rcond=None)[0], atol=1e-10)
+    shrunk = ridge_coefficients(A, y, 1e6)
+    assert abs(shrunk[0] - y.mean()) < 0.05 and np.abs(shrunk[1:]).max() < 1e-3
+    one_leaf = LinearLeafTreeEnsemble(n_estimators=1, max_depth=1, min_samples_leaf=10**9, alpha=0.3).fit(x.T, y)
+    Z = (x.T - one_leaf.mean_) / one_leaf.scale_
+    coef = ridge_coefficients(np.vstack([np.ones(500), Z.T]), y, 0.3)
+    np.testing.assert_allclose(one_leaf.members_[0][1][0], coef.astype(np.float32), rtol=1e-5)

@@ -13,6 +13,7 @@ from heattrack.kernels.anomaly import local_anomaly, local_background
 from heattrack.kernels.detectors import DetectorParams, detect, iforest_evidence
 from heattrack.kernels.dms import DMSParams, dms_sharpen
 from heattrack.kernels.features import ndvi
+from heattrack.kernels.linear_trees import ridge_coefficients
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
 from heattrack.kernels.patches import PatchSpec, batch_for_memory
 from heattrack.kernels.predictors import (
@@ -184,15 +185,6 @@ def native_ranking_evidence(native: np.ndarray, expected_fine: np.ndarray | None
     return (r - local_background(r, window_px, block)).astype(np.float32)
 
 
-def _ridge(A: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    """Ridge coefficients for rows ``A`` ``(1 + predictors, cells)`` (first row the intercept, not penalised): the
-    penalty of the leaf models of :class:`heattrack.kernels.linear_trees.LinearLeafTreeEnsemble` (alpha x cells),
-    for one model instead of their batch."""
-    penalty = alpha * y.size * np.eye(A.shape[0])
-    penalty[0, 0] = 0.0
-    return np.linalg.solve(A @ A.T + penalty, A @ y)
-
-
 def fine_landcover_fit(residual: np.ndarray, predictors: np.ndarray, psf_sigma_px: float, refit: LinearRefit
                        ) -> np.ndarray:
     """The part of ``residual`` (the product's pixels minus the sharpener's expectation, fine grid) that one linear
@@ -219,14 +211,14 @@ def fine_landcover_fit(residual: np.ndarray, predictors: np.ndarray, psf_sigma_p
     reach = refit.extrapolation * (hi - lo)
     mean, scale = X.mean(axis=1), X.std(axis=1) + 1e-9
     A = np.vstack([np.ones(y.size), (X - mean[:, None]) / scale[:, None]])
-    coef = _ridge(A, y, refit.ridge_alpha)
+    coef = ridge_coefficients(A, y, refit.ridge_alpha)
     # least squares follow outliers: a strong leak or a hot roof is a handful of cells with large residuals, and
     # they must not steer the land-cover fit onto themselves. Refit once without the cells beyond trim x MAD.
     e = y - coef @ A
     dev = np.abs(e - np.median(e))
     keep = dev <= refit.trim * max(1.4826 * np.median(dev), 1e-6)
     if keep.sum() >= 500 and not keep.all():
-        coef = _ridge(A[:, keep], y[keep], refit.ridge_alpha)
+        coef = ridge_coefficients(A[:, keep], y[keep], refit.ridge_alpha)
     w = (coef[1:] / scale).astype(np.float32)  # back to the predictors' own units
     fitted = np.full(r2.shape, np.float32(coef[0] - w.astype(np.float64) @ mean), dtype=np.float32)
     for k in range(p2.shape[0]):

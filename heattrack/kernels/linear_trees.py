@@ -82,8 +82,7 @@ class LinearLeafTreeEnsemble:
             ys, ls = yb[order], leaves[order]
             starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
             stops = np.r_[starts[1:], n]
-            eye = np.eye(A.shape[1])
-            eye[0, 0] = 0.0  # the intercept is not penalised
+            eye = ridge_penalty(A.shape[1], 1.0)
             lhs = np.empty((starts.size, A.shape[1], A.shape[1]))
             rhs = np.empty((starts.size, A.shape[1]))
             for k, (a, b) in enumerate(zip(starts, stops)):
@@ -165,6 +164,20 @@ class LinearLeafTreeEnsemble:
         y_lo, y_hi = self._output_range()
         kernel(stack, index, *self._pack(), float(y_lo), float(y_hi), out)
         return out
+
+
+def ridge_penalty(n_coef: int, per_sample: float) -> np.ndarray:
+    """The leaf models' ridge penalty on the normal equations of ``n_coef`` coefficients, the first an intercept that
+    is not penalised: ``per_sample`` (alpha x rows) on the rest of the diagonal."""
+    eye = np.eye(n_coef)
+    eye[0, 0] = 0.0
+    return per_sample * eye
+
+
+def ridge_coefficients(A: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge coefficients for rows ``A`` ``(1 + predictors, samples)`` (first row the intercept): one model with the
+    leaf models' penalty (alpha x samples, :func:`ridge_penalty`), for a single fit instead of their batch."""
+    return np.linalg.solve(A @ A.T + ridge_penalty(A.shape[0], alpha * y.size), A @ y)
 
 
 def _sklearn_tree(Z: np.ndarray, y: np.ndarray, idx: np.ndarray, counts: np.ndarray, bagged: bool, frac: float,
@@ -255,4 +268,4 @@ def _compiled_walk():
     return compiled(_walk_rows)
 
 
-__all__ = ["LinearLeafTreeEnsemble"]
+__all__ = ["LinearLeafTreeEnsemble", "ridge_coefficients", "ridge_penalty"]
