@@ -34,6 +34,10 @@ class GridConfig(_Section):
     aoi_buffer_m: float = Field(2000.0, ge=0, description="Buffer added to polygon AOIs (coarse outlines).")
 
 
+#: the network a local input folder may carry itself (``input.pipes`` unset), in this order
+INPUT_FOLDER_PIPES = ("pipes.geojson", "pipes.gpkg")
+
+
 class InputConfig(_Section):
     """Where the imagery and the pipe network come from."""
 
@@ -44,7 +48,9 @@ class InputConfig(_Section):
         "the simulate section; the scene is written to input.input or OUT/scene, with its truth).")
     input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (one date pair), or with "
                                "one such sub-folder per date pair (multi-date run; local source).")
-    pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile).")
+    pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile). None "
+                               "with the local source: the input folder's own pipes.geojson or pipes.gpkg where it has "
+                               "one (the layout `heattrack simulate` writes), resolved when the configuration loads.")
     aoi: str | None = Field(None, description="Country name, polygon file or 'minx,miny,maxx,maxy' lon/lat; "
                             "None = extent of the input data.")
     max_date_gap_days: float = Field(10.0, ge=0, description="Warn when Landsat and Sentinel-2 dates differ more.")
@@ -58,6 +64,19 @@ class InputConfig(_Section):
                              "of SR_B5 vs B08 at 30 m; needs SR_B5) and correct the Landsat reads.")
     coreg_min_shift_m: float = Field(6.0, ge=0, description="Smaller estimated offsets are recorded, not applied.")
     coreg_max_shift_m: float = Field(150.0, gt=0, description="Larger estimated offsets are distrusted (recorded).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pipes_in_the_input_folder(cls, data):
+        """``pipes`` unset, local source: the input folder's ``pipes.geojson`` / ``pipes.gpkg`` (first found), so that
+        the resolved configuration written beside the outputs names the network the run used."""
+        if not isinstance(data, dict) or data.get("pipes") is not None or data.get("source", "local") != "local":
+            return data
+        folder = data.get("input")
+        if folder is None or not Path(folder).is_dir():
+            return data
+        found = next((Path(folder) / n for n in INPUT_FOLDER_PIPES if (Path(folder) / n).is_file()), None)
+        return {**data, "pipes": found} if found is not None else data
 
 
 class DownscaleConfig(_Section):

@@ -137,6 +137,20 @@ def test_dry_run_prints_the_plan_and_writes_nothing(small_scene, tmp_path):
     assert "workers: 16 (slurm.jobs x slurm.processes)" in res.output and "nothing was read or written" in res.output
 
 
+def test_the_input_folders_own_network_and_a_missing_folder(small_scene, tmp_path):
+    """Without --pipes a local input folder's pipes.geojson is the network (the dry run plans with it); a folder that
+    does not exist is named as such, not as a missing network; a folder without one says so."""
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--out", str(tmp_path / "o"), "--dry-run"],
+                        terminal_width=200)
+    assert res.exit_code == 0 and "Plan:" in res.output, res.output
+    _assert_clean_failure(_run("--input", tmp_path / "nowhere", "--out", tmp_path / "o"),
+                          f"input folder {tmp_path / 'nowhere'} does not exist", tmp_path / "o")
+    d = copy_scene(small_scene, tmp_path / "in")
+    (d / "pipes.geojson").unlink()
+    _assert_clean_failure(_run("--input", d, "--out", tmp_path / "o"), "no pipe network given (--pipes FILE); ",
+                          tmp_path / "o")
+
+
 def test_dry_run_estimate_adds_up(small_scene):
     from heattrack.config import load_config
     from heattrack.orchestration.dryrun import estimate

@@ -82,3 +82,19 @@ def test_configuration_docs_match_the_model():
 
     doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text()
     assert doc.strip() == config_reference().strip(), "run: heattrack config --reference > docs/configuration.md"
+
+
+def test_a_local_input_folder_brings_its_own_network(tmp_path):
+    """``input.pipes`` unset: the local input folder's pipes.geojson (then .gpkg) is the network, and the resolved
+    configuration names it; an explicit file, another source or a folder without one leave it as given."""
+    (tmp_path / "pipes.gpkg").write_bytes(b"")
+    assert load_config(None, {"input.input": tmp_path}).input.pipes == tmp_path / "pipes.gpkg"
+    (tmp_path / "pipes.geojson").write_text("{}")
+    cfg = load_config(None, {"input.input": tmp_path})
+    assert cfg.input.pipes == tmp_path / "pipes.geojson" and "pipes.geojson" in cfg.to_yaml()
+    assert load_config(None, {"input.input": tmp_path, "input.pipes": "/x/net.shp"}).input.pipes.name == "net.shp"
+    assert load_config(None, {"input.input": tmp_path, "input.source": "stac"}).input.pipes is None
+    assert load_config(None, {"input.input": tmp_path / "sub"}).input.pipes is None
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert load_config(None, {"input.input": empty}).input.pipes is None

@@ -42,6 +42,8 @@ def plan_run(cfg: Config) -> RunPlan:
         return plan_gee(cfg)
     if cfg.input.input is None and cfg.input.thermal is None:
         raise ConfigError("no input folder given (--input DIR, or --thermal FILE)")
+    if cfg.input.input is not None and not Path(cfg.input.input).is_dir():  # before asking for its network
+        raise InputError(f"input folder {cfg.input.input} does not exist")
     require_pipes(cfg)
     if cfg.input.thermal is not None or thermal_files(cfg.input.input):
         if cfg.input.input is not None and _has_landsat(Path(cfg.input.input)):

@@ -124,7 +124,8 @@ class RunPlan:
 
 def require_pipes(cfg: Config) -> None:
     if cfg.input.pipes is None:
-        raise ConfigError("no pipe network given (--pipes FILE)")
+        where = f"; {cfg.input.input} has no pipes.geojson" if cfg.input.input is not None else ""
+        raise ConfigError(f"no pipe network given (--pipes FILE){where}")
 
 
 def require_aoi(cfg: Config) -> None:
