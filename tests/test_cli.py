@@ -143,8 +143,9 @@ def test_the_input_folders_own_network_and_a_missing_folder(small_scene, tmp_pat
     res = runner.invoke(app, ["run", "--input", str(small_scene), "--out", str(tmp_path / "o"), "--dry-run"],
                         terminal_width=200)
     assert res.exit_code == 0 and "Plan:" in res.output, res.output
-    _assert_clean_failure(_run("--input", tmp_path / "nowhere", "--out", tmp_path / "o"),
-                          f"input folder {tmp_path / 'nowhere'} does not exist", tmp_path / "o")
+    missing = _run("--input", tmp_path / "nowhere", "--out", tmp_path / "o")
+    _assert_clean_failure(missing, f"input folder {tmp_path / 'nowhere'} does not exist", tmp_path / "o")
+    assert "Dask cluster" not in missing.output  # refused before any worker started
     d = copy_scene(small_scene, tmp_path / "in")
     (d / "pipes.geojson").unlink()
     _assert_clean_failure(_run("--input", d, "--out", tmp_path / "o"), "no pipe network given (--pipes FILE); ",

@@ -32,6 +32,18 @@ from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, mak
 log = logging.getLogger(__name__)
 
 
+def check_local_inputs(cfg: Config) -> None:
+    """The checks of a local run that need no file read: an input folder (or thermal raster) that exists, a network.
+    ``run`` makes them before it starts its workers, so that a mistyped path costs no cluster start."""
+    if cfg.input.source in ("stac", "ecostress", "gee"):
+        return
+    if cfg.input.input is None and cfg.input.thermal is None:
+        raise ConfigError("no input folder given (--input DIR, or --thermal FILE)")
+    if cfg.input.input is not None and not Path(cfg.input.input).is_dir():  # before asking for its network
+        raise InputError(f"input folder {cfg.input.input} does not exist")
+    require_pipes(cfg)
+
+
 def plan_run(cfg: Config) -> RunPlan:
     """Check every input and lay out the tiles; raises a :class:`HeattrackError` naming the problem."""
     if cfg.input.source == "stac":
@@ -40,11 +52,7 @@ def plan_run(cfg: Config) -> RunPlan:
         return plan_ecostress(cfg)
     if cfg.input.source == "gee":
         return plan_gee(cfg)
-    if cfg.input.input is None and cfg.input.thermal is None:
-        raise ConfigError("no input folder given (--input DIR, or --thermal FILE)")
-    if cfg.input.input is not None and not Path(cfg.input.input).is_dir():  # before asking for its network
-        raise InputError(f"input folder {cfg.input.input} does not exist")
-    require_pipes(cfg)
+    check_local_inputs(cfg)
     if cfg.input.thermal is not None or thermal_files(cfg.input.input):
         if cfg.input.input is not None and _has_landsat(Path(cfg.input.input)):
             return _plan_mixed(cfg)

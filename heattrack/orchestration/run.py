@@ -37,7 +37,7 @@ from heattrack.orchestration.output_folder import (
     as_location,
     prepare_output,
 )
-from heattrack.orchestration.plan import plan_run
+from heattrack.orchestration.plan import check_local_inputs, plan_run
 from heattrack.orchestration.report_helper import ReportHelper, figures_on_a_worker
 from heattrack.orchestration.run_plan import RunPlan, halo_points, points_by_tile
 
@@ -172,6 +172,8 @@ def run(
     out = as_location(out)
     # LocalCluster workers start while the driver plans (48 km: 0.97x wall); Slurm/K8s jobs once the plan stands
     early = client is None and plan is None and cfg.compute.scheduler == "local"
+    if early:
+        check_local_inputs(cfg)  # a mistyped path: its one-line error before any worker starts
     background = _BackgroundClient(cfg) if early else None
     try:
         plan = plan if plan is not None else plan_run(cfg)
