@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from heattrack.config_compute import ComputeConfig, KubernetesConfig, SlurmConfig
 from heattrack.config_compute import Section as _Section
-from heattrack.config_sources import EcostressConfig, GeeConfig, StacConfig
+from heattrack.config_sources import EcostressConfig, GeeConfig, SimulateConfig, StacConfig
 from heattrack.errors import ConfigError
 
 
@@ -118,6 +118,15 @@ class DownscaleConfig(_Section):
     dms_residual_iterations: int = Field(2, ge=0, description="DMS: after adding the coarse residual back, add "
                                          "the residual the corrected field still leaves (seen through the footprint) "
                                          "this many times more (iterative back-projection; 0: one correction).")
+    dms_local_window_m: float = Field(500.0, ge=0, description="DMS local models: the global model's coarse "
+                                      "residual is regressed on the predictors in windows of this side (m, whole "
+                                      "thermal pixels; each window's fit reaches half a window further) and applied "
+                                      "on the fine grid where that beats the global model on the held-out cells; "
+                                      "windows of fewer than 3 thermal pixels (coarser data): none. 0: off.")
+    dms_local_alpha: float = Field(0.3, ge=0, description="DMS local models: ridge penalty per cell on standardised "
+                                   "predictors.")
+    dms_local_gain: float = Field(0.97, gt=0, le=1.0, description="DMS local models: used on a tile only where "
+                                  "their held-out RMSE is below this fraction of the global model's.")
     smooth_residual: bool = Field(True, description="TsHARP: add the coarse residual as a bilinear field (then "
                                   "the exact per-block remainder) instead of as blocks.")
 
@@ -298,29 +307,6 @@ class ReportConfig(_Section):
                                                         "everywhere), or zstd, read by GDAL >= 2.3, QGIS and rasterio "
                                                         "but not by every older GIS, and 30-45 % faster to write "
                                                         "(a national run's tile tasks: ~3 % of their time).")
-
-
-class SimulateConfig(_Section):
-    """The synthetic region of `heattrack simulate` / `heattrack demo` (not part of the processing hash)."""
-
-    size_km: float = Field(12.0, ge=1.0, description="Side of the square region (km).")
-    leaks: int = Field(18, ge=0, description="Number of leaking segments.")
-    distractors: int | None = Field(None, ge=0, description="Hot spots away from pipes (None: as many as leaks).")
-    seed: int = Field(3, description="Random seed of the scene (same seed, same scene).")
-    cloud_fraction: float = Field(0.06, ge=0.0, le=0.95, description="Landsat cloud cover 0-1.")
-    dates: int = Field(1, ge=1, le=12, description="Date pairs 16 days apart (> 1: one sub-folder per date; "
-                       "leaks persist, half the distractors move, new noise and clouds per date).")
-    season: int = Field(0, ge=0, description="> 0: a later winter of the same city (same pipes; a share of the "
-                        "leaks repaired, as many new ones; dates + 365 days per season).")
-    leak_k: tuple[float, float] = Field((2.0, 10.0), description="Range of leak peak excess temperature (K).")
-    sensor: Literal["landsat", "airborne", "ecostress", "landsat+ecostress"] = Field(
-        "landsat", description="landsat: Landsat C2L2 + Sentinel-2 L2A products; airborne: only thermal/ (the true "
-        "10 m LST + 0.1 K noise), as a utility's winter-night thermography flight; ecostress: only thermal/, an "
-        "ECOSTRESS L2T LSTE night pass (70 m, 0.3 K noise, cloud/water/LST_err layers); landsat+ecostress: "
-        "both, for a mixed run.")
-    family_member: int | None = Field(None, description="Simulate member N of the randomised simulator family "
-                                      "(heattrack.simulate.family_spec) instead of the settings above (size_km, "
-                                      "sensor, season and dates still apply).")
 
 
 class Config(_Section):

@@ -1,5 +1,6 @@
-"""The sections of the one :class:`heattrack.config.Config` that configure remote imagery sources: STAC,
-Earth Engine and ECOSTRESS (from CMR-STAC or Earth Engine)."""
+"""The sections of the one :class:`heattrack.config.Config` that configure imagery sources: STAC, Earth Engine,
+ECOSTRESS (from CMR-STAC or Earth Engine) and the simulator (``simulate``: the synthetic source, ``heattrack
+simulate`` and ``demo``)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,26 @@ class EcostressConfig(Section):
     min_clear_fraction: float = Field(0.05, ge=0, le=1, description="Passes with a smaller clear share of the "
                                       "AOI (cloud and water masked) are skipped.")
     max_items: int = Field(500, ge=1, description="At most this many items per search.")
+
+
+class SimulateConfig(Section):
+    """The synthetic region of `heattrack simulate` / `heattrack demo` (not part of the processing hash)."""
+
+    size_km: float = Field(12.0, ge=1.0, description="Side of the square region (km).")
+    leaks: int = Field(18, ge=0, description="Number of leaking segments.")
+    distractors: int | None = Field(None, ge=0, description="Hot spots away from pipes (None: as many as leaks).")
+    seed: int = Field(3, description="Random seed of the scene (same seed, same scene).")
+    cloud_fraction: float = Field(0.06, ge=0.0, le=0.95, description="Landsat cloud cover 0-1.")
+    dates: int = Field(1, ge=1, le=12, description="Date pairs 16 days apart (> 1: one sub-folder per date; "
+                       "leaks persist, half the distractors move, new noise and clouds per date).")
+    season: int = Field(0, ge=0, description="> 0: a later winter of the same city (same pipes; a share of the "
+                        "leaks repaired, as many new ones; dates + 365 days per season).")
+    leak_k: tuple[float, float] = Field((2.0, 10.0), description="Range of leak peak excess temperature (K).")
+    sensor: Literal["landsat", "airborne", "ecostress", "landsat+ecostress"] = Field(
+        "landsat", description="landsat: Landsat C2L2 + Sentinel-2 L2A products; airborne: only thermal/ (the true "
+        "10 m LST + 0.1 K noise), as a utility's winter-night thermography flight; ecostress: only thermal/, an "
+        "ECOSTRESS L2T LSTE night pass (70 m, 0.3 K noise, cloud/water/LST_err layers); landsat+ecostress: "
+        "both, for a mixed run.")
+    family_member: int | None = Field(None, description="Simulate member N of the randomised simulator family "
+                                      "(heattrack.simulate.family_spec) instead of the settings above (size_km, "
+                                      "sensor, season and dates still apply).")

@@ -127,7 +127,8 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     ``known``: fields on the LST grid scored the same way under their own names (a simulated scene's true LST:
     what a perfect sharpener would deliver, the protocol's own ceiling).
     """
-    from heattrack.kernels.dms import DMSParams, dms_sharpen
+    from heattrack.config import Config
+    from heattrack.kernels.dms import DMSParams, dms_sharpen, local_window_cells
     from heattrack.kernels.features import ndvi
     from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen
     from heattrack.kernels.predictors import LANDSAT_TIRS_PSF_SIGMA_M, predictor_stack, psf_blur
@@ -144,8 +145,9 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
 
     def run_dms():
         stack, names = predictor_stack(bands, valid)
+        local = local_window_cells(Config().downscale.dms_local_window_m, pixel_m * factor)  # the chain's window (m)
         return dms_sharpen(coarse, stack, valid, factor,
-                           DMSParams(seed=seed, psf_sigma_px=sigma_px), names=names)
+                           DMSParams(seed=seed, psf_sigma_px=sigma_px, local_window=local), names=names)
 
     runners = {
         "bilinear": lambda: bilinear_sharpen(coarse, valid, factor),

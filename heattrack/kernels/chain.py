@@ -11,7 +11,7 @@ import numpy as np
 
 from heattrack.kernels.anomaly import local_anomaly, local_background
 from heattrack.kernels.detectors import DetectorParams, detect, iforest_evidence
-from heattrack.kernels.dms import DMSParams, dms_sharpen
+from heattrack.kernels.dms import DMSParams, dms_sharpen, local_window_cells
 from heattrack.kernels.features import ndvi
 from heattrack.kernels.linear_trees import ridge_coefficients
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
@@ -94,7 +94,9 @@ class ChainParams:
                 psf_sigma_px=cfg.downscale.dms_psf_sigma_m / res, holdout_every=cfg.downscale.dms_holdout_every,
                 guard=cfg.downscale.dms_guard, guard_ratio=cfg.downscale.dms_guard_ratio,
                 scale_up_tolerance=cfg.downscale.dms_scale_up_tolerance,
-                residual_iterations=cfg.downscale.dms_residual_iterations, seed=cfg.seed),
+                residual_iterations=cfg.downscale.dms_residual_iterations,
+                local_window=local_window_cells(cfg.downscale.dms_local_window_m, cfg.downscale.thermal_resolution_m),
+                local_alpha=cfg.downscale.dms_local_alpha, local_gain=cfg.downscale.dms_local_gain, seed=cfg.seed),
             dms_bands=tuple(cfg.downscale.dms_bands),
             detector=detector_params(cfg),
         )

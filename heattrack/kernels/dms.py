@@ -10,7 +10,11 @@
 4. **Residual correction**: the coarse residual ``LST - sensor_aggregate(prediction)`` is added back as a
    bilinear field (pyDMS: without it DMS loses to bilinear on real scenes), then twice more the residual the
    corrected field leaves (``residual_iterations``, back-projection, since 2026-12-06).
-5. **Guard, per tile** (:func:`holdout_check`): one coarse cell in every ``holdout_every`` x ``holdout_every``
+5. **Local models** (since 2026-12-06, :mod:`heattrack.kernels.local_models`): the chosen model's coarse residual
+   regressed on the predictors in windows of ``local_window`` coarse cells (500 m on Landsat's 100 m), applied on
+   the fine grid before the residual correction, where that beats the model on the held-out cells by
+   ``local_gain``; the model's own prediction stays the land-cover expectation the ranking reads.
+6. **Guard, per tile** (:func:`holdout_check`): one coarse cell in every ``holdout_every`` x ``holdout_every``
    block is held out of training. Each held-out cell is predicted twice from its neighbours: by bilinear-like
    interpolation of the neighbours' LST (what bilinear delivers) and by the model's aggregated prediction
    plus the neighbours' interpolated residual (what DMS delivers). The model is used only if its RMSE there
@@ -31,6 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from heattrack.kernels.linear_trees import LinearLeafTreeEnsemble
+from heattrack.kernels.local_models import apply_local_models, local_models
 from heattrack.kernels.lst import (
     SharpenResult,
     bilinear_sharpen,
@@ -72,7 +77,20 @@ class DMSParams:
     #: corrected field seen through the footprint (bilinear, like the first); 2 (since 2026-12-06) brings the field
     #: close to seeing what the sensor saw (chosen on tuning members 0-11; README "10 m LST")
     residual_iterations: int = 2
+    #: local models (:mod:`heattrack.kernels.local_models`): the global model's coarse residual regressed on the
+    #: predictors in windows of this many coarse cells (0: none), ridge penalty ``local_alpha``; used where their
+    #: held-out RMSE is below ``local_gain`` x the global model's (chosen on tuning members 0-11, 2026-12-06)
+    local_window: int = 5
+    local_alpha: float = 0.3
+    local_gain: float = 0.97
     seed: int = 0
+
+
+def local_window_cells(window_m: float, cell_m: float) -> int:
+    """The local models' window in coarse cells of ``cell_m``: ``window_m`` rounded, 0 (no local models) below 3
+    cells — a window of 1-2 cells and its reach hold too few cells for a model of every predictor."""
+    cells = int(round(window_m / cell_m)) if cell_m > 0 else 0
+    return cells if cells >= 3 else 0
 
 
 def _ensemble(params: DMSParams, depth: int | None = None) -> LinearLeafTreeEnsemble:
@@ -182,8 +200,22 @@ def _candidate(name: str, cols: list[int], depth: int, X, y, pf, pc, mask, lst_c
     u_m, u_b, _ = scale_up_check(lst_coarse, pc[cols], replace(params, max_depth=depth)) if params.guard \
         else (0.0, 1.0, 0)
     ok = e_m < params.guard_ratio * e_b and u_m < params.scale_up_tolerance * u_b
-    return {"name": name, "pred": pred, "rmse": e_m, "rmse_bilinear": e_b, "n": n, "up": u_m, "up_bilinear": u_b,
+    return {"name": name, "pred": pred, "agg": agg, "rmse": e_m, "rmse_bilinear": e_b, "n": n, "up": u_m, "up_bilinear": u_b,
             "passes": bool(ok)}
+
+
+def _with_local_models(chosen: dict, lst_coarse, pc, pf, train, held, factor: int, params: DMSParams
+                       ) -> tuple[np.ndarray, dict]:
+    """The chosen candidate's fine prediction plus the local models' correction where that beats it on the held-out
+    cells by ``params.local_gain`` (the models are fitted on the training cells only); else the prediction as it
+    is. Returns the field and what was decided."""
+    models = local_models(lst_coarse - chosen["agg"], pc, train, params.local_window, params.local_alpha)
+    if models is None:
+        return chosen["pred"], {"used": False, "reason": "too few cells per window"}
+    corrected = chosen["pred"] + apply_local_models(pf, models, params.local_window * factor)
+    e_l, _, _ = holdout_check(lst_coarse, sensor_aggregate(corrected, factor, params.psf_sigma_px), train, held)
+    used = bool(e_l < params.local_gain * chosen["rmse"])
+    return (corrected if used else chosen["pred"]), {"used": used, "holdout_rmse_k": round(e_l, 4)}
 
 
 def dms_sharpen(
@@ -244,11 +276,14 @@ def dms_sharpen(
     if chosen is None:
         res = bilinear_sharpen(lst_coarse, valid_fine, factor)
         return SharpenResult(res.lst, {**info, "method": "bilinear"})
-    lst = _residual_corrected(chosen["pred"], lst_coarse, factor, params.psf_sigma_px, params.residual_iterations)
+    fine = chosen["pred"]
+    if params.local_window > 0:
+        fine, info["local_models"] = _with_local_models(chosen, lst_coarse, pc, pf, train, held, factor, params)
+    lst = _residual_corrected(fine, lst_coarse, factor, params.psf_sigma_px, params.residual_iterations)
     lst[~valid_fine] = np.nan
     expected = chosen["pred"].copy()
     expected[~np.isfinite(lst)] = np.nan
     return SharpenResult(lst, {**info, "method": chosen["name"]}, expected=expected)
 
 
-__all__ = ["DMSParams", "LinearLeafTreeEnsemble", "dms_sharpen", "holdout_check", "holdout_mask"]
+__all__ = ["DMSParams", "LinearLeafTreeEnsemble", "dms_sharpen", "holdout_check", "holdout_mask", "local_window_cells"]

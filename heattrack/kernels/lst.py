@@ -207,7 +207,8 @@ def _nearest_fill(a, bad, out):
             out[r, c] = a[fr[env[k]], env[k]]
 
 
-def _linear_weights(n_coarse: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_weights(n_coarse: int, factor: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per fine pixel of :func:`upsample_bilinear` along one axis: the two coarse pixels and the second's weight."""
     # fine pixel centre k sits at (k + 0.5) / factor - 0.5 in coarse pixel-centre coordinates
     pos = (np.arange(n_coarse * factor) + 0.5) / factor - 0.5
     pos = np.clip(pos, 0, n_coarse - 1)
@@ -223,8 +224,8 @@ def upsample_bilinear(coarse: np.ndarray, factor: int) -> np.ndarray:
     callers mask the result with their own fine validity mask.
     """
     c = fill_nearest(np.asarray(coarse, dtype=np.float32))
-    y0, y1, wy = _linear_weights(c.shape[0], factor)
-    x0, x1, wx = _linear_weights(c.shape[1], factor)
+    y0, y1, wy = linear_weights(c.shape[0], factor)
+    x0, x1, wx = linear_weights(c.shape[1], factor)
     return bilinear_gather(c, y0, y1, wy, x0, x1, wx)
 
 
