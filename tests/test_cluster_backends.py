@@ -184,10 +184,17 @@ def test_a_run_whose_plan_fails_closes_the_cluster_it_started(tmp_path, monkeypa
         events.append("closed")
 
     monkeypatch.setattr(cluster, "make_client", fake_client)
-    cfg = load_config(None, {"input.input": tmp_path / "missing", "input.pipes": tmp_path / "missing.geojson"})
+    empty = tmp_path / "empty"  # exists, holds no scene: the plan fails after the cluster started
+    empty.mkdir()
+    cfg = load_config(None, {"input.input": empty, "input.pipes": tmp_path / "missing.geojson"})
     with pytest.raises(InputError):
         run_mod.run(cfg, tmp_path / "out")
     assert events == ["started", "closed"]
+    events.clear()  # a folder that does not exist is refused before any cluster starts
+    cfg = load_config(None, {"input.input": tmp_path / "missing", "input.pipes": tmp_path / "missing.geojson"})
+    with pytest.raises(InputError, match="does not exist"):
+        run_mod.run(cfg, tmp_path / "out")
+    assert events == []
 
 
 def test_pod_validation_rejects_unknown_fields_and_bad_enums():
