@@ -200,8 +200,8 @@ def _candidate(name: str, cols: list[int], depth: int, X, y, pf, pc, mask, lst_c
     u_m, u_b, _ = scale_up_check(lst_coarse, pc[cols], replace(params, max_depth=depth)) if params.guard \
         else (0.0, 1.0, 0)
     ok = e_m < params.guard_ratio * e_b and u_m < params.scale_up_tolerance * u_b
-    return {"name": name, "pred": pred, "agg": agg, "rmse": e_m, "rmse_bilinear": e_b, "n": n, "up": u_m, "up_bilinear": u_b,
-            "passes": bool(ok)}
+    return {"name": name, "pred": pred, "agg": agg, "rmse": e_m, "rmse_bilinear": e_b, "n": n, "up": u_m,
+            "up_bilinear": u_b, "passes": bool(ok)}
 
 
 def _with_local_models(chosen: dict, lst_coarse, pc, pf, train, held, factor: int, params: DMSParams

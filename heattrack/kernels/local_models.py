@@ -7,9 +7,10 @@ footprint) is regressed on the standardised coarse predictors in overlapping win
 ``window`` x ``window`` cells and ``window // 2`` cells beyond it on every side, a ridge regression per window with
 the leaf models' penalty (:func:`heattrack.kernels.linear_trees.ridge_penalty`) — and each window's model is applied
 on the fine grid, its coefficients interpolated bilinearly between the window centres. A window with fewer than
-``4 x (predictors + 1)`` usable cells gets no model (zero correction). Cost: the windows' normal equations from
-one matrix product per side (``(p + 1)(p + 2) / 2`` products of the coarse predictors) and one batched solve; on the fine
-grid one interpolated coefficient field and one multiply-add per predictor.
+``4 x (predictors + 1)`` usable cells gets no model (zero correction). Cost (a padded 10 km tile, 9 predictors:
+~15 ms): the windows' normal equations from the ``(p + 1)(p + 2) / 2`` products of the coarse predictors summed by
+one matrix product per side, one batched solve, and on the fine grid one compiled pass (each coefficient field
+interpolated and multiplied with its predictor).
 """
 
 from __future__ import annotations
