@@ -143,9 +143,11 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     truth = np.where(valid, lst, np.nan)
     sigma_px = (LANDSAT_TIRS_PSF_SIGMA_M if psf_sigma_m is None else psf_sigma_m) / pixel_m
 
+    window_m = Config().downscale.dms_local_window_m
+    local = local_window_cells(window_m, pixel_m * factor)  # the chain's window (m) in this protocol's coarse cells
+
     def run_dms():
         stack, names = predictor_stack(bands, valid)
-        local = local_window_cells(Config().downscale.dms_local_window_m, pixel_m * factor)  # the chain's window (m)
         return dms_sharpen(coarse, stack, valid, factor,
                            DMSParams(seed=seed, psf_sigma_px=sigma_px, local_window=local), names=names)
 
@@ -171,6 +173,12 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     for name in methods:
         res = runners[name]()
         score(name, res.lst, res.info)
+    cell = f"{pixel_m * factor:g} m"
+    used = results.get("dms", {}).get("info", {}).get("local_models", {}).get("used")
+    results["dms_local_models"] = (
+        f"DMS local models: off here ({window_m:g} m windows need at least 3 coarse pixels; these are {cell}), so "
+        "this protocol does not test them." if not local else
+        f"DMS local models ({local} cells of {cell} per window): {'used' if used else 'not used'} on this scene.")
     for name, field in (known or {}).items():
         score(name, np.asarray(field, dtype=np.float32)[:h, :w], {"method": "known"})
     return results

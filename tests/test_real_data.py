@@ -34,6 +34,9 @@ def test_momotombo_real_value_ranges_and_asc_protocol():
     assert r["dms"]["rmse_k"] <= r["bilinear"]["rmse_k"] + 1e-6
     r9 = aggregate_sharpen_compare(st, bands, factor=9, eval_factor=3)
     assert r9["dms"]["rmse_k"] <= r9["bilinear"]["rmse_k"] + 1e-6
+    # the local models' 500 m windows: 5.6 cells of 90 m (engaged, not used: the guard chose bilinear), 1.9 of 270 m
+    assert r["dms_local_models"].startswith("DMS local models (6 cells of 90 m") and "not used" in r["dms_local_models"]
+    assert "off here" in r9["dms_local_models"] and "local_models" not in r9["dms"]["info"]
 
 
 def test_validate_sharpening_command(tmp_path):
@@ -49,6 +52,6 @@ def test_validate_sharpening_command(tmp_path):
     out = json.loads((tmp_path / "a.json").read_text())
     assert out["factor"] == 9 and out["eval_factor"] == 3 and out["tsharp"]["rmse_k"] < out["bilinear"]["rmse_k"]
     assert all(0 < out[m]["rmse_seen_k"] < 3.0 for m in ("bilinear", "tsharp", "dms"))
-    assert "seen through the footprint" in res.output
+    assert "seen through the footprint" in res.output and "does not test them" in " ".join(res.output.split())
     bad = CliRunner().invoke(app, ["validate-sharpening", "--landsat", str(REAL / "landsat-amazonas-cloud")])
     assert bad.exit_code == 1 and "SR_B4" in bad.output
