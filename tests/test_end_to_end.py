@@ -210,6 +210,9 @@ def test_report_rebuild(finished_run, tmp_path):
     assert _thumbnails(out / "report") == (promised, drawn)  # drawn here this time
     page = (out / "report" / "index.html").read_text()
     assert "The top 20" in page and "risk_map.png" in page and '<div id="map">' in page
+    tiles = json.loads((out / "run.json").read_text())["tile_summaries"].values()
+    methods = [t["sharpen"]["method"] for t in tiles]  # how the 10 m LST was made, as the tiles recorded it
+    assert f"{methods[0]} on {methods.count(methods[0])}" in page and f"of {len(methods)} tiles" in page
     flags = json.loads((out / "run.json").read_text())["detectability"]["flags"]
     assert f"<b>{flags['flagged']}</b> segments reached the flag level" in page
     assert (out / "report" / "map.html").exists() and (out / "report" / "map" / "data" / "top.js").exists()

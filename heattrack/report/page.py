@@ -232,11 +232,28 @@ def _source_lines(inputs: dict) -> tuple[str, str]:
             "in it, so risk ranks where to look first, it does not prove a leak.")
 
 
+def sharpening_line(run_info: RunRecord) -> str:
+    """How the 10 m LST was made: the sharpener the guard chose per tile (first date) and where DMS's local models
+    were used; empty for runs that do not sharpen (thermal rasters)."""
+    info = [t.sharpen or {} for t in run_info.tile_summaries.values()]
+    methods: dict[str, int] = {}
+    for i in info:
+        if i.get("method") and i.get("method") != "none":
+            methods[i["method"]] = methods.get(i["method"], 0) + 1
+    if not methods:
+        return ""
+    local = sum(bool((i.get("local_models") or {}).get("used")) for i in info)
+    chosen = ", ".join(f"{m} on {n}" for m, n in sorted(methods.items(), key=lambda kv: -kv[1]))
+    return (f" 10 m LST: {chosen} of {len(info)} tiles (the guard's choice per tile, run.json)"
+            + (f"; DMS's local models on {local}" if local else "") + ".")
+
+
 def _page(run_info: RunRecord, seg: gpd.GeoDataFrame, meta: dict, folder: Path, extra: str) -> str:
     warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.warnings)
     inputs = run_info.inputs
     n_ok = int((seg["status"] == "ok").sum())
     source_line, reading = _source_lines(inputs)
+    source_line += sharpening_line(run_info)
     files = [f"<a href='../{n}'>{n}</a>" for n in ("top_segments.csv", "top_segments.gpx", "segments.gpkg",
                                                    "segments.geojson", "hotspots.geojson", "risk_10m.tif",
                                                    "risk_10m.vrt", "lst_10m.vrt")
