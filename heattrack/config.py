@@ -72,10 +72,8 @@ class InputConfig(_Section):
         the resolved configuration written beside the outputs names the network the run used."""
         if not isinstance(data, dict) or data.get("pipes") is not None or data.get("source", "local") != "local":
             return data
-        folder = data.get("input")
-        if folder is None or not Path(folder).is_dir():
-            return data
-        found = next((Path(folder) / n for n in INPUT_FOLDER_PIPES if (Path(folder) / n).is_file()), None)
+        folder = Path(data["input"]) if data.get("input") is not None else None
+        found = next((folder / n for n in INPUT_FOLDER_PIPES if (folder / n).is_file()), None) if folder else None
         return {**data, "pipes": found} if found is not None else data
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import os
 import shutil
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,14 +237,11 @@ def sharpening_line(run_info: RunRecord) -> str:
     """How the 10 m LST was made: the sharpener the guard chose per tile (first date) and where DMS's local models
     were used; empty for runs that do not sharpen (thermal rasters)."""
     info = [t.sharpen or {} for t in run_info.tile_summaries.values()]
-    methods: dict[str, int] = {}
-    for i in info:
-        if i.get("method") and i.get("method") != "none":
-            methods[i["method"]] = methods.get(i["method"], 0) + 1
+    methods = Counter(i["method"] for i in info if i.get("method") not in (None, "none"))
     if not methods:
         return ""
     local = sum(bool((i.get("local_models") or {}).get("used")) for i in info)
-    chosen = ", ".join(f"{m} on {n}" for m, n in sorted(methods.items(), key=lambda kv: -kv[1]))
+    chosen = ", ".join(f"{m} on {n}" for m, n in methods.most_common())
     return (f" 10 m LST: {chosen} of {len(info)} tiles (the guard's choice per tile, run.json)"
             + (f"; DMS's local models on {local}" if local else "") + ".")
 
