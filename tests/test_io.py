@@ -195,6 +195,52 @@ def test_a_day_split_over_two_products_reads_as_one_mosaic(small_scene, tmp_path
         discover_local_scene(tmp_path / "split")
 
 
+def _coarser_copy(src, dst, factor: int) -> None:
+    with rasterio.open(src) as r:
+        prof = r.profile | {"width": r.width // factor, "height": r.height // factor,
+                            "transform": r.transform @ Affine.scale(factor), "blockxsize": 128, "blockysize": 128}
+        data = r.read(1, out_shape=(prof["height"], prof["width"]), resampling=Resampling.nearest)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with rasterio.open(dst, "w", **prof) as w:
+        w.write(data, 1)
+
+
+def test_unpacked_products_are_found_in_their_folders(small_scene, tmp_path):
+    """A Landsat product unpacked into its own folder and a Sentinel-2 ``.SAFE`` (IMG_DATA/R10m, R20m, R60m, the
+    same bands at several resolutions, QI_DATA masks, MTD_MSIL2A.xml at its root) read exactly as the flat layout:
+    each band from its finest file, the BOA offset from the SAFE's metadata."""
+    flat = discover_local_scene(small_scene)
+    scene = tmp_path / "unpacked"
+    product = scene / "landsat" / flat.landsat_product
+    product.mkdir(parents=True)
+    for f in (small_scene / "landsat").iterdir():
+        shutil.copy(f, product / f.name)
+    safe = scene / "sentinel2" / "S2B_MSIL2A_20250116T022019_N0511_R003_T52SCG_20250116T041520.SAFE"
+    img = safe / "GRANULE" / "L2A_T52SCG_A040000_20250116T022019" / "IMG_DATA"
+    for f in (small_scene / "sentinel2").glob("*.tif"):
+        res = f.stem.rsplit("_", 1)[1]
+        (img / f"R{res}").mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, img / f"R{res}" / f.name)
+        _coarser_copy(f, img / "R60m" / f.name.replace(f"_{res}.", "_60m."), 60 // int(res[:2]))
+        if res == "10m":  # the SAFE's R20m folder holds the 10 m bands again at 20 m
+            _coarser_copy(f, img / "R20m" / f.name.replace("_10m.", "_20m."), 2)
+    _coarser_copy(img / "R20m" / "T52SCG_20250116T022019_SCL_20m.tif", safe / "GRANULE" / "QI_DATA" /
+                  "MSK_CLDPRB_20m.tif", 1)
+    shutil.copy(small_scene / "sentinel2" / "MTD_MSIL2A.xml", safe / "MTD_MSIL2A.xml")
+    found = discover_local_scene(scene)
+    assert {b: p.name for b, p in found.landsat.items()} == {b: p.name for b, p in flat.landsat.items()}
+    assert {b: p.relative_to(img).as_posix() for b, p in found.sentinel2.items()} == {
+        b: f"R{p.stem.rsplit('_', 1)[1]}/{p.name}" for b, p in flat.sentinel2.items()}
+    assert found.s2_boa_offset == -1000.0 and found.s2_offset_source == flat.s2_offset_source
+    fp, crs = scene_footprint(flat)
+    b = fp.boundingbox
+    gb = GeoBox((120, 130), Affine(10, 0, b.left + 400, 0, -10, b.top - 300), crs)
+    a, c = LocalSceneReader(flat).read(gb), LocalSceneReader(found).read(gb)
+    np.testing.assert_array_equal(a.lst, c.lst)
+    assert set(a.bands) == set(c.bands) and all(np.array_equal(a.bands[k], c.bands[k], equal_nan=True)
+                                                for k in a.bands)
+
+
 def test_jp2_sentinel2_is_accepted(small_scene, tmp_path):
     scene_dir = copy_scene(small_scene, tmp_path / "jp2scene")
     for p in list((scene_dir / "sentinel2").glob("*_B0[48]_10m.tif")):
@@ -280,6 +326,17 @@ def test_pipes_in_metres_declared_lonlat_is_refused(tmp_path):
         "segment_id": "a"}, "geometry": {"type": "LineString", "coordinates": [[305000, 4165000], [305100, 4165000]]}}]}))
     with pytest.raises(InputError, match="not lon/lat"):
         read_pipes(p)
+
+
+def test_pipes_diameter_from_osm_or_utility_columns(tmp_path):
+    """OSM's `diameter` tag (mm) or a utility export's DN fills `diameter_mm` for the field list and the map."""
+    feats = [{"type": "Feature", "properties": {"diameter": d}, "geometry": {"type": "LineString", "coordinates": [
+        [24.94, 60.17 + i * 1e-3], [24.95, 60.17 + i * 1e-3]]}} for i, d in enumerate(["300", "unknown"])]
+    p = tmp_path / "osm.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    assert read_pipes(p)["diameter_mm"].tolist()[0] == 300.0 and np.isnan(read_pipes(p)["diameter_mm"].iloc[1])
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": [dict(f, properties={"DN": 150}) for f in feats]}))
+    assert read_pipes(p)["diameter_mm"].tolist() == [150.0, 150.0]
 
 
 def test_pipes_gpkg_any_crs_and_ids(small_scene, tmp_path):

@@ -98,6 +98,16 @@ def test_sample_segment_points_match_geos_on_every_line_kind(rng):
     assert (pts.x[pts.segment == lines.size - 1] >= 100).sum() == 6  # the second part of the multiline
 
 
+def test_a_network_of_only_multilinestrings_is_sampled():
+    """A network whose every feature is a MultiLineString of parts that do not merge (a GIS export that groups
+    pipes) has no LineString for the vectorised walk: it is sampled by GEOS alone (it raised IndexError)."""
+    lines = np.array([shapely.MultiLineString([[(0, 0), (25, 0)], [(100, 100), (100, 160)]]),
+                      shapely.MultiLineString([[(0, 50), (40, 50)], [(300, 0), (300, 30)]])], dtype=object)
+    pts = sample_segment_points(lines, 10.0)
+    assert np.bincount(pts.segment).tolist() == [9, 7]
+    assert (pts.x[pts.segment == 1] == 300).sum() == 3 and np.isfinite(pts.x).all()
+
+
 def test_neighbourhood_max_ignores_nan():
     a = np.full((5, 5), np.nan, dtype=np.float32)
     a[2, 2] = 1.0

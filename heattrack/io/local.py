@@ -88,7 +88,23 @@ class LocalScene:
 
 
 def _rasters(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES)
+    """The folder's rasters, its sub-folders' included (an unpacked Landsat product folder, a Sentinel-2 ``.SAFE``
+    with ``GRANULE/*/IMG_DATA/R10m|R20m|R60m``), in name order."""
+    return sorted((p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES),
+                  key=lambda p: (p.name, str(p)))
+
+
+#: the resolution tag of a Sentinel-2 L2A band file (``T33UUP_20250116T101301_B04_10m.jp2``)
+_S2_RESOLUTION = re.compile(r"_(\d{2})m(?=[_\-.]|$)", re.I)
+
+
+def _finest(paths: list[Path]) -> list[Path]:
+    """Where one granule has a band at several resolutions (a ``.SAFE``'s R10m, R20m and R60m folders: names equal
+    but for the ``_10m`` / ``_20m`` / ``_60m`` tag), the finest file; all others are kept."""
+    best: dict[str, Path] = {}
+    for p in sorted(paths, key=lambda p: int(m.group(1)) if (m := _S2_RESOLUTION.search(p.name)) else 0):
+        best.setdefault(_S2_RESOLUTION.sub("", p.name.rsplit(".", 1)[0]), p)
+    return [p for p in paths if p in best.values()]
 
 
 def _find_all(files: list[Path], pattern: re.Pattern, what: str, folder: Path, required: bool) -> list[Path]:
@@ -140,7 +156,7 @@ def _parse_date(text: str) -> date | None:
 def _s2_metadata(folder: Path, files: list[Path]) -> tuple[float | None, str | None, date | None]:
     """BOA offset, its source and the sensing date from MTD xml, a STAC item or the file names."""
     offset, source, when = None, None, None
-    for xml in sorted(folder.glob("*.xml")):
+    for xml in dict.fromkeys([*sorted(folder.rglob("MTD_MSIL2A.xml")), *sorted(folder.glob("*.xml"))]):
         text = xml.read_text(errors="ignore")
         offs = re.findall(r"<BOA_ADD_OFFSET[^>]*>\s*(-?\d+(?:\.\d+)?)\s*<", text)
         if offs:
@@ -182,8 +198,8 @@ def discover_local_scene(input_dir: Path) -> LocalScene:
     found = {b: _find_all(ls_files, re.compile(rf"_{b}\.(tif|tiff|jp2)$", re.I), f"Landsat {b}", ls_dir, req)
              for b, req in LANDSAT_BANDS.items()}
     ls_maps = _products(ls_dir, found, _landsat_product, "Landsat")
-    found = {b: _find_all(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}", s2_dir,
-                          b in S2_BANDS) for b in (*S2_BANDS, *S2_OPTIONAL_BANDS)}
+    found = {b: _finest(_find_all(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}",
+                                  s2_dir, b in S2_BANDS)) for b in (*S2_BANDS, *S2_OPTIONAL_BANDS)}
     s2_maps = _products(s2_dir, found, _s2_granule, "Sentinel-2")
     ls_required = [b for b, r in LANDSAT_BANDS.items() if r]
     for maps, req, what in ((ls_maps, ls_required, "Landsat"), (s2_maps, S2_BANDS, "Sentinel-2")):

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 # a network file's street or address column, first match wins (OSM tags, utility GIS exports)
 STREET_COLUMNS = ("street", "addr:street", "address", "street_name", "name")
+# a network file's nominal diameter in mm, first match wins (OSM's `diameter` tag is in mm; DN is the nominal size)
+DIAMETER_COLUMNS = ("diameter_mm", "diameter", "diam_mm", "dn", "DN")
 
 
 def _stable_id(geom: shapely.Geometry, decimals: int) -> str:
@@ -29,7 +31,8 @@ def _stable_id(geom: shapely.Geometry, decimals: int) -> str:
 def read_pipes(path: Path) -> gpd.GeoDataFrame:
     """Read a pipe network (GeoJSON in lon/lat per RFC 7946, or GeoPackage/Shapefile in any CRS).
 
-    Returns columns ``segment_id`` (str, unique), ``diameter_mm`` (float, NaN if unknown), ``street`` (only when
+    Returns columns ``segment_id`` (str, unique), ``diameter_mm`` (float, from the first of
+    :data:`DIAMETER_COLUMNS`, NaN if unknown), ``street`` (only when
     the file has one of :data:`STREET_COLUMNS`) and line ``geometry`` in the file's CRS. Raises :class:`InputError` for unreadable files, non-line features only,
     a missing CRS, or coordinates that do not fit the declared CRS (metres in a lon/lat file).
     """
@@ -70,7 +73,8 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
         ids = pd.Series([_stable_id(g, decimals) for g in lines.geometry.values], index=lines.index)
         dup = ids.groupby(ids).cumcount()
         ids = ids.where(dup == 0, ids + "-" + dup.astype(str))
-    diameter = pd.to_numeric(lines["diameter_mm"], errors="coerce") if "diameter_mm" in lines else np.nan
+    diameter_col = next((c for c in DIAMETER_COLUMNS if c in lines.columns), None)
+    diameter = pd.to_numeric(lines[diameter_col], errors="coerce") if diameter_col else np.nan
     cols = {"segment_id": ids.values, "diameter_mm": diameter}
     street = next((c for c in STREET_COLUMNS if c in lines.columns), None)
     if street is not None:  # the field list names the street a crew drives to

@@ -44,7 +44,8 @@ def sample_segment_points(lines: np.ndarray, spacing_m: float) -> SegmentPoints:
     xy = np.empty((seg.size, 2))
     simple = (shapely.get_type_id(lines) == 1) & ~shapely.is_empty(lines)  # non-empty LineStrings
     fast = simple[seg]
-    xy[fast] = _interpolate_linestrings(lines[simple], np.cumsum(simple)[seg[fast]] - 1, dist[fast])
+    if fast.any():
+        xy[fast] = _interpolate_linestrings(lines[simple], np.cumsum(simple)[seg[fast]] - 1, dist[fast])
     if not fast.all():  # MultiLineStrings (parts that did not merge) and the rest: GEOS walks their parts in order
         xy[~fast] = shapely.get_coordinates(shapely.line_interpolate_point(lines[seg[~fast]], dist[~fast]))
     return SegmentPoints(xy[:, 0].copy(), xy[:, 1].copy(), seg)
