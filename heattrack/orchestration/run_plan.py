@@ -10,7 +10,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from heattrack.config import Config
+from heattrack.config import INPUT_FOLDER_PIPES, Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader
 from heattrack.io.models import check_model_matches, read_model_file
@@ -124,7 +124,7 @@ class RunPlan:
 
 def require_pipes(cfg: Config) -> None:
     if cfg.input.pipes is None:
-        where = f"; {cfg.input.input} has no pipes.geojson" if cfg.input.input is not None else ""
+        where = f"; {cfg.input.input} has no {' or '.join(INPUT_FOLDER_PIPES)}" if cfg.input.input is not None else ""
         raise ConfigError(f"no pipe network given (--pipes FILE){where}")
 
 
