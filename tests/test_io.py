@@ -393,6 +393,11 @@ def test_s2_offset_from_sensing_date_when_no_metadata(small_scene, tmp_path):
         p.rename(p.with_name(p.name.replace("20250116", "20211201")))
     scene = discover_local_scene(d)
     assert scene.s2_boa_offset == 0.0 and scene.s2_date.isoformat() == "2021-12-01"
+    for p in (d / "sentinel2").glob("*.tif"):  # names without a date (B04.tif, as some archives keep them): the
+        p.rename(p.with_name(p.name.split("_")[2] + ".tif"))  # Landsat date of the pair decides (2025: baseline >= 04.00)
+    scene = discover_local_scene(d)
+    assert scene.s2_date is None and scene.s2_boa_offset == -1000.0 and "Landsat date 2025-01-15" in \
+        scene.s2_offset_source
 
 
 def test_coregistration_finds_and_corrects_an_injected_landsat_offset(small_scene, tmp_path):

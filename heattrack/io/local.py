@@ -220,6 +220,9 @@ def discover_local_scene(input_dir: Path) -> LocalScene:
         if s2_date is not None:
             offset = -1000.0 if s2_date >= BASELINE_04_START else 0.0
             source = f"sensing date {s2_date} (no baseline metadata)"
+        elif ls_date is not None:  # a pair is days apart; the baseline changed once, on 2022-01-25
+            offset = -1000.0 if ls_date >= BASELINE_04_START else 0.0
+            source = f"the Landsat date {ls_date} (no Sentinel-2 baseline metadata or date)"
         else:
             offset, source = 0.0, "default 0 (no baseline metadata, no date)"
         log.warning("Sentinel-2 BOA offset %s taken from %s", offset, source)
