@@ -241,6 +241,32 @@ def test_unpacked_products_are_found_in_their_folders(small_scene, tmp_path):
                                                 for k in a.bands)
 
 
+def test_stac_items_in_folders_named_by_item_id(small_scene, tmp_path):
+    """Two Sentinel-2 granules kept as a STAC download keeps them: a folder per item, named by its id, holding the
+    assets under their asset names (``B04.tif``, ``SCL.tif``) and the item JSON: the granule from the folder's name,
+    the date and baseline from the item; read as the same mosaic as the granules under their product names."""
+    split = split_scene(small_scene, tmp_path / "split")
+    items = tmp_path / "items"
+    shutil.copytree(split / "landsat", items / "landsat")
+    for f in sorted((split / "sentinel2").glob("*.tif")):
+        tile, when, band = f.name.split("_")[:3]
+        folder = items / "sentinel2" / f"S2B_{tile[1:]}_{when[:8]}_0_L2A"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, folder / f"{band}.tif")
+        (folder / f"{folder.name}.json").write_text(json.dumps({"type": "Feature", "properties": {
+            "datetime": "2025-01-16T02:20:19Z", "s2:processing_baseline": "05.11"}}))
+    a, b = discover_local_scene(split), discover_local_scene(items)
+    assert len(b.sentinel2_more) == 1 and b.s2_date == a.s2_date and b.s2_boa_offset == -1000.0
+    assert [m["B04"].parent.name for m in (b.sentinel2, *b.sentinel2_more)] == ["S2B_52SCG_20250116_0_L2A",
+                                                                                "S2B_52SCH_20250116_0_L2A"]
+    fp, crs = scene_footprint(a)
+    bb = fp.boundingbox
+    gb = GeoBox.from_bbox((bb.left, bb.bottom, bb.right, bb.top), crs, resolution=10)
+    ra, rb = LocalSceneReader(a).read(gb), LocalSceneReader(b).read(gb)
+    np.testing.assert_array_equal(ra.optical_clear, rb.optical_clear)
+    assert all(np.array_equal(ra.bands[k], rb.bands[k], equal_nan=True) for k in ra.bands)
+
+
 def test_jp2_sentinel2_is_accepted(small_scene, tmp_path):
     scene_dir = copy_scene(small_scene, tmp_path / "jp2scene")
     for p in list((scene_dir / "sentinel2").glob("*_B0[48]_10m.tif")):

@@ -100,10 +100,10 @@ _S2_RESOLUTION = re.compile(r"_(\d{2})m(?=[_\-.]|$)", re.I)
 
 def _finest(paths: list[Path]) -> list[Path]:
     """Where one granule has a band at several resolutions (a ``.SAFE``'s R10m, R20m and R60m folders: names equal
-    but for the ``_10m`` / ``_20m`` / ``_60m`` tag), the finest file; all others are kept."""
-    best: dict[str, Path] = {}
+    but for the ``_10m`` / ``_20m`` / ``_60m`` tag), the finest file; all others (other granules) are kept."""
+    best: dict[tuple, Path] = {}
     for p in sorted(paths, key=lambda p: int(m.group(1)) if (m := _S2_RESOLUTION.search(p.name)) else 0):
-        best.setdefault(_S2_RESOLUTION.sub("", p.name.rsplit(".", 1)[0]), p)
+        best.setdefault((_s2_granule(p) or str(p.parent), _S2_RESOLUTION.sub("", p.name.rsplit(".", 1)[0])), p)
     return [p for p in paths if p in best.values()]
 
 
@@ -142,7 +142,9 @@ def _landsat_product(path: Path) -> str | None:
 
 
 def _s2_granule(path: Path) -> str | None:
-    m = MGRS_IN_NAME.search(path.name)
+    """The MGRS tile of a Sentinel-2 file: from its name, else from its folder's (a STAC item's assets, ``B04.tif``,
+    in a folder named by the item id)."""
+    m = MGRS_IN_NAME.search(path.name) or MGRS_IN_NAME.search(path.parent.name + "_")
     return m.group(1).upper() if m else None
 
 
@@ -165,7 +167,7 @@ def _s2_metadata(folder: Path, files: list[Path]) -> tuple[float | None, str | N
             offset, source = s2_boa_offset_for_baseline(m.group(1)), f"{xml.name} baseline {m.group(1)}"
         if (m := re.search(r"<(?:PRODUCT_START_TIME|SENSING_TIME)>\s*(\d{4})-(\d{2})-(\d{2})", text)):
             when = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    for js in sorted(folder.glob("*.json")):
+    for js in sorted(folder.rglob("*.json")):
         try:
             props = json.loads(js.read_text()).get("properties", {})
         except (json.JSONDecodeError, AttributeError):
