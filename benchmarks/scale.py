@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument("--scenes", type=Path, default=None,
                     help="keep the simulated regions in this folder and reuse them on the next call (simulating the "
                          "48 km region takes ~4 min; default: a temporary folder)")
+    ap.add_argument("--grid-crs", default=None,
+                    help="the tile grid's CRS (default: the data's UTM zone); EPSG:5179 is the Korean national "
+                    "grid of configs/south-korea.yaml, where every band is resampled")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "scale.json")
     args = ap.parse_args()
     if args.from_json is not None:
@@ -78,7 +81,8 @@ def main() -> None:
             pipe_km = float(pipes.to_crs(pipes.estimate_utm_crs()).length.sum() / 1e3)
             cfg = load_config(None, {"input.input": scene, "input.pipes": pipes_path,
                                      "grid.tile_km": args.tile_km, "compute.n_workers": args.workers,
-                                     "report.single_cog_max_mpx": args.single_cog_max_mpx})
+                                     "report.single_cog_max_mpx": args.single_cog_max_mpx,
+                                     **({"grid.crs": args.grid_crs} if args.grid_crs else {})})
             repeats = []
             for rep in range(args.repeats):
                 t0 = time.perf_counter()

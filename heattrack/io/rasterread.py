@@ -17,20 +17,23 @@ fractional offsets such as a coregistration shift, float bands upsampled).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from odc.geo.geobox import GeoBox
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.vrt import WarpedVRT
+from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from heattrack.errors import InputError
 from heattrack.io.retry import with_retries
 from heattrack.kernels.lst import bilinear_gather
+from heattrack.kernels.warp import LATTICE_PX, warp_array
 
 _TOL = 1e-6  # of a pixel: how close to whole-pixel an offset must be to count as aligned
 
@@ -177,6 +180,67 @@ def _upsample(src, ratio: int, off_r: int, off_c: int, geobox: GeoBox, nodata: f
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _transformer(dst_crs_wkt: str, src_crs_wkt: str):
+    from pyproj import Transformer
+
+    return Transformer.from_crs(dst_crs_wkt, src_crs_wkt, always_xy=True)
+
+
+def source_positions(geobox: GeoBox, src_affine: Affine, src_crs_wkt: str, lattice_px: int = LATTICE_PX
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The lattice of :func:`heattrack.kernels.warp.warp_array`: every ``lattice_px``-th row and column of
+    ``geobox`` (its last ones included) and the source raster's fractional column and row of those pixel centres,
+    transformed exactly from the tile's CRS."""
+    h, w = geobox.shape.y, geobox.shape.x
+    rows = np.unique(np.r_[np.arange(0, h, lattice_px), h - 1])
+    cols = np.unique(np.r_[np.arange(0, w, lattice_px), w - 1])
+    cc, rr = np.meshgrid(cols + 0.5, rows + 0.5)
+    x, y = geobox.affine * (cc, rr)
+    x, y = _transformer(geobox.crs.wkt, src_crs_wkt).transform(x, y)
+    col, row = ~src_affine * (np.asarray(x), np.asarray(y))
+    return rows.astype(np.int64), cols.astype(np.int64), np.asarray(col, np.float64), np.asarray(row, np.float64)
+
+
+def _warp_other_crs(src, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray | None:
+    """Nearest or bilinear onto a grid of another CRS with :func:`heattrack.kernels.warp.warp_array` (5-8x faster
+    than GDAL's warp): one windowed read of the source pixels the tile needs. None (GDAL's warp decides) for other
+    resamplings and where the tile's pixels are coarser than the source's (GDAL's bilinear then averages more)."""
+    if resampling not in (Resampling.nearest, Resampling.bilinear) or src.crs == CRS.from_wkt(geobox.crs.wkt):
+        return None
+    lattice = source_positions(geobox, src.transform, src.crs.wkt)
+    _, _, pc, pr = lattice
+    if pc.shape[1] > 1 and pc.shape[0] > 1:
+        step = np.hypot(np.diff(pc, axis=1), np.diff(pr, axis=1)) / np.diff(lattice[1])[None, :]
+        if resampling == Resampling.bilinear and step.max() > 1.01:
+            return None
+    r0 = int(np.clip(np.floor(pr.min()) - 2, 0, src.height))
+    r1 = int(np.clip(np.ceil(pr.max()) + 2, 0, src.height))
+    c0 = int(np.clip(np.floor(pc.min()) - 2, 0, src.width))
+    c1 = int(np.clip(np.ceil(pc.max()) + 2, 0, src.width))
+    block = src.read(1, window=Window(c0, r0, max(c1 - c0, 1), max(r1 - r0, 1))) if r1 > r0 and c1 > c0 else \
+        np.zeros((1, 1), dtype=src.dtypes[0])
+    return warp_array(block, src.nodata if src.nodata is not None else nodata, lattice, (geobox.shape.y, geobox.shape.x),
+                      resampling == Resampling.bilinear, nodata, (r0, c0), (src.height, src.width))
+
+
+def _warp(src, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
+    """GDAL's warp of band 1 onto ``geobox`` in one call over the whole tile (``reproject``). A ``WarpedVRT`` read of
+    the same warp took twice the time (156 vs 77 ms for a 10 m band onto an 1100 x 1100 px tile of another CRS) and
+    strayed from the exact bilinear interpolation by 10 DN on average (up to 180; ``reproject``: 0.6, up to 8 — the
+    approximate transformer's tolerance). The band's type where ``nodata`` fits it, else float64 (as GDAL's)."""
+    dtype = np.dtype(src.dtypes[0])
+    src_nodata = src.nodata if src.nodata is not None else nodata
+    if not (_fits(nodata, dtype) and _fits(src_nodata, dtype)):
+        dtype = np.dtype(np.float64)
+    out = np.full((geobox.height, geobox.width), nodata, dtype=dtype)
+    reproject(rasterio.band(src, 1), out, src_nodata=src_nodata, dst_transform=geobox.affine,
+              dst_crs=geobox.crs.wkt, dst_nodata=nodata, resampling=resampling,
+              init_dest_nodata=False)  # ``out`` holds ``nodata`` already (GDAL's own initialisation wrote the
+    # source's nodata value where the tile reaches past the raster)
+    return out
+
+
 def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float, attempts: int = 3,
               backoff_s: float = 0.5, windowed: bool = True) -> np.ndarray:
     """Band 1 of ``path`` on ``geobox`` (reads only the needed source blocks); outside = ``nodata``.
@@ -193,10 +257,8 @@ def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float,
                 picked = _upsample(src, *up, geobox, nodata)
             if picked is not None:
                 return picked
-            src_nodata = src.nodata if src.nodata is not None else nodata
-            with WarpedVRT(src, crs=geobox.crs.wkt, transform=geobox.affine, width=geobox.width,
-                           height=geobox.height, resampling=resampling, src_nodata=src_nodata, nodata=nodata) as vrt:
-                return vrt.read(1)
+            picked = _warp_other_crs(src, geobox, resampling, nodata) if windowed else None
+            return picked if picked is not None else _warp(src, geobox, resampling, nodata)
 
     return with_retries(read, attempts=attempts, backoff_s=backoff_s, what=f"read of {path.name}",
                         on_give_up=lambda exc: open_error(path, exc))
