@@ -149,7 +149,8 @@ def test_the_input_folders_own_network_and_a_missing_folder(small_scene, tmp_pat
     d = copy_scene(small_scene, tmp_path / "in")
     (d / "pipes.geojson").unlink()
     _assert_clean_failure(_run("--input", d, "--out", tmp_path / "o"),
-                          f"no pipe network given (--pipes FILE); {d} has no pipes.geojson or pipes.gpkg", tmp_path / "o")
+                          f"no pipe network given (--pipes FILE); {d} has no pipes.geojson or pipes.gpkg",
+                          tmp_path / "o")
 
 
 def test_dry_run_estimate_adds_up(small_scene):

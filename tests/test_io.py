@@ -361,7 +361,8 @@ def test_pipes_diameter_from_osm_or_utility_columns(tmp_path):
     p = tmp_path / "osm.geojson"
     p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
     assert read_pipes(p)["diameter_mm"].tolist()[0] == 300.0 and np.isnan(read_pipes(p)["diameter_mm"].iloc[1])
-    p.write_text(json.dumps({"type": "FeatureCollection", "features": [dict(f, properties={"DN": 150}) for f in feats]}))
+    dn = [dict(f, properties={"DN": 150}) for f in feats]
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": dn}))
     assert read_pipes(p)["diameter_mm"].tolist() == [150.0, 150.0]
 
 
@@ -419,8 +420,9 @@ def test_s2_offset_from_sensing_date_when_no_metadata(small_scene, tmp_path):
         p.rename(p.with_name(p.name.replace("20250116", "20211201")))
     scene = discover_local_scene(d)
     assert scene.s2_boa_offset == 0.0 and scene.s2_date.isoformat() == "2021-12-01"
-    for p in (d / "sentinel2").glob("*.tif"):  # names without a date (B04.tif, as some archives keep them): the
-        p.rename(p.with_name(p.name.split("_")[2] + ".tif"))  # Landsat date of the pair decides (2025: baseline >= 04.00)
+    # names without a date (B04.tif, as some archives keep them): the Landsat date of the pair decides (2025: >= 04.00)
+    for p in (d / "sentinel2").glob("*.tif"):
+        p.rename(p.with_name(p.name.split("_")[2] + ".tif"))
     scene = discover_local_scene(d)
     assert scene.s2_date is None and scene.s2_boa_offset == -1000.0 and "Landsat date 2025-01-15" in \
         scene.s2_offset_source

@@ -1,4 +1,4 @@
-"""One band of a raster file onto a tile's GeoBox: a windowed read where the grids line up, else a GDAL warp.
+"""One band of a raster file onto a tile's GeoBox: a windowed read where the grids line up, else a warp.
 
 Most reads of a run line up with their source: a Sentinel-2 10 m band onto the 10 m tile grid of its own UTM
 zone (same CRS, same pixel size, whole-pixel offset), a Landsat 30 m or Sentinel-2 20 m band onto that grid with
@@ -11,8 +11,11 @@ with a plain windowed read (half the time of a ``WarpedVRT`` for a 10 m band; ``
 both give the same array). Bilinear upsampling of an integer band by a whole ratio on a whole-pixel offset (the
 Sentinel-2 20 m bands onto the 10 m grid, the DMS predictors) is one windowed read and a compiled interpolation with
 the warper's weights and rounding: the same integers as GDAL's bilinear
-warp, in a third of its time (~15 instead of ~50 ms per band and tile). Everything else is warped (other CRS,
-fractional offsets such as a coregistration shift, float bands upsampled).
+warp, in a third of its time (~15 instead of ~50 ms per band and tile). Onto a grid of another CRS (a national grid
+such as EPSG:5179 against UTM products) nearest and bilinear are heattrack's own warp
+(:func:`heattrack.kernels.warp.warp_array`: exact positions on a lattice, GDAL's nodata rules; 2-4x faster than GDAL's
+warp per band). Everything else is GDAL's warp (fractional offsets in the same CRS such as a coregistration shift,
+float bands upsampled, other resamplings).
 """
 
 from __future__ import annotations
@@ -203,9 +206,9 @@ def source_positions(geobox: GeoBox, src_affine: Affine, src_crs_wkt: str, latti
 
 
 def _warp_other_crs(src, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray | None:
-    """Nearest or bilinear onto a grid of another CRS with :func:`heattrack.kernels.warp.warp_array` (5-8x faster
-    than GDAL's warp): one windowed read of the source pixels the tile needs. None (GDAL's warp decides) for other
-    resamplings and where the tile's pixels are coarser than the source's (GDAL's bilinear then averages more)."""
+    """Nearest or bilinear onto a grid of another CRS with :func:`heattrack.kernels.warp.warp_array` (2-4x faster
+    than GDAL's warp per band): one windowed read of the source pixels the tile needs. None (GDAL's warp decides) for
+    other resamplings and where the tile's pixels are coarser than the source's (GDAL's bilinear then averages more)."""
     if resampling not in (Resampling.nearest, Resampling.bilinear) or src.crs == CRS.from_wkt(geobox.crs.wkt):
         return None
     lattice = source_positions(geobox, src.transform, src.crs.wkt)
@@ -220,8 +223,9 @@ def _warp_other_crs(src, geobox: GeoBox, resampling: Resampling, nodata: float) 
     c1 = int(np.clip(np.ceil(pc.max()) + 2, 0, src.width))
     block = src.read(1, window=Window(c0, r0, max(c1 - c0, 1), max(r1 - r0, 1))) if r1 > r0 and c1 > c0 else \
         np.zeros((1, 1), dtype=src.dtypes[0])
-    return warp_array(block, src.nodata if src.nodata is not None else nodata, lattice, (geobox.shape.y, geobox.shape.x),
-                      resampling == Resampling.bilinear, nodata, (r0, c0), (src.height, src.width))
+    src_nodata = src.nodata if src.nodata is not None else nodata
+    return warp_array(block, src_nodata, lattice, (geobox.shape.y, geobox.shape.x), resampling == Resampling.bilinear,
+                      nodata, (r0, c0), (src.height, src.width))
 
 
 def _warp(src, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray:
