@@ -252,6 +252,7 @@ def test_a_run_on_the_national_grid_of_another_crs(small_scene, finished_run, tm
     res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
                               "--out", str(out), "--tile-km", "3", "--n-workers", "1", "--set", "grid.crs=EPSG:5179"])
     assert res.exit_code == 0, res.output
+    assert "tiles on EPSG:5179, the scenes on EPSG:32652" in " ".join(res.output.split())  # the trade-off is said
     ds = xr.open_zarr(out / "mosaic.zarr")
     assert ds["lst_10m"].rio.write_crs(ds["spatial_ref"].attrs["crs_wkt"]).rio.crs.to_epsg() == 5179
     seg = gpd.read_file(out / "segments.geojson")
