@@ -109,7 +109,8 @@ def test_coarser_grids_and_other_resamplings_go_to_gdal(band):
     path, _ = band
     with rasterio.open(path) as src:
         assert _warp_other_crs(src, _national_box(res=30.0), Resampling.bilinear, 0) is None  # GDAL averages more
-        assert _warp_other_crs(src, _national_box(res=30.0), Resampling.nearest, 0) is not None
+        assert _warp_other_crs(src, _national_box(res=30.0), Resampling.nearest, 0) is None
+        assert _warp_other_crs(src, _national_box(res=9.0), Resampling.nearest, 0) is not None
         assert _warp_other_crs(src, _national_box(), Resampling.cubic, 0) is None
         same_crs = GeoBox((20, 20), Affine(10, 0, 303000.3, 0, -10, 4170000), UTM)
         assert _warp_other_crs(src, same_crs, Resampling.bilinear, 0) is None  # same CRS: GDAL, as before

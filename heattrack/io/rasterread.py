@@ -208,14 +208,15 @@ def source_positions(geobox: GeoBox, src_affine: Affine, src_crs_wkt: str, latti
 def _warp_other_crs(src, geobox: GeoBox, resampling: Resampling, nodata: float) -> np.ndarray | None:
     """Nearest or bilinear onto a grid of another CRS with :func:`heattrack.kernels.warp.warp_array` (2-4x faster
     than GDAL's warp per band): one windowed read of the source pixels the tile needs. None (GDAL's warp decides) for
-    other resamplings and where the tile's pixels are coarser than the source's (GDAL's bilinear then averages more)."""
+    other resamplings and where the tile's pixels are coarser than the source's (GDAL's bilinear then averages more;
+    a coarse view of a whole scene would read the scene's every pixel here)."""
     if resampling not in (Resampling.nearest, Resampling.bilinear) or src.crs == CRS.from_wkt(geobox.crs.wkt):
         return None
     lattice = source_positions(geobox, src.transform, src.crs.wkt)
     _, _, pc, pr = lattice
     if pc.shape[1] > 1 and pc.shape[0] > 1:
         step = np.hypot(np.diff(pc, axis=1), np.diff(pr, axis=1)) / np.diff(lattice[1])[None, :]
-        if resampling == Resampling.bilinear and step.max() > 1.01:
+        if step.max() > 1.01:  # a coarser grid (the plan's quick clear-sky check): GDAL's warp, as before
             return None
     r0 = int(np.clip(np.floor(pr.min()) - 2, 0, src.height))
     r1 = int(np.clip(np.ceil(pr.max()) + 2, 0, src.height))
