@@ -23,18 +23,13 @@ LATTICE_PX = 64
 
 
 def warp_array(src: np.ndarray, src_nodata: float | None, lattice: tuple, shape: tuple[int, int], bilinear: bool,
-               nodata: float, src_offset: tuple[int, int] = (0, 0), src_size: tuple[int, int] | None = None
+               nodata: float, dtype, src_offset: tuple[int, int] = (0, 0), src_size: tuple[int, int] | None = None
                ) -> np.ndarray:
     """``src`` (a window of the source raster whose first pixel is ``src_offset`` = (row, col) of the raster, which
-    is ``src_size`` = (height, width) pixels) sampled onto a ``shape`` array of ``src``'s type (float64 where
-    ``nodata`` does not fit it). ``lattice``: lattice rows and columns (destination pixel indices, first and last
+    is ``src_size`` = (height, width) pixels) sampled onto a ``shape`` array of ``dtype`` (integers rounded half
+    up). ``lattice``: lattice rows and columns (destination pixel indices, first and last
     included) and the source's fractional column and row (0 at the raster's left / top edge) of those pixels'
     centres, ``(rows, cols)`` arrays."""
-    dtype = src.dtype
-    integer = np.issubdtype(dtype, np.integer)
-    if integer and not (np.isfinite(nodata) and float(nodata).is_integer()
-                        and np.iinfo(dtype).min <= nodata <= np.iinfo(dtype).max):
-        dtype = np.dtype(np.float64)
     height, width = src_size if src_size is not None else src.shape
     out = np.empty(shape, dtype=dtype)
     has_nodata = src_nodata is not None

@@ -91,9 +91,9 @@ def _layout(cfg: Config, footprints: list) -> tuple[TileGrid, gpd.GeoDataFrame]:
     pipes_raw = read_pipes(cfg.input.pipes)
     aoi = resolve_aoi(cfg.input.aoi, footprint)
     crs = choose_crs(cfg.grid.crs, aoi, data_crs)
-    if crs != type(crs)(data_crs):  # the national grid: worth a line, it is a trade-off the user chose
+    if crs != (scenes_crs := type(crs)(data_crs)):  # the national grid: worth a line, a trade-off the user chose
         log.info("tiles on %s, the scenes on %s: every band is resampled onto the tiles (10 m LST ~4 %% less sharp "
-                 "than on the scenes' own grid on held-out cities; docs/downscaling.md)", crs, type(crs)(data_crs))
+                 "than on the scenes' own grid on held-out cities; docs/downscaling.md)", crs, scenes_crs)
     data_in_grid = footprint.to_crs(crs)
     aoi_grid = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
     work_area = aoi_grid.intersection(data_in_grid)
