@@ -24,6 +24,7 @@ from heattrack.cli_support import (
     build_config,
     cli_errors,
     console,
+    one_folder,
     print_plan,
     print_summary,
     progress_bar,
@@ -350,11 +351,11 @@ def evaluate(
 
 @app.command("validate-sharpening")
 def validate_sharpening(
-    landsat: Annotated[Path, typer.Option("--landsat", help="Folder with one Landsat C2L2 scene (ST_B10, SR_B4, "
-                                          "SR_B5, optional SR_B2/B3/B6/B7 and QA_PIXEL: each of those SR bands "
-                                          "present is a predictor, as the 10 m chain uses Sentinel-2's B02-B04, "
-                                          "B08, B11, B12; SR_B1, coastal aerosol like Sentinel-2's 60 m B01, is "
-                                          "not), or a local-layout input folder.")],
+    folder: Annotated[Optional[Path], typer.Argument(help="The scene folder (or as --landsat).")] = None,
+    landsat: Annotated[Optional[Path], typer.Option(
+        "--landsat", help="Folder with one Landsat C2L2 scene (ST_B10, SR_B4, SR_B5, optional SR_B2/B3/B6/B7 and "
+        "QA_PIXEL: each of those SR bands present is a predictor, as the 10 m chain uses Sentinel-2's B02-B04, B08, "
+        "B11, B12; SR_B1, coastal aerosol like Sentinel-2's 60 m B01, is not), or a local-layout input folder.")] = None,
     factor: Annotated[int, typer.Option(help="Aggregation factor (3: 30 m -> 90 m).", min=2)] = 3,
     eval_factor: Annotated[int, typer.Option(help="Compare after averaging by this factor (ST_B10 has ~100 m "
                                              "information: --factor 9 --eval-factor 3 compares at 90 m).",
@@ -367,7 +368,7 @@ def validate_sharpening(
 
     setup_logging(verbose)
     with cli_errors(verbose):
-        lst, bands, product = read_landsat_for_asc(landsat)
+        lst, bands, product = read_landsat_for_asc(one_folder(folder, landsat, "--landsat"))
         with console.status("sharpening"):
             res = aggregate_sharpen_compare(lst, bands, factor=factor, eval_factor=eval_factor)
         table = Table(title=f"{product}: {res['n_px']} px, bands {' '.join(res['bands'])}, aggregated x{factor}, "

@@ -163,3 +163,15 @@ def spec_from_settings(s):
     return SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors, seed=s.seed,
                           cloud_fraction=s.cloud_fraction, dates=s.dates, season=s.season, leak_k=tuple(s.leak_k),
                           sensor=s.sensor)
+
+
+def one_folder(positional: Path | None, option: Path | None, option_name: str) -> Path:
+    """The folder given either as the command's argument or as ``option_name`` (the same one twice is fine)."""
+    from heattrack.errors import InputError
+
+    if positional is not None and option is not None and positional != option:
+        raise InputError(f"two folders given ({positional} and {option_name} {option}): give one")
+    folder = positional if positional is not None else option
+    if folder is None:
+        raise InputError(f"no folder given: pass it as the argument or as {option_name} FOLDER")
+    return folder

@@ -55,3 +55,11 @@ def test_validate_sharpening_command(tmp_path):
     assert "seen through the footprint" in res.output and "does not test them" in " ".join(res.output.split())
     bad = CliRunner().invoke(app, ["validate-sharpening", "--landsat", str(REAL / "landsat-amazonas-cloud")])
     assert bad.exit_code == 1 and "SR_B4" in bad.output
+    # the folder as the command's argument, as `heattrack report OUT` takes its folder: the same result
+    pos = CliRunner().invoke(app, ["validate-sharpening", str(REAL / "landsat-momotombo"), "--factor", "9",
+                                   "--eval-factor", "3", "--json", str(tmp_path / "b.json")])
+    assert pos.exit_code == 0, pos.output
+    assert json.loads((tmp_path / "b.json").read_text()) == out
+    for args, says in (([], "no folder given"), ([str(tmp_path), "--landsat", str(REAL)], "two folders given")):
+        res = CliRunner().invoke(app, ["validate-sharpening", *args])
+        assert res.exit_code == 1 and says in res.output and "Traceback" not in res.output
