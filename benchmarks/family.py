@@ -1,5 +1,5 @@
 """Every method over held-out members of the simulator family, plus the real Landsat sample: the table and
-power curve the README quotes.
+power curve docs/measurements.md quotes.
 
     .venv/bin/python benchmarks/family.py --members 100 101 102 103 104 105 106 107 108 109 110 111 \
         --json benchmarks/results/family.json --png docs/img/family_power.png

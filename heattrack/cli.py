@@ -205,7 +205,7 @@ def screen(
                 console.print(f"about {counts['estimated_false_new']} of the 'new' segments may be false "
                               f"({counts['estimated_false_new_per_100km']:.2f} per 100 km of pipe): the segments that "
                               "cooled as much without a flag in either season (the same rule with the seasons "
-                              "swapped; an estimate, see README 'Change classes')")
+                              "swapped; an estimate, see docs/measurements.md 'Change classes')")
                 if "new_warming_k" in counts:
                     console.print(f"new where a segment's points warmed by more than {counts['new_warming_k']:.2f} K "
                                   f"(the statistic, smoothed over {cfg.changes.warming_sigma_m:g} m); on held-out "
@@ -214,7 +214,7 @@ def screen(
                 console.print(f"compared by the previous rule ({counts.get('note')}): Benjamini-Hochberg at "
                               f"q={cfg.changes.fdr_q:g} on the segments' z, {counts['bound_false_new_per_100km']:.2f} "
                               "false 'new' per 100 km if the statistic's Gaussian network null held; clutter makes the "
-                              "real rate higher (README 'Change classes')")
+                              "real rate higher (docs/measurements.md 'Change classes')")
 
 
 @app.command()

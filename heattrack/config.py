@@ -198,7 +198,7 @@ class DetectConfig(_Section):
     noise_floor_k: float = Field(0.3, gt=0, description="Lowest spread used to normalise anomalies (K).")
     landcover_adjust: bool = Field(False, description="Subtract the land-cover (NDVI regression) expectation "
                                    "before the local background. Off by default: it measured no better on the "
-                                   "simulator (README, 'Measured numbers').")
+                                   "simulator (docs/measurements.md).")
     score_z0: float = Field(1.0, description="z-score below which the score is 0.")
     score_scale: float = Field(2.0, gt=0, description="z-score e-folding scale of the 0-1 score.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where autoencoder training/inference "

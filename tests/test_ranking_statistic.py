@@ -469,7 +469,7 @@ def test_the_flag_level_holds_alpha_on_leak_free_segments_when_some_leak(rng):
     st = segment_statistic(pts, seg, n_seg, attenuation=0.05, alpha=0.01, window_pts=3)
     share = float((st.stat_k[~leaky] >= st.flag_level_k).mean())
     # the window maximum of gamma clutter has a tail a little lighter than its bulk's extrapolation: conservative
-    # here (0.37-0.75 % over six seeds; the simulator family's held-out cities: README)
+    # here (0.37-0.75 % over six seeds; the simulator family's held-out cities: docs/measurements.md)
     assert 0.01 / 3 <= share <= 0.01 * 1.5, share
     assert (st.stat_k[leaky] >= st.flag_level_k).all()
     assert (st.p_value[~leaky] < 0.01).mean() == pytest.approx(share, abs=1e-3)

@@ -103,8 +103,8 @@ def test_a_fine_raster_reads_the_pipes_own_pixel_not_the_warm_roof_beside_it(tmp
     """A 10 m raster: a leak warms the pipe's own pixel, a warm roof lies beside the street. Read on the pipe's own
     pixel (the default, thermal.buffer_m 0) the leak ranks first and the roof's segment is not flagged; with a 10 m
     buffer the roof stands in for the pipe and its segment is flagged like the leak's (the airborne rasters' false
-    alarms before 2026-12-05: README, "Fine rasters read on the pipe's own pixel"). A pipe map 10 or 20 m off the
-    raster is moved back onto the streets' heat (thermal.align_m) and ranks the same."""
+    alarms before 2026-12-05: docs/measurements.md, "Fine rasters read on the pipe's own pixel"). A pipe map 10 or 20 m
+    off the raster is moved back onto the streets' heat (thermal.align_m) and ranks the same."""
     import geopandas as gpd
     import shapely
     from distributed import Client, LocalCluster

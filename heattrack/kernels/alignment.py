@@ -2,12 +2,12 @@
 
 A 10 m raster is read on the pipe's own pixel (``thermal.buffer_m`` 0), so a network map that is off by a pixel or
 more reads the ground beside the pipe: on the simulator family's held-out cities a map shifted by 10 m dropped the
-airborne ROC-AUC from 0.99 to 0.86 (README, "Fine rasters read on the pipe's own pixel"). Streets and the pipes
-under them are warmer than the blocks between them, so along the whole network the median excess heat peaks where
-the map is right: :func:`network_shift` tries every shift in half-pixel steps within a radius and keeps the one
+airborne ROC-AUC from 0.99 to 0.86 (docs/measurements.md, "Fine rasters read on the pipe's own pixel"). Streets and
+the pipes under them are warmer than the blocks between them, so along the whole network the median excess heat peaks
+where the map is right: :func:`network_shift` tries every shift in half-pixel steps within a radius and keeps the one
 with the highest median, when it beats the unshifted points by a margin (the median is robust to the few leaks).
-Cost: ``(4 r + 1)^2`` point samples (81 at r = 2), nothing per pixel. Measured: README, "A pipe map that is off the
-raster" (``benchmarks/map_offset.py``).
+Cost: ``(4 r + 1)^2`` point samples (81 at r = 2), nothing per pixel. Measured: docs/measurements.md, "A pipe map
+that is off the raster" (``benchmarks/map_offset.py``).
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 **Segments ranked by a statistic, both seasons with point values** (``point_statistic.npz``) use
 :func:`change_class_warming`. A segment is *flagged* in a season when the one-sided Gaussian p-value of its robust z
 survives Benjamini-Hochberg at ``q`` (not the run's fitted-null ``p_value``: flags from it left far fewer repaired
-leaks ``resolved`` on the tuning members, README). Its *warming* is the largest rise of any of its points between
-the seasons (:func:`segment_warming`: the difference of the same points cancels the clutter that stays, roofs and
-roads, which a segment's maximum carries both years), after the differences are smoothed over the network at the
-footprint's scale (:func:`smooth_on_network`, since 2026-12-06), standardised against the network (median and
-MAD). ``new``:
+leaks ``resolved`` on the tuning members, docs/measurements.md). Its *warming* is the largest rise of any of its points
+between the seasons (:func:`segment_warming`: the difference of the same points cancels the clutter that stays,
+roofs and roads, which a segment's maximum carries both years), after the differences are smoothed over the network
+at the footprint's scale (:func:`smooth_on_network`, since 2026-12-06), standardised against the network (median
+and MAD). ``new``:
 warming z > ``new_z``, warmer than the network median now and not flagged before; ``resolved``: cooling z >
 ``new_z`` where a flag was and is no longer (since 2026-12-05: a leak flagged both years that reads weaker is
 ``persistent``); ``persistent``: flagged both years; ``no_data``: flagged in one season without clear

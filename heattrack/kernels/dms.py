@@ -75,7 +75,7 @@ class DMSParams:
     ridge_alpha: float = 0.3
     #: back-projections of the residual after the first correction: each adds the coarse residual left by the
     #: corrected field seen through the footprint (bilinear, like the first); 2 (since 2026-12-06) brings the field
-    #: close to seeing what the sensor saw (chosen on tuning members 0-11; README "10 m LST")
+    #: close to seeing what the sensor saw (chosen on tuning members 0-11; docs/measurements.md "10 m LST")
     residual_iterations: int = 2
     #: local models (:mod:`heattrack.kernels.local_models`): the global model's coarse residual regressed on the
     #: predictors in windows of this many coarse cells (0: none), ridge penalty ``local_alpha``; used where their

@@ -14,8 +14,8 @@ the top tenth the leaks weigh in; the shape held to 0.2-3), and extrapolated: th
 a statistic ``x`` above the median has the p-value ``0.5 * exp(-((x - median) / scale) ** (1 / shape))``; at and
 below the median, its share of the network at or above ``x``. Fewer than ``MIN_SEGMENTS`` values or a degenerate
 bulk (quantiles that do not rise): the network's own quantile and shares, as before. Measured on the simulator
-family's held-out members (README, "Per-segment detectability"); on a Gaussian-like tail the extrapolation is
-conservative. Cost: one sort of the network's values.
+family's held-out members (docs/measurements.md, "Per-segment detectability"); on a Gaussian-like tail the
+extrapolation is conservative. Cost: one sort of the network's values.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ for Landsat, ~30 m for a 10 m raster; the whole segment when shorter), averaged 
 z-score (network median and 1.4826 x MAD over all segments with data: most do not leak) and a p-value from the
 null's upper tail fitted to the network's bulk (:mod:`heattrack.kernels.null_tail`). Through a ~100 m footprint a
 leak warms 100-200 m of pipe while the clutter at single points is largely independent, so the mean over that
-stretch carries the leak with less clutter than its largest point (tuned on family members 0-7, README).
+stretch carries the leak with less clutter than its largest point (tuned on family members 0-7, docs/measurements.md).
 
 **Detectability** ``mdl_k``: the smallest peak excess (K, at 10 m) of a leak plume of ``plume_fwhm_m`` (20 m) that,
 placed on the segment, would lift it to the flag level ``T``: the ``1 - alpha`` quantile of that fitted null

@@ -31,7 +31,7 @@ ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
 #: arrays up to 32 MiB on the heap halved the workers' system time and cut a 24 km run's wall time by 16 %; and with
 #: the heap trimmed back to the OS only beyond 256 MiB free at its top (instead of Dask's 64 KiB: the next tile
 #: faults those pages in again) a tile task takes 0.94x the time and the 48 km run 0.95x, peak worker RSS
-#: unchanged (paired, 2026-12-06; README "Speed and memory"); worker RSS stays flat (benchmarks/scale.py)
+#: unchanged (paired, 2026-12-06; docs/measurements.md "Speed and memory"); worker RSS stays flat (benchmarks/scale.py)
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 
 

@@ -6,7 +6,7 @@ configured sharpener uses); the files on disk or in a bucket are usually 2-4 tim
 over the configured workers at ``compute.plan_tile_mpx_s`` per worker plus the driver's time after the tiles:
 ``compute.plan_driver_s`` + ``plan_driver_s_per_tile`` x tiles + ``plan_driver_s_per_km`` x the network's length
 (+ the single COGs at ``compute.plan_cog_mpx_s`` for AOIs up to ``report.single_cog_max_mpx``), all from the
-README's end-to-end measurement: re-measure on your machines with ``benchmarks/scale.py``.
+docs/measurements.md's end-to-end measurement: re-measure on your machines with ``benchmarks/scale.py``.
 """
 
 from __future__ import annotations

@@ -151,7 +151,7 @@ def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest
             f"flag level (the statistic a leak-free segment exceeds with probability {det['alpha']:.1%}, from the "
             "upper tail of the network's statistics fitted below its top tenth), on the clutter of "
             "the network around it: a leak of that peak is flagged about half the time (the calibration on held-out "
-            "simulated cities is in the README). The sensor passes "
+            "simulated cities is in docs/measurements.md). The sensor passes "
             f"{det['attenuation']:.1%} of such a plume's peak into the ranking statistic"
             + (f" (its footprint and the statistic's {det['window_m']:.0f} m window along the pipe)"
                if det.get("window_points", 1) != 1 else "") + ". A 3 K leak would have been flagged on "
@@ -174,7 +174,7 @@ def _flags_sentence(det: dict) -> str:
             f"({det['alpha']:.1%} of the leak-free segments) about <b>{flags['expected_false_flags']:.0f}</b> of them "
             "would be there without a leak. On held-out simulated cities that share held within 1.5&times; pooled "
             "for Landsat, ECOSTRESS and 10 m airborne rasters (the airborne ones only just, and a few cities at 3-4 "
-            "times; README, \"False alarms\")"
+            "times; docs/measurements.md, \"False alarms\")"
             + ("" if flags["fitted"] else "; this network was too small or too even for the fit, so the flag level "
                "is its own quantile and the share an upper bound") + ".</p>")
 
