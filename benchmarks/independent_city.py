@@ -79,8 +79,9 @@ def _lines(rng, n: int) -> list[tuple[int, int]]:
     return out
 
 
-def make_city(seed: int, size_km: float) -> dict:
-    """The 10 m truth: material fractions, LST, streets, the pipes (street centrelines) and their leaks."""
+def make_city(seed: int, size_km: float, tirs_sample_m: float = 30.0) -> dict:
+    """The 10 m truth: material fractions, LST, streets, the pipes (street centrelines) and their leaks;
+    ``tirs_sample_m``: how Landsat samples the footprint-blurred field (see :func:`_landsat_view`)."""
     rng = np.random.default_rng(seed)
     n = int(size_km * 1000 / RES)
     yy, xx = np.mgrid[0:n, 0:n]
@@ -128,7 +129,8 @@ def make_city(seed: int, size_km: float) -> dict:
         on_pipe_street[int(min(r0, r1)) - 1:int(max(r0, r1)) + 2, int(min(c0, c1)) - 1:int(max(c0, c1)) + 2] = True
     city = {"n": n, "refl": refl.astype(np.float32), "water": river, "veg": frac["vegetation"], "pipes": pipes,
             "albedo": albedo, "warm_core": ndimage.gaussian_filter(urban, 100), "roof": roof_heat * (frac["roof"] > 0),
-            "street": street, "hot_road": on_pipe_street & street, "road_k": rng.uniform(0.5, 2.0)}
+            "street": street, "hot_road": on_pipe_street & street, "road_k": rng.uniform(0.5, 2.0),
+            "tirs_sample_m": tirs_sample_m}
     leaks = _hot_spots(rng, city, on_pipe=True)
     distractors = _hot_spots(rng, city, on_pipe=False, count=len(leaks))
     return {**city, **_winter(rng, city, leaks, distractors, weather=(0.0, 1.0))}
@@ -220,7 +222,8 @@ def _hot_spots(rng, city: dict, on_pipe: bool, count: int | None = None, avoid: 
         amp, sig = rng.uniform(2.5, 9.0), rng.uniform(8.0, 25.0)
         taken.add(sid)
         rows.append({"segment_id": sid, "amplitude_k": amp, "sigma_m": sig,
-                     "peak_k": float(_landsat_view(_bump(n, pt, amp, sig), n).max()) if on_pipe else np.nan,
+                     "peak_k": float(_landsat_view(_bump(n, pt, amp, sig), n, city["tirs_sample_m"]).max())
+                     if on_pipe else np.nan,
                      "geometry": pt})
     return gpd.GeoDataFrame(rows, columns=["segment_id", "amplitude_k", "sigma_m", "peak_k", "geometry"],
                             geometry="geometry")
@@ -239,10 +242,22 @@ def _landsat_grid(n: int) -> tuple[np.ndarray, np.ndarray, int]:
     return centres - 0.5, centres - 0.5, m  # to pixel-centre index coordinates
 
 
-def _landsat_view(field: np.ndarray, n: int) -> np.ndarray:
+def _landsat_view(field: np.ndarray, n: int, sample_m: float = 30.0) -> np.ndarray:
+    """``field`` (10 m) as Landsat's 30 m ST pixels see it: through the footprint, sampled at every 30 m pixel centre
+    (``sample_m`` 30), or every ``sample_m`` metres and resampled onto the 30 m pixels by a cubic spline (100: TIRS's
+    samples as Collection 2 resamples them)."""
     r, c, m = _landsat_grid(n)
     rr, cc = np.meshgrid(r, c, indexing="ij")
-    return ndimage.map_coordinates(_footprint(field), [rr, cc], order=1, mode="nearest")
+    blurred = _footprint(field)
+    if sample_m <= 30.0:
+        return ndimage.map_coordinates(blurred, [rr, cc], order=1, mode="nearest")
+    step = sample_m / RES
+    centres = np.arange(step / 2 - 0.5, n, step)
+    sr, sc = np.meshgrid(centres, centres, indexing="ij")
+    samples = ndimage.map_coordinates(blurred, [sr, sc], order=1, mode="nearest")
+    u = (rr - centres[0]) / step
+    v = (cc - centres[0]) / step
+    return ndimage.map_coordinates(samples, [u, v], order=3, mode="nearest")
 
 
 def write_scene(city: dict, out: Path, seed: int, year: int = 2025) -> None:
@@ -254,7 +269,7 @@ def write_scene(city: dict, out: Path, seed: int, year: int = 2025) -> None:
     (out / "truth").mkdir()
     r, c, m = _landsat_grid(n)
     rr, cc = np.meshgrid(r, c, indexing="ij")
-    st = ndimage.map_coordinates(_footprint(city["lst"]), [rr, cc], order=1, mode="nearest")
+    st = _landsat_view(city["lst"], n, city.get("tirs_sample_m", 30.0))
     st = st + 0.15 * rng.standard_normal(st.shape)
     cloud = _noise(rng, (m, m), 6) > 1.65  # ~5 %
     dilated = ndimage.binary_dilation(cloud, iterations=2) & ~cloud
@@ -391,6 +406,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--size-km", type=float, default=6.0)
+    ap.add_argument("--tirs-sample-m", type=float, default=30.0, help="100: Landsat's thermal samples every 100 m, "
+                    "resampled onto the 30 m pixels (as Collection 2 delivers them); 30: every 30 m pixel")
     ap.add_argument("--changes", action="store_true", help="two winters per city, `heattrack screen`: change classes")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the scenes and runs here")
@@ -403,7 +420,7 @@ def main() -> None:
     with make_client(load_config(None, {"compute.n_workers": 2})) as client:
         for seed in args.seeds:
             t0 = time.perf_counter()
-            city = make_city(seed, args.size_km)
+            city = make_city(seed, args.size_km, args.tirs_sample_m)
             if args.changes:
                 row = evaluate_change(city, second_winter(city, seed), seed, base / f"city{seed}", client)
             else:
@@ -428,7 +445,8 @@ def main() -> None:
             summary[f"{name}_visible_top5_pooled"] = hits / max(int(df["n_visible"].sum()), 1)
     print(json.dumps(summary, indent=1))
     if args.json:
-        args.json.write_text(json.dumps({"size_km": args.size_km, "changes": args.changes, "summary": summary,
+        args.json.write_text(json.dumps({"size_km": args.size_km, "tirs_sample_m": args.tirs_sample_m,
+                                         "changes": args.changes, "summary": summary,
                                          "rows": rows}, indent=2, default=str))
 
 
