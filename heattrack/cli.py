@@ -355,7 +355,7 @@ def validate_sharpening(
     landsat: Annotated[Optional[Path], typer.Option(
         "--landsat", help="Folder with one Landsat C2L2 scene (ST_B10, SR_B4, SR_B5, optional SR_B2/B3/B6/B7 and "
         "QA_PIXEL: each of those SR bands present is a predictor, as the 10 m chain uses Sentinel-2's B02-B04, B08, "
-        "B11, B12; SR_B1, coastal aerosol like Sentinel-2's 60 m B01, is not), or a local-layout input folder.")] = None,
+        "B11, B12; SR_B1, coastal aerosol like Sentinel-2's 60 m B01, is not), or a local-layout folder.")] = None,
     factor: Annotated[int, typer.Option(help="Aggregation factor (3: 30 m -> 90 m).", min=2)] = 3,
     eval_factor: Annotated[int, typer.Option(help="Compare after averaging by this factor (ST_B10 has ~100 m "
                                              "information: --factor 9 --eval-factor 3 compares at 90 m).",
