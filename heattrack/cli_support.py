@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from heattrack.config import Config, load_config, parse_set_option
-from heattrack.errors import HeattrackError
+from heattrack.errors import HeattrackError, InputError
 
 console = Console(stderr=True, soft_wrap=True)
 log = logging.getLogger("heattrack")
@@ -167,8 +167,6 @@ def spec_from_settings(s):
 
 def one_folder(positional: Path | None, option: Path | None, option_name: str) -> Path:
     """The folder given either as the command's argument or as ``option_name`` (the same one twice is fine)."""
-    from heattrack.errors import InputError
-
     if positional is not None and option is not None and positional != option:
         raise InputError(f"two folders given ({positional} and {option_name} {option}): give one")
     folder = positional if positional is not None else option

@@ -109,9 +109,8 @@ def _select(src, rows: np.ndarray, cols: np.ndarray, nodata: float) -> np.ndarra
     """The source pixels at ``rows`` x ``cols`` (one windowed read of the rows and columns inside the raster),
     ``nodata`` outside the raster and where the source holds its own nodata value. None where the warp would
     change the data type (an integer band read with a NaN nodata comes back as float from GDAL)."""
-    dtype = src.dtypes[0]
-    src_nodata = src.nodata if src.nodata is not None else nodata
-    if not (_fits(nodata, dtype) and _fits(src_nodata, dtype)):
+    src_nodata, dtype = _warped_nodata_and_type(src, nodata)
+    if dtype != np.dtype(src.dtypes[0]):  # the warp would change the type: GDAL's warp decides
         return None
     r_in = (rows >= 0) & (rows < src.height)
     c_in = (cols >= 0) & (cols < src.width)
@@ -167,9 +166,8 @@ def _upsample(src, ratio: int, off_r: int, off_c: int, geobox: GeoBox, nodata: f
     """GDAL's bilinear warp of an integer band onto a finer aligned grid (see the module docstring): the weights at the
     raster's edges renormalised (clamped taps), rounded half up, ``nodata`` where the pixel centre is off the raster.
     None where the warp would change the data type or the source window holds nodata (GDAL's warp decides there)."""
-    dtype = src.dtypes[0]
-    src_nodata = src.nodata if src.nodata is not None else nodata
-    if not (_fits(nodata, dtype) and _fits(src_nodata, dtype)):
+    src_nodata, dtype = _warped_nodata_and_type(src, nodata)
+    if dtype != np.dtype(src.dtypes[0]):  # the warp would change the type: GDAL's warp decides
         return None
     y0, y1, wy, in_y = _linear_taps(off_r, geobox.height, ratio, src.height)
     x0, x1, wx, in_x = _linear_taps(off_c, geobox.width, ratio, src.width)
