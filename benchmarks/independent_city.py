@@ -334,7 +334,7 @@ def _write(path: Path, arr: np.ndarray, profile: dict) -> None:
         dst.write(arr, 1)
 
 
-def evaluate_city(scene: Path, work: Path, client) -> dict:
+def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None) -> dict:
     from heattrack.config import load_config
     from heattrack.evaluate import aggregate_sharpen_compare, evaluate_run, read_landsat_for_asc
     from heattrack.orchestration.run import run
@@ -342,9 +342,9 @@ def evaluate_city(scene: Path, work: Path, client) -> dict:
     row: dict = {}
     leaks = gpd.read_file(scene / "truth" / "leaks.geojson").sort_values("peak_k", ascending=False)
     leaks = leaks.drop_duplicates("segment_id")
-    for name, sets in (("default", {}), ("baseline", {"detect.method": "baseline"})):
+    for name, over in (("default", sets or {}), ("baseline", {"detect.method": "baseline"})):
         out = work / name
-        cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **sets})
+        cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **over})
         run(cfg, out, client=client)
         ev = evaluate_run(scene, out)
         seg = gpd.read_file(out / "segments.geojson")[["segment_id", "rank"]]
@@ -372,7 +372,7 @@ def evaluate_city(scene: Path, work: Path, client) -> dict:
     return row
 
 
-def evaluate_change(city0: dict, city1: dict, seed: int, root: Path, client) -> dict:
+def evaluate_change(city0: dict, city1: dict, seed: int, root: Path, client, sets: dict | None = None) -> dict:
     """Both winters screened with the defaults (``heattrack screen``), the later one against the earlier: sensor-visible
     new leaks called ``new``, false ``new`` per 100 km of pipe, visible repaired leaks called ``resolved``, false
     ``resolved``, and what the screen estimates of its own false ``new``."""
@@ -384,7 +384,7 @@ def evaluate_change(city0: dict, city1: dict, seed: int, root: Path, client) -> 
     for k, (season, city, year) in enumerate((("2024-25", city0, 2025), ("2025-26", city1, 2026))):
         scene = root / f"winter{k}"
         write_scene(city, scene, seed + 7 * k, year)  # clouds and noise of its own
-        cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson"})
+        cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **(sets or {})})
         _, counts = screen(cfg, root / season, season, runs.get("2024-25"), client=client)
         runs[season] = root / season
     ch = gpd.read_file(runs["2025-26"] / "changes.geojson")
@@ -412,10 +412,14 @@ def main() -> None:
     ap.add_argument("--changes", action="store_true", help="two winters per city, `heattrack screen`: change classes")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the scenes and runs here")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="a configuration override for the runs with the defaults (repeatable; as `heattrack run "
+                    "--set`): the same cities with a setting before and after a change")
     args = ap.parse_args()
-    from heattrack.config import load_config
+    from heattrack.config import load_config, parse_set_option
     from heattrack.orchestration.cluster import make_client
 
+    sets = dict(parse_set_option(o) for o in args.sets)
     base = args.keep or Path(tempfile.mkdtemp(prefix="independent"))
     rows = []
     with make_client(load_config(None, {"compute.n_workers": 2})) as client:
@@ -423,10 +427,10 @@ def main() -> None:
             t0 = time.perf_counter()
             city = make_city(seed, args.size_km, args.tirs_sample_m)
             if args.changes:
-                row = evaluate_change(city, second_winter(city, seed), seed, base / f"city{seed}", client)
+                row = evaluate_change(city, second_winter(city, seed), seed, base / f"city{seed}", client, sets)
             else:
                 write_scene(city, base / f"city{seed}" / "scene", seed)
-                row = evaluate_city(base / f"city{seed}" / "scene", base / f"city{seed}", client)
+                row = evaluate_city(base / f"city{seed}" / "scene", base / f"city{seed}", client, sets)
             rows.append({"seed": seed, **row, "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(rows[-1]), flush=True)
     df = pd.DataFrame(rows)
@@ -447,7 +451,7 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"size_km": args.size_km, "tirs_sample_m": args.tirs_sample_m,
-                                         "changes": args.changes, "summary": summary,
+                                         "changes": args.changes, "set": args.sets, "summary": summary,
                                          "rows": rows}, indent=2, default=str))
 
 

@@ -93,6 +93,9 @@ class DownscaleConfig(_Section):
         ("B02", "B03", "B04", "B08", "B11", "B12"), description="DMS: the Sentinel-2 reflectance bands used as "
         "predictors when the source has them (red B04 and NIR B08 always); only these are read. The default is the "
         "six bands Landsat OLI also has; the red-edge bands B05-B07, B8A measured worse on the simulator family.")
+    dms_sharpen_20m: bool = Field(True, description="DMS: give the 20 m bands (B11, B12, red edge) the 10 m bands' "
+                                  "detail before they become predictors (regressed on the blurred 10 m bands, their "
+                                  "fitted detail added).")
     dms_n_estimators: int = Field(10, ge=1, description="DMS: trees per ensemble (bagged).")
     dms_max_depth: int = Field(4, ge=0, description="DMS: tree depth (each leaf holds a ridge model); 0 = one "
                                "linear model on every predictor.")

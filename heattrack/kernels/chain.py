@@ -22,6 +22,7 @@ from heattrack.kernels.predictors import (
     psf_blur,
     psf_blur_stack,
     sensor_aggregate,
+    sharpen_20m_bands,
 )
 
 
@@ -66,6 +67,8 @@ class ChainParams:
     dms: DMSParams = DMSParams()
     #: the Sentinel-2 bands DMS uses as predictors when present (red and NIR always)
     dms_bands: tuple[str, ...] = DEFAULT_PREDICTOR_BANDS
+    #: give the 20 m bands the 10 m bands' detail before they become predictors (predictors.sharpen_20m_bands)
+    dms_sharpen_20m: bool = True
     detector: DetectorParams = DetectorParams()
 
     @classmethod
@@ -98,6 +101,7 @@ class ChainParams:
                 local_window=local_window_cells(cfg.downscale.dms_local_window_m, cfg.downscale.thermal_resolution_m),
                 local_alpha=cfg.downscale.dms_local_alpha, local_gain=cfg.downscale.dms_local_gain, seed=cfg.seed),
             dms_bands=tuple(cfg.downscale.dms_bands),
+            dms_sharpen_20m=cfg.downscale.dms_sharpen_20m,
             detector=detector_params(cfg),
         )
 
@@ -252,7 +256,10 @@ def thermal_products(
     lst_coarse = block_mean(np.where(valid, lst_30m_on_10m, np.nan), f, params.min_valid_fraction)
     plain = bilinear_sharpen(lst_coarse, valid, f)
     if params.downscale_method == "dms":
-        stack, names = predictor_stack(bands or {"B04": red, "B08": nir}, valid, use=params.dms_bands)
+        bands = bands or {"B04": red, "B08": nir}
+        if params.dms_sharpen_20m:
+            bands = sharpen_20m_bands(bands, optical_clear, params.dms_bands)
+        stack, names = predictor_stack(bands, valid, use=params.dms_bands)
         fit = dms_sharpen(lst_coarse, stack, valid, f, params.dms, names=names)
     elif params.downscale_method == "tsharp" or params.landcover_adjust:
         fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree,

@@ -26,6 +26,12 @@ S2_REFLECTIVE = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", 
 #: red-edge bands (B05-B07, B8A; ``downscale.dms_bands`` can add them) measured worse as predictors on the family: their
 #: 20 m blur against the sharp 10 m bands makes band differences act as edge detectors at 10 m
 DEFAULT_PREDICTOR_BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
+#: Sentinel-2 bands delivered on its 10 m grid, and those delivered on its 20 m grid (read onto the 10 m grid bilinearly)
+S2_10M_BANDS = ("B02", "B03", "B04", "B08")
+S2_20M_BANDS = ("B05", "B06", "B07", "B8A", "B11", "B12")
+#: sigma (10 m pixels) of a 20 m pixel read bilinearly onto the 10 m grid: a 2-pixel box (variance 1/3) and the
+#: bilinear kernel (variance 2/3)
+S2_20M_SIGMA_PX = 1.0
 #: Landsat 8/9 OLI surface reflectance -> the Sentinel-2 band of the nearest wavelength
 LANDSAT_TO_S2 = {"SR_B2": "B02", "SR_B3": "B03", "SR_B4": "B04", "SR_B5": "B08", "SR_B6": "B11", "SR_B7": "B12"}
 #: standard deviation (m) of the Gaussian equivalent to the Landsat TIRS footprint as delivered in ST_B10
@@ -72,24 +78,79 @@ def predictor_stack(bands: Mapping[str, np.ndarray], valid: np.ndarray | None = 
     return stack, tuple(names) + tuple(n for n, _, _ in indices)
 
 
+def sharpen_20m_bands(bands: Mapping[str, np.ndarray], clear: np.ndarray, use: tuple[str, ...] | None = None,
+                      sigma_px: float = S2_20M_SIGMA_PX, fit_block_px: int = 4) -> dict[str, np.ndarray]:
+    """The 20 m bands of ``use`` (None: all present) given the 10 m bands' detail. Each is regressed on the 10 m
+    bands over blocks of ``fit_block_px`` pixels (least squares on the block means of the ``clear`` pixels: at that
+    scale the 20 m blur hardly matters); the fitted mix of the 10 m bands, minus that mix blurred to the 20 m bands'
+    resolution (a Gaussian of ``sigma_px``), is the detail the band lacks, and is added to it. The blur is linear, so
+    one blur of the mix replaces one of every 10 m band. Returns a copy of ``bands``, the other bands the same
+    arrays; a band too cloudy to fit (fewer than 20 blocks per coefficient) stays as it is."""
+    fine = [b for b in S2_10M_BANDS if b in bands]
+    coarse = [b for b in S2_20M_BANDS if b in bands and (use is None or b in use)]
+    out = dict(bands)
+    if not fine or not coarse:
+        return out
+    clear = np.asarray(clear, dtype=bool)
+    every = bool(clear.all())
+
+    h, w = (n - n % fit_block_px for n in clear.shape)  # whole blocks (the fit needs no edge rows)
+
+    def means(band: np.ndarray) -> np.ndarray:
+        part = np.asarray(band)[:h, :w]
+        return block_mean(part if every else np.where(clear[:h, :w], part, np.nan), fit_block_px, 0.5).ravel()
+
+    x = np.stack([means(bands[b]) for b in fine])
+    x_ok = np.isfinite(x).all(axis=0)
+    fitted, coefs = [], []
+    for b in coarse:
+        y = means(bands[b])
+        ok = np.isfinite(y) & x_ok
+        if ok.sum() >= 20 * (len(fine) + 1):  # else too cloudy to fit: the band stays as it is
+            design = np.column_stack([np.ones(int(ok.sum())), x[:, ok].T.astype(np.float64)])
+            # normal equations (a few predictors, tens of thousands of blocks); lstsq copes with collinear bands
+            gram, rhs = design.T @ design, design.T @ y[ok].astype(np.float64)
+            coefs.append(np.linalg.lstsq(gram, rhs, rcond=None)[0][1:])
+            fitted.append(b)
+    if not fitted:
+        return out
+    # the fitted mixes of the 10 m bands, one per 20 m band, blurred together (one normaliser for all)
+    mixes = np.zeros((len(fitted), *np.shape(bands[fine[0]])), dtype=np.float32)
+    for j, coef in enumerate(coefs):
+        for c, f in zip(coef, fine):
+            mixes[j] += np.float32(c) * np.asarray(bands[f], dtype=np.float32)
+    if not every:  # the detail from clear pixels only: a cloud's edge is not the band's detail
+        mixes[:, ~clear] = np.nan
+    if every and np.isfinite(mixes).all():  # nothing missing (the common case): no normaliser needed
+        detail = mixes - ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(mixes, sigma_px, axis=1, mode="nearest",
+                                                                              truncate=2.0),
+                                                   sigma_px, axis=2, mode="nearest", truncate=2.0)
+    else:
+        detail = mixes - psf_blur_stack(mixes, sigma_px, truncate=2.0)
+        detail[~np.isfinite(detail)] = 0.0
+    for b, d in zip(fitted, detail):
+        out[b] = np.asarray(bands[b], dtype=np.float32) + d
+    return out
+
+
 def psf_blur(fine: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian blur of ``fine`` normalised over its finite pixels (NaN where nothing finite is near, and
     where the input is NaN)."""
     return psf_blur_stack(np.asarray(fine)[None], sigma_px)[0]
 
 
-def psf_blur_stack(stack: np.ndarray, sigma_px: float) -> np.ndarray:
+def psf_blur_stack(stack: np.ndarray, sigma_px: float, truncate: float = 3.0) -> np.ndarray:
     """:func:`psf_blur` of every layer of ``(n, H, W)`` over the pixels where all layers are finite (NaN elsewhere):
-    the normaliser is blurred once for the stack."""
+    the normaliser is blurred once for the stack (``truncate``: the kernel's reach in sigmas)."""
     if sigma_px <= 0:
         return np.asarray(stack, dtype=np.float32)
     ok = np.isfinite(stack).all(axis=0)
-    den = ndimage.gaussian_filter(ok.astype(np.float32), sigma_px, mode="nearest", truncate=3.0)
+    den = ndimage.gaussian_filter(ok.astype(np.float32), sigma_px, mode="nearest", truncate=truncate)
     out = np.empty(stack.shape, dtype=np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
         for k, layer in enumerate(stack):
             num = ndimage.gaussian_filter(np.where(ok, layer, 0.0).astype(np.float32), sigma_px, mode="nearest",
-                                          truncate=3.0)
+                                          truncate=truncate)
             np.divide(num, den, out=out[k])
     out[:, ~ok | (den < 1e-3)] = np.nan
     return out
