@@ -18,7 +18,7 @@ from heattrack.kernels.anomaly import local_anomaly  # noqa: E402
 from heattrack.kernels.chain import ChainParams, compute_tile_products  # noqa: E402
 from heattrack.kernels.dms import DMSParams, dms_sharpen  # noqa: E402
 from heattrack.kernels.lst import block_mean, tsharp_sharpen, upsample_bilinear  # noqa: E402
-from heattrack.kernels.predictors import predictor_stack  # noqa: E402
+from heattrack.kernels.predictors import predictor_stack, sharpen_20m_bands  # noqa: E402
 from heattrack.kernels.segments import neighbourhood_max  # noqa: E402
 
 
@@ -53,6 +53,8 @@ def main() -> None:
         ("upsample_bilinear", lambda: upsample_bilinear(coarse, f)),
         ("tsharp_sharpen", lambda: tsharp_sharpen(coarse, nd, valid, f)),
         ("predictor_stack (6 bands + 3 indices)", lambda: predictor_stack(bands)),
+        ("sharpen_20m_bands (B11, B12), all clear", lambda: sharpen_20m_bands(bands, np.ones((n, n), bool))),
+        ("sharpen_20m_bands, 5 % not clear", lambda: sharpen_20m_bands(bands, valid)),
         ("dms_sharpen (6 bands, guarded; default)", lambda: dms_sharpen(coarse, preds, valid, f, names=names)),
         ("dms_sharpen (6 bands, no guard)",
          lambda: dms_sharpen(coarse, preds, valid, f, DMSParams(guard=False), names=names)),
@@ -63,6 +65,9 @@ def main() -> None:
         ("whole chain, downscale.method=dms",
          lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool), ChainParams(downscale_method="dms"),
                                        bands=bands)),
+        ("whole chain, dms, downscale.dms_sharpen_20m=false",
+         lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool),
+                                       ChainParams(downscale_method="dms", dms_sharpen_20m=False), bands=bands)),
         ("whole chain, dms, detect.rank_grid=thermal",
          lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool),
                                        ChainParams(downscale_method="dms", rank_native=False), bands=bands)),

@@ -52,3 +52,19 @@ def test_cloud_and_nan_pixels_do_not_steer_the_fit(rng):
     assert np.isnan(out["B11"][40, 40])
     assert _rmse(np.where(clear, out["B11"], np.nan), true_swir) < 0.5 * _rmse(np.where(clear, read, np.nan),
                                                                                 true_swir)
+
+
+def test_the_tile_records_which_bands_were_given_the_detail(rng):
+    from heattrack.kernels.chain import ChainParams, thermal_products
+
+    n = 120
+    fine, _, read = _scene(rng, n)
+    lst = (275 + 3 * fine["B04"] + rng.normal(0, 0.2, (n, n))).astype(np.float32)
+    clear = np.ones((n, n), bool)
+    bands = {**fine, "B11": read, "B12": read.copy()}
+    info = thermal_products(lst, fine["B04"], fine["B08"], clear, ChainParams(downscale_method="dms"), bands).info
+    assert info["bands_20m_sharpened"] == ["B11", "B12"]
+    off = ChainParams(downscale_method="dms", dms_sharpen_20m=False)
+    assert "bands_20m_sharpened" not in thermal_products(lst, fine["B04"], fine["B08"], clear, off, bands).info
+    assert "bands_20m_sharpened" not in thermal_products(lst, fine["B04"], fine["B08"], clear,
+                                                         ChainParams(downscale_method="dms"), fine).info

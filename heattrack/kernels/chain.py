@@ -255,12 +255,13 @@ def thermal_products(
     valid = np.isfinite(lst_30m_on_10m) & np.isfinite(nd) & optical_clear
     lst_coarse = block_mean(np.where(valid, lst_30m_on_10m, np.nan), f, params.min_valid_fraction)
     plain = bilinear_sharpen(lst_coarse, valid, f)
+    given_detail: list[str] = []  # the 20 m bands given the 10 m bands' detail (run.json)
     if params.downscale_method == "dms":
-        bands = bands or {"B04": red, "B08": nir}
-        if params.dms_sharpen_20m:
-            bands = sharpen_20m_bands(bands, optical_clear, params.dms_bands)
+        read = bands or {"B04": red, "B08": nir}
+        bands = sharpen_20m_bands(read, optical_clear, params.dms_bands) if params.dms_sharpen_20m else read
         stack, names = predictor_stack(bands, valid, use=params.dms_bands)
         fit = dms_sharpen(lst_coarse, stack, valid, f, params.dms, names=names)
+        given_detail = [b for b in bands if bands[b] is not read[b]]
     elif params.downscale_method == "tsharp" or params.landcover_adjust:
         fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree,
                              smooth_residual=params.smooth_residual)
@@ -275,7 +276,8 @@ def thermal_products(
         target = target - landcover_expectation(fit.expected, f, sharpened=on_sharpened)
     anom = local_anomaly(target, params.background_window_px, params.background_block_px,
                          params.noise_floor_k, params.score_z0, params.score_scale)
-    info = {**(fit.info if sharpened else plain.info), "sigma_k": anom.sigma_k,
+    info = {**(fit.info if sharpened else plain.info), **({"bands_20m_sharpened": given_detail} if given_detail else {}),
+            "sigma_k": anom.sigma_k,
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
     expected = fit.expected if (fit is not None and params.detector.method != "baseline") else None
     if params.rank_native and params.detector.method != "baseline":  # the baseline: always the thermal grid
