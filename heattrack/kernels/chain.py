@@ -276,9 +276,10 @@ def thermal_products(
         target = target - landcover_expectation(fit.expected, f, sharpened=on_sharpened)
     anom = local_anomaly(target, params.background_window_px, params.background_block_px,
                          params.noise_floor_k, params.score_z0, params.score_scale)
-    info = {**(fit.info if sharpened else plain.info), **({"bands_20m_sharpened": given_detail} if given_detail else {}),
-            "sigma_k": anom.sigma_k,
+    info = {**(fit.info if sharpened else plain.info), "sigma_k": anom.sigma_k,
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
+    if given_detail:
+        info["bands_20m_sharpened"] = given_detail
     expected = fit.expected if (fit is not None and params.detector.method != "baseline") else None
     if params.rank_native and params.detector.method != "baseline":  # the baseline: always the thermal grid
         evidence = native_ranking_evidence(np.where(valid, lst_30m_on_10m, np.nan), expected, params.dms.psf_sigma_px,

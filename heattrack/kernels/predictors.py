@@ -26,7 +26,7 @@ S2_REFLECTIVE = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", 
 #: red-edge bands (B05-B07, B8A; ``downscale.dms_bands`` can add them) measured worse as predictors on the family: their
 #: 20 m blur against the sharp 10 m bands makes band differences act as edge detectors at 10 m
 DEFAULT_PREDICTOR_BANDS = ("B02", "B03", "B04", "B08", "B11", "B12")
-#: Sentinel-2 bands delivered on its 10 m grid, and those delivered on its 20 m grid (read onto the 10 m grid bilinearly)
+#: Sentinel-2 bands delivered on its 10 m grid, and those on its 20 m grid (read onto the 10 m grid bilinearly)
 S2_10M_BANDS = ("B02", "B03", "B04", "B08")
 S2_20M_BANDS = ("B05", "B06", "B07", "B8A", "B11", "B12")
 #: sigma (10 m pixels) of a 20 m pixel read bilinearly onto the 10 m grid: a 2-pixel box (variance 1/3) and the
