@@ -12,6 +12,8 @@ import rasterio
 from affine import Affine
 from scipy import ndimage
 
+from heattrack.kernels.predictors import S2_10M_BANDS
+
 if TYPE_CHECKING:  # the spec is read, not built, here
     from heattrack.simulate import SimulationSpec
 
@@ -33,7 +35,6 @@ def _write_tif(path: Path, data: np.ndarray, transform: Affine, crs: str, nodata
         dst.write(data, 1)
 
 
-S2_10M = ("B02", "B03", "B04", "B08")
 LANDSAT_SR = {"SR_B2": "B02", "SR_B3": "B03", "SR_B4": "B04", "SR_B5": "B08", "SR_B6": "B11", "SR_B7": "B12"}
 #: reflectance per land cover for the bands other than red/NIR: (water, street, bare at moisture 0 / 1 delta,
 #: vegetation at vigour 0 / 1 delta) -- coarse spectral shapes of the usual endmembers
@@ -113,7 +114,7 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
     tile = "T52SCG"
     s2_dir = out / "sentinel2"
     for b, a in dn.items():
-        if b in S2_10M:
+        if b in S2_10M_BANDS:
             _write_tif(s2_dir / f"{tile}_{stamp}_{b}_10m.tif", a, t10, crs, nodata=0)
         else:  # 20 m bands: the mean of each 2 x 2 block, as the MSI delivers them
             a20 = a.reshape(n // 2, 2, n // 2, 2).mean(axis=(1, 3)).round().astype(np.uint16)

@@ -121,7 +121,7 @@ def sharpen_20m_bands(bands: Mapping[str, np.ndarray], clear: np.ndarray, use: t
             mixes[j] += np.float32(c) * np.asarray(bands[f], dtype=np.float32)
     if not every:  # the detail from clear pixels only: a cloud's edge is not the band's detail
         mixes[:, ~clear] = np.nan
-    if every and np.isfinite(mixes).all():  # nothing missing (the common case): no normaliser needed
+    if np.isfinite(mixes).all():  # all clear, no nodata (the common case): no normaliser needed
         detail = mixes - ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(mixes, sigma_px, axis=1, mode="nearest",
                                                                               truncate=2.0),
                                                    sigma_px, axis=2, mode="nearest", truncate=2.0)

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from heattrack.config import Config
+from heattrack.kernels.predictors import S2_10M_BANDS  # the rest of the reflective bands are 20 m
 from heattrack.orchestration.cluster import local_worker_count
 from heattrack.orchestration.run_plan import RunPlan, optional_bands
-
-S2_10M = ("B02", "B03", "B04", "B08")  # the rest of the reflective bands are 20 m
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ def _tile_bytes(cfg: Config, plan: RunPlan, scene) -> int:
         return int((side_m / pixel) ** 2 * 4)
     landsat = (side_m / 30.0) ** 2 * 2 * 2  # ST_B10 + QA_PIXEL, uint16
     bands = ("B04", "B08", *optional_bands(cfg))  # what the readers read (run_plan.optional_bands)
-    n10 = sum(b in S2_10M for b in bands)
+    n10 = sum(b in S2_10M_BANDS for b in bands)
     s2 = (side_m / 10.0) ** 2 * n10 * 2 + (side_m / 20.0) ** 2 * ((len(bands) - n10) * 2 + 1)  # + SCL, uint8
     return int(landsat + s2)
 
