@@ -103,6 +103,11 @@ class DownscaleConfig(_Section):
     dms_psf_sigma_m: float = Field(36.0, ge=0, description="DMS: Gaussian sigma (m) of the thermal sensor's "
                                    "footprint, used to aggregate the fine predictors the way the sensor "
                                    "aggregated LST (Landsat TIRS as delivered in ST_B10: ~36 m; 0 = block mean).")
+    dms_psf_from_data: bool = Field(True, description="DMS: per tile and date, estimate the thermal product's "
+                                    "effective footprint from the scene (the Gaussian through which the optics "
+                                    "match the thermal pixels best, at least dms_psf_sigma_m: Collection 2's "
+                                    "resampling of TIRS widens it) and use it to aggregate the predictors and in "
+                                    "the ranking's land-cover expectation; false: dms_psf_sigma_m as given.")
     dms_guard: bool = Field(True, description="DMS: per tile, use the model only if it beats bilinear on "
                             "held-out coarse cells and is not worse one scale up (else TsHARP if that passes, "
                             "else bilinear).")

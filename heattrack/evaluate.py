@@ -110,7 +110,8 @@ def evaluate_run(scene: Path, out: Path) -> dict:
 def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], factor: int = 3,
                               methods: tuple[str, ...] = ("bilinear", "tsharp", "dms"), seed: int = 0,
                               eval_factor: int = 1, psf_sigma_m: float | None = None,
-                              pixel_m: float = 30.0, known: dict[str, np.ndarray] | None = None) -> dict:
+                              pixel_m: float = 30.0, known: dict[str, np.ndarray] | None = None,
+                              psf_from_data: bool = True) -> dict:
     """Validation protocol without fine truth: aggregate LST by ``factor``, sharpen it back with the fine
     optical bands, compare with the original (RMSE/bias in K) for each method.
 
@@ -118,7 +119,8 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     mapped with :data:`heattrack.kernels.predictors.LANDSAT_TO_S2`). Inputs are cropped to a multiple of
     ``factor``. The aggregated LST is a block mean of a field that already carries the sensor footprint, so
     DMS aggregates its predictors with that footprint (``psf_sigma_m``, default Landsat TIRS's, in pixels of
-    ``pixel_m``). Mind that Landsat ST at 30 m already carries only ~100 m information: a method that adds true
+    ``pixel_m``; with ``psf_from_data``, as the chain does, widened to the product's footprint the scene shows:
+    :func:`heattrack.kernels.chain.product_footprint`). Mind that Landsat ST at 30 m already carries only ~100 m information: a method that adds true
     30 m detail is penalised against a 30 m "truth" that lacks it. ``eval_factor`` > 1 compares after
     averaging both by that factor (e.g. factor 9 = 270 m, eval_factor 3 = compared at 90 m).
     Each method also gets ``rmse_seen_k`` / ``bias_seen_k``: its field seen through the same footprint
@@ -128,9 +130,10 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     what a perfect sharpener would deliver, the protocol's own ceiling).
     """
     from heattrack.config import Config
+    from heattrack.kernels.chain import product_footprint
     from heattrack.kernels.dms import DMSParams, dms_sharpen, local_window_cells
     from heattrack.kernels.features import ndvi
-    from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen
+    from heattrack.kernels.lst import SharpenResult, bilinear_sharpen, block_mean, tsharp_sharpen
     from heattrack.kernels.predictors import LANDSAT_TIRS_PSF_SIGMA_M, predictor_stack, psf_blur
 
     step = int(np.lcm(factor, eval_factor))
@@ -148,8 +151,11 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
 
     def run_dms():
         stack, names = predictor_stack(bands, valid)
-        return dms_sharpen(coarse, stack, valid, factor,
-                           DMSParams(seed=seed, psf_sigma_px=sigma_px, local_window=local), names=names)
+        params, footprint = DMSParams(seed=seed, psf_sigma_px=sigma_px, local_window=local), None
+        if psf_from_data:
+            params, footprint = product_footprint(np.where(valid, lst, np.nan), stack, valid, params)
+        res = dms_sharpen(coarse, stack, valid, factor, params, names=names)
+        return SharpenResult(res.lst, {**res.info, "footprint": footprint} if footprint else res.info, res.expected)
 
     runners = {
         "bilinear": lambda: bilinear_sharpen(coarse, valid, factor),

@@ -5,7 +5,7 @@ No IO: the tile task (orchestration) reads inputs, calls :func:`compute_tile_pro
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from heattrack.kernels.anomaly import local_anomaly, local_background
 from heattrack.kernels.detectors import DetectorParams, detect, iforest_evidence
 from heattrack.kernels.dms import DMSParams, dms_sharpen, local_window_cells
 from heattrack.kernels.features import ndvi
+from heattrack.kernels.footprint import estimate_footprint_sigma
 from heattrack.kernels.linear_trees import ridge_coefficients
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
 from heattrack.kernels.patches import PatchSpec, batch_for_memory
@@ -69,6 +70,8 @@ class ChainParams:
     dms_bands: tuple[str, ...] = DEFAULT_PREDICTOR_BANDS
     #: give the 20 m bands the 10 m bands' detail before they become predictors (predictors.sharpen_20m_bands)
     dms_sharpen_20m: bool = True
+    #: estimate the thermal product's footprint per tile (kernels.footprint), at least ``dms.psf_sigma_px``
+    dms_psf_from_data: bool = True
     detector: DetectorParams = DetectorParams()
 
     @classmethod
@@ -102,6 +105,7 @@ class ChainParams:
                 local_alpha=cfg.downscale.dms_local_alpha, local_gain=cfg.downscale.dms_local_gain, seed=cfg.seed),
             dms_bands=tuple(cfg.downscale.dms_bands),
             dms_sharpen_20m=cfg.downscale.dms_sharpen_20m,
+            dms_psf_from_data=cfg.downscale.dms_psf_from_data,
             detector=detector_params(cfg),
         )
 
@@ -234,6 +238,30 @@ def fine_landcover_fit(residual: np.ndarray, predictors: np.ndarray, psf_sigma_p
     return upsample_bilinear(fitted, 2)[: residual.shape[0], : residual.shape[1]]
 
 
+#: the footprints tried, as multiples of the sensor's (the product's is at least the sensor's)
+FOOTPRINT_CANDIDATES = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4)
+
+
+def footprint_scales(sensor_sigma_px: float) -> dict:
+    """The estimate's working grid and high-pass scale for a sensor footprint of ``sensor_sigma_px`` pixels: ~40 m
+    cells and a 100 m high-pass for Landsat's 36 m (10 m pixels: 4 and 10 px; 30 m pixels: 1 and 3.3 px)."""
+    return {"grid": max(1, int(round(sensor_sigma_px * 40.0 / 36.0))), "highpass_px": sensor_sigma_px * 100.0 / 36.0}
+
+
+def product_footprint(lst_30m_on_10m: np.ndarray, stack: np.ndarray, valid: np.ndarray, dms: DMSParams
+                      ) -> tuple[DMSParams, dict]:
+    """``dms`` with the thermal product's footprint as this tile's scene shows it (:mod:`heattrack.kernels.footprint`;
+    the sensor's ``dms.psf_sigma_px`` where the scene does not tell), and the record for ``run.json``."""
+    if dms.psf_sigma_px <= 0:
+        return dms, {"source": "configured", "psf_sigma_px": 0.0}
+    est = estimate_footprint_sigma(lst_30m_on_10m, stack, valid, tuple(k * dms.psf_sigma_px for k in FOOTPRINT_CANDIDATES),
+                                   **footprint_scales(dms.psf_sigma_px))
+    if est.sigma_px is None:
+        return dms, {"source": "configured", "r2": round(est.r2, 3), "psf_sigma_px": dms.psf_sigma_px}
+    sigma = round(est.sigma_px, 3)
+    return replace(dms, psf_sigma_px=sigma), {"source": "estimated", "r2": round(est.r2, 3), "psf_sigma_px": sigma}
+
+
 def thermal_products(
     lst_30m_on_10m: np.ndarray,
     red: np.ndarray,
@@ -256,11 +284,14 @@ def thermal_products(
     lst_coarse = block_mean(np.where(valid, lst_30m_on_10m, np.nan), f, params.min_valid_fraction)
     plain = bilinear_sharpen(lst_coarse, valid, f)
     given_detail: list[str] = []  # the 20 m bands given the 10 m bands' detail (run.json)
+    dms, footprint = params.dms, None  # the footprint: estimated from the scene (kernels.footprint) or as configured
     if params.downscale_method == "dms":
         read = bands or {"B04": red, "B08": nir}
         bands = sharpen_20m_bands(read, optical_clear, params.dms_bands) if params.dms_sharpen_20m else read
         stack, names = predictor_stack(bands, valid, use=params.dms_bands)
-        fit = dms_sharpen(lst_coarse, stack, valid, f, params.dms, names=names)
+        if params.dms_psf_from_data:
+            dms, footprint = product_footprint(lst_30m_on_10m, stack, valid, dms)
+        fit = dms_sharpen(lst_coarse, stack, valid, f, dms, names=names)
         given_detail = [b for b in bands if bands[b] is not read[b]]
     elif params.downscale_method == "tsharp" or params.landcover_adjust:
         fit = tsharp_sharpen(lst_coarse, nd, valid, f, degree=params.tsharp_degree,
@@ -280,14 +311,16 @@ def thermal_products(
             "n_valid": int(valid.sum()), "n_coarse_valid": int(np.isfinite(lst_coarse).sum())}
     if given_detail:
         info["bands_20m_sharpened"] = given_detail
+    if footprint is not None:
+        info["footprint"] = footprint
     expected = fit.expected if (fit is not None and params.detector.method != "baseline") else None
     if params.rank_native and params.detector.method != "baseline":  # the baseline: always the thermal grid
-        evidence = native_ranking_evidence(np.where(valid, lst_30m_on_10m, np.nan), expected, params.dms.psf_sigma_px,
+        evidence = native_ranking_evidence(np.where(valid, lst_30m_on_10m, np.nan), expected, dms.psf_sigma_px,
                                            params.rank_window_px, params.background_block_px,
                                            stack if params.downscale_method == "dms" else None,  # DMS's predictors
                                            params.rank_refit)
     else:
-        evidence = ranking_evidence(np.where(valid, plain.lst, np.nan), expected, f, params.dms.psf_sigma_px,
+        evidence = ranking_evidence(np.where(valid, plain.lst, np.nan), expected, f, dms.psf_sigma_px,
                                     params.rank_window_px, params.background_block_px)
     return ThermalProducts(lst, plain.lst, anom.anomaly_k, anom.sigma_k, anom.score, nd, valid, info, evidence)
 
@@ -348,8 +381,9 @@ def injected_attenuation(lst_30m_on_10m: np.ndarray, red: np.ndarray, nir: np.nd
                          buffer_px: int, amp_k: float = 10.0, spacing_px: int = 30, margin_px: int = 100,
                          seed: int = 0, along_px: int = 1) -> np.ndarray:
     """Injection test of the detectability model on this tile: Gaussian plumes (FWHM ``plume_fwhm_px``, peak
-    ``amp_k``) on a ``spacing_px`` grid are seen through the sensor footprint (``params.dms.psf_sigma_px``),
-    sampled like the 30 m product (3-px blocks) and added to the LST; the chain runs again and each plume's gain in
+    ``amp_k``) on a ``spacing_px`` grid are seen through the product's footprint (``params.dms.psf_sigma_px``, or the tile's estimate),
+    sampled like the 30 m product (3-px blocks) and added to the LST; the chain runs again (with ``base``'s footprint,
+    ``info["footprint"]``, where the scene gave one) and each plume's gain in
     the ranking evidence (maximum within ``buffer_px``) over ``amp_k`` is returned (one value per plume on valid
     data): the share of a plume's peak this chain keeps, measured (``base``: the products without plumes). With
     ``along_px`` > 1 the gain is averaged over that many pixels of a row centred on the plume: the share the segment
@@ -366,9 +400,11 @@ def injected_attenuation(lst_30m_on_10m: np.ndarray, red: np.ndarray, nir: np.nd
     plume = np.zeros((n, m), np.float32)
     plume[ys, xs] = 1.0
     plume = ndimage.gaussian_filter(plume, s) * np.float32(2 * np.pi * s * s * amp_k)
-    seen = ndimage.gaussian_filter(plume, params.dms.psf_sigma_px) if params.dms.psf_sigma_px > 0 else plume
+    sigma = base.info.get("footprint", {}).get("psf_sigma_px", params.dms.psf_sigma_px)  # the tile's footprint
+    seen = ndimage.gaussian_filter(plume, sigma) if sigma > 0 else plume
     rows, cols = np.clip((np.arange(n) // 3) * 3 + 1, 0, n - 1), np.clip((np.arange(m) // 3) * 3 + 1, 0, m - 1)
-    injected = thermal_products(lst_30m_on_10m + seen[np.ix_(rows, cols)], red, nir, optical_clear, params, bands)
+    fixed = replace(params, dms=replace(params.dms, psf_sigma_px=sigma), dms_psf_from_data=False)  # as in base
+    injected = thermal_products(lst_30m_on_10m + seen[np.ix_(rows, cols)], red, nir, optical_clear, fixed, bands)
     gain = ndimage.maximum_filter(np.nan_to_num(injected.evidence_k - base.evidence_k, nan=-1e9), 2 * buffer_px + 1)
     ok = np.isfinite(base.evidence_k[ys, xs]) & np.isfinite(injected.evidence_k[ys, xs])
     if along_px > 1:  # the mean gain over a row centred on each plume (a pipe through it), valid pixels only
