@@ -15,8 +15,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from heattrack.kernels.anomaly import local_anomaly  # noqa: E402
-from heattrack.kernels.chain import ChainParams, compute_tile_products  # noqa: E402
+from heattrack.kernels.chain import (  # noqa: E402
+    FOOTPRINT_CANDIDATES,
+    ChainParams,
+    compute_tile_products,
+    footprint_scales,
+)
 from heattrack.kernels.dms import DMSParams, dms_sharpen  # noqa: E402
+from heattrack.kernels.footprint import estimate_footprint_sigma  # noqa: E402
 from heattrack.kernels.lst import block_mean, tsharp_sharpen, upsample_bilinear  # noqa: E402
 from heattrack.kernels.predictors import predictor_stack, sharpen_20m_bands  # noqa: E402
 from heattrack.kernels.segments import neighbourhood_max  # noqa: E402
@@ -47,6 +53,7 @@ def main() -> None:
              "B12": 0.4 * (red + nir)}
     bands = {k: (v * (1 + 0.02 * rng.standard_normal(v.shape))).astype(np.float32) for k, v in bands.items()}
     preds, names = predictor_stack(bands)
+    preds_valid, _ = predictor_stack(bands, valid)
     px = n * n
     rows = [
         ("block_mean (100 m)", lambda: block_mean(lst, f, 0.3)),
@@ -55,6 +62,9 @@ def main() -> None:
         ("predictor_stack (6 bands + 3 indices)", lambda: predictor_stack(bands)),
         ("sharpen_20m_bands (B11, B12), all clear", lambda: sharpen_20m_bands(bands, np.ones((n, n), bool))),
         ("sharpen_20m_bands, 5 % not clear", lambda: sharpen_20m_bands(bands, valid)),
+        ("estimate_footprint_sigma (7 candidates)",
+         lambda: estimate_footprint_sigma(lst, preds_valid, valid, tuple(3.6 * k for k in FOOTPRINT_CANDIDATES),
+                                          **footprint_scales(3.6))),
         ("dms_sharpen (6 bands, guarded; default)", lambda: dms_sharpen(coarse, preds, valid, f, names=names)),
         ("dms_sharpen (6 bands, no guard)",
          lambda: dms_sharpen(coarse, preds, valid, f, DMSParams(guard=False), names=names)),
@@ -68,6 +78,9 @@ def main() -> None:
         ("whole chain, dms, downscale.dms_sharpen_20m=false",
          lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool),
                                        ChainParams(downscale_method="dms", dms_sharpen_20m=False), bands=bands)),
+        ("whole chain, dms, downscale.dms_psf_from_data=false",
+         lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool),
+                                       ChainParams(downscale_method="dms", dms_psf_from_data=False), bands=bands)),
         ("whole chain, dms, detect.rank_grid=thermal",
          lambda: compute_tile_products(lst, red, nir, np.ones((n, n), bool),
                                        ChainParams(downscale_method="dms", rank_native=False), bands=bands)),

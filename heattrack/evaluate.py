@@ -120,9 +120,10 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     ``factor``. The aggregated LST is a block mean of a field that already carries the sensor footprint, so
     DMS aggregates its predictors with that footprint (``psf_sigma_m``, default Landsat TIRS's, in pixels of
     ``pixel_m``; with ``psf_from_data``, as the chain does, widened to the product's footprint the scene shows:
-    :func:`heattrack.kernels.chain.product_footprint`). Mind that Landsat ST at 30 m already carries only ~100 m information: a method that adds true
-    30 m detail is penalised against a 30 m "truth" that lacks it. ``eval_factor`` > 1 compares after
-    averaging both by that factor (e.g. factor 9 = 270 m, eval_factor 3 = compared at 90 m).
+    :func:`heattrack.kernels.chain.product_footprint`). Mind that Landsat ST at 30 m already carries only ~100 m
+    information: a method that adds true 30 m detail is penalised against a 30 m "truth" that lacks it.
+    ``eval_factor`` > 1 compares after averaging both by that factor (e.g. factor 9 = 270 m, eval_factor 3 =
+    compared at 90 m).
     Each method also gets ``rmse_seen_k`` / ``bias_seen_k``: its field seen through the same footprint
     (Gaussian ``psf_sigma_m``) before that averaging, as the sensor would have recorded it — the like-for-like
     comparison with pixels that carry the footprint; ``rmse_k`` is the plain one (the issue's protocol).

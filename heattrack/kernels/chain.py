@@ -254,8 +254,8 @@ def product_footprint(lst_30m_on_10m: np.ndarray, stack: np.ndarray, valid: np.n
     the sensor's ``dms.psf_sigma_px`` where the scene does not tell), and the record for ``run.json``."""
     if dms.psf_sigma_px <= 0:
         return dms, {"source": "configured", "psf_sigma_px": 0.0}
-    est = estimate_footprint_sigma(lst_30m_on_10m, stack, valid, tuple(k * dms.psf_sigma_px for k in FOOTPRINT_CANDIDATES),
-                                   **footprint_scales(dms.psf_sigma_px))
+    candidates = tuple(k * dms.psf_sigma_px for k in FOOTPRINT_CANDIDATES)
+    est = estimate_footprint_sigma(lst_30m_on_10m, stack, valid, candidates, **footprint_scales(dms.psf_sigma_px))
     if est.sigma_px is None:
         return dms, {"source": "configured", "r2": round(est.r2, 3), "psf_sigma_px": dms.psf_sigma_px}
     sigma = round(est.sigma_px, 3)
@@ -381,11 +381,11 @@ def injected_attenuation(lst_30m_on_10m: np.ndarray, red: np.ndarray, nir: np.nd
                          buffer_px: int, amp_k: float = 10.0, spacing_px: int = 30, margin_px: int = 100,
                          seed: int = 0, along_px: int = 1) -> np.ndarray:
     """Injection test of the detectability model on this tile: Gaussian plumes (FWHM ``plume_fwhm_px``, peak
-    ``amp_k``) on a ``spacing_px`` grid are seen through the product's footprint (``params.dms.psf_sigma_px``, or the tile's estimate),
-    sampled like the 30 m product (3-px blocks) and added to the LST; the chain runs again (with ``base``'s footprint,
-    ``info["footprint"]``, where the scene gave one) and each plume's gain in
-    the ranking evidence (maximum within ``buffer_px``) over ``amp_k`` is returned (one value per plume on valid
-    data): the share of a plume's peak this chain keeps, measured (``base``: the products without plumes). With
+    ``amp_k``) on a ``spacing_px`` grid are seen through the product's footprint (``base.info["footprint"]``, the
+    tile's estimate, else ``params.dms.psf_sigma_px``), sampled like the 30 m product (3-px blocks) and added to the
+    LST; the chain runs again with that footprint and each plume's gain in the ranking evidence (maximum within
+    ``buffer_px``) over ``amp_k`` is returned (one value per plume on valid data): the share of a plume's peak this
+    chain keeps, measured (``base``: the products without plumes). With
     ``along_px`` > 1 the gain is averaged over that many pixels of a row centred on the plume: the share the segment
     statistic's window along a pipe keeps (``along_px`` < ``spacing_px``, so the next plume stays outside)."""
     from scipy import ndimage
