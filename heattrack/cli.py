@@ -383,7 +383,7 @@ def validate_sharpening(
         Console().print(table)
         Console().print("RMSE: each field as it is against ST_B10's pixels, which carry TIRS's ~100 m footprint (real 30 m "
                         "detail counts as error); seen through the footprint: each field blurred by that footprint "
-                        "first, as the sensor would have recorded it (docs/downscaling.md). " + res["dms_local_models"])
+                        "first, as the sensor would have recorded it (docs/downscaling.md). " + res["dms_notes"])
         if json_out is not None:
             json_out.write_text(json.dumps({"product": product, **res}, indent=2, default=str))
 

@@ -186,6 +186,12 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
         f"DMS local models: off here ({window_m:g} m windows need at least 3 coarse pixels; these are {cell}), so "
         "this protocol does not test them." if not local else
         f"DMS local models ({local} cells of {cell} per window): {'used' if used else 'not used'} on this scene.")
+    fp = results.get("dms", {}).get("info", {}).get("footprint")
+    results["dms_footprint"] = "" if not fp else (
+        f"DMS saw the thermal pixels through a {fp['psf_sigma_px'] * pixel_m:.0f} m footprint (Gaussian sigma; "
+        + ("estimated from the scene, r2 " + f"{fp['r2']:.2f}" if fp["source"] == "estimated" else
+           "the sensor's: the scene did not tell") + f"; TIRS alone {sigma_px * pixel_m:.0f} m).")
+    results["dms_notes"] = " ".join(n for n in (results["dms_local_models"], results["dms_footprint"]) if n)
     for name, field in (known or {}).items():
         score(name, np.asarray(field, dtype=np.float32)[:h, :w], {"method": "known"})
     return results

@@ -53,6 +53,10 @@ def test_validate_sharpening_command(tmp_path):
     assert out["factor"] == 9 and out["eval_factor"] == 3 and out["tsharp"]["rmse_k"] < out["bilinear"]["rmse_k"]
     assert all(0 < out[m]["rmse_seen_k"] < 3.0 for m in ("bilinear", "tsharp", "dms"))
     assert "seen through the footprint" in res.output and "does not test them" in " ".join(res.output.split())
+    # DMS saw the product through the footprint the scene shows (Collection 2: wider than TIRS's 36 m), and says so
+    fp = out["dms"]["info"]["footprint"]
+    assert fp["source"] == "estimated" and 50.0 < 30.0 * fp["psf_sigma_px"] < 80.0
+    assert f"through a {30.0 * fp['psf_sigma_px']:.0f} m footprint" in " ".join(res.output.split())
     bad = CliRunner().invoke(app, ["validate-sharpening", "--landsat", str(REAL / "landsat-amazonas-cloud")])
     assert bad.exit_code == 1 and "SR_B4" in bad.output
     # the folder as the command's argument, as `heattrack report OUT` takes its folder: the same result
