@@ -153,7 +153,7 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     def run_dms():
         stack, names = predictor_stack(bands, valid)
         params, footprint = DMSParams(seed=seed, psf_sigma_px=sigma_px, local_window=local), None
-        if psf_from_data:
+        if psf_from_data and sigma_px > 0:  # 0: a plain block mean, nothing to widen
             params, footprint = product_footprint(np.where(valid, lst, np.nan), stack, valid, params)
         res = dms_sharpen(coarse, stack, valid, factor, params, names=names)
         return SharpenResult(res.lst, {**res.info, "footprint": footprint} if footprint else res.info, res.expected)
