@@ -15,14 +15,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from heattrack.kernels.anomaly import local_anomaly  # noqa: E402
-from heattrack.kernels.chain import (  # noqa: E402
+from heattrack.kernels.chain import ChainParams, compute_tile_products  # noqa: E402
+from heattrack.kernels.dms import DMSParams, dms_sharpen  # noqa: E402
+from heattrack.kernels.footprint import (  # noqa: E402
     FOOTPRINT_CANDIDATES,
-    ChainParams,
-    compute_tile_products,
+    estimate_footprint_sigma,
     footprint_scales,
 )
-from heattrack.kernels.dms import DMSParams, dms_sharpen  # noqa: E402
-from heattrack.kernels.footprint import estimate_footprint_sigma  # noqa: E402
 from heattrack.kernels.lst import block_mean, tsharp_sharpen, upsample_bilinear  # noqa: E402
 from heattrack.kernels.predictors import predictor_stack, sharpen_20m_bands  # noqa: E402
 from heattrack.kernels.segments import neighbourhood_max  # noqa: E402

@@ -120,7 +120,7 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     ``factor``. The aggregated LST is a block mean of a field that already carries the sensor footprint, so
     DMS aggregates its predictors with that footprint (``psf_sigma_m``, default Landsat TIRS's, in pixels of
     ``pixel_m``; with ``psf_from_data``, as the chain does, widened to the product's footprint the scene shows:
-    :func:`heattrack.kernels.chain.product_footprint`). Mind that Landsat ST at 30 m already carries only ~100 m
+    :func:`heattrack.kernels.footprint.product_footprint`). Mind that Landsat ST at 30 m already carries only ~100 m
     information: a method that adds true 30 m detail is penalised against a 30 m "truth" that lacks it.
     ``eval_factor`` > 1 compares after averaging both by that factor (e.g. factor 9 = 270 m, eval_factor 3 =
     compared at 90 m).
@@ -131,9 +131,9 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     what a perfect sharpener would deliver, the protocol's own ceiling).
     """
     from heattrack.config import Config
-    from heattrack.kernels.chain import product_footprint
     from heattrack.kernels.dms import DMSParams, dms_sharpen, local_window_cells
     from heattrack.kernels.features import ndvi
+    from heattrack.kernels.footprint import product_footprint
     from heattrack.kernels.lst import SharpenResult, bilinear_sharpen, block_mean, tsharp_sharpen
     from heattrack.kernels.predictors import LANDSAT_TIRS_PSF_SIGMA_M, predictor_stack, psf_blur
 
@@ -153,7 +153,7 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     def run_dms():
         stack, names = predictor_stack(bands, valid)
         params, footprint = DMSParams(seed=seed, psf_sigma_px=sigma_px, local_window=local), None
-        if psf_from_data and sigma_px > 0:  # 0: a plain block mean, nothing to widen
+        if psf_from_data:
             params, footprint = product_footprint(np.where(valid, lst, np.nan), stack, valid, params)
         res = dms_sharpen(coarse, stack, valid, factor, params, names=names)
         return SharpenResult(res.lst, {**res.info, "footprint": footprint} if footprint else res.info, res.expected)

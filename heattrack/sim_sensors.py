@@ -12,7 +12,7 @@ import rasterio
 from affine import Affine
 from scipy import ndimage
 
-from heattrack.kernels.predictors import S2_10M_BANDS
+from heattrack.kernels.predictors import LANDSAT_TO_S2, S2_10M_BANDS
 
 if TYPE_CHECKING:  # the spec is read, not built, here
     from heattrack.simulate import SimulationSpec
@@ -35,7 +35,6 @@ def _write_tif(path: Path, data: np.ndarray, transform: Affine, crs: str, nodata
         dst.write(data, 1)
 
 
-LANDSAT_SR = {"SR_B2": "B02", "SR_B3": "B03", "SR_B4": "B04", "SR_B5": "B08", "SR_B6": "B11", "SR_B7": "B12"}
 #: reflectance per land cover for the bands other than red/NIR: (water, street, bare at moisture 0 / 1 delta,
 #: vegetation at vigour 0 / 1 delta) -- coarse spectral shapes of the usual endmembers
 _SPECTRA = {  # band: (water, street, bare, bare_wet_delta, veg, veg_vigour_delta, roof_factor, roof_add)
@@ -166,7 +165,7 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
     qa[cloud] = QA_CLOUD
     st_dn = np.clip(np.round((st - 149.0) / 0.00341802), 1, 65535).astype(np.uint16)
     sr = {}
-    for b_ls, b_s2 in LANDSAT_SR.items():
+    for b_ls, b_s2 in LANDSAT_TO_S2.items():
         if b_s2 not in refl:
             continue
         a30 = ndimage.map_coordinates(ndimage.uniform_filter(refl[b_s2], 3), [rr - 0.5, cc - 0.5], order=1)

@@ -5,9 +5,13 @@ import pytest
 from conftest import REAL
 from scipy import ndimage
 
-from heattrack.kernels.chain import FOOTPRINT_CANDIDATES, footprint_scales, product_footprint
 from heattrack.kernels.dms import DMSParams
-from heattrack.kernels.footprint import estimate_footprint_sigma
+from heattrack.kernels.footprint import (
+    FOOTPRINT_CANDIDATES,
+    estimate_footprint_sigma,
+    footprint_scales,
+    product_footprint,
+)
 
 SENSOR_PX = 3.6  # Landsat TIRS's 36 m on 10 m pixels
 CANDIDATES = tuple(k * SENSOR_PX for k in FOOTPRINT_CANDIDATES)

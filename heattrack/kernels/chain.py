@@ -13,7 +13,7 @@ from heattrack.kernels.anomaly import local_anomaly, local_background
 from heattrack.kernels.detectors import DetectorParams, detect, iforest_evidence
 from heattrack.kernels.dms import DMSParams, dms_sharpen, local_window_cells
 from heattrack.kernels.features import ndvi
-from heattrack.kernels.footprint import estimate_footprint_sigma
+from heattrack.kernels.footprint import product_footprint
 from heattrack.kernels.linear_trees import ridge_coefficients
 from heattrack.kernels.lst import bilinear_sharpen, block_mean, tsharp_sharpen, upsample_bilinear
 from heattrack.kernels.patches import PatchSpec, batch_for_memory
@@ -236,30 +236,6 @@ def fine_landcover_fit(residual: np.ndarray, predictors: np.ndarray, psf_sigma_p
     y_reach = refit.extrapolation * (y.max() - y.min())
     np.clip(fitted, y.min() - y_reach, y.max() + y_reach, out=fitted)
     return upsample_bilinear(fitted, 2)[: residual.shape[0], : residual.shape[1]]
-
-
-#: the footprints tried, as multiples of the sensor's (the product's is at least the sensor's)
-FOOTPRINT_CANDIDATES = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4)
-
-
-def footprint_scales(sensor_sigma_px: float) -> dict:
-    """The estimate's working grid and high-pass scale for a sensor footprint of ``sensor_sigma_px`` pixels: ~40 m
-    cells and a 100 m high-pass for Landsat's 36 m (10 m pixels: 4 and 10 px; 30 m pixels: 1 and 3.3 px)."""
-    return {"grid": max(1, int(round(sensor_sigma_px * 40.0 / 36.0))), "highpass_px": sensor_sigma_px * 100.0 / 36.0}
-
-
-def product_footprint(lst_30m_on_10m: np.ndarray, stack: np.ndarray, valid: np.ndarray, dms: DMSParams
-                      ) -> tuple[DMSParams, dict]:
-    """``dms`` with the thermal product's footprint as this tile's scene shows it (:mod:`heattrack.kernels.footprint`;
-    the sensor's ``dms.psf_sigma_px`` where the scene does not tell), and the record for ``run.json``."""
-    if dms.psf_sigma_px <= 0:
-        return dms, {"source": "configured", "psf_sigma_px": 0.0}
-    candidates = tuple(k * dms.psf_sigma_px for k in FOOTPRINT_CANDIDATES)
-    est = estimate_footprint_sigma(lst_30m_on_10m, stack, valid, candidates, **footprint_scales(dms.psf_sigma_px))
-    if est.sigma_px is None:
-        return dms, {"source": "configured", "r2": round(est.r2, 3), "psf_sigma_px": dms.psf_sigma_px}
-    sigma = round(est.sigma_px, 3)
-    return replace(dms, psf_sigma_px=sigma), {"source": "estimated", "r2": round(est.r2, 3), "psf_sigma_px": sigma}
 
 
 def thermal_products(

@@ -20,12 +20,13 @@ Momotombo scene 60-70 m (``tests/test_footprint.py``, docs/downscaling.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
+from heattrack.kernels.dms import DMSParams
 from heattrack.kernels.lst import block_mean
 
 
@@ -108,4 +109,29 @@ def estimate_footprint_sigma(thermal: np.ndarray, predictors: np.ndarray, valid:
     return FootprintEstimate(sigma, r2, cand, tuple(residual))
 
 
-__all__ = ["FootprintEstimate", "estimate_footprint_sigma"]
+#: the footprints tried, as multiples of the sensor's (the product's is at least the sensor's)
+FOOTPRINT_CANDIDATES = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.4)
+
+
+def footprint_scales(sensor_sigma_px: float) -> dict:
+    """The estimate's working grid and high-pass scale for a sensor footprint of ``sensor_sigma_px`` pixels: ~40 m
+    cells and a 100 m high-pass for Landsat's 36 m (10 m pixels: 4 and 10 px; 30 m pixels: 1 and 3.3 px)."""
+    return {"grid": max(1, int(round(sensor_sigma_px * 40.0 / 36.0))), "highpass_px": sensor_sigma_px * 100.0 / 36.0}
+
+
+def product_footprint(lst_30m_on_10m: np.ndarray, stack: np.ndarray, valid: np.ndarray, dms: DMSParams
+                      ) -> tuple[DMSParams, dict | None]:
+    """``dms`` with the thermal product's footprint as this tile's scene shows it (:func:`estimate_footprint_sigma`;
+    the sensor's ``dms.psf_sigma_px`` where the scene does not tell), and the record for ``run.json``."""
+    if dms.psf_sigma_px <= 0:  # a plain block mean: no footprint to widen, nothing to record
+        return dms, None
+    candidates = tuple(k * dms.psf_sigma_px for k in FOOTPRINT_CANDIDATES)
+    est = estimate_footprint_sigma(lst_30m_on_10m, stack, valid, candidates, **footprint_scales(dms.psf_sigma_px))
+    if est.sigma_px is None:
+        return dms, {"source": "configured", "r2": round(est.r2, 3), "psf_sigma_px": dms.psf_sigma_px}
+    sigma = round(est.sigma_px, 3)
+    return replace(dms, psf_sigma_px=sigma), {"source": "estimated", "r2": round(est.r2, 3), "psf_sigma_px": sigma}
+
+
+__all__ = ["FOOTPRINT_CANDIDATES", "FootprintEstimate", "estimate_footprint_sigma", "footprint_scales",
+           "product_footprint"]
