@@ -79,3 +79,19 @@ def seen_over_needed(amplitude_k, fwhm_m, length_m, mdl_k, det: dict, res_m: flo
     seen = np.array([share(round(float(f), 1), int(n))[0] for f, n in zip(np.asarray(fwhm_m, dtype=float), pts)])
     need = np.asarray(mdl_k, dtype=float) * np.array([share(ref, int(n))[0] for n in pts]) * measured
     return seen * measured * np.asarray(amplitude_k, dtype=float) / np.maximum(need, 1e-9)
+
+
+def pooled_difference(df) -> dict:
+    """The members' paired ROC-AUC differences (``delta_auc``, ``delta_auc_se``, ``delta_auc_ci95``) summarised: on
+    how many members the 95 % interval lies above / below 0, and their mean with its interval and two-sided p-value
+    (the members are independent cities: the variances add)."""
+    import numpy as np
+    from scipy.special import ndtr
+
+    d, se = df["delta_auc"].to_numpy(float), df["delta_auc_se"].to_numpy(float)
+    lo, hi = np.array([c[0] for c in df["delta_auc_ci95"]]), np.array([c[1] for c in df["delta_auc_ci95"]])
+    ok = np.isfinite(d) & np.isfinite(se)
+    mean, s = float(d[ok].mean()), float(np.sqrt(np.sum(se[ok] ** 2)) / max(ok.sum(), 1))
+    return {"above": int((lo > 0).sum()), "below": int((hi < 0).sum()), "members": int(ok.sum()), "mean": mean,
+            "se": s, "ci95": [mean - 1.96 * s, mean + 1.96 * s],
+            "p_value": float(2 * ndtr(-abs(mean) / s)) if s > 0 else float("nan")}

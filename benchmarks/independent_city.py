@@ -23,7 +23,8 @@ are an out-of-family check of the same kind as the issue's independent generator
 
 Each leak's sensor-visible peak is measured by passing that leak alone through the same footprint (no formula of
 heattrack's). Per city: one run with the defaults and one with ``detect.method: baseline``; printed and written:
-10 m LST RMSE gain over bilinear (``heattrack evaluate``), segment ROC-AUC of both rankings, and the share of
+10 m LST RMSE gain over bilinear (``heattrack evaluate``), segment ROC-AUC of both rankings (and their paired
+difference with its DeLong 95 % interval, per city and over the cities), and the share of
 sensor-visible leaks (footprint peak >= 0.7 K) in the top 5 % of segments; and the real-crop protocol of
 ``heattrack validate-sharpening --factor 9 --eval-factor 3`` on the city's Landsat folder alone.
 
@@ -47,6 +48,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
+from heldout import pooled_difference  # benchmarks/ is the script's folder
 from rasterio.transform import from_origin
 from scipy import ndimage
 
@@ -336,7 +338,7 @@ def _write(path: Path, arr: np.ndarray, profile: dict) -> None:
 
 def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None) -> dict:
     from heattrack.config import load_config
-    from heattrack.evaluate import aggregate_sharpen_compare, evaluate_run, read_landsat_for_asc
+    from heattrack.evaluate import aggregate_sharpen_compare, compare_rankings, evaluate_run, read_landsat_for_asc
     from heattrack.orchestration.run import run
 
     row: dict = {}
@@ -363,6 +365,9 @@ def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None) -> 
             run_info = json.loads((out / "run.json").read_text())
             row["sharpen_methods"] = sorted({t.get("sharpen", {}).get("method", "?")
                                              for t in run_info["tile_summaries"].values()})
+    cmp = compare_rankings(scene, work / "default", work / "baseline")  # paired over the same segments (DeLong)
+    row.update({"delta_auc": cmp["delta"], "delta_auc_se": cmp["se"], "delta_auc_ci95": [cmp["ci_low"], cmp["ci_high"]],
+                "delta_auc_p": cmp["p_value"]})
     # the real-crop protocol of `heattrack validate-sharpening --factor 9 --eval-factor 3` on the city's Landsat
     lst, bands, _ = read_landsat_for_asc(scene / "landsat")
     asc = aggregate_sharpen_compare(lst, bands, factor=9, eval_factor=3)
@@ -448,6 +453,7 @@ def main() -> None:
         for name in ("default", "baseline"):
             hits = float((df[f"{name}_visible_top5"] * df["n_visible"]).sum())
             summary[f"{name}_visible_top5_pooled"] = hits / max(int(df["n_visible"].sum()), 1)
+        summary["delta_auc_pooled"] = pooled_difference(df)  # default minus baseline, DeLong per city
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"size_km": args.size_km, "tirs_sample_m": args.tirs_sample_m,

@@ -330,8 +330,9 @@ def demo(
         rebuild_report(out, truth_scene=scene)
         d, m = ev["downscaling"], ev["detection"]
         console.print(f"against the simulator's truth: 10 m LST RMSE {d['rmse_sharpened_k']:.3f} K sharpened vs "
-                      f"{d['rmse_bilinear_k']:.3f} K bilinear; segment ROC-AUC {m['roc_auc']:.3f}, "
-                      f"PR-AUC {m['pr_auc']:.3f} ({m['n_leaks_scored']} leaks among {m['n_scored']} scored segments)")
+                      f"{d['rmse_bilinear_k']:.3f} K bilinear; segment ROC-AUC {m['roc_auc']:.3f} (95 % "
+                      "{:.2f}-{:.2f}), ".format(*m["roc_auc_ci95"]) + f"PR-AUC {m['pr_auc']:.3f} "
+                      f"({m['n_leaks_scored']} leaks among {m['n_scored']} scored segments)")
 
 
 @app.command()
@@ -345,8 +346,7 @@ def evaluate(
 
     setup_logging(verbose)
     with cli_errors(verbose):
-        ev = evaluate_run(scene, out)
-        print(json.dumps(ev, indent=2))
+        print(json.dumps(evaluate_run(scene, out), indent=2))
 
 
 @app.command("validate-sharpening")

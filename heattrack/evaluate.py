@@ -16,6 +16,7 @@ import xarray as xr
 from rasterio.enums import Resampling
 
 from heattrack.errors import InputError
+from heattrack.kernels.roc import auc_interval, paired_auc_difference
 
 FALSE_ALARM_RATES_PER_KM = (0.05, 0.1, 0.5)
 
@@ -62,12 +63,31 @@ def segment_metrics(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray
     top = np.argsort(-r, kind="stable")[:k]
     out.update({
         "roc_auc": float(roc_auc_score(y, r)),
+        "roc_auc_ci95": list(auc_interval(r, y)[1:]),  # DeLong: how far another draw of the leaks could move it
         "pr_auc": float(average_precision_score(y, r)),
         "recall_top5pct": float(y[top].sum() / y.sum()),
         "recall_at_false_alarms_per_km": {str(a): recall_at_false_alarm_rate(r, y, L, a)
                                           for a in FALSE_ALARM_RATES_PER_KM},
     })
     return out
+
+
+def ranking_score(out: Path) -> pd.Series:
+    """A finished run's ranking as a score per ``segment_id`` (minus its rank: rank 1 scores highest; NaN for a
+    segment without data, which ranks last)."""
+    seg = gpd.read_file(Path(out) / "segments.geojson", columns=["segment_id", "rank"], ignore_geometry=True)
+    rank = pd.to_numeric(seg["rank"], errors="coerce").to_numpy(dtype=float)
+    return pd.Series(np.where(np.isfinite(rank), -rank, np.nan), index=seg["segment_id"].to_numpy())
+
+
+def compare_rankings(scene: Path, out_a: Path, out_b: Path) -> dict:
+    """Segment ROC-AUC of run ``out_a``'s ranking minus ``out_b``'s on the same simulated ``scene``, paired over the
+    segments both scored: the difference, its DeLong standard error, 95 % interval and two-sided p-value
+    (:func:`heattrack.kernels.roc.paired_auc_difference`)."""
+    truth = json.loads((Path(scene) / "truth" / "truth.json").read_text())
+    a, b = ranking_score(out_a), ranking_score(out_b)
+    b = b.reindex(a.index)
+    return paired_auc_difference(a.to_numpy(), b.to_numpy(), a.index.isin(truth["leak_segment_ids"]))
 
 
 def evaluate_run(scene: Path, out: Path) -> dict:
