@@ -28,7 +28,14 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from heldout import heldout_parser, overrides, pooled_difference, spec_overrides, workspace  # the script's folder
+from heldout import (  # benchmarks/ is the script's folder
+    heldout_parser,
+    overrides,
+    pooled_difference,
+    share_interval,
+    spec_overrides,
+    workspace,
+)
 
 from heattrack.config import load_config
 from heattrack.evaluate import (
@@ -155,10 +162,14 @@ def main() -> None:
     for col in ("lst_gain", "tsharp_lst_gain", "default_auc", "baseline_auc", "baseline_window_auc",
                 "default_visible_top5", "baseline_visible_top5", "baseline_window_visible_top5"):
         print(f"{col:24s} mean {df[col].mean():.3f}  worst {df[col].min():.3f}")
+    visible_pooled = {}
     for name in ("default", "baseline"):
         n_vis, n_cloud = int(df[f"{name}_n_visible"].sum()), int(df[f"{name}_n_visible_clouded"].sum())
         hits = (df[f"{name}_visible_top5"] * df[f"{name}_n_visible"]).sum()
-        print(f"{name}: visible leaks in the top 5 % pooled {hits / max(n_vis, 1):.3f} ({hits:.0f} of {n_vis}); "
+        lo, hi = share_interval(hits, n_vis)
+        visible_pooled[name] = {"hits": int(round(hits)), "n": n_vis, "share": hits / max(n_vis, 1), "ci95": [lo, hi]}
+        print(f"{name}: visible leaks in the top 5 % pooled {hits / max(n_vis, 1):.3f} ({hits:.0f} of {n_vis}; 95 % "
+              f"{lo:.2f}-{hi:.2f}); "
               f"{n_cloud} of them under cloud (segment no_data); of the scored ones "
               f"{hits / max(n_vis - n_cloud, 1):.3f}")
     wins = int((df["default_auc"] > df["baseline_auc"]).sum())
@@ -188,7 +199,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"members": rows, "power_curve": curve, "real": real,
-                                         "delta_auc_pooled": pooled}, indent=1, default=str))
+                                         "delta_auc_pooled": pooled, "visible_top5_pooled": visible_pooled},
+                                        indent=1, default=str))
     if args.png:
         import matplotlib
 

@@ -95,3 +95,14 @@ def pooled_difference(df) -> dict:
     return {"above": int((lo > 0).sum()), "below": int((hi < 0).sum()), "members": int(ok.sum()), "mean": mean,
             "se": s, "ci95": [mean - 1.96 * s, mean + 1.96 * s],
             "p_value": float(2 * ndtr(-abs(mean) / s)) if s > 0 else float("nan")}
+
+
+def share_interval(hits: float, n: int) -> list[float]:
+    """The 95 % Wilson interval of a share of ``hits`` in ``n`` (e.g. visible leaks in the top 5 %): how far another
+    draw of as many leaks could move it."""
+    from scipy.stats import binomtest
+
+    if n <= 0:
+        return [float("nan"), float("nan")]
+    ci = binomtest(int(round(hits)), int(n)).proportion_ci(0.95, method="wilson")
+    return [float(ci.low), float(ci.high)]

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
-from heldout import pooled_difference  # benchmarks/ is the script's folder
+from heldout import pooled_difference, share_interval  # benchmarks/ is the script's folder
 from rasterio.transform import from_origin
 from scipy import ndimage
 
@@ -453,6 +453,7 @@ def main() -> None:
         for name in ("default", "baseline"):
             hits = float((df[f"{name}_visible_top5"] * df["n_visible"]).sum())
             summary[f"{name}_visible_top5_pooled"] = hits / max(int(df["n_visible"].sum()), 1)
+            summary[f"{name}_visible_top5_pooled_ci95"] = share_interval(hits, int(df["n_visible"].sum()))
         summary["delta_auc_pooled"] = pooled_difference(df)  # default minus baseline, DeLong per city
     print(json.dumps(summary, indent=1))
     if args.json:
