@@ -23,7 +23,14 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 from family import BINS_K, VISIBLE_K, footprint_peak_k  # noqa: E402  (benchmarks/ is the script's folder)
-from heldout import heldout_parser, overrides, spec_overrides, workspace  # benchmarks/ is the script's folder
+from heldout import (  # benchmarks/ is the script's folder
+    count_interval,
+    heldout_parser,
+    overrides,
+    share_interval,
+    spec_overrides,
+    workspace,
+)
 
 from heattrack.config import load_config
 from heattrack.orchestration.screen import point_warming, screen
@@ -127,11 +134,15 @@ def main() -> None:
                                                 "visible_new_seen_both_winters", "false_new",
                                                 "visible_repaired", "visible_repaired_called_resolved",
                                                 "false_resolved")}
+    # how far another draw of as many leaks and winters could move these: Wilson for the shares, Poisson for counts
+    tot["visible_new_called_new_ci95"] = share_interval(tot["visible_new_called_new"], tot["visible_new"])
+    tot["false_new_per_100km_ci95"] = [c / tot["pipe_km"] * 100 for c in count_interval(tot["false_new"])]
+    (n_lo, n_hi), (f_lo, f_hi) = tot["visible_new_called_new_ci95"], tot["false_new_per_100km_ci95"]
     print(f"\nall {len(rows)} members, {tot['pipe_km']:.0f} km of pipe: visible new leaks called new "
-          f"{tot['visible_new_called_new']}/{tot['visible_new']} ({tot['visible_new_seen_both_winters']} seen both "
-          f"winters), false new {tot['false_new']} "
-          f"({tot['false_new'] / tot['pipe_km'] * 100:.2f} per 100 km); visible repaired called resolved "
-          f"{tot['visible_repaired_called_resolved']}/{tot['visible_repaired']}, false resolved "
+          f"{tot['visible_new_called_new']}/{tot['visible_new']} (95 % {n_lo:.2f}-{n_hi:.2f}; "
+          f"{tot['visible_new_seen_both_winters']} seen both winters), false new {tot['false_new']} "
+          f"({tot['false_new'] / tot['pipe_km'] * 100:.2f} per 100 km, 95 % {f_lo:.2f}-{f_hi:.2f}); visible repaired "
+          f"called resolved {tot['visible_repaired_called_resolved']}/{tot['visible_repaired']}, false resolved "
           f"{tot['false_resolved']}")
     curves = {k: power_curve([leak for r in rows for leak in r[f"{k}_leaks_seen"]]) for k in ("new", "repaired")}
     for k, curve in curves.items():

@@ -106,3 +106,11 @@ def share_interval(hits: float, n: int) -> list[float]:
         return [float("nan"), float("nan")]
     ci = binomtest(int(round(hits)), int(n)).proportion_ci(0.95, method="wilson")
     return [float(ci.low), float(ci.high)]
+
+
+def count_interval(k: int) -> list[float]:
+    """The exact (Garwood) 95 % interval of the mean of a Poisson count observed as ``k`` (e.g. false ``new`` on
+    the held-out network): the rate per 100 km is it over the network's length."""
+    from scipy.stats import chi2
+
+    return [float(chi2.ppf(0.025, 2 * k) / 2) if k > 0 else 0.0, float(chi2.ppf(0.975, 2 * k + 2) / 2)]
