@@ -29,9 +29,10 @@ from heattrack.cli_support import (
     print_summary,
     progress_bar,
     setup_logging,
-    spec_from_settings,
+    simulate_from_config,
+    synthetic_input,
 )
-from heattrack.config import Config, parse_set_option
+from heattrack.config import parse_set_option
 from heattrack.errors import HeattrackError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -68,19 +69,10 @@ def simulate(
                                "simulate.family_member": family_member}, set_)
         if out.exists() and any(out.iterdir()):
             raise HeattrackError(f"output folder {out} is not empty")
-        summary = _simulate(out, cfg)
+        summary = simulate_from_config(out, cfg)
         console.print(f"scene written to {out}/: {summary['n_segments']} pipe segments "
                       f"({summary['pipe_km']:.0f} km), {len(summary['leak_segment_ids'])} leaks, "
                       f"{summary['n_distractors']} distractors, CRS {summary['crs']}")
-
-
-def _simulate(out: Path, cfg: Config) -> dict:
-    from heattrack.simulate import simulate_scene
-
-    s = cfg.simulate
-    spec = spec_from_settings(s)
-    with console.status(f"simulating a {s.size_km:g} km region (seed {spec.seed})"):
-        return simulate_scene(out, spec)
 
 
 @app.command()
@@ -134,26 +126,10 @@ def run(
             print_plan(estimate(plan_run(cfg)))
             return
         if cfg.input.source == "synthetic":
-            cfg, allow = _synthetic_input(cfg, out)
+            cfg, allow = synthetic_input(cfg, out)
         result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=progress_bar("tiles"),
                            allow_existing=allow)
         print_summary(result)
-
-
-def _synthetic_input(cfg: Config, out: str) -> tuple[Config, tuple[str, ...]]:
-    """``input.source: synthetic``: simulate the scene (``simulate`` section) into ``input.input`` or
-    ``OUT/scene`` unless it is there already, then run it as a ``local`` input."""
-    if "://" in str(out):
-        raise HeattrackError("input.source 'synthetic' writes its scene next to a local --out folder")
-    scene = Path(cfg.input.input) if cfg.input.input else Path(out) / "scene"
-    if not (scene / "truth" / "truth.json").exists():
-        if scene.exists() and any(scene.iterdir()):
-            raise HeattrackError(f"{scene} is not empty and holds no simulated scene")
-        _simulate(scene, cfg)
-    inp = cfg.input.model_copy(update={"source": "local", "input": scene,
-                                       "pipes": cfg.input.pipes or scene / "pipes.geojson"})
-    inside = scene.resolve().parent == Path(out).resolve()
-    return cfg.model_copy(update={"input": inp}), (scene.name,) if inside else ()
 
 
 @app.command()
@@ -322,7 +298,7 @@ def demo(
             if not (out / STATE_DIR).exists() and not (scene / "truth").exists():
                 raise HeattrackError(f"output folder {out} is not empty and holds no heattrack demo")
             shutil.rmtree(out)
-        _simulate(scene, cfg)
+        simulate_from_config(scene, cfg)
         result = run_chain(cfg, out, progress=progress_bar("tiles"), allow_existing=("scene",))
         print_summary(result)
         ev = evaluate_run(scene, out)
@@ -339,14 +315,20 @@ def demo(
 def evaluate(
     scene: Annotated[Path, typer.Option("--scene", help="Simulated scene folder (with truth/).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder of a finished run on that scene.")],
+    against: Annotated[Optional[Path], typer.Option("--against", help="A second finished run on the same scene: "
+                       "also its ranking's ROC-AUC subtracted, paired over the segments both scored (DeLong 95 % "
+                       "interval, p-value): does --out rank the leaks better?")] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Score a run against the simulator's truth: LST RMSE (sharpened, bilinear) and segment ROC/PR."""
-    from heattrack.evaluate import evaluate_run
+    from heattrack.evaluate import compare_rankings, evaluate_run
 
     setup_logging(verbose)
     with cli_errors(verbose):
-        print(json.dumps(evaluate_run(scene, out), indent=2))
+        ev = evaluate_run(scene, out)
+        if against is not None:
+            ev["detection"]["against"] = {"run": str(against), **compare_rankings(scene, out, against)}
+        print(json.dumps(ev, indent=2))
 
 
 @app.command("validate-sharpening")

@@ -1,5 +1,6 @@
 """What every ``heattrack`` command shares: the console, logging, one-line errors, option types, the Config
-built from a file + flags, the progress bar and the run summary table."""
+built from a file + flags, the progress bar, the run summary table, and the simulated scene the ``simulate``,
+``demo`` and ``run`` (``input.source: synthetic``) commands write."""
 
 from __future__ import annotations
 
@@ -163,6 +164,32 @@ def spec_from_settings(s):
     return SimulationSpec(size_km=s.size_km, leaks=s.leaks, distractors=s.distractors, seed=s.seed,
                           cloud_fraction=s.cloud_fraction, dates=s.dates, season=s.season, leak_k=tuple(s.leak_k),
                           sensor=s.sensor)
+
+
+def simulate_from_config(out: Path, cfg: Config) -> dict:
+    """Simulate the configuration's ``simulate`` section into ``out`` (with a status line); the scene's summary."""
+    from heattrack.simulate import simulate_scene
+
+    s = cfg.simulate
+    spec = spec_from_settings(s)
+    with console.status(f"simulating a {s.size_km:g} km region (seed {spec.seed})"):
+        return simulate_scene(out, spec)
+
+
+def synthetic_input(cfg: Config, out: str) -> tuple[Config, tuple[str, ...]]:
+    """``input.source: synthetic``: simulate the scene (``simulate`` section) into ``input.input`` or
+    ``OUT/scene`` unless it is there already, then run it as a ``local`` input."""
+    if "://" in str(out):
+        raise HeattrackError("input.source 'synthetic' writes its scene next to a local --out folder")
+    scene = Path(cfg.input.input) if cfg.input.input else Path(out) / "scene"
+    if not (scene / "truth" / "truth.json").exists():
+        if scene.exists() and any(scene.iterdir()):
+            raise HeattrackError(f"{scene} is not empty and holds no simulated scene")
+        simulate_from_config(scene, cfg)
+    inp = cfg.input.model_copy(update={"source": "local", "input": scene,
+                                       "pipes": cfg.input.pipes or scene / "pipes.geojson"})
+    inside = scene.resolve().parent == Path(out).resolve()
+    return cfg.model_copy(update={"input": inp}), (scene.name,) if inside else ()
 
 
 def one_folder(positional: Path | None, option: Path | None, option_name: str) -> Path:

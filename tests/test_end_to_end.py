@@ -163,6 +163,19 @@ def test_sharpening_beats_bilinear_against_truth(finished_run, small_scene):
     assert 0.0 <= ev["detection"]["roc_auc"] <= 1.0
 
 
+def test_evaluate_against_a_second_run(finished_run, small_scene):
+    """`heattrack evaluate --against`: the ROC-AUC carries its interval, and a run compared with itself differs by
+    exactly nothing (paired over the same segments)."""
+    res = runner.invoke(app, ["evaluate", "--scene", str(small_scene), "--out", str(finished_run), "--against",
+                              str(finished_run)])
+    assert res.exit_code == 0, res.output
+    det = json.loads(res.stdout)["detection"]
+    lo, hi = det["roc_auc_ci95"]
+    assert lo <= det["roc_auc"] <= hi
+    vs = det["against"]
+    assert vs["delta"] == 0.0 and vs["p_value"] == 1.0 and vs["auc_a"] == pytest.approx(det["roc_auc"])
+
+
 def test_resume_reprocesses_only_missing_tiles(finished_run, small_scene, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(finished_run, out)
