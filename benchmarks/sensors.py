@@ -18,10 +18,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from heldout import heldout_parser, overrides, seen_over_needed, workspace  # benchmarks/ is the script's folder
+from heldout import (  # benchmarks/ is the script's folder
+    heldout_parser,
+    overrides,
+    pooled_difference,
+    seen_over_needed,
+    workspace,
+)
 
 from heattrack.config import load_config
-from heattrack.evaluate import evaluate_run
+from heattrack.evaluate import compare_rankings, evaluate_run
 from heattrack.orchestration.run import run
 from heattrack.simulate import family_spec, simulate_scene
 
@@ -129,6 +135,13 @@ def main() -> None:
                 # of those, the segments that touch a leaking one (a leak at a junction warms its neighbour too)
                 touch = clean.geometry.distance(seg.geometry[leaky].union_all()).to_numpy() <= 1.0
                 row[f"{sensor}_false_flags_touching_a_leak"] = [int(flags[touch].sum()), int(touch.sum())]
+            # paired over the same segments (DeLong): each sensor's default against its baseline, and the finer
+            # thermal data against Landsat (the same city, pipes and leaks: one truth for all three)
+            landsat_scene = Path(tmp) / f"m{m}-landsat"
+            for a, b in [(sn, f"{sn}-baseline") for sn in SENSORS] + [(sn, "landsat") for sn in SENSORS[1:]]:
+                c = compare_rankings(landsat_scene, Path(tmp) / f"out{m}-{a}", Path(tmp) / f"out{m}-{b}")
+                row[f"delta_{a}_vs_{b}"] = {"delta": c["delta"], "se": c["se"], "ci95": [c["ci_low"], c["ci_high"]],
+                                            "p_value": c["p_value"]}
             rows.append(row)
             print(f"member {m}: segment ROC-AUC " + ", ".join(
                 f"{sn} {row[sn]:.3f} (baseline {row[sn + '_baseline']:.3f})" for sn in SENSORS), flush=True)
@@ -138,6 +151,15 @@ def main() -> None:
           "baseline ranking: " + "; ".join(
               f"{sn} {df[sn].mean():.3f} ({df[sn].min():.3f}) | {df[sn + '_baseline'].mean():.3f} "
               f"({df[sn + '_baseline'].min():.3f})" for sn in SENSORS))
+    paired = {}
+    for key in [k for k in rows[0] if k.startswith("delta_")]:
+        d = pd.DataFrame({"delta_auc": [r[key]["delta"] for r in rows], "delta_auc_se": [r[key]["se"] for r in rows],
+                          "delta_auc_ci95": [r[key]["ci95"] for r in rows]})
+        paired[key] = pooled_difference(d)
+        p = paired[key]
+        print(f"{key[6:].replace('_vs_', ' minus ')} ROC-AUC over the members {p['mean']:+.3f} (95 % "
+              f"{p['ci95'][0]:+.3f} to {p['ci95'][1]:+.3f}); significantly above on {p['above']}, below on "
+              f"{p['below']} of {p['members']}")
     calib = {}
     for sensor in SENSORS:
         sel = leaks[leaks["sensor"] == sensor]
@@ -184,7 +206,8 @@ def main() -> None:
         print(sensor, "share of leaks in the top 5 % by peak ΔT at 10 m:",
               ", ".join(f"{c['amplitude_k']} K: {c['top5']:.2f} (n={c['n']})" for c in curve[sensor]))
     if args.json:
-        args.json.write_text(json.dumps({"members": rows, "power_curve": curve, "detectability": calib}, indent=1,
+        args.json.write_text(json.dumps({"members": rows, "power_curve": curve, "detectability": calib,
+                                         "paired_auc": paired}, indent=1,
                                         default=float))
     if args.png:
         plot_calibration(calib, args.png)
