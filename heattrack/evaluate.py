@@ -75,6 +75,8 @@ def segment_metrics(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray
 def ranking_score(out: Path) -> pd.Series:
     """A finished run's ranking as a score per ``segment_id`` (minus its rank: rank 1 scores highest; NaN for a
     segment without data, which ranks last)."""
+    if not (Path(out) / "segments.geojson").exists():
+        raise InputError(f"{out} holds no finished run (segments.geojson missing)")
     seg = gpd.read_file(Path(out) / "segments.geojson", columns=["segment_id", "rank"], ignore_geometry=True)
     rank = pd.to_numeric(seg["rank"], errors="coerce").to_numpy(dtype=float)
     return pd.Series(np.where(np.isfinite(rank), -rank, np.nan), index=seg["segment_id"].to_numpy())
@@ -84,7 +86,10 @@ def compare_rankings(scene: Path, out_a: Path, out_b: Path) -> dict:
     """Segment ROC-AUC of run ``out_a``'s ranking minus ``out_b``'s on the same simulated ``scene``, paired over the
     segments both scored: the difference, its DeLong standard error, 95 % interval and two-sided p-value
     (:func:`heattrack.kernels.roc.paired_auc_difference`)."""
-    truth = json.loads((Path(scene) / "truth" / "truth.json").read_text())
+    truth_file = Path(scene) / "truth" / "truth.json"
+    if not truth_file.exists():
+        raise InputError(f"{scene} has no truth/truth.json: comparing rankings needs a simulated scene")
+    truth = json.loads(truth_file.read_text())
     a, b = ranking_score(out_a), ranking_score(out_b)
     b = b.reindex(a.index)
     return paired_auc_difference(a.to_numpy(), b.to_numpy(), a.index.isin(truth["leak_segment_ids"]))

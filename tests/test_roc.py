@@ -9,6 +9,7 @@ import pytest
 from scipy.special import ndtr
 from sklearn.metrics import roc_auc_score
 
+from heattrack.errors import InputError
 from heattrack.evaluate import compare_rankings, segment_metrics
 from heattrack.kernels.roc import auc_interval, delong, paired_auc_difference
 
@@ -97,3 +98,5 @@ def test_compare_rankings_of_two_runs(tmp_path):
     write("b", list(range(60, 0, -1))[:59] + [None])  # the leaks ranked last; one segment without data
     c = compare_rankings(tmp_path / "scene", tmp_path / "a", tmp_path / "b")
     assert c["auc_a"] == 1.0 and c["auc_b"] == 0.0 and c["delta"] == 1.0 and c["n_items"] == 59
+    with pytest.raises(InputError, match="holds no finished run"):
+        compare_rankings(tmp_path / "scene", tmp_path / "a", tmp_path / "missing")
