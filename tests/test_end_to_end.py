@@ -1,6 +1,7 @@
 """simulate -> run through a real LocalCluster -> outputs, CRS, resume, report, evaluation."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -174,6 +175,21 @@ def test_evaluate_against_a_second_run(finished_run, small_scene):
     assert lo <= det["roc_auc"] <= hi
     vs = det["against"]
     assert vs["delta"] == 0.0 and vs["p_value"] == 1.0 and vs["auc_a"] == pytest.approx(det["roc_auc"])
+
+
+def test_report_truth_section_states_the_ranking_with_its_interval(finished_run, small_scene, tmp_path):
+    """`heattrack report OUT --truth SCENE`: the truth section gives the ranking's ROC-AUC (the one `evaluate` gives)
+    with its 95 % interval, so a reader sees how much a scene with this many leaks can say."""
+    out = tmp_path / "copy"
+    shutil.copytree(finished_run, out)
+    res = runner.invoke(app, ["report", str(out), "--truth", str(small_scene)])
+    assert res.exit_code == 0, res.output
+    text = (out / "report" / "index.html").read_text()
+    m = re.search(r"segment ROC-AUC of the ranking (\d\.\d{3}) \(95 % (\d\.\d{2})–(\d\.\d{2})\)", text)
+    assert m, "no ROC-AUC in the truth section"
+    auc, lo, hi = (float(g) for g in m.groups())
+    assert lo <= auc <= hi
+    assert auc == pytest.approx(evaluate_run(small_scene, finished_run)["detection"]["roc_auc"], abs=5e-4)
 
 
 def test_resume_reprocesses_only_missing_tiles(finished_run, small_scene, tmp_path):
