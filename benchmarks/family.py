@@ -31,6 +31,7 @@ import pandas as pd
 from heldout import (  # benchmarks/ is the script's folder
     heldout_parser,
     overrides,
+    paired_columns,
     pooled_difference,
     share_interval,
     spec_overrides,
@@ -139,9 +140,8 @@ def main() -> None:
                         scene, out, det["window_points"]) if det else (float("nan"), float("nan"))
             # the default's ROC-AUC minus the baseline's, paired over the same segments (DeLong): with a dozen leaks
             # per city a difference of a few hundredths is within what another draw of the leaks would give
-            cmp = compare_rankings(scene, Path(tmp) / f"out{m}-default", Path(tmp) / f"out{m}-baseline")
-            row.update({"delta_auc": cmp["delta"], "delta_auc_se": cmp["se"],
-                        "delta_auc_ci95": [cmp["ci_low"], cmp["ci_high"]], "delta_auc_p": cmp["p_value"]})
+            row.update(paired_columns(compare_rankings(scene, Path(tmp) / f"out{m}-default",
+                                                       Path(tmp) / f"out{m}-baseline")))
             # TsHARP as a second reference for the 10 m LST (the NDVI regression the literature starts from)
             cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson",
                                      "downscale.method": "tsharp"})

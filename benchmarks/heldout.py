@@ -83,6 +83,13 @@ def seen_over_needed(amplitude_k, fwhm_m, length_m, mdl_k, det: dict, res_m: flo
     return seen * measured * np.asarray(amplitude_k, dtype=float) / np.maximum(need, 1e-9)
 
 
+def paired_columns(cmp: dict) -> dict:
+    """A city's row entries from :func:`heattrack.evaluate.compare_rankings` (default minus baseline): the columns
+    :func:`pooled_difference` reads."""
+    return {"delta_auc": cmp["delta"], "delta_auc_se": cmp["se"], "delta_auc_ci95": [cmp["ci_low"], cmp["ci_high"]],
+            "delta_auc_p": cmp["p_value"]}
+
+
 def pooled_difference(df) -> dict:
     """The members' paired ROC-AUC differences (``delta_auc``, ``delta_auc_se``, ``delta_auc_ci95``) summarised: on
     how many members the 95 % interval lies above / below 0, and their mean with its interval and two-sided p-value

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
-from heldout import pooled_difference, share_interval  # benchmarks/ is the script's folder
+from heldout import paired_columns, pooled_difference, share_interval  # benchmarks/ is the script's folder
 from rasterio.transform import from_origin
 from scipy import ndimage
 
@@ -365,9 +365,7 @@ def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None) -> 
             run_info = json.loads((out / "run.json").read_text())
             row["sharpen_methods"] = sorted({t.get("sharpen", {}).get("method", "?")
                                              for t in run_info["tile_summaries"].values()})
-    cmp = compare_rankings(scene, work / "default", work / "baseline")  # paired over the same segments (DeLong)
-    row.update({"delta_auc": cmp["delta"], "delta_auc_se": cmp["se"], "delta_auc_ci95": [cmp["ci_low"], cmp["ci_high"]],
-                "delta_auc_p": cmp["p_value"]})
+    row.update(paired_columns(compare_rankings(scene, work / "default", work / "baseline")))  # paired (DeLong)
     # the real-crop protocol of `heattrack validate-sharpening --factor 9 --eval-factor 3` on the city's Landsat
     lst, bands, _ = read_landsat_for_asc(scene / "landsat")
     asc = aggregate_sharpen_compare(lst, bands, factor=9, eval_factor=3)

@@ -305,10 +305,11 @@ def demo(
         (out / "evaluation.json").write_text(json.dumps(ev, indent=2))
         rebuild_report(out, truth_scene=scene)
         d, m = ev["downscaling"], ev["detection"]
+        lo, hi = m["roc_auc_ci95"]
         console.print(f"against the simulator's truth: 10 m LST RMSE {d['rmse_sharpened_k']:.3f} K sharpened vs "
                       f"{d['rmse_bilinear_k']:.3f} K bilinear; segment ROC-AUC {m['roc_auc']:.3f} (95 % "
-                      "{:.2f}-{:.2f}), ".format(*m["roc_auc_ci95"]) + f"PR-AUC {m['pr_auc']:.3f} "
-                      f"({m['n_leaks_scored']} leaks among {m['n_scored']} scored segments)")
+                      f"{lo:.2f}-{hi:.2f}), PR-AUC {m['pr_auc']:.3f} ({m['n_leaks_scored']} leaks among "
+                      f"{m['n_scored']} scored segments)")
 
 
 @app.command()

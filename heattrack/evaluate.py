@@ -72,24 +72,38 @@ def segment_metrics(risk: np.ndarray, is_leak: np.ndarray, length_km: np.ndarray
     return out
 
 
-def ranking_score(out: Path) -> pd.Series:
-    """A finished run's ranking as a score per ``segment_id`` (minus its rank: rank 1 scores highest; NaN for a
-    segment without data, which ranks last)."""
-    if not (Path(out) / "segments.geojson").exists():
+def score_from_rank(rank) -> np.ndarray:
+    """A run's ``rank`` column as a score (minus the rank: rank 1 is the most suspicious; NaN for a segment without
+    data, which ranks last)."""
+    r = pd.to_numeric(pd.Series(rank), errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isfinite(r), -r, np.nan)
+
+
+def _read_truth(scene: Path) -> dict:
+    truth_file = Path(scene) / "truth" / "truth.json"
+    if not truth_file.exists():
+        raise InputError(f"{scene} has no truth/truth.json: evaluation needs a simulated scene")
+    return json.loads(truth_file.read_text())
+
+
+def _segments_file(out: Path) -> Path:
+    path = Path(out) / "segments.geojson"
+    if not path.exists():
         raise InputError(f"{out} holds no finished run (segments.geojson missing)")
-    seg = gpd.read_file(Path(out) / "segments.geojson", columns=["segment_id", "rank"], ignore_geometry=True)
-    rank = pd.to_numeric(seg["rank"], errors="coerce").to_numpy(dtype=float)
-    return pd.Series(np.where(np.isfinite(rank), -rank, np.nan), index=seg["segment_id"].to_numpy())
+    return path
+
+
+def ranking_score(out: Path) -> pd.Series:
+    """A finished run's ranking as a score per ``segment_id`` (:func:`score_from_rank`)."""
+    seg = gpd.read_file(_segments_file(out), columns=["segment_id", "rank"], ignore_geometry=True)
+    return pd.Series(score_from_rank(seg["rank"]), index=seg["segment_id"].to_numpy())
 
 
 def compare_rankings(scene: Path, out_a: Path, out_b: Path) -> dict:
     """Segment ROC-AUC of run ``out_a``'s ranking minus ``out_b``'s on the same simulated ``scene``, paired over the
     segments both scored: the difference, its DeLong standard error, 95 % interval and two-sided p-value
     (:func:`heattrack.kernels.roc.paired_auc_difference`)."""
-    truth_file = Path(scene) / "truth" / "truth.json"
-    if not truth_file.exists():
-        raise InputError(f"{scene} has no truth/truth.json: comparing rankings needs a simulated scene")
-    truth = json.loads(truth_file.read_text())
+    truth = _read_truth(scene)
     a, b = ranking_score(out_a), ranking_score(out_b)
     b = b.reindex(a.index)
     return paired_auc_difference(a.to_numpy(), b.to_numpy(), a.index.isin(truth["leak_segment_ids"]))
@@ -98,12 +112,7 @@ def compare_rankings(scene: Path, out_a: Path, out_b: Path) -> dict:
 def evaluate_run(scene: Path, out: Path) -> dict:
     """Compare a finished run in ``out`` with the truth of the simulated ``scene``."""
     scene, out = Path(scene), Path(out)
-    truth_file = scene / "truth" / "truth.json"
-    if not truth_file.exists():
-        raise InputError(f"{scene} has no truth/truth.json: evaluation needs a simulated scene")
-    if not (out / "segments.geojson").exists():
-        raise InputError(f"{out} holds no finished run (segments.geojson missing)")
-    truth = json.loads(truth_file.read_text())
+    truth, seg_file = _read_truth(scene), _segments_file(out)
     import rioxarray  # noqa: F401  (registers .rio)
 
     ds = xr.open_zarr(out / "mosaic.zarr")
@@ -114,13 +123,10 @@ def evaluate_run(scene: Path, out: Path) -> dict:
     truth_arr = np.where(valid, t_on.values, np.nan)
     sharp = lst_errors(ds["lst_10m"].values, truth_arr)
     plain = lst_errors(ds["lst_plain"].values, truth_arr)
-    seg = gpd.read_file(out / "segments.geojson")
+    seg = gpd.read_file(seg_file)
     leaks = set(truth["leak_segment_ids"])
     length_km = seg.to_crs(truth["crs"]).geometry.length.to_numpy() / 1000.0
-    # the run's own ranking: rank 1 is the most suspicious; segments without data rank last
-    rank = pd.to_numeric(seg["rank"], errors="coerce").to_numpy(dtype=float)
-    score = np.where(np.isfinite(rank), -rank, np.nan)
-    det = segment_metrics(score, seg["segment_id"].isin(leaks).to_numpy(), length_km)
+    det = segment_metrics(score_from_rank(seg["rank"]), seg["segment_id"].isin(leaks).to_numpy(), length_km)
     return {
         "scene": str(scene), "run": str(out),
         "downscaling": {"rmse_sharpened_k": sharp["rmse_k"], "bias_sharpened_k": sharp["bias_k"],

@@ -1,4 +1,5 @@
-"""The thermal product's footprint estimated from the scene (kernels/footprint.py, chain.product_footprint)."""
+"""The thermal product's footprint estimated from the scene (kernels/footprint.py: the estimate and
+product_footprint)."""
 
 import numpy as np
 import pytest

@@ -52,11 +52,12 @@ def delong(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.nda
 def auc_interval(score: np.ndarray, positive: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """ROC-AUC of the finite ``score`` values and its DeLong interval at ``level``, clipped to [0, 1]; NaNs where
     there are fewer than two positives or negatives."""
-    ok = np.isfinite(np.asarray(score, dtype=float))
+    s = np.asarray(score, dtype=float)
+    ok = np.isfinite(s)
     pos = np.asarray(positive, dtype=bool)[ok]
     if pos.sum() < 2 or (~pos).sum() < 2:
         return float("nan"), float("nan"), float("nan")
-    auc, cov = delong(np.asarray(score, dtype=float)[ok][None], pos)
+    auc, cov = delong(s[ok][None], pos)
     half = float(ndtri(0.5 + level / 2.0) * np.sqrt(max(cov[0, 0], 0.0)))
     return float(auc[0]), max(0.0, float(auc[0]) - half), min(1.0, float(auc[0]) + half)
 

@@ -15,7 +15,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 import rasterio  # noqa: E402
 import zarr  # noqa: E402
 from matplotlib.cm import ScalarMappable  # noqa: E402
@@ -268,7 +267,7 @@ def _ae_figure(examples: dict, dest: Dest) -> None:
 
 def _truth_figures(seg: gpd.GeoDataFrame, truth: dict, dest_scores: Dest, dest_power: Dest) -> str:
     """Score distribution of leak vs other segments and recall per leak-amplitude bin at 0.1 false alarms/km."""
-    from heattrack.evaluate import flagged_at_false_alarm_rate
+    from heattrack.evaluate import flagged_at_false_alarm_rate, score_from_rank
 
     leaks = truth["leaks"]  # GeoDataFrame: segment_id, amplitude_k, fwhm_m
     ok = seg[seg["status"] == "ok"]
@@ -313,7 +312,7 @@ def _truth_figures(seg: gpd.GeoDataFrame, truth: dict, dest_scores: Dest, dest_p
     plt.close(fig)
     total = (mask & is_leak).sum() / max(is_leak.sum(), 1)
     # the ranking's ROC-AUC with its DeLong interval: how much a scene with this many leaks can say at all
-    auc, lo, hi = auc_interval(-pd.to_numeric(ok["rank"], errors="coerce").to_numpy(dtype=float), is_leak)
+    auc, lo, hi = auc_interval(score_from_rank(ok["rank"]), is_leak)
     return (f"<p>{is_leak.sum()} leaking segments among {len(ok)} scored; segment ROC-AUC of the ranking {auc:.3f} "
             f"(95 % {lo:.2f}–{hi:.2f}); recall at 0.1 false alarms per km of "
             f"pipe: {total:.2f} (threshold: the top {mask.sum()} segments).</p>")
