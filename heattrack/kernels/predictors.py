@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from scipy import ndimage
 
+from heattrack.kernels.gaussian import gaussian_blur
 from heattrack.kernels.lst import block_mean
 
 #: Sentinel-2 L2A reflective bands in wavelength order (10 m: B02 B03 B04 B08; 20 m: the rest)
@@ -43,9 +43,11 @@ LANDSAT_ST_PIXEL_M = 30.0
 
 def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = (a - b) / (a + b)
-    out[~np.isfinite(out) | (np.abs(a + b) < 1e-4)] = np.nan
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
+        total = a + b
+        out = (a - b) / total
+    np.copyto(out, np.nan, where=~np.isfinite(out) | (np.abs(total) < 1e-4))
+    np.clip(out, -1.0, 1.0, out=out)
+    return out.astype(np.float32, copy=False)
 
 
 def predictor_stack(bands: Mapping[str, np.ndarray], valid: np.ndarray | None = None,
@@ -120,14 +122,12 @@ def sharpen_20m_bands(bands: Mapping[str, np.ndarray], clear: np.ndarray, use: t
         for c, f in zip(coef, fine):
             mixes[j] += np.float32(c) * np.asarray(bands[f], dtype=np.float32)
     if not every:  # the detail from clear pixels only: a cloud's edge is not the band's detail
-        mixes[:, ~clear] = np.nan
+        np.copyto(mixes, np.float32(np.nan), where=~clear)  # broadcast over the bands (a boolean index: 10x slower)
     if np.isfinite(mixes).all():  # all clear, no nodata (the common case): no normaliser needed
-        detail = mixes - ndimage.gaussian_filter1d(ndimage.gaussian_filter1d(mixes, sigma_px, axis=1, mode="nearest",
-                                                                              truncate=2.0),
-                                                   sigma_px, axis=2, mode="nearest", truncate=2.0)
+        detail = mixes - np.stack([gaussian_blur(layer, sigma_px, truncate=2.0) for layer in mixes])
     else:
         detail = mixes - psf_blur_stack(mixes, sigma_px, truncate=2.0)
-        detail[~np.isfinite(detail)] = 0.0
+        np.copyto(detail, np.float32(0.0), where=~np.isfinite(detail))
     for b, d in zip(fitted, detail):
         out[b] = np.asarray(bands[b], dtype=np.float32) + d
     return out
@@ -145,14 +145,14 @@ def psf_blur_stack(stack: np.ndarray, sigma_px: float, truncate: float = 3.0) ->
     if sigma_px <= 0:
         return np.asarray(stack, dtype=np.float32)
     ok = np.isfinite(stack).all(axis=0)
-    den = ndimage.gaussian_filter(ok.astype(np.float32), sigma_px, mode="nearest", truncate=truncate)
+    den = gaussian_blur(ok.astype(np.float32), sigma_px, truncate=truncate)
     out = np.empty(stack.shape, dtype=np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
         for k, layer in enumerate(stack):
-            num = ndimage.gaussian_filter(np.where(ok, layer, 0.0).astype(np.float32), sigma_px, mode="nearest",
-                                          truncate=truncate)
+            num = gaussian_blur(np.where(ok, layer, np.float32(0.0)).astype(np.float32, copy=False), sigma_px,
+                                truncate=truncate)
             np.divide(num, den, out=out[k])
-    out[:, ~ok | (den < 1e-3)] = np.nan
+    np.copyto(out, np.float32(np.nan), where=~ok | (den < 1e-3))
     return out
 
 
