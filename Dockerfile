@@ -24,8 +24,8 @@ RUN useradd --create-home --uid 1000 heattrack
 USER heattrack
 WORKDIR /work
 # GDAL settings for windowed/cloud reads; AWS_* credentials come from the environment at run time.
-# MALLOC_*: a tile's numpy temporaries stay on the heap, which is not trimmed back to the OS after every tile
-# (WORKER_ENV in orchestration/cluster.py).
+# MALLOC_*: a tile's numpy temporaries stay on the heap, which is not trimmed back to the OS after every tile, and
+# the task thread allocates from glibc's main arena (WORKER_ENV in orchestration/cluster.py).
 ENV PATH=/opt/heattrack/bin:$PATH NUMBA_CACHE_DIR=/tmp/numba-cache \
     GDAL_CACHEMAX=512 \
     GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR \
@@ -35,6 +35,7 @@ ENV PATH=/opt/heattrack/bin:$PATH NUMBA_CACHE_DIR=/tmp/numba-cache \
     MPLBACKEND=Agg \
     MALLOC_MMAP_THRESHOLD_=33554432 \
     MALLOC_TRIM_THRESHOLD_=268435456 \
+    MALLOC_ARENA_MAX=1 \
     PYTHONUNBUFFERED=1
 ENTRYPOINT ["heattrack"]
 CMD ["--help"]

@@ -57,6 +57,7 @@ def test_slurm_backend_submits_cpu_and_gpu_worker_jobs(tmp_path, monkeypatch):
         assert "--lifetime 50m --lifetime-stagger 5m" in s and "source /opt/venv/bin/activate" in s
         assert "export MALLOC_MMAP_THRESHOLD_=33554432" in s  # WORKER_ENV, before the user's prologue
         assert "export MALLOC_TRIM_THRESHOLD_=268435456" in s
+        assert "export MALLOC_ARENA_MAX=1" in s
     assert "#SBATCH -p gpu" in gpu[0] and "--resources GPU=1" in gpu[0]
     assert all("#SBATCH -p cpu" in s and "--resources" not in s for s in cpu)
 
@@ -89,6 +90,7 @@ def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
     assert spec["metadata"]["namespace"] == "screening"
     env = {e["name"]: e["value"] for e in spec["spec"]["worker"]["spec"]["containers"][0]["env"]}
     assert env["MALLOC_MMAP_THRESHOLD_"] == "33554432" and env["MALLOC_TRIM_THRESHOLD_"] == "268435456"
+    assert env["MALLOC_ARENA_MAX"] == "1"
 
 
 def _environment_at_start() -> dict:

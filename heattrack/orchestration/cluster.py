@@ -31,8 +31,14 @@ ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
 #: arrays up to 32 MiB on the heap halved the workers' system time and cut a 24 km run's wall time by 16 %; and with
 #: the heap trimmed back to the OS only beyond 256 MiB free at its top (instead of Dask's 64 KiB: the next tile
 #: faults those pages in again) a tile task takes 0.94x the time and the 48 km run 0.95x, peak worker RSS
-#: unchanged (paired, 2026-12-06; docs/measurements.md "Speed and memory"); worker RSS stays flat (benchmarks/scale.py)
-WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456"}
+#: unchanged (paired, 2026-12-06; docs/measurements.md "Speed and memory"); worker RSS stays flat (benchmarks/scale.py).
+#: One malloc arena: Dask runs each task on a thread of its executor, and glibc gives such a thread an arena of its
+#: own, whose 64 MiB heaps are unmapped when a tile frees them and faulted in again by the next (~1,700 page faults
+#: per tile instead of ~20). In one worker the same tile took 1.19x its time on the worker's main thread (its CPU
+#: time 1.03x: the rest waiting), 1.04x with one arena; whole 48 km runs on 2 workers took 0.90-0.94x the time and
+#: peak worker RSS 0.93x (three pairs, 2026-12-07, docs/performance.md). Tile tasks run one thread per worker, so the
+#: one arena's lock is not contended.
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456", "MALLOC_ARENA_MAX": "1"}
 
 
 def local_worker_count(c: ComputeConfig) -> int:
