@@ -19,6 +19,7 @@ def _field(shape, seed=0):
     ((290, 290), 1.0, 2.0),   # the 20 m bands' blur
     ((256, 400), 0.3, 3.0),   # a radius of 1 px
     ((600, 120), 9.0, 4.0),   # a kernel longer than a tenth of the rows
+    ((4096, 17), 9.0, 4.0),   # a kernel wider than the rows (the padding repeats the edge beyond them)
 ])
 def test_blur_equals_scipy_to_the_bit(shape, sigma, truncate):
     a = _field(shape)

@@ -122,7 +122,7 @@ def sharpen_20m_bands(bands: Mapping[str, np.ndarray], clear: np.ndarray, use: t
         for c, f in zip(coef, fine):
             mixes[j] += np.float32(c) * np.asarray(bands[f], dtype=np.float32)
     if not every:  # the detail from clear pixels only: a cloud's edge is not the band's detail
-        np.copyto(mixes, np.float32(np.nan), where=~clear)  # broadcast over the bands (a boolean index: 10x slower)
+        np.copyto(mixes, np.float32(np.nan), where=~clear)  # broadcast over the bands (faster than a boolean index)
     if np.isfinite(mixes).all():  # all clear, no nodata (the common case): no normaliser needed
         detail = mixes - np.stack([gaussian_blur(layer, sigma_px, truncate=2.0) for layer in mixes])
     else:
