@@ -359,15 +359,17 @@ def test_segments_crossing_tile_edges_are_scored_from_every_tile(small_scene):
 def test_run_on_an_existing_scheduler_address(small_scene, tmp_path):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         out = tmp_path / "o"
         res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
                                   "--out", str(out), "--tile-km", "3", "--scheduler", cluster.scheduler_address])
         assert res.exit_code == 0, res.output
         assert (out / "segments.geojson").exists()
-        # a cluster of its own: the report's figures were drawn on its worker (orchestration.report_helper) ...
-        assert {"heattrack-warm-report", "heattrack-report-figures"} <= set(cluster.scheduler.task_prefixes)
-    # ... and are the same pictures, on the same page, as ``heattrack report`` draws here
+        # a cluster of its own: the report's figures and the map's network layer were made on its worker
+        # (orchestration.report_helper) ...
+        assert {"heattrack-warm-report", "heattrack-report-draw-figures",
+                "heattrack-report-network-layer"} <= set(cluster.scheduler.task_prefixes)
+    # ... and are the same pictures, map data and page as ``heattrack report`` makes here
     shutil.copytree(out, tmp_path / "rebuilt")
     assert runner.invoke(app, ["report", str(tmp_path / "rebuilt")]).exit_code == 0
     drawn = sorted(p.name for p in (out / "report").glob("*.png"))
@@ -376,6 +378,9 @@ def test_run_on_an_existing_scheduler_address(small_scene, tmp_path):
     for img in drawn:
         assert (tmp_path / "rebuilt" / "report" / img).read_bytes() == (out / "report" / img).read_bytes(), img
     assert (tmp_path / "rebuilt" / "report" / "index.html").read_text() == (out / "report" / "index.html").read_text()
+    data = {p.relative_to(out / "report"): p.read_bytes() for p in (out / "report" / "map" / "data").rglob("*.js")}
+    assert any(p.parent.name == "net" for p in data)
+    assert data == {p: (tmp_path / "rebuilt" / "report" / p).read_bytes() for p in data}
     bad = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
                               "--out", str(tmp_path / "o2"), "--scheduler", "tcp://127.0.0.1:1",
                               "--set", "compute.connect_timeout_s=2"])

@@ -35,13 +35,13 @@ def test_a_worker_is_warmed_once_it_has_no_tile_left_and_the_figures_go_to_it(cl
     on_tile = helper.counting(client, 3, seen.append)  # one worker in this cluster
     on_tile("tile 1")
     on_tile("tile 2")
-    assert helper._warm is None  # a tile still running: the worker is busy
+    assert not helper._warm  # a tile still running: the worker is busy
     on_tile("tile 3")
-    assert seen == ["tile 1", "tile 2", "tile 3"] and helper._warm is not None
-    warmed = helper._warm.result()
+    assert seen == ["tile 1", "tile 2", "tile 3"] and len(helper._warm) == 1  # one worker: warmed once
+    warmed = helper._warm[0].result()
     assert warmed == next(iter(client.scheduler_info()["workers"]))
     assert helper.submit(_where).result() == warmed
-    assert helper._warm is None  # released with the figures' result
+    assert helper._warm == []  # released with the figures' result
 
 
 def test_a_failure_on_the_worker_draws_here_and_releases_the_cluster_once(client, caplog):
@@ -83,15 +83,42 @@ def test_a_worker_that_does_not_answer_in_time_is_not_waited_for(client, caplog)
     assert "could not be drawn on a worker" in caplog.text
 
 
-def test_the_figures_go_to_a_worker_wherever_the_driver_has_a_second_core(monkeypatch):
+def test_the_report_uses_the_workers_that_have_cores_of_their_own(monkeypatch):
     from heattrack.config import ComputeConfig
-    from heattrack.orchestration.report_helper import figures_on_a_worker
+    from heattrack.orchestration.report_helper import report_workers
 
     monkeypatch.setattr(rh.os, "cpu_count", lambda: 2)
-    assert figures_on_a_worker(ComputeConfig(scheduler="slurm"))
-    assert figures_on_a_worker(ComputeConfig(scheduler="tcp://10.0.0.1:8786"))
-    assert figures_on_a_worker(ComputeConfig())  # a LocalCluster of one worker per core: idle after the tiles
-    assert figures_on_a_worker(ComputeConfig(n_workers=1, threads_per_worker=2))
+    assert report_workers(ComputeConfig(scheduler="slurm")) == ReportHelper.parallel == 4
+    assert report_workers(ComputeConfig(scheduler="tcp://10.0.0.1:8786")) == 4
+    assert report_workers(ComputeConfig(scheduler="kubernetes")) == 4
+    assert report_workers(ComputeConfig()) == 1  # two workers on two cores: one, the driver keeps the other
+    assert report_workers(ComputeConfig(n_workers=1, threads_per_worker=2)) == 1
     monkeypatch.setattr(rh.os, "cpu_count", lambda: 1)
-    assert not figures_on_a_worker(ComputeConfig())  # one core: the driver draws
-    assert figures_on_a_worker(ComputeConfig(scheduler="kubernetes"))
+    assert report_workers(ComputeConfig()) == 0  # one core: the driver makes it all
+    monkeypatch.setattr(rh.os, "cpu_count", lambda: 16)
+    assert report_workers(ComputeConfig()) == 4 and report_workers(ComputeConfig(n_workers=2)) == 2
+
+
+def _slow_where(seconds: float) -> str:
+    import time
+
+    time.sleep(seconds)
+    return get_worker().address
+
+
+def test_the_jobs_are_dealt_out_to_the_warmed_workers_and_the_cluster_released_after_the_last():
+    """Two idle workers: both warmed, four jobs two to each in turn (so they run side by side), the cluster released
+    once, when the last job's result is taken."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as c:
+        released = []
+        helper = ReportHelper(on_done=lambda: released.append(1))
+        helper.start(c)
+        assert len(helper._warm) == 2
+        jobs = [helper.submit(_slow_where, 0.2) for _ in range(4)]
+        where = [j.result() for j in jobs[:3]]
+        assert released == []  # a job still out
+        where.append(jobs[3].result())
+        assert released == [1] and helper._warm == []
+        workers = sorted(c.scheduler_info()["workers"])
+        assert where[0] != where[1] and where[:2] == where[2:] and sorted(where[:2]) == workers

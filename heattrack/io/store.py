@@ -43,17 +43,19 @@ def create_mosaic_template(path: str | Path, geobox: GeoBox, chunk_px: int, attr
     Written by zarr itself, with the coordinates and attributes odc-geo and xarray give a dataset on ``geobox``
     (:func:`cf_coordinates`): the same files as xarray's ``to_zarr`` of dask arrays with ``compute=False`` (tested byte
     for byte), without xarray, which imports dask.array as it builds any array (~0.6 s of the run's serial start)."""
-    group = zarr.open_group(str(path), mode="w", zarr_format=2)
-    group.attrs.update({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in attrs.items()})
+    # every node's attributes given at its creation: one metadata write each (``attrs.update`` rewrites the node's
+    # metadata once per key: 62 writes, 0.3-0.5 s of the run's start)
+    group = zarr.open_group(str(path), mode="w", zarr_format=2, attributes={
+        k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in attrs.items()})
     for name, (values, dims, coord_attrs) in cf_coordinates(geobox).items():
         fill = np.nan if values.dtype.kind == "f" else None
-        arr = group.create_array(name, shape=values.shape, chunks=values.shape, dtype=values.dtype, fill_value=fill)
+        arr = group.create_array(name, shape=values.shape, chunks=values.shape, dtype=values.dtype, fill_value=fill,
+                                 attributes={**coord_attrs, "_ARRAY_DIMENSIONS": list(dims)})
         arr[...] = values
-        arr.attrs.update({**coord_attrs, "_ARRAY_DIMENSIONS": list(dims)})
     for name, (dtype, fill, var_attrs) in MOSAIC_VARIABLES.items():
-        arr = group.create_array(name, shape=geobox.shape.yx, chunks=(chunk_px, chunk_px), dtype=dtype, fill_value=fill)
-        arr.attrs.update({**var_attrs, "grid_mapping": "spatial_ref", "coordinates": "spatial_ref",
-                          "_ARRAY_DIMENSIONS": ["y", "x"]})
+        group.create_array(name, shape=geobox.shape.yx, chunks=(chunk_px, chunk_px), dtype=dtype, fill_value=fill,
+                           attributes={**var_attrs, "grid_mapping": "spatial_ref", "coordinates": "spatial_ref",
+                                       "_ARRAY_DIMENSIONS": ["y", "x"]})
     zarr.consolidate_metadata(str(path))
 
 

@@ -144,11 +144,23 @@ def _write_rasters(plan: RunPlan, out: OutputLocation, staging: Path, tiles_done
         write_overview(mdl_view[0], mdl_view[1], crs, staging / "mdl_k_overview.tif", codec)
 
 
+def report_window(out: Path) -> tuple[slice, slice]:
+    """The AOI's rows and columns in a finished run's mosaic (the window the report's crops look into)."""
+    import xarray as xr
+
+    aoi_raster = out / "risk_10m.vrt" if (out / "risk_10m.vrt").exists() else out / "risk_10m.tif"
+    with rasterio.open(aoi_raster) as src:  # the AOI window's extent (older runs have only the single COG)
+        bounds = src.bounds
+    ds = xr.open_zarr(out / "mosaic.zarr")
+    x, y = ds["x"].values, ds["y"].values
+    cols = slice(int(np.searchsorted(x, bounds.left)), int(np.searchsorted(x, bounds.right)))
+    rows = slice(int(np.searchsorted(-y, -bounds.top)), int(np.searchsorted(-y, -bounds.bottom)))
+    return rows, cols
+
+
 def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
     """``heattrack report OUT``: rebuild the report of a finished run from its exports; ``truth_scene``: a
     simulated scene folder whose truth adds the leak-vs-other score distribution and detection-power curve."""
-    import xarray as xr
-
     from heattrack.report import build_report
 
     if is_remote(out):
@@ -158,13 +170,7 @@ def rebuild_report(out: Path, truth_scene: Path | None = None) -> Path:
     if not (out / "run.json").exists() or not (out / "mosaic.zarr").exists():
         raise InputError(f"{out} holds no finished heattrack run (run.json or mosaic.zarr missing)")
     run_info = RunRecord.load(out / "run.json").require_ok(str(out))
-    aoi_raster = out / "risk_10m.vrt" if (out / "risk_10m.vrt").exists() else out / "risk_10m.tif"
-    with rasterio.open(aoi_raster) as src:  # the AOI window's extent (older runs have only the single COG)
-        bounds = src.bounds
-    ds = xr.open_zarr(out / "mosaic.zarr")
-    x, y = ds["x"].values, ds["y"].values
-    cols = slice(int(np.searchsorted(x, bounds.left)), int(np.searchsorted(x, bounds.right)))
-    rows = slice(int(np.searchsorted(-y, -bounds.top)), int(np.searchsorted(-y, -bounds.bottom)))
+    rows, cols = report_window(out)
     ae_file = out / "report" / "ae_examples.npz"
     ae_examples = None
     if ae_file.exists():

@@ -38,7 +38,7 @@ from heattrack.orchestration.output_folder import (
     prepare_output,
 )
 from heattrack.orchestration.plan import check_local_inputs, plan_run
-from heattrack.orchestration.report_helper import ReportHelper, figures_on_a_worker
+from heattrack.orchestration.report_helper import ReportHelper, report_workers
 from heattrack.orchestration.run_plan import RunPlan, halo_points, points_by_tile
 
 log = logging.getLogger(__name__)
@@ -242,12 +242,12 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
                 t0: float, info: dict, background: _BackgroundClient | None = None) -> RunResult:
     """``client``: the caller's (left open), else ``background``'s cluster: closed after the tiles (the driver reduces
     and reports while its workers stop) or, where the report's figures are drawn on one of its workers
-    (:func:`figures_on_a_worker`: the driver writes the rest meanwhile), as soon as they are back."""
+    (:func:`report_workers`: the driver writes the rest meanwhile), as soon as they are back."""
     out.write_text(json.dumps({"processing_hash": cfg.processing_hash(), "heattrack_version": __version__}),
                    STATE_DIR, "state.json")
     out.write_text(cfg.to_yaml(), STATE_DIR, "config.yaml")
     close = (lambda: background.close(wait=False)) if background is not None else None
-    helper = ReportHelper(on_done=close) if figures_on_a_worker(cfg.compute) else None
+    helper = ReportHelper(on_done=close, workers=n) if (n := report_workers(cfg.compute)) else None
     try:
         # the report's imports and matplotlib's first figure (~0.5 s) on a thread while the workers compute: not on
         # the serial path after them; joined before the report draws (matplotlib is not thread-safe)
@@ -273,7 +273,7 @@ def _run_locked(plan: RunPlan, cfg: Config, out: OutputLocation, resumed: bool, 
         result.segments = finalize_run(plan, out, {"status": "ok", "tiles_ok": len(plan.grid.tiles),
                                                    "tiles_failed": {}, "tiles_skipped": skipped,
                                                    "seconds_total": round(seconds, 2), **info},
-                                       helper.submit if helper is not None else None)
+                                       helper)
     finally:
         if helper is not None:
             helper.release()

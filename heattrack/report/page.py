@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import geopandas as gpd
 import numpy as np
@@ -25,7 +25,7 @@ from heattrack.errors import InputError
 from heattrack.io.records import ChangeSummary, GridInfo, RunRecord
 from heattrack.report import figures as fg
 from heattrack.report import webmap
-from heattrack.report.figure_job import DrawnFigures, FigureInputs, draw_figures, figure_html
+from heattrack.report.figure_job import FIGURE_GROUPS, FigureInputs, draw_figures, figure_html, merge_figures
 from heattrack.report.tiles import render_tiles
 
 CSS = """body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}
@@ -85,8 +85,14 @@ def _with_change_class(seg: gpd.GeoDataFrame, changes: gpd.GeoDataFrame | None) 
     return seg.assign(change=seg["segment_id"].map(cls))
 
 
-#: ``submit(draw_figures, inputs)`` -> an object whose ``result()`` is the :class:`DrawnFigures`
-Submit = Callable[[Callable[[FigureInputs], DrawnFigures], FigureInputs], Any]
+class Submit(Protocol):
+    """Where a run's report jobs go (:class:`heattrack.orchestration.report_helper.ReportHelper`): ``submit(fn,
+    *args)`` -> an object whose ``result()`` is ``fn(*args)``; ``workers``: how many jobs run side by side (from 2 the
+    figures go as three groups and the map's network layer with them, else the figures as one job)."""
+
+    workers: int
+
+    def __call__(self, fn: Callable, *args) -> Any: ...
 
 
 def risk_raster(folder: Path) -> Path:
@@ -97,12 +103,14 @@ def risk_raster(folder: Path) -> Path:
 
 
 def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, changes,
-              resolution_m: float, cfg: ReportConfig) -> dict:
-    """Everything under ``report_dir/map``; returns the index the page reads (also in ``map/data/index.js``)."""
+              resolution_m: float, cfg: ReportConfig, network_job=None) -> dict:
+    """Everything under ``report_dir/map``; returns the index the page reads (also in ``map/data/index.js``).
+    ``network_job``: ``submit``'s answer for :func:`heattrack.report.webmap.network_layer` (else built here)."""
     map_dir = report_dir / "map"
     webmap.copy_assets(map_dir)
     thumbs = set(webmap.thumbnail_ids(seg, cfg.thumbnails))  # the PNGs come with the figures (figure_job)
-    network = webmap.write_network(map_dir, seg, cfg.top_segments, thumbs)
+    network = webmap.write_network(map_dir, seg, cfg.top_segments, thumbs,
+                                   network_job.result() if network_job is not None else None)
     hot = gpd.read_file(folder / "hotspots.geojson") if (folder / "hotspots.geojson").exists() else None
     n_hot = webmap.write_points(map_dir, "hotspots", hot)
     n_changes = webmap.write_changes(map_dir, changes)
@@ -128,9 +136,9 @@ def build_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     ``ae_examples``: autoencoder patches (``ae_in``, ``ae_rec``, ``ae_risk``) for the reconstruction figure, kept
     as ``report/ae_examples.npz`` for a rebuild; ``truth``: ``{"leaks": GeoDataFrame}`` of a simulated scene for
     the truth section; ``changes``: the rows of ``changes.geojson`` (``heattrack screen``); ``segments``: the rows of
-    ``segments.gpkg`` where the caller holds them (a run), else read from ``folder``. ``submit(fn, inputs)``: where
-    the figures are drawn (a run: on a Dask worker while this process writes the map; returns an object with
-    ``result()``); by default here."""
+    ``segments.gpkg`` where the caller holds them (a run), else read from ``folder``. ``submit``: where the figures
+    and the map's network layer are made (a run: on Dask workers while this process writes the map, :class:`Submit`);
+    by default here."""
     folder = Path(folder)
     if not (folder / "segments.geojson").exists():
         raise InputError(f"{folder} has no segments.geojson: not a finished heattrack output folder")
@@ -149,7 +157,9 @@ class StartedReport:
     run_info: RunRecord
     cfg: ReportConfig
     inputs: FigureInputs  # the segments, changes and mosaic the map reads too
-    job: Any  # ``submit``'s answer (``result()``: the DrawnFigures), None: drawn in finish_report
+    #: ``submit``'s answers: one per group of figures (``result()``: the DrawnFigures), then the map's network layer;
+    #: empty: both made in finish_report
+    jobs: tuple = ()
 
 
 def start_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_window: tuple[slice, slice],
@@ -176,17 +186,24 @@ def start_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
         change_summary=ChangeSummary.load(folder / "changes.json")
         if changes is not None and (folder / "changes.json").exists() else None,
         ae_examples=ae_examples, truth=truth, thumbnails=cfg.thumbnails)
-    job = submit(draw_figures, inputs) if submit is not None else None
-    return StartedReport(folder, run_info, cfg, inputs, job)
+    jobs: tuple = ()
+    if submit is not None and submit.workers > 1:  # the network layer first (the longest job), then the groups
+        # of figures: with two workers the four jobs fall two to each (dealt out in turn), from four one to each
+        network = submit(webmap.network_layer, seg, cfg.top_segments, set(webmap.thumbnail_ids(seg, cfg.thumbnails)))
+        jobs = (*(submit(draw_figures, inputs, (g,)) for g in FIGURE_GROUPS), network)
+    elif submit is not None:  # one worker: the figures, while this process writes the exports and the map
+        jobs = (submit(draw_figures, inputs), None)
+    return StartedReport(folder, run_info, cfg, inputs, jobs)
 
 
 def finish_report(r: StartedReport) -> Path:
     """The map (reads ``hotspots.geojson`` from the folder), the figures' bytes, the page; swaps the report in."""
     folder, run_info, seg = r.folder, r.run_info, r.inputs.seg
     tmp = folder / REPORT_TMP
+    *figures, network = r.jobs or (None,)
     meta = write_map(tmp, folder, r.inputs.mosaic, seg, r.inputs.changes,
-                     run_info.grid.resolution_m if run_info.grid else 10.0, r.cfg)
-    drawn = r.job.result() if r.job is not None else draw_figures(r.inputs)
+                     run_info.grid.resolution_m if run_info.grid else 10.0, r.cfg, network)
+    drawn = merge_figures([j.result() for j in figures]) if figures else draw_figures(r.inputs)
     for name, data in drawn.pngs.items():
         (tmp / name).parent.mkdir(parents=True, exist_ok=True)  # the map's thumbnails: map/thumbs/
         (tmp / name).write_bytes(data)

@@ -82,9 +82,13 @@ def _latlon(geoms: np.ndarray, nd: int = 6) -> list[list[list[float]]]:
     return out
 
 
+def _script_text(call: str, payload) -> str:
+    return f"{call}({json.dumps(payload, separators=(',', ':'), allow_nan=False)});\n"
+
+
 def _script(path: Path, call: str, payload) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"{call}({json.dumps(payload, separators=(',', ':'), allow_nan=False)});\n")
+    path.write_text(_script_text(call, payload))
 
 
 def choose_chunk_zoom(lon: np.ndarray, lat: np.ndarray, lo: int = 11, hi: int = 16) -> int:
@@ -104,14 +108,16 @@ def _chunk_keys(lon: np.ndarray, lat: np.ndarray, z: int) -> np.ndarray:
     return x * n + y
 
 
-def write_network(map_dir: Path, seg: gpd.GeoDataFrame, top_n: int, thumbs: set[str]) -> dict:
-    """``top.js`` and the per-tile network chunks; returns their index. ``seg``: any CRS, sorted or not."""
+def network_layer(seg: gpd.GeoDataFrame, top_n: int, thumbs: set[str]) -> tuple[dict[str, str], dict]:
+    """The network layer as text: ``data/top.js`` and the per-tile chunks ``data/net/<x>_<y>.js`` (paths relative to
+    the map folder) and their index. Needs only the table, so a run builds it on an idle worker
+    (:func:`heattrack.report.page.start_report`). ``seg``: any CRS, sorted or not."""
     ll = seg.to_crs("EPSG:4326")
     ll = ll.assign(geometry=shapely.simplify(ll.geometry.values, 1e-6))  # ~0.1 m: drops collinear vertices only
     ok = ll[ll["status"] == "ok"].sort_values("rank")
     top = ok.head(top_n)
     feats = [{"p": p, "c": c} for p, c in zip(_props(top, thumbs), _latlon(top.geometry.values))]
-    _script(map_dir / "data" / "top.js", "HT.add", {"name": "top", "fields": list(POPUP_FIELDS), "features": feats})
+    files = {"data/top.js": _script_text("HT.add", {"name": "top", "fields": list(POPUP_FIELDS), "features": feats})}
     rep = ll.geometry.representative_point()
     lon, lat = rep.x.to_numpy(), rep.y.to_numpy()
     z = choose_chunk_zoom(lon, lat)
@@ -125,9 +131,21 @@ def write_network(map_dir: Path, seg: gpd.GeoDataFrame, top_n: int, thumbs: set[
     for key, idx in zip(np.unique(keys), np.split(order, starts[1:])):
         name = f"{key // n}_{key % n}"
         data = [{"p": props[i], "c": coords[i], "s": int(status[i])} for i in idx]
-        _script(map_dir / "data" / "net" / f"{name}.js", "HT.chunk", {"key": name, "features": data})
+        files[f"data/net/{name}.js"] = _script_text("HT.chunk", {"key": name, "features": data})
         chunks[name] = int(idx.size)
-    return {"chunk_zoom": z, "chunks": chunks, "n_segments": int(len(seg)), "n_top": int(len(top))}
+    return files, {"chunk_zoom": z, "chunks": chunks, "n_segments": int(len(seg)), "n_top": int(len(top))}
+
+
+def write_network(map_dir: Path, seg: gpd.GeoDataFrame, top_n: int, thumbs: set[str],
+                  layer: tuple[dict[str, str], dict] | None = None) -> dict:
+    """``top.js`` and the per-tile network chunks under ``map_dir``; returns their index. ``layer``: the
+    :func:`network_layer` of the same arguments where it was built elsewhere (a worker), else built here."""
+    files, index = layer if layer is not None else network_layer(seg, top_n, thumbs)
+    for rel, text in files.items():
+        path = map_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return index
 
 
 def write_points(map_dir: Path, name: str, gdf: gpd.GeoDataFrame | None, limit: int = 5000) -> int:
