@@ -274,9 +274,11 @@ class ChangesConfig(_Section):
     fdr_q: float = Field(0.05, gt=0, lt=1, description="Segments ranked by a statistic (detect.method residual "
                          "or baseline): Benjamini-Hochberg false-discovery rate for flagging a segment in a season "
                          "(and, against a previous season without point values, for calling a change).")
-    new_z: float = Field(6.5, gt=0, description="Segments ranked by a statistic: how far (network z: median and "
+    new_z: float = Field(5.5, gt=0, description="Segments ranked by a statistic: how far (network z: median and "
                          "MAD of all segments) a segment's largest point warming (cooling) between the seasons must "
-                         "stand out to call it new (resolved).")
+                         "stand out to call it new (resolved). 5.5: the most new leaks found on the simulator family's "
+                         "tuning members while their pooled false new stayed within half the budget of 1 per 100 km "
+                         "of pipe (docs/measurements.md, 'Change classes').")
     warming_sigma_m: float = Field(30.0, ge=0, description="Segments ranked by a statistic: the point changes "
                                    "between the seasons are smoothed over the network with a Gaussian of this "
                                    "sigma (m) before a segment's largest warming is taken (the thermal footprint's "
