@@ -98,7 +98,11 @@ class ReportHelper:
         """Warm up to ``parallel`` workers, the least busy first (the idle one, then those still on their last tile:
         each warms once its tile is done)."""
         self._client = client
-        busy = client.processing()
+        try:
+            busy = client.processing()
+        except Exception as exc:  # noqa: BLE001 - the warm-up is an optimisation: one worker, wherever it lands
+            log.debug("asking the scheduler which workers are busy failed: %s", exc)
+            busy = {}
         order = sorted(busy, key=lambda w: len(busy[w]))[: self.parallel] or [None]
         self._warm = [client.submit(warm_worker, key=f"heattrack-warm-report-{uuid4().hex[:8]}", pure=False,
                                     **({"workers": [w], "allow_other_workers": True} if w else {})) for w in order]
