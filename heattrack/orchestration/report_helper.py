@@ -63,8 +63,8 @@ class ReportHelper:
 
     warm_timeout_s = 30.0
     figures_timeout_s = 300.0
-    #: workers warmed for the report: its four jobs, one each (measured at 48 km on 2 cores, 2026-12-07:
-    #: docs/performance.md)
+    #: workers warmed for the report: its four jobs, one each (what that leaves of the driver's critical path:
+    #: ``benchmarks/report_jobs.py``, docs/performance.md)
     parallel = 4
 
     def __init__(self, on_done: Callable[[], None] | None = None, workers: int | None = None) -> None:

@@ -59,7 +59,7 @@ def figure_html(src: str, alt: str, caption: str) -> str:
 #: the figures in groups that can be drawn apart (on several workers at once): the overview map and the histogram;
 #: the sections with their HTML (changes, detectability, autoencoder, truth); the crops of the mosaic (before/after,
 #: the map's thumbnails). :func:`merge_figures` of the groups is :func:`draw_figures` of all (only the sections carry
-#: HTML). Measured at 48 km (2026-12-07): 0.76, 0.42 and 0.58 s, the map's network layer 0.97 s.
+#: HTML). At 48 km 0.40, 0.22 and 0.48 s, the map's network layer 0.71 s (``benchmarks/report_jobs.py``, 2026-12-07).
 FIGURE_GROUPS = ("overview", "sections", "crops")
 
 
