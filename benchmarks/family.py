@@ -75,8 +75,30 @@ def leak_ranks(scene: Path, out: Path) -> pd.DataFrame:
     df["peak_k"] = footprint_peak_k(df["amplitude_k"], df["fwhm_m"])
     df = df.sort_values("peak_k", ascending=False).drop_duplicates("segment_id")
     df["rank_share"] = pd.to_numeric(df["rank"], errors="coerce") / max(n, 1)
+    df["seen"] = _seen_at_the_leak(out, leaks.loc[df.index])
     df["crs"] = truth["crs"]
     return df
+
+
+#: a leak counts as seen on the date when its own segment has a clear point (a statistic) within this distance
+SEEN_RADIUS_M = 30.0
+
+
+def _seen_at_the_leak(out: Path, leaks: gpd.GeoDataFrame) -> np.ndarray:
+    """Per leak: whether the run's statistic has a value (clear pixels) at a point of the leak's own segment within
+    ``SEEN_RADIUS_M`` of the leak. A segment partly under cloud is scored from its clear part, so a leak under the
+    cloud is ranked by pixels that do not see it: no statistic can find it on this date."""
+    ps = read_point_statistic(out / "point_statistic.npz")
+    grid = gpd.read_file(out / "segments.gpkg", rows=1).crs
+    where = leaks.to_crs(grid).geometry
+    index = {sid: i for i, sid in enumerate(ps.segment_ids)}
+    stat = np.asarray(ps.stat_k, dtype=float)
+    seen = []
+    for sid, pt in zip(leaks["segment_id"], where):
+        own = ps.segment == index.get(sid, -1)
+        near = np.hypot(ps.x[own] - pt.x, ps.y[own] - pt.y) <= SEEN_RADIUS_M
+        seen.append(bool(np.isfinite(stat[own][near]).any()))
+    return np.array(seen, dtype=bool)
 
 
 def baseline_with_window(scene: Path, out: Path, window: int) -> tuple[float, float]:
@@ -125,6 +147,11 @@ def main() -> None:
                 row[f"{name}_n_visible_clouded"] = int(len(vis) - len(scored))
                 row[f"{name}_visible_scored_top5"] = float((scored["rank_share"] <= 0.05).mean()) if len(scored) \
                     else float("nan")
+                # seen where the leak is (clear pixels at its own points): what a ranking could find on this date
+                seen = vis[vis["seen"]]
+                row[f"{name}_n_visible_seen"] = int(len(seen))
+                row[f"{name}_visible_seen_top5"] = float((seen["rank_share"] <= 0.05).mean()) if len(seen) \
+                    else float("nan")
                 if name == "default":
                     d = ev["downscaling"]
                     row["lst_gain"] = d["rmse_ratio_bilinear_over_sharpened"]
@@ -167,11 +194,17 @@ def main() -> None:
         n_vis, n_cloud = int(df[f"{name}_n_visible"].sum()), int(df[f"{name}_n_visible_clouded"].sum())
         hits = (df[f"{name}_visible_top5"] * df[f"{name}_n_visible"]).sum()
         lo, hi = share_interval(hits, n_vis)
-        visible_pooled[name] = {"hits": int(round(hits)), "n": n_vis, "share": hits / max(n_vis, 1), "ci95": [lo, hi]}
+        n_seen = int(df[f"{name}_n_visible_seen"].sum())
+        seen_hits = (df[f"{name}_visible_seen_top5"].fillna(0.0) * df[f"{name}_n_visible_seen"]).sum()
+        visible_pooled[name] = {"hits": int(round(hits)), "n": n_vis, "share": hits / max(n_vis, 1), "ci95": [lo, hi],
+                                "seen": {"hits": int(round(seen_hits)), "n": n_seen,
+                                         "share": seen_hits / max(n_seen, 1),
+                                         "ci95": list(share_interval(seen_hits, n_seen))}}
         print(f"{name}: visible leaks in the top 5 % pooled {hits / max(n_vis, 1):.3f} ({hits:.0f} of {n_vis}; 95 % "
               f"{lo:.2f}-{hi:.2f}); "
               f"{n_cloud} of them under cloud (segment no_data); of the scored ones "
-              f"{hits / max(n_vis - n_cloud, 1):.3f}")
+              f"{hits / max(n_vis - n_cloud, 1):.3f}; of the {n_seen} seen where the leak is (a clear point within "
+              f"{SEEN_RADIUS_M:g} m) {seen_hits / max(n_seen, 1):.3f} ({seen_hits:.0f})")
     wins = int((df["default_auc"] > df["baseline_auc"]).sum())
     print(f"default ROC-AUC above baseline on {wins} of {len(df)} members, above the baseline with the default's "
           f"window on {int((df['default_auc'] > df['baseline_window_auc']).sum())}")
