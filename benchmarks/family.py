@@ -29,10 +29,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from heldout import (  # benchmarks/ is the script's folder
+    SEEN_RADIUS_M,
     heldout_parser,
     overrides,
     paired_columns,
     pooled_difference,
+    seen_at_the_leak,
     share_interval,
     spec_overrides,
     workspace,
@@ -75,30 +77,9 @@ def leak_ranks(scene: Path, out: Path) -> pd.DataFrame:
     df["peak_k"] = footprint_peak_k(df["amplitude_k"], df["fwhm_m"])
     df = df.sort_values("peak_k", ascending=False).drop_duplicates("segment_id")
     df["rank_share"] = pd.to_numeric(df["rank"], errors="coerce") / max(n, 1)
-    df["seen"] = _seen_at_the_leak(out, leaks.loc[df.index])
+    df["seen"] = seen_at_the_leak(out, leaks.loc[df.index])
     df["crs"] = truth["crs"]
     return df
-
-
-#: a leak counts as seen on the date when its own segment has a clear point (a statistic) within this distance
-SEEN_RADIUS_M = 30.0
-
-
-def _seen_at_the_leak(out: Path, leaks: gpd.GeoDataFrame) -> np.ndarray:
-    """Per leak: whether the run's statistic has a value (clear pixels) at a point of the leak's own segment within
-    ``SEEN_RADIUS_M`` of the leak. A segment partly under cloud is scored from its clear part, so a leak under the
-    cloud is ranked by pixels that do not see it: no statistic can find it on this date."""
-    ps = read_point_statistic(out / "point_statistic.npz")
-    grid = gpd.read_file(out / "segments.gpkg", rows=1).crs
-    where = leaks.to_crs(grid).geometry
-    index = {sid: i for i, sid in enumerate(ps.segment_ids)}
-    stat = np.asarray(ps.stat_k, dtype=float)
-    seen = []
-    for sid, pt in zip(leaks["segment_id"], where):
-        own = ps.segment == index.get(sid, -1)
-        near = np.hypot(ps.x[own] - pt.x, ps.y[own] - pt.y) <= SEEN_RADIUS_M
-        seen.append(bool(np.isfinite(stat[own][near]).any()))
-    return np.array(seen, dtype=bool)
 
 
 def baseline_with_window(scene: Path, out: Path, window: int) -> tuple[float, float]:

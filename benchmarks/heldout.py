@@ -10,9 +10,14 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from heattrack.config import load_config
 from heattrack.orchestration.cluster import make_client
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import numpy as np
 
 FIRST_HELD_OUT = 100
 
@@ -81,6 +86,32 @@ def seen_over_needed(amplitude_k, fwhm_m, length_m, mdl_k, det: dict, res_m: flo
     seen = np.array([share(round(float(f), 1), int(n))[0] for f, n in zip(np.asarray(fwhm_m, dtype=float), pts)])
     need = np.asarray(mdl_k, dtype=float) * np.array([share(ref, int(n))[0] for n in pts]) * measured
     return seen * measured * np.asarray(amplitude_k, dtype=float) / np.maximum(need, 1e-9)
+
+
+#: a leak counts as seen on the date when its own segment has a clear point (a statistic) within this distance
+SEEN_RADIUS_M = 30.0
+
+
+def seen_at_the_leak(out: Path, leaks: gpd.GeoDataFrame) -> np.ndarray:
+    """Per leak: whether the run's statistic has a value (clear pixels) at a point of the leak's own segment within
+    ``SEEN_RADIUS_M`` of the leak. A segment partly under cloud is scored from its clear part, so a leak under the
+    cloud is ranked by pixels that do not see it: no statistic can find it on this date."""
+    import geopandas as gpd
+    import numpy as np
+
+    from heattrack.io.point_statistic import read_point_statistic
+
+    ps = read_point_statistic(out / "point_statistic.npz")
+    grid = gpd.read_file(out / "segments.gpkg", rows=1).crs
+    where = leaks.to_crs(grid).geometry
+    index = {sid: i for i, sid in enumerate(ps.segment_ids)}
+    stat = np.asarray(ps.stat_k, dtype=float)
+    seen = []
+    for sid, pt in zip(leaks["segment_id"], where):
+        own = ps.segment == index.get(sid, -1)
+        near = np.hypot(ps.x[own] - pt.x, ps.y[own] - pt.y) <= SEEN_RADIUS_M
+        seen.append(bool(np.isfinite(stat[own][near]).any()))
+    return np.array(seen, dtype=bool)
 
 
 def paired_columns(cmp: dict) -> dict:

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import rasterio
 import shapely
-from heldout import paired_columns, pooled_difference, share_interval  # benchmarks/ is the script's folder
+from heldout import paired_columns, pooled_difference, seen_at_the_leak, share_interval  # benchmarks/ folder
 from rasterio.transform import from_origin
 from scipy import ndimage
 
@@ -353,10 +353,14 @@ def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None) -> 
         rank = pd.to_numeric(seg["rank"], errors="coerce")
         share = dict(zip(seg.segment_id, rank / rank.notna().sum()))
         vis = leaks[leaks.peak_k >= VISIBLE_K]
-        top = [share.get(s, np.nan) <= 0.05 for s in vis.segment_id]
+        top = np.array([share.get(s, np.nan) <= 0.05 for s in vis.segment_id], dtype=bool)
         row[f"{name}_auc"] = ev["detection"]["roc_auc"]
         row[f"{name}_visible_top5"] = float(np.mean(top)) if len(top) else float("nan")
         row["n_visible"] = int(len(vis))
+        # seen where the leak is (a clear point of its segment within SEEN_RADIUS_M): what a ranking could find
+        seen = seen_at_the_leak(out, vis) if len(vis) else np.zeros(0, bool)
+        row[f"n_visible_seen_{name}"] = int(seen.sum())
+        row[f"{name}_visible_seen_top5"] = float(np.mean(top[seen])) if seen.any() else float("nan")
         if name == "default":
             row["lst_gain"] = ev["downscaling"]["rmse_ratio_bilinear_over_sharpened"]
             row["rmse_bilinear_k"] = ev["downscaling"]["rmse_bilinear_k"]
@@ -452,6 +456,11 @@ def main() -> None:
             hits = float((df[f"{name}_visible_top5"] * df["n_visible"]).sum())
             summary[f"{name}_visible_top5_pooled"] = hits / max(int(df["n_visible"].sum()), 1)
             summary[f"{name}_visible_top5_pooled_ci95"] = share_interval(hits, int(df["n_visible"].sum()))
+            n_seen = int(df[f"n_visible_seen_{name}"].sum())
+            seen_hits = float((df[f"{name}_visible_seen_top5"].fillna(0.0) * df[f"n_visible_seen_{name}"]).sum())
+            summary[f"{name}_visible_seen_top5_pooled"] = {"hits": round(seen_hits), "n": n_seen,
+                                                            "share": seen_hits / max(n_seen, 1),
+                                                            "ci95": share_interval(seen_hits, n_seen)}
         summary["delta_auc_pooled"] = pooled_difference(df)  # default minus baseline, DeLong per city
     print(json.dumps(summary, indent=1))
     if args.json:
