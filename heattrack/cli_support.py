@@ -98,7 +98,7 @@ def progress_bar(label: str, unit: str = "tiles") -> Callable[[int, int], Callab
 
 
 def print_summary(result) -> None:
-    from heattrack.orchestration.reduce import unscreened_note
+    from heattrack.orchestration.reduce import partly_seen_note, unscreened_note
 
     seg = result.segments
     table = Table(title=f"Top segments ({result.out})")
@@ -124,6 +124,9 @@ def print_summary(result) -> None:
     unseen = unscreened_note(seg) if seg is not None and {"status", "length_m"} <= set(seg.columns) else None
     if unseen is not None and unseen[0] not in result.warnings:  # above UNSCREENED_WARN_SHARE it is a warning
         console.print(unseen[0], highlight=False)
+    partly = partly_seen_note(seg) if seg is not None and {"status", "length_m"} <= set(seg.columns) else None
+    if partly is not None:
+        console.print(partly, highlight=False)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(f"done in {result.seconds:.1f} s: {result.n_tiles} tiles ({result.skipped} resumed) -> "

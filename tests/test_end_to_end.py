@@ -309,7 +309,7 @@ def test_date_gap_warning_reaches_report(small_scene, tmp_path):
 def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path):
     """Half the Landsat scene under cloud (QA_PIXEL high-confidence cloud): its segments are no_data, unranked, and
     the run says how much of the network it could not screen (a warning above a fifth of the pipe length)."""
-    from heattrack.orchestration.reduce import unscreened_note, unscreened_warning
+    from heattrack.orchestration.reduce import PARTLY_SEEN_SHARE, partly_seen_note, unscreened_note, unscreened_warning
 
     d = copy_scene(small_scene, tmp_path / "in")
     qa = next((d / "landsat").glob("*QA_PIXEL.TIF"))
@@ -334,6 +334,12 @@ def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path
     assert "had no clear pixel on the run" in (out / "report" / "index.html").read_text()
     assert unscreened_note(seg[~nd]) is None  # every segment scored: nothing to say
     assert unscreened_warning(seg[~nd | (seg.index == seg.index[nd][0])]) is None  # a sliver: the summary's line only
+    # the segments across the cloud's edge are ranked from their clear part: their share of clear points says so
+    assert (seg.loc[nd, "clear_share"] == 0).all() and seg["clear_share"].between(0, 1).all()
+    part = ~nd & (seg["clear_share"] < PARTLY_SEEN_SHARE)
+    assert part.any() and (seg.loc[~nd, "clear_share"] > 0).all()
+    assert f"{int(part.sum()):,} ranked segments" in partly_seen_note(seg) and "seen on less than half" in res.output
+    assert partly_seen_note(seg[~part]) is None
 
 
 def test_segments_crossing_tile_edges_are_scored_from_every_tile(small_scene):

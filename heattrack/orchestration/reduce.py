@@ -79,6 +79,10 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
     seg["risk"] = np.round(scores.risk, 4)
     seg["delta_t_k"] = np.round(scores.delta_t_k, 3)
     seg["n_clear_px"] = scores.n_clear_px
+    # the share of the segment's sample points with clear data: a segment partly under cloud is ranked from its clear
+    # part, and a leak under the cloud on the rest is not in its rank (benchmarks/family.py: "seen where the leak is")
+    n_points = np.bincount(plan.points.segment, minlength=len(plan.pipes))
+    seg["clear_share"] = np.round(np.where(n_points > 0, scores.n_clear_px / np.maximum(n_points, 1), 0.0), 3)
     seg["length_m"] = np.round(seg.geometry.length, 1)
     ok = np.isfinite(scores.risk)
     seg["status"] = np.where(ok, "ok", "no_data")
@@ -278,6 +282,24 @@ def unscreened_note(seg: gpd.GeoDataFrame) -> tuple[str, float] | None:
             f"km of pipe, {share:.0%}) had no clear pixel on the run's dates (cloud, cloud shadow or outside the "
             "scenes) and are not ranked: a clean result says nothing about them; another date screens them "
             "(input.dates, or heattrack screen over the season)", share)
+
+
+#: a segment seen on less than this share of its sample points counts as partly seen (:func:`partly_seen_note`)
+PARTLY_SEEN_SHARE = 0.5
+
+
+def partly_seen_note(seg: gpd.GeoDataFrame) -> str | None:
+    """One sentence on the ranked segments seen on less than ``PARTLY_SEEN_SHARE`` of their length (``clear_share``):
+    their rank reads their clear part only. None where there are none (or no ``clear_share``: older runs)."""
+    if "clear_share" not in seg.columns:
+        return None
+    part = ((seg["status"] == "ok") & (seg["clear_share"] < PARTLY_SEEN_SHARE)).to_numpy()
+    if not part.any():
+        return None
+    km = float(seg["length_m"].to_numpy(dtype=float)[part].sum()) / 1000
+    return (f"{int(part.sum()):,} ranked segments ({km:,.1f} km) were seen on less than half of their length "
+            f"(clear_share < {PARTLY_SEEN_SHARE:g}): their rank reads the clear part only, a leak under the cloud on "
+            "the rest is not in it")
 
 
 def unscreened_warning(seg: gpd.GeoDataFrame) -> str | None:
