@@ -122,3 +122,21 @@ def test_the_jobs_are_dealt_out_to_the_warmed_workers_and_the_cluster_released_a
         assert released == [1] and helper._warm == []
         workers = sorted(c.scheduler_info()["workers"])
         assert where[0] != where[1] and where[:2] == where[2:] and sorted(where[:2]) == workers
+
+
+def test_a_worker_still_on_its_last_tile_is_warmed_too_once_it_is_free():
+    """One worker idle, the other busy: each gets its own warm-up (pinned: the idle one must not take both)."""
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as c:
+        busy, idle = sorted(c.scheduler_info()["workers"])
+        tile = c.submit(_slow_where, 1.0, workers=[busy], allow_other_workers=False, pure=False)
+        import time
+
+        deadline = time.monotonic() + 10
+        while not c.processing().get(busy) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        helper = ReportHelper()
+        helper.start(c)
+        assert sorted(helper._warm_workers()) == [busy, idle] and helper.workers == 2
+        assert tile.result() == busy
+        helper.release()

@@ -104,15 +104,23 @@ class ReportHelper:
             log.debug("asking the scheduler which workers are busy failed: %s", exc)
             busy = {}
         order = sorted(busy, key=lambda w: len(busy[w]))[: self.parallel] or [None]
+        # pinned: a loose restriction lets the scheduler hand a busy worker's warm-up to the idle one, which would then
+        # be warmed twice and the other not at all (seen in tests/test_end_to_end.py)
         self._warm = [client.submit(warm_worker, key=f"heattrack-warm-report-{uuid4().hex[:8]}", pure=False,
-                                    **({"workers": [w], "allow_other_workers": True} if w else {})) for w in order]
+                                    **({"workers": [w], "allow_other_workers": False} if w else {})) for w in order]
+
+    #: after the first warm-up has answered, how long the others are waited for (a worker gone since: not long)
+    more_timeout_s = 5.0
 
     def _warm_workers(self) -> list[str]:
-        """The addresses of the workers whose warm-up answered (within ``warm_timeout_s`` in all), each once."""
+        """The addresses of the workers whose warm-up answered (the first within ``warm_timeout_s``, the others within
+        ``more_timeout_s`` more), each once."""
         if self._workers is None:
             deadline = time.monotonic() + self.warm_timeout_s
             self._workers = []
             for fut in self._warm:
+                if self._workers:
+                    deadline = min(deadline, time.monotonic() + self.more_timeout_s)
                 try:
                     address = fut.result(timeout=max(0.0, deadline - time.monotonic()))
                 except Exception as exc:  # noqa: BLE001 - any worker does; the jobs' own errors still raise
