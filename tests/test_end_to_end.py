@@ -309,7 +309,8 @@ def test_date_gap_warning_reaches_report(small_scene, tmp_path):
 def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path):
     """Half the Landsat scene under cloud (QA_PIXEL high-confidence cloud): its segments are no_data, unranked, and
     the run says how much of the network it could not screen (a warning above a fifth of the pipe length)."""
-    from heattrack.orchestration.reduce import PARTLY_SEEN_SHARE, partly_seen_note, unscreened_note, unscreened_warning
+    from heattrack.kernels.segments import PARTLY_SEEN_SHARE
+    from heattrack.orchestration.reduce import partly_seen_note, unscreened_note, unscreened_warning
 
     d = copy_scene(small_scene, tmp_path / "in")
     qa = next((d / "landsat").glob("*QA_PIXEL.TIF"))
@@ -339,6 +340,7 @@ def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path
     part = ~nd & (seg["clear_share"] < PARTLY_SEEN_SHARE)
     assert part.any() and (seg.loc[~nd, "clear_share"] > 0).all()
     assert f"{int(part.sum()):,} ranked segments" in partly_seen_note(seg) and "seen on less than half" in res.output
+    assert f"{int(part.sum())} of them seen on less than half" in (out / "report" / "index.html").read_text()
     assert partly_seen_note(seg[~part]) is None
 
 

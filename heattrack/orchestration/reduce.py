@@ -21,7 +21,7 @@ from heattrack.kernels.ranking import (
     segment_shares,
     segment_statistic,
 )
-from heattrack.kernels.segments import score_segments, segment_argmax
+from heattrack.kernels.segments import PARTLY_SEEN_SHARE, score_segments, segment_argmax
 from heattrack.orchestration.run_plan import RunPlan
 
 
@@ -282,10 +282,6 @@ def unscreened_note(seg: gpd.GeoDataFrame) -> tuple[str, float] | None:
             f"km of pipe, {share:.0%}) had no clear pixel on the run's dates (cloud, cloud shadow or outside the "
             "scenes) and are not ranked: a clean result says nothing about them; another date screens them "
             "(input.dates, or heattrack screen over the season)", share)
-
-
-#: a segment seen on less than this share of its sample points counts as partly seen (:func:`partly_seen_note`)
-PARTLY_SEEN_SHARE = 0.5
 
 
 def partly_seen_note(seg: gpd.GeoDataFrame) -> str | None:

@@ -23,6 +23,7 @@ import rasterio
 from heattrack.config import ReportConfig
 from heattrack.errors import InputError
 from heattrack.io.records import ChangeSummary, GridInfo, RunRecord
+from heattrack.kernels.segments import PARTLY_SEEN_SHARE
 from heattrack.report import figures as fg
 from heattrack.report import webmap
 from heattrack.report.figure_job import FIGURE_GROUPS, FigureInputs, draw_figures, figure_html, merge_figures
@@ -267,6 +268,10 @@ def _page(run_info: RunRecord, seg: gpd.GeoDataFrame, meta: dict, folder: Path, 
     warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.warnings)
     inputs = run_info.inputs
     n_ok = int((seg["status"] == "ok").sum())
+    partly = int(((seg["status"] == "ok") & (seg["clear_share"] < PARTLY_SEEN_SHARE)).sum()) \
+        if "clear_share" in seg.columns else 0
+    seen_line = (f", {partly} of them seen on less than half of their length: <code>clear_share</code> &lt; "
+                 f"{PARTLY_SEEN_SHARE:g}, their rank reads the clear part only" if partly else "")
     source_line, reading = _source_lines(inputs)
     source_line += sharpening_line(run_info)
     files = [f"<a href='../{n}'>{n}</a>" for n in ("top_segments.csv", "top_segments.gpx", "segments.gpkg",
@@ -284,7 +289,7 @@ def _page(run_info: RunRecord, seg: gpd.GeoDataFrame, meta: dict, folder: Path, 
 {warn}
 <p>{source_line}
 Grid {html.escape(str(grid.crs))}, {grid.n_tiles} tiles,
-clear fraction {run_info.valid_fraction or 0:.1%}. Segments: {len(seg)} ({n_ok} with data,
+clear fraction {run_info.valid_fraction or 0:.1%}. Segments: {len(seg)} ({n_ok} with data{seen_line};
 {len(seg) - n_ok} no_data). Hotspots: {run_info.hotspots}. Config hash
 <code>{run_info.processing_hash}</code>, heattrack {run_info.heattrack_version}.</p>
 <p><b>Reading the numbers.</b> {reading}</p>
