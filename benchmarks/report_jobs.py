@@ -85,7 +85,6 @@ def _dealt(loads: list[float], k: int) -> float:
 
 def measure(out: Path, cfg, repeats: int) -> dict:
     plan = plan_run(cfg)
-    seg, hot, stats = reduce_segments(plan, TileRecords(out))
     reduce_s = _median(lambda: reduce_segments(plan, TileRecords(out)), repeats)
     run_info = RunRecord.load(out / "run.json")
     seg = gpd.read_file(out / "segments.gpkg")

@@ -309,8 +309,7 @@ def test_date_gap_warning_reaches_report(small_scene, tmp_path):
 def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path):
     """Half the Landsat scene under cloud (QA_PIXEL high-confidence cloud): its segments are no_data, unranked, and
     the run says how much of the network it could not screen (a warning above a fifth of the pipe length)."""
-    from heattrack.kernels.segments import PARTLY_SEEN_SHARE
-    from heattrack.orchestration.reduce import partly_seen_note, unscreened_note, unscreened_warning
+    from heattrack.orchestration.reduce import PARTLY_SEEN_SHARE, partly_seen_note, unscreened_note, unscreened_warning
 
     d = copy_scene(small_scene, tmp_path / "in")
     qa = next((d / "landsat").glob("*QA_PIXEL.TIF"))

@@ -346,11 +346,6 @@ def along_pipe_evidence_at_points(risk: np.ndarray, transform: Affine, x: np.nda
     return sample_at_points(along_pipe_evidence(risk, buffer_px, offpipe_radius_px), transform, x, y)
 
 
-#: a ranked segment with clear data at fewer than this share of its sample points is *partly seen*: its score reads
-#: the clear part only, and a leak under the cloud on the rest is not in it (the runs' ``clear_share``)
-PARTLY_SEEN_SHARE = 0.5
-
-
 @dataclass(frozen=True)
 class SegmentScores:
     """Per-segment results, arrays indexed by segment row: risk 0-1 (NaN = no data), ΔT K, clear points."""

@@ -21,7 +21,7 @@ from heattrack.kernels.ranking import (
     segment_shares,
     segment_statistic,
 )
-from heattrack.kernels.segments import PARTLY_SEEN_SHARE, score_segments, segment_argmax
+from heattrack.kernels.segments import score_segments, segment_argmax
 from heattrack.orchestration.run_plan import RunPlan
 
 
@@ -284,12 +284,23 @@ def unscreened_note(seg: gpd.GeoDataFrame) -> tuple[str, float] | None:
             "(input.dates, or heattrack screen over the season)", share)
 
 
+#: a ranked segment with clear data at fewer than this share of its sample points is *partly seen*: its score reads
+#: the clear part only, and a leak under the cloud on the rest is not in it (the runs' ``clear_share``)
+PARTLY_SEEN_SHARE = 0.5
+
+
+def partly_seen(seg: gpd.GeoDataFrame) -> np.ndarray:
+    """Per row of a segment table: ranked (``status`` ok) and seen on less than ``PARTLY_SEEN_SHARE`` of its sample
+    points (``clear_share``); all False for a table without ``clear_share`` (runs of earlier versions)."""
+    if "clear_share" not in seg.columns:
+        return np.zeros(len(seg), dtype=bool)
+    return ((seg["status"] == "ok") & (seg["clear_share"] < PARTLY_SEEN_SHARE)).to_numpy()
+
+
 def partly_seen_note(seg: gpd.GeoDataFrame) -> str | None:
     """One sentence on the ranked segments seen on less than ``PARTLY_SEEN_SHARE`` of their length (``clear_share``):
     their rank reads their clear part only. None where there are none (or no ``clear_share``: older runs)."""
-    if "clear_share" not in seg.columns:
-        return None
-    part = ((seg["status"] == "ok") & (seg["clear_share"] < PARTLY_SEEN_SHARE)).to_numpy()
+    part = partly_seen(seg)
     if not part.any():
         return None
     km = float(seg["length_m"].to_numpy(dtype=float)[part].sum()) / 1000

@@ -144,7 +144,7 @@ class ReportHelper:
         workers = self._warm_workers()
         where = {"workers": [workers[self._next % len(workers)]], "allow_other_workers": True} if workers else {}
         self._next += 1
-        name = getattr(fn, "__name__", "job").replace("_", "-")
+        name = getattr(fn, "__name__", "job").strip("_").replace("_", "-")
         fut = self._client.submit(fn, *args, key=f"heattrack-report-{name}-{uuid4().hex[:8]}", pure=False, **where)
         self._open += 1
         return _OrHere(fut, fn, args, self._job_done, self.figures_timeout_s)

@@ -23,7 +23,7 @@ import rasterio
 from heattrack.config import ReportConfig
 from heattrack.errors import InputError
 from heattrack.io.records import ChangeSummary, GridInfo, RunRecord
-from heattrack.kernels.segments import PARTLY_SEEN_SHARE
+from heattrack.orchestration.reduce import PARTLY_SEEN_SHARE, partly_seen
 from heattrack.report import figures as fg
 from heattrack.report import webmap
 from heattrack.report.figure_job import FIGURE_GROUPS, FigureInputs, draw_figures, figure_html, merge_figures
@@ -103,15 +103,20 @@ def risk_raster(folder: Path) -> Path:
     return single if single.exists() else folder / "risk_overview.tif"
 
 
+def _network_layer(seg: gpd.GeoDataFrame, cfg: ReportConfig) -> tuple[dict[str, str], dict]:
+    """The map's network layer (:func:`heattrack.report.webmap.network_layer`) with the run's top and the segments
+    whose thumbnails the figures draw (figure_job)."""
+    return webmap.network_layer(seg, cfg.top_segments, set(webmap.thumbnail_ids(seg, cfg.thumbnails)))
+
+
 def write_map(report_dir: Path, folder: Path, mosaic: str | Path, seg: gpd.GeoDataFrame, changes,
               resolution_m: float, cfg: ReportConfig, network_job=None) -> dict:
     """Everything under ``report_dir/map``; returns the index the page reads (also in ``map/data/index.js``).
     ``network_job``: ``submit``'s answer for :func:`heattrack.report.webmap.network_layer` (else built here)."""
     map_dir = report_dir / "map"
     webmap.copy_assets(map_dir)
-    thumbs = set(webmap.thumbnail_ids(seg, cfg.thumbnails))  # the PNGs come with the figures (figure_job)
-    network = webmap.write_network(map_dir, seg, cfg.top_segments, thumbs,
-                                   network_job.result() if network_job is not None else None)
+    network = webmap.write_layer(map_dir, network_job.result() if network_job is not None else
+                                 _network_layer(seg, cfg))
     hot = gpd.read_file(folder / "hotspots.geojson") if (folder / "hotspots.geojson").exists() else None
     n_hot = webmap.write_points(map_dir, "hotspots", hot)
     n_changes = webmap.write_changes(map_dir, changes)
@@ -190,7 +195,7 @@ def start_report(mosaic: str | Path, folder: Path, run_info: RunRecord, aoi_wind
     jobs: tuple = ()
     if submit is not None and submit.workers > 1:  # the network layer first (the longest job), then the groups
         # of figures: with two workers the four jobs fall two to each (dealt out in turn), from four one to each
-        network = submit(webmap.network_layer, seg, cfg.top_segments, set(webmap.thumbnail_ids(seg, cfg.thumbnails)))
+        network = submit(_network_layer, seg, cfg)
         jobs = (*(submit(draw_figures, inputs, (g,)) for g in FIGURE_GROUPS), network)
     elif submit is not None:  # one worker: the figures, while this process writes the exports and the map
         jobs = (submit(draw_figures, inputs), None)
@@ -268,8 +273,7 @@ def _page(run_info: RunRecord, seg: gpd.GeoDataFrame, meta: dict, folder: Path, 
     warn = "".join(f"<p class='warn'>&#9888; {html.escape(w)}</p>" for w in run_info.warnings)
     inputs = run_info.inputs
     n_ok = int((seg["status"] == "ok").sum())
-    partly = int(((seg["status"] == "ok") & (seg["clear_share"] < PARTLY_SEEN_SHARE)).sum()) \
-        if "clear_share" in seg.columns else 0
+    partly = int(partly_seen(seg).sum())
     seen_line = (f", {partly} of them seen on less than half of their length: <code>clear_share</code> &lt; "
                  f"{PARTLY_SEEN_SHARE:g}, their rank reads the clear part only" if partly else "")
     source_line, reading = _source_lines(inputs)

@@ -136,16 +136,19 @@ def network_layer(seg: gpd.GeoDataFrame, top_n: int, thumbs: set[str]) -> tuple[
     return files, {"chunk_zoom": z, "chunks": chunks, "n_segments": int(len(seg)), "n_top": int(len(top))}
 
 
-def write_network(map_dir: Path, seg: gpd.GeoDataFrame, top_n: int, thumbs: set[str],
-                  layer: tuple[dict[str, str], dict] | None = None) -> dict:
-    """``top.js`` and the per-tile network chunks under ``map_dir``; returns their index. ``layer``: the
-    :func:`network_layer` of the same arguments where it was built elsewhere (a worker), else built here."""
-    files, index = layer if layer is not None else network_layer(seg, top_n, thumbs)
+def write_layer(map_dir: Path, layer: tuple[dict[str, str], dict]) -> dict:
+    """The files of a :func:`network_layer` under ``map_dir`` (built here or on a worker); returns its index."""
+    files, index = layer
     for rel, text in files.items():
         path = map_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return index
+
+
+def write_network(map_dir: Path, seg: gpd.GeoDataFrame, top_n: int, thumbs: set[str]) -> dict:
+    """``top.js`` and the per-tile network chunks under ``map_dir``; returns their index."""
+    return write_layer(map_dir, network_layer(seg, top_n, thumbs))
 
 
 def write_points(map_dir: Path, name: str, gdf: gpd.GeoDataFrame | None, limit: int = 5000) -> int:
