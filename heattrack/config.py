@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from heattrack.config_compute import ComputeConfig, KubernetesConfig, SlurmConfig
 from heattrack.config_compute import Section as _Section
@@ -32,6 +32,28 @@ class GridConfig(_Section):
     halo_m: float = Field(500.0, ge=0, description="Extra border read around each tile for neighbourhood "
                           "operations (m); rounded up to whole thermal pixels.")
     aoi_buffer_m: float = Field(2000.0, ge=0, description="Buffer added to polygon AOIs (coarse outlines).")
+
+    @field_validator("crs")
+    @classmethod
+    def _projected_in_metres(cls, value: str | None) -> str | None:
+        """A CRS pyproj knows, projected, with metre axes (the grid's sizes are in metres): checked when the
+        configuration loads, before a cluster starts or a file is read."""
+        if value is None:
+            return value
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            crs = CRS.from_user_input(value)
+        except CRSError:
+            raise ValueError(f"{value!r} is not a CRS pyproj knows (e.g. EPSG:5179, EPSG:32652)") from None
+        if not crs.is_projected:
+            raise ValueError(f"{value!r} is not a projected CRS (the grid is laid out in metres: a national grid "
+                             "or a UTM zone, e.g. EPSG:32652)")
+        units = {a.unit_name for a in crs.axis_info}
+        if not units <= {"metre", "meter"}:
+            raise ValueError(f"{value!r} has axes in {', '.join(sorted(units))}, not metres")
+        return value
 
 
 #: the network a local input folder may carry itself (``input.pipes`` unset), in this order
@@ -437,4 +459,5 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "config"
         src = f" (from {path})" if path else ""
-        raise ConfigError(f"invalid configuration{src}: {where}: {first['msg']}") from None
+        msg = first["msg"].removeprefix("Value error, ")  # pydantic's prefix of a validator's own message
+        raise ConfigError(f"invalid configuration{src}: {where}: {msg}") from None

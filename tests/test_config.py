@@ -50,6 +50,10 @@ def test_hash_ignores_compute_settings():
     ({"downscale.method": "magic"}, "downscale.method"),
     ({"grid.unknown": 1}, "grid.unknown"),
     ({"detect.background_block_m": 30}, "divide"),
+    # the grid's CRS, checked when the configuration loads (before a cluster starts), with the validator's own words
+    ({"grid.crs": "EPSG:99999"}, r"grid\.crs: 'EPSG:99999' is not a CRS pyproj knows"),
+    ({"grid.crs": "EPSG:4326"}, r"grid\.crs: 'EPSG:4326' is not a projected CRS"),
+    ({"grid.crs": "EPSG:2263"}, "US survey foot, not metres"),
 ])
 def test_invalid_values_are_one_line_errors(overrides, match):
     with pytest.raises(ConfigError, match=match) as e:
