@@ -14,47 +14,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from heattrack.config_compute import ComputeConfig, KubernetesConfig, SlurmConfig
 from heattrack.config_compute import Section as _Section
+from heattrack.config_grid import GridConfig
 from heattrack.config_sources import EcostressConfig, GeeConfig, SimulateConfig, StacConfig
 from heattrack.errors import ConfigError
-
-
-class GridConfig(_Section):
-    """The processing grid: a regular tiling of a projected CRS anchored at its origin."""
-
-    crs: str | None = Field(None, description="Projected CRS, e.g. EPSG:5179. None: the AOI's national CRS "
-                            "(EPSG:5179 for South Korea) or the input data's UTM zone.")
-    resolution_m: float = Field(10.0, gt=0, description="Output pixel size (m).")
-    tile_km: float = Field(10.0, gt=0, description="Tile side (km); one tile = one task = one zarr chunk.")
-    halo_m: float = Field(500.0, ge=0, description="Extra border read around each tile for neighbourhood "
-                          "operations (m); rounded up to whole thermal pixels.")
-    aoi_buffer_m: float = Field(2000.0, ge=0, description="Buffer added to polygon AOIs (coarse outlines).")
-
-    @field_validator("crs")
-    @classmethod
-    def _projected_in_metres(cls, value: str | None) -> str | None:
-        """A CRS pyproj knows, projected, with metre axes (the grid's sizes are in metres): checked when the
-        configuration loads, before a cluster starts or a file is read."""
-        if value is None:
-            return value
-        from pyproj import CRS
-        from pyproj.exceptions import CRSError
-
-        try:
-            crs = CRS.from_user_input(value)
-        except CRSError:
-            raise ValueError(f"{value!r} is not a CRS pyproj knows (e.g. EPSG:5179, EPSG:32652)") from None
-        if not crs.is_projected:
-            raise ValueError(f"{value!r} is not a projected CRS (the grid is laid out in metres: a national grid "
-                             "or a UTM zone, e.g. EPSG:32652)")
-        units = {a.unit_name for a in crs.axis_info}
-        if not units <= {"metre", "meter"}:
-            raise ValueError(f"{value!r} has axes in {', '.join(sorted(units))}, not metres")
-        return value
-
 
 #: the network a local input folder may carry itself (``input.pipes`` unset), in this order
 INPUT_FOLDER_PIPES = ("pipes.geojson", "pipes.gpkg")
