@@ -29,6 +29,12 @@ class ComputeConfig(Section):
         "the tile task's modules once (each worker gets this process's environment and working directory), or "
         "spawned (Dask's default: each worker imports them itself). Where Python has no fork server (Windows): "
         "spawned.")
+    worker_profiling: bool = Field(False, description="Dask's own instrumentation of the workers at Dask's defaults: "
+                                   "its statistical profiler (a stack sample of every task thread each 10 ms, the "
+                                   "dashboard's Profile page) and a 20 ms event-loop tick. Off (the default): no "
+                                   "profiler and a 1 s tick, the tile tasks ~5-10 % faster (docs/performance.md); "
+                                   "on: to profile a run on the dashboard. Workers heattrack starts (LocalCluster, "
+                                   "Slurm jobs, Kubernetes pods); an existing scheduler's workers keep theirs.")
     retries: int = Field(2, ge=0, description="Retries of a failed tile task.")
     worker_timeout_s: float | None = Field(None, gt=0, description="Fail the run when no Dask worker has joined "
                                            "after this long (s); None = wait (queued Slurm jobs can take hours; "

@@ -58,6 +58,10 @@ def test_slurm_backend_submits_cpu_and_gpu_worker_jobs(tmp_path, monkeypatch):
         assert "export MALLOC_MMAP_THRESHOLD_=33554432" in s  # WORKER_ENV, before the user's prologue
         assert "export MALLOC_TRIM_THRESHOLD_=268435456" in s
         assert "export MALLOC_ARENA_MAX=1" in s
+        # Dask's profiler and fast tick off on the workers (compute.worker_profiling false), as env a fresh job reads
+        assert "export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False" in s
+        assert "export DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL=1s" in s
+        assert s.index("DASK_DISTRIBUTED__ADMIN") < s.index("source /opt/venv/bin/activate")
     assert "#SBATCH -p gpu" in gpu[0] and "--resources GPU=1" in gpu[0]
     assert all("#SBATCH -p cpu" in s and "--resources" not in s for s in cpu)
 
@@ -91,6 +95,42 @@ def test_kubernetes_spec_validates_against_the_operator_crd_and_pod_model():
     env = {e["name"]: e["value"] for e in spec["spec"]["worker"]["spec"]["containers"][0]["env"]}
     assert env["MALLOC_MMAP_THRESHOLD_"] == "33554432" and env["MALLOC_TRIM_THRESHOLD_"] == "268435456"
     assert env["MALLOC_ARENA_MAX"] == "1"
+    # kubernetes_cluster_spec's env (the run passes the workers' Dask settings there, test below)
+    spec, _ = kubernetes_cluster_spec(cfg.kubernetes, {"DASK_X": "1"})
+    assert {e["name"]: e["value"] for e in spec["spec"]["worker"]["spec"]["containers"][0]["env"]}["DASK_X"] == "1"
+
+
+def test_worker_dask_settings_follow_compute_worker_profiling():
+    """Dask's statistical profiler and 20 ms tick are off on the workers heattrack starts, unless
+    ``compute.worker_profiling``; as DASK_* variables they read back as the same settings in a fresh process."""
+    import dask
+
+    from heattrack.orchestration.cluster import dask_config_env, worker_dask_config
+
+    quiet = worker_dask_config(load_config(None, {}).compute)
+    assert quiet == {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
+    assert worker_dask_config(load_config(None, {"compute.worker_profiling": True}).compute) == {}
+    env = dask_config_env(quiet)
+    assert env == {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False", "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s"}
+    read = dask.config.collect_env(env)  # how dask parses its environment variables
+    assert read["distributed"]["worker"]["profile"]["enabled"] is False
+    assert read["distributed"]["admin"]["tick"]["interval"] == "1s"
+
+
+def _worker_dask_settings() -> tuple:
+    import dask
+
+    return dask.config.get("distributed.worker.profile.enabled"), dask.config.get("distributed.admin.tick.interval")
+
+
+@pytest.mark.parametrize("profiling,expected", [(False, (False, "1s")), (True, (True, "20ms"))])
+def test_local_workers_get_the_worker_dask_settings(profiling, expected):
+    """A LocalCluster's forked workers read their Dask configuration before the run: the settings go with the nanny."""
+    from heattrack.orchestration.cluster import make_client
+
+    cfg = load_config(None, {"compute.n_workers": 1, "compute.worker_profiling": profiling})
+    with make_client(cfg) as client:
+        assert list(client.run(_worker_dask_settings).values()) == [expected]
 
 
 def _environment_at_start() -> dict:

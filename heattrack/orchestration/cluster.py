@@ -39,6 +39,24 @@ ADDRESS_PREFIXES = ("tcp://", "tls://", "ucx://", "inproc://")
 #: peak worker RSS 0.93x (three pairs, 2026-12-07, docs/performance.md). Tile tasks run one thread per worker, so the
 #: one arena's lock is not contended.
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "33554432", "MALLOC_TRIM_THRESHOLD_": "268435456", "MALLOC_ARENA_MAX": "1"}
+#: Dask settings of the workers heattrack starts unless ``compute.worker_profiling``: Dask's statistical profiler
+#: takes a stack sample of every task thread each 10 ms and its event loop ticks every 20 ms, each waking a thread
+#: that needs the GIL the tile task holds. Without them, alternately with Dask's defaults on 2 workers (2026-12-07,
+#: docs/performance.md): 26 tiles of the 48 km city 0.88-0.98x the wall time (four pairs, 06:40-06:42 UTC); whole
+#: 48 km runs 0.93-0.98x (three pairs, 06:33-06:36 UTC), 0.83-1.13x in a noisier half hour (06:37-06:40 UTC). The
+#: memory and system monitors slowed as well (0.85-0.96x) were not told apart at this noise: Dask's defaults.
+QUIET_WORKER_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s"}
+
+
+def worker_dask_config(c: ComputeConfig) -> dict:
+    """The Dask settings of the workers heattrack starts (:data:`QUIET_WORKER_CONFIG`, none with
+    ``compute.worker_profiling``)."""
+    return {} if c.worker_profiling else dict(QUIET_WORKER_CONFIG)
+
+
+def dask_config_env(settings: dict) -> dict[str, str]:
+    """Dask settings as the ``DASK_*`` environment variables a fresh worker process (a Slurm job, a pod) reads."""
+    return {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value) for key, value in settings.items()}
 
 
 def local_worker_count(c: ComputeConfig) -> int:
@@ -56,7 +74,9 @@ def _local_cluster(cfg: Config):
     # pre-spawn: glibc reads MALLOC_* when the process starts (passed as the nanny's ``env=`` instead, the paired
     # 24 km run showed no drop in system time)
     env = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), **WORKER_ENV}
-    settings = {"distributed.nanny.pre-spawn-environ": env}
+    # the workers' Dask settings go with the nanny's configuration (forked, a worker read the DASK_* environment long
+    # before: in the fork server)
+    settings = {"distributed.nanny.pre-spawn-environ": env, **worker_dask_config(c)}
     forked = c.worker_start == "forkserver" and _fork_server_available()
     if forked:
         settings["distributed.worker.multiprocessing-method"] = "forkserver"
@@ -120,14 +140,16 @@ def _local_worker_plugins() -> list:
     return [QuickExit()]
 
 
-def slurm_job_kwargs(s: SlurmConfig) -> tuple[dict, dict]:
-    """dask-jobqueue keyword arguments of the CPU jobs, and the overrides that make a GPU job."""
+def slurm_job_kwargs(s: SlurmConfig, env: dict | None = None) -> tuple[dict, dict]:
+    """dask-jobqueue keyword arguments of the CPU jobs, and the overrides that make a GPU job; ``env``: exported in
+    the job script after :data:`WORKER_ENV`, before the user's prologue."""
     worker_args = []
     if s.lifetime:
         worker_args += ["--lifetime", s.lifetime, "--lifetime-stagger", s.lifetime_stagger]
     kw = {"queue": s.queue, "account": s.account, "cores": s.cores, "memory": s.memory, "processes": s.processes,
           "walltime": s.walltime, "job_extra_directives": list(s.job_extra_directives),
-          "job_script_prologue": [*(f"export {k}={v}" for k, v in WORKER_ENV.items()), *s.job_script_prologue],
+          "job_script_prologue": [*(f"export {k}={v}" for k, v in {**WORKER_ENV, **(env or {})}.items()),
+                                  *s.job_script_prologue],
           "worker_extra_args": worker_args,
           "interface": s.interface, "local_directory": s.local_directory, "log_directory": s.log_directory,
           "python": s.python}
@@ -168,7 +190,7 @@ def _slurm_cluster_class():
 
 def _slurm_cluster(cfg: Config):
     s = cfg.slurm
-    kw, gpu = slurm_job_kwargs(s)
+    kw, gpu = slurm_job_kwargs(s, dask_config_env(worker_dask_config(cfg.compute)))
     cluster = _slurm_cluster_class()(gpu_jobs=s.gpu_jobs, gpu_overrides=gpu, scheduler_options={
         "dashboard_address": ":8787", **({"interface": s.interface} if s.interface else {})}, **kw)
     if s.adaptive:
@@ -214,7 +236,7 @@ def kubernetes_cluster_spec(k: KubernetesConfig, env: dict | None = None) -> tup
 def _kubernetes_cluster(cfg: Config):
     from dask_kubernetes.operator import KubeCluster
 
-    spec, gpu = kubernetes_cluster_spec(cfg.kubernetes)
+    spec, gpu = kubernetes_cluster_spec(cfg.kubernetes, dask_config_env(worker_dask_config(cfg.compute)))
     cluster = KubeCluster(custom_cluster_spec=spec, namespace=cfg.kubernetes.namespace, shutdown_on_close=True)
     if gpu is not None:
         cluster.add_worker_group(name="gpu", custom_spec=gpu)
