@@ -140,3 +140,21 @@ def test_a_worker_still_on_its_last_tile_is_warmed_too_once_it_is_free():
         assert sorted(helper._warm_workers()) == [busy, idle] and helper.workers == 2
         assert tile.result() == busy
         helper.release()
+
+
+def _size(data: bytes) -> int:
+    return len(data)
+
+
+def test_a_job_s_inputs_go_to_its_worker_as_data_not_inside_the_graph(client):
+    """The report's inputs (the ranked segments, the risk view: ~12 MB at 48 km) are scattered to the job's worker:
+    inside the task's graph they would go through the scheduler in one message, and Dask warns from 10 MB."""
+    import warnings
+
+    helper = ReportHelper()
+    helper.start(client)
+    big = b"x" * 12_000_000
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Sending large graph")
+        assert helper.submit(_size, big).result() == len(big)
+    helper.release()

@@ -142,12 +142,26 @@ class ReportHelper:
         if self._client is None:
             return _here(fn, *args)
         workers = self._warm_workers()
-        where = {"workers": [workers[self._next % len(workers)]], "allow_other_workers": True} if workers else {}
+        target = [workers[self._next % len(workers)]] if workers else None
+        where = {"workers": target, "allow_other_workers": True} if workers else {}
         self._next += 1
         name = getattr(fn, "__name__", "job").strip("_").replace("_", "-")
-        fut = self._client.submit(fn, *args, key=f"heattrack-report-{name}-{uuid4().hex[:8]}", pure=False, **where)
+        data = self._scattered(args, target)
+        fut = self._client.submit(fn, *data, key=f"heattrack-report-{name}-{uuid4().hex[:8]}", pure=False, **where)
         self._open += 1
-        return _OrHere(fut, fn, args, self._job_done, self.figures_timeout_s)
+        return _OrHere(fut, fn, args, self._job_done, self.figures_timeout_s, data)
+
+    def _scattered(self, args: tuple, workers: list[str] | None) -> list:
+        """The job's inputs sent to its worker as data (futures), not inside the task's graph: the ranked segments and
+        the risk view are ~12 MB at 48 km, and a graph goes through the scheduler in one message (Dask warns from
+        10 MB). Where scattering fails, the inputs as they are."""
+        if not args:
+            return []
+        try:
+            return self._client.scatter(list(args), workers=workers, hash=False)
+        except Exception as exc:  # noqa: BLE001 - the graph carries them then, as before
+            log.debug("scattering the report's inputs failed: %s", exc)
+            return list(args)
 
     __call__ = submit  # the report's ``submit`` (heattrack.report.page.Submit): the helper itself
 
@@ -180,8 +194,10 @@ class _OrHere:
     """A Dask future whose ``result()`` is computed here instead when the worker could not deliver it; ``then()``
     once the worker's part is over."""
 
-    def __init__(self, fut, fn: Callable, args: tuple, then: Callable[[], None], timeout_s: float):
+    def __init__(self, fut, fn: Callable, args: tuple, then: Callable[[], None], timeout_s: float,
+                 data: list | None = None):
         self._fut, self._fn, self._args, self._then, self._timeout_s = fut, fn, args, then, timeout_s
+        self._data = data or []  # the inputs' futures (scattered), released with the job
 
     def result(self):
         try:
@@ -197,5 +213,8 @@ class _OrHere:
     def _release(self) -> None:
         if self._fut is not None:
             self._fut.release()
+            for d in self._data:
+                if hasattr(d, "release"):
+                    d.release()
             self._fut = None
             self._then()
