@@ -1,5 +1,9 @@
+import re
+from pathlib import Path
+
 import pytest
 
+import heattrack
 from heattrack.config import Config, load_config, parse_set_option
 from heattrack.errors import ConfigError
 
@@ -102,3 +106,40 @@ def test_a_local_input_folder_brings_its_own_network(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert load_config(None, {"input.input": empty}).input.pipes is None
+
+
+#: what a string may name as ``section.name`` that is not a configuration key: files, and run.json's grid record
+_NOT_KEYS = re.compile(r"\.(geojson|gpkg|json|js|md|py|tmp|old|csv|gpx|tif|vrt|yaml|zarr|npz|html)$|^grid\.(tiles|aoi|"
+                       r"n_tiles)")
+
+
+def test_messages_and_docstrings_name_configuration_keys_that_exist():
+    """Every ``section.key`` in heattrack's strings (errors, notes, help, docstrings) is a key of the configuration:
+    a user told to set ``input.dates`` must find it (one that does not exist was found in a run's note)."""
+    import io
+    import tokenize
+
+    import yaml
+
+    keys: set[str] = set()
+
+    def walk(node, prefix=""):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                keys.add(prefix + k)
+                walk(v, prefix + k + ".")
+
+    walk(yaml.safe_load(load_config(None, {}).to_yaml()))
+    sections = sorted(k for k in keys if "." not in k)
+    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(sections) + r")(?:\.[a-z_][a-z0-9_]*){1,2}")
+    unknown = []
+    for path in sorted(Path(heattrack.__file__).parent.rglob("*.py")):
+        for tok in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            if tok.type != tokenize.STRING:
+                continue
+            for m in pattern.finditer(tok.string):
+                name = m.group(0)
+                two = ".".join(name.split(".")[:2])
+                if name not in keys and two not in keys and not _NOT_KEYS.search(name):
+                    unknown.append(f"{path.name}:{tok.start[0]} {name}")
+    assert unknown == []

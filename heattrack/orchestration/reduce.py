@@ -281,7 +281,7 @@ def unscreened_note(seg: gpd.GeoDataFrame) -> tuple[str, float] | None:
     return (f"{int(nd.sum()):,} of {len(seg):,} segments ({length[nd].sum() / 1000:,.1f} of {length.sum() / 1000:,.1f} "
             f"km of pipe, {share:.0%}) had no clear pixel on the run's dates (cloud, cloud shadow or outside the "
             "scenes) and are not ranked: a clean result says nothing about them; another date screens them "
-            "(input.dates, or heattrack screen over the season)", share)
+            "(an input folder with one sub-folder per date pair, or heattrack screen over the season)", share)
 
 
 #: a ranked segment with clear data at fewer than this share of its sample points is *partly seen*: its score reads
