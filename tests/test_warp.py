@@ -38,8 +38,8 @@ def _national_box(shape=(200, 180), res=10.0, dx=0.0, dy=0.0) -> GeoBox:
 
 
 def _exact_bilinear(a: np.ndarray, gb: GeoBox, rr: np.ndarray, cc: np.ndarray):
-    x, y = gb.affine * (cc + 0.5, rr + 0.5)
-    col, row = ~Affine(10, 0, 302880, 0, -10, 4171140) * Transformer.from_crs(NATIONAL, UTM, always_xy=True).transform(
+    x, y = gb.affine @ (cc + 0.5, rr + 0.5)
+    col, row = ~Affine(10, 0, 302880, 0, -10, 4171140) @ Transformer.from_crs(NATIONAL, UTM, always_xy=True).transform(
         x, y)
     c0, r0 = np.floor(col - 0.5).astype(int), np.floor(row - 0.5).astype(int)
     fx, fy = col - 0.5 - c0, row - 0.5 - r0
@@ -122,7 +122,7 @@ def test_lattice_positions_are_the_exact_transform(band):
     with rasterio.open(path) as src:
         rows, cols, pc, pr = source_positions(gb, src.transform, src.crs.wkt, lattice_px=64)
     assert rows.tolist() == [0, 64, 128, 129] and cols.tolist() == [0, 64, 69]
-    x, y = gb.affine * (cols[1] + 0.5, rows[2] + 0.5)
-    col, row = ~Affine(10, 0, 302880, 0, -10, 4171140) * Transformer.from_crs(NATIONAL, UTM, always_xy=True).transform(
+    x, y = gb.affine @ (cols[1] + 0.5, rows[2] + 0.5)
+    col, row = ~Affine(10, 0, 302880, 0, -10, 4171140) @ Transformer.from_crs(NATIONAL, UTM, always_xy=True).transform(
         x, y)
     assert (pc[2, 1], pr[2, 1]) == pytest.approx((col, row), abs=1e-9)

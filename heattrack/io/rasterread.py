@@ -199,9 +199,9 @@ def source_positions(geobox: GeoBox, src_affine: Affine, src_crs_wkt: str, latti
     rows = np.unique(np.r_[np.arange(0, h, lattice_px), h - 1])
     cols = np.unique(np.r_[np.arange(0, w, lattice_px), w - 1])
     cc, rr = np.meshgrid(cols + 0.5, rows + 0.5)
-    x, y = geobox.affine * (cc, rr)
+    x, y = geobox.affine @ (cc, rr)
     x, y = _transformer(geobox.crs.wkt, src_crs_wkt).transform(x, y)
-    col, row = ~src_affine * (np.asarray(x), np.asarray(y))
+    col, row = ~src_affine @ (np.asarray(x), np.asarray(y))
     return rows.astype(np.int64), cols.astype(np.int64), np.asarray(col, np.float64), np.asarray(row, np.float64)
 
 
