@@ -121,10 +121,11 @@ def print_summary(result) -> None:
         console.print(f"{int(seg['flagged'].sum())} segments at or above the flag level (p <= segments.mdl_alpha; "
                       "run.json -> detectability.flags says how many a leak-free network would put there)",
                       highlight=False)
-    unseen = unscreened_note(seg) if seg is not None and {"status", "length_m"} <= set(seg.columns) else None
+    scored = seg is not None and {"status", "length_m"} <= set(seg.columns)
+    unseen = unscreened_note(seg) if scored else None
     if unseen is not None and unseen[0] not in result.warnings:  # above UNSCREENED_WARN_SHARE it is a warning
         console.print(unseen[0], highlight=False)
-    partly = partly_seen_note(seg) if seg is not None and {"status", "length_m"} <= set(seg.columns) else None
+    partly = partly_seen_note(seg) if scored else None
     if partly is not None:
         console.print(partly, highlight=False)
     for w in result.warnings:

@@ -103,8 +103,7 @@ def reduce_segments(plan: RunPlan, records: TileRecords) -> tuple[gpd.GeoDataFra
         # the statistic's window along the pipe per chain, the share of a plume a window centred on it keeps, and per
         # segment the share expected where the leak's position along it is unknown (its ends cut the window)
         windows = [plan.scan_window_pts(c) for c in chains]
-        n_pts = np.bincount(plan.points.segment, minlength=len(plan.pipes))
-        shares = [segment_shares(c, cfg.segments.mdl_plume_fwhm_m / res, w, cfg.segments.spacing_m / res, n_pts)
+        shares = [segment_shares(c, cfg.segments.mdl_plume_fwhm_m / res, w, cfg.segments.spacing_m / res, n_points)
                   for c, w in zip(chains, windows)]
         short_gain = np.stack([seg_share / centred for seg_share, centred in shares])
         window_atts = np.array([centred for _, centred in shares])
