@@ -104,6 +104,9 @@ class DownscaleConfig(_Section):
     dms_scale_up_tolerance: float = Field(1.1, gt=0, description="DMS guard: one scale up the model's RMSE may be "
                                           "at most this multiple of bilinear's (catches models that blow up from "
                                           "mixed to purer pixels).")
+    dms_tsharp_scale_up_tolerance: float = Field(1.0, gt=0, description="DMS guard, its TsHARP fallback (where the "
+                                                 "model fails): one scale up its RMSE must stay below this multiple of "
+                                                 "bilinear's (1.1 before 2026-12-07).")
     dms_holdout_every: int = Field(3, ge=2, description="DMS guard: one coarse cell in every N x N block is held "
                                    "out of training and predicted from its neighbours.")
     dms_sample_cap: int = Field(20000, ge=100, description="DMS: most training cells per tile, drawn at random "

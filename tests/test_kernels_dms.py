@@ -105,6 +105,26 @@ def test_guard_never_delivers_a_model_that_learned_noise(rng):
     assert _rmse(unguarded.lst, truth) > _rmse(res.lst, truth)  # the guard had something to prevent
 
 
+@pytest.mark.parametrize("tsharp_up, tolerance, expected", [(1.05, 1.0, "bilinear"), (0.95, 1.0, "tsharp"),
+                                                              (1.05, 1.1, "tsharp")])
+def test_tsharp_fallback_must_not_lose_one_scale_up(rng, monkeypatch, tsharp_up, tolerance, expected):
+    """DMS fails its held-out check; TsHARP passes it and is ``tsharp_up`` x bilinear one scale up: by default it is
+    delivered only below 1.0x there (``tsharp_scale_up_tolerance``), the DMS model's own bound (1.1x) is looser."""
+    import heattrack.kernels.dms as dms
+
+    calls = iter([(1.0, 1.0, 30), (0.8, 1.0, 30)])  # held-out RMSE (model, bilinear): DMS loses, TsHARP wins
+    monkeypatch.setattr(dms, "holdout_check", lambda *a: next(calls))
+    monkeypatch.setattr(dms, "scale_up_check", lambda lst, pc, params, up=2: (tsharp_up if pc.shape[0] == 1 else
+                                                                              1.0, 1.0, 30))
+    bands, truth = _land_cover_scene(rng, n=60)
+    stack, names = predictor_stack(bands)
+    res = dms_sharpen(block_mean(truth, 3), stack, np.ones(truth.shape, bool), 3,
+                      DMSParams(min_samples_leaf=10, min_samples=20, local_window=0, tsharp_scale_up_tolerance=tolerance),
+                      names=names)
+    assert res.info["method"] == expected and res.info["fallback_from"] == "dms", res.info
+    assert res.info["scale_up_rmse_k"]["tsharp"] == tsharp_up
+
+
 def test_holdout_cells_have_training_neighbours():
     usable = np.ones((9, 9), bool)
     held = holdout_mask(usable, 3)

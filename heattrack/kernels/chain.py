@@ -100,6 +100,7 @@ class ChainParams:
                 psf_sigma_px=cfg.downscale.dms_psf_sigma_m / res, holdout_every=cfg.downscale.dms_holdout_every,
                 guard=cfg.downscale.dms_guard, guard_ratio=cfg.downscale.dms_guard_ratio,
                 scale_up_tolerance=cfg.downscale.dms_scale_up_tolerance,
+                tsharp_scale_up_tolerance=cfg.downscale.dms_tsharp_scale_up_tolerance,
                 residual_iterations=cfg.downscale.dms_residual_iterations,
                 local_window=local_window_cells(cfg.downscale.dms_local_window_m, cfg.downscale.thermal_resolution_m),
                 local_alpha=cfg.downscale.dms_local_alpha, local_gain=cfg.downscale.dms_local_gain, seed=cfg.seed),
