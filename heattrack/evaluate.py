@@ -222,10 +222,24 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
         f"DMS saw the thermal pixels through a {fp['psf_sigma_px'] * pixel_m:.0f} m footprint (Gaussian sigma; "
         + ("estimated from the scene, r2 " + f"{fp['r2']:.2f}" if fp["source"] == "estimated" else
            "the sensor's: the scene did not tell") + f"; TIRS alone {sigma_px * pixel_m:.0f} m).")
-    results["dms_notes"] = " ".join(n for n in (results["dms_local_models"], results["dms_footprint"]) if n)
+    results["dms_guard"] = guard_line(results.get("dms", {}).get("info", {}))
+    results["dms_notes"] = " ".join(n for n in (results["dms_guard"], results["dms_local_models"],
+                                                results["dms_footprint"]) if n)
     for name, field in (known or {}).items():
         score(name, np.asarray(field, dtype=np.float32)[:h, :w], {"method": "known"})
     return results
+
+
+def guard_line(info: dict) -> str:
+    """The DMS guard's decision in one sentence: what it delivered, why, and its two checks' RMSE per candidate (the
+    held-out coarse cells, one scale up); empty where the guard did not run (``info`` of a DMS result)."""
+    held, up = info.get("holdout_rmse_k"), info.get("scale_up_rmse_k")
+    if not held or not up:
+        return ""
+    held_s, up_s = (", ".join(f"{m} {d[m]:.3f}" for m in ("dms", "tsharp", "bilinear") if m in d) for d in (held, up))
+    why = (info.get("reason") or "DMS passed both checks").removeprefix("guard: ")
+    return (f"DMS guard: delivered {info.get('method', 'dms')} ({why}); RMSE (K) on the held-out coarse cells "
+            f"{held_s}; one scale up {up_s}.")
 
 
 def read_landsat_for_asc(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray], str]:

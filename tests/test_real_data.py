@@ -57,6 +57,10 @@ def test_validate_sharpening_command(tmp_path):
     fp = out["dms"]["info"]["footprint"]
     assert fp["source"] == "estimated" and 50.0 < 30.0 * fp["psf_sigma_px"] < 80.0
     assert f"through a {30.0 * fp['psf_sigma_px']:.0f} m footprint" in " ".join(res.output.split())
+    # the guard's decision and both checks' errors, as the JSON records them (the user's only view of why)
+    held = out["dms"]["info"]["holdout_rmse_k"]
+    assert out["dms_guard"].startswith("DMS guard: delivered bilinear (DMS does not beat bilinear")
+    assert f"bilinear {held['bilinear']:.3f}" in out["dms_guard"] and out["dms_guard"] in " ".join(res.output.split())
     bad = CliRunner().invoke(app, ["validate-sharpening", "--landsat", str(REAL / "landsat-amazonas-cloud")])
     assert bad.exit_code == 1 and "SR_B4" in bad.output
     # the folder as the command's argument, as `heattrack report OUT` takes its folder: the same result
