@@ -547,3 +547,32 @@ def test_worker_killed_mid_run_still_completes_identically(small_scene, small_ti
     a, b = xr.open_zarr(out / "mosaic.zarr"), xr.open_zarr(small_tiles_run / "mosaic.zarr")
     for v in ("lst_10m", "risk", "valid"):
         np.testing.assert_array_equal(a[v].values, b[v].values)
+
+
+def test_report_is_built_with_the_garbage_collector_paused(finished_run, tmp_path, monkeypatch):
+    """The driver's exports and report run with Python's cyclic collector off (its full passes over every object the
+    driver holds cost 8-26 % of the finalisation at 48 km) and turn it back on after, also when they fail."""
+    import gc
+
+    import heattrack.report.webmap as webmap
+    from heattrack.orchestration.finalize import collector_paused
+
+    states = []
+    network_layer = webmap.network_layer
+    monkeypatch.setattr(webmap, "network_layer", lambda *a, **k: states.append(gc.isenabled()) or network_layer(*a, **k))
+    out = tmp_path / "r"
+    shutil.copytree(finished_run, out)
+    assert gc.isenabled()
+    res = runner.invoke(app, ["report", str(out)])
+    assert res.exit_code == 0, res.output
+    assert states == [False] and gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("an export failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
