@@ -195,16 +195,16 @@ def _residual_corrected(pred_fine: np.ndarray, lst_coarse: np.ndarray, factor: i
     return out
 
 
-def _candidate(name: str, cols: list[int], depth: int, X, y, pf, pc, mask, lst_coarse, factor, params, train,
-               held) -> dict:
-    """Fit one candidate model on predictor rows ``cols``, predict the fine grid, and run both guard checks."""
+def _candidate(name: str, cols: list[int], depth: int, tolerance: float, X, y, pf, pc, mask, lst_coarse, factor,
+               params, train, held) -> dict:
+    """Fit one candidate model on predictor rows ``cols``, predict the fine grid, and run both guard checks (one scale
+    up at most ``tolerance`` x bilinear's RMSE)."""
     model = _ensemble(params, depth=depth).fit(X[:, cols], y)
     pred = _predict_fine(model, pf if cols == list(range(pf.shape[0])) else pf[cols], mask)  # all rows: no copy
     agg = sensor_aggregate(pred, factor, params.psf_sigma_px)
     e_m, e_b, n = holdout_check(lst_coarse, agg, train, held)
     u_m, u_b, _ = scale_up_check(lst_coarse, pc[cols], replace(params, max_depth=depth)) if params.guard \
         else (0.0, 1.0, 0)
-    tolerance = params.tsharp_scale_up_tolerance if name == "tsharp" else params.scale_up_tolerance
     ok = e_m < params.guard_ratio * e_b and u_m < tolerance * u_b
     return {"name": name, "pred": pred, "agg": agg, "rmse": e_m, "rmse_bilinear": e_b, "n": n, "up": u_m,
             "up_bilinear": u_b, "passes": bool(ok)}
@@ -263,9 +263,9 @@ def dms_sharpen(
                                        "reason": f"{int(fit_on.sum())} training cells < {params.min_samples}"})
     X, y = pc[:, fit_on].T, lst_coarse[fit_on]
     args = (X, y, pf, pc, mask, lst_coarse, factor, params, train, held)
-    cands = [_candidate("dms", list(range(pf.shape[0])), params.max_depth, *args)]
+    cands = [_candidate("dms", list(range(pf.shape[0])), params.max_depth, params.scale_up_tolerance, *args)]
     if names and "NDVI" in names and params.guard and not cands[0]["passes"]:  # TsHARP only when DMS fails
-        cands.append(_candidate("tsharp", [names.index("NDVI")], 0, *args))
+        cands.append(_candidate("tsharp", [names.index("NDVI")], 0, params.tsharp_scale_up_tolerance, *args))
     info["holdout_rmse_k"] = {c["name"]: round(c["rmse"], 4) for c in cands}
     info["holdout_rmse_k"]["bilinear"] = round(cands[0]["rmse_bilinear"], 4)
     info["scale_up_rmse_k"] = {c["name"]: round(c["up"], 4) for c in cands}

@@ -143,7 +143,7 @@ class ReportHelper:
             return _here(fn, *args)
         workers = self._warm_workers()
         target = [workers[self._next % len(workers)]] if workers else None
-        where = {"workers": target, "allow_other_workers": True} if workers else {}
+        where = {"workers": target, "allow_other_workers": True} if target else {}
         self._next += 1
         name = getattr(fn, "__name__", "job").strip("_").replace("_", "-")
         data = self._scattered(args, target)
