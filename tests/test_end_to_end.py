@@ -462,6 +462,14 @@ def test_concurrent_runs_into_one_folder_refuse_and_stale_locks_are_taken_over(f
     assert not lock.exists()
 
 
+def test_an_output_folder_that_cannot_be_written_is_one_line(small_scene, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    for out in (tmp_path / "a_file", tmp_path / "a_file" / "sub"):
+        res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(small_scene / "pipes.geojson"),
+                                  "--out", str(out), *ARGS])
+        assert res.exit_code == 1 and f"cannot write to the output folder {out}: Not a directory" in res.output
+
+
 def SMALL_TILES_ARGS(scene):  # noqa: N802  ~50 tiles of 0.5 km: long enough to interrupt
     return ["--input", str(scene), "--pipes", str(scene / "pipes.geojson"), "--tile-km", "0.5", "--n-workers", "2"]
 

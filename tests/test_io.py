@@ -354,6 +354,28 @@ def test_pipes_in_metres_declared_lonlat_is_refused(tmp_path):
         read_pipes(p)
 
 
+def test_pipes_with_empty_null_3d_and_unmergeable_features_are_read_and_sampled(tmp_path, caplog):
+    """A utility export's odd features: an empty line and a null geometry are skipped with a warning (they used to
+    break the sample points), heights are dropped, a MultiLineString whose parts do not touch stays one segment."""
+    from heattrack.kernels.segments import sample_segment_points
+
+    def feat(geometry):
+        return {"type": "Feature", "properties": {}, "geometry": geometry}
+
+    feats = [feat({"type": "LineString", "coordinates": [[24.94, 60.17, 12.0], [24.95, 60.17, 14.0]]}),
+             feat({"type": "LineString", "coordinates": []}), feat(None),
+             feat({"type": "MultiLineString", "coordinates": [[[24.94, 60.18], [24.945, 60.18]],
+                                                             [[24.946, 60.181], [24.95, 60.181]]]})]
+    p = tmp_path / "odd.geojson"
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    with caplog.at_level("WARNING"):
+        pipes = read_pipes(p)
+    assert len(pipes) == 2 and "2 features without a line geometry" in caplog.text
+    assert not pipes.geometry.has_z.any() and list(pipes.geom_type) == ["LineString", "MultiLineString"]
+    pts = sample_segment_points(pipes.to_crs(3067).geometry.values, 10.0)
+    assert np.isfinite(pts.x).all() and set(pts.segment.tolist()) == {0, 1} and len(pts) > 100
+
+
 def test_pipes_diameter_from_osm_or_utility_columns(tmp_path):
     """OSM's `diameter` tag (mm) or a utility export's DN fills `diameter_mm` for the field list and the map."""
     feats = [{"type": "Feature", "properties": {"diameter": d}, "geometry": {"type": "LineString", "coordinates": [

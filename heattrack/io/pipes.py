@@ -50,9 +50,11 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
             df = df.set_crs("EPSG:4326")
         else:
             raise InputError(f"pipes file {path} declares no CRS")
-    lines = df[df.geometry.notna() & df.geometry.geom_type.isin(["LineString", "MultiLineString"])].copy()
+    geoms = df.geometry.values
+    lines = df[np.isin(shapely.get_type_id(geoms), (1, 5)) & ~shapely.is_empty(geoms)].copy()  # (Multi)LineString
     if len(lines) < len(df):
-        log.warning("pipes file %s: %d non-line features ignored", path, len(df) - len(lines))
+        log.warning("pipes file %s: %d features without a line geometry (points, polygons, empty or null) ignored",
+                    path, len(df) - len(lines))
     if lines.empty:
         raise InputError(f"pipes file {path} holds no LineString features")
     if lines.crs.is_geographic:
@@ -62,8 +64,9 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
                 f"pipes file {path}: coordinates ({x0:.0f}..{x1:.0f}, {y0:.0f}..{y1:.0f}) are not lon/lat degrees "
                 f"but the file declares {lines.crs.to_string()} (GeoJSON must be lon/lat, RFC 7946); "
                 "reproject the file or use a GeoPackage with its real CRS")
-    merged = shapely.line_merge(lines.geometry.values)
-    lines["geometry"] = np.where(shapely.get_type_id(merged) == 1, merged, lines.geometry.values)
+    flat = shapely.force_2d(lines.geometry.values)  # heights play no part in the screening: dropped
+    merged = shapely.line_merge(flat)
+    lines["geometry"] = np.where(shapely.get_type_id(merged) == 1, merged, flat)
     if "segment_id" in lines.columns and lines["segment_id"].notna().all():
         ids = lines["segment_id"].astype(str)
         if ids.duplicated().any():

@@ -96,6 +96,8 @@ class RunLock:
                 raise ConfigError(f"another heattrack run (pid {other.get('pid')} on {other.get('host')}) is writing "
                                   f"to {self.out}; wait for it or remove {self.out.uri(*self.parts)} if it is gone"
                                   ) from None
+            except OSError as exc:  # not writable: a read-only mount, a file in the way, no such bucket
+                raise ConfigError(f"cannot write to the output folder {self.out}: {exc.strerror or exc}") from None
         raise ConfigError(f"cannot take the lock {self.out.uri(*self.parts)}")
 
     def __exit__(self, *exc) -> None:
