@@ -270,6 +270,12 @@ class ChangesConfig(_Section):
                          "stand out to call it new (resolved). 5.5: the most new leaks found on the simulator family's "
                          "tuning members while their pooled false new stayed within half the budget of 1 per 100 km "
                          "of pipe (docs/measurements.md, 'Change classes').")
+    min_change_k: float = Field(0.5, ge=0, description="Segments ranked by a statistic: the smallest warming "
+                                "(cooling) in K that can be called new (resolved), whatever the network's spread. "
+                                "Two near-identical seasons (the same scene twice, a rerun) have a tiny spread, where "
+                                "new_z alone called 0.13 K a new leak; Landsat's ST accuracy is ~0.5 K. Below every "
+                                "threshold of the simulated winters measured (0.67-1.18 K), so no reported figure "
+                                "changes; 0: none.")
     warming_sigma_m: float = Field(30.0, ge=0, description="Segments ranked by a statistic: the point changes "
                                    "between the seasons are smoothed over the network with a Gaussian of this "
                                    "sigma (m) before a segment's largest warming is taken (the thermal footprint's "

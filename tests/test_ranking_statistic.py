@@ -102,6 +102,25 @@ def test_warming_cancels_the_clutter_that_stays_and_finds_the_leaks_that_come_an
     assert decoy.sum() == 0
 
 
+def test_two_near_identical_seasons_call_no_change_below_the_floor_in_kelvin(rng):
+    """The same scene twice (a rerun, a reused scene): the network's spread of point changes is ~0.01 K, so a z alone
+    calls a 0.15 K wobble a new leak; ``min_change_k`` keeps such a change from being called, a real one still is."""
+    seg, w0, _ = _two_winters(rng)
+    w0[seg == 10] += 0.8  # a segment somewhat warm in both seasons (above the network median, not flagged)
+    w1 = w0 + 0.01 * rng.normal(size=w0.size)
+    w1[seg == 10] += np.array([0.0, 0.05, 0.15, 0.05, 0.0])  # a wobble: far out in z, tiny in kelvin
+    w1[seg == 50] += np.array([0.0, 0.5, 3.0, 0.5, 0.0])  # a real new leak
+    up, down, _ = segment_warming(w0, w1, seg, 400)
+    z0, z1 = (network_z(segment_max(w, seg, 400))[0] for w in (w0, w1))
+    args = (z0, np.ones(400), z1, np.ones(400), up, down, 0.05, 1, 5.5)
+    cls, z_up, _ = change_class_warming(*args)
+    assert cls[10] == "new" and z_up[10] > 5.5  # without the floor
+    cls, _, _ = change_class_warming(*args, min_change_k=0.5)
+    assert cls[10] == "stable" and cls[50] == "new" and set(np.delete(cls, 50)) <= {"stable", "persistent"}
+    decoy, _ = reversed_new(z0, np.ones(400), z1, np.ones(400), down, up, 0.05, 1, 5.5, min_change_k=0.5)
+    assert decoy.sum() == 0 and reversed_new(z0, np.ones(400), z1, np.ones(400), down, up, 0.05, 1, 5.5)[0][10]
+
+
 def test_point_changes_smoothed_over_the_network_keep_a_footprint_wide_change_and_average_pixel_noise(rng):
     """The matched filter of the warming rule: a change ~100 m wide (a leak through Landsat's footprint) keeps
     most of its peak, noise from pixel to pixel is averaged, and the leak's segment stands out further."""

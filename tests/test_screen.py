@@ -197,3 +197,44 @@ def test_network_signature_is_the_digest_earlier_seasons_recorded():
         h.update(sid.encode() + b"\0" + shapely.to_wkb(shapely.set_precision(geom, 0.01)))
     sig = network_signature(pipes)
     assert sig.n_segments == 40 and sig.sha256 == h.hexdigest()[:16]
+
+
+@pytest.mark.slow
+def test_hotspots_under_cloud_in_either_season_are_no_data_not_resolved_or_new(seasons, tmp_path):
+    """A hotspot of last season where this season saw nothing (cloud, the scene's edge) cannot be called resolved,
+    nor one of this season where last season saw nothing new: both are ``no_data``, as segments are."""
+    import shutil
+
+    import zarr
+
+    from heattrack.config import load_config
+    from heattrack.orchestration.screen import compare_seasons
+
+    _, runs, _ = seasons
+    cfg = load_config(runs / "2025-26" / "config.yaml")
+    before, _ = compare_seasons(runs / "2024-25", runs / "2025-26", cfg)
+    hot = before[before["kind"] == "hotspot"]
+    assert "persistent" in set(hot["change"])
+    clouded = tmp_path / "2025-26"
+    shutil.copytree(runs / "2025-26", clouded)
+    n = zarr.open_array(str(clouded / "mosaic.zarr" / "n_dates"), mode="r+")
+    x_mid = n.shape[1] // 2
+    n[:, x_mid:] = 0  # this season saw nothing east of the middle
+    hs = gpd.read_file(clouded / "hotspots.geojson")
+    xs = np.asarray(zarr.open_array(str(clouded / "mosaic.zarr" / "x"), mode="r")[:])
+    east = hs.to_crs(cfg.grid.crs or before.crs).geometry.x.to_numpy() >= xs[x_mid] if len(hs) else np.zeros(0, bool)
+    hs[~east].to_file(clouded / "hotspots.geojson", driver="GeoJSON")  # and found no hotspot there
+    after, _ = compare_seasons(runs / "2024-25", clouded, cfg)
+    prev = gpd.read_file(runs / "2024-25" / "hotspots.geojson").to_crs(before.crs)
+    prev = prev[prev["peak_risk"] >= cfg.changes.risk_threshold]
+    n_east = int((prev.geometry.x.to_numpy() >= xs[x_mid]).sum())
+    assert n_east  # the test needs last season's hotspots in the clouded half
+
+    def east_classes(table):
+        h = table[table["kind"] == "hotspot"]
+        return list(h.loc[h.geometry.x.to_numpy() >= xs[x_mid], "change"])
+
+    assert east_classes(after) == ["no_data"] * n_east  # not resolved
+    # the reverse: last season clouded where this season's hotspots are -> no_data, not new
+    swapped, _ = compare_seasons(clouded, runs / "2024-25", cfg)
+    assert east_classes(swapped) == ["no_data"] * n_east

@@ -7,11 +7,11 @@ leaks ``resolved`` on the tuning members, docs/measurements.md). Its *warming* i
 between the seasons (:func:`segment_warming`: the difference of the same points cancels the clutter that stays,
 roofs and roads, which a segment's maximum carries both years), after the differences are smoothed over the network
 at the footprint's scale (:func:`smooth_on_network`, since 2026-12-06), standardised against the network (median
-and MAD). ``new``:
-warming z > ``new_z``, warmer than the network median now and not flagged before; ``resolved``: cooling z >
-``new_z`` where a flag was and is no longer (since 2026-12-05: a leak flagged both years that reads weaker is
-``persistent``); ``persistent``: flagged both years; ``no_data``: flagged in one season without clear
-data in the other (cannot tell; a segment flagged now is in this season's ranking all the same).
+and MAD). ``new``: warming z > ``new_z`` (and a warming above ``min_change_k`` K), warmer than the network median
+now and not flagged before; ``resolved``: cooling z > ``new_z`` (and above ``min_change_k``) where a flag was
+and is no longer (since 2026-12-05: a leak flagged both years that reads weaker is ``persistent``);
+``persistent``: flagged both years; ``no_data``: flagged in one season without clear data in the other (cannot
+tell; a segment flagged now is in this season's ranking all the same).
 The expected number of false ``new`` is estimated by the same rule with the seasons swapped
 (:func:`reversed_new`: segments that cooled as much, not flagged now or before): under seasons that differ only
 by noise both counts have the same distribution. An estimate, not a bound, though high in practice: on the
@@ -34,6 +34,9 @@ on at least ``min_dates`` date pairs. Between the previous and the current seaso
 * ``resolved``: flagged before, and now has enough clear data but is not flagged;
 * ``stable``: flagged in neither;
 * ``no_data``: flagged before but without enough clear data now (cannot tell; look again next season).
+
+Hotspots (``orchestration/screen.py``) follow the same classes, matched by place; one that appeared where the
+previous season had no clear pixel is ``no_data`` too, not ``new``.
 """
 
 from __future__ import annotations
@@ -158,16 +161,19 @@ def segment_warming(prev_points: np.ndarray, cur_points: np.ndarray, segment: np
 
 
 def change_class_warming(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
-                         warming: np.ndarray, cooling: np.ndarray, q: float, min_dates: int, new_z: float
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Change class per segment (see the module docstring) and the network z of its warming and cooling."""
+                         warming: np.ndarray, cooling: np.ndarray, q: float, min_dates: int, new_z: float,
+                         min_change_k: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Change class per segment (see the module docstring) and the network z of its warming and cooling. A warming
+    (cooling) must also exceed ``min_change_k`` (K): between two near-identical seasons the network's spread is tiny
+    and a z alone would call a few tenths of a kelvin a change."""
     prev_z, cur_z = np.asarray(prev_z, dtype=float), np.asarray(cur_z, dtype=float)
     seen_prev, seen_now, was, now = season_flags(prev_z, prev_dates, cur_z, cur_dates, q, min_dates)
     both = seen_prev & seen_now
     z_up = network_z(np.where(both, warming, np.nan))[0]
     z_down = network_z(np.where(both, cooling, np.nan))[0]
     with np.errstate(invalid="ignore"):
-        warmed, cooled = both & (z_up > new_z), both & (z_down > new_z)
+        warmed = both & (z_up > new_z) & (np.asarray(warming, dtype=float) > min_change_k)
+        cooled = both & (z_down > new_z) & (np.asarray(cooling, dtype=float) > min_change_k)
         out = np.full(prev_z.shape, "stable", dtype=object)
         out[now & was] = "persistent"
         out[warmed & (cur_z > 0) & ~was] = "new"
@@ -178,13 +184,13 @@ def change_class_warming(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.n
 
 
 def reversed_new(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
-                 warming: np.ndarray, cooling: np.ndarray, q: float, min_dates: int, new_z: float
-                 ) -> tuple[np.ndarray, np.ndarray]:
+                 warming: np.ndarray, cooling: np.ndarray, q: float, min_dates: int, new_z: float,
+                 min_change_k: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The segments :func:`change_class_warming` would call ``new`` with the seasons swapped, seen both years and
     flagged in neither (a repaired leak was flagged before: a real change, not a noise event): the estimate of its
     false ``new``. Returns the mask and their (cooling) z."""
     cls, z_down, _ = change_class_warming(cur_z, cur_dates, prev_z, prev_dates, cooling, warming, q, min_dates,
-                                          new_z)
+                                          new_z, min_change_k)
     seen_prev, _, was, _ = season_flags(prev_z, prev_dates, cur_z, cur_dates, q, min_dates)
     both = seen_prev & np.isfinite(np.asarray(cur_z, dtype=float))
     return (cls == "new") & both & ~was, z_down

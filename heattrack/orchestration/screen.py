@@ -10,6 +10,7 @@ crew starts at the top) and a report section "What changed since last year". Rul
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import network_signature
 from heattrack.orchestration.run import RunResult, run
 from heattrack.orchestration.tiling import grid_crs_label
+
+log = logging.getLogger(__name__)
 
 _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
 #: order in changes.geojson: what a field crew should look at first
@@ -214,9 +217,9 @@ def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radiu
     cooling and mean change per segment), its estimate of the false ``new``, after one call per hot place, and the
     warming (K, smoothed) a segment's points needed this season to be called ``new``."""
     up, down, mean_change = warming
-    args = (*seasons, up, down, c.fdr_q, c.min_dates, c.new_z)
+    args = (*seasons, up, down, c.fdr_q, c.min_dates, c.new_z, c.min_change_k)
     cls, z_up, z_down = change_class_warming(*args)
-    needed_k = network_level(np.where(np.isfinite(z_up), up, np.nan), c.new_z)
+    needed_k = max(network_level(np.where(np.isfinite(z_up), up, np.nan), c.new_z), c.min_change_k)
     decoy, z_decoy = reversed_new(*args)
     # one call per hot place: of the candidates within the footprint the strongest; within one z (the noise: MAD)
     # of each other, the one whose points changed most on average (their largest changes are one footprint's; the
@@ -251,19 +254,47 @@ def _hotspot_changes(previous: Path, current: Path, crs, c) -> gpd.GeoDataFrame:
     pxy = np.c_[prev.geometry.x, prev.geometry.y] if len(prev) else np.zeros((0, 2))
     cxy = np.c_[cur.geometry.x, cur.geometry.y] if len(cur) else np.zeros((0, 2))
     match, gone = match_points(pxy, cxy, c.hotspot_match_m)
+    # where the other season had no clear pixel, a hotspot that appeared or went cannot be told from the cloud
+    seen_before = clear_at(previous, cxy, c.min_dates)
+    seen_now = clear_at(current, pxy, c.min_dates)
     rows = []
     for i, (_, h) in enumerate(cur.iterrows()):
         m = match[i]
-        rows.append({"kind": "hotspot", "id": h["hotspot_id"], "change": "persistent" if m >= 0 else "new",
+        change = "persistent" if m >= 0 else "new" if seen_before[i] else "no_data"
+        rows.append({"kind": "hotspot", "id": h["hotspot_id"], "change": change,
                      "risk": h["peak_risk"], "previous_risk": prev["peak_risk"].iloc[m] if m >= 0 else np.nan,
                      "delta_t_k": h["delta_t_k"], "segment_id": h.get("segment_id"), "geometry": h.geometry})
     for j in np.flatnonzero(gone):
         h = prev.iloc[j]
-        rows.append({"kind": "hotspot", "id": h["hotspot_id"], "change": "resolved", "risk": np.nan,
+        rows.append({"kind": "hotspot", "id": h["hotspot_id"], "change": "resolved" if seen_now[j] else "no_data",
+                     "risk": np.nan,
                      "previous_risk": h["peak_risk"], "delta_t_k": np.nan, "segment_id": h.get("segment_id"),
                      "geometry": h.geometry})
     return gpd.GeoDataFrame(rows, geometry="geometry", crs=crs) if rows else \
         gpd.GeoDataFrame({"kind": []}, geometry=[], crs=crs)
+
+
+def clear_at(run_dir: Path, xy: np.ndarray, min_dates: int) -> np.ndarray:
+    """Whether the run in ``run_dir`` had clear data (``n_dates`` >= ``min_dates`` in its mosaic) at each point
+    ``xy`` (grid CRS, the nearest 10 m pixel); True everywhere when its mosaic cannot be read (a run copied without
+    ``mosaic.zarr``: the hotspots' classes as before)."""
+    import xarray as xr
+
+    if len(xy) == 0:
+        return np.zeros(0, bool)
+    try:
+        with xr.open_zarr(Path(run_dir) / "mosaic.zarr") as ds:
+            n = ds["n_dates"]
+            x, y = n["x"].values, n["y"].values
+            ix = np.clip(np.rint((xy[:, 0] - x[0]) / (x[1] - x[0])).astype(np.int64), 0, x.size - 1)
+            iy = np.clip(np.rint((xy[:, 1] - y[0]) / (y[1] - y[0])).astype(np.int64), 0, y.size - 1)
+            inside = (np.abs(x[ix] - xy[:, 0]) <= abs(x[1] - x[0])) & (np.abs(y[iy] - xy[:, 1]) <= abs(y[1] - y[0]))
+            vals = n.isel(x=xr.DataArray(ix), y=xr.DataArray(iy)).values
+    except (OSError, KeyError, ValueError, IndexError) as exc:
+        log.warning("%s: cannot read where it had clear data (%s); hotspots that appeared or went are classed "
+                    "without it", run_dir, exc)
+        return np.ones(len(xy), bool)
+    return inside & (np.nan_to_num(vals, nan=0.0) >= min_dates)
 
 
 def with_season_interval(cfg: Config, interval: str) -> Config:
