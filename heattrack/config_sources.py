@@ -91,7 +91,7 @@ class SimulateConfig(Section):
     size_km: float = Field(12.0, ge=1.0, description="Side of the square region (km).")
     leaks: int = Field(18, ge=0, description="Number of leaking segments.")
     distractors: int | None = Field(None, ge=0, description="Hot spots away from pipes (None: as many as leaks).")
-    seed: int = Field(3, description="Random seed of the scene (same seed, same scene).")
+    seed: int = Field(3, ge=0, description="Random seed of the scene (same seed, same scene).")
     cloud_fraction: float = Field(0.06, ge=0.0, le=0.95, description="Landsat cloud cover 0-1.")
     dates: int = Field(1, ge=1, le=12, description="Date pairs 16 days apart (> 1: one sub-folder per date; "
                        "leaks persist, half the distractors move, new noise and clouds per date).")

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,6 +18,8 @@ from rasterio.enums import Resampling
 
 from heattrack.errors import InputError
 from heattrack.kernels.roc import auc_interval, paired_auc_difference
+
+log = logging.getLogger(__name__)
 
 FALSE_ALARM_RATES_PER_KM = (0.05, 0.1, 0.5)
 
@@ -258,8 +261,15 @@ def read_landsat_for_asc(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray
     if not folder.is_dir():
         raise InputError(f"{folder} is not a folder")
 
-    def band(name: str, required: bool = True):
-        hits = sorted(p for p in folder.iterdir() if p.name.upper().endswith(f"_{name}.TIF"))
+    scenes = sorted(p.name[: -len("_ST_B10.TIF")] for p in folder.iterdir() if p.name.upper().endswith("_ST_B10.TIF"))
+    if len(scenes) > 1:
+        log.warning("%s holds %d Landsat scenes; validating the first, %s (a folder per scene validates the others)",
+                    folder, len(scenes), scenes[0])
+    prefix = scenes[0].upper() if scenes else ""
+
+    def band(name: str, required: bool = True):  # of the one scene: a band missing from it is not taken from another
+        hits = sorted(p for p in folder.iterdir() if p.name.upper().startswith(prefix)
+                      and p.name.upper().endswith(f"_{name}.TIF"))
         if not hits:
             if required:
                 raise InputError(f"{folder}: no *_{name}.TIF (aggregate-sharpen-compare needs ST_B10, SR_B4, SR_B5)")

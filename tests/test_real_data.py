@@ -39,6 +39,21 @@ def test_momotombo_real_value_ranges_and_asc_protocol():
     assert "off here" in r9["dms_local_models"] and "local_models" not in r9["dms"]["info"]
 
 
+def test_a_folder_with_two_scenes_validates_the_first_without_mixing_their_bands(tmp_path, caplog):
+    """Two products in one folder: every band comes from the first (a band it lacks is not taken from the other),
+    and the user is told which one was validated."""
+    import shutil
+
+    d = REAL / "landsat-momotombo"
+    for f in d.glob("LC08_*.TIF"):
+        shutil.copy(f, tmp_path / f.name)
+        shutil.copy(f, tmp_path / f.name.replace("20151205_20200908", "20151221_20200908"))
+    next(tmp_path.glob("*20151205*_SR_B2.TIF")).unlink()  # the first scene lacks the blue band
+    with caplog.at_level("WARNING"):
+        _, bands, product = read_landsat_for_asc(tmp_path)
+    assert "20151205" in product and "B02" not in bands and "holds 2 Landsat scenes" in caplog.text
+
+
 def test_validate_sharpening_command(tmp_path):
     import json
 
