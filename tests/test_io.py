@@ -169,6 +169,31 @@ def test_outside_the_scene_is_fill(small_scene):
     assert not np.isfinite(inp.lst).any() and not inp.optical_clear.any()
 
 
+def test_the_scene_footprint_leaves_out_fill_of_either_sensor(small_scene, tmp_path):
+    """A Landsat scene's fill corner and a Sentinel-2 granule's empty half (its orbit's edge) are not data: the
+    run's default area is where both hold data (a fully filled scene keeps its bounding box exactly)."""
+    full, _ = scene_footprint(discover_local_scene(small_scene))
+    d = copy_scene(small_scene, tmp_path / "edge")
+    st = next((d / "landsat").glob("*_ST_B10.TIF"))
+    with rasterio.open(st, "r+") as r:
+        a = r.read(1)
+        a[: a.shape[0] // 2, : a.shape[1] // 2] = 0  # Landsat fill: the north-west quarter
+        r.write(a, 1)
+    scl = next((d / "sentinel2").glob("*SCL*"))
+    with rasterio.open(scl, "r+") as r:
+        a = r.read(1)
+        a[:, int(a.shape[1] * 0.75):] = 0  # Sentinel-2 no data: the eastern quarter
+        r.write(a, 1)
+    fp, _ = scene_footprint(discover_local_scene(d))
+    b, bf = fp.boundingbox, full.boundingbox
+    assert 0.5 < fp.area / full.area < 0.6  # 1 - 1/4 - 3/16, give or take a decimated pixel
+    assert b.right < bf.right - 0.2 * (bf.right - bf.left) and b.bottom == bf.bottom
+    from odc.geo.geom import point
+
+    nw = point(bf.left + 0.2 * (bf.right - bf.left), bf.top - 0.2 * (bf.top - bf.bottom), fp.crs)
+    assert full.contains(nw) and not fp.contains(nw)
+
+
 def test_a_day_split_over_two_products_reads_as_one_mosaic(small_scene, tmp_path):
     """Two Landsat products (neighbouring WRS rows) and two Sentinel-2 granules (MGRS tiles) of one day in one
     folder: discovered as one scene and read as the day's mosaic, equal to the uncut files; one date per folder."""

@@ -38,6 +38,7 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from heattrack.errors import InputError
+from heattrack.io.data_footprint import valid_data_polygon
 from heattrack.io.rasterread import open_error, warp_band
 from heattrack.kernels.calibrate import (
     s2_boa_offset_for_baseline,
@@ -295,7 +296,8 @@ def raster_footprint(path: Path) -> tuple[Geometry, str]:
 
 
 def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
-    """Area covered by both sensors (in the Landsat CRS) and the Landsat CRS; validates every raster."""
+    """Area covered by both sensors where they hold data (in the Landsat CRS; :func:`valid_data_polygon`: not the
+    fill of a scene's corners or of a granule at its orbit's edge) and the Landsat CRS; validates every raster."""
     _, crs = raster_footprint(scene.landsat["ST_B10"])
     fp = None
     for maps in ((scene.landsat, *scene.landsat_more), (scene.sentinel2, *scene.sentinel2_more)):
@@ -305,6 +307,9 @@ def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
             for p in m.values():
                 g = raster_footprint(p)[0].to_crs(crs)
                 part = g if part is None else part.intersection(g)
+            data = valid_data_polygon(m["ST_B10"] if "ST_B10" in m else m.get("SCL", m.get("B04")))
+            if data is not None:
+                part = part.intersection(data.to_crs(crs))
             covered = part if covered is None else covered.union(part)
         fp = covered if fp is None else fp.intersection(covered)
     if fp.is_empty or fp.area <= 0:
