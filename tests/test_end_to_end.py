@@ -343,6 +343,26 @@ def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path
     assert partly_seen_note(seg[~part]) is None
 
 
+@pytest.mark.slow
+def test_a_network_too_small_for_its_null_flags_nothing_and_says_so(small_scene, tmp_path):
+    """Three segments: the network's own 99th percentile would flag the warmest whatever it reads. None is flagged,
+    detectability is not stated, and the run says why; the order still stands."""
+    pipes = gpd.read_file(small_scene / "pipes.geojson").iloc[:3]
+    pipes.to_file(tmp_path / "three.geojson", driver="GeoJSON")
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(tmp_path / "three.geojson"),
+                              "--out", str(out), *ARGS])
+    assert res.exit_code == 0, res.output
+    seg = gpd.read_file(out / "segments.gpkg")
+    ranked = seg["status"] == "ok"
+    assert ranked.sum() >= 2 and not seg["flagged"].any() and seg["mdl_k"].isna().all()
+    assert sorted(seg.loc[ranked, "rank"]) == list(range(1, int(ranked.sum()) + 1))
+    warning = f"only {int(ranked.sum())} segments ranked"
+    assert warning in res.output and any(warning in w for w in json.loads((out / "run.json").read_text())["warnings"])
+    page = (out / "report" / "index.html").read_text()
+    assert "No flag level on this network" in page and "nan%" not in page
+
+
 def test_segments_crossing_tile_edges_are_scored_from_every_tile(small_scene):
     from heattrack.config import load_config
     from heattrack.orchestration.plan import plan_run

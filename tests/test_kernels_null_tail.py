@@ -45,10 +45,12 @@ def test_p_values_are_the_level_read_backwards(rng):
     assert 0.05 / 1.5 <= (null.p_value(free) < 0.05).mean() <= 0.05 * 1.5
 
 
-def test_a_small_or_flat_network_falls_back_to_its_own_quantiles():
+def test_a_small_network_has_no_flag_level_and_a_flat_one_falls_back_to_its_own_quantiles():
     few = np.arange(MIN_SEGMENTS - 1, dtype=float)
     null = fit_tail_null(few)
-    assert not null.fitted and null.level(0.1) == pytest.approx(np.quantile(few, 0.9))
+    # its own quantile would flag its warmest segment whatever it reads (one segment: always): none is flagged
+    assert not null.fitted and np.isnan(null.level(0.1)) and np.isnan(fit_tail_null(np.array([3.0])).level(0.01))
+    assert null.p_value(np.array([MIN_SEGMENTS - 2.0]))[0] == pytest.approx(1 / (MIN_SEGMENTS - 1))  # its share
     flat = np.concatenate([np.zeros(100), [1.0, 2.0]])  # the bulk does not rise: no tail to fit
     null = fit_tail_null(flat)
     assert not null.fitted and null.level(0.01) == pytest.approx(np.quantile(flat, 0.99))

@@ -13,7 +13,8 @@ Gaussian-like), fitted exactly through the network's median, ``LOW_Q`` and ``HIG
 the top tenth the leaks weigh in; the shape held to 0.2-3), and extrapolated: the flag level is ``x(1 - alpha)`` and
 a statistic ``x`` above the median has the p-value ``0.5 * exp(-((x - median) / scale) ** (1 / shape))``; at and
 below the median, its share of the network at or above ``x``. Fewer than ``MIN_SEGMENTS`` values or a degenerate
-bulk (quantiles that do not rise): the network's own quantile and shares, as before. Measured on the simulator
+bulk (quantiles that do not rise): the network's own shares as p-values; its own quantile is the flag level where
+the bulk is degenerate, none (NaN: no flags) under ``MIN_SEGMENTS``. Measured on the simulator
 family's held-out members (docs/measurements.md, "Per-segment detectability"); on a Gaussian-like tail the
 extrapolation is conservative. Cost: one sort of the network's values.
 """
@@ -42,8 +43,10 @@ class TailNull:
     values: np.ndarray  # the network's finite statistics, sorted (the lower half's p-values; the fallback)
 
     def level(self, alpha: float) -> float:
-        """The statistic a share ``alpha`` of leak-free segments would exceed (the flag level)."""
-        if self.values.size == 0:
+        """The statistic a share ``alpha`` of leak-free segments would exceed (the flag level); NaN on a network of
+        fewer than ``MIN_SEGMENTS`` (its own quantile would flag its warmest segment whatever it reads: none is
+        flagged)."""
+        if self.values.size < MIN_SEGMENTS:
             return float("nan")
         if not self.fitted or alpha >= 0.5:
             return float(np.quantile(self.values, 1.0 - alpha))

@@ -34,7 +34,13 @@ from heattrack.io.store import TileRecords
 from heattrack.io.thermal import ThermalScene
 from heattrack.io.thermal import scene_info as thermal_scene_info
 from heattrack.orchestration.output_folder import publish, staging_folder
-from heattrack.orchestration.reduce import alignment_warning, network_signature, reduce_segments, unscreened_warning
+from heattrack.orchestration.reduce import (
+    alignment_warning,
+    network_signature,
+    reduce_segments,
+    small_network_warning,
+    unscreened_warning,
+)
 from heattrack.orchestration.run_plan import RunPlan
 from heattrack.orchestration.tiling import grid_crs_label
 
@@ -95,6 +101,8 @@ def _finalize(plan: RunPlan, out: OutputLocation, stats_extra: dict, submit: Sub
         plan.warnings.append(moved)
     if (unseen := unscreened_warning(seg)) is not None:  # a smaller share: a line of the CLI's summary
         plan.warnings.append(unseen)
+    if (few := small_network_warning(seg)) is not None:
+        plan.warnings.append(few)
     nan_share = 1.0 - stats["n_valid_px"] / max(stats["n_px"], 1)
     if nan_share > cfg.compute.max_nan_fraction:
         raise NoDataError(f"{nan_share:.1%} of the processed pixels have no valid LST (limit "

@@ -12,7 +12,7 @@ from heattrack.io.point_statistic import PointStatistic
 from heattrack.io.records import NetworkSignature, TileSummary
 from heattrack.io.store import TileRecords
 from heattrack.kernels.lst import nanmean_layers
-from heattrack.kernels.null_tail import fit_tail_null
+from heattrack.kernels.null_tail import MIN_SEGMENTS, fit_tail_null
 from heattrack.kernels.ranking import (
     SegmentStatistic,
     chain_attenuation,
@@ -306,6 +306,19 @@ def partly_seen_note(seg: gpd.GeoDataFrame) -> str | None:
     return (f"{int(part.sum()):,} ranked segments ({km:,.1f} km) were seen on less than half of their length "
             f"(clear_share < {PARTLY_SEEN_SHARE:g}): their rank reads the clear part only, a leak under the cloud on "
             "the rest is not in it")
+
+
+def small_network_warning(seg: gpd.GeoDataFrame) -> str | None:
+    """A sentence where fewer segments than the network's null needs (:data:`MIN_SEGMENTS`) were ranked by a
+    statistic: none is flagged and detectability is not stated; their order still holds."""
+    if "z" not in seg.columns or "status" not in seg.columns:
+        return None
+    n = int((seg["status"] == "ok").sum())
+    if n == 0 or n >= MIN_SEGMENTS:
+        return None
+    return (f"only {n} segment{'s' if n > 1 else ''} ranked: the flag level and detectability come from the "
+            f"network's own spread, which needs at least {MIN_SEGMENTS} segments, so none is flagged and mdl_k is "
+            "not given; rank and stat_k still order them (screen a larger network, or read the rank alone)")
 
 
 def unscreened_warning(seg: gpd.GeoDataFrame) -> str | None:

@@ -156,15 +156,24 @@ def _detectability_section(seg: gpd.GeoDataFrame, det: dict, extent: tuple, dest
             "simulated cities is in docs/measurements.md). The sensor passes "
             f"{det['attenuation']:.1%} of such a plume's peak into the ranking statistic"
             + (f" (its footprint and the statistic's {det['window_m']:.0f} m window along the pipe)"
-               if det.get("window_points", 1) != 1 else "") + ". A 3 K leak would have been flagged on "
-            f"<b>{share['3']:.0%}</b> of the scored network length, a 5 K leak on <b>{share['5']:.0%}</b>, a 10 K "
-            f"leak on <b>{share['10']:.0%}</b>; elsewhere a leak of that size could be there unseen.</p>"
+               if det.get("window_points", 1) != 1 else "") + ". " + _shares_sentence(share) + "</p>"
             + _flags_sentence(det) +
             "<figure><img src='detectability_map.png' alt='detectability per segment'><figcaption>Green segments "
             "would have shown a small leak; red ones only a large one (or none): a clean result there means little. "
             "Grey background: the same for a pipe anywhere, per thermal pixel (<code>mdl_k_overview.tif</code>; "
             "darker = only larger leaks visible)."
             "</figcaption></figure>")
+
+
+def _shares_sentence(share: dict) -> str:
+    """Where 3 / 5 / 10 K leaks would have been flagged; without a flag level (a network too small for its null),
+    that it is not stated."""
+    if any(share.get(k) is None or not np.isfinite(share[k]) for k in ("3", "5", "10")):
+        return ("No flag level on this network (too few ranked segments for the network's null), so where a leak "
+                "of a given size would have been flagged is not stated")
+    return (f"A 3 K leak would have been flagged on <b>{share['3']:.0%}</b> of the scored network length, a 5 K leak "
+            f"on <b>{share['5']:.0%}</b>, a 10 K leak on <b>{share['10']:.0%}</b>; elsewhere a leak of that size could "
+            "be there unseen.")
 
 
 def _flags_sentence(det: dict) -> str:
@@ -177,8 +186,8 @@ def _flags_sentence(det: dict) -> str:
             "would be there without a leak. On held-out simulated cities that share held within 1.5&times; pooled "
             "for Landsat, ECOSTRESS and 10 m airborne rasters (the airborne ones only just, and a few cities at 3-4 "
             "times; docs/measurements.md, \"False alarms\")"
-            + ("" if flags["fitted"] else "; this network was too small or too even for the fit, so the flag level "
-               "is its own quantile and the share an upper bound") + ".</p>")
+            + ("" if flags["fitted"] or det.get("flag_level_k") is None else "; this network was too even for "
+               "the fit, so the flag level is its own quantile and the share an upper bound") + ".</p>")
 
 
 def _histogram(seg: gpd.GeoDataFrame, risk: np.ndarray, dest: Dest) -> None:
