@@ -61,6 +61,19 @@ def test_pipes_elsewhere(small_scene, tmp_path):
                    "geometry": {"type": "LineString", "coordinates": [[24.9, 60.1], [24.91, 60.1]]}}]}))
     _assert_clean_failure(_run("--input", small_scene, "--pipes", far, "--out", tmp_path / "o"),
                           "does not overlap", tmp_path / "o")
+    res = _run("--input", small_scene, "--pipes", far, "--out", tmp_path / "o")
+    assert "latitude first" not in res.output  # elsewhere, not swapped
+
+
+def test_pipes_written_latitude_first_are_named_as_such(small_scene, tmp_path):
+    import geopandas as gpd
+    import shapely
+
+    g = gpd.read_file(small_scene / "pipes.geojson")
+    g = g.set_geometry(gpd.GeoSeries(shapely.transform(g.geometry.values, lambda xy: xy[:, ::-1]), crs=g.crs))
+    g.to_file(tmp_path / "latlon.geojson", driver="GeoJSON")
+    _assert_clean_failure(_run("--input", small_scene, "--pipes", tmp_path / "latlon.geojson", "--out", tmp_path / "o"),
+                          "seems written latitude first", tmp_path / "o")
 
 
 def test_aoi_outside_data(small_scene, tmp_path):

@@ -59,6 +59,10 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
         raise InputError(f"pipes file {path} holds no LineString features")
     if lines.crs.is_geographic:
         x0, y0, x1, y1 = lines.total_bounds
+        if -90.0 <= x0 and x1 <= 90.0 and -180.0 <= y0 and y1 <= 180.0 and max(y1, -y0) > 90.0:
+            raise InputError(f"pipes file {path}: coordinates ({x0:.2f}..{x1:.2f}, {y0:.2f}..{y1:.2f}) read as "
+                             "longitude, latitude put the latitude beyond 90: the file seems written latitude first, "
+                             "but GeoJSON and EPSG:4326 files here are longitude, latitude (RFC 7946)")
         if min(x0, y0) < -180.0 or x1 > 180.0 or max(y1, -y0) > 90.0:
             raise InputError(
                 f"pipes file {path}: coordinates ({x0:.0f}..{x1:.0f}, {y0:.0f}..{y1:.0f}) are not lon/lat degrees "

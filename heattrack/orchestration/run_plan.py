@@ -225,8 +225,15 @@ def check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -
     pipes = pipes_raw.to_crs(crs.to_wkt())
     if not shapely.intersects(pipes.geometry.values, work_area.geom).any():
         b = pipes_raw.total_bounds
+        hint = ""
+        if pipes_raw.crs.is_geographic and max(abs(b[0]), abs(b[2])) <= 90.0:  # written latitude first?
+            swapped = gpd.GeoSeries(shapely.transform(pipes_raw.geometry.values, lambda xy: xy[:, ::-1]),
+                                    crs=pipes_raw.crs).to_crs(crs.to_wkt())
+            if shapely.intersects(swapped.values, work_area.geom).any():
+                hint = ("; with longitude and latitude swapped it would: the file seems written latitude first, "
+                        "but GeoJSON and EPSG:4326 files here are longitude, latitude (RFC 7946)")
         raise InputError(f"pipes file {path} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
-                         f"{pipes_raw.crs.to_string()}) does not overlap {where}")
+                         f"{pipes_raw.crs.to_string()}) does not overlap {where}{hint}")
     return pipes
 
 
