@@ -389,3 +389,18 @@ def test_local_workers_skip_their_teardown_and_the_driver_keeps_it(monkeypatch):
     assert time.perf_counter() - t0 < 30
     with pytest.raises(ProcessLookupError):  # the worker process is gone
         os.kill(pid, 0)
+
+
+def test_more_local_workers_than_cores_are_started_with_a_warning(monkeypatch, caplog):
+    """Allowed (scale.py oversubscribes on purpose) but said: on 1 core, 2 workers share it and hold twice the
+    memory; as many workers as cores says nothing."""
+    from heattrack.orchestration.cluster import make_client
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    with caplog.at_level("WARNING", logger="heattrack.orchestration.cluster"):
+        with make_client(load_config(None, {"compute.n_workers": 1})):
+            pass
+        assert "share the cores" not in caplog.text
+        with make_client(load_config(None, {"compute.n_workers": 2})) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+    assert "compute.n_workers = 2 x 1 threads on 1 cores: the workers share the cores" in caplog.text

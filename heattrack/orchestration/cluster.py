@@ -69,6 +69,11 @@ def _local_cluster(cfg: Config):
 
     c = cfg.compute
     n = local_worker_count(c)
+    cores = os.cpu_count() or 1
+    if n * c.threads_per_worker > cores:  # allowed (benchmarks/scale.py oversubscribes on purpose), but say so
+        log.warning("compute.n_workers = %d x %d threads on %d cores: the workers share the cores (no faster) and each "
+                    "holds ~0.5 GB (~%.0f GB in all); the default is one worker per core", n, c.threads_per_worker,
+                    cores, 0.5 * n)
     import dask
 
     # pre-spawn: glibc reads MALLOC_* when the process starts (passed as the nanny's ``env=`` instead, the paired
