@@ -235,6 +235,9 @@ def test_hotspots_under_cloud_in_either_season_are_no_data_not_resolved_or_new(s
         return list(h.loc[h.geometry.x.to_numpy() >= xs[x_mid], "change"])
 
     assert east_classes(after) == ["no_data"] * n_east  # not resolved
+    # last season's hotspots are named by its run: no id of this season's numbering is repeated
+    ids = after.loc[after["kind"] == "hotspot", "id"]
+    assert ids.is_unique and ids.str.startswith("2024-25/hs-").sum() >= n_east
     # the reverse: last season clouded where this season's hotspots are -> no_data, not new
     swapped, _ = compare_seasons(clouded, runs / "2024-25", cfg)
     assert east_classes(swapped) == ["no_data"] * n_east

@@ -264,9 +264,10 @@ def _hotspot_changes(previous: Path, current: Path, crs, c) -> gpd.GeoDataFrame:
         rows.append({"kind": "hotspot", "id": h["hotspot_id"], "change": change,
                      "risk": h["peak_risk"], "previous_risk": prev["peak_risk"].iloc[m] if m >= 0 else np.nan,
                      "delta_t_k": h["delta_t_k"], "segment_id": h.get("segment_id"), "geometry": h.geometry})
-    for j in np.flatnonzero(gone):
+    for j in np.flatnonzero(gone):  # named by last season's run (its numbering, not this season's)
         h = prev.iloc[j]
-        rows.append({"kind": "hotspot", "id": h["hotspot_id"], "change": "resolved" if seen_now[j] else "no_data",
+        rows.append({"kind": "hotspot", "id": f"{Path(previous).name}/{h['hotspot_id']}",
+                     "change": "resolved" if seen_now[j] else "no_data",
                      "risk": np.nan,
                      "previous_risk": h["peak_risk"], "delta_t_k": np.nan, "segment_id": h.get("segment_id"),
                      "geometry": h.geometry})
