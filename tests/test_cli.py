@@ -90,6 +90,26 @@ def test_all_cloud_scene(small_scene, tmp_path):
                           "no clear, non-fill thermal pixel", tmp_path / "o")
 
 
+@pytest.mark.slow
+def test_a_run_that_fails_after_its_tiles_ends_on_its_one_line_only(small_scene, tmp_path):
+    """Every optical pixel under cloud (SCL 9): the tiles run, the reduction finds nothing and the run fails. Its
+    terminal shows the error alone: no worker's warning of a report warm-up cut off by the cluster's close (worker
+    processes write to the real stderr, so the command runs in a subprocess here)."""
+    import subprocess
+    import sys
+
+    d = copy_scene(small_scene, tmp_path / "in")
+    scl = next((d / "sentinel2").glob("*SCL*"))
+    with rasterio.open(scl, "r+") as src:
+        src.write(np.full((src.height, src.width), 9, dtype=src.dtypes[0]), 1)
+    res = subprocess.run([sys.executable, "-m", "heattrack", "run", "--input", str(d), "--pipes",
+                          str(d / "pipes.geojson"), "--out", str(tmp_path / "o"), "--tile-km", "3"],
+                         capture_output=True, text=True, timeout=300)
+    text = res.stdout + res.stderr
+    assert res.returncode == 1 and "no tile produced a single valid pixel" in text, text[-2000:]
+    assert "CancelledError" not in text and "Traceback" not in text, text[-2000:]
+
+
 def test_bad_config_value(small_scene, tmp_path):
     _assert_clean_failure(_run("--input", small_scene, "--pipes", small_scene / "pipes.geojson", "--set",
                                "downscale.method=magic", "--out", tmp_path / "o"), "downscale.method")

@@ -179,8 +179,18 @@ class ReportHelper:
         if on_done is not None:
             on_done()
 
+    #: how long a warm-up still running when the run ends is let finish (a failed run: a warm-up cut off by the
+    #: cluster's close makes its worker log a CancelledError warning under the run's one-line error)
+    settle_timeout_s = 3.0
+
     def release(self) -> None:
         """The report is written (or the run failed): nothing more goes to the cluster."""
+        for fut in self._warm:
+            if not fut.done():
+                try:
+                    fut.result(timeout=self.settle_timeout_s)
+                except Exception as exc:  # noqa: BLE001 - only waited for, its outcome is not needed
+                    log.debug("a report warm-up did not settle: %s", exc)
         self._finished()
 
 
