@@ -344,6 +344,28 @@ def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path
 
 
 @pytest.mark.slow
+def test_integer_segment_ids_come_back_as_integers(small_scene, tmp_path):
+    """A utility export numbers its segments: the outputs carry the same numbers (a GIS joins on them; as strings
+    every input segment read as missing from segments.geojson), and a second season compares to the first."""
+    pipes = gpd.read_file(small_scene / "pipes.geojson")
+    pipes["segment_id"] = np.arange(len(pipes)) + 7001
+    pipes.to_file(tmp_path / "numbered.geojson", driver="GeoJSON")
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", "--input", str(small_scene), "--pipes", str(tmp_path / "numbered.geojson"),
+                              "--out", str(out), *ARGS])
+    assert res.exit_code == 0, res.output
+    feats = json.loads((out / "segments.geojson").read_text())["features"]
+    assert sorted(f["properties"]["segment_id"] for f in feats) == list(range(7001, 7001 + len(pipes)))
+    assert gpd.read_file(out / "segments.gpkg")["segment_id"].dtype.kind == "i"
+    hot = json.loads((out / "hotspots.geojson").read_text())["features"]
+    assert all(isinstance(h["properties"]["segment_id"], (int, type(None))) for h in hot)
+    assert pd.read_csv(out / "top_segments.csv")["segment_id"].between(7001, 7000 + len(pipes)).all()
+    res = runner.invoke(app, ["screen", "--season", "2025-26", "--previous", str(out), "--input", str(small_scene),
+                              "--pipes", str(tmp_path / "numbered.geojson"), "--out", str(tmp_path / "s"), *ARGS])
+    assert res.exit_code == 0 and "changes since" in res.output, res.output
+
+
+@pytest.mark.slow
 def test_a_network_too_small_for_its_null_flags_nothing_and_says_so(small_scene, tmp_path):
     """Three segments: the network's own 99th percentile would flag the warmest whatever it reads. None is flagged,
     detectability is not stated, and the run says why; the order still stands."""

@@ -71,7 +71,10 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
     flat = shapely.force_2d(lines.geometry.values)  # heights play no part in the screening: dropped
     merged = shapely.line_merge(flat)
     lines["geometry"] = np.where(shapely.get_type_id(merged) == 1, merged, flat)
+    given_as = None
     if "segment_id" in lines.columns and lines["segment_id"].notna().all():
+        if pd.api.types.is_integer_dtype(lines["segment_id"]):
+            given_as = "int64"  # a utility export's numbers: strings here, numbers again in the exports
         ids = lines["segment_id"].astype(str)
         if ids.duplicated().any():
             raise InputError(f"pipes file {path}: duplicate segment_id values, e.g. {ids[ids.duplicated()].iloc[0]!r}")
@@ -86,5 +89,21 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
     street = next((c for c in STREET_COLUMNS if c in lines.columns), None)
     if street is not None:  # the field list names the street a crew drives to
         cols["street"] = lines[street].where(lines[street].notna(), None).astype(object).values
-    out = gpd.GeoDataFrame(cols, geometry=lines.geometry.values, crs=lines.crs)
-    return out.reset_index(drop=True)
+    out = gpd.GeoDataFrame(cols, geometry=lines.geometry.values, crs=lines.crs).reset_index(drop=True)
+    if given_as is not None:
+        out.attrs[ID_TYPE_ATTR] = given_as
+    return out
+
+
+#: ``attrs`` key of a network read by :func:`read_pipes` whose ``segment_id`` came as integers
+ID_TYPE_ATTR = "segment_id_given_as"
+
+
+def ids_as_given(table: gpd.GeoDataFrame, pipes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``table`` (segments, hotspots) with its ``segment_id`` back in the type the network file gave: integers where
+    it held integers (a GIS joins the outputs to the network on them), else as it is. Ids are strings inside
+    heattrack (stable across seasons and sources)."""
+    if pipes.attrs.get(ID_TYPE_ATTR) != "int64" or "segment_id" not in table.columns:
+        return table
+    ids = pd.to_numeric(table["segment_id"], errors="coerce").astype("Int64")  # None (a hotspot off the pipes) stays
+    return table.assign(segment_id=ids)

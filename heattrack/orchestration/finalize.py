@@ -27,6 +27,7 @@ from heattrack.io.exports import COG_DIR, COG_LAYERS, write_cog, write_geojson, 
 from heattrack.io.fieldlist import write_field_list
 from heattrack.io.local import LocalScene
 from heattrack.io.location import OutputLocation, is_remote
+from heattrack.io.pipes import ids_as_given
 from heattrack.io.point_statistic import FILE_NAME as POINTS_FILE
 from heattrack.io.point_statistic import write_point_statistic
 from heattrack.io.records import GridInfo, RunRecord
@@ -146,10 +147,11 @@ def _write_final_outputs(plan: RunPlan, out: OutputLocation, staging: Path, seg:
     )
     report = start_report(out.uri("mosaic.zarr"), staging, run_info, aoi_window=(rows, cols),
                           ae_examples=ae_examples, report_cfg=cfg.report, segments=seg, submit=submit)
-    write_geojson(seg, staging / "segments.geojson")
-    seg.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")
-    write_geojson(hot, staging / "hotspots.geojson")
-    write_field_list(seg, staging, cfg.report.field_list)
+    seg_out, hot_out = ids_as_given(seg, plan.pipes), ids_as_given(hot, plan.pipes)
+    write_geojson(seg_out, staging / "segments.geojson")
+    seg_out.to_file(staging / "segments.gpkg", layer="segments", driver="GPKG")
+    write_geojson(hot_out, staging / "hotspots.geojson")
+    write_field_list(seg_out, staging, cfg.report.field_list)
     (staging / "config.yaml").write_text(cfg.to_yaml())
     (staging / "run.json").write_text(run_info.to_json())
     finish_report(report)
