@@ -185,10 +185,11 @@ class ReportHelper:
 
     def release(self) -> None:
         """The report is written (or the run failed): nothing more goes to the cluster."""
+        deadline = time.monotonic() + self.settle_timeout_s  # all of them together: a lost worker costs it once
         for fut in self._warm:
             if not fut.done():
                 try:
-                    fut.result(timeout=self.settle_timeout_s)
+                    fut.result(timeout=max(0.0, deadline - time.monotonic()))
                 except Exception as exc:  # noqa: BLE001 - only waited for, its outcome is not needed
                     log.debug("a report warm-up did not settle: %s", exc)
         self._finished()
