@@ -194,6 +194,27 @@ def test_the_scene_footprint_leaves_out_fill_of_either_sensor(small_scene, tmp_p
     assert full.contains(nw) and not fp.contains(nw)
 
 
+def test_a_landsat_date_without_a_granule_borrows_the_nearest_dates_optics(small_scene, tmp_path, caplog):
+    """A season folder where one Landsat date has no Sentinel-2 of its own (winter: the granules of that week were
+    cloudy): it is read with the granule of the nearest date, said in a warning, instead of refusing the season."""
+    import shutil
+
+    from heattrack.io.local import discover_local_scenes
+
+    copy_scene(small_scene, tmp_path / "season" / "d1")
+    shutil.copytree(small_scene / "landsat", tmp_path / "season" / "d2" / "landsat")
+    for f in (tmp_path / "season" / "d2" / "landsat").iterdir():
+        f.rename(f.with_name(f.name.replace("_20250115_", "_20250131_")))
+    with caplog.at_level("WARNING"):
+        scenes = discover_local_scenes(tmp_path / "season")
+    assert [str(sc.landsat_date) for sc in scenes] == ["2025-01-15", "2025-01-31"]
+    assert scenes[1].sentinel2 == scenes[0].sentinel2 and scenes[1].s2_date == scenes[0].s2_date
+    assert "has no sentinel2/: its Landsat date 2025-01-31 is paired with the granule of" in caplog.text
+    shutil.rmtree(tmp_path / "season" / "d1" / "sentinel2")  # no date has a granule: refused as before
+    with pytest.raises(InputError, match="no sentinel2/ subfolder"):
+        discover_local_scenes(tmp_path / "season")
+
+
 def test_a_day_split_over_two_products_reads_as_one_mosaic(small_scene, tmp_path):
     """Two Landsat products (neighbouring WRS rows) and two Sentinel-2 granules (MGRS tiles) of one day in one
     folder: discovered as one scene and read as the day's mosaic, equal to the uncut files; one date per folder."""

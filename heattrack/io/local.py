@@ -188,12 +188,13 @@ def _s2_metadata(folder: Path, files: list[Path]) -> tuple[float | None, str | N
     return offset, source, when
 
 
-def discover_local_scene(input_dir: Path) -> LocalScene:
-    """Find the bands of the ``local`` layout in ``input_dir`` (raises :class:`InputError` with the reason)."""
+def discover_local_scene(input_dir: Path, s2_dir: Path | None = None) -> LocalScene:
+    """Find the bands of the ``local`` layout in ``input_dir`` (raises :class:`InputError` with the reason);
+    ``s2_dir``: the Sentinel-2 folder of another date (a date without a granule of its own)."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise InputError(f"input folder {input_dir} does not exist")
-    ls_dir, s2_dir = input_dir / "landsat", input_dir / "sentinel2"
+    ls_dir, s2_dir = input_dir / "landsat", Path(s2_dir) if s2_dir is not None else input_dir / "sentinel2"
     for d in (ls_dir, s2_dir):
         if not d.is_dir():
             raise InputError(f"input folder {input_dir} has no {d.name}/ subfolder")
@@ -245,12 +246,28 @@ def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list
     if not subs:
         raise InputError(f"input folder {input_dir} has no landsat/ and sentinel2/ subfolders, nor date-pair "
                          "subfolders that hold them")
-    scenes = sorted((discover_local_scene(p) for p in subs),
+    own = {p: discover_local_scene(p) for p in subs if (p / "sentinel2").is_dir()}
+    paired = dict(own)
+    for p in (p for p in subs if p not in own and own):  # a Landsat date without a granule of its own
+        when = _landsat_date_in(p / "landsat")
+        near = min(own, key=lambda o: abs((own[o].s2_date - when).days) if when and own[o].s2_date else 0)
+        log.warning("%s has no sentinel2/: its Landsat date %s is paired with the granule of %s (%s; winter land "
+                    "cover holds)", p, when, own[near].s2_date, near / "sentinel2")
+        paired[p] = discover_local_scene(p, s2_dir=near / "sentinel2")
+    scenes = sorted(paired.values() if paired else (discover_local_scene(p) for p in subs),
                     key=lambda sc: (sc.landsat_date or date.max, sc.landsat_product))
     products = [sc.landsat_product for sc in scenes]
     if len(set(products)) != len(products):
         raise InputError(f"input folder {input_dir}: the same Landsat product appears in two date folders")
     return scenes[:max_dates] if max_dates else scenes
+
+
+def _landsat_date_in(folder: Path) -> date | None:
+    """The acquisition date in the name of the folder's first ``*_ST_B10`` product (None: none found)."""
+    for f in _rasters(folder) if folder.is_dir() else []:
+        if "_ST_B10." in f.name.upper() and (m := _LANDSAT_NAME.search(f.name)):
+            return _parse_date(m.group(2))
+    return None
 
 
 def _probe(src) -> None:
