@@ -422,6 +422,23 @@ def test_pipes_with_empty_null_3d_and_unmergeable_features_are_read_and_sampled(
     assert np.isfinite(pts.x).all() and set(pts.segment.tolist()) == {0, 1} and len(pts) > 100
 
 
+def test_whole_number_ids_stored_as_floats_are_integers(tmp_path):
+    """A DBF's numeric field gives 17.0: the id is 17 (and comes back as the number 17); 18.5 stays as written."""
+    from heattrack.io.pipes import ids_as_given
+
+    def write(values):
+        feats = [{"type": "Feature", "properties": {"segment_id": v}, "geometry": {"type": "LineString", "coordinates": [
+            [24.94, 60.17 + i * 1e-3], [24.95, 60.17 + i * 1e-3]]}} for i, v in enumerate(values)]
+        (tmp_path / "p.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+        return read_pipes(tmp_path / "p.geojson")
+
+    pipes = write([17.0, 18.0])
+    assert pipes["segment_id"].tolist() == ["17", "18"]
+    assert ids_as_given(pipes, pipes)["segment_id"].tolist() == [17, 18]
+    pipes = write([17.0, 18.5])
+    assert pipes["segment_id"].tolist() == ["17.0", "18.5"] and ids_as_given(pipes, pipes) is pipes
+
+
 def test_pipes_diameter_from_osm_or_utility_columns(tmp_path):
     """OSM's `diameter` tag (mm) or a utility export's DN fills `diameter_mm` for the field list and the map."""
     feats = [{"type": "Feature", "properties": {"diameter": d}, "geometry": {"type": "LineString", "coordinates": [

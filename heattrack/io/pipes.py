@@ -73,9 +73,12 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
     lines["geometry"] = np.where(shapely.get_type_id(merged) == 1, merged, flat)
     given_as = None
     if "segment_id" in lines.columns and lines["segment_id"].notna().all():
-        if pd.api.types.is_integer_dtype(lines["segment_id"]):
+        raw = lines["segment_id"]
+        if pd.api.types.is_float_dtype(raw) and np.isfinite(raw).all() and (raw == np.round(raw)).all():
+            raw = raw.astype(np.int64)  # whole numbers stored as floats (a DBF's numeric field): 17, not "17.0"
+        if pd.api.types.is_integer_dtype(raw):
             given_as = "int64"  # a utility export's numbers: strings here, numbers again in the exports
-        ids = lines["segment_id"].astype(str)
+        ids = raw.astype(str)
         if ids.duplicated().any():
             raise InputError(f"pipes file {path}: duplicate segment_id values, e.g. {ids[ids.duplicated()].iloc[0]!r}")
     else:
