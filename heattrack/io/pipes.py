@@ -22,6 +22,11 @@ STREET_COLUMNS = ("street", "addr:street", "address", "street_name", "name")
 DIAMETER_COLUMNS = ("diameter_mm", "diameter", "diam_mm", "dn", "DN")
 
 
+#: the end of every message about a lon/lat pipe file whose coordinates look swapped
+LATITUDE_FIRST = ("the file seems written latitude first, but GeoJSON and EPSG:4326 files here are longitude, latitude "
+                  "(RFC 7946)")
+
+
 def _stable_id(geom: shapely.Geometry, decimals: int) -> str:
     """Id from the geometry itself (coordinates rounded to ~1 cm), so it survives reordering of the file."""
     coords = np.round(shapely.get_coordinates(geom), decimals)
@@ -61,8 +66,7 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
         x0, y0, x1, y1 = lines.total_bounds
         if -90.0 <= x0 and x1 <= 90.0 and -180.0 <= y0 and y1 <= 180.0 and max(y1, -y0) > 90.0:
             raise InputError(f"pipes file {path}: coordinates ({x0:.2f}..{x1:.2f}, {y0:.2f}..{y1:.2f}) read as "
-                             "longitude, latitude put the latitude beyond 90: the file seems written latitude first, "
-                             "but GeoJSON and EPSG:4326 files here are longitude, latitude (RFC 7946)")
+                             f"longitude, latitude put the latitude beyond 90: {LATITUDE_FIRST}")
         if min(x0, y0) < -180.0 or x1 > 180.0 or max(y1, -y0) > 90.0:
             raise InputError(
                 f"pipes file {path}: coordinates ({x0:.0f}..{x1:.0f}, {y0:.0f}..{y1:.0f}) are not lon/lat degrees "

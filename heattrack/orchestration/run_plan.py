@@ -14,6 +14,7 @@ from heattrack.config import INPUT_FOLDER_PIPES, Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader
 from heattrack.io.models import check_model_matches, read_model_file
+from heattrack.io.pipes import LATITUDE_FIRST
 from heattrack.kernels.predictors import LANDSAT_ST_PIXEL_M
 from heattrack.kernels.ranking import chain_attenuation, scan_window_points
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points
@@ -230,8 +231,7 @@ def check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -
             swapped = gpd.GeoSeries(shapely.transform(pipes_raw.geometry.values, lambda xy: xy[:, ::-1]),
                                     crs=pipes_raw.crs).to_crs(crs.to_wkt())
             if shapely.intersects(swapped.values, work_area.geom).any():
-                hint = ("; with longitude and latitude swapped it would: the file seems written latitude first, "
-                        "but GeoJSON and EPSG:4326 files here are longitude, latitude (RFC 7946)")
+                hint = f"; with longitude and latitude swapped it would: {LATITUDE_FIRST}"
         raise InputError(f"pipes file {path} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
                          f"{pipes_raw.crs.to_string()}) does not overlap {where}{hint}")
     return pipes

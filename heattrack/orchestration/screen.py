@@ -34,7 +34,7 @@ from heattrack.kernels.changes import (
     reversed_new,
     segment_warming,
 )
-from heattrack.kernels.segments import network_level, strongest_nearby
+from heattrack.kernels.segments import network_level, points_to_pixels, strongest_nearby
 from heattrack.orchestration.finalize import rebuild_report
 from heattrack.orchestration.plan import plan_run
 from heattrack.orchestration.reduce import network_signature
@@ -279,6 +279,7 @@ def clear_at(run_dir: Path, xy: np.ndarray, min_dates: int) -> np.ndarray:
     """Whether the run in ``run_dir`` had clear data (``n_dates`` >= ``min_dates`` in its mosaic) at each point
     ``xy`` (grid CRS, the nearest 10 m pixel); True everywhere when its mosaic cannot be read (a run copied without
     ``mosaic.zarr``: the hotspots' classes as before)."""
+    import rioxarray  # noqa: F401  (the .rio accessor: the mosaic's grid)
     import xarray as xr
 
     if len(xy) == 0:
@@ -286,16 +287,16 @@ def clear_at(run_dir: Path, xy: np.ndarray, min_dates: int) -> np.ndarray:
     try:
         with xr.open_zarr(Path(run_dir) / "mosaic.zarr") as ds:
             n = ds["n_dates"]
-            x, y = n["x"].values, n["y"].values
-            ix = np.clip(np.rint((xy[:, 0] - x[0]) / (x[1] - x[0])).astype(np.int64), 0, x.size - 1)
-            iy = np.clip(np.rint((xy[:, 1] - y[0]) / (y[1] - y[0])).astype(np.int64), 0, y.size - 1)
-            inside = (np.abs(x[ix] - xy[:, 0]) <= abs(x[1] - x[0])) & (np.abs(y[iy] - xy[:, 1]) <= abs(y[1] - y[0]))
-            vals = n.isel(x=xr.DataArray(ix), y=xr.DataArray(iy)).values
+            row, col = points_to_pixels(n.rio.transform(), xy[:, 0], xy[:, 1])
+            inside = (row >= 0) & (row < n.sizes["y"]) & (col >= 0) & (col < n.sizes["x"])
+            vals = n.isel(y=xr.DataArray(row[inside]), x=xr.DataArray(col[inside])).values  # only the chunks hit
     except (OSError, KeyError, ValueError, IndexError) as exc:
         log.warning("%s: cannot read where it had clear data (%s); hotspots that appeared or went are classed "
                     "without it", run_dir, exc)
         return np.ones(len(xy), bool)
-    return inside & (np.nan_to_num(vals, nan=0.0) >= min_dates)
+    out = np.zeros(len(xy), bool)
+    out[inside] = np.nan_to_num(vals, nan=0.0) >= min_dates
+    return out
 
 
 def with_season_interval(cfg: Config, interval: str) -> Config:
