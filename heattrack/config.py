@@ -47,7 +47,9 @@ class InputConfig(_Section):
     thermal: Path | None = Field(None, description="An LST raster (GeoTIFF/COG, any CRS and resolution; K, or °C "
                                  "when the file or a sidecar says so) to screen instead of Landsat. Without it, "
                                  "an input folder with a thermal/ subfolder is read the same way (docs/thermal.md).")
-    mask_water: bool = Field(True, description="Mask water (QA_PIXEL bit 7, SCL 6): open water is not land.")
+    mask_water: bool = Field(True, description="Mask water (QA_PIXEL bit 7, SCL 6): open water is not land and "
+                             "is never screened; its measured surface temperature is still shown in the LST layers "
+                             "and the risk layer reads 0 there (`valid` 0). false: water is screened as land.")
     coregister: bool = Field(True, description="Estimate the Landsat-Sentinel-2 offset per tile (phase correlation "
                              "of SR_B5 vs B08 at 30 m; needs SR_B5) and correct the Landsat reads.")
     coreg_min_shift_m: float = Field(6.0, ge=0, description="Smaller estimated offsets are recorded, not applied.")

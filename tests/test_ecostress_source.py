@@ -18,8 +18,8 @@ from stac_server import StacServer, _footprint
 from typer.testing import CliRunner
 
 from heattrack.cli import app
-from heattrack.io.ecostress import group_passes, mask_lst, pass_key
-from heattrack.io.thermal import ECOSTRESS_NAME, describe_thermal, keep_time_of_day, solar_hour
+from heattrack.io.ecostress import group_passes, pass_key
+from heattrack.io.thermal import ECOSTRESS_NAME, describe_thermal, keep_time_of_day, mask_lst, solar_hour
 from heattrack.simulate import SimulationSpec, simulate_scene
 
 runner = CliRunner()

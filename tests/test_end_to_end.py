@@ -343,6 +343,39 @@ def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path
     assert partly_seen_note(seg[~part]) is None
 
 
+def test_a_coastal_city_shows_the_sea_and_screens_only_the_land(small_scene, tmp_path):
+    """Three fifths of the scene open sea (QA_PIXEL clear water, SCL 6): the sea is never screened, yet its measured
+    temperature is in the LST rasters and the risk raster reads 0 there (no land for a pipe to warm), so the AOI's
+    rasters are not mostly empty (the output contract: at least half of the pixels have values); the land is ranked
+    as before."""
+    d = copy_scene(small_scene, tmp_path / "in")
+    for f in [*(d / "landsat").glob("*.TIF"), *(d / "sentinel2").glob("*.tif")]:
+        with rasterio.open(f) as src:
+            profile, a = src.profile, src.read()
+        sea = slice(int(a.shape[2] * 0.4), None)
+        band = next((b for b in ("QA_PIXEL", "ST_B10", "SCL") if b in f.name), "reflectance")
+        a[:, :, sea] = {"QA_PIXEL": 21952, "ST_B10": 37150, "SCL": 6}.get(band, 1100)  # ST: 276.0 K
+        with rasterio.open(f, "w", **profile) as dst:
+            dst.write(a)
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", "--input", str(d), "--pipes", str(d / "pipes.geojson"), "--out", str(out),
+                              *ARGS])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(out / "lst_10m.tif") as lst_src, rasterio.open(out / "risk_10m.tif") as risk_src:
+        lst, risk = lst_src.read(1), risk_src.read(1)
+        x_sea = lst_src.xy(0, np.arange(lst.shape[1]))[0] > lst_src.bounds.left + 0.45 * (lst_src.bounds.right
+                                                                                           - lst_src.bounds.left)
+    assert np.isfinite(lst).mean() > 0.5 and np.isfinite(risk).mean() > 0.5
+    sea_lst = lst[:, x_sea & (np.arange(lst.shape[1]) < lst.shape[1] - 5)]
+    assert np.nanmedian(sea_lst) == pytest.approx(37150 * 0.00341802 + 149.0, abs=0.01)
+    assert (risk[:, x_sea][np.isfinite(risk[:, x_sea])] == 0).all()
+    ds = xr.open_zarr(out / "mosaic.zarr")
+    east = slice(int(ds["valid"].shape[1] * 0.7), None)
+    assert not (ds["valid"].values[:, east] == 1).any() and np.isfinite(ds["lst_10m"].values[:, east]).any()
+    seg = gpd.read_file(out / "segments.gpkg")
+    assert (seg["status"] == "ok").any() and seg.loc[seg["status"] == "ok", "risk"].notna().all()
+
+
 @pytest.mark.slow
 def test_integer_segment_ids_come_back_as_integers(small_scene, tmp_path):
     """A utility export numbers its segments: the outputs carry the same numbers (a GIS joins on them; as strings

@@ -169,6 +169,29 @@ def test_outside_the_scene_is_fill(small_scene):
     assert not np.isfinite(inp.lst).any() and not inp.optical_clear.any()
 
 
+def test_open_water_keeps_its_temperature_apart_from_the_screened_lst(small_scene):
+    """QA_PIXEL's clear water (the simulated river): never in ``lst`` (not land), but its measured surface temperature
+    comes in ``water_lst`` for the LST layers; cloud over water is in neither."""
+    from heattrack.kernels.calibrate import st_dn_to_kelvin
+
+    scene = discover_local_scene(small_scene)
+    fp, crs = scene_footprint(scene)
+    gb = GeoBox.from_bbox(fp.boundingbox, crs, resolution=10)
+    inp = LocalSceneReader(scene).read(gb)
+    qa = warp_band(scene.landsat["QA_PIXEL"], gb, Resampling.nearest, 1)
+    st = warp_band(scene.landsat["ST_B10"], gb, Resampling.nearest, 0)
+    water = qa == 21952  # clear water, no cloud bit
+    assert water.sum() > 1000 and np.isfinite(inp.water_lst[water]).all()
+    np.testing.assert_array_equal(inp.water_lst[water], st_dn_to_kelvin(st)[water])
+    assert not np.isfinite(inp.water_lst[~water]).any() and not np.isfinite(inp.lst[water]).any()
+    assert 270 < np.nanmedian(inp.water_lst) < 285  # the simulated river's winter water
+    screened = LocalSceneReader(scene, mask_water=False).read(gb)  # input.mask_water: false screens water as land
+    assert screened.water_lst is None and np.isfinite(screened.lst[water]).all()
+    r, c = next((r, c) for r in range(0, qa.shape[0] - 50, 50) for c in range(0, qa.shape[1] - 50, 50)
+                if not (qa[r:r + 50, c:c + 50] & 128).any())
+    assert LocalSceneReader(scene).read(gb[r:r + 50, c:c + 50]).water_lst is None  # a tile without water: nothing
+
+
 def test_the_scene_footprint_leaves_out_fill_of_either_sensor(small_scene, tmp_path):
     """A Landsat scene's fill corner and a Sentinel-2 granule's empty half (its orbit's edge) are not data: the
     run's default area is where both hold data (a fully filled scene keeps its bounding box exactly)."""

@@ -236,7 +236,12 @@ def test_flagged_ecostress_pixels_do_not_bleed_into_their_clear_neighbours(tmp_p
     sc = describe_thermal(folder / f"{prefix}_LST.tif")
     assert sc.pixel_m == 70.0 and flag_spread_px(70.0, 10.0) == 4
     gb = GeoBox((200, 200), Affine(10, 0, 300000, 0, -10, 4160000), "EPSG:32652")
-    got = ThermalReader(sc).read(gb).lst
+    inputs = ThermalReader(sc).read(gb)
+    got = inputs.lst
     ok = np.isfinite(got)
     np.testing.assert_allclose(got[ok], 280.0, atol=1e-3)  # nothing of the cloud top or the river came through
     assert ok.mean() > 0.6 and ok[:60, :60].all()  # the clear ground away from the flags is kept
+    # the river's own temperature is kept apart for the LST layers (shown, never screened); the cloud top is not
+    shown = np.isfinite(inputs.water_lst)
+    assert shown[-20:, :].all() and not (shown & ok).any() and not shown[:100].any()
+    assert np.nanmax(inputs.water_lst) <= 280.0 and np.nanmedian(inputs.water_lst) == pytest.approx(276.0, abs=0.01)

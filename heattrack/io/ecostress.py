@@ -37,7 +37,7 @@ from heattrack.io.thermal import (
     flag_spread_px,
     keep_time_of_day,
     lst_only_inputs,
-    mask_lst,
+    mask_lst_and_water,
     solar_hour,
 )
 
@@ -205,13 +205,17 @@ class EcostressReader:
     def _lst(self, geobox: GeoBox) -> np.ndarray:
         return self._lst_err(geobox)[0]
 
-    def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None]:
+    def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The screened LST, its LST_err, and the LST of clear water (None: no water on ``geobox``), K."""
         cloud, water, err = (self._layer(k, geobox) for k in ("cloud", "water", "LST_err"))
         spread = flag_spread_px(self.scene.pixel_m, abs(geobox.affine.a))  # the LST is interpolated, the flags not
-        return mask_lst(self._layer("LST", geobox), cloud, water, err, self.settings.max_err_k, spread), err
+        screened, water_lst = mask_lst_and_water(self._layer("LST", geobox), cloud, water, err,
+                                                 self.settings.max_err_k, spread)
+        return screened, err, water_lst
 
     def read(self, geobox: GeoBox) -> TileInputs:
-        return lst_only_inputs(*self._lst_err(geobox))
+        lst, err, water_lst = self._lst_err(geobox)
+        return replace(lst_only_inputs(lst, err), water_lst=water_lst)
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         return float(np.isfinite(self._lst(geobox)).mean())

@@ -48,7 +48,7 @@ from heattrack.kernels.calibrate import (
 )
 from heattrack.kernels.coreg import phase_correlation_shift
 from heattrack.kernels.lst import block_mean
-from heattrack.kernels.qa import landsat_clear_mask, scl_clear_mask
+from heattrack.kernels.qa import landsat_clear_mask, landsat_screen_masks, scl_clear_mask
 
 log = logging.getLogger(__name__)
 
@@ -340,8 +340,7 @@ class TileInputs:
 
     ``lst``: K, NaN where the thermal pixel is fill or rejected by QA_PIXEL (nearest-resampled 30 m values);
     ``red``, ``nir``: Sentinel-2 surface reflectance 0-1; ``optical_clear``: SCL usable-land mask;
-    ``bands``: every Sentinel-2 reflective band the source offers (0-1, B04 and B08 among them), the
-    sharpener's predictors.
+    ``bands``: every Sentinel-2 reflective band the source offers (0-1, B04 and B08 among them), the predictors.
     """
 
     lst: np.ndarray
@@ -354,6 +353,8 @@ class TileInputs:
     #: the LST's own per-pixel uncertainty (K; ECOSTRESS ``LST_err``) where the source has one: the dates of a
     #: segment are weighted by it (:func:`heattrack.kernels.ranking.segment_statistic`)
     lst_err: np.ndarray | None = None
+    #: LST (K) of clear open water (QA_PIXEL), NaN elsewhere (None: none): in the LST layers, never screened
+    water_lst: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -431,13 +432,16 @@ class LocalSceneReader:
         st = self._warp("landsat", "ST_B10", ls_box, Resampling.nearest, 0)
         qa = self._warp("landsat", "QA_PIXEL", ls_box, Resampling.nearest, QA_FILL_VALUE)
         lst = st_dn_to_kelvin(st)
-        lst[~landsat_clear_mask(qa)] = np.nan
+        screened, water = landsat_screen_masks(qa, self.mask_water)
+        water_lst = np.where(water, lst, np.nan) if water.any() else None
+        lst[~screened] = np.nan
         scl = self._warp("sentinel2", "SCL", geobox, Resampling.nearest, 0)
         bands = {"B04": red, "B08": nir}
         for b in self.optional_bands:
             if b in self.scene.sentinel2:
                 bands[b] = s2_dn_to_reflectance(self._warp("sentinel2", b, geobox, Resampling.bilinear, 0), off)
-        return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg, bands)
+        return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg, bands,
+                          water_lst=water_lst)
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         """Share of clear, non-fill Landsat thermal pixels on ``geobox`` (use a coarse one for a quick check)."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import ClassVar
@@ -291,23 +291,26 @@ class ThermalReader:
     def _lst(self, geobox: GeoBox) -> np.ndarray:
         return self._lst_err(geobox)[0]
 
-    def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None]:
+    def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The screened LST, its LST_err, and the LST of clear water (None: no water flag on ``geobox``), K."""
         res = abs(geobox.affine.a)
         resampling = Resampling.average if self.scene.pixel_m < res else Resampling.bilinear
         a = warp_band(self.scene.path, geobox, resampling, np.nan).astype(np.float32)
         a[~np.isfinite(a)] = np.nan
         if self.scene.units == "C":
             a = a + np.float32(273.15)
-        err = None
-        if self.scene.masks:  # ECOSTRESS quality layers, nearest (flags stay flags)
-            q = {layer: warp_band(path, geobox, Resampling.nearest, np.nan) for layer, path in self.scene.masks}
-            err = q.get("LST_err")
-            a = mask_lst(a, q["cloud"], q["water"], err, self.scene.max_err_k,
-                         spread_px=flag_spread_px(self.scene.pixel_m, res))
-        return a, err
+        if not self.scene.masks:
+            return a, None, None
+        # ECOSTRESS quality layers, nearest (flags stay flags)
+        q = {layer: warp_band(path, geobox, Resampling.nearest, np.nan) for layer, path in self.scene.masks}
+        err = q.get("LST_err")
+        screened, water_lst = mask_lst_and_water(a, q["cloud"], q["water"], err, self.scene.max_err_k,
+                                                 flag_spread_px(self.scene.pixel_m, res))
+        return screened, err, water_lst
 
     def read(self, geobox: GeoBox) -> TileInputs:
-        return lst_only_inputs(*self._lst_err(geobox))
+        lst, err, water_lst = self._lst_err(geobox)
+        return replace(lst_only_inputs(lst, err), water_lst=water_lst)
 
     def clear_fraction(self, geobox: GeoBox) -> float:
         return float(np.isfinite(self._lst(geobox)).mean())
@@ -330,6 +333,18 @@ def mask_lst(lst: np.ndarray, cloud: np.ndarray, water: np.ndarray, err: np.ndar
         flagged = ndimage.binary_dilation(flagged, np.ones((2 * spread_px + 1,) * 2, bool))
     out[flagged | ~np.isfinite(out) | (out <= 0)] = np.nan
     return out
+
+
+def mask_lst_and_water(lst: np.ndarray, cloud: np.ndarray, water: np.ndarray, err: np.ndarray | None,
+                       max_err_k: float, spread_px: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`mask_lst`, and the LST of the water pixels (cloud and uncertain pixels masked, no spread): the sea or a
+    lake is shown in the LST layers, never screened (None where no pixel is flagged water)."""
+    screened = mask_lst(lst, cloud, water, err, max_err_k, spread_px)
+    is_water = (water != 0) & np.isfinite(water)
+    if not is_water.any():
+        return screened, None
+    shown = mask_lst(lst, cloud, np.zeros_like(water), err, max_err_k)
+    return screened, np.where(is_water & np.isnan(screened), shown, np.float32(np.nan))
 
 
 def flag_spread_px(native_m: float, tile_res_m: float) -> int:
@@ -360,5 +375,5 @@ def scene_info(scene: ThermalScene) -> dict:
             "quality_layers": [layer for layer, _ in scene.masks]}
 
 
-__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "flag_spread_px", "lst_only_inputs", "mask_lst", "psf_warnings", "scene_info",
+__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "flag_spread_px", "lst_only_inputs", "mask_lst", "mask_lst_and_water", "psf_warnings", "scene_info",
            "thermal_files", "thermal_footprint"]

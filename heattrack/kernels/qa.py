@@ -49,6 +49,17 @@ def landsat_water_mask(qa_pixel: np.ndarray) -> np.ndarray:
     return (np.asarray(qa_pixel).astype(np.uint32, copy=False) >> QA_WATER) & 1 == 1
 
 
+def landsat_screen_masks(qa_pixel: np.ndarray, mask_water: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(screened, water)`` of a ``QA_PIXEL`` array: the pixels whose LST is screened for leaks (none of the reject
+    bits; with ``mask_water`` False, open water is screened too), and the clear open water kept apart (the water bit
+    and none of the others: fill, cloud, cirrus, shadow, snow; none without ``mask_water``). Water's surface
+    temperature is a measurement: the LST layers show it, the risk layer has 0 there; it is never screened."""
+    others = tuple(b for b in LANDSAT_REJECT_BITS if b != QA_WATER)
+    if not mask_water:
+        return landsat_clear_mask(qa_pixel, others), np.zeros(np.shape(qa_pixel), dtype=bool)
+    return landsat_clear_mask(qa_pixel), landsat_water_mask(qa_pixel) & landsat_clear_mask(qa_pixel, others)
+
+
 def scl_clear_mask(scl: np.ndarray, mask_water: bool = True) -> np.ndarray:
     """True where a Sentinel-2 SCL class is usable land (classes 2, 4, 5, 7; and 6 when ``mask_water`` is False)."""
     reject = SCL_REJECT_CLASSES + ((SCL_WATER,) if mask_water else ())

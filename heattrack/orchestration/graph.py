@@ -129,6 +129,7 @@ class PreparedDate:
     iforest_z: np.ndarray | None = None  # CPU detector evidence (fused/iforest), computed in this stage
     injected: np.ndarray | None = None  # measured attenuations of injected plumes (calibration tiles only)
     lst_err: np.ndarray | None = None  # the source's per-pixel LST uncertainty (K; ECOSTRESS LST_err)
+    water_lst: np.ndarray | None = None  # LST of clear open water (TileInputs.water_lst): shown, never screened
 
 
 def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
@@ -153,7 +154,7 @@ def prepare_tile(task: TileTask, date_index: int) -> PreparedDate:
     # "thermal" includes the injection test of the calibration tiles (a few per run), "injection" is that part alone
     return PreparedDate(date_index, th, inputs.red, inputs.nir, inputs.coregistration,
                         {"read": t1 - t0, "thermal": t3 - t1, "injection": t3 - t2 if injected is not None else 0.0},
-                        iforest_z, injected, inputs.lst_err)
+                        iforest_z, injected, inputs.lst_err, inputs.water_lst)
 
 
 def _worker_address() -> str | None:
@@ -222,6 +223,22 @@ def _clutter_overview(field: np.ndarray, halo: int, n: int, factor: int, window_
     return med[k: k + n // factor, k: k + n // factor]
 
 
+def _water_shown(lst: np.ndarray, water_lst: np.ndarray | None) -> np.ndarray:
+    """A date's LST layer with the product's own LST over clear open water where the chain left it empty: the sea or
+    a lake beside a city is a measured surface temperature, not a hole (it is never sharpened or screened)."""
+    return lst if water_lst is None else np.where(np.isnan(lst), water_lst, lst)
+
+
+def _water_risk(risk: np.ndarray, prepared: Sequence[PreparedDate]) -> np.ndarray:
+    """The risk layer with 0 over open water that no date screened: no land there for a pipe to warm (``valid`` stays 0
+    there, so the coverage figures count land only; cloud stays NaN: a leak could be under it)."""
+    water = [d.water_lst for d in prepared if d.water_lst is not None]
+    if not water:
+        return risk
+    seen = np.logical_or.reduce([np.isfinite(w) for w in water])
+    return np.where(np.isnan(risk) & seen, np.float32(0), risk)
+
+
 def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult:
     """Stage 2 without side effects: detection per date (GPU when the worker has one), date combination,
     evidence at the pipe points, hotspots. Timings of the read and sharpening stage come with ``prepared``."""
@@ -246,10 +263,10 @@ def compute_tile(task: TileTask, prepared: Sequence[PreparedDate]) -> TileResult
     anomaly = _mean_f32([np.where(p.valid, p.anomaly_k, np.nan) for p in prods])
     n_dates = np.sum([p.valid for p in prods], axis=0, dtype=np.uint8)
     valid = n_dates > 0
-    layers = {"lst_10m": _mean_f32([p.lst_10m for p in prods])[core],
-              "lst_plain": _mean_f32([p.lst_plain for p in prods])[core],
-              "anomaly_k": anomaly[core], "risk": risk[core], "valid": valid[core].astype(np.uint8),
-              "n_dates": n_dates[core]}
+    layers = {"lst_10m": _mean_f32([_water_shown(p.lst_10m, d.water_lst) for p, d in zip(prods, prepared)])[core],
+              "lst_plain": _mean_f32([_water_shown(p.lst_plain, d.water_lst) for p, d in zip(prods, prepared)])[core],
+              "anomaly_k": anomaly[core], "risk": _water_risk(risk, prepared)[core],
+              "valid": valid[core].astype(np.uint8), "n_dates": n_dates[core]}
     # evidence along pipes, per date: neighbourhood maximum within the buffer, read at the tile's sample points
     p_risk_d, p_dt_d, p_stat_d, ov_stat_d, p_err_d, p_base_d = [], [], [], [], [], []
     all_x, all_y = np.r_[task.point_x, task.halo_point_x], np.r_[task.point_y, task.halo_point_y]  # own, then halo
