@@ -293,7 +293,7 @@ def _page(run_info: RunRecord, seg: gpd.GeoDataFrame, meta: dict, folder: Path, 
 {warn}
 <p>{source_line}
 Grid {html.escape(str(grid.crs))}, {grid.n_tiles} tiles,
-clear fraction {run_info.valid_fraction or 0:.1%}. Segments: {len(seg)} ({n_ok} with data{seen_line};
+screened (clear land) {run_info.valid_fraction or 0:.1%} of the tiles' pixels. Segments: {len(seg)} ({n_ok} with data{seen_line};
 {len(seg) - n_ok} no_data). Hotspots: {run_info.hotspots}. Config hash
 <code>{run_info.processing_hash}</code>, heattrack {run_info.heattrack_version}.</p>
 <p><b>Reading the numbers.</b> {reading}</p>
