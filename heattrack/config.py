@@ -40,7 +40,8 @@ class InputConfig(_Section):
                                "with the local source: the input folder's own pipes.geojson or pipes.gpkg where it has "
                                "one (the layout `heattrack simulate` writes), resolved when the configuration loads.")
     aoi: str | None = Field(None, description="Country name, polygon file or 'minx,miny,maxx,maxy' lon/lat; "
-                            "None = the input data's area (both sensors, their fill left out).")
+                            "None = the input data's area (both sensors, their fill left out) within "
+                            "grid.network_buffer_m of the pipes.")
     max_date_gap_days: float = Field(10.0, ge=0, description="Warn when Landsat and Sentinel-2 dates differ more.")
     max_dates: int | None = Field(None, ge=1, description="Use at most this many date pairs of a multi-date input "
                                   "folder (the earliest); None = all.")

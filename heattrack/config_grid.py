@@ -17,6 +17,9 @@ class GridConfig(_Section):
     halo_m: float = Field(500.0, ge=0, description="Extra border read around each tile for neighbourhood "
                           "operations (m); rounded up to whole thermal pixels.")
     aoi_buffer_m: float = Field(2000.0, ge=0, description="Buffer added to polygon AOIs (coarse outlines).")
+    network_buffer_m: float = Field(2000.0, ge=0, description="Without an AOI (`input.aoi`), the run covers the "
+                                    "input data within this distance of the pipe network, not a whole Landsat "
+                                    "scene or Sentinel-2 granule around a city; 0: the whole input data.")
 
     @field_validator("crs")
     @classmethod

@@ -13,6 +13,7 @@ from heattrack.orchestration.tiling import (
     choose_crs,
     country_names,
     make_tile_grid,
+    network_area,
     resolve_aoi,
     tiles_geojson,
     utm_crs_for,
@@ -85,6 +86,17 @@ def test_aoi_polygon_file(tmp_path):
     assert aoi.geometry.area == pytest.approx(0.04)
 
 
+def test_the_network_area_reaches_the_buffer_past_every_pipe_and_no_further_than_a_cell_more():
+    import geopandas as gpd
+
+    lines = gpd.GeoSeries(shapely.linestrings([[[0, 0], [7_300, 0]], [[20_000, 5_000], [20_000, 5_400]]]))
+    area = network_area(lines, CRS("EPSG:32652"), 2_000.0).geom
+    near = shapely.points([[3_650, 1_999], [-1_999, 0], [7_300 + 1_999, -1_999], [20_000, 7_399], [18_001, 5_200]])
+    far = shapely.points([[3_650, 3_001], [-3_001, 0], [14_000, 2_500], [20_000, 8_401], [23_001, 5_000]])
+    assert shapely.contains(area, near).all() and not shapely.intersects(area, far).any()
+    assert network_area(gpd.GeoSeries([], dtype="geometry"), CRS("EPSG:32652"), 2_000.0) is None
+
+
 def test_choose_crs_rejects_geographic_config():
     with pytest.raises(ConfigError, match="not a projected"):
         choose_crs("EPSG:4326", resolve_aoi("126.7,37.5,127.0,37.7"))
@@ -123,3 +135,34 @@ def test_points_by_tile_is_the_selection_of_each_tile(rng):
     for (tx, ty), idx in got.items():
         np.testing.assert_array_equal(idx, np.flatnonzero((tiles[:, 0] == tx) & (tiles[:, 1] == ty)))
     assert points_by_tile(np.zeros((0, 2), np.int64)) == {}
+
+
+def test_without_an_aoi_the_run_covers_the_data_near_the_pipes(small_scene, tmp_path):
+    """A network in one corner of the scene: only the tiles within grid.network_buffer_m of it are run (a city and a
+    whole downloaded scene: not the scene); 0, or an AOI given, covers all the data as before."""
+    import geopandas as gpd
+
+    from heattrack.config import load_config
+    from heattrack.orchestration.plan import plan_run
+
+    pipes = gpd.read_file(small_scene / "pipes.geojson")
+    utm = pipes.to_crs(pipes.estimate_utm_crs())
+    x0, y0 = utm.total_bounds[:2]
+    b = utm.bounds
+    corner = pipes[((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()]
+    assert 0 < len(corner) < len(pipes) / 4
+    corner.to_file(tmp_path / "corner.geojson", driver="GeoJSON")
+
+    def tiles(**grid):
+        cfg = load_config(overrides={"input": {"input": str(small_scene), "pipes": str(tmp_path / "corner.geojson")},
+                                     "grid": {"tile_km": 0.5, **grid}})
+        plan = plan_run(cfg)
+        assert len(plan.pipes) == len(corner)  # every pipe is inside the run area
+        return len(plan.grid.tiles)
+
+    near, whole = tiles(network_buffer_m=300), tiles(network_buffer_m=0)
+    assert whole >= 36 and near <= 16
+    cfg = load_config(overrides={"input": {"input": str(small_scene), "pipes": str(tmp_path / "corner.geojson"),
+                                           "aoi": ",".join(f"{v:.6f}" for v in pipes.total_bounds)},
+                                 "grid": {"tile_km": 0.5, "network_buffer_m": 300}})
+    assert len(plan_run(cfg).grid.tiles) >= whole  # an AOI given: all of it, as before

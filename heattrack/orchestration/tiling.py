@@ -196,6 +196,21 @@ def make_tile_grid(aoi_geom: Geometry, crs: CRS, tile_px: int, resolution_m: flo
     return TileGrid(gs, tiles, aoi)
 
 
+def network_area(lines, crs: CRS, buffer_m: float, cell_m: float = 1000.0) -> Geometry | None:
+    """The ground within about ``buffer_m`` of the pipes (``lines``: a GeoSeries/GeoDataFrame in ``crs``), as a
+    union of ``cell_m`` cells each grown by ``buffer_m``: every cell a pipe passes through (the pipes cut into
+    pieces of at most half a cell first), so it reaches ``buffer_m`` to ``buffer_m + cell_m`` past them. A few
+    thousand boxes for a national network; None without a pipe."""
+    geoms = shapely.segmentize(np.asarray(lines.geometry.values), cell_m / 2)
+    xy = shapely.get_coordinates(geoms)
+    if not len(xy):
+        return None
+    cells = np.unique(np.floor(xy / cell_m).astype(np.int64), axis=0).astype(float) * cell_m
+    boxes = shapely.box(cells[:, 0] - buffer_m, cells[:, 1] - buffer_m, cells[:, 0] + cell_m + buffer_m,
+                        cells[:, 1] + cell_m + buffer_m)
+    return Geometry(shapely.union_all(boxes), crs=crs)
+
+
 def grid_crs_label(crs) -> str:
     """How run.json, download.json and the comparisons between seasons name a grid CRS: EPSG:n, else its WKT."""
     epsg = crs.to_epsg()
