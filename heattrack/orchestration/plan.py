@@ -116,8 +116,8 @@ def _near_the_network(data_area: Geometry, pipes_raw: gpd.GeoDataFrame, crs, cfg
     if area.is_empty or area.area <= 0:
         return data_area
     if area.area < 0.98 * data_area.area:
-        log.info("run area: the input data within %g m of the pipe network, %.0f of its %.0f km^2 (--aoi or "
-                 "grid.network_buffer_m = 0 screens all of it)", cfg.grid.network_buffer_m, area.area / 1e6,
+        log.info("run area: the input data within %g m of the pipe network, %.0f of its %.0f km^2 (--aoi, or "
+                 "--set grid.network_buffer_m=0, screens all of it)", cfg.grid.network_buffer_m, area.area / 1e6,
                  data_area.area / 1e6)
     return area
 
