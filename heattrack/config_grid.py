@@ -20,6 +20,10 @@ class GridConfig(_Section):
     network_buffer_m: float = Field(2000.0, ge=0, description="Without an AOI (`input.aoi`), the run covers the "
                                     "input data within this distance of the pipe network, not a whole Landsat "
                                     "scene or Sentinel-2 granule around a city; 0: the whole input data.")
+    network_only: bool = Field(False, description="With an AOI too (a country): only the AOI's tiles within "
+                               "grid.network_buffer_m of the pipe network, for run, screen and download (its "
+                               "cities, not the whole country; needs the network). false: the whole AOI, the "
+                               "national risk mosaic.")
 
     @field_validator("crs")
     @classmethod

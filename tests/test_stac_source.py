@@ -254,3 +254,28 @@ def test_tiles_are_filled_from_every_item_of_the_day(server, small_scene, tmp_pa
     b2, c = xr.align(b, c, join="inner")
     np.testing.assert_array_equal(np.isfinite(b2["valid"].values), np.isfinite(c["valid"].values))
     np.testing.assert_allclose(c["lst_plain"].values, b2["lst_plain"].values, atol=0.01)
+
+
+def test_a_national_search_can_keep_to_the_network(server, small_scene, tmp_path):
+    """grid.network_only: a country's AOI, yet only the tiles near the pipes are chosen (so searched, downloaded and
+    run); without it the whole AOI, the national mosaic."""
+    import geopandas as gpd
+
+    from heattrack.orchestration.plan_catalogues import select_stac_tiles
+
+    server.items = items_from_scene(small_scene, server.root, server.url)
+    pipes = gpd.read_file(small_scene / "pipes.geojson")
+    b = pipes.to_crs(pipes.estimate_utm_crs()).bounds
+    x0, y0 = b.minx.min(), b.miny.min()
+    keep = ((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()
+    pipes[keep].to_file(tmp_path / "corner.geojson", driver="GeoJSON")
+
+    def tiles(network_only: bool) -> int:
+        cfg = load_config(overrides={"input": {"source": "stac", "aoi": _bbox(server.items),
+                                               "pipes": str(tmp_path / "corner.geojson")},
+                                     "stac": {"url": server.url},
+                                     "grid": {"tile_km": 0.5, "network_only": network_only,
+                                              "network_buffer_m": 300}})
+        return len(select_stac_tiles(cfg).grid.tiles)
+
+    assert tiles(True) <= 16 < 25 <= tiles(False)

@@ -166,3 +166,5 @@ def test_without_an_aoi_the_run_covers_the_data_near_the_pipes(small_scene, tmp_
                                            "aoi": ",".join(f"{v:.6f}" for v in pipes.total_bounds)},
                                  "grid": {"tile_km": 0.5, "network_buffer_m": 300}})
     assert len(plan_run(cfg).grid.tiles) >= whole  # an AOI given: all of it, as before
+    national = cfg.model_copy(update={"grid": cfg.grid.model_copy(update={"network_only": True})})
+    assert len(plan_run(national).grid.tiles) == near  # grid.network_only: the AOI near the network only

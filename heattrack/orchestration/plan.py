@@ -24,11 +24,13 @@ from heattrack.orchestration.run_plan import (
     RunPlan,
     check_pipes,
     finish_plan,
+    keeps_to_the_network,
+    near_the_network,
     optical_reader_options,
     refuse_optical_detectors,
     require_pipes,
 )
-from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, network_area, resolve_aoi
+from heattrack.orchestration.tiling import TileGrid, aoi_in_crs, choose_crs, make_tile_grid, resolve_aoi
 
 log = logging.getLogger(__name__)
 
@@ -100,26 +102,10 @@ def _layout(cfg: Config, footprints: list) -> tuple[TileGrid, gpd.GeoDataFrame]:
     work_area = aoi_grid.intersection(data_in_grid)
     if work_area.is_empty or work_area.area <= 0:
         raise InputError(f"the AOI ({aoi.label}) does not overlap the input data ({cfg.input.input})")
-    if cfg.input.aoi is None and cfg.grid.network_buffer_m > 0:
-        work_area = _near_the_network(work_area, pipes_raw, crs, cfg)
+    if keeps_to_the_network(cfg):
+        work_area = near_the_network(work_area, pipes_raw, crs, cfg)
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     return grid, check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, "the input data / AOI")
-
-
-def _near_the_network(data_area: Geometry, pipes_raw: gpd.GeoDataFrame, crs, cfg: Config) -> Geometry:
-    """Without an AOI: the input data within ``grid.network_buffer_m`` of the pipes. A utility's network and a
-    whole downloaded scene (185 km of Landsat, 110 km of Sentinel-2) would otherwise tile the whole scene: minutes
-    of work and a mosaic above ``report.single_cog_max_mpx`` for a city a few tiles wide. Unchanged where the
-    network reaches no data (the pipes' own check says so)."""
-    near = network_area(pipes_raw.to_crs(crs), crs, cfg.grid.network_buffer_m)
-    area = data_area if near is None else data_area.intersection(near)
-    if area.is_empty or area.area <= 0:
-        return data_area
-    if area.area < 0.98 * data_area.area:
-        log.info("run area: the input data within %g m of the pipe network, %.0f of its %.0f km^2 (--aoi, or "
-                 "--set grid.network_buffer_m=0, screens all of it)", cfg.grid.network_buffer_m, area.area / 1e6,
-                 data_area.area / 1e6)
-    return area
 
 
 def _has_landsat(folder: Path) -> bool:

@@ -14,6 +14,8 @@ from heattrack.orchestration.run_plan import (
     RunPlan,
     check_pipes,
     finish_plan,
+    keeps_to_the_network,
+    near_the_network,
     optical_reader_options,
     refuse_optical_detectors,
     require_aoi,
@@ -59,6 +61,9 @@ def select_stac_tiles(cfg: Config) -> StacSelection:
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m).intersection(cover.to_crs(crs))
     if work_area.is_empty or work_area.area <= 0:
         raise InputError(f"no Landsat item found over the AOI ({aoi.label})")
+    if cfg.grid.network_only:  # the network's surroundings only: fewer tiles searched, downloaded and run
+        require_pipes(cfg)
+        work_area = near_the_network(work_area, read_pipes(cfg.input.pipes), crs, cfg)
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     chosen = select_pairs_for_tiles(landsat, s2, {idx: grid.tile_geobox(idx) for idx in grid.tiles}, st)
     empty = sorted(idx for idx, v in chosen.items() if not v)
@@ -91,6 +96,8 @@ def plan_gee(cfg: Config) -> RunPlan:
                           f"{st.max_cloud_cover:g} %)")
     crs = choose_crs(cfg.grid.crs, aoi)
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
+    if keeps_to_the_network(cfg):
+        work_area = near_the_network(work_area, pipes_raw, crs, cfg)
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     pipes = check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
     readers = [GeeSceneReader(sc, **optical_reader_options(cfg), settings=st)
@@ -111,7 +118,10 @@ def plan_ecostress(cfg: Config) -> RunPlan:
     refuse_optical_detectors(cfg, "an ECOSTRESS run")
     st, aoi = EcostressSettings.from_config(cfg), resolve_aoi(cfg.input.aoi)
     crs = choose_crs(cfg.grid.crs, aoi)
+    pipes_raw = read_pipes(cfg.input.pipes)
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
+    if keeps_to_the_network(cfg):
+        work_area = near_the_network(work_area, pipes_raw, crs, cfg)
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     f = max(1, min(grid.mosaic_geobox.shape) // 256)
     scenes, maps, warnings = select_passes(st, aoi.geometry, grid.mosaic_geobox.zoom_out(f))
@@ -127,7 +137,7 @@ def plan_ecostress(cfg: Config) -> RunPlan:
                         "pass and are left out")
         grid = dataclasses.replace(grid, tiles=tuple(t for t in grid.tiles if t in tile_readers))
     used = sorted({i for v in chosen.values() for i, _ in v}, key=lambda i: scenes[i].acquired)
-    pipes = check_pipes(read_pipes(cfg.input.pipes), cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
+    pipes = check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
     info = {"source": "ecostress", "api": st.api, "datetime": st.datetime, "psf_m": scenes[0].psf_m,
             "sharpened": False, "fine": False, "sensors": ["ECOSTRESS"], "time_of_day": st.time_of_day,
             "passes_per_tile": {f"{i}_{j}": [{"pass": scenes[k].pass_id, "clear_fraction": round(sh, 4)}

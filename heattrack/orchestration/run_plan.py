@@ -18,7 +18,7 @@ from heattrack.io.pipes import LATITUDE_FIRST
 from heattrack.kernels.predictors import LANDSAT_ST_PIXEL_M
 from heattrack.kernels.ranking import chain_attenuation, scan_window_points
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points
-from heattrack.orchestration.tiling import TileGrid
+from heattrack.orchestration.tiling import TileGrid, network_area
 
 log = logging.getLogger(__name__)
 
@@ -235,6 +235,30 @@ def check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -
         raise InputError(f"pipes file {path} (bounds {b[0]:.4f},{b[1]:.4f},{b[2]:.4f},{b[3]:.4f} in "
                          f"{pipes_raw.crs.to_string()}) does not overlap {where}{hint}")
     return pipes
+
+
+def near_the_network(area, pipes_raw: gpd.GeoDataFrame, crs, cfg: Config):
+    """``area`` (the run's, in ``crs``) within ``grid.network_buffer_m`` of the pipes: without an AOI by default (a
+    utility's network on a whole downloaded scene: the city's tiles, not 185 km of Landsat), with one where
+    ``grid.network_only`` (a country's network: its cities). Unchanged where that leaves nothing (the pipes' own
+    check then says they miss the data) or the buffer is 0."""
+    if cfg.grid.network_buffer_m <= 0:
+        return area
+    near = network_area(pipes_raw.to_crs(crs), crs, cfg.grid.network_buffer_m)
+    kept = area if near is None else area.intersection(near)
+    if kept.is_empty or kept.area <= 0:
+        return area
+    if kept.area < 0.98 * area.area:
+        log.info("run area: %s within %g m of the pipe network, %.0f of its %.0f km^2 (%s)",
+                 "the input data" if cfg.input.aoi is None else "the AOI", cfg.grid.network_buffer_m,
+                 kept.area / 1e6, area.area / 1e6, "--aoi, or --set grid.network_buffer_m=0, screens all of it"
+                 if cfg.input.aoi is None else "grid.network_only: false screens all of it")
+    return kept
+
+
+def keeps_to_the_network(cfg: Config) -> bool:
+    """Whether the run area is cut to the network's surroundings (:func:`near_the_network`)."""
+    return cfg.grid.network_buffer_m > 0 and (cfg.input.aoi is None or cfg.grid.network_only)
 
 
 def window_px(rank_window_m: float, res: float) -> int:
