@@ -268,3 +268,33 @@ def test_a_mixed_winter_combines_landsat_and_ecostress_dates(tmp_path):
     bad = runner.invoke(app, ["run", "--input", str(scene), "--pipes", str(scene / "pipes.geojson"),
                               "--out", str(tmp_path / "bad"), *ARGS, "--set", "detect.method=local"])
     assert bad.exit_code == 1 and "mixing Landsat and thermal" in bad.output
+
+
+def test_an_ecostress_search_can_keep_to_the_network(eco_scene, tmp_path, monkeypatch):
+    """grid.network_only with ECOSTRESS passes: the AOI's tiles near the pipes only, the passes chosen for those."""
+    import geopandas as gpd
+
+    from heattrack.config import load_config
+    from heattrack.orchestration.plan import plan_run
+
+    scene = eco_scene / "scene"
+    pipes = gpd.read_file(scene / "pipes.geojson")
+    b = pipes.to_crs(pipes.estimate_utm_crs()).bounds
+    x0, y0 = b.minx.min(), b.miny.min()
+    keep = ((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()
+    pipes[keep].to_file(tmp_path / "corner.geojson", driver="GeoJSON")
+    monkeypatch.setenv("EARTHDATA_TOKEN", "s3cr3t-earthdata-token")
+    with StacServer(eco_scene, page_size=1) as srv:
+        srv.items = _items(eco_scene, srv.url)
+        bb = srv.items[0]["bbox"]
+
+        def tiles(network_only: bool) -> int:
+            cfg = load_config(overrides={
+                "input": {"source": "ecostress", "pipes": str(tmp_path / "corner.geojson"),
+                          "aoi": f"{bb[0] + 0.002:.5f},{bb[1] + 0.002:.5f},{bb[2] - 0.002:.5f},{bb[3] - 0.002:.5f}"},
+                "ecostress": {"stac_url": srv.url, "datetime": "2025-01-01/2025-01-31"},
+                "grid": {"tile_km": 0.5, "network_buffer_m": 300, "network_only": network_only}})
+            return len(plan_run(cfg).grid.tiles)
+
+        near, whole = tiles(True), tiles(False)
+    assert near <= 16 and whole >= 25

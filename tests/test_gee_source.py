@@ -198,3 +198,11 @@ def test_goyang_example_config_plans_a_run(fake_ee, small_scene):
     assert plan.source_info["source"] == "gee" and len(plan.readers) == 1
     assert plan.grid.crs.epsg == 5179 and plan.grid.tiles
     assert plan.scenes[0].landsat_id.startswith("LANDSAT/LC09")
+    # a wider AOI kept to the network (grid.network_only): the tiles near the pipes only
+    wide = {"input.aoi": "126.70,37.55,126.90,37.72", "grid.tile_km": 1.0, "grid.network_buffer_m": 300}
+    whole = plan_run(load_config(ROOT / "configs" / "goyang-baekseok-2018.yaml", {
+        "input.pipes": str(small_scene / "pipes.geojson"), "gee.project": "test-project", **wide}))
+    near = plan_run(load_config(ROOT / "configs" / "goyang-baekseok-2018.yaml", {
+        "input.pipes": str(small_scene / "pipes.geojson"), "gee.project": "test-project", **wide,
+        "grid.network_only": True}))
+    assert len(near.grid.tiles) < len(whole.grid.tiles) / 4 and len(near.pipes) == len(whole.pipes)
