@@ -206,6 +206,8 @@ def download(
     datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Search interval (instead of "
                                                      "--season).")] = None,
     tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km); the run must use the same.")] = None,
+    pipes: Annotated[Optional[Path], typer.Option(help="Pipe network: fetch only the AOI's tiles within "
+                                                 "grid.network_buffer_m of it (grid.network_only).")] = None,
     threads: Annotated[int, typer.Option(help="Concurrent downloads.")] = 4,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -219,7 +221,8 @@ def download(
     setup_logging(verbose)
     with cli_errors(verbose):
         cfg = build_config(config, {"input.source": source, "input.aoi": aoi, "stac.url": stac_url,
-                               "stac.datetime": datetime_, "grid.tile_km": tile_km}, set_)
+                               "stac.datetime": datetime_, "grid.tile_km": tile_km, "input.pipes": pipes,
+                               "grid.network_only": True if pipes is not None else None}, set_)
         summary = download_season(cfg, out, season, threads=threads, progress=progress_bar("download", unit="pairs"))
         n_pairs = sum(len(v) for v in summary.tiles.values())
         console.print(f"{len(summary.tiles)} tiles, {n_pairs} date pairs -> {out}/ ({summary.files['fetched']} "

@@ -279,3 +279,26 @@ def test_a_national_search_can_keep_to_the_network(server, small_scene, tmp_path
         return len(select_stac_tiles(cfg).grid.tiles)
 
     assert tiles(True) <= 16 < 25 <= tiles(False)
+
+
+@pytest.mark.slow
+def test_download_near_the_pipes_fetches_only_their_tiles(server, small_scene, tmp_path):
+    """`download --pipes FILE`: the AOI's tiles near that network only (grid.network_only), so a national download
+    fetches a network's cities, not the country."""
+    import geopandas as gpd
+
+    server.items = items_from_scene(small_scene, server.root, server.url)
+    pipes = gpd.read_file(small_scene / "pipes.geojson")
+    b = pipes.to_crs(pipes.estimate_utm_crs()).bounds
+    x0, y0 = b.minx.min(), b.miny.min()
+    keep = ((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()
+    pipes[keep].to_file(tmp_path / "corner.geojson", driver="GeoJSON")
+    args = ["download", "--stac-url", server.url, "--aoi", _bbox(server.items), "--datetime", "2025-01-01/2025-02-28",
+            "--tile-km", "1.0", "--set", "grid.network_buffer_m=300"]
+    res = runner.invoke(app, [*args, "--pipes", str(tmp_path / "corner.geojson"), "--out", str(tmp_path / "near")])
+    assert res.exit_code == 0, res.output
+    near = json.loads((tmp_path / "near" / "download.json").read_text())["tiles"]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "all")])
+    assert res.exit_code == 0, res.output
+    everything = json.loads((tmp_path / "all" / "download.json").read_text())["tiles"]
+    assert 0 < len(near) <= 9 < 16 <= len(everything) and set(near) <= set(everything)
