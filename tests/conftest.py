@@ -59,6 +59,19 @@ def copy_scene(src: Path, dst: Path) -> Path:
     return dst
 
 
+def corner_network(scene: Path, dst: Path) -> Path:
+    """The pipes of ``scene`` that lie in a 0.8 km square near its south-west corner (200 m in from the network's
+    edge), written to ``dst`` (GeoJSON): a network covering a small part of the data."""
+    import geopandas as gpd
+
+    pipes = gpd.read_file(scene / "pipes.geojson")
+    b = pipes.to_crs(pipes.estimate_utm_crs()).bounds
+    x0, y0 = b.minx.min(), b.miny.min()
+    keep = ((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()
+    pipes[keep].to_file(dst, driver="GeoJSON")
+    return dst
+
+
 def split_scene(src: Path, dst: Path) -> Path:
     """The scene's Landsat product and Sentinel-2 granule each cut into a west and an east item of the same day
     (overlapping by a few pixels, as neighbouring WRS rows / MGRS tiles do), under other product ids."""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import rasterio
 import xarray as xr
-from conftest import SMALL_RUN
+from conftest import SMALL_RUN, corner_network
 from odc.geo.geom import box
 from stac_server import StacServer, _footprint
 from typer.testing import CliRunner
@@ -272,17 +272,10 @@ def test_a_mixed_winter_combines_landsat_and_ecostress_dates(tmp_path):
 
 def test_an_ecostress_search_can_keep_to_the_network(eco_scene, tmp_path, monkeypatch):
     """grid.network_only with ECOSTRESS passes: the AOI's tiles near the pipes only, the passes chosen for those."""
-    import geopandas as gpd
-
     from heattrack.config import load_config
     from heattrack.orchestration.plan import plan_run
 
-    scene = eco_scene / "scene"
-    pipes = gpd.read_file(scene / "pipes.geojson")
-    b = pipes.to_crs(pipes.estimate_utm_crs()).bounds
-    x0, y0 = b.minx.min(), b.miny.min()
-    keep = ((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()
-    pipes[keep].to_file(tmp_path / "corner.geojson", driver="GeoJSON")
+    corner_network(eco_scene / "scene", tmp_path / "corner.geojson")
     monkeypatch.setenv("EARTHDATA_TOKEN", "s3cr3t-earthdata-token")
     with StacServer(eco_scene, page_size=1) as srv:
         srv.items = _items(eco_scene, srv.url)

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import SMALL_RUN, split_scene
+from conftest import SMALL_RUN, corner_network, split_scene
 from stac_server import StacServer, items_from_scene
 from typer.testing import CliRunner
 
@@ -259,16 +259,10 @@ def test_tiles_are_filled_from_every_item_of_the_day(server, small_scene, tmp_pa
 def test_a_national_search_can_keep_to_the_network(server, small_scene, tmp_path):
     """grid.network_only: a country's AOI, yet only the tiles near the pipes are chosen (so searched, downloaded and
     run); without it the whole AOI, the national mosaic."""
-    import geopandas as gpd
-
     from heattrack.orchestration.plan_catalogues import select_stac_tiles
 
     server.items = items_from_scene(small_scene, server.root, server.url)
-    pipes = gpd.read_file(small_scene / "pipes.geojson")
-    b = pipes.to_crs(pipes.estimate_utm_crs()).bounds
-    x0, y0 = b.minx.min(), b.miny.min()
-    keep = ((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()
-    pipes[keep].to_file(tmp_path / "corner.geojson", driver="GeoJSON")
+    corner_network(small_scene, tmp_path / "corner.geojson")
 
     def tiles(network_only: bool) -> int:
         cfg = load_config(overrides={"input": {"source": "stac", "aoi": _bbox(server.items),
@@ -285,14 +279,8 @@ def test_a_national_search_can_keep_to_the_network(server, small_scene, tmp_path
 def test_download_near_the_pipes_fetches_only_their_tiles(server, small_scene, tmp_path):
     """`download --pipes FILE`: the AOI's tiles near that network only (grid.network_only), so a national download
     fetches a network's cities, not the country."""
-    import geopandas as gpd
-
     server.items = items_from_scene(small_scene, server.root, server.url)
-    pipes = gpd.read_file(small_scene / "pipes.geojson")
-    b = pipes.to_crs(pipes.estimate_utm_crs()).bounds
-    x0, y0 = b.minx.min(), b.miny.min()
-    keep = ((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()
-    pipes[keep].to_file(tmp_path / "corner.geojson", driver="GeoJSON")
+    corner_network(small_scene, tmp_path / "corner.geojson")
     args = ["download", "--stac-url", server.url, "--aoi", _bbox(server.items), "--datetime", "2025-01-01/2025-02-28",
             "--tile-km", "1.0", "--set", "grid.network_buffer_m=300"]
     res = runner.invoke(app, [*args, "--pipes", str(tmp_path / "corner.geojson"), "--out", str(tmp_path / "near")])

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import shapely
+from conftest import corner_network
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from odc.geo import CRS
@@ -146,12 +147,8 @@ def test_without_an_aoi_the_run_covers_the_data_near_the_pipes(small_scene, tmp_
     from heattrack.orchestration.plan import plan_run
 
     pipes = gpd.read_file(small_scene / "pipes.geojson")
-    utm = pipes.to_crs(pipes.estimate_utm_crs())
-    x0, y0 = utm.total_bounds[:2]
-    b = utm.bounds
-    corner = pipes[((b.minx > x0 + 200) & (b.maxx < x0 + 1000) & (b.miny > y0 + 200) & (b.maxy < y0 + 1000)).to_numpy()]
+    corner = gpd.read_file(corner_network(small_scene, tmp_path / "corner.geojson"))
     assert 0 < len(corner) < len(pipes) / 4
-    corner.to_file(tmp_path / "corner.geojson", driver="GeoJSON")
 
     def tiles(**grid):
         cfg = load_config(overrides={"input": {"input": str(small_scene), "pipes": str(tmp_path / "corner.geojson")},
