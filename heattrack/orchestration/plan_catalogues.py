@@ -61,7 +61,7 @@ def select_stac_tiles(cfg: Config) -> StacSelection:
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m).intersection(cover.to_crs(crs))
     if work_area.is_empty or work_area.area <= 0:
         raise InputError(f"no Landsat item found over the AOI ({aoi.label})")
-    if cfg.grid.network_only:  # the network's surroundings only: fewer tiles searched, downloaded and run
+    if keeps_to_the_network(cfg):  # grid.network_only: fewer tiles searched, downloaded and run
         require_pipes(cfg)
         work_area = near_the_network(work_area, read_pipes(cfg.input.pipes), crs, cfg)
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
