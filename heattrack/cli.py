@@ -90,7 +90,7 @@ def run(
                                                      "(stac, gee, ecostress), e.g. 2024-12-01/2025-02-28.")] = None,
     aoi: Annotated[Optional[str], typer.Option(help="Country (south-korea), polygon file, or lon/lat bbox "
                                                "'minx,miny,maxx,maxy'; default: the input data's area, fill "
-                                               "left out.")] = None,
+                                               "left out, within grid.network_buffer_m (2 km) of the pipes.")] = None,
     tile_km: Annotated[Optional[float], typer.Option(help="Tile side (km).")] = None,
     crs: Annotated[Optional[str], typer.Option(help="Grid CRS (default: national CRS or the data's UTM).")] = None,
     method: Annotated[Optional[str], typer.Option(help="Downscaling method: dms | tsharp | bilinear.")] = None,
