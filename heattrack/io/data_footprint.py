@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import shapely
+import shapely.geometry
 from affine import Affine
 from odc.geo.geom import Geometry, box
 
@@ -35,8 +37,5 @@ def valid_data_polygon(path: Path, no_data: tuple[float, ...] = (0,)) -> Geometr
         t = src.transform * Affine.scale(src.width / shape[1], src.height / shape[0])
         crs = src.crs.to_string()
         bounds = box(*src.bounds, crs)
-    parts = [Geometry(g, crs) for g, v in shapes((~bad).astype(np.uint8), mask=~bad, transform=t) if v == 1]
-    area = parts[0]
-    for p in parts[1:]:
-        area = area | p
-    return area.buffer(abs(t.a)).intersection(bounds)
+    parts = [shapely.geometry.shape(g) for g, v in shapes((~bad).astype(np.uint8), mask=~bad, transform=t) if v == 1]
+    return Geometry(shapely.union_all(parts), crs).buffer(abs(t.a)).intersection(bounds)

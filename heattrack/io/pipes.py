@@ -22,6 +22,9 @@ STREET_COLUMNS = ("street", "addr:street", "address", "street_name", "name")
 DIAMETER_COLUMNS = ("diameter_mm", "diameter", "diam_mm", "dn", "DN")
 
 
+#: ``attrs`` key of a network read by :func:`read_pipes` whose ``segment_id`` came as integers
+ID_TYPE_ATTR = "segment_id_given_as"
+
 #: the end of every message about a lon/lat pipe file whose coordinates look swapped
 LATITUDE_FIRST = ("the file seems written latitude first, but GeoJSON and EPSG:4326 files here are longitude, latitude "
                   "(RFC 7946)")
@@ -100,10 +103,6 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
     if given_as is not None:
         out.attrs[ID_TYPE_ATTR] = given_as
     return out
-
-
-#: ``attrs`` key of a network read by :func:`read_pipes` whose ``segment_id`` came as integers
-ID_TYPE_ATTR = "segment_id_given_as"
 
 
 def ids_as_given(table: gpd.GeoDataFrame, pipes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

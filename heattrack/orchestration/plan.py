@@ -102,10 +102,10 @@ def _layout(cfg: Config, footprints: list) -> tuple[TileGrid, gpd.GeoDataFrame]:
     work_area = aoi_grid.intersection(data_in_grid)
     if work_area.is_empty or work_area.area <= 0:
         raise InputError(f"the AOI ({aoi.label}) does not overlap the input data ({cfg.input.input})")
+    pipes = check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, "the input data / AOI")
     if keeps_to_the_network(cfg):
-        work_area = near_the_network(work_area, pipes_raw, crs, cfg)
-    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
-    return grid, check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, "the input data / AOI")
+        work_area = near_the_network(work_area, pipes, crs, cfg)
+    return make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m), pipes
 
 
 def _has_landsat(folder: Path) -> bool:

@@ -36,9 +36,10 @@ class StacSelection:
     empty: list
     n_items: dict
     warnings: list
+    pipes: object = None  # the network in the grid CRS where the tiles were kept to it (grid.network_only)
 
 
-def select_stac_tiles(cfg: Config) -> StacSelection:
+def select_stac_tiles(cfg: Config, pipes_raw=None) -> StacSelection:
     """Search the AOI, lay out the tiles over the covered part, choose each tile's best pairs (no pipes needed:
     shared by ``run --source stac`` and ``download``)."""
     from odc.geo.geom import Geometry
@@ -61,9 +62,12 @@ def select_stac_tiles(cfg: Config) -> StacSelection:
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m).intersection(cover.to_crs(crs))
     if work_area.is_empty or work_area.area <= 0:
         raise InputError(f"no Landsat item found over the AOI ({aoi.label})")
+    pipes = None
     if keeps_to_the_network(cfg):  # grid.network_only: fewer tiles searched, downloaded and run
         require_pipes(cfg)
-        work_area = near_the_network(work_area, read_pipes(cfg.input.pipes), crs, cfg)
+        pipes = check_pipes(read_pipes(cfg.input.pipes) if pipes_raw is None else pipes_raw, cfg.input.pipes, crs,
+                            work_area, f"the AOI / the imagery found ({aoi.label})")
+        work_area = near_the_network(work_area, pipes, crs, cfg)
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     chosen = select_pairs_for_tiles(landsat, s2, {idx: grid.tile_geobox(idx) for idx in grid.tiles}, st)
     empty = sorted(idx for idx, v in chosen.items() if not v)
@@ -77,7 +81,7 @@ def select_stac_tiles(cfg: Config) -> StacSelection:
                         + ", ".join(f"{i}_{j}" for i, j in empty[:20]) + (" ..." if len(empty) > 20 else ""))
         grid = dataclasses.replace(grid, tiles=tuple(t for t in grid.tiles if chosen[t]))
     return StacSelection(st, aoi, grid, work_area, chosen, empty, {"landsat": len(landsat), "sentinel2": len(s2)},
-                         warnings)
+                         warnings, pipes)
 
 
 def plan_gee(cfg: Config) -> RunPlan:
@@ -96,10 +100,10 @@ def plan_gee(cfg: Config) -> RunPlan:
                           f"{st.max_cloud_cover:g} %)")
     crs = choose_crs(cfg.grid.crs, aoi)
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
-    if keeps_to_the_network(cfg):
-        work_area = near_the_network(work_area, pipes_raw, crs, cfg)
-    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     pipes = check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
+    if keeps_to_the_network(cfg):
+        work_area = near_the_network(work_area, pipes, crs, cfg)
+    grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     readers = [GeeSceneReader(sc, **optical_reader_options(cfg), settings=st)
                for sc in scenes]
     info = {"source": "gee", "project": st.project, "datetime": st.datetime,
@@ -118,10 +122,10 @@ def plan_ecostress(cfg: Config) -> RunPlan:
     refuse_optical_detectors(cfg, "an ECOSTRESS run")
     st, aoi = EcostressSettings.from_config(cfg), resolve_aoi(cfg.input.aoi)
     crs = choose_crs(cfg.grid.crs, aoi)
-    pipes_raw = read_pipes(cfg.input.pipes)
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
+    pipes = check_pipes(read_pipes(cfg.input.pipes), cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
     if keeps_to_the_network(cfg):
-        work_area = near_the_network(work_area, pipes_raw, crs, cfg)
+        work_area = near_the_network(work_area, pipes, crs, cfg)
     grid = make_tile_grid(work_area, crs, cfg.tile_px, cfg.grid.resolution_m)
     f = max(1, min(grid.mosaic_geobox.shape) // 256)
     scenes, maps, warnings = select_passes(st, aoi.geometry, grid.mosaic_geobox.zoom_out(f))
@@ -137,7 +141,6 @@ def plan_ecostress(cfg: Config) -> RunPlan:
                         "pass and are left out")
         grid = dataclasses.replace(grid, tiles=tuple(t for t in grid.tiles if t in tile_readers))
     used = sorted({i for v in chosen.values() for i, _ in v}, key=lambda i: scenes[i].acquired)
-    pipes = check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
     info = {"source": "ecostress", "api": st.api, "datetime": st.datetime, "psf_m": scenes[0].psf_m,
             "sharpened": False, "fine": False, "sensors": ["ECOSTRESS"], "time_of_day": st.time_of_day,
             "passes_per_tile": {f"{i}_{j}": [{"pass": scenes[k].pass_id, "clear_fraction": round(sh, 4)}
@@ -152,10 +155,10 @@ def plan_stac(cfg: Config) -> RunPlan:
 
     require_pipes(cfg)
     pipes_raw = read_pipes(cfg.input.pipes)
-    sel = select_stac_tiles(cfg)
+    sel = select_stac_tiles(cfg, pipes_raw)
     st, aoi, grid, chosen, empty, warnings = sel.settings, sel.aoi, sel.grid, sel.chosen, sel.empty, sel.warnings
-    pipes = check_pipes(pipes_raw, cfg.input.pipes, grid.crs, sel.work_area,
-                         f"the AOI / the imagery found ({aoi.label})")
+    pipes = sel.pipes if sel.pipes is not None else check_pipes(pipes_raw, cfg.input.pipes, grid.crs, sel.work_area,
+                                                                f"the AOI / the imagery found ({aoi.label})")
     opts = optical_reader_options(cfg)
     tile_readers = {idx: tuple(StacSceneReader(sc, **opts, settings=st)
                                for sc in chosen[idx]) for idx in grid.tiles}

@@ -237,14 +237,14 @@ def check_pipes(pipes_raw: gpd.GeoDataFrame, path, crs, work_area, where: str) -
     return pipes
 
 
-def near_the_network(area, pipes_raw: gpd.GeoDataFrame, crs, cfg: Config):
-    """``area`` (the run's, in ``crs``) within ``grid.network_buffer_m`` of the pipes: without an AOI by default (a
-    utility's network on a whole downloaded scene: the city's tiles, not 185 km of Landsat), with one where
-    ``grid.network_only`` (a country's network: its cities). Unchanged where that leaves nothing (the pipes' own
-    check then says they miss the data) or the buffer is 0."""
+def near_the_network(area, pipes: gpd.GeoDataFrame, crs, cfg: Config):
+    """``area`` (the run's, in ``crs``) within ``grid.network_buffer_m`` of the pipes (``pipes``: the network in
+    ``crs``, as :func:`check_pipes` returns it): without an AOI by default (a utility's network on a whole downloaded
+    scene: the city's tiles, not 185 km of Landsat), with one where ``grid.network_only`` (a country's network: its
+    cities). Unchanged where that leaves nothing or the buffer is 0."""
     if cfg.grid.network_buffer_m <= 0:
         return area
-    near = network_area(pipes_raw.to_crs(crs), crs, cfg.grid.network_buffer_m)
+    near = network_area(pipes, crs, cfg.grid.network_buffer_m)
     kept = area if near is None else area.intersection(near)
     if kept.is_empty or kept.area <= 0:
         return area
