@@ -277,8 +277,8 @@ class ChangesConfig(_Section):
                                 "(cooling) in K that can be called new (resolved), whatever the network's spread. "
                                 "Two near-identical seasons (the same scene twice, a rerun) have a tiny spread, where "
                                 "new_z alone called 0.13 K a new leak; Landsat's ST accuracy is ~0.5 K. Below every "
-                                "threshold of the simulated winters measured (0.67-1.18 K), so no reported figure "
-                                "changes; 0: none.")
+                                "threshold of the default ranking on the simulated winters measured (0.67-1.18 K); "
+                                "the baseline's change classes moved (docs/measurements.md); 0: none.")
     warming_sigma_m: float = Field(30.0, ge=0, description="Segments ranked by a statistic: the point changes "
                                    "between the seasons are smoothed over the network with a Gaussian of this "
                                    "sigma (m) before a segment's largest warming is taken (the thermal footprint's "
