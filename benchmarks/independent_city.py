@@ -417,6 +417,8 @@ def main() -> None:
     ap.add_argument("--tirs-sample-m", type=float, default=30.0, help="100: Landsat's thermal samples every 100 m, "
                     "resampled onto the 30 m pixels (as Collection 2 delivers them); 30: every 30 m pixel")
     ap.add_argument("--changes", action="store_true", help="two winters per city, `heattrack screen`: change classes")
+    ap.add_argument("--landsat-alone", action="store_true", help="run on each city's Landsat scene alone (no "
+                    "sentinel2/: the scene's own reflective bands are the optics; benchmarks/landsat_alone.py)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the scenes and runs here")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -436,8 +438,12 @@ def main() -> None:
             if args.changes:
                 row = evaluate_change(city, second_winter(city, seed), seed, base / f"city{seed}", client, sets)
             else:
-                write_scene(city, base / f"city{seed}" / "scene", seed)
-                row = evaluate_city(base / f"city{seed}" / "scene", base / f"city{seed}", client, sets)
+                write_scene(city, scene := base / f"city{seed}" / "scene", seed)
+                if args.landsat_alone:
+                    from landsat_alone import landsat_only_copy
+
+                    scene = landsat_only_copy(scene, base / f"city{seed}" / "alone")
+                row = evaluate_city(scene, base / f"city{seed}", client, sets)
             rows.append({"seed": seed, **row, "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(rows[-1]), flush=True)
     df = pd.DataFrame(rows)

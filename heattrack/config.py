@@ -35,7 +35,9 @@ class InputConfig(_Section):
         "NASA's CMR-STAC or Earth Engine; see the ecostress section) or 'synthetic' (the simulator, settings in "
         "the simulate section; the scene is written to input.input or OUT/scene, with its truth).")
     input: Path | None = Field(None, description="Folder with landsat/ and sentinel2/ (one date pair), or with "
-                               "one such sub-folder per date pair (multi-date run; local source).")
+                               "one such sub-folder per date pair (multi-date run; local source); without those "
+                               "sub-folders the files below it are told apart by name, and a Landsat scene without "
+                               "Sentinel-2 bands is read with its own reflective bands (30 m) as the optics.")
     pipes: Path | None = Field(None, description="District-heating network (GeoJSON, GeoPackage, Shapefile). None "
                                "with the local source: the input folder's own pipes.geojson or pipes.gpkg where it has "
                                "one (the layout `heattrack simulate` writes), resolved when the configuration loads.")

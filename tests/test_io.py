@@ -233,9 +233,8 @@ def test_a_landsat_date_without_a_granule_borrows_the_nearest_dates_optics(small
     assert [str(sc.landsat_date) for sc in scenes] == ["2025-01-15", "2025-01-31"]
     assert scenes[1].sentinel2 == scenes[0].sentinel2 and scenes[1].s2_date == scenes[0].s2_date
     assert "has no sentinel2/: its Landsat date 2025-01-31 is paired with the granule of" in caplog.text
-    shutil.rmtree(tmp_path / "season" / "d1" / "sentinel2")  # no date has a granule: refused as before
-    with pytest.raises(InputError, match="no sentinel2/ subfolder"):
-        discover_local_scenes(tmp_path / "season")
+    shutil.rmtree(tmp_path / "season" / "d1" / "sentinel2")  # no date has a granule: each its own optics
+    assert [sc.optics for sc in discover_local_scenes(tmp_path / "season")] == ["landsat", "landsat"]
 
 
 def test_a_day_split_over_two_products_reads_as_one_mosaic(small_scene, tmp_path):
@@ -353,9 +352,11 @@ def test_jp2_sentinel2_is_accepted(small_scene, tmp_path):
 
 def test_missing_band_and_corrupt_raster(small_scene, tmp_path):
     d = copy_scene(small_scene, tmp_path / "s")
-    qa = next((d / "landsat").glob("*_QA_PIXEL.TIF"))
-    qa.unlink()
-    with pytest.raises(InputError, match="QA_PIXEL"):
+    next((d / "sentinel2").glob("*B08*")).unlink()
+    with pytest.raises(InputError, match="no Sentinel-2 B08 file"):  # a granule given: its bands are required
+        discover_local_scene(d)
+    next((d / "landsat").glob("*_ST_B10.TIF")).unlink()
+    with pytest.raises(InputError, match="no Landsat ST_B10 file"):
         discover_local_scene(d)
     d2 = copy_scene(small_scene, tmp_path / "s2")
     b04 = next((d2 / "sentinel2").glob("*B04*"))
@@ -493,8 +494,6 @@ def test_pipes_gpkg_any_crs_and_ids(small_scene, tmp_path):
 
 
 def test_transient_read_errors_are_retried_with_backoff(small_scene, monkeypatch):
-    import heattrack.io.local as local
-
     scene = discover_local_scene(small_scene)
     fp, crs = scene_footprint(scene)
     b = fp.boundingbox
@@ -507,13 +506,13 @@ def test_transient_read_errors_are_retried_with_backoff(small_scene, monkeypatch
             raise rasterio.errors.RasterioIOError("HTTP 503 (injected)")
         return real_open(*a, **k)
 
-    monkeypatch.setattr(local.rasterio, "open", flaky_open)
+    monkeypatch.setattr(rasterio, "open", flaky_open)
     monkeypatch.setattr("time.sleep", lambda s: sleeps.append(s))
     out = warp_band(scene.landsat["ST_B10"], gb, Resampling.nearest, 0)
     assert out.shape == (50, 50) and (out > 0).any()
     assert sleeps == [0.5, 1.0]
     calls["n"] = -10  # now it keeps failing: a clear error after the last attempt
-    monkeypatch.setattr(local.rasterio, "open", lambda *a, **k: (_ for _ in ()).throw(
+    monkeypatch.setattr(rasterio, "open", lambda *a, **k: (_ for _ in ()).throw(
         rasterio.errors.RasterioIOError("HTTP 503 (injected)")))
     with pytest.raises(InputError, match="cannot read raster"):
         warp_band(scene.landsat["ST_B10"], gb, Resampling.nearest, 0)

@@ -3,11 +3,18 @@
 Layout (the contract other tools write to)::
 
     INPUT/landsat/LC08_L2SP_PPPRRR_YYYYMMDD_yyyymmdd_02_T1_ST_B10.TIF   (required)
-                  ..._QA_PIXEL.TIF                                       (required)
-                  ..._SR_B4.TIF, ..._SR_B5.TIF                           (optional)
-    INPUT/sentinel2/*B04*.tif|jp2, *B08*.tif|jp2 (10 m), *SCL*.tif|jp2 (20 m)               (required)
+                  ..._QA_PIXEL.TIF                                       (expected; without it: a warning)
+                  ..._SR_B4.TIF, ..._SR_B5.TIF                           (optional; coregistration)
+    INPUT/sentinel2/*B04*.tif|jp2, *B08*.tif|jp2 (10 m), *SCL*.tif|jp2 (20 m)               (required for a pair)
                     *B02*, *B03* (10 m), *B05*, *B06*, *B07*, *B8A*, *B11*, *B12* (20 m)     (optional)
                     optional metadata: MTD_MSIL2A.xml or a STAC item *.json
+
+The two subfolders may have other names, or none: where ``INPUT`` has no ``landsat/`` (nor date-pair subfolders
+holding one), the files below it are told apart by their names (Landsat C2L2 product ids, Sentinel-2 band names), so
+a folder as USGS and Copernicus deliver them (``landsat-c2l2/`` + ``sentinel2-l2a/``, or everything in one folder)
+is one scene. A Landsat scene without a Sentinel-2 granule is read with its own reflective bands as the optics
+(``SR_B4`` and ``SR_B5`` required, ``SR_B2``, ``SR_B3``, ``SR_B6``, ``SR_B7`` used where present:
+:mod:`heattrack.io.landsat_optics`): 30 m detail on the 10 m grid, said in a warning and in ``run.json``.
 
 Several products of the same day may share a folder (neighbouring WRS rows: one product id each; neighbouring
 MGRS granules: the tile id, e.g. ``T33UUP``, in every name): they are read as one mosaic, the first product (by
@@ -22,7 +29,6 @@ intact, bilinear for reflectance).
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -30,18 +36,18 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from affine import Affine
 from odc.geo.geobox import GeoBox
-from odc.geo.geom import Geometry, box
+from odc.geo.geom import Geometry
 from rasterio.enums import Resampling
-from rasterio.windows import Window
 
 from heattrack.errors import InputError
 from heattrack.io.data_footprint import valid_data_polygon
-from heattrack.io.rasterread import open_error, warp_band
+from heattrack.io.landsat_optics import LANDSAT_OPTICS_BANDS, QA_FILL_VALUE, landsat_optics, qa_or_clear
+from heattrack.io.rasterread import raster_footprint, warp_band
+from heattrack.io.s2_metadata import parse_date as _parse_date
+from heattrack.io.s2_metadata import s2_offset_and_date
 from heattrack.kernels.calibrate import (
-    s2_boa_offset_for_baseline,
     s2_dn_to_reflectance,
     sr_dn_to_reflectance,
     st_dn_to_kelvin,
@@ -53,17 +59,12 @@ from heattrack.kernels.qa import landsat_clear_mask, landsat_screen_masks, scl_c
 log = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
-LANDSAT_BANDS = {"ST_B10": True, "QA_PIXEL": True, "SR_B4": False, "SR_B5": False}  # band -> required
+LANDSAT_BANDS = {"ST_B10": True, "QA_PIXEL": False, "SR_B4": False, "SR_B5": False}  # band -> required
 S2_BANDS = ("B04", "B08", "SCL")  # required
 #: read when present (20 m bands resampled bilinearly onto the 10 m grid) and the sharpener uses them
 #: (``downscale.dms_bands`` chooses which; a reader reads only those: ``LocalSceneReader.optional_bands``)
 S2_OPTIONAL_BANDS = ("B02", "B03", "B05", "B06", "B07", "B8A", "B11", "B12")
-#: QA_PIXEL value used for pixels outside the scene: the fill bit.
-QA_FILL_VALUE = 1
 _LANDSAT_NAME = re.compile(r"L[COTEM]0\d_L2S[PR]_(\d{6})_(\d{8})_(\d{8})_\d{2}_(T1|T2|RT)", re.I)
-_S2_DATE = re.compile(r"(20\d{6})T\d{6}")
-_S2_BASELINE_NAME = re.compile(r"_N(\d{2})(\d{2})_")
-BASELINE_04_START = date(2022, 1, 25)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,11 @@ class LocalScene:
     #: band maps of further products of the same day (read where the ones before have no data)
     landsat_more: tuple[dict, ...] = ()
     sentinel2_more: tuple[dict, ...] = ()
+
+    @property
+    def optics(self) -> str:
+        """``sentinel2`` (a Landsat + Sentinel-2 pair), or ``landsat``: the scene's own reflective bands (30 m)."""
+        return "sentinel2" if self.sentinel2 else "landsat"
 
     @property
     def date_gap_days(self) -> float | None:
@@ -149,67 +155,50 @@ def _s2_granule(path: Path) -> str | None:
     return m.group(1).upper() if m else None
 
 
-def _parse_date(text: str) -> date | None:
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    except ValueError:
-        return None
+#: a Landsat C2L2 band file (told apart from Sentinel-2's where both lie in one folder)
+_LANDSAT_BAND_FILE = re.compile(r"_(ST_B10|QA_PIXEL|SR_B\d)\.(tif|tiff|jp2)$", re.I)
 
 
-def _s2_metadata(folder: Path, files: list[Path]) -> tuple[float | None, str | None, date | None]:
-    """BOA offset, its source and the sensing date from MTD xml, a STAC item or the file names."""
-    offset, source, when = None, None, None
-    for xml in dict.fromkeys([*sorted(folder.rglob("MTD_MSIL2A.xml")), *sorted(folder.glob("*.xml"))]):
-        text = xml.read_text(errors="ignore")
-        offs = re.findall(r"<BOA_ADD_OFFSET[^>]*>\s*(-?\d+(?:\.\d+)?)\s*<", text)
-        if offs:
-            offset, source = float(offs[0]), f"{xml.name} BOA_ADD_OFFSET"
-        elif (m := re.search(r"<PROCESSING_BASELINE>\s*([\d.]+)\s*<", text)):
-            offset, source = s2_boa_offset_for_baseline(m.group(1)), f"{xml.name} baseline {m.group(1)}"
-        if (m := re.search(r"<(?:PRODUCT_START_TIME|SENSING_TIME)>\s*(\d{4})-(\d{2})-(\d{2})", text)):
-            when = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-    for js in sorted(folder.rglob("*.json")):
-        try:
-            props = json.loads(js.read_text()).get("properties", {})
-        except (json.JSONDecodeError, AttributeError):
-            continue
-        if offset is None:
-            base = props.get("s2:processing_baseline") or props.get("processing:version")
-            if base is not None:
-                offset, source = s2_boa_offset_for_baseline(str(base)), f"{js.name} baseline {base}"
-        if when is None and isinstance(props.get("datetime"), str):
-            when = _parse_date(props["datetime"][:10].replace("-", ""))
-    names = " ".join(p.name for p in files)
-    if offset is None and (m := _S2_BASELINE_NAME.search(names)):
-        base = f"{m.group(1)}.{m.group(2)}"
-        offset, source = s2_boa_offset_for_baseline(base), f"file name baseline {base}"
-    if when is None and (m := _S2_DATE.search(names)):
-        when = _parse_date(m.group(1))
-    return offset, source, when
+def _is_landsat_file(path: Path) -> bool:
+    return bool(_LANDSAT_BAND_FILE.search(path.name))
 
 
-def discover_local_scene(input_dir: Path, s2_dir: Path | None = None) -> LocalScene:
+def discover_local_scene(input_dir: Path, s2_dir: Path | None = None, by_name: bool = False) -> LocalScene:
     """Find the bands of the ``local`` layout in ``input_dir`` (raises :class:`InputError` with the reason);
-    ``s2_dir``: the Sentinel-2 folder of another date (a date without a granule of its own)."""
+    ``s2_dir``: the Sentinel-2 folder of another date (a date without a granule of its own); ``by_name``: the files
+    anywhere below ``input_dir``, told apart by their names (no ``landsat/`` and ``sentinel2/`` subfolders). Without
+    Sentinel-2 bands the scene's own reflective bands are its optics (:attr:`LocalScene.optics`)."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise InputError(f"input folder {input_dir} does not exist")
-    ls_dir, s2_dir = input_dir / "landsat", Path(s2_dir) if s2_dir is not None else input_dir / "sentinel2"
-    for d in (ls_dir, s2_dir):
-        if not d.is_dir():
-            raise InputError(f"input folder {input_dir} has no {d.name}/ subfolder")
-    ls_files, s2_files = _rasters(ls_dir), _rasters(s2_dir)
+    ls_dir = input_dir if by_name else input_dir / "landsat"
+    s2_dir = Path(s2_dir) if s2_dir is not None else input_dir if by_name else input_dir / "sentinel2"
+    if not ls_dir.is_dir():
+        raise InputError(f"input folder {input_dir} has no landsat/ subfolder")
+    ls_files = [p for p in _rasters(ls_dir) if not by_name or _is_landsat_file(p)]
+    s2_files = [p for p in _rasters(s2_dir) if not _is_landsat_file(p)] if s2_dir.is_dir() else []
     found = {b: _find_all(ls_files, re.compile(rf"_{b}\.(tif|tiff|jp2)$", re.I), f"Landsat {b}", ls_dir, req)
-             for b, req in LANDSAT_BANDS.items()}
+             for b, req in {**LANDSAT_BANDS, **dict.fromkeys(LANDSAT_OPTICS_BANDS, False)}.items()}
     ls_maps = _products(ls_dir, found, _landsat_product, "Landsat")
-    found = {b: _finest(_find_all(s2_files, re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I), f"Sentinel-2 {b}",
-                                  s2_dir, b in S2_BANDS)) for b in (*S2_BANDS, *S2_OPTIONAL_BANDS)}
-    s2_maps = _products(s2_dir, found, _s2_granule, "Sentinel-2")
-    ls_required = [b for b, r in LANDSAT_BANDS.items() if r]
-    for maps, req, what in ((ls_maps, ls_required, "Landsat"), (s2_maps, S2_BANDS, "Sentinel-2")):
+    named = {b: re.compile(rf"(^|[_\-.]){b}([_\-.]|$)", re.I) for b in (*S2_BANDS, *S2_OPTIONAL_BANDS)}
+    # a pair where a sentinel2/ folder is given (its bands then required), or where files below carry its band names
+    pair = s2_dir.is_dir() and (not by_name or any(named[b].search(p.name) for b in S2_BANDS for p in s2_files))
+    found = {b: _finest(_find_all(s2_files, pat, f"Sentinel-2 {b}", s2_dir, pair and b in S2_BANDS))
+             for b, pat in named.items()}
+    s2_maps = _products(s2_dir, found, _s2_granule, "Sentinel-2") if pair else [{}]
+    ls_required = [b for b, r in LANDSAT_BANDS.items() if r] + ([] if pair else ["SR_B4", "SR_B5"])
+    for maps, req, what in ((ls_maps, ls_required, "Landsat"), (s2_maps, S2_BANDS if pair else (), "Sentinel-2")):
         if any(b not in maps[0] for b in req):
-            raise InputError(f"{input_dir}: the {what} products do not all have the bands {', '.join(req)}")
+            raise InputError(f"{input_dir}: the {what} products do not all have the bands {', '.join(req)}"
+                             + ("" if pair else " (no Sentinel-2 granule: the scene's own red and NIR are its optics)"))
+    if pair:  # the reflective bands beyond red and NIR are Sentinel-2's
+        ls_maps = [{b: p for b, p in m.items() if b in LANDSAT_BANDS} for m in ls_maps]
+    else:
+        log.warning("%s: no Sentinel-2 granule; the Landsat scene's own reflective bands (30 m) are the optics",
+                    input_dir)
     landsat, sentinel2 = ls_maps[0], s2_maps[0]
+    if "QA_PIXEL" not in landsat:
+        log.warning("%s: no QA_PIXEL beside ST_B10: clouds, their shadows and water are not screened", input_dir)
     dates = {(m.group(2) if (m := _LANDSAT_NAME.search(lm["ST_B10"].name)) else None) for lm in ls_maps}
     if len(dates) > 1:
         raise InputError(f"{ls_dir}: Landsat products of several dates ({', '.join(sorted(map(str, dates)))}); "
@@ -219,17 +208,8 @@ def discover_local_scene(input_dir: Path, s2_dir: Path | None = None) -> LocalSc
     ls_date = _parse_date(m.group(2)) if m else None
     if ls_date is None:
         log.warning("%s: acquisition date not found in the product name", landsat["ST_B10"].name)
-    offset, source, s2_date = _s2_metadata(s2_dir, list(sentinel2.values()))
-    if offset is None:
-        if s2_date is not None:
-            offset = -1000.0 if s2_date >= BASELINE_04_START else 0.0
-            source = f"sensing date {s2_date} (no baseline metadata)"
-        elif ls_date is not None:  # a pair is days apart; the baseline changed once, on 2022-01-25
-            offset = -1000.0 if ls_date >= BASELINE_04_START else 0.0
-            source = f"the Landsat date {ls_date} (no Sentinel-2 baseline metadata or date)"
-        else:
-            offset, source = 0.0, "default 0 (no baseline metadata, no date)"
-        log.warning("Sentinel-2 BOA offset %s taken from %s", offset, source)
+    offset, source, s2_date = s2_offset_and_date(s2_dir, list(sentinel2.values()), ls_date) if pair \
+        else (0.0, "no Sentinel-2", None)
     return LocalScene(landsat, sentinel2, product, ls_date, s2_date, float(offset), str(source),
                       tuple(ls_maps[1:]), tuple(s2_maps[1:]))
 
@@ -244,8 +224,10 @@ def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list
         return [discover_local_scene(input_dir)]
     subs = sorted(p for p in input_dir.iterdir() if p.is_dir() and (p / "landsat").is_dir())
     if not subs:
-        raise InputError(f"input folder {input_dir} has no landsat/ and sentinel2/ subfolders, nor date-pair "
-                         "subfolders that hold them")
+        if any(p.name.upper().endswith(("_ST_B10.TIF", "_ST_B10.TIFF")) for p in _rasters(input_dir)):
+            return [discover_local_scene(input_dir, by_name=True)]  # the scene's files, in any folders below
+        raise InputError(f"input folder {input_dir} holds no Landsat C2L2 scene (no *_ST_B10.TIF below it, no "
+                         "landsat/ and sentinel2/ subfolders, nor date-pair subfolders that hold them)")
     own = {p: discover_local_scene(p) for p in subs if (p / "sentinel2").is_dir()}
     paired = dict(own)
     for p in (p for p in subs if p not in own and own):  # a Landsat date without a granule of its own
@@ -270,54 +252,14 @@ def _landsat_date_in(folder: Path) -> date | None:
     return None
 
 
-def _probe(src) -> None:
-    """Decode a little of band 1 to catch a truncated or corrupt file when the run is planned, not in a tile task:
-    the coarsest view when the file has overviews, else its first block and the block stored last in the file (an
-    interrupted download loses the tail). A decimated read of a file without overviews decodes all of it (~50 ms for
-    a 10 m band of a granule, serial in the plan for every raster of every date)."""
-    h, w = src.height, src.width
-    if src.overviews(1):
-        src.read(1, out_shape=(min(h, 32), min(w, 32)))
-        return
-    bh, bw = (min(v, n) for v, n in zip(src.block_shapes[0], (h, w)))
-    for r0, c0 in ((0, 0), _last_stored_block(src, bh, bw)):
-        src.read(1, window=Window(c0, r0, min(bw, w - c0), min(bh, h - r0)))
-
-
-def _last_stored_block(src, bh: int, bw: int) -> tuple[int, int]:
-    """Pixel row and column of the block whose data comes last in the file: from a GeoTIFF's block offsets (GDAL's
-    TIFF metadata; writers flush blocks in any order), else the bottom-right block."""
-    nby, nbx = -(-src.height // bh), -(-src.width // bw)
-    last = ((nby - 1) * bh, (nbx - 1) * bw)
-    if src.driver != "GTiff" or nbx * nby > 4096:
-        return last
-    offsets = [(int(src.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=1) or 0), j * bh, i * bw)
-               for j in range(nby) for i in range(nbx)]
-    best = max(offsets)
-    return best[1:] if best[0] > 0 else last
-
-
-def raster_footprint(path: Path) -> tuple[Geometry, str]:
-    """Footprint polygon and CRS (as 'EPSG:n' or WKT) of a raster; checks that it is georeferenced."""
-    try:
-        with rasterio.open(path) as src:
-            _probe(src)
-            if src.crs is None:
-                raise InputError(f"raster {path} has no CRS (not georeferenced)")
-            crs = src.crs.to_string()
-            return box(*src.bounds, crs), crs
-    except InputError:
-        raise
-    except Exception as exc:  # rasterio raises RasterioIOError, CPLE_* errors for broken files
-        raise open_error(path, exc) from None
-
-
 def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
     """Area covered by both sensors where they hold data (in the Landsat CRS; :func:`valid_data_polygon`: not the
     fill of a scene's corners or of a granule at its orbit's edge) and the Landsat CRS; validates every raster."""
     _, crs = raster_footprint(scene.landsat["ST_B10"])
     fp = None
     for maps in ((scene.landsat, *scene.landsat_more), (scene.sentinel2, *scene.sentinel2_more)):
+        if not maps[0]:  # no Sentinel-2 granule: the Landsat scene's own optics
+            continue
         covered = None  # where one product of the sensor has every band
         for m in maps:
             part = None
@@ -401,7 +343,7 @@ class LocalSceneReader:
         scene has no SR_B5 or coregistration is off). ``dx_m``/``dy_m``: east/north offset of Landsat features.
         ``nir_fine``: Sentinel-2 NIR reflectance already read on ``geobox`` (saves a second read)."""
         ls = self.scene.landsat
-        if not self.coreg.enabled or "SR_B5" not in ls:
+        if not self.coreg.enabled or "SR_B5" not in ls or not self.scene.sentinel2:  # (no granule: one sensor)
             return None
         h, w = (geobox.shape.y // 3) * 3, (geobox.shape.x // 3) * 3
         gb30 = geobox[:h, :w].zoom_out(3)
@@ -419,7 +361,15 @@ class LocalSceneReader:
         ok = sh.peak >= self.coreg.min_peak and self.coreg.min_shift_m <= size <= self.coreg.max_shift_m
         return {"dx_m": round(dx_m, 2), "dy_m": round(dy_m, 2), "peak": round(sh.peak, 3), "applied": bool(ok)}
 
+    def _qa(self, geobox: GeoBox, st: np.ndarray) -> np.ndarray:
+        """QA_PIXEL on ``geobox`` (``st``: ST_B10 there), or clear wherever ST_B10 has data for a scene without it."""
+        has_qa = "QA_PIXEL" in self.scene.landsat
+        return qa_or_clear(self._warp("landsat", "QA_PIXEL", geobox, Resampling.nearest, QA_FILL_VALUE)
+                           if has_qa else None, st)
+
     def read(self, geobox: GeoBox) -> TileInputs:
+        if not self.scene.sentinel2:
+            return self._read_landsat_alone(geobox)
         off = self.scene.s2_boa_offset
         red = s2_dn_to_reflectance(self._warp("sentinel2", "B04", geobox, Resampling.bilinear, 0), off)
         nir = s2_dn_to_reflectance(self._warp("sentinel2", "B08", geobox, Resampling.bilinear, 0), off)
@@ -429,12 +379,7 @@ class LocalSceneReader:
             # Landsat features sit (dx, dy) m from where Sentinel-2 has them: read Landsat there
             ls_box = GeoBox(geobox.shape, Affine.translation(coreg["dx_m"], coreg["dy_m"]) @ geobox.affine,
                             geobox.crs)
-        st = self._warp("landsat", "ST_B10", ls_box, Resampling.nearest, 0)
-        qa = self._warp("landsat", "QA_PIXEL", ls_box, Resampling.nearest, QA_FILL_VALUE)
-        lst = st_dn_to_kelvin(st)
-        screened, water = landsat_screen_masks(qa, self.mask_water)
-        water_lst = np.where(water, lst, np.nan) if water.any() else None
-        lst[~screened] = np.nan
+        lst, screened, water_lst = self._landsat_lst(ls_box)
         scl = self._warp("sentinel2", "SCL", geobox, Resampling.nearest, 0)
         bands = {"B04": red, "B08": nir}
         for b in self.optional_bands:
@@ -443,8 +388,25 @@ class LocalSceneReader:
         return TileInputs(lst, red, nir, scl_clear_mask(scl, mask_water=self.mask_water), coreg, bands,
                           water_lst=water_lst)
 
+    def _landsat_lst(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """LST (K, NaN where not screened), the screened mask and the clear water's LST (None: no water)."""
+        st = self._warp("landsat", "ST_B10", geobox, Resampling.nearest, 0)
+        lst = st_dn_to_kelvin(st)
+        screened, water = landsat_screen_masks(self._qa(geobox, st), self.mask_water)
+        water_lst = np.where(water, lst, np.nan) if water.any() else None
+        lst[~screened] = np.nan
+        return lst, screened, water_lst
+
+    def _read_landsat_alone(self, geobox: GeoBox) -> TileInputs:
+        """A scene without a Sentinel-2 granule: its own reflective bands are the optics (30 m, no coregistration),
+        usable where the thermal pixel is screened and red and NIR hold data."""
+        lst, screened, water_lst = self._landsat_lst(geobox)
+        bands = landsat_optics(self._warp, geobox, self.scene.landsat, self.optional_bands)
+        red, nir = bands["B04"], bands["B08"]
+        return TileInputs(lst, red, nir, screened & np.isfinite(red) & np.isfinite(nir), None, bands,
+                          water_lst=water_lst)
+
     def clear_fraction(self, geobox: GeoBox) -> float:
         """Share of clear, non-fill Landsat thermal pixels on ``geobox`` (use a coarse one for a quick check)."""
         st = self._warp("landsat", "ST_B10", geobox, Resampling.nearest, 0)
-        qa = self._warp("landsat", "QA_PIXEL", geobox, Resampling.nearest, QA_FILL_VALUE)
-        return float(((st != 0) & landsat_clear_mask(qa)).mean())
+        return float(((st != 0) & landsat_clear_mask(self._qa(geobox, st))).mean())

@@ -28,6 +28,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from odc.geo.geobox import GeoBox
+from odc.geo.geom import Geometry, box
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
@@ -274,4 +275,46 @@ def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float,
                         on_give_up=lambda exc: open_error(path, exc))
 
 
-__all__ = ["aligned_index", "gdal_options", "open_error", "warp_band"]
+def _probe(src) -> None:
+    """Decode a little of band 1 to catch a truncated or corrupt file when the run is planned, not in a tile task:
+    the coarsest view when the file has overviews, else its first block and the block stored last in the file (an
+    interrupted download loses the tail). A decimated read of a file without overviews decodes all of it (~50 ms for
+    a 10 m band of a granule, serial in the plan for every raster of every date)."""
+    h, w = src.height, src.width
+    if src.overviews(1):
+        src.read(1, out_shape=(min(h, 32), min(w, 32)))
+        return
+    bh, bw = (min(v, n) for v, n in zip(src.block_shapes[0], (h, w)))
+    for r0, c0 in ((0, 0), _last_stored_block(src, bh, bw)):
+        src.read(1, window=Window(c0, r0, min(bw, w - c0), min(bh, h - r0)))
+
+
+def _last_stored_block(src, bh: int, bw: int) -> tuple[int, int]:
+    """Pixel row and column of the block whose data comes last in the file: from a GeoTIFF's block offsets (GDAL's
+    TIFF metadata; writers flush blocks in any order), else the bottom-right block."""
+    nby, nbx = -(-src.height // bh), -(-src.width // bw)
+    last = ((nby - 1) * bh, (nbx - 1) * bw)
+    if src.driver != "GTiff" or nbx * nby > 4096:
+        return last
+    offsets = [(int(src.get_tag_item(f"BLOCK_OFFSET_{i}_{j}", "TIFF", bidx=1) or 0), j * bh, i * bw)
+               for j in range(nby) for i in range(nbx)]
+    best = max(offsets)
+    return best[1:] if best[0] > 0 else last
+
+
+def raster_footprint(path: Path) -> tuple[Geometry, str]:
+    """Footprint polygon and CRS (as 'EPSG:n' or WKT) of a raster; checks that it is georeferenced."""
+    try:
+        with rasterio.open(path) as src:
+            _probe(src)
+            if src.crs is None:
+                raise InputError(f"raster {path} has no CRS (not georeferenced)")
+            crs = src.crs.to_string()
+            return box(*src.bounds, crs), crs
+    except InputError:
+        raise
+    except Exception as exc:  # rasterio raises RasterioIOError, CPLE_* errors for broken files
+        raise open_error(path, exc) from None
+
+
+__all__ = ["aligned_index", "gdal_options", "open_error", "raster_footprint", "warp_band"]

@@ -82,7 +82,20 @@ def plan_run(cfg: Config) -> RunPlan:
             warnings.append(f"Landsat ({sc.landsat_date}) and Sentinel-2 ({sc.s2_date}) dates are {gap:.0f} days "
                             f"apart (> max_date_gap_days = {cfg.input.max_date_gap_days:g}): land cover may have "
                             "changed")
-    return finish_plan(cfg, scenes, pipes, grid, warnings, readers=readers)
+    return finish_plan(cfg, scenes, pipes, grid, warnings + landsat_alone_warnings(scenes), readers=readers)
+
+
+def landsat_alone_warnings(scenes: list) -> list[str]:
+    """What a run of Landsat scenes without a Sentinel-2 granule or without QA_PIXEL must say (run.json, report)."""
+    out = []
+    for sc in scenes:
+        if getattr(sc, "optics", "sentinel2") == "landsat":
+            out.append(f"Landsat scene {sc.landsat_product}: no Sentinel-2 granule; its own reflective bands are the "
+                       "optics, so the 10 m LST has 30 m detail")
+        if "QA_PIXEL" not in getattr(sc, "landsat", {"QA_PIXEL": None}):
+            out.append(f"Landsat scene {sc.landsat_product}: no QA_PIXEL; clouds, their shadows and water are not "
+                       "screened (only ST_B10's fill)")
+    return out
 
 
 def _layout(cfg: Config, footprints: list) -> tuple[TileGrid, gpd.GeoDataFrame]:
@@ -130,8 +143,9 @@ def _plan_mixed(cfg: Config) -> RunPlan:
     clear = [r.clear_fraction(coarse) for _, r in pairs]
     if max(clear) <= 0.0:
         raise NoDataError("no date of the mixed input has a clear, valid thermal pixel over the AOI")
-    warnings = list(dropped) + psf_warnings(thermal) + [f"{sc.landsat_product}: no clear pixel over the AOI (date kept, adds no evidence)"
-                                for (sc, _), cf in zip(pairs, clear) if cf <= 0.0]
+    warnings = list(dropped) + psf_warnings(thermal) + landsat_alone_warnings(landsat) + [
+        f"{sc.landsat_product}: no clear pixel over the AOI (date kept, adds no evidence)"
+        for (sc, _), cf in zip(pairs, clear) if cf <= 0.0]
     if any(sc.stated_m <= cfg.thermal.fine_m for sc in thermal):
         warnings.append("a fine thermal raster mixed with Landsat is ranked with the Landsat-scale windows "
                         "(segments.buffer_m, detect.rank_window_m); screen it on its own for its finest ranking")

@@ -249,9 +249,11 @@ def _source_lines(inputs: dict) -> tuple[str, str]:
                 "A thermal raster resolves a leak plume as far as its footprint allows (ECOSTRESS: 70 m, a 20 m "
                 "plume keeps about a seventh of its peak); the rank says where to look first, it does not prove a "
                 "leak (warm vents, roads and buildings near pipes rank too).")
+    optics = (f"Sentinel-2 {inputs.get('sentinel2_date')} (gap {inputs.get('date_gap_days')} days)"
+              if inputs.get("optics", "sentinel2") == "sentinel2" else
+              "its own reflective bands as the optics (no Sentinel-2 granule: 30 m detail on the 10 m grid)")
     return (f"Landsat product <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
-            f"({inputs.get('landsat_date')}), Sentinel-2 {inputs.get('sentinel2_date')} "
-            f"(gap {inputs.get('date_gap_days')} days).",
+            f"({inputs.get('landsat_date')}), {optics}.",
             "Landsat's thermal band carries ~100 m information; a 30 m leak plume is diluted about tenfold "
             "in it, so risk ranks where to look first, it does not prove a leak.")
 

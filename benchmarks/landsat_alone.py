@@ -1,0 +1,98 @@
+"""A Landsat scene on its own (no Sentinel-2 granule: its 30 m reflective bands are the optics) against the Landsat +
+Sentinel-2 pair, on held-out simulator-family members, each beside the simple baseline ranking.
+
+    .venv/bin/python benchmarks/landsat_alone.py --json benchmarks/results/landsat_alone.json
+
+For each member (default 100-111, never tuned on): simulate the city, then run the default chain and
+``detect.method: baseline`` on the pair (``landsat/`` + ``sentinel2/``) and on the Landsat scene alone (``landsat/``
+only: SR_B2-B7 read bilinearly onto the 10 m grid under Sentinel-2's band names). Reports the 10 m LST RMSE gain over
+bilinear (the truth's 10 m LST; each run on its own valid pixels: SCL-clear for the pair, QA-clear for Landsat alone),
+segment ROC-AUC and the share of sensor-visible leaks (footprint peak >= 0.7 K) in the top 5 % of segments; the
+difference of the two Landsat-alone rankings paired per member (DeLong).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from family import VISIBLE_K, leak_ranks  # benchmarks/ is the script's folder
+from heldout import heldout_parser, overrides, paired_columns, pooled_difference, spec_overrides, workspace
+
+from heattrack.config import load_config
+from heattrack.evaluate import compare_rankings, evaluate_run
+from heattrack.orchestration.run import run
+from heattrack.simulate import family_spec, simulate_scene
+
+RUNS = (("pair", "default"), ("pair", "baseline"), ("alone", "default"), ("alone", "baseline"))
+
+
+def landsat_only_copy(scene: Path, dst: Path) -> Path:
+    """``dst`` with the scene's ``landsat/``, pipes and truth (links), no ``sentinel2/``."""
+    dst.mkdir(parents=True)
+    for name in ("landsat", "truth", "pipes.geojson"):
+        (dst / name).symlink_to((scene / name).resolve())
+    return dst
+
+
+def main() -> None:
+    ap = heldout_parser(__doc__, 12)
+    args = ap.parse_args()
+    rows = []
+    t0 = time.perf_counter()
+    with workspace() as (tmp, client):
+        for m in args.members:
+            scene = Path(tmp) / f"m{m}"
+            simulate_scene(scene, family_spec(m, size_km=args.size_km, **spec_overrides(args)))
+            inputs = {"pair": scene, "alone": landsat_only_copy(scene, Path(tmp) / f"m{m}-alone")}
+            row: dict = {"member": m}
+            for optics, method in RUNS:
+                over = overrides(args) if method == "default" else {"detect.method": "baseline"}
+                cfg = load_config(None, {"input.input": inputs[optics], "input.pipes": scene / "pipes.geojson",
+                                         **over})
+                out = Path(tmp) / f"out{m}-{optics}-{method}"
+                run(cfg, out, client=client)
+                ev = evaluate_run(scene, out)
+                vis = (lr := leak_ranks(scene, out))[lr["peak_k"] >= VISIBLE_K]
+                key = f"{optics}_{method}"
+                row[f"{key}_auc"] = ev["detection"]["roc_auc"]
+                row[f"{key}_visible_top5"] = float((vis["rank_share"] <= 0.05).mean()) if len(vis) else float("nan")
+                row[f"{key}_n_visible"] = int(len(vis))
+                if method == "default":
+                    row[f"{optics}_lst_gain"] = ev["downscaling"]["rmse_ratio_bilinear_over_sharpened"]
+                    row[f"{optics}_methods"] = sorted({t["sharpen"].get("method") for t in json.loads(
+                        (out / "run.json").read_text())["tile_summaries"].values()})
+            row.update(paired_columns(compare_rankings(scene, Path(tmp) / f"out{m}-alone-default",
+                                                       Path(tmp) / f"out{m}-alone-baseline")))
+            rows.append(row)
+            print(f"member {m}: LST gain pair {row['pair_lst_gain']:.2f}x, alone {row['alone_lst_gain']:.2f}x "
+                  f"({'/'.join(row['alone_methods'])}); AUC pair {row['pair_default_auc']:.3f} (baseline "
+                  f"{row['pair_baseline_auc']:.3f}), alone {row['alone_default_auc']:.3f} (baseline "
+                  f"{row['alone_baseline_auc']:.3f})", flush=True)
+    df = pd.DataFrame(rows)
+    summary = {"members": [int(m) for m in df["member"]], "size_km": args.size_km,
+               "seconds": round(time.perf_counter() - t0)}
+    print(f"\n{len(df)} held-out members ({summary['seconds']} s)")
+    for col in ("pair_lst_gain", "alone_lst_gain", *(f"{o}_{m}_auc" for o, m in RUNS)):
+        summary[col] = {"mean": float(df[col].mean()), "worst": float(df[col].min())}
+        print(f"{col:24s} mean {df[col].mean():.3f}  worst {df[col].min():.3f}")
+    for o, m in RUNS:
+        hits = float((df[f"{o}_{m}_visible_top5"].fillna(0) * df[f"{o}_{m}_n_visible"]).sum())
+        n = int(df[f"{o}_{m}_n_visible"].sum())
+        summary[f"{o}_{m}_visible_top5_pooled"] = {"hits": int(round(hits)), "n": n, "share": hits / max(n, 1)}
+        print(f"{o} {m}: visible leaks in the top 5 % pooled {hits / max(n, 1):.3f} ({hits:.0f} of {n})")
+    summary["alone_default_above_baseline"] = int((df["alone_default_auc"] > df["alone_baseline_auc"]).sum())
+    summary["alone_below_1x"] = int((df["alone_lst_gain"] < 1.0).sum())
+    summary["alone_minus_baseline_paired"] = pooled_difference(df)
+    print(f"Landsat alone: default above the baseline on {summary['alone_default_above_baseline']} of {len(df)}; "
+          f"sharpening below 1.0x on {summary['alone_below_1x']}")
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "members": json.loads(df.to_json(orient="records"))},
+                                        indent=1, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
+
+
+if __name__ == "__main__":
+    main()

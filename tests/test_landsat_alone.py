@@ -1,0 +1,110 @@
+"""Scenes as the agencies deliver them: folders named otherwise than ``landsat/`` and ``sentinel2/`` (or none), and a
+Landsat scene without a Sentinel-2 granule (its own reflective bands as the optics) or without QA_PIXEL."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import rasterio
+from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
+from typer.testing import CliRunner
+
+from heattrack.cli import app
+from heattrack.errors import InputError
+from heattrack.io.local import LocalSceneReader, discover_local_scenes, scene_footprint, warp_band
+from heattrack.kernels.calibrate import sr_dn_to_reflectance, st_dn_to_kelvin
+
+runner = CliRunner()
+
+
+def _flat(src, dst, landsat_only: bool = False, drop: tuple[str, ...] = ()):
+    """The scene's rasters in one folder (Sentinel-2's too unless ``landsat_only``), without the bands in ``drop``."""
+    dst.mkdir(parents=True)
+    subs = ("landsat",) if landsat_only else ("landsat", "sentinel2")
+    for f in (f for sub in subs for f in (src / sub).iterdir()):
+        if not any(f"_{b}." in f.name for b in drop):
+            shutil.copy(f, dst / f.name)
+    return dst
+
+
+def _box(scene):
+    b = scene_footprint(scene)[0].boundingbox
+    return GeoBox.from_bbox((b.left + 600, b.bottom + 600, b.left + 1200, b.bottom + 1200), b.crs, resolution=10)
+
+
+def test_delivered_folder_names_and_a_flat_folder_read_as_the_layout(small_scene, tmp_path):
+    """``landsat-c2l2/`` + ``sentinel2-l2a/`` (the layout of ../shared/data/real/rio-tiler-pds) and all files in one
+    folder: the files are told apart by name and read exactly as the ``landsat/`` + ``sentinel2/`` layout."""
+    ref = discover_local_scenes(small_scene)[0]
+    named = tmp_path / "named"
+    shutil.copytree(small_scene / "landsat", named / "landsat-c2l2")
+    shutil.copytree(small_scene / "sentinel2", named / "sentinel2-l2a")
+    for folder in (named, _flat(small_scene, tmp_path / "flat")):
+        (sc,) = discover_local_scenes(folder)
+        assert sc.optics == "sentinel2" and sc.landsat_product == ref.landsat_product
+        assert {b: p.name for b, p in sc.landsat.items()} == {b: p.name for b, p in ref.landsat.items()}
+        assert {b: p.name for b, p in sc.sentinel2.items()} == {b: p.name for b, p in ref.sentinel2.items()}
+        assert (sc.s2_boa_offset, sc.s2_date) == (ref.s2_boa_offset, ref.s2_date)
+        got, want = LocalSceneReader(sc).read(_box(sc)), LocalSceneReader(ref).read(_box(ref))
+        np.testing.assert_array_equal(got.lst, want.lst)
+        np.testing.assert_array_equal(got.red, want.red)
+    (tmp_path / "none").mkdir()
+    shutil.copytree(small_scene / "sentinel2", tmp_path / "none" / "s2")
+    with pytest.raises(InputError, match="holds no Landsat C2L2 scene"):
+        discover_local_scenes(tmp_path / "none")
+
+
+def test_a_landsat_scene_alone_is_read_with_its_own_reflective_bands(small_scene, tmp_path):
+    (sc,) = discover_local_scenes(_flat(small_scene, tmp_path / "ls", landsat_only=True))
+    assert sc.optics == "landsat" and sc.s2_date is None and sc.date_gap_days is None
+    assert {"SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"} <= set(sc.landsat)
+    gb = _box(sc)
+    got = LocalSceneReader(sc).read(gb)
+    assert got.coregistration is None and set(got.bands) == {"B02", "B03", "B04", "B08", "B11", "B12"}
+    want_red = sr_dn_to_reflectance(warp_band(sc.landsat["SR_B4"], gb, Resampling.bilinear, 0))
+    np.testing.assert_array_equal(got.red, want_red)
+    assert got.optical_clear.mean() > 0.5 and not (got.optical_clear & ~np.isfinite(got.lst)).any()
+    # the reader reads only the predictors the sharpener asks for
+    only = LocalSceneReader(sc, optional_bands=("B11",)).read(gb)
+    assert set(only.bands) == {"B04", "B08", "B11"}
+    # a pair read from the same folder keeps Sentinel-2's bands: the Landsat SR bands beyond red and NIR are not read
+    (pair,) = discover_local_scenes(small_scene)
+    assert set(pair.landsat) == {"ST_B10", "QA_PIXEL", "SR_B4", "SR_B5"}
+    with pytest.raises(InputError, match=r"SR_B4, SR_B5 \(no Sentinel-2 granule"):  # red and NIR: the minimum
+        discover_local_scenes(_flat(small_scene, tmp_path / "bare", landsat_only=True, drop=("SR_B5",)))
+
+
+def test_a_scene_without_qa_pixel_keeps_every_thermal_pixel_with_data(small_scene, tmp_path, caplog):
+    folder = _flat(small_scene, tmp_path / "noqa", drop=("QA_PIXEL",))
+    with caplog.at_level("WARNING"):
+        (sc,) = discover_local_scenes(folder)
+    assert "QA_PIXEL" not in sc.landsat and "no QA_PIXEL beside ST_B10" in caplog.text
+    gb = _box(sc)
+    got = LocalSceneReader(sc).read(gb)
+    st = warp_band(sc.landsat["ST_B10"], gb, Resampling.nearest, 0)
+    np.testing.assert_array_equal(np.isfinite(got.lst), st != 0)
+    np.testing.assert_allclose(got.lst[st != 0], st_dn_to_kelvin(st)[st != 0])
+    assert LocalSceneReader(sc).clear_fraction(gb) == pytest.approx(float((st != 0).mean()))
+
+
+def test_run_on_a_landsat_crop_as_usgs_delivers_it(small_scene, tmp_path):
+    """The Momotombo layout: one folder of ``LC08_L2SP_..._SR_B2..B7`` and ``ST_B10`` (no QA_PIXEL, no Sentinel-2).
+    The run completes, meets the output contract and says twice what it could not do."""
+    folder = _flat(small_scene, tmp_path / "crop", landsat_only=True, drop=("QA_PIXEL",))
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["run", "--input", str(folder), "--pipes", str(small_scene / "pipes.geojson"),
+                              "--out", str(out), "--tile-km", "1.5", "--n-workers", "2"])
+    assert res.exit_code == 0, res.output
+    assert "no Sentinel-2 granule" in res.output and "no QA_PIXEL" in res.output
+    info = json.loads((out / "run.json").read_text())
+    assert info["inputs"]["optics"] == "landsat" and info["inputs"]["sentinel2_date"] is None
+    assert sum("no Sentinel-2 granule" in w for w in info["warnings"]) == 1
+    assert {t["sharpen"]["method"] for t in info["tile_summaries"].values()} <= {"dms", "tsharp", "bilinear"}
+    for name in ("lst_10m.tif", "risk_10m.tif"):
+        with rasterio.open(out / name) as src:
+            assert np.isfinite(src.read(1)).mean() > 0.5
+    feats = json.loads((out / "segments.geojson").read_text())["features"]
+    assert sum(f["properties"]["status"] == "ok" for f in feats) > 0.5 * len(feats)
+    assert "its own reflective bands as the optics" in (out / "report" / "index.html").read_text()
