@@ -90,8 +90,9 @@ def main() -> None:
     print(f"Landsat alone: default above the baseline on {summary['alone_default_above_baseline']} of {len(df)}; "
           f"sharpening below 1.0x on {summary['alone_below_1x']}")
     if args.json:
-        args.json.write_text(json.dumps({"summary": summary, "members": json.loads(df.to_json(orient="records"))},
-                                        indent=1, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
+        members = [{k: v.item() if isinstance(v, np.generic) else v for k, v in r.items()} for r in rows]  # exact
+        args.json.write_text(json.dumps({"summary": summary, "members": members}, indent=1,
+                                        default=lambda v: v.item() if isinstance(v, np.generic) else str(v)))
 
 
 if __name__ == "__main__":

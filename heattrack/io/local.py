@@ -191,14 +191,9 @@ def discover_local_scene(input_dir: Path, s2_dir: Path | None = None, by_name: b
         if any(b not in maps[0] for b in req):
             raise InputError(f"{input_dir}: the {what} products do not all have the bands {', '.join(req)}"
                              + ("" if pair else " (no Sentinel-2 granule: the scene's own red and NIR are its optics)"))
-    if pair:  # the reflective bands beyond red and NIR are Sentinel-2's
+    if pair:  # the reflective bands beyond red and NIR are Sentinel-2's (the plan warns of a scene alone)
         ls_maps = [{b: p for b, p in m.items() if b in LANDSAT_BANDS} for m in ls_maps]
-    else:
-        log.warning("%s: no Sentinel-2 granule; the Landsat scene's own reflective bands (30 m) are the optics",
-                    input_dir)
     landsat, sentinel2 = ls_maps[0], s2_maps[0]
-    if "QA_PIXEL" not in landsat:
-        log.warning("%s: no QA_PIXEL beside ST_B10: clouds, their shadows and water are not screened", input_dir)
     dates = {(m.group(2) if (m := _LANDSAT_NAME.search(lm["ST_B10"].name)) else None) for lm in ls_maps}
     if len(dates) > 1:
         raise InputError(f"{ls_dir}: Landsat products of several dates ({', '.join(sorted(map(str, dates)))}); "
