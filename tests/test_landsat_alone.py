@@ -52,7 +52,11 @@ def test_delivered_folder_names_and_a_flat_folder_read_as_the_layout(small_scene
         np.testing.assert_array_equal(got.red, want.red)
     (tmp_path / "none").mkdir()
     shutil.copytree(small_scene / "sentinel2", tmp_path / "none" / "s2")
-    with pytest.raises(InputError, match="holds no Landsat C2L2 scene"):
+    with pytest.raises(InputError, match="holds no Landsat C2L2 scene") as err:
+        discover_local_scenes(tmp_path / "none")
+    assert "archives" not in str(err.value)
+    (tmp_path / "none" / "LC08_L2SP_017051_20151205_20200908_02_T1.tar").write_bytes(b"")  # as USGS delivers it
+    with pytest.raises(InputError, match=r"archives \(LC08_L2SP_017051_20151205_20200908_02_T1.tar\): unpack them"):
         discover_local_scenes(tmp_path / "none")
 
 

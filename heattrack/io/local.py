@@ -59,6 +59,8 @@ from heattrack.kernels.qa import landsat_clear_mask, landsat_screen_masks, scl_c
 log = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+#: how USGS (a .tar per Landsat product) and Copernicus (a zipped .SAFE) deliver scenes: unpacked before a run
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 LANDSAT_BANDS = {"ST_B10": True, "QA_PIXEL": False, "SR_B4": False, "SR_B5": False}  # band -> required
 S2_BANDS = ("B04", "B08", "SCL")  # required
 #: read when present (20 m bands resampled bilinearly onto the 10 m grid) and the sharpener uses them
@@ -221,8 +223,11 @@ def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list
     if not subs:
         if any(p.name.upper().endswith(("_ST_B10.TIF", "_ST_B10.TIFF")) for p in _rasters(input_dir)):
             return [discover_local_scene(input_dir, by_name=True)]  # the scene's files, in any folders below
+        packed = sorted(p.name for p in input_dir.rglob("*") if p.name.lower().endswith(ARCHIVE_SUFFIXES))
         raise InputError(f"input folder {input_dir} holds no Landsat C2L2 scene (no *_ST_B10.TIF below it, no "
-                         "landsat/ and sentinel2/ subfolders, nor date-pair subfolders that hold them)")
+                         "landsat/ and sentinel2/ subfolders, nor date-pair subfolders that hold them)"
+                         + (f"; it holds archives ({', '.join(packed[:3])}{', ...' if len(packed) > 3 else ''}): "
+                            "unpack them into it first" if packed else ""))
     own = {p: discover_local_scene(p) for p in subs if (p / "sentinel2").is_dir()}
     paired = dict(own)
     for p in (p for p in subs if p not in own and own):  # a Landsat date without a granule of its own
