@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from heattrack.cli import app
 from heattrack.errors import InputError
 from heattrack.io.local import LocalSceneReader, discover_local_scenes, scene_footprint, warp_band
-from heattrack.kernels.calibrate import sr_dn_to_reflectance, st_dn_to_kelvin
+from heattrack.kernels.calibrate import sr_dn_to_reflectance
 
 runner = CliRunner()
 
@@ -80,15 +80,48 @@ def test_a_landsat_scene_alone_is_read_with_its_own_reflective_bands(small_scene
         discover_local_scenes(_flat(small_scene, tmp_path / "bare", landsat_only=True, drop=("SR_B5",)))
 
 
-def test_a_scene_without_qa_pixel_keeps_every_thermal_pixel_with_data(small_scene, tmp_path):
-    (sc,) = discover_local_scenes(_flat(small_scene, tmp_path / "noqa", drop=("QA_PIXEL",)))
-    assert "QA_PIXEL" not in sc.landsat and sc.optics == "sentinel2"
+def test_a_scene_without_qa_pixel_screens_bright_cold_clouds_only(small_scene, tmp_path):
+    """No QA_PIXEL: every thermal pixel with data is screened, but for a cloud (bright in SR_B2 and 5 K colder than the
+    rest of the tile); a bright roof at the tile's temperature stays."""
+    folder = _flat(small_scene, tmp_path / "noqa", drop=("QA_PIXEL",))
+    (sc,) = discover_local_scenes(folder)
+    assert "QA_PIXEL" not in sc.landsat and "SR_B2" in sc.landsat and sc.optics == "sentinel2"
     gb = _box(sc)
+    before = LocalSceneReader(sc).read(gb)
+    for band, values in (("SR_B2", (25455, 25455)), ("ST_B10", (32475, None))):  # reflectance 0.5; 260.0 K
+        with rasterio.open(sc.landsat[band]) as src:
+            profile, a = src.profile, src.read(1)
+        col, row = (int(v) for v in ~src.transform * (gb.affine.c, gb.affine.f))  # the tile's corner, 30 m pixels
+        for (r, c), v in zip(((row + 2, col + 2), (row + 12, col + 12)), values):  # a cloud, a roof: 6 x 6 pixels
+            if v is not None:
+                a[r: r + 6, c: c + 6] = v
+        with rasterio.open(sc.landsat[band], "w", **profile) as dst:
+            dst.write(a, 1)
     got = LocalSceneReader(sc).read(gb)
-    st = warp_band(sc.landsat["ST_B10"], gb, Resampling.nearest, 0)
-    np.testing.assert_array_equal(np.isfinite(got.lst), st != 0)
-    np.testing.assert_allclose(got.lst[st != 0], st_dn_to_kelvin(st)[st != 0])
-    assert LocalSceneReader(sc).clear_fraction(gb) == pytest.approx(float((st != 0).mean()))
+    blue = sr_dn_to_reflectance(warp_band(sc.landsat["SR_B2"], gb, Resampling.nearest, 0))
+    cold = warp_band(sc.landsat["ST_B10"], gb, Resampling.nearest, 0) == 32475
+    assert (blue > 0.2)[cold].all() and cold.sum() >= 300 and ((blue > 0.2) & ~cold).sum() >= 300
+    assert np.isnan(got.lst[cold]).all()  # the cloud: out
+    roof = (blue > 0.4) & ~cold  # the planted roof (the scene's own bright pixels are below 0.4)
+    assert roof.sum() >= 300 and np.isfinite(got.lst[roof]).all()  # bright but as warm as the tile: kept
+    assert (np.isfinite(got.lst[~cold]) == np.isfinite(before.lst[~cold])).mean() > 0.99
+
+
+def test_qa_stand_in_for_a_scene_without_qa_pixel():
+    from heattrack.io.landsat_optics import CLEAR_QA_VALUE, CLOUD_QA_VALUE, QA_FILL_VALUE, qa_or_clear
+    from heattrack.kernels.qa import landsat_clear_mask
+
+    st = np.full((64, 64), 38000, np.uint16)  # 278.9 K
+    st[:, :4] = 0  # fill
+    st[10:20, 10:20] = 32475  # 260 K: cold
+    blue = np.full((64, 64), 0.05, np.float32)
+    blue[10:20, 10:30] = 0.4  # bright: a cloud where cold, a roof where not
+    qa = qa_or_clear(None, st, blue)
+    assert (qa[:, :4] == QA_FILL_VALUE).all() and (qa[10:20, 10:20] == CLOUD_QA_VALUE).all()
+    assert (qa[10:20, 20:30] == CLEAR_QA_VALUE).all() and landsat_clear_mask(qa).sum() == 64 * 60 - 100
+    np.testing.assert_array_equal(qa_or_clear(None, st, None) == CLEAR_QA_VALUE, st != 0)
+    given = np.zeros((64, 64), np.uint16)
+    assert qa_or_clear(given, st, blue) is given
 
 
 def test_run_on_a_landsat_crop_as_usgs_delivers_it(small_scene, tmp_path):

@@ -193,8 +193,9 @@ def discover_local_scene(input_dir: Path, s2_dir: Path | None = None, by_name: b
         if any(b not in maps[0] for b in req):
             raise InputError(f"{input_dir}: the {what} products do not all have the bands {', '.join(req)}"
                              + ("" if pair else " (no Sentinel-2 granule: the scene's own red and NIR are its optics)"))
-    if pair:  # the reflective bands beyond red and NIR are Sentinel-2's (the plan warns of a scene alone)
-        ls_maps = [{b: p for b, p in m.items() if b in LANDSAT_BANDS} for m in ls_maps]
+    if pair:  # the reflective bands beyond red and NIR are Sentinel-2's (the blue one screens clouds without QA)
+        ls_maps = [{b: p for b, p in m.items() if b in LANDSAT_BANDS or (b == "SR_B2" and "QA_PIXEL" not in m)}
+                   for m in ls_maps]
     landsat, sentinel2 = ls_maps[0], s2_maps[0]
     dates = {(m.group(2) if (m := _LANDSAT_NAME.search(lm["ST_B10"].name)) else None) for lm in ls_maps}
     if len(dates) > 1:
@@ -362,10 +363,14 @@ class LocalSceneReader:
         return {"dx_m": round(dx_m, 2), "dy_m": round(dy_m, 2), "peak": round(sh.peak, 3), "applied": bool(ok)}
 
     def _qa(self, geobox: GeoBox, st: np.ndarray) -> np.ndarray:
-        """QA_PIXEL on ``geobox`` (``st``: ST_B10 there), or clear wherever ST_B10 has data for a scene without it."""
-        has_qa = "QA_PIXEL" in self.scene.landsat
-        return qa_or_clear(self._warp("landsat", "QA_PIXEL", geobox, Resampling.nearest, QA_FILL_VALUE)
-                           if has_qa else None, st)
+        """QA_PIXEL on ``geobox`` (``st``: ST_B10 there); for a scene without it, clear wherever ST_B10 has data and
+        the blue band (SR_B2, where the scene has it) is not bright (:func:`qa_or_clear`)."""
+        ls = self.scene.landsat
+        if "QA_PIXEL" in ls:
+            return self._warp("landsat", "QA_PIXEL", geobox, Resampling.nearest, QA_FILL_VALUE)
+        blue = sr_dn_to_reflectance(self._warp("landsat", "SR_B2", geobox, Resampling.nearest, 0)) \
+            if "SR_B2" in ls else None
+        return qa_or_clear(None, st, blue)
 
     def read(self, geobox: GeoBox) -> TileInputs:
         if not self.scene.sentinel2:

@@ -93,8 +93,10 @@ def landsat_alone_warnings(scenes: list) -> list[str]:
             out.append(f"Landsat scene {sc.landsat_product}: no Sentinel-2 granule; its own reflective bands are the "
                        "optics, so the 10 m LST has 30 m detail")
         if "QA_PIXEL" not in getattr(sc, "landsat", {"QA_PIXEL": None}):
-            out.append(f"Landsat scene {sc.landsat_product}: no QA_PIXEL; clouds, their shadows and water are not "
-                       "screened (only ST_B10's fill)")
+            out.append(f"Landsat scene {sc.landsat_product}: no QA_PIXEL; "
+                       + ("only bright, cold clouds are screened (SR_B2 reflectance > 0.2 and 5 K colder than the "
+                          "tile), not cloud shadow, thin cirrus, snow or water" if "SR_B2" in sc.landsat else
+                          "clouds, their shadows, snow and water are not screened (only ST_B10's fill)"))
     return out
 
 
