@@ -39,7 +39,9 @@ def _dates_table(run_info: RunRecord) -> str:
     dates = run_info.inputs.get("dates", [])
     if len(dates) < 2:
         return ""
-    rows = "".join(f"<tr><td>{html.escape(str(d.get('landsat_date')))}</td><td>{html.escape(str(d.get('sentinel2_date')))}"
+    alone = "none (the Landsat scene's own bands)"
+    rows = "".join(f"<tr><td>{html.escape(str(d.get('landsat_date')))}</td><td>"
+                   f"{html.escape(str(d.get('sentinel2_date') or alone))}"
                    f"</td><td>{html.escape(str(d.get('landsat_product')))}</td></tr>" for d in dates)
     return ("<h2>Dates (multi-date run)</h2><p>Pixel risk and segment risk are the mean over the dates with clear "
             "data: a leak persists, noise and transient hot spots do not. Per-date segment risk is in the "
