@@ -60,6 +60,19 @@ def test_delivered_folder_names_and_a_flat_folder_read_as_the_layout(small_scene
         discover_local_scenes(tmp_path / "none")
 
 
+def test_date_folders_of_delivered_files_are_dates_of_one_run(small_scene, tmp_path):
+    """A season as one folder per date, each holding a scene's files as delivered (no landsat/ inside): one scene per
+    folder, in date order; a date without a granule of its own reads its Landsat bands as the optics."""
+    first = _flat(small_scene, tmp_path / "season" / "b-first")
+    second = _flat(small_scene, tmp_path / "season" / "a-second", landsat_only=True)
+    for f in second.iterdir():
+        f.rename(f.with_name(f.name.replace("_20250115_", "_20250131_")))
+    scenes = discover_local_scenes(tmp_path / "season")
+    assert [str(sc.landsat_date) for sc in scenes] == ["2025-01-15", "2025-01-31"]
+    assert [sc.optics for sc in scenes] == ["sentinel2", "landsat"] and scenes[0].landsat["ST_B10"].parent == first
+    assert len(discover_local_scenes(tmp_path / "season", max_dates=1)) == 1
+
+
 def test_a_landsat_scene_alone_is_read_with_its_own_reflective_bands(small_scene, tmp_path):
     (sc,) = discover_local_scenes(_flat(small_scene, tmp_path / "ls", landsat_only=True))
     assert sc.optics == "landsat" and sc.s2_date is None and sc.date_gap_days is None
@@ -108,7 +121,7 @@ def test_a_scene_without_qa_pixel_screens_bright_cold_clouds_only(small_scene, t
 
 
 def test_qa_stand_in_for_a_scene_without_qa_pixel():
-    from heattrack.io.landsat_optics import CLEAR_QA_VALUE, CLOUD_QA_VALUE, QA_FILL_VALUE, qa_or_clear
+    from heattrack.io.landsat_optics import CLEAR_QA_VALUE, CLOUD_QA_VALUE, QA_FILL_VALUE, qa_stand_in
     from heattrack.kernels.qa import landsat_clear_mask
 
     st = np.full((64, 64), 38000, np.uint16)  # 278.9 K
@@ -116,12 +129,10 @@ def test_qa_stand_in_for_a_scene_without_qa_pixel():
     st[10:20, 10:20] = 32475  # 260 K: cold
     blue = np.full((64, 64), 0.05, np.float32)
     blue[10:20, 10:30] = 0.4  # bright: a cloud where cold, a roof where not
-    qa = qa_or_clear(None, st, blue)
+    qa = qa_stand_in(st, blue)
     assert (qa[:, :4] == QA_FILL_VALUE).all() and (qa[10:20, 10:20] == CLOUD_QA_VALUE).all()
     assert (qa[10:20, 20:30] == CLEAR_QA_VALUE).all() and landsat_clear_mask(qa).sum() == 64 * 60 - 100
-    np.testing.assert_array_equal(qa_or_clear(None, st, None) == CLEAR_QA_VALUE, st != 0)
-    given = np.zeros((64, 64), np.uint16)
-    assert qa_or_clear(given, st, blue) is given
+    np.testing.assert_array_equal(qa_stand_in(st) == CLEAR_QA_VALUE, st != 0)
 
 
 def test_run_on_a_landsat_crop_as_usgs_delivers_it(small_scene, tmp_path):

@@ -41,12 +41,10 @@ LANDSAT_OPTICS_BANDS = tuple(LANDSAT_TO_S2)
 Warp = Callable[[str, str, GeoBox, Resampling, float], np.ndarray]
 
 
-def qa_or_clear(qa: np.ndarray | None, st: np.ndarray, blue: np.ndarray | None = None) -> np.ndarray:
-    """``qa`` as read, or for a scene without QA_PIXEL: fill where ``st`` (ST_B10 DNs) has none, cloud where ``blue``
-    (SR_B2 reflectance, when the scene has it) is bright and the LST cold (:data:`BRIGHT_BLUE`, :data:`COLD_BELOW_K`),
-    clear elsewhere."""
-    if qa is not None:
-        return qa
+def qa_stand_in(st: np.ndarray, blue: np.ndarray | None = None) -> np.ndarray:
+    """QA_PIXEL for a scene delivered without it: fill where ``st`` (ST_B10 DNs) has none, cloud where ``blue`` (SR_B2
+    reflectance, when the scene has it) is bright and the LST cold (:data:`BRIGHT_BLUE`, :data:`COLD_BELOW_K`), clear
+    elsewhere."""
     st = np.asarray(st)
     out = np.where(st == 0, np.uint16(QA_FILL_VALUE), np.uint16(CLEAR_QA_VALUE))
     if blue is not None:
@@ -71,4 +69,5 @@ def landsat_optics(warp: Warp, geobox: GeoBox, landsat: Mapping[str, object], op
     return bands
 
 
-__all__ = ["BRIGHT_BLUE", "CLEAR_QA_VALUE", "CLOUD_QA_VALUE", "COLD_BELOW_K", "LANDSAT_OPTICS_BANDS", "QA_FILL_VALUE", "landsat_optics", "qa_or_clear"]
+__all__ = ["BRIGHT_BLUE", "CLEAR_QA_VALUE", "CLOUD_QA_VALUE", "COLD_BELOW_K", "LANDSAT_OPTICS_BANDS", "QA_FILL_VALUE",
+           "landsat_optics", "qa_stand_in"]

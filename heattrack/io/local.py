@@ -12,7 +12,7 @@ Layout (the contract other tools write to)::
 The two subfolders may have other names, or none: where ``INPUT`` has no ``landsat/`` (nor date-pair subfolders
 holding one), the files below it are told apart by their names (Landsat C2L2 product ids, Sentinel-2 band names), so
 a folder as USGS and Copernicus deliver them (``landsat-c2l2/`` + ``sentinel2-l2a/``, or everything in one folder)
-is one scene. A Landsat scene without a Sentinel-2 granule is read with its own reflective bands as the optics
+is one scene, and several such folders side by side are its dates. A Landsat scene without a Sentinel-2 granule is read with its own reflective bands as the optics
 (``SR_B4`` and ``SR_B5`` required, ``SR_B2``, ``SR_B3``, ``SR_B6``, ``SR_B7`` used where present:
 :mod:`heattrack.io.landsat_optics`): 30 m detail on the 10 m grid, said in a warning and in ``run.json``.
 
@@ -43,7 +43,7 @@ from rasterio.enums import Resampling
 
 from heattrack.errors import InputError
 from heattrack.io.data_footprint import valid_data_polygon
-from heattrack.io.landsat_optics import LANDSAT_OPTICS_BANDS, QA_FILL_VALUE, landsat_optics, qa_or_clear
+from heattrack.io.landsat_optics import LANDSAT_OPTICS_BANDS, QA_FILL_VALUE, landsat_optics, qa_stand_in
 from heattrack.io.rasterread import raster_footprint, warp_band
 from heattrack.io.s2_metadata import parse_date as _parse_date
 from heattrack.io.s2_metadata import s2_offset_and_date
@@ -222,8 +222,11 @@ def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list
         return [discover_local_scene(input_dir)]
     subs = sorted(p for p in input_dir.iterdir() if p.is_dir() and (p / "landsat").is_dir())
     if not subs:
-        if any(p.name.upper().endswith(("_ST_B10.TIF", "_ST_B10.TIFF")) for p in _rasters(input_dir)):
-            return [discover_local_scene(input_dir, by_name=True)]  # the scene's files, in any folders below
+        if _has_st(input_dir):  # the scenes' files, in any folders below: one scene, or one per sub-folder (dates)
+            dated = [p for p in sorted(input_dir.iterdir()) if p.is_dir() and _has_st(p)]
+            scenes = [discover_local_scene(p, by_name=True) for p in dated] if len(dated) > 1 else \
+                [discover_local_scene(input_dir, by_name=True)]
+            return sorted(scenes, key=lambda sc: (sc.landsat_date or date.max, sc.landsat_product))[:max_dates]
         packed = sorted(p.name for p in input_dir.rglob("*") if p.name.lower().endswith(ARCHIVE_SUFFIXES))
         raise InputError(f"input folder {input_dir} holds no Landsat C2L2 scene (no *_ST_B10.TIF below it, no "
                          "landsat/ and sentinel2/ subfolders, nor date-pair subfolders that hold them)"
@@ -245,6 +248,11 @@ def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list
     return scenes[:max_dates] if max_dates else scenes
 
 
+def _has_st(folder: Path) -> bool:
+    """Whether a Landsat ``*_ST_B10`` raster lies anywhere below ``folder``."""
+    return any(p.name.upper().rsplit(".", 1)[0].endswith("_ST_B10") for p in _rasters(folder))
+
+
 def _landsat_date_in(folder: Path) -> date | None:
     """The acquisition date in the name of the folder's first ``*_ST_B10`` product (None: none found)."""
     for f in _rasters(folder) if folder.is_dir() else []:
@@ -254,8 +262,9 @@ def _landsat_date_in(folder: Path) -> date | None:
 
 
 def scene_footprint(scene: LocalScene) -> tuple[Geometry, str]:
-    """Area covered by both sensors where they hold data (in the Landsat CRS; :func:`valid_data_polygon`: not the
-    fill of a scene's corners or of a granule at its orbit's edge) and the Landsat CRS; validates every raster."""
+    """Area covered by both sensors where they hold data (the Landsat scene's alone where it has no granule; in the
+    Landsat CRS; :func:`valid_data_polygon`: not the fill of a scene's corners or of a granule at its orbit's edge)
+    and the Landsat CRS; validates every raster."""
     _, crs = raster_footprint(scene.landsat["ST_B10"])
     fp = None
     for maps in ((scene.landsat, *scene.landsat_more), (scene.sentinel2, *scene.sentinel2_more)):
@@ -363,14 +372,14 @@ class LocalSceneReader:
         return {"dx_m": round(dx_m, 2), "dy_m": round(dy_m, 2), "peak": round(sh.peak, 3), "applied": bool(ok)}
 
     def _qa(self, geobox: GeoBox, st: np.ndarray) -> np.ndarray:
-        """QA_PIXEL on ``geobox`` (``st``: ST_B10 there); for a scene without it, clear wherever ST_B10 has data and
-        the blue band (SR_B2, where the scene has it) is not bright (:func:`qa_or_clear`)."""
+        """QA_PIXEL on ``geobox`` (``st``: ST_B10 there); for a scene without it, its stand-in: clear wherever ST_B10
+        has data but for bright, cold clouds in the blue band (SR_B2, where the scene has it; :func:`qa_stand_in`)."""
         ls = self.scene.landsat
         if "QA_PIXEL" in ls:
             return self._warp("landsat", "QA_PIXEL", geobox, Resampling.nearest, QA_FILL_VALUE)
         blue = sr_dn_to_reflectance(self._warp("landsat", "SR_B2", geobox, Resampling.nearest, 0)) \
             if "SR_B2" in ls else None
-        return qa_or_clear(None, st, blue)
+        return qa_stand_in(st, blue)
 
     def read(self, geobox: GeoBox) -> TileInputs:
         if not self.scene.sentinel2:
