@@ -71,6 +71,14 @@ def test_date_folders_of_delivered_files_are_dates_of_one_run(small_scene, tmp_p
     assert [str(sc.landsat_date) for sc in scenes] == ["2025-01-15", "2025-01-31"]
     assert [sc.optics for sc in scenes] == ["sentinel2", "landsat"] and scenes[0].landsat["ST_B10"].parent == first
     assert len(discover_local_scenes(tmp_path / "season", max_dates=1)) == 1
+    # one day's two Landsat products unpacked side by side, the granule beside them: one scene, not two dates
+    day = tmp_path / "day"
+    shutil.copytree(small_scene / "landsat", day / "LC09_L2SP_116034_20250115_20250116_02_T1")
+    shutil.copytree(small_scene / "sentinel2", day / "s2")
+    for f in shutil.copytree(small_scene / "landsat", day / "row035").iterdir():
+        f.rename(f.with_name(f.name.replace("_116034_", "_116035_")))
+    (sc,) = discover_local_scenes(day)
+    assert sc.optics == "sentinel2" and len(sc.landsat_more) == 1
 
 
 def test_a_landsat_scene_alone_is_read_with_its_own_reflective_bands(small_scene, tmp_path):

@@ -222,9 +222,10 @@ def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list
         return [discover_local_scene(input_dir)]
     subs = sorted(p for p in input_dir.iterdir() if p.is_dir() and (p / "landsat").is_dir())
     if not subs:
-        if _has_st(input_dir):  # the scenes' files, in any folders below: one scene, or one per sub-folder (dates)
+        if _has_st(input_dir):  # the scenes' files, in any folders below: one scene, or one per sub-folder of a date
             dated = [p for p in sorted(input_dir.iterdir()) if p.is_dir() and _has_st(p)]
-            scenes = [discover_local_scene(p, by_name=True) for p in dated] if len(dated) > 1 else \
+            days = {_landsat_date_in(p) for p in dated}  # one day in several folders (neighbouring rows): one scene
+            scenes = [discover_local_scene(p, by_name=True) for p in dated] if len(days) > 1 else \
                 [discover_local_scene(input_dir, by_name=True)]
             return sorted(scenes, key=lambda sc: (sc.landsat_date or date.max, sc.landsat_product))[:max_dates]
         packed = sorted(p.name for p in input_dir.rglob("*") if p.name.lower().endswith(ARCHIVE_SUFFIXES))
