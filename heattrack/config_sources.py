@@ -21,7 +21,8 @@ class StacConfig(Section):
     landsat_collection: str = Field("landsat-c2-l2", description="Landsat Collection 2 Level-2 collection id.")
     s2_collection: str = Field("sentinel-2-l2a", description="Sentinel-2 L2A collection id.")
     landsat_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for ST_B10, QA_PIXEL, "
-                                           "SR_B4, SR_B5 (defaults lwir11, qa_pixel, red, nir08).")
+                                           "SR_B4, SR_B5 and SR_B2, SR_B3, SR_B6, SR_B7 (defaults lwir11, qa_pixel, "
+                                           "red, nir08, blue, green, swir16, swir22).")
     s2_assets: dict[str, str] = Field(default_factory=dict, description="Asset keys for B04, B08, SCL (required) "
                                       "and B02, B03, B05, B06, B07, B8A, B11, B12 (read when the item has them); "
                                       "defaults are the band names (Planetary Computer); Earth Search: red, nir, "
@@ -31,6 +32,11 @@ class StacConfig(Section):
                        "the tile; > 1 = multi-date detection).")
     min_clear_fraction: float = Field(0.05, ge=0, le=1, description="Sentinel-2 partner must be at least this "
                                       "clear over the tile (SCL).")
+    landsat_alone: bool = Field(True, description="A tile with no Sentinel-2 partner within "
+                                "input.max_date_gap_days runs its clearest Landsat day alone, its own reflective "
+                                "bands as the optics (30 m detail; ranks as the pair does on held-out cities, "
+                                "docs/measurements.md); false leaves such tiles out. run --source stac only: "
+                                "download fetches pairs.")
     sign: Literal["none", "planetary-computer"] = Field("none", description="Sign asset URLs inside each tile "
                                                         "task (Planetary Computer SAS tokens).")
     aws_request_payer: bool = Field(False, description="Requester-pays S3 assets (e.g. s3://usgs-landsat).")

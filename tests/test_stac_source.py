@@ -290,3 +290,32 @@ def test_download_near_the_pipes_fetches_only_their_tiles(server, small_scene, t
     assert res.exit_code == 0, res.output
     everything = json.loads((tmp_path / "all" / "download.json").read_text())["tiles"]
     assert 0 < len(near) <= 9 < 16 <= len(everything) and set(near) <= set(everything)
+
+
+def test_tiles_without_a_sentinel2_item_run_the_landsat_day_alone(server, small_scene, tmp_path):
+    """A winter whose granules are all missing (here: a catalogue without Sentinel-2 items): `run --source stac` runs
+    each tile's Landsat day alone, its own red and NIR the optics, as the local run of the same four Landsat files
+    does, and says so; `download` (pairs only) refuses with the counts."""
+    import shutil
+
+    server.items = [it for it in items_from_scene(small_scene, server.root, server.url)
+                    if it["collection"] == "landsat-c2-l2"]
+    local = tmp_path / "crop"
+    local.mkdir()
+    for f in (small_scene / "landsat").iterdir():
+        if any(f"_{b}." in f.name for b in ("ST_B10", "QA_PIXEL", "SR_B4", "SR_B5")):  # the assets the server has
+            shutil.copy(f, local / f.name)
+    aoi = _bbox(server.items)
+    _run_ok(["--input", str(local), "--aoi", aoi, "--out", str(tmp_path / "local")], small_scene)
+    res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", server.url, "--aoi", aoi, "--out",
+                              str(tmp_path / "stac"), "--pipes", str(small_scene / "pipes.geojson"), *ARGS])
+    assert res.exit_code == 0, res.output
+    assert "have no Sentinel-2 item within input.max_date_gap_days" in res.output
+    a = xr.open_zarr(tmp_path / "local" / "mosaic.zarr").load()
+    b = xr.open_zarr(tmp_path / "stac" / "mosaic.zarr").load()
+    _same_where_both_ran(*xr.align(a, b, join="inner"))
+    info = json.loads((tmp_path / "stac" / "run.json").read_text())
+    assert info["inputs"]["optics"] == "landsat"
+    assert all(p["sentinel2"] is None for v in info["inputs"]["pairs_per_tile"].values() for p in v)
+    res = runner.invoke(app, ["download", "--stac-url", server.url, "--aoi", aoi, "--out", str(tmp_path / "dl")])
+    assert res.exit_code == 1 and "0 Sentinel-2 items" in res.output

@@ -39,7 +39,8 @@ from heattrack.kernels.qa import landsat_clear_mask, scl_clear_mask
 log = logging.getLogger(__name__)
 
 #: canonical band -> asset key, Planetary Computer names
-LANDSAT_ASSETS = {"ST_B10": "lwir11", "QA_PIXEL": "qa_pixel", "SR_B4": "red", "SR_B5": "nir08"}
+LANDSAT_ASSETS = {"ST_B10": "lwir11", "QA_PIXEL": "qa_pixel", "SR_B4": "red", "SR_B5": "nir08",
+                  "SR_B2": "blue", "SR_B3": "green", "SR_B6": "swir16", "SR_B7": "swir22"}
 #: B04, B08, SCL are required; the other reflective bands are read when the item has them (sharpening predictors)
 S2_ASSETS = {"B02": "B02", "B03": "B03", "B04": "B04", "B05": "B05", "B06": "B06", "B07": "B07", "B08": "B08",
              "B8A": "B8A", "B11": "B11", "B12": "B12", "SCL": "SCL"}
@@ -64,6 +65,7 @@ class StacSettings:
     aws_no_sign_request: bool
     max_items: int
     http_retries: int
+    landsat_alone: bool = False
 
     @classmethod
     def from_config(cls, cfg) -> "StacSettings":
@@ -75,7 +77,7 @@ class StacSettings:
                    datetime=s.datetime, max_cloud_cover=s.max_cloud_cover, pairs=s.pairs,
                    max_date_gap_days=cfg.input.max_date_gap_days, min_clear_fraction=s.min_clear_fraction,
                    sign=s.sign, aws_request_payer=s.aws_request_payer, aws_no_sign_request=s.aws_no_sign_request,
-                   max_items=s.max_items, http_retries=s.http_retries)
+                   max_items=s.max_items, http_retries=s.http_retries, landsat_alone=s.landsat_alone)
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,11 @@ class StacScene(LocalScene):
     s2_items: tuple[dict, ...] = ()
 
     def day_items(self, sensor: str) -> tuple[dict, ...]:
-        """The items of ``sensor``'s day (``landsat`` or ``sentinel2``): all of them, or the one item."""
+        """The items of ``sensor``'s day (``landsat`` or ``sentinel2``): all of them, or the one item (none: a
+        Landsat day alone has no Sentinel-2 items)."""
         if sensor == "landsat":
             return self.landsat_items or (self.landsat_item,)
-        return self.s2_items or (self.s2_item,)
+        return self.s2_items or ((self.s2_item,) if self.s2_item else ())
 
 
 def _item_date(item: dict) -> date | None:
@@ -135,12 +138,13 @@ def make_scene(ls_items: dict | tuple[dict, ...], s2_items: dict | tuple[dict, .
     """A pair of solar days (one item or several of the same day each); ids and hrefs are the first item's."""
     ls_items = (ls_items,) if isinstance(ls_items, dict) else tuple(ls_items)
     s2_items = (s2_items,) if isinstance(s2_items, dict) else tuple(s2_items)
-    ls_item, s2_item = ls_items[0], s2_items[0]
-    off, src = s2_offset_from_item(s2_item)
+    ls_item, s2_item = ls_items[0], s2_items[0] if s2_items else {}  # no Sentinel-2 days: the Landsat day alone
+    off, src = s2_offset_from_item(s2_item) if s2_item else (0.0, "no Sentinel-2")
+    need = ("ST_B10", "QA_PIXEL") if s2_item else ("ST_B10", "QA_PIXEL", "SR_B4", "SR_B5")
     return StacScene(
         landsat_item=ls_item, s2_item=s2_item, landsat_items=ls_items, s2_items=s2_items,
-        landsat=stac_hrefs(ls_item, st.landsat_assets, ("ST_B10", "QA_PIXEL")),
-        sentinel2=stac_hrefs(s2_item, st.s2_assets, ("B04", "B08", "SCL")),
+        landsat=stac_hrefs(ls_item, st.landsat_assets, need),
+        sentinel2=stac_hrefs(s2_item, st.s2_assets, ("B04", "B08", "SCL")) if s2_item else {},
         landsat_product=ls_item["id"], landsat_date=_item_date(ls_item), s2_date=_item_date(s2_item),
         s2_boa_offset=off, s2_offset_source=src, clear_fraction=clear, s2_clear_fraction=s2_clear)
 
@@ -225,6 +229,10 @@ def select_pairs(landsat: list[dict], s2: list[dict], geobox: GeoBox, st: StacSe
             if c2 >= (st.min_clear_fraction if clear >= st.min_clear_fraction else 0.0):
                 pairs.append(make_scene(group, g, st, clear, c2))
                 break
+    if not pairs and ranked and st.landsat_alone:  # no Sentinel-2 partner: the clearest Landsat day alone
+        clear, group = ranked[0]
+        if all(st.landsat_assets[b] in group[0].get("assets", {}) for b in ("SR_B4", "SR_B5")):
+            pairs.append(make_scene(group, (), st, clear))
     return pairs
 
 

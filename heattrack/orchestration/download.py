@@ -40,7 +40,7 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
     interval = season_interval(season) if season else None
     if interval and not cfg.stac.datetime:
         cfg = cfg.model_copy(update={"stac": cfg.stac.model_copy(update={"datetime": interval})})
-    sel = select_stac_tiles(cfg)
+    sel = select_stac_tiles(cfg, pairs_only=True)
     st = sel.settings
     gdal_env = {"GDAL_HTTP_MAX_RETRY": str(st.http_retries), "GDAL_HTTP_RETRY_DELAY": "0.5",
                 "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}

@@ -39,18 +39,21 @@ class StacSelection:
     pipes: object = None  # the network in the grid CRS where the tiles were kept to it (grid.network_only)
 
 
-def select_stac_tiles(cfg: Config, pipes_raw=None) -> StacSelection:
+def select_stac_tiles(cfg: Config, pipes_raw=None, pairs_only: bool = False) -> StacSelection:
     """Search the AOI, lay out the tiles over the covered part, choose each tile's best pairs (no pipes needed:
-    shared by ``run --source stac`` and ``download``)."""
+    shared by ``run --source stac`` and ``download``). ``pairs_only`` (``download``): no Landsat day alone, whatever
+    ``stac.landsat_alone`` says."""
     from odc.geo.geom import Geometry
 
     from heattrack.io.stac import StacSettings, search_items, select_pairs_for_tiles
 
     require_aoi(cfg)
     st = StacSettings.from_config(cfg)
+    if pairs_only:
+        st = dataclasses.replace(st, landsat_alone=False)
     aoi = resolve_aoi(cfg.input.aoi)
     landsat, s2 = search_items(st, tuple(aoi.geometry.boundingbox))
-    if not landsat or not s2:
+    if not landsat or not (s2 or st.landsat_alone):
         raise NoDataError(f"STAC search at {st.url} ({st.datetime or 'any time'}, eo:cloud_cover <= "
                           f"{st.max_cloud_cover:g}) found {len(landsat)} Landsat and {len(s2)} Sentinel-2 items "
                           f"over {aoi.label}")
@@ -162,15 +165,20 @@ def plan_stac(cfg: Config) -> RunPlan:
     opts = optical_reader_options(cfg)
     tile_readers = {idx: tuple(StacSceneReader(sc, **opts, settings=st)
                                for sc in chosen[idx]) for idx in grid.tiles}
+    if alone := [idx for idx in grid.tiles if any(sc.optics == "landsat" for sc in chosen[idx])]:
+        warnings = [*warnings, f"{len(alone)} of {len(grid.tiles)} tiles have no Sentinel-2 item within "
+                    f"input.max_date_gap_days ({st.max_date_gap_days:g} days): each runs its clearest Landsat day "
+                    "alone, its own reflective bands the optics (30 m detail; stac.landsat_alone)"]
     scenes = sorted({sc.landsat_product: sc for v in chosen.values() for sc in v}.values(),
                     key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
     source_info = {"source": "stac", "url": st.url, "datetime": st.datetime, "items_found": sel.n_items,
                    "tiles_without_pair": [f"{i}_{j}" for i, j in empty],
-                   "pairs_per_tile": {f"{i}_{j}": [{"landsat": sc.landsat_product, "sentinel2": sc.s2_item["id"],
+                   "pairs_per_tile": {f"{i}_{j}": [{"landsat": sc.landsat_product, "sentinel2": sc.s2_item.get("id"),
                                                     "landsat_items": [it["id"] for it in sc.landsat_items],
                                                     "sentinel2_items": [it["id"] for it in sc.s2_items],
                                                     "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,
                                                     "clear_fraction": round(sc.clear_fraction, 4),
-                                                    "s2_clear_fraction": round(sc.s2_clear_fraction, 4)}
+                                                    "s2_clear_fraction": round(sc.s2_clear_fraction, 4)
+                                                    if sc.s2_item else None}
                                                    for sc in chosen[(i, j)]] for i, j in grid.tiles}}
     return finish_plan(cfg, scenes, pipes, grid, warnings, tile_readers=tile_readers, source_info=source_info)
