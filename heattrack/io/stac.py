@@ -14,7 +14,10 @@ as one mosaic, as odc-stac's ``groupby="solar_day"`` fuses them; Landsat days ar
 over the tile* of that mosaic, measured from ``qa_pixel`` loaded at ~100 m (a few KB from the COG overviews), so a
 tile only partly covered by the day's footprints is processed on its covered part; each is paired with the
 nearest-in-time Sentinel-2 day within ``input.max_date_gap_days`` whose SCL clear fraction over the tile is at
-least ``stac.min_clear_fraction``; the best ``stac.pairs`` pairs are kept (feeding multi-date detection). Item JSON travels with the tile task; asset URLs are signed *inside* the task,
+least ``stac.min_clear_fraction``; the best ``stac.pairs`` pairs are kept (feeding multi-date detection). A tile
+without any such pair runs its clearest Landsat day alone, the day's reflective bands as the optics
+(``stac.landsat_alone``; :mod:`heattrack.io.landsat_optics`). Item JSON travels with the tile task; asset URLs are
+signed *inside* the task,
 right before the read, so signatures never expire in a queue.
 """
 
