@@ -310,7 +310,7 @@ def test_tiles_without_a_sentinel2_item_run_the_landsat_day_alone(server, small_
     res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", server.url, "--aoi", aoi, "--out",
                               str(tmp_path / "stac"), "--pipes", str(small_scene / "pipes.geojson"), *ARGS])
     assert res.exit_code == 0, res.output
-    assert "have no Sentinel-2 item within input.max_date_gap_days" in res.output
+    assert "have no usable Sentinel-2 partner" in res.output
     a = xr.open_zarr(tmp_path / "local" / "mosaic.zarr").load()
     b = xr.open_zarr(tmp_path / "stac" / "mosaic.zarr").load()
     _same_where_both_ran(*xr.align(a, b, join="inner"))

@@ -166,9 +166,10 @@ def plan_stac(cfg: Config) -> RunPlan:
     tile_readers = {idx: tuple(StacSceneReader(sc, **opts, settings=st)
                                for sc in chosen[idx]) for idx in grid.tiles}
     if alone := [idx for idx in grid.tiles if any(sc.optics == "landsat" for sc in chosen[idx])]:
-        warnings = [*warnings, f"{len(alone)} of {len(grid.tiles)} tiles have no Sentinel-2 item within "
-                    f"input.max_date_gap_days ({st.max_date_gap_days:g} days): each runs its clearest Landsat day "
-                    "alone, its own reflective bands the optics (30 m detail; stac.landsat_alone)"]
+        warnings = [*warnings, f"{len(alone)} of {len(grid.tiles)} tiles have no usable Sentinel-2 partner (none "
+                    f"within input.max_date_gap_days = {st.max_date_gap_days:g} days at least stac.min_clear_fraction "
+                    "clear): each runs its clearest Landsat day alone, its own reflective bands the optics (30 m "
+                    "detail; stac.landsat_alone)"]
     scenes = sorted({sc.landsat_product: sc for v in chosen.values() for sc in v}.values(),
                     key=lambda sc: (sc.landsat_date or date.min, sc.landsat_product))
     source_info = {"source": "stac", "url": st.url, "datetime": st.datetime, "items_found": sel.n_items,
