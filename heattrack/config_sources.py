@@ -62,6 +62,9 @@ class GeeConfig(Section):
                                "no offset to apply).")
     max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Scene cloud cover limit (%).")
     pairs: int = Field(1, ge=1, description="Least cloudy Landsat scenes kept (each with its nearest Sentinel-2).")
+    landsat_alone: bool = Field(True, description="No Landsat scene with a Sentinel-2 image within "
+                                "input.max_date_gap_days: run the least cloudy one alone, its own reflective bands "
+                                "the optics (30 m detail); false refuses the run.")
     max_request_mb: float = Field(48.0, gt=0, le=48, description="Largest computePixels response (MB); tiles are "
                                   "split into windows below it (and 32,768 px per side).")
     max_concurrent: int = Field(4, ge=1, description="Concurrent Earth Engine requests per worker process.")

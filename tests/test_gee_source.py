@@ -40,6 +40,8 @@ class FakeEarthEngine:
 
     def __init__(self, scene_dir: Path):
         self.scene = discover_local_scene(scene_dir)
+        self.scene_dir = scene_dir
+        self.no_s2 = False  # answer the Sentinel-2 searches with no image
         self.calls: list[dict] = []
         self.quota_errors = 0  # answer the next n computePixels calls with HTTP 429
 
@@ -58,7 +60,8 @@ class FakeEarthEngine:
         if "S2_SR_HARMONIZED" in expr or "B4" in expr and "ST_B10" not in expr:
             paths = {b: self.scene.sentinel2[b] for b in gee.S2_BANDS}  # every band the server would return
         else:
-            paths = {b: self.scene.landsat[b] for b in ("ST_B10", "QA_PIXEL", "SR_B4", "SR_B5")}
+            paths = {b: next((self.scene_dir / "landsat").glob(f"*_{b}.TIF"))
+                     for b in (*gee.LANDSAT_BANDS, *(b for b in gee.ALONE_BANDS if b in expr))}
         arrays = {b: warp_band(p, gb, Resampling.nearest if b in NEAREST else Resampling.bilinear,
                                1 if b == "QA_PIXEL" else 0) for b, p in paths.items()}
         if "ST_B10" in arrays:  # the server-side cloud mask of heattrack.io.gee._image
@@ -84,7 +87,9 @@ class FakeEarthEngine:
         if uri.split("?")[0].endswith("value:compute"):
             text = json.dumps(req)
             ld = datetime(2025, 1, 15, 2, tzinfo=timezone.utc).timestamp() * 1000
-            if "S2_SR_HARMONIZED" in text:
+            if "S2_SR_HARMONIZED" in text and self.no_s2:
+                result = {"ids": [], "times": []}
+            elif "S2_SR_HARMONIZED" in text:
                 result = {"ids": ["COPERNICUS/S2_SR_HARMONIZED/20250125T022019_X", "COPERNICUS/S2_SR_HARMONIZED/"
                                   "20250116T022019_T52SCG"], "times": [ld + 10 * 86400e3, ld + 86400e3]}
             else:
@@ -206,3 +211,30 @@ def test_goyang_example_config_plans_a_run(fake_ee, small_scene):
         "input.pipes": str(small_scene / "pipes.geojson"), "gee.project": "test-project", **wide,
         "grid.network_only": True}))
     assert len(near.grid.tiles) < len(whole.grid.tiles) / 4 and len(near.pipes) == len(whole.pipes)
+    fake_ee.no_s2 = True  # no Sentinel-2 image in the season: the Landsat scene alone, said in the plan's warnings
+    alone = plan_run(cfg)
+    assert alone.scenes[0].optics == "landsat" and alone.source_info["scenes"][0]["sentinel2"] == ""
+    assert any("runs alone, its own reflective bands the optics" in w for w in alone.warnings)
+
+
+def test_no_sentinel2_image_runs_the_landsat_scene_alone(fake_ee, small_scene, tmp_path):
+    """No Sentinel-2 image within the gap of any Landsat scene: the least cloudy scene runs alone, its reflective
+    bands fetched with it, read like the local reader of the same Landsat files alone; gee.landsat_alone false
+    refuses as before."""
+    import shutil
+
+    fake_ee.no_s2 = True
+    (scene,) = gee.select_pairs(_st(project="p", datetime="2025-01-01/2025-02-28"), (126.0, 37.0, 127.0, 38.0))
+    assert scene.optics == "landsat" and scene.s2_date is None and "SR_B2" in scene.landsat
+    assert gee.select_pairs(_st(project="p", datetime="2025-01-01/2025-02-28", landsat_alone=False),
+                            (126.0, 37.0, 127.0, 38.0)) == []
+    _, gb = _tile(small_scene)
+    got = gee.GeeSceneReader(scene, settings=_st(project="p")).read(gb)
+    (tmp_path / "ls").mkdir()
+    for f in (small_scene / "landsat").iterdir():
+        shutil.copy(f, tmp_path / "ls" / f.name)
+    ref = LocalSceneReader(discover_local_scene(tmp_path / "ls", by_name=True)).read(gb)
+    assert set(got.bands) == set(ref.bands) == {"B02", "B03", "B04", "B08", "B11", "B12"}
+    np.testing.assert_allclose(got.lst, ref.lst, equal_nan=True)
+    for b in got.bands:
+        np.testing.assert_allclose(got.bands[b], ref.bands[b], equal_nan=True, atol=1e-6)

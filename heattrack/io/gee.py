@@ -35,6 +35,8 @@ from heattrack.io.retry import first_line, with_retries
 log = logging.getLogger(__name__)
 
 LANDSAT_BANDS = ("ST_B10", "QA_PIXEL", "SR_B4", "SR_B5")
+#: fetched besides for a Landsat scene run alone (its optics, :mod:`heattrack.io.landsat_optics`)
+ALONE_BANDS = ("SR_B2", "SR_B3", "SR_B6", "SR_B7")
 #: canonical name -> Earth Engine band of COPERNICUS/S2_SR_HARMONIZED
 #: canonical band -> Earth Engine band of COPERNICUS/S2_SR_HARMONIZED: every reflective band (the sharpener's
 #: predictors; 20 m bands resampled bilinearly on the server) and SCL
@@ -61,6 +63,7 @@ class GeeSettings:
     max_concurrent: int
     retries: int
     backoff_s: float
+    landsat_alone: bool = False
 
     @classmethod
     def from_config(cls, cfg) -> "GeeSettings":
@@ -69,7 +72,8 @@ class GeeSettings:
                    landsat_collections=tuple(g.landsat_collections), s2_collection=g.s2_collection,
                    datetime=g.datetime, max_cloud_cover=g.max_cloud_cover, pairs=g.pairs,
                    max_date_gap_days=cfg.input.max_date_gap_days, max_request_mb=g.max_request_mb,
-                   max_concurrent=g.max_concurrent, retries=g.retries, backoff_s=g.backoff_s)
+                   max_concurrent=g.max_concurrent, retries=g.retries, backoff_s=g.backoff_s,
+                   landsat_alone=g.landsat_alone)
 
 
 @dataclass(frozen=True)
@@ -90,10 +94,23 @@ class GeeScene:
     sentinel2: dict = field(default_factory=lambda: dict(S2_BANDS), compare=False)
 
     @property
+    def optics(self) -> str:
+        """``sentinel2``, or ``landsat`` for a scene run alone (``s2_id`` empty): its own reflective bands."""
+        return "sentinel2" if self.sentinel2 else "landsat"
+
+    @property
     def date_gap_days(self) -> float | None:
         if self.landsat_date is None or self.s2_date is None:
             return None
         return float(abs((self.landsat_date - self.s2_date).days))
+
+
+def landsat_alone_scene(landsat_id: str, landsat_date: date | None, cloud_cover: float) -> GeeScene:
+    """A Landsat scene without a Sentinel-2 partner: its reflective bands (SR_B2-B7) are fetched as the optics."""
+    return GeeScene(landsat_id=landsat_id, s2_id="", landsat_product=landsat_id.rsplit("/", 1)[-1],
+                    landsat_date=landsat_date, s2_date=None, landsat_cloud_cover=cloud_cover,
+                    s2_offset_source="no Sentinel-2", landsat={b: b for b in (*LANDSAT_BANDS, *ALONE_BANDS)},
+                    sentinel2={})
 
 
 # -- session ---------------------------------------------------------------------------------------------
@@ -191,6 +208,9 @@ def select_pairs(st: GeeSettings, bbox_lonlat: tuple[float, float, float, float]
         pairs.append(GeeScene(landsat_id=lid, s2_id=best[0], landsat_product=lid.rsplit("/", 1)[-1],
                               landsat_date=ld, s2_date=datetime.fromtimestamp(best[1] / 1000, timezone.utc).date(),
                               landsat_cloud_cover=float(cc)))
+    if not pairs and found["ids"] and st.landsat_alone:  # no partner at all: the least cloudy scene alone
+        lid, t, cc = found["ids"][0], found["times"][0], found["cloud"][0]
+        pairs.append(landsat_alone_scene(lid, datetime.fromtimestamp(t / 1000, timezone.utc).date(), float(cc)))
     return pairs
 
 
@@ -203,8 +223,8 @@ def _image(scene: GeeScene, sensor: str):
         img = ee.Image(scene.landsat_id)
         qa = img.select("QA_PIXEL").unmask(1)  # outside the scene: the fill bit
         st_b10 = img.select("ST_B10").updateMask(qa.bitwiseAnd(_CLOUD_BITS).eq(0)).unmask(0)
-        return (st_b10.addBands(qa).addBands(img.select(["SR_B4", "SR_B5"]).resample("bilinear"))
-                .toUint16())
+        optics = ["SR_B4", "SR_B5"] + ([] if scene.sentinel2 else list(ALONE_BANDS))
+        return st_b10.addBands(qa).addBands(img.select(optics).resample("bilinear")).toUint16()
     img = ee.Image(scene.s2_id)
     refl_bands = [b for b in S2_BANDS if b != "SCL"]
     refl = img.select([S2_BANDS[b] for b in refl_bands]).resample("bilinear").rename(refl_bands)
@@ -224,7 +244,7 @@ def request_windows(geobox: GeoBox, bytes_per_px: int, max_request_mb: float):
 def fetch_bands(scene: GeeScene, sensor: str, geobox: GeoBox, st: GeeSettings) -> dict[str, np.ndarray]:
     """All bands of ``sensor`` on ``geobox`` (uint16 DN; Landsat ST_B10 already 0 where cloudy)."""
     ensure_initialized(st)
-    bands = list(LANDSAT_BANDS) if sensor == "landsat" else list(S2_BANDS)
+    bands = list(scene.landsat) if sensor == "landsat" else list(S2_BANDS)
     what = f"pixels of {scene.landsat_id if sensor == 'landsat' else scene.s2_id}"
     return compute_pixels(_image(scene, sensor), bands, np.uint16, geobox, st, what)
 

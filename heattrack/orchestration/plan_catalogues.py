@@ -98,9 +98,12 @@ def plan_gee(cfg: Config) -> RunPlan:
     aoi = resolve_aoi(cfg.input.aoi)
     scenes = select_pairs(st, tuple(aoi.geometry.boundingbox))
     if not scenes:
-        raise NoDataError(f"Earth Engine: no Landsat scene with a Sentinel-2 partner within "
-                          f"{st.max_date_gap_days:g} days over {aoi.label} in {st.datetime} (cloud cover <= "
+        raise NoDataError(f"Earth Engine: no Landsat scene {'' if st.landsat_alone else 'with a Sentinel-2 partner '}"
+                          f"within {st.max_date_gap_days:g} days over {aoi.label} in {st.datetime} (cloud cover <= "
                           f"{st.max_cloud_cover:g} %)")
+    warnings = [f"Earth Engine: no Sentinel-2 image within {st.max_date_gap_days:g} days of any Landsat scene over "
+                f"{aoi.label}: {sc.landsat_product} runs alone, its own reflective bands the optics (30 m detail; "
+                "gee.landsat_alone)" for sc in scenes if sc.optics == "landsat"]
     crs = choose_crs(cfg.grid.crs, aoi)
     work_area = aoi_in_crs(aoi, crs, cfg.grid.aoi_buffer_m)
     pipes = check_pipes(pipes_raw, cfg.input.pipes, crs, work_area, f"the AOI ({aoi.label})")
@@ -112,7 +115,7 @@ def plan_gee(cfg: Config) -> RunPlan:
     info = {"source": "gee", "project": st.project, "datetime": st.datetime,
             "scenes": [{"landsat": sc.landsat_id, "sentinel2": sc.s2_id, "landsat_cloud_cover": sc.landsat_cloud_cover}
                        for sc in scenes]}
-    return finish_plan(cfg, scenes, pipes, grid, [], readers=readers, source_info=info)
+    return finish_plan(cfg, scenes, pipes, grid, warnings, readers=readers, source_info=info)
 
 
 def plan_ecostress(cfg: Config) -> RunPlan:
