@@ -177,8 +177,10 @@ def discover_local_scene(input_dir: Path, s2_dir: Path | None = None, by_name: b
     s2_dir = Path(s2_dir) if s2_dir is not None else input_dir if by_name else input_dir / "sentinel2"
     if not ls_dir.is_dir():
         raise InputError(f"input folder {input_dir} has no landsat/ subfolder")
-    ls_files = [p for p in _rasters(ls_dir) if not by_name or _is_landsat_file(p)]
-    s2_files = [p for p in _rasters(s2_dir) if not _is_landsat_file(p)] if s2_dir.is_dir() else []
+    ls_all = _rasters(ls_dir)
+    s2_all = ls_all if s2_dir == ls_dir else _rasters(s2_dir) if s2_dir.is_dir() else []  # by name: one walk
+    ls_files = [p for p in ls_all if not by_name or _is_landsat_file(p)]
+    s2_files = [p for p in s2_all if not _is_landsat_file(p)]
     found = {b: _find_all(ls_files, re.compile(rf"_{b}\.(tif|tiff|jp2)$", re.I), f"Landsat {b}", ls_dir, req)
              for b, req in {**LANDSAT_BANDS, **dict.fromkeys(LANDSAT_OPTICS_BANDS, False)}.items()}
     ls_maps = _products(ls_dir, found, _landsat_product, "Landsat")

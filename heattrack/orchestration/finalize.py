@@ -58,7 +58,7 @@ def _scene_info(sc: LocalScene | ThermalScene) -> dict:
         return sc.info()
     return {"landsat_product": sc.landsat_product, "landsat_date": sc.landsat_date, "sentinel2_date": sc.s2_date,
             "date_gap_days": sc.date_gap_days, "s2_boa_offset": sc.s2_boa_offset,
-            "s2_offset_source": sc.s2_offset_source, "optics": getattr(sc, "optics", "sentinel2")}
+            "s2_offset_source": sc.s2_offset_source, "optics": sc.optics}
 
 
 @contextmanager

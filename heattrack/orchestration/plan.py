@@ -15,7 +15,7 @@ from odc.geo.geom import Geometry
 
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError, NoDataError
-from heattrack.io.local import LocalSceneReader, discover_local_scenes, scene_footprint
+from heattrack.io.local import LocalScene, LocalSceneReader, discover_local_scenes, scene_footprint
 from heattrack.io.pipes import read_pipes
 from heattrack.io.records import DownloadIndex
 from heattrack.io.thermal import ThermalReader, discover_thermal, psf_warnings, thermal_files, thermal_footprint
@@ -85,14 +85,14 @@ def plan_run(cfg: Config) -> RunPlan:
     return finish_plan(cfg, scenes, pipes, grid, warnings + landsat_alone_warnings(scenes), readers=readers)
 
 
-def landsat_alone_warnings(scenes: list) -> list[str]:
+def landsat_alone_warnings(scenes: list[LocalScene]) -> list[str]:
     """What a run of Landsat scenes without a Sentinel-2 granule or without QA_PIXEL must say (run.json, report)."""
     out = []
     for sc in scenes:
-        if getattr(sc, "optics", "sentinel2") == "landsat":
+        if sc.optics == "landsat":
             out.append(f"Landsat scene {sc.landsat_product}: no Sentinel-2 granule; its own reflective bands are the "
                        "optics, so the 10 m LST has 30 m detail")
-        if "QA_PIXEL" not in getattr(sc, "landsat", {"QA_PIXEL": None}):
+        if "QA_PIXEL" not in sc.landsat:
             out.append(f"Landsat scene {sc.landsat_product}: no QA_PIXEL; "
                        + ("only bright, cold clouds are screened (SR_B2 reflectance > 0.2 and 5 K colder than the "
                           "tile), not cloud shadow, thin cirrus, snow or water" if "SR_B2" in sc.landsat else
