@@ -8,11 +8,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
 import shapely.geometry
 from affine import Affine
 from odc.geo.geom import Geometry, box
+
+from heattrack.io.rasterread import open_raster
 
 #: the decimated view a footprint is traced on (pixels along the longer side): a 185 km Landsat scene at ~720 m
 MAX_SIDE_PX = 256
@@ -25,7 +26,7 @@ def valid_data_polygon(path: Path, no_data: tuple[float, ...] = (0,)) -> Geometr
     Cost: one decimated read (the overviews where the file has them) and a polygon trace of at most 256 x 256 px."""
     from rasterio.features import shapes
 
-    with rasterio.open(path) as src:
+    with open_raster(path) as src:
         f = max(1, math.ceil(max(src.height, src.width) / MAX_SIDE_PX))
         shape = (math.ceil(src.height / f), math.ceil(src.width / f))
         a = src.read(1, out_shape=shape)
@@ -34,7 +35,7 @@ def valid_data_polygon(path: Path, no_data: tuple[float, ...] = (0,)) -> Geometr
             bad |= np.isnan(a)
         if not bad.any() or bad.all():
             return None
-        t = src.transform * Affine.scale(src.width / shape[1], src.height / shape[0])
+        t = src.transform @ Affine.scale(src.width / shape[1], src.height / shape[0])
         crs = src.crs.to_string()
         bounds = box(*src.bounds, crs)
     parts = [shapely.geometry.shape(g) for g, v in shapes((~bad).astype(np.uint8), mask=~bad, transform=t) if v == 1]

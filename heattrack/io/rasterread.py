@@ -20,8 +20,11 @@ float bands upsampled, other resamplings).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,14 +34,18 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.io import MemoryFile
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from heattrack.errors import InputError
+from heattrack.io.mtl_georef import mtl_placed
 from heattrack.io.retry import with_retries
 from heattrack.kernels.lst import bilinear_gather
 from heattrack.kernels.warp import LATTICE_PX, warp_array
 
+_LANDSAT_BAND = re.compile(r"^L[COTEM]0\d_L2S[PR]_", re.I)
 _TOL = 1e-6  # of a pixel: how close to whole-pixel an offset must be to count as aligned
 
 
@@ -51,6 +58,23 @@ def gdal_options() -> dict:
 def open_error(path: Path, exc: Exception) -> InputError:
     msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
     return InputError(f"cannot read raster {path}: not a readable GeoTIFF/JP2 ({msg})")
+
+
+@contextlib.contextmanager
+def open_raster(path: Path):
+    """``rasterio.open(path)``; a Landsat band whose GeoTIFF carries no georeferencing comes back placed by its
+    product's MTL where one lies beside it (:mod:`heattrack.io.mtl_georef`: a VRT around the file, which stays as it
+    is), else as it is (no CRS)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        src = rasterio.open(path)
+    with src:
+        vrt = mtl_placed(Path(path), src) if src.crs is None else None
+        if vrt is None:
+            yield src
+            return
+    with MemoryFile(vrt.encode(), ext="vrt") as mem, mem.open() as placed:
+        yield placed
 
 
 def _whole(v: float) -> int | None:
@@ -261,7 +285,7 @@ def warp_band(path: Path, geobox: GeoBox, resampling: Resampling, nodata: float,
     ``windowed=False``: always warp (the reference the windowed path is tested against).
     """
     def read() -> np.ndarray:
-        with rasterio.Env(**gdal_options()), rasterio.open(path) as src:
+        with rasterio.Env(**gdal_options()), open_raster(path) as src:
             index = aligned_index(src, geobox, resampling) if windowed else None
             picked = _select(src, *index, nodata) if index is not None else None
             if picked is None and windowed and (up := _upsample_offsets(src, geobox, resampling)) is not None:
@@ -305,10 +329,12 @@ def _last_stored_block(src, bh: int, bw: int) -> tuple[int, int]:
 def raster_footprint(path: Path) -> tuple[Geometry, str]:
     """Footprint polygon and CRS (as 'EPSG:n' or WKT) of a raster; checks that it is georeferenced."""
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             _probe(src)
             if src.crs is None:
-                raise InputError(f"raster {path} has no CRS (not georeferenced)")
+                raise InputError(f"raster {path} has no CRS (not georeferenced" + (
+                    "; a Landsat band is placed by its product's *_MTL.txt beside it where that describes the band's "
+                    "grid" if _LANDSAT_BAND.match(path.name) else "") + ")")
             crs = src.crs.to_string()
             return box(*src.bounds, crs), crs
     except InputError:
@@ -317,4 +343,4 @@ def raster_footprint(path: Path) -> tuple[Geometry, str]:
         raise open_error(path, exc) from None
 
 
-__all__ = ["aligned_index", "gdal_options", "open_error", "raster_footprint", "warp_band"]
+__all__ = ["aligned_index", "gdal_options", "open_error", "open_raster", "raster_footprint", "warp_band"]

@@ -16,6 +16,7 @@ from odc.geo.geom import Geometry
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError, NoDataError
 from heattrack.io.local import LocalScene, LocalSceneReader, discover_local_scenes, scene_footprint
+from heattrack.io.mtl_georef import placed_by_mtl_warning
 from heattrack.io.pipes import read_pipes
 from heattrack.io.records import DownloadIndex
 from heattrack.io.thermal import ThermalReader, discover_thermal, psf_warnings, thermal_files, thermal_footprint
@@ -86,9 +87,13 @@ def plan_run(cfg: Config) -> RunPlan:
 
 
 def landsat_alone_warnings(scenes: list[LocalScene]) -> list[str]:
-    """What a run of Landsat scenes without a Sentinel-2 granule or without QA_PIXEL must say (run.json, report)."""
+    """What a run of Landsat scenes without a Sentinel-2 granule, without QA_PIXEL or without georeferencing of
+    their own must say (run.json, report)."""
     out = []
     for sc in scenes:
+        for maps in (sc.landsat, *sc.landsat_more):
+            if (placed := placed_by_mtl_warning(maps["ST_B10"])) is not None:
+                out.append(placed)
         if sc.optics == "landsat":
             out.append(f"Landsat scene {sc.landsat_product}: no Sentinel-2 granule; its own reflective bands are the "
                        "optics, so the 10 m LST has 30 m detail")

@@ -1,0 +1,93 @@
+"""A Landsat crop whose GeoTIFFs carry no georeferencing, placed by its product's MTL.
+
+Crops cut with tools that drop the GeoTIFF tags (the xlandsat project's sample scenes, arrays saved back to TIFF)
+still ship the product's ``*_MTL.txt``, and where the crop was cut properly its MTL describes the crop: its
+``REFLECTIVE_LINES`` x ``REFLECTIVE_SAMPLES`` and the projected centre of its upper-left pixel
+(``CORNER_UL_PROJECTION_X/Y_PRODUCT``, UTM zone ``UTM_ZONE`` of WGS 84; Collection 2 keeps the northern zone south of
+the equator, with negative northings). :func:`mtl_placed` gives such a band a CRS and transform from it, as a VRT
+around the file: the file is never written. Only where the MTL's grid has the band's own shape and the projection
+is UTM; anything else stays "not georeferenced" (an error where the band is read).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import warnings
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from affine import Affine
+
+_PRODUCT = re.compile(r"^(L[COTEM]0\d_L2S[PR]_\d{6}_\d{8}_\d{8}_\d{2}_(T1|T2|RT))_", re.I)
+_FIELD = re.compile(r"^\s*([A-Z0-9_]+)\s*=\s*\"?([^\"\r\n]*?)\"?\s*$", re.M)
+_GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
+               "float32": "Float32", "float64": "Float64"}
+
+
+@functools.lru_cache(maxsize=64)
+def _mtl_grid(mtl: Path, mtime: float) -> tuple[str, Affine, int, int] | None:
+    """CRS, transform and (lines, samples) of the product grid an MTL describes; None where it does not describe a
+    UTM grid (``mtime`` keys the cache: an MTL replaced on disk is read again)."""
+    fields: dict[str, str] = {}
+    for key, value in _FIELD.findall(mtl.read_text(errors="replace")):
+        fields.setdefault(key, value.strip())  # the first group (the Level-2 product's), not the Level-1 copy
+    try:
+        if fields.get("MAP_PROJECTION", "").upper() != "UTM" or fields.get("DATUM", "WGS84").upper() != "WGS84":
+            return None
+        zone, cell = int(fields["UTM_ZONE"]), float(fields["GRID_CELL_SIZE_REFLECTIVE"])
+        x, y = float(fields["CORNER_UL_PROJECTION_X_PRODUCT"]), float(fields["CORNER_UL_PROJECTION_Y_PRODUCT"])
+        lines, samples = int(fields["REFLECTIVE_LINES"]), int(fields["REFLECTIVE_SAMPLES"])
+    except (KeyError, ValueError):
+        return None
+    if not 1 <= zone <= 60 or cell <= 0:
+        return None
+    # the MTL's corners are pixel centres: the grid's corner lies half a pixel up and to the left
+    return f"EPSG:{32600 + zone}", Affine(cell, 0.0, x - cell / 2, 0.0, -cell, y + cell / 2), lines, samples
+
+
+def mtl_of(path: Path) -> Path | None:
+    """The ``*_MTL.txt`` of the Landsat product ``path`` belongs to, beside it (None: no product id, or no MTL)."""
+    m = _PRODUCT.match(Path(path).name)
+    if m is None:
+        return None
+    mtl = Path(path).with_name(f"{m.group(1)}_MTL.txt")
+    return mtl if mtl.is_file() else None
+
+
+def mtl_placed(path: Path, src) -> str | None:
+    """A VRT (XML text) of band 1 of ``src`` (the open, not georeferenced ``path``) with the CRS and transform of its
+    product's MTL; None where there is no MTL beside it or its grid is not the band's shape or not UTM."""
+    mtl = mtl_of(path)
+    grid = _mtl_grid(mtl, mtl.stat().st_mtime) if mtl is not None else None
+    if grid is None or (grid[2], grid[3]) != (src.height, src.width):
+        return None
+    crs, t, _, _ = grid
+    dtype = _GDAL_TYPES.get(str(src.dtypes[0]))
+    if dtype is None:
+        return None
+    nodata = f"    <NoDataValue>{src.nodata!r}</NoDataValue>\n" if src.nodata is not None else ""
+    return (f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">\n'
+            f"  <SRS>{crs}</SRS>\n  <GeoTransform>{t.c!r}, {t.a!r}, 0.0, {t.f!r}, 0.0, {t.e!r}</GeoTransform>\n"
+            f'  <VRTRasterBand dataType="{dtype}" band="1">\n{nodata}    <SimpleSource>\n'
+            f'      <SourceFilename relativeToVRT="0">{escape(str(Path(path).resolve()))}</SourceFilename>\n'
+            "      <SourceBand>1</SourceBand>\n    </SimpleSource>\n  </VRTRasterBand>\n</VRTDataset>\n")
+
+
+def placed_by_mtl_warning(path: Path) -> str | None:
+    """The run's warning where the Landsat band ``path`` carries no georeferencing and its MTL places it (None
+    where the file is georeferenced itself, or nothing places it: reading it then says so)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path) as src:
+            if src.crs is not None or (vrt := mtl_placed(path, src)) is None:
+                return None
+    crs, mtl = re.search(r"<SRS>(.*?)</SRS>", vrt).group(1), mtl_of(path)
+    return (f"Landsat scene {mtl.name.removesuffix('_MTL.txt')}: its GeoTIFFs carry no georeferencing; placed on "
+            f"{crs} by its {mtl.name} (the upper-left pixel's centre and the grid size it gives)")
+
+
+__all__ = ["mtl_of", "mtl_placed", "placed_by_mtl_warning"]
