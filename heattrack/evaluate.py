@@ -145,7 +145,7 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
                               methods: tuple[str, ...] = ("bilinear", "tsharp", "dms"), seed: int = 0,
                               eval_factor: int = 1, psf_sigma_m: float | None = None,
                               pixel_m: float = 30.0, known: dict[str, np.ndarray] | None = None,
-                              psf_from_data: bool = True) -> dict:
+                              psf_from_data: bool = True, regions: dict[str, np.ndarray] | None = None) -> dict:
     """Validation protocol without fine truth: aggregate LST by ``factor``, sharpen it back with the fine
     optical bands, compare with the original (RMSE/bias in K) for each method.
 
@@ -163,6 +163,8 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
     comparison with pixels that carry the footprint; ``rmse_k`` is the plain one (the issue's protocol).
     ``known``: fields on the LST grid scored the same way under their own names (a simulated scene's true LST:
     what a perfect sharpener would deliver, the protocol's own ceiling).
+    ``regions``: boolean masks on the LST grid (e.g. land and water); each method then also gets ``by_region``, its
+    RMSE as is and seen over each (at ``eval_factor``, a compared cell belongs to a region where most of it does).
     """
     from heattrack.config import Config
     from heattrack.kernels.dms import DMSParams, dms_sharpen, local_window_cells
@@ -201,15 +203,22 @@ def aggregate_sharpen_compare(lst: np.ndarray, bands: dict[str, np.ndarray], fac
                "bands": sorted(bands)}
     ref = block_mean(truth, eval_factor, 0.5) if eval_factor > 1 else truth
 
-    def compared(est: np.ndarray) -> dict:
+    within = {k: (block_mean(np.asarray(m[:h, :w], np.float32), eval_factor) > 0.5 if eval_factor > 1
+                  else np.asarray(m[:h, :w], bool)) for k, m in (regions or {}).items()}
+
+    def compared(est: np.ndarray, region: str | None = None) -> dict:
         if eval_factor > 1:
             est = block_mean(np.where(np.isfinite(truth), est, np.nan), eval_factor, 0.5)
-        return lst_errors(est, ref)
+        return lst_errors(est if region is None else np.where(within[region], est, np.nan), ref)
 
     def score(name: str, field: np.ndarray, info: dict) -> None:
-        e, seen = compared(field), compared(psf_blur(field, sigma_px))  # NaN stays NaN
+        seen_field = psf_blur(field, sigma_px)  # NaN stays NaN
+        e, seen = compared(field), compared(seen_field)
         results[name] = {"rmse_k": e["rmse_k"], "bias_k": e["bias_k"], "rmse_seen_k": seen["rmse_k"],
                          "bias_seen_k": seen["bias_k"], "info": info}
+        if within:
+            results[name]["by_region"] = {k: {"rmse_k": (r := compared(field, k))["rmse_k"], "n_px": r["n_px"],
+                                              "rmse_seen_k": compared(seen_field, k)["rmse_k"]} for k in within}
 
     for name in methods:
         res = runners[name]()
