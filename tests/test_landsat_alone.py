@@ -101,9 +101,9 @@ def test_a_landsat_scene_alone_is_read_with_its_own_reflective_bands(small_scene
         discover_local_scenes(_flat(small_scene, tmp_path / "bare", landsat_only=True, drop=("SR_B5",)))
 
 
-def test_a_scene_without_qa_pixel_screens_bright_cold_clouds_only(small_scene, tmp_path):
+def test_a_scene_without_qa_pixel_screens_bright_cold_clouds_and_open_water(small_scene, tmp_path):
     """No QA_PIXEL: every thermal pixel with data is screened, but for a cloud (bright in SR_B2 and 5 K colder than the
-    rest of the tile); a bright roof at the tile's temperature stays."""
+    rest of the tile) and open water; a bright roof at the tile's temperature stays."""
     folder = _flat(small_scene, tmp_path / "noqa", drop=("QA_PIXEL",))
     (sc,) = discover_local_scenes(folder)
     assert "QA_PIXEL" not in sc.landsat and "SR_B2" in sc.landsat and sc.optics == "sentinel2"
@@ -126,10 +126,18 @@ def test_a_scene_without_qa_pixel_screens_bright_cold_clouds_only(small_scene, t
     roof = (blue > 0.4) & ~cold  # the planted roof (the scene's own bright pixels are below 0.4)
     assert roof.sum() >= 300 and np.isfinite(got.lst[roof]).all()  # bright but as warm as the tile: kept
     assert (np.isfinite(got.lst[~cold]) == np.isfinite(before.lst[~cold])).mean() > 0.99
+    # open water by Fmask's test on SR_B4 / SR_B5: where the scene's own QA_PIXEL (dropped here) has its water bit
+    whole = GeoBox.from_bbox(scene_footprint(sc)[0].boundingbox, sc_crs := scene_footprint(sc)[1], resolution=10)
+    qa_file = next(p for p in (small_scene / "landsat").iterdir() if "_QA_PIXEL" in p.name)
+    qa_water = (warp_band(qa_file, whole, Resampling.nearest, 1) >> 7) & 1 == 1
+    scene = LocalSceneReader(sc).read(whole)
+    said = np.isfinite(scene.water_lst)
+    assert sc_crs and qa_water.sum() > 1000 and (said == qa_water).mean() > 0.95 and said[qa_water].mean() > 0.85
+    assert np.isnan(scene.lst[said]).all()  # never screened: shown in the LST layers from water_lst
 
 
 def test_qa_stand_in_for_a_scene_without_qa_pixel():
-    from heattrack.io.landsat_optics import CLEAR_QA_VALUE, CLOUD_QA_VALUE, QA_FILL_VALUE, qa_stand_in
+    from heattrack.io.landsat_optics import CLEAR_QA_VALUE, CLOUD_QA_VALUE, QA_FILL_VALUE, WATER_QA_VALUE, qa_stand_in
     from heattrack.kernels.qa import landsat_clear_mask
 
     st = np.full((64, 64), 38000, np.uint16)  # 278.9 K
@@ -141,6 +149,15 @@ def test_qa_stand_in_for_a_scene_without_qa_pixel():
     assert (qa[:, :4] == QA_FILL_VALUE).all() and (qa[10:20, 10:20] == CLOUD_QA_VALUE).all()
     assert (qa[10:20, 20:30] == CLEAR_QA_VALUE).all() and landsat_clear_mask(qa).sum() == 64 * 60 - 100
     np.testing.assert_array_equal(qa_stand_in(st) == CLEAR_QA_VALUE, st != 0)
+    # open water (Fmask's test on red and NIR surface reflectance); snow, dark vegetation and asphalt are not water
+    red, nir = np.full((64, 64), 0.06, np.float32), np.full((64, 64), 0.30, np.float32)  # vegetation
+    for rows, (r, n) in {(30, 34): (0.03, 0.01), (34, 38): (0.004, -0.006), (38, 42): (0.05, 0.04),  # water
+                         (42, 46): (0.80, 0.75), (46, 50): (0.03, 0.25), (50, 54): (0.08, 0.10)}.items():
+        red[rows[0]:rows[1]], nir[rows[0]:rows[1]] = r, n
+    qa = qa_stand_in(st, blue, red, nir)
+    assert (qa[30:42, 4:] == WATER_QA_VALUE).all() and (qa[42:54, 4:] == CLEAR_QA_VALUE).all()
+    assert (qa[:, :4] == QA_FILL_VALUE).all() and (qa[10:20, 10:20] == CLOUD_QA_VALUE).all()  # fill and cloud first
+    assert not landsat_clear_mask(qa[30:42]).any()  # water is not screened (shown from its own LST, never ranked)
 
 
 def test_run_on_a_landsat_crop_as_usgs_delivers_it(small_scene, tmp_path):

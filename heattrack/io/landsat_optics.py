@@ -1,5 +1,6 @@
 """A Landsat scene on its own: its OLI reflectance bands as the optics where no Sentinel-2 granule comes with it, and
-a scene delivered without ``QA_PIXEL`` screened on ``ST_B10``'s fill and a bright-and-cold cloud test.
+a scene delivered without ``QA_PIXEL`` screened on ``ST_B10``'s fill, a bright-and-cold cloud test and Fmask's water
+test.
 
 A Landsat Collection 2 Level-2 crop as USGS delivers it (``..._ST_B10.TIF`` and ``SR_B2``-``SR_B7`` in one folder,
 the layout of ``../shared/data/real``'s Momotombo sample) is a scene heattrack runs on by itself. Its reflective bands
@@ -30,10 +31,24 @@ CLOUD_QA_VALUE = 1 << 3
 #: a scene without QA_PIXEL counts a pixel as cloud where its blue (SR_B2) surface reflectance is above BRIGHT_BLUE
 #: and its LST at least COLD_BELOW_K under the median of the tile's other pixels. On the Momotombo sample (61 % cloud
 #: in its scene, no QA band in its files) 1.44 % of the crop is that bright, 16 K colder than the rest, and 1.33 % is
-#: flagged; on simulated cities, whose bright roofs are 5-6 % of the pixels and no colder, 0.2-0.6 %. Cloud shadow,
-#: thin cirrus and water are not caught
+#: flagged; on simulated cities, whose bright roofs are 5-6 % of the pixels and no colder, 0.2-0.6 %. Cloud shadow
+#: and thin cirrus are not caught
 BRIGHT_BLUE = 0.2
 COLD_BELOW_K = 5.0
+#: QA_PIXEL of clear open water (the water bit on the clear land value): what the stand-in writes where Fmask's water
+#: test holds (:func:`water_test`)
+WATER_QA_VALUE = CLEAR_QA_VALUE | (1 << 7)
+
+
+def water_test(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
+    """Fmask's water test (Zhu & Woodcock 2012, the basis of USGS's CFMask, which writes QA_PIXEL's water bit) on
+    surface reflectance: NDVI < 0.01 and NIR < 0.11, or 0 < NDVI < 0.1 and NIR < 0.05 — plus NIR at or below 0, which
+    surface reflectance reaches over clear water (top-of-atmosphere reflectance, Fmask's input, does not; NDVI is
+    undefined there). Snow and bright clouds fail it (NIR far above 0.11)."""
+    red, nir = np.asarray(red, np.float32), np.asarray(nir, np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        nd = (nir - red) / (nir + red)
+        return ((nir <= 0) | ((nd < 0.01) & (nir < 0.11)) | ((nd > 0) & (nd < 0.1) & (nir < 0.05))) & np.isfinite(nir)
 #: the reflective bands read beside ST_B10 when they are the optics (SR_B4 and SR_B5 are read for coregistration too)
 LANDSAT_OPTICS_BANDS = tuple(LANDSAT_TO_S2)
 
@@ -41,12 +56,15 @@ LANDSAT_OPTICS_BANDS = tuple(LANDSAT_TO_S2)
 Warp = Callable[[str, str, GeoBox, Resampling, float], np.ndarray]
 
 
-def qa_stand_in(st: np.ndarray, blue: np.ndarray | None = None) -> np.ndarray:
-    """QA_PIXEL for a scene delivered without it: fill where ``st`` (ST_B10 DNs) has none, cloud where ``blue`` (SR_B2
-    reflectance, when the scene has it) is bright and the LST cold (:data:`BRIGHT_BLUE`, :data:`COLD_BELOW_K`), clear
-    elsewhere."""
+def qa_stand_in(st: np.ndarray, blue: np.ndarray | None = None, red: np.ndarray | None = None,
+                nir: np.ndarray | None = None) -> np.ndarray:
+    """QA_PIXEL for a scene delivered without it: fill where ``st`` (ST_B10 DNs) has none, open water where ``red`` and
+    ``nir`` (SR_B4, SR_B5 reflectance, when the scene has them) pass :func:`water_test`, cloud where ``blue`` (SR_B2)
+    is bright and the LST cold (:data:`BRIGHT_BLUE`, :data:`COLD_BELOW_K`; before water), clear elsewhere."""
     st = np.asarray(st)
     out = np.where(st == 0, np.uint16(QA_FILL_VALUE), np.uint16(CLEAR_QA_VALUE))
+    if red is not None and nir is not None:
+        out[water_test(red, nir) & (st != 0)] = WATER_QA_VALUE
     if blue is not None:
         with np.errstate(invalid="ignore"):
             bright = (np.asarray(blue) > BRIGHT_BLUE) & (st != 0)
@@ -70,4 +88,4 @@ def landsat_optics(warp: Warp, geobox: GeoBox, landsat: Mapping[str, object], op
 
 
 __all__ = ["BRIGHT_BLUE", "CLEAR_QA_VALUE", "CLOUD_QA_VALUE", "COLD_BELOW_K", "LANDSAT_OPTICS_BANDS", "QA_FILL_VALUE",
-           "landsat_optics", "qa_stand_in"]
+           "WATER_QA_VALUE", "landsat_optics", "qa_stand_in", "water_test"]

@@ -376,13 +376,14 @@ class LocalSceneReader:
 
     def _qa(self, geobox: GeoBox, st: np.ndarray) -> np.ndarray:
         """QA_PIXEL on ``geobox`` (``st``: ST_B10 there); for a scene without it, its stand-in: clear wherever ST_B10
-        has data but for bright, cold clouds in the blue band (SR_B2, where the scene has it; :func:`qa_stand_in`)."""
+        has data but for bright, cold clouds in the blue band and open water by Fmask's test on red and NIR (SR_B2,
+        SR_B4, SR_B5 where the scene has them; :func:`qa_stand_in`)."""
         ls = self.scene.landsat
         if "QA_PIXEL" in ls:
             return self._warp("landsat", "QA_PIXEL", geobox, Resampling.nearest, QA_FILL_VALUE)
-        blue = sr_dn_to_reflectance(self._warp("landsat", "SR_B2", geobox, Resampling.nearest, 0)) \
-            if "SR_B2" in ls else None
-        return qa_stand_in(st, blue)
+        sr = {b: sr_dn_to_reflectance(self._warp("landsat", b, geobox, Resampling.nearest, 0)) if b in ls else None
+              for b in ("SR_B2", "SR_B4", "SR_B5")}
+        return qa_stand_in(st, sr["SR_B2"], sr["SR_B4"], sr["SR_B5"])
 
     def read(self, geobox: GeoBox) -> TileInputs:
         if not self.scene.sentinel2:

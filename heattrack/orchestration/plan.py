@@ -99,8 +99,11 @@ def landsat_alone_warnings(scenes: list[LocalScene]) -> list[str]:
                        "optics, so the 10 m LST has 30 m detail")
         if "QA_PIXEL" not in sc.landsat:
             out.append(f"Landsat scene {sc.landsat_product}: no QA_PIXEL; "
-                       + ("only bright, cold clouds are screened (SR_B2 reflectance > 0.2 and 5 K colder than the "
-                          "tile), not cloud shadow, thin cirrus, snow or water" if "SR_B2" in sc.landsat else
+                       + ("only bright, cold clouds (SR_B2 reflectance > 0.2 and 5 K colder than the tile) and open "
+                          "water (Fmask's test on SR_B4, SR_B5) are screened out, not cloud shadow, thin cirrus or "
+                          "snow" if "SR_B2" in sc.landsat else
+                          "clouds, their shadows and snow are not screened (only ST_B10's fill and open water by "
+                          "Fmask's test on SR_B4, SR_B5)" if {"SR_B4", "SR_B5"} <= set(sc.landsat) else
                           "clouds, their shadows, snow and water are not screened (only ST_B10's fill)"))
     return out
 
