@@ -234,6 +234,11 @@ class SegmentsConfig(_Section):
                                     "by (max risk within buffer_m) / (max risk within this radius), so a hot spot "
                                     "peaking away from the pipe counts less; <= buffer_m disables it.")
     spacing_m: float = Field(10.0, gt=0, description="Sample-point spacing along pipes (m).")
+    max_length_m: float = Field(0.0, ge=0, description="Cut pipe features longer than this into equal parts of at "
+                                "most this length before ranking (m; ids <id>#1, <id>#2, ...); 0: the network's own "
+                                "segments. A segment ranks by its best stretch along the pipe, so a long one ranks "
+                                "high by chance more often and gives a crew kilometres to search; a run warns about "
+                                "features over 1 km while this is 0.")
     top_k: int = Field(3, ge=1, description="local/ae/iforest/fused: segment risk = mean of its top_k sample "
                        "points.")
     mdl_alpha: float = Field(0.01, gt=0, lt=0.5, description="Detectability (mdl_k) and flags: the false-alarm "

@@ -7,6 +7,7 @@ import math
 import xml.etree.ElementTree as ET
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote
 
 import geopandas as gpd
 import numpy as np
@@ -45,7 +46,7 @@ def field_list(seg: gpd.GeoDataFrame, n: int, map_page: str = "report/index.html
     out["osm_url"] = [f"https://www.openstreetmap.org/?mlat={a:.6f}&mlon={o:.6f}#map=19/{a:.6f}/{o:.6f}"
                       for o, a in zip(lon, lat)]
     out["geo_uri"] = [f"geo:{a:.6f},{o:.6f}" for o, a in zip(lon, lat)]
-    out["map_url"] = [f"{map_page}#segment={s}" for s in out["segment_id"]]
+    out["map_url"] = [f"{map_page}#segment={quote(s, safe='')}" for s in out["segment_id"]]  # the map decodes it
     return out
 
 

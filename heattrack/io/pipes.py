@@ -105,6 +105,33 @@ def read_pipes(path: Path) -> gpd.GeoDataFrame:
     return out
 
 
+def split_long_segments(pipes: gpd.GeoDataFrame, max_length_m: float) -> gpd.GeoDataFrame:
+    """``pipes`` (in a CRS of metres) with every line longer than ``max_length_m`` cut into the fewest equal parts of
+    at most that length, each part ``<id>#1``, ``<id>#2``, ... with the line's other columns; unchanged where none is
+    longer or ``max_length_m`` is 0. Ids become strings in the exports then (``<id>#k`` is no number). A
+    MultiLineString (a feature whose parts do not join) is kept whole."""
+    if max_length_m <= 0:
+        return pipes
+    geoms = pipes.geometry.values
+    length = shapely.length(geoms)
+    parts = np.where(shapely.get_type_id(geoms) == 1, np.ceil(length / max_length_m - 1e-9), 1).astype(np.int64)
+    parts = np.maximum(parts, 1)
+    if (parts == 1).all():
+        return pipes
+    from shapely.ops import substring
+
+    rows = np.repeat(np.arange(len(pipes)), parts)
+    k = np.concatenate([np.arange(n) for n in parts])
+    cut = [geoms[r] if parts[r] == 1 else substring(geoms[r], j * length[r] / parts[r], (j + 1) * length[r] / parts[r])
+           for r, j in zip(rows, k)]
+    out = pipes.iloc[rows].reset_index(drop=True)
+    ids = out["segment_id"].astype(str).to_numpy(dtype=object)
+    out["segment_id"] = np.where(parts[rows] > 1, ids + "#" + (k + 1).astype(str).astype(object), ids)
+    out = out.set_geometry(gpd.GeoSeries(cut, crs=pipes.crs))
+    out.attrs = {k: v for k, v in pipes.attrs.items() if k != ID_TYPE_ATTR}
+    return out
+
+
 def ids_as_given(table: gpd.GeoDataFrame, pipes: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """``table`` (segments, hotspots) with its ``segment_id`` back in the type the network file gave: integers where
     it held integers (a GIS joins the outputs to the network on them), else as it is. Ids are strings inside

@@ -14,13 +14,16 @@ from heattrack.config import INPUT_FOLDER_PIPES, Config
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader
 from heattrack.io.models import check_model_matches, read_model_file
-from heattrack.io.pipes import LATITUDE_FIRST
+from heattrack.io.pipes import LATITUDE_FIRST, split_long_segments
 from heattrack.kernels.predictors import LANDSAT_ST_PIXEL_M
 from heattrack.kernels.ranking import chain_attenuation, scan_window_points
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points
 from heattrack.orchestration.tiling import TileGrid, network_area
 
 log = logging.getLogger(__name__)
+
+#: a network feature longer than this (m) is named in the plan's warning while segments.max_length_m is 0
+LONG_SEGMENT_M = 1000.0
 
 
 @dataclass
@@ -150,11 +153,25 @@ def finish_plan(cfg: Config, scenes: list, pipes: gpd.GeoDataFrame, grid: TileGr
     for other patch settings), warnings logged, the pipes' sample points, the :class:`RunPlan`."""
     if cfg.detect.model_path is not None and cfg.detect.method in ("ae", "fused"):
         check_model_matches(read_model_file(cfg.detect.model_path), cfg, cfg.detect.model_path)
+    pipes = split_long_segments(pipes, cfg.segments.max_length_m)
+    warnings = list(warnings) + long_segment_warnings(pipes, cfg)
     for w in warnings:
         log.warning(w)
     points, point_tiles = pipe_points(pipes, cfg)
     return RunPlan(cfg, list(scenes), list(readers or []), pipes, grid, points, point_tiles, list(warnings),
                    tile_readers=tile_readers, source_info=source_info or {}, direct_thermal=direct_thermal)
+
+
+def long_segment_warnings(pipes: gpd.GeoDataFrame, cfg: Config) -> list[str]:
+    """The plan's warning where the network (in metres) holds features over :data:`LONG_SEGMENT_M` left whole."""
+    length = shapely.length(pipes.geometry.values)
+    n = int((length > LONG_SEGMENT_M).sum())
+    if n == 0 or cfg.segments.max_length_m > 0:
+        return []
+    return [f"{n} of {len(pipes)} pipe segments are longer than {LONG_SEGMENT_M / 1e3:g} km (the longest "
+            f"{length.max() / 1e3:.1f} km): a segment ranks by its best stretch along the pipe, so a long one ranks "
+            "high by chance more often, and its crew has kilometres to search; --set segments.max_length_m=500 "
+            "cuts them into parts (ids <id>#1, <id>#2, ...)"]
 
 
 def coreg_params(cfg: Config) -> CoregParams:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import geopandas as gpd
 import numpy as np
@@ -70,7 +71,9 @@ def _table(seg: gpd.GeoDataFrame, n: int = 20) -> str:
         cells = []
         for c in cols:
             v = html.escape(fmt(r.get(c)))
-            cells.append(f"<td><a href='#segment={v}'>{v}</a></td>" if c == "segment_id" else f"<td>{v}</td>")
+            # the id URL-encoded in the link (the map decodes it): a part's ``<id>#2``, a user's id with spaces
+            link = html.escape(quote(fmt(r.get(c)), safe=""))
+            cells.append(f"<td><a href='#segment={link}'>{v}</a></td>" if c == "segment_id" else f"<td>{v}</td>")
         lat, lon = r.get("hot_lat"), r.get("hot_lon")
         if lat is not None and np.isfinite(lat):
             cells.append(f"<td><a href='https://www.openstreetmap.org/?mlat={lat:.6f}&amp;mlon={lon:.6f}#map=19/"
