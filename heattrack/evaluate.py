@@ -258,8 +258,7 @@ def read_landsat_for_asc(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray
     """ST_B10 (K) and every SR band SR_B2..SR_B7 present (reflectance, keyed by the Sentinel-2 band of the
     same wavelength: SR_B4 -> B04, SR_B5 -> B08; SR_B4 and SR_B5 required) of the one Landsat C2L2 scene in
     ``folder`` (or ``folder/landsat``), masked by QA_PIXEL when present. Returns LST, bands, product name."""
-    import rasterio
-
+    from heattrack.io.rasterread import open_raster
     from heattrack.kernels.calibrate import sr_dn_to_reflectance, st_dn_to_kelvin
     from heattrack.kernels.predictors import LANDSAT_TO_S2
     from heattrack.kernels.qa import landsat_clear_mask
@@ -284,7 +283,7 @@ def read_landsat_for_asc(folder: Path) -> tuple[np.ndarray, dict[str, np.ndarray
                 raise InputError(f"{folder}: no *_{name}.TIF (aggregate-sharpen-compare needs ST_B10, SR_B4, SR_B5)")
             return None, None
         try:
-            with rasterio.open(hits[0]) as src:
+            with open_raster(hits[0]) as src:  # a crop without georeferencing is read as it is, without warnings
                 return src.read(1), hits[0].name
         except Exception as exc:
             raise InputError(f"cannot read raster {hits[0]}: {str(exc).splitlines()[0]}") from None
