@@ -48,12 +48,13 @@ def main() -> None:
                                           regions={"land": ~water, "water": water})
             row = {"product": product, "folder": folder.name, "factor": factor, "eval_factor": ev, "n_px": r["n_px"],
                    "bands": r["bands"], "dms_used": r["dms"]["info"].get("method"), "dms_notes": r["dms_notes"]}
+            base = r["bilinear"]["by_region"]
             for m in ("bilinear", "tsharp", "dms"):
                 row[m] = {"rmse_k": r[m]["rmse_k"], "rmse_seen_k": r[m]["rmse_seen_k"],
                           "gain": r["bilinear"]["rmse_k"] / r[m]["rmse_k"],
                           "gain_seen": r["bilinear"]["rmse_seen_k"] / r[m]["rmse_seen_k"],
-                          "by_region": {k: {**v, "gain": r["bilinear"]["by_region"][k]["rmse_k"] / v["rmse_k"],
-                                            "gain_seen": r["bilinear"]["by_region"][k]["rmse_seen_k"] / v["rmse_seen_k"]}
+                          "by_region": {k: {**v, "gain": base[k]["rmse_k"] / v["rmse_k"],
+                                            "gain_seen": base[k]["rmse_seen_k"] / v["rmse_seen_k"]}
                                         for k, v in r[m]["by_region"].items()}}
             rows.append(row)
             t, d = row["tsharp"], row["dms"]

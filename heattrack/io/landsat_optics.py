@@ -39,6 +39,12 @@ COLD_BELOW_K = 5.0
 #: test holds (:func:`water_test`)
 WATER_QA_VALUE = CLEAR_QA_VALUE | (1 << 7)
 
+#: the reflective bands read beside ST_B10 when they are the optics (SR_B4 and SR_B5 are read for coregistration too)
+LANDSAT_OPTICS_BANDS = tuple(LANDSAT_TO_S2)
+
+#: ``warp(sensor, band, geobox, resampling, nodata)``: a reader's read of one band onto a tile
+Warp = Callable[[str, str, GeoBox, Resampling, float], np.ndarray]
+
 
 def water_test(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
     """Fmask's water test (Zhu & Woodcock 2012, the basis of USGS's CFMask, which writes QA_PIXEL's water bit) on
@@ -49,11 +55,6 @@ def water_test(red: np.ndarray, nir: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         nd = (nir - red) / (nir + red)
         return ((nir <= 0) | ((nd < 0.01) & (nir < 0.11)) | ((nd > 0) & (nd < 0.1) & (nir < 0.05))) & np.isfinite(nir)
-#: the reflective bands read beside ST_B10 when they are the optics (SR_B4 and SR_B5 are read for coregistration too)
-LANDSAT_OPTICS_BANDS = tuple(LANDSAT_TO_S2)
-
-#: ``warp(sensor, band, geobox, resampling, nodata)``: a reader's read of one band onto a tile
-Warp = Callable[[str, str, GeoBox, Resampling, float], np.ndarray]
 
 
 def qa_stand_in(st: np.ndarray, blue: np.ndarray | None = None, red: np.ndarray | None = None,

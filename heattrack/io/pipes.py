@@ -128,7 +128,7 @@ def split_long_segments(pipes: gpd.GeoDataFrame, max_length_m: float) -> gpd.Geo
     ids = out["segment_id"].astype(str).to_numpy(dtype=object)
     out["segment_id"] = np.where(parts[rows] > 1, ids + "#" + (k + 1).astype(str).astype(object), ids)
     out = out.set_geometry(gpd.GeoSeries(cut, crs=pipes.crs))
-    out.attrs = {k: v for k, v in pipes.attrs.items() if k != ID_TYPE_ATTR}
+    out.attrs = {key: v for key, v in pipes.attrs.items() if key != ID_TYPE_ATTR}
     return out
 
 
