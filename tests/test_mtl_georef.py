@@ -57,10 +57,18 @@ def test_a_crop_without_georeferencing_reads_as_its_georeferenced_copy(tmp_path)
     assert {f.name: f.read_bytes() for f in crop.iterdir()} == before  # nothing written beside the user's files
 
 
-def _mtl(folder: Path, product: str, **fields) -> None:
+def _mtl(folder: Path, product: str, xml: bool = False, **fields) -> None:
+    """An MTL of the given fields, as text (``GROUP = ...``) or as USGS's XML form, a Level-1 group after them."""
     base = {"MAP_PROJECTION": '"UTM"', "DATUM": '"WGS84"', "UTM_ZONE": "23", "GRID_CELL_SIZE_REFLECTIVE": "30.00",
             "REFLECTIVE_LINES": "4", "REFLECTIVE_SAMPLES": "5", "CORNER_UL_PROJECTION_X_PRODUCT": "583500.000",
             "CORNER_UL_PROJECTION_Y_PRODUCT": "-2222700.000"}
+    if xml:
+        body = "".join(f"    <{k}>{v.strip(chr(34))}</{k}>\n" for k, v in {**base, **fields}.items())
+        (folder / f"{product}_MTL.xml").write_text(
+            f'<?xml version="1.0"?>\n<LANDSAT_METADATA_FILE>\n  <PROJECTION_ATTRIBUTES>\n{body}'
+            "  </PROJECTION_ATTRIBUTES>\n  <LEVEL1_PROJECTION_PARAMETERS>\n    <UTM_ZONE>99</UTM_ZONE>\n"
+            "  </LEVEL1_PROJECTION_PARAMETERS>\n</LANDSAT_METADATA_FILE>\n")
+        return
     body = "".join(f"    {k} = {v}\n" for k, v in {**base, **fields}.items())
     (folder / f"{product}_MTL.txt").write_text(
         f"GROUP = LANDSAT_METADATA_FILE\n  GROUP = PROJECTION_ATTRIBUTES\n{body}  END_GROUP = PROJECTION_ATTRIBUTES\n"
@@ -69,6 +77,8 @@ def _mtl(folder: Path, product: str, **fields) -> None:
 
 @pytest.mark.parametrize("fields, placed", [
     ({}, (f"EPSG:{32623}", Affine(30, 0, 583485, 0, -30, -2222685))),  # south of the equator: negative northings
+    ({"xml": True}, (f"EPSG:{32623}", Affine(30, 0, 583485, 0, -30, -2222685))),  # the MTL's XML form
+    ({"xml": True, "REFLECTIVE_SAMPLES": "6"}, None),
     ({"REFLECTIVE_LINES": "400"}, None),  # the full scene's MTL beside a crop: not this grid
     ({"MAP_PROJECTION": '"PS"'}, None),  # polar stereographic (Antarctica): not placed
     ({"UTM_ZONE": "x"}, None),

@@ -1,7 +1,7 @@
 """A Landsat crop whose GeoTIFFs carry no georeferencing, placed by its product's MTL.
 
 Crops cut with tools that drop the GeoTIFF tags (the xlandsat project's sample scenes, arrays saved back to TIFF)
-still ship the product's ``*_MTL.txt``, and where the crop was cut properly its MTL describes the crop: its
+still ship the product's ``*_MTL.txt`` (or ``.xml``), and where the crop was cut properly its MTL describes the crop: its
 ``REFLECTIVE_LINES`` x ``REFLECTIVE_SAMPLES`` and the projected centre of its upper-left pixel
 (``CORNER_UL_PROJECTION_X/Y_PRODUCT``, UTM zone ``UTM_ZONE`` of WGS 84; Collection 2 keeps the northern zone south of
 the equator, with negative northings). :func:`mtl_placed` gives such a band a CRS and transform from it, as a VRT
@@ -20,7 +20,8 @@ from xml.sax.saxutils import escape
 from affine import Affine
 
 _PRODUCT = re.compile(r"^(L[COTEM]0\d_L2S[PR]_\d{6}_\d{8}_\d{8}_\d{2}_(T1|T2|RT))_", re.I)
-_FIELD = re.compile(r"^\s*([A-Z0-9_]+)\s*=\s*\"?([^\"\r\n]*?)\"?\s*$", re.M)
+_FIELD = re.compile(r"^\s*([A-Z0-9_]+)\s*=\s*\"?([^\"\r\n]*?)\"?\s*$", re.M)  # the MTL's text form
+_FIELD_XML = re.compile(r"<([A-Z0-9_]+)>\s*([^<]*?)\s*</\1>")  # its XML form (USGS ships both)
 _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
                "float32": "Float32", "float64": "Float64"}
 
@@ -30,7 +31,8 @@ def _mtl_grid(mtl: Path, mtime: float) -> tuple[str, Affine, int, int] | None:
     """CRS, transform and (lines, samples) of the product grid an MTL describes; None where it does not describe a
     UTM grid (``mtime`` keys the cache: an MTL replaced on disk is read again)."""
     fields: dict[str, str] = {}
-    for key, value in _FIELD.findall(mtl.read_text(errors="replace")):
+    pattern = _FIELD_XML if mtl.suffix.lower() == ".xml" else _FIELD
+    for key, value in pattern.findall(mtl.read_text(errors="replace")):
         fields.setdefault(key, value.strip())  # the first group (the Level-2 product's), not the Level-1 copy
     try:
         if fields.get("MAP_PROJECTION", "").upper() != "UTM" or fields.get("DATUM", "WGS84").upper() != "WGS84":
@@ -47,12 +49,13 @@ def _mtl_grid(mtl: Path, mtime: float) -> tuple[str, Affine, int, int] | None:
 
 
 def mtl_of(path: Path) -> Path | None:
-    """The ``*_MTL.txt`` of the Landsat product ``path`` belongs to, beside it (None: no product id, or no MTL)."""
+    """The ``*_MTL.txt`` (else ``*_MTL.xml``) of the Landsat product ``path`` belongs to, beside it (None: no product
+    id, or no MTL)."""
     m = _PRODUCT.match(Path(path).name)
     if m is None:
         return None
-    mtl = Path(path).with_name(f"{m.group(1)}_MTL.txt")
-    return mtl if mtl.is_file() else None
+    found = [p for p in (Path(path).with_name(f"{m.group(1)}_MTL{ext}") for ext in (".txt", ".xml")) if p.is_file()]
+    return found[0] if found else None
 
 
 def mtl_placed(path: Path, src) -> str | None:
