@@ -47,8 +47,14 @@ def test_units_dates_and_resolution_are_read(tmp_path):
 ])
 def test_bad_thermal_rasters_are_refused_in_one_line(tmp_path, data, crs, match):
     p = _write(tmp_path / "x.tif", data, crs=crs, res=0.0001 if crs == "EPSG:4326" else 2.0)
-    with pytest.raises(InputError, match=match):
+    with pytest.raises(InputError, match=match) as err:
         describe_thermal(p)
+    assert "--input" not in str(err.value)
+    if match == "not a land-surface temperature":  # a Landsat ST_B10 given as --thermal: told where it goes
+        landsat = _write(tmp_path / "LC08_L2SP_116034_20250115_20250116_02_T1_ST_B10.TIF", np.full((20, 20), 44544.0),
+                         crs=crs, res=30.0)
+        with pytest.raises(InputError, match=r"ST_B10 band holds scaled counts: run its folder with --input"):
+            describe_thermal(landsat)
     with pytest.raises(InputError, match="no thermal raster"):
         discover_thermal(tmp_path / "nowhere", None)
 

@@ -157,8 +157,11 @@ def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = 
         units = "K"
     kelvin_med = med + 273.15 if units == "C" else med
     if not 180.0 < kelvin_med < 400.0:
+        landsat = re.search(r"L[COTEM]0\d_L2S[PR]_.*_ST_B10\.", Path(path).name, re.I) is not None
         raise InputError(f"thermal raster {path}: median {kelvin_med:.1f} K is not a land-surface temperature "
-                         f"(units {units})")
+                         f"(units {units})" + ("; a Landsat Collection 2 ST_B10 band holds scaled counts: run its "
+                                               "folder with --input (with SR_B4 and SR_B5, or a Sentinel-2 granule, "
+                                               "as the optics)" if landsat else ""))
     acquired = side.get("acquired") or tag_time
     when = None
     if acquired:
