@@ -9,6 +9,12 @@ only: SR_B2-B7 read bilinearly onto the 10 m grid under Sentinel-2's band names)
 bilinear (the truth's 10 m LST; each run on its own valid pixels: SCL-clear for the pair, QA-clear for Landsat alone),
 segment ROC-AUC and the share of sensor-visible leaks (footprint peak >= 0.7 K) in the top 5 % of segments; the
 difference of the two Landsat-alone rankings paired per member (DeLong).
+
+``--no-qa``: the Landsat scene alone without its ``QA_PIXEL`` (a crop as USGS and the xlandsat project deliver it, the
+layout of the real Momotombo and Liverpool samples), so its runs screen with the QA stand-in (bright cold clouds,
+Fmask's water test; :mod:`heattrack.io.landsat_optics`) instead of the product's cloud, shadow and water bits. The
+simulator draws its Landsat clouds into ST_B10 and QA_PIXEL only, so the copy also makes its clouds (and their dilated
+rims) bright in SR_B2-SR_B7, as real clouds are: with the reflectance the simulator gives Sentinel-2's clouds.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import rasterio
 from family import VISIBLE_K, leak_ranks  # benchmarks/ is the script's folder
 from heldout import heldout_parser, overrides, paired_columns, pooled_difference, spec_overrides, workspace
 
@@ -30,16 +37,37 @@ from heattrack.simulate import family_spec, simulate_scene
 RUNS = (("pair", "default"), ("pair", "baseline"), ("alone", "default"), ("alone", "baseline"))
 
 
-def landsat_only_copy(scene: Path, dst: Path) -> Path:
-    """``dst`` with the scene's ``landsat/``, pipes and truth (links), no ``sentinel2/``."""
+def landsat_only_copy(scene: Path, dst: Path, no_qa: bool = False) -> Path:
+    """``dst`` with the scene's ``landsat/`` (without ``QA_PIXEL`` where ``no_qa``), pipes and truth (links), no
+    ``sentinel2/``."""
     dst.mkdir(parents=True)
-    for name in ("landsat", "truth", "pipes.geojson"):
+    for name in ("truth", "pipes.geojson", *(() if no_qa else ("landsat",))):
         (dst / name).symlink_to((scene / name).resolve())
+    if no_qa:
+        (dst / "landsat").mkdir()
+        qa_file = next((scene / "landsat").glob("*_QA_PIXEL.TIF"))
+        with rasterio.open(qa_file) as src:
+            cloudy = (src.read(1) & ((1 << 1) | (1 << 3))) > 0  # the cloud and dilated-cloud bits
+        for f in (scene / "landsat").iterdir():
+            if "_QA_PIXEL" in f.name:
+                continue
+            if "_SR_B" not in f.name:
+                (dst / "landsat" / f.name).symlink_to(f.resolve())
+                continue
+            # the simulator puts its Landsat clouds into ST_B10 and QA_PIXEL only; a real cloud is bright in the
+            # reflective bands too: here with the reflectance it gives Sentinel-2's clouds (0.45, 0.47 from NIR on)
+            with rasterio.open(f) as src:
+                profile, dn = src.profile, src.read(1)
+            bright = 0.47 if f.name.rsplit("_SR_B", 1)[1][0] in "567" else 0.45
+            dn[cloudy] = np.uint16(round((bright + 0.2) / 0.0000275))
+            with rasterio.open(dst / "landsat" / f.name, "w", **profile) as out:
+                out.write(dn, 1)
     return dst
 
 
 def main() -> None:
     ap = heldout_parser(__doc__, 12)
+    ap.add_argument("--no-qa", action="store_true", help="the Landsat scene alone without its QA_PIXEL (the stand-in)")
     args = ap.parse_args()
     rows = []
     t0 = time.perf_counter()
@@ -47,7 +75,7 @@ def main() -> None:
         for m in args.members:
             scene = Path(tmp) / f"m{m}"
             simulate_scene(scene, family_spec(m, size_km=args.size_km, **spec_overrides(args)))
-            inputs = {"pair": scene, "alone": landsat_only_copy(scene, Path(tmp) / f"m{m}-alone")}
+            inputs = {"pair": scene, "alone": landsat_only_copy(scene, Path(tmp) / f"m{m}-alone", args.no_qa)}
             row: dict = {"member": m}
             for optics, method in RUNS:
                 over = overrides(args) if method == "default" else {"detect.method": "baseline"}
@@ -73,7 +101,7 @@ def main() -> None:
                   f"{row['pair_baseline_auc']:.3f}), alone {row['alone_default_auc']:.3f} (baseline "
                   f"{row['alone_baseline_auc']:.3f})", flush=True)
     df = pd.DataFrame(rows)
-    summary = {"members": [int(m) for m in df["member"]], "size_km": args.size_km,
+    summary = {"members": [int(m) for m in df["member"]], "size_km": args.size_km, "alone_without_qa": args.no_qa,
                "seconds": round(time.perf_counter() - t0)}
     print(f"\n{len(df)} held-out members ({summary['seconds']} s)")
     for col in ("pair_lst_gain", "alone_lst_gain", *(f"{o}_{m}_auc" for o, m in RUNS)):
