@@ -8,8 +8,8 @@ runs exactly what ``heattrack validate-sharpening`` runs (:func:`heattrack.evalu
 :func:`heattrack.evaluate.read_landsat_for_asc`'s bands: every SR band SR_B2-SR_B7 present) and prints the RMSE of
 bilinear (the baseline), TsHARP and the default ``dms`` (with what its guard delivered), their gains over bilinear,
 and the same seen through the sensor's footprint; then the same over land and over open water apart (water: MNDWI =
-(green - SWIR1) / (green + SWIR1) > 0, Xu 2006, from SR_B3 and SR_B6; a compared 90 m cell counts where most of it
-is). Caveat: ST_B10's 30 m pixels carry TIRS's ~100 m footprint, so the
+(green - SWIR1) / (green + SWIR1) > 0, Xu 2006, from SR_B3 and SR_B6, :func:`heattrack.evaluate.land_and_water`, as
+``validate-sharpening`` prints them; a compared 90 m cell counts where most of it is). Caveat: ST_B10's 30 m pixels carry TIRS's ~100 m footprint, so the
 "truth" here is itself smooth: right 30 m detail counts as error in the plain columns.
 
 A real city crop with SR_B2-SR_B7 and ST_B10 (the one issue #14 names) is not in this repository: the xlandsat
@@ -23,9 +23,7 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from heattrack.evaluate import aggregate_sharpen_compare, read_landsat_for_asc
+from heattrack.evaluate import aggregate_sharpen_compare, land_and_water, read_landsat_for_asc
 
 DEFAULT = Path(__file__).parents[1] / "tests" / "data" / "real" / "landsat-momotombo"
 PROTOCOLS = ((3, 1), (9, 3))
@@ -41,27 +39,25 @@ def main() -> None:
           f"{'seen: tsharp':>13} {'dms':>13}")
     for folder in args.folders:
         lst, bands, product = read_landsat_for_asc(folder)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            water = (bands["B03"] - bands["B11"]) / (bands["B03"] + bands["B11"]) > 0
+        regions = land_and_water(bands)  # as validate-sharpening splits them
         for factor, ev in PROTOCOLS:
-            r = aggregate_sharpen_compare(lst, bands, factor=factor, eval_factor=ev,
-                                          regions={"land": ~water, "water": water})
+            r = aggregate_sharpen_compare(lst, bands, factor=factor, eval_factor=ev, regions=regions)
             row = {"product": product, "folder": folder.name, "factor": factor, "eval_factor": ev, "n_px": r["n_px"],
                    "bands": r["bands"], "dms_used": r["dms"]["info"].get("method"), "dms_notes": r["dms_notes"]}
-            base = r["bilinear"]["by_region"]
+            base = r["bilinear"].get("by_region", {})
             for m in ("bilinear", "tsharp", "dms"):
                 row[m] = {"rmse_k": r[m]["rmse_k"], "rmse_seen_k": r[m]["rmse_seen_k"],
                           "gain": r["bilinear"]["rmse_k"] / r[m]["rmse_k"],
                           "gain_seen": r["bilinear"]["rmse_seen_k"] / r[m]["rmse_seen_k"],
                           "by_region": {k: {**v, "gain": base[k]["rmse_k"] / v["rmse_k"],
                                             "gain_seen": base[k]["rmse_seen_k"] / v["rmse_seen_k"]}
-                                        for k, v in r[m]["by_region"].items()}}
+                                        for k, v in r[m].get("by_region", {}).items()}}
             rows.append(row)
             t, d = row["tsharp"], row["dms"]
             print(f"{product[:44]:<44} {f'{factor}/{ev}':>8} {r['n_px']:>7} {row['bilinear']['rmse_k']:>10.3f} "
                   f"{t['rmse_k']:>6.3f} {t['gain']:>5.2f}x {d['rmse_k']:>6.3f} {d['gain']:>5.2f}x "
                   f"{row['dms_used']:>9} {t['gain_seen']:>12.2f}x {d['gain_seen']:>12.2f}x")
-            for k in ("land", "water"):
+            for k in base:
                 b, t, d = (row[m]["by_region"][k] for m in ("bilinear", "tsharp", "dms"))
                 label = f"  {k} ({b['n_px']} compared px)"
                 print(f"{label:<44} {'':>8} {'':>7} {b['rmse_k']:>10.3f} "

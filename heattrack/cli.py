@@ -351,13 +351,14 @@ def validate_sharpening(
     verbose: VerboseOpt = False,
 ) -> None:
     """Aggregate-sharpen-compare on a real scene: aggregate ST_B10, sharpen back, RMSE per method."""
-    from heattrack.evaluate import aggregate_sharpen_compare, read_landsat_for_asc
+    from heattrack.evaluate import aggregate_sharpen_compare, land_and_water, read_landsat_for_asc, region_line
 
     setup_logging(verbose)
     with cli_errors(verbose):
         lst, bands, product = read_landsat_for_asc(one_folder(folder, landsat, "--landsat"))
+        regions = land_and_water(bands)
         with console.status("sharpening"):
-            res = aggregate_sharpen_compare(lst, bands, factor=factor, eval_factor=eval_factor)
+            res = aggregate_sharpen_compare(lst, bands, factor=factor, eval_factor=eval_factor, regions=regions)
         table = Table(title=f"{product}: {res['n_px']} px, bands {' '.join(res['bands'])}, aggregated x{factor}, "
                             "sharpened back, compared "
                             f"{'at full resolution' if eval_factor == 1 else f'after averaging x{eval_factor}'}")
@@ -371,6 +372,8 @@ def validate_sharpening(
         Console().print("RMSE: each field as it is against ST_B10's pixels, which carry TIRS's ~100 m footprint (real 30 m "
                         "detail counts as error); seen through the footprint: each field blurred by that footprint "
                         "first, as the sensor would have recorded it (docs/downscaling.md). " + res["dms_notes"])
+        if (split := region_line(res)):
+            Console().print(split)
         if json_out is not None:
             json_out.write_text(json.dumps({"product": product, **res}, indent=2, default=str))
 

@@ -78,6 +78,19 @@ def test_validate_sharpening_command(tmp_path):
     assert out["factor"] == 9 and out["eval_factor"] == 3 and out["tsharp"]["rmse_k"] < out["bilinear"]["rmse_k"]
     assert all(0 < out[m]["rmse_seen_k"] < 3.0 for m in ("bilinear", "tsharp", "dms"))
     assert "seen through the footprint" in res.output and "does not test them" in " ".join(res.output.split())
+    # land and water apart (Lake Managua: MNDWI > 0 on ~16 % of the crop), each method's gain over bilinear over each
+    land = out["bilinear"]["by_region"]["land"]
+    said = " ".join(res.output.split())
+    assert out["bilinear"]["by_region"]["water"]["n_px"] > 1000 and land["n_px"] > 10_000
+    assert f"over land ({land['n_px']} compared cells; bilinear {land['rmse_k']:.3f} K) tsharp " in said
+    assert f"dms {land['rmse_k'] / out['dms']['by_region']['land']['rmse_k']:.2f}x; over water" in said
+    from heattrack.evaluate import land_and_water
+
+    green, swir = np.full((10, 10), 0.05, np.float32), np.full((10, 10), 0.2, np.float32)  # land: SWIR above green
+    assert land_and_water({"B04": green, "B08": swir}) is None and land_and_water({"B03": green, "B11": swir}) is None
+    swir[:3] = 0.01  # 30 % water
+    split = land_and_water({"B03": green, "B11": swir})
+    assert split["water"].sum() == 30 and (split["land"] == ~split["water"]).all()
     # DMS saw the product through the footprint the scene shows (Collection 2: wider than TIRS's 36 m), and says so
     fp = out["dms"]["info"]["footprint"]
     assert fp["source"] == "estimated" and 50.0 < 30.0 * fp["psf_sigma_px"] < 80.0
