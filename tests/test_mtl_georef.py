@@ -13,7 +13,7 @@ from odc.geo.geobox import GeoBox
 from heattrack.errors import InputError
 from heattrack.io.local import LocalSceneReader, discover_local_scenes, scene_footprint
 from heattrack.io.rasterread import open_raster, raster_footprint
-from heattrack.orchestration.plan import landsat_alone_warnings
+from heattrack.orchestration.plan import landsat_scene_warnings
 
 REAL = Path(__file__).parent / "data" / "real" / "landsat-momotombo"
 PRODUCT = "LC08_L2SP_017051_20151205_20200908_02_T1"
@@ -50,10 +50,10 @@ def test_a_crop_without_georeferencing_reads_as_its_georeferenced_copy(tmp_path)
     assert sorted(got.bands) == sorted(want.bands) and np.isfinite(got.lst).mean() > 0.9
     for band in got.bands:
         np.testing.assert_array_equal(got.bands[band], want.bands[band])
-    said = [w for w in landsat_alone_warnings([sc]) if "georeferencing" in w]
+    said = [w for w in landsat_scene_warnings([sc]) if "georeferencing" in w]
     assert said == [f"Landsat scene {PRODUCT}: its GeoTIFFs carry no georeferencing; placed on EPSG:32616 by its "
                     f"{PRODUCT}_MTL.txt (the upper-left pixel's centre and the grid size it gives)"]
-    assert not any("georeferencing" in w for w in landsat_alone_warnings([ref]))
+    assert not any("georeferencing" in w for w in landsat_scene_warnings([ref]))
     assert {f.name: f.read_bytes() for f in crop.iterdir()} == before  # nothing written beside the user's files
 
 

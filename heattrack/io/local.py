@@ -44,6 +44,7 @@ from rasterio.enums import Resampling
 from heattrack.errors import InputError
 from heattrack.io.data_footprint import valid_data_polygon
 from heattrack.io.landsat_optics import LANDSAT_OPTICS_BANDS, QA_FILL_VALUE, landsat_optics, qa_stand_in
+from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID
 from heattrack.io.rasterread import raster_footprint, warp_band
 from heattrack.io.s2_metadata import parse_date as _parse_date
 from heattrack.io.s2_metadata import s2_offset_and_date
@@ -66,7 +67,6 @@ S2_BANDS = ("B04", "B08", "SCL")  # required
 #: read when present (20 m bands resampled bilinearly onto the 10 m grid) and the sharpener uses them
 #: (``downscale.dms_bands`` chooses which; a reader reads only those: ``LocalSceneReader.optional_bands``)
 S2_OPTIONAL_BANDS = ("B02", "B03", "B05", "B06", "B07", "B8A", "B11", "B12")
-_LANDSAT_NAME = re.compile(r"L[COTEM]0\d_L2S[PR]_(\d{6})_(\d{8})_(\d{8})_\d{2}_(T1|T2|RT)", re.I)
 
 
 @dataclass(frozen=True)
@@ -199,11 +199,11 @@ def discover_local_scene(input_dir: Path, s2_dir: Path | None = None, by_name: b
         ls_maps = [{b: p for b, p in m.items() if b in LANDSAT_BANDS or (b == "SR_B2" and "QA_PIXEL" not in m)}
                    for m in ls_maps]
     landsat, sentinel2 = ls_maps[0], s2_maps[0]
-    dates = {(m.group(2) if (m := _LANDSAT_NAME.search(lm["ST_B10"].name)) else None) for lm in ls_maps}
+    dates = {(m.group(2) if (m := LANDSAT_PRODUCT_ID.search(lm["ST_B10"].name)) else None) for lm in ls_maps}
     if len(dates) > 1:
         raise InputError(f"{ls_dir}: Landsat products of several dates ({', '.join(sorted(map(str, dates)))}); "
                          "keep one date per folder (a sub-folder per date)")
-    m = _LANDSAT_NAME.search(landsat["ST_B10"].name)
+    m = LANDSAT_PRODUCT_ID.search(landsat["ST_B10"].name)
     product = landsat["ST_B10"].name.rsplit("_ST_B10", 1)[0]
     ls_date = _parse_date(m.group(2)) if m else None
     if ls_date is None:
@@ -259,7 +259,7 @@ def _has_st(folder: Path) -> bool:
 def _landsat_date_in(folder: Path) -> date | None:
     """The acquisition date in the name of the folder's first ``*_ST_B10`` product (None: none found)."""
     for f in _rasters(folder) if folder.is_dir() else []:
-        if "_ST_B10." in f.name.upper() and (m := _LANDSAT_NAME.search(f.name)):
+        if "_ST_B10." in f.name.upper() and (m := LANDSAT_PRODUCT_ID.search(f.name)):
             return _parse_date(m.group(2))
     return None
 

@@ -17,9 +17,13 @@ import warnings
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import rasterio
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 
-_PRODUCT = re.compile(r"^(L[COTEM]0\d_L2S[PR]_\d{6}_\d{8}_\d{8}_\d{2}_(T1|T2|RT))_", re.I)
+#: a Landsat Collection 2 Level-2 product id (groups: WRS path/row, acquisition date, processing date, tier): the
+#: prefix of every band file's name and of its MTL
+LANDSAT_PRODUCT_ID = re.compile(r"L[COTEM]0\d_L2S[PR]_(\d{6})_(\d{8})_(\d{8})_\d{2}_(T1|T2|RT)", re.I)
 _FIELD = re.compile(r"^\s*([A-Z0-9_]+)\s*=\s*\"?([^\"\r\n]*?)\"?\s*$", re.M)  # the MTL's text form
 _FIELD_XML = re.compile(r"<([A-Z0-9_]+)>\s*([^<]*?)\s*</\1>")  # its XML form (USGS ships both)
 _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32", "int32": "Int32",
@@ -51,24 +55,39 @@ def _mtl_grid(mtl: Path, mtime: float) -> tuple[str, Affine, int, int] | None:
 def mtl_of(path: Path) -> Path | None:
     """The ``*_MTL.txt`` (else ``*_MTL.xml``) of the Landsat product ``path`` belongs to, beside it (None: no product
     id, or no MTL)."""
-    m = _PRODUCT.match(Path(path).name)
+    m = LANDSAT_PRODUCT_ID.match(Path(path).name)
     if m is None:
         return None
-    found = [p for p in (Path(path).with_name(f"{m.group(1)}_MTL{ext}") for ext in (".txt", ".xml")) if p.is_file()]
+    found = [p for p in (Path(path).with_name(f"{m.group(0)}_MTL{ext}") for ext in (".txt", ".xml")) if p.is_file()]
     return found[0] if found else None
+
+
+def open_quietly(path: Path):
+    """``rasterio.open(path)`` without rasterio's warning for a file that carries no georeferencing (a crop this
+    module places, or one the caller refuses in one line)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path)
+
+
+def mtl_grid_of(path: Path, src) -> tuple[str, Affine] | None:
+    """CRS and transform that the product's MTL gives band 1 of ``src`` (the open, not georeferenced ``path``); None
+    where there is no MTL beside it, its grid is not the band's shape or not UTM, or GDAL has no type for the band."""
+    mtl = mtl_of(path)
+    grid = _mtl_grid(mtl, mtl.stat().st_mtime) if mtl is not None else None
+    if grid is None or (grid[2], grid[3]) != (src.height, src.width) or str(src.dtypes[0]) not in _GDAL_TYPES:
+        return None
+    return grid[0], grid[1]
 
 
 def mtl_placed(path: Path, src) -> str | None:
     """A VRT (XML text) of band 1 of ``src`` (the open, not georeferenced ``path``) with the CRS and transform of its
-    product's MTL; None where there is no MTL beside it or its grid is not the band's shape or not UTM."""
-    mtl = mtl_of(path)
-    grid = _mtl_grid(mtl, mtl.stat().st_mtime) if mtl is not None else None
-    if grid is None or (grid[2], grid[3]) != (src.height, src.width):
+    product's MTL (:func:`mtl_grid_of`); None where the MTL does not place it."""
+    placed = mtl_grid_of(path, src)
+    if placed is None:
         return None
-    crs, t, _, _ = grid
-    dtype = _GDAL_TYPES.get(str(src.dtypes[0]))
-    if dtype is None:
-        return None
+    crs, t = placed
+    dtype = _GDAL_TYPES[str(src.dtypes[0])]
     nodata = f"    <NoDataValue>{src.nodata!r}</NoDataValue>\n" if src.nodata is not None else ""
     return (f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">\n'
             f"  <SRS>{crs}</SRS>\n  <GeoTransform>{t.c!r}, {t.a!r}, 0.0, {t.f!r}, 0.0, {t.e!r}</GeoTransform>\n"
@@ -80,17 +99,12 @@ def mtl_placed(path: Path, src) -> str | None:
 def placed_by_mtl_warning(path: Path) -> str | None:
     """The run's warning where the Landsat band ``path`` carries no georeferencing and its MTL places it (None
     where the file is georeferenced itself, or nothing places it: reading it then says so)."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(path) as src:
-            if src.crs is not None or (vrt := mtl_placed(path, src)) is None:
-                return None
-    crs, mtl = re.search(r"<SRS>(.*?)</SRS>", vrt).group(1), mtl_of(path)
+    with open_quietly(path) as src:
+        if src.crs is not None or (placed := mtl_grid_of(path, src)) is None:
+            return None
+    crs, mtl = placed[0], mtl_of(path)
     return (f"Landsat scene {mtl.name.removesuffix('_MTL.txt')}: its GeoTIFFs carry no georeferencing; placed on "
             f"{crs} by its {mtl.name} (the upper-left pixel's centre and the grid size it gives)")
 
 
-__all__ = ["mtl_of", "mtl_placed", "placed_by_mtl_warning"]
+__all__ = ["LANDSAT_PRODUCT_ID", "mtl_grid_of", "mtl_of", "mtl_placed", "open_quietly", "placed_by_mtl_warning"]

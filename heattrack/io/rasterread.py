@@ -23,8 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,18 +32,16 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry, box
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from heattrack.errors import InputError
-from heattrack.io.mtl_georef import mtl_placed
+from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID, mtl_placed, open_quietly
 from heattrack.io.retry import with_retries
 from heattrack.kernels.lst import bilinear_gather
 from heattrack.kernels.warp import LATTICE_PX, warp_array
 
-_LANDSAT_BAND = re.compile(r"^L[COTEM]0\d_L2S[PR]_", re.I)
 _TOL = 1e-6  # of a pixel: how close to whole-pixel an offset must be to count as aligned
 
 
@@ -65,10 +61,7 @@ def open_raster(path: Path):
     """``rasterio.open(path)``; a Landsat band whose GeoTIFF carries no georeferencing comes back placed by its
     product's MTL where one lies beside it (:mod:`heattrack.io.mtl_georef`: a VRT around the file, which stays as it
     is), else as it is (no CRS)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        src = rasterio.open(path)
-    with src:
+    with open_quietly(path) as src:
         vrt = mtl_placed(Path(path), src) if src.crs is None else None
         if vrt is None:
             yield src
@@ -334,7 +327,7 @@ def raster_footprint(path: Path) -> tuple[Geometry, str]:
             if src.crs is None:
                 raise InputError(f"raster {path} has no CRS (not georeferenced" + (
                     "; a Landsat band is placed by its product's *_MTL.txt beside it where that describes the band's "
-                    "grid" if _LANDSAT_BAND.match(path.name) else "") + ")")
+                    "grid" if LANDSAT_PRODUCT_ID.match(path.name) else "") + ")")
             crs = src.crs.to_string()
             return box(*src.bounds, crs), crs
     except InputError:

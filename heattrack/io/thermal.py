@@ -42,6 +42,7 @@ from rasterio.warp import transform as rio_transform
 
 from heattrack.errors import InputError
 from heattrack.io.local import RASTER_SUFFIXES, TileInputs, warp_band
+from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID
 from heattrack.kernels.psf import MAX_WINDOW_PX, estimate_footprint
 
 log = logging.getLogger(__name__)
@@ -157,7 +158,8 @@ def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = 
         units = "K"
     kelvin_med = med + 273.15 if units == "C" else med
     if not 180.0 < kelvin_med < 400.0:
-        landsat = re.search(r"L[COTEM]0\d_L2S[PR]_.*_ST_B10\.", Path(path).name, re.I) is not None
+        name = Path(path).name
+        landsat = LANDSAT_PRODUCT_ID.search(name) is not None and "_ST_B10." in name.upper()
         raise InputError(f"thermal raster {path}: median {kelvin_med:.1f} K is not a land-surface temperature "
                          f"(units {units})" + ("; a Landsat Collection 2 ST_B10 band holds scaled counts: run its "
                                                "folder with --input (with SR_B4 and SR_B5, or a Sentinel-2 granule, "

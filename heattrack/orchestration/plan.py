@@ -83,10 +83,10 @@ def plan_run(cfg: Config) -> RunPlan:
             warnings.append(f"Landsat ({sc.landsat_date}) and Sentinel-2 ({sc.s2_date}) dates are {gap:.0f} days "
                             f"apart (> max_date_gap_days = {cfg.input.max_date_gap_days:g}): land cover may have "
                             "changed")
-    return finish_plan(cfg, scenes, pipes, grid, warnings + landsat_alone_warnings(scenes), readers=readers)
+    return finish_plan(cfg, scenes, pipes, grid, warnings + landsat_scene_warnings(scenes), readers=readers)
 
 
-def landsat_alone_warnings(scenes: list[LocalScene]) -> list[str]:
+def landsat_scene_warnings(scenes: list[LocalScene]) -> list[str]:
     """What a run of Landsat scenes without a Sentinel-2 granule, without QA_PIXEL or without georeferencing of
     their own must say (run.json, report)."""
     out = []
@@ -153,7 +153,7 @@ def _plan_mixed(cfg: Config) -> RunPlan:
     clear = [r.clear_fraction(coarse) for _, r in pairs]
     if max(clear) <= 0.0:
         raise NoDataError("no date of the mixed input has a clear, valid thermal pixel over the AOI")
-    warnings = list(dropped) + psf_warnings(thermal) + landsat_alone_warnings(landsat) + [
+    warnings = list(dropped) + psf_warnings(thermal) + landsat_scene_warnings(landsat) + [
         f"{sc.landsat_product}: no clear pixel over the AOI (date kept, adds no evidence)"
         for (sc, _), cf in zip(pairs, clear) if cf <= 0.0]
     if any(sc.stated_m <= cfg.thermal.fine_m for sc in thermal):
