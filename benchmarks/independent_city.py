@@ -336,7 +336,9 @@ def _write(path: Path, arr: np.ndarray, profile: dict) -> None:
         dst.write(arr, 1)
 
 
-def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None) -> dict:
+def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None, st_only: bool = False) -> dict:
+    """Both rankings of one city and the real-crop protocol on its Landsat folder; ``st_only``: the runs screen the
+    scene's ``ST_B10`` band alone as a thermal raster (no optics, no sharpening)."""
     from heattrack.config import load_config
     from heattrack.evaluate import aggregate_sharpen_compare, compare_rankings, evaluate_run, read_landsat_for_asc
     from heattrack.orchestration.run import run
@@ -346,7 +348,8 @@ def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None) -> 
     leaks = leaks.drop_duplicates("segment_id")
     for name, over in (("default", sets or {}), ("baseline", {"detect.method": "baseline"})):
         out = work / name
-        cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **over})
+        src = {"input.thermal": next((scene / "landsat").glob("*_ST_B10.TIF"))} if st_only else {"input.input": scene}
+        cfg = load_config(None, {**src, "input.pipes": scene / "pipes.geojson", **over})
         run(cfg, out, client=client)
         ev = evaluate_run(scene, out)
         seg = gpd.read_file(out / "segments.geojson")[["segment_id", "rank"]]
@@ -419,6 +422,8 @@ def main() -> None:
     ap.add_argument("--changes", action="store_true", help="two winters per city, `heattrack screen`: change classes")
     ap.add_argument("--landsat-alone", action="store_true", help="run on each city's Landsat scene alone (no "
                     "sentinel2/: the scene's own reflective bands are the optics; benchmarks/landsat_alone.py)")
+    ap.add_argument("--st-only", action="store_true", help="screen each city's ST_B10 band alone as a thermal raster "
+                    "(--thermal FILE: no optics, not sharpened)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the scenes and runs here")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -443,7 +448,7 @@ def main() -> None:
                     from landsat_alone import landsat_only_copy
 
                     scene = landsat_only_copy(scene, base / f"city{seed}" / "alone")
-                row = evaluate_city(scene, base / f"city{seed}", client, sets)
+                row = evaluate_city(scene, base / f"city{seed}", client, sets, args.st_only)
             rows.append({"seed": seed, **row, "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(rows[-1]), flush=True)
     df = pd.DataFrame(rows)
@@ -471,6 +476,7 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"size_km": args.size_km, "tirs_sample_m": args.tirs_sample_m,
+                                         "st_b10_only": args.st_only,
                                          "changes": args.changes, "set": args.sets, "summary": summary,
                                          "rows": rows}, indent=2, default=str))
 

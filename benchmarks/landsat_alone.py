@@ -15,6 +15,10 @@ layout of the real Momotombo and Liverpool samples), so its runs screen with the
 Fmask's water test; :mod:`heattrack.io.landsat_optics`) instead of the product's cloud, shadow and water bits. The
 simulator draws its Landsat clouds into ST_B10 and QA_PIXEL only, so the copy also makes its clouds (and their dilated
 rims) bright in SR_B2-SR_B7, as real clouds are: with the reflectance the simulator gives Sentinel-2's clouds.
+
+``--st-only``: the "alone" runs screen the scene's ``ST_B10`` band by itself as a thermal raster (``--thermal FILE``,
+:mod:`heattrack.io.landsat_st`: kelvin from the counts, ``QA_PIXEL`` beside it, no optics, no sharpening): what a user
+holding only the ST product gets.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ def landsat_only_copy(scene: Path, dst: Path, no_qa: bool = False) -> Path:
 def main() -> None:
     ap = heldout_parser(__doc__, 12)
     ap.add_argument("--no-qa", action="store_true", help="the Landsat scene alone without its QA_PIXEL (the stand-in)")
+    ap.add_argument("--st-only", action="store_true",
+                    help="the scene's ST_B10 band alone as a thermal raster (no optics)")
     args = ap.parse_args()
     rows = []
     t0 = time.perf_counter()
@@ -75,12 +81,14 @@ def main() -> None:
         for m in args.members:
             scene = Path(tmp) / f"m{m}"
             simulate_scene(scene, family_spec(m, size_km=args.size_km, **spec_overrides(args)))
-            inputs = {"pair": scene, "alone": landsat_only_copy(scene, Path(tmp) / f"m{m}-alone", args.no_qa)}
+            st = next((scene / "landsat").glob("*_ST_B10.TIF"))
+            inputs = {"pair": {"input.input": scene},
+                      "alone": {"input.thermal": st} if args.st_only else
+                      {"input.input": landsat_only_copy(scene, Path(tmp) / f"m{m}-alone", args.no_qa)}}
             row: dict = {"member": m}
             for optics, method in RUNS:
                 over = overrides(args) if method == "default" else {"detect.method": "baseline"}
-                cfg = load_config(None, {"input.input": inputs[optics], "input.pipes": scene / "pipes.geojson",
-                                         **over})
+                cfg = load_config(None, {**inputs[optics], "input.pipes": scene / "pipes.geojson", **over})
                 out = Path(tmp) / f"out{m}-{optics}-{method}"
                 run(cfg, out, client=client)
                 ev = evaluate_run(scene, out)
@@ -102,6 +110,7 @@ def main() -> None:
                   f"{row['alone_baseline_auc']:.3f})", flush=True)
     df = pd.DataFrame(rows)
     summary = {"members": [int(m) for m in df["member"]], "size_km": args.size_km, "alone_without_qa": args.no_qa,
+               "alone_st_b10_only": args.st_only,
                "seconds": round(time.perf_counter() - t0)}
     print(f"\n{len(df)} held-out members ({summary['seconds']} s)")
     for col in ("pair_lst_gain", "alone_lst_gain", *(f"{o}_{m}_auc" for o, m in RUNS)):

@@ -165,8 +165,8 @@ class ThermalConfig(_Section):
         "night (before 6 h or from 19 h), day (9-16 h), any; auto: night in the heating season (October-April north "
         "of the equator), any otherwise. Other thermal rasters (flights, whose sidecar times may be local) are "
         "always kept.")
-    max_lst_err_k: float = Field(2.0, gt=0, description="ECOSTRESS: pixels whose LST_err layer exceeds this (K) "
-                                 "are dropped.")
+    max_lst_err_k: float = Field(2.0, gt=0, description="ECOSTRESS (LST_err) and a Landsat ST_B10 band screened "
+                                 "alone (its ST_QA): pixels whose uncertainty exceeds this (K) are dropped.")
 
 
 class DetectConfig(_Section):

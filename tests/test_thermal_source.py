@@ -50,10 +50,10 @@ def test_bad_thermal_rasters_are_refused_in_one_line(tmp_path, data, crs, match)
     with pytest.raises(InputError, match=match) as err:
         describe_thermal(p)
     assert "--input" not in str(err.value)
-    if match == "not a land-surface temperature":  # a Landsat ST_B10 given as --thermal: told where it goes
+    if match == "not a land-surface temperature":  # a Landsat ST_B10's counts saved as floats: not read as counts
         landsat = _write(tmp_path / "LC08_L2SP_116034_20250115_20250116_02_T1_ST_B10.TIF", np.full((20, 20), 44544.0),
                          crs=crs, res=30.0)
-        with pytest.raises(InputError, match=r"ST_B10 band holds scaled counts: run its folder with --input"):
+        with pytest.raises(InputError, match="not a land-surface temperature"):
             describe_thermal(landsat)
     with pytest.raises(InputError, match="no thermal raster"):
         discover_thermal(tmp_path / "nowhere", None)

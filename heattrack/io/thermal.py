@@ -12,6 +12,10 @@ footprint at least ``ESTIMATED_MIN_PX`` pixels wide: then the raster was resampl
 Landsat onto 10 m pixels) and the detectability (``mdl_k``) uses that footprint, with a warning, while the ranking's
 windows keep following the pixel size (:attr:`ThermalScene.stated_m`); the run record says which (``psf_source``).
 
+A Landsat Collection 2 ``ST_B10`` band as USGS names and delivers it (uint16 counts) is read in kelvin with its
+``QA_PIXEL`` and ``ST_QA`` beside it and TIRS's 100 m footprint (:mod:`heattrack.io.landsat_st`): the ST product
+screened without optics.
+
 ECOSTRESS L2T LSTE (V2) tiles as NASA names them (``ECOv002_L2T_LSTE_<orbit>_<scene>_<MGRS>_<UTC time>_<build>_
 <iteration>_LST.tif`` with ``_cloud``, ``_water``, ``_LST_err``, ... beside it) are one scene per ``_LST`` file: 70 m,
 kelvin, the acquisition time from the name, cloud and water pixels masked, pixels whose ``LST_err`` exceeds
@@ -41,8 +45,11 @@ from rasterio.enums import Resampling
 from rasterio.warp import transform as rio_transform
 
 from heattrack.errors import InputError
+from heattrack.io.landsat_st import LANDSAT_ST_SENSOR, is_landsat_st, landsat_st_fields, read_landsat_st
 from heattrack.io.local import RASTER_SUFFIXES, TileInputs, warp_band
 from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID
+from heattrack.io.rasterread import open_raster
+from heattrack.kernels.calibrate import st_dn_to_kelvin
 from heattrack.kernels.psf import MAX_WINDOW_PX, estimate_footprint
 
 log = logging.getLogger(__name__)
@@ -131,15 +138,20 @@ def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = 
         raise InputError(f"thermal raster {path} does not exist")
     side = _sidecar(path)
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:  # a Landsat crop without georeferencing: placed by its MTL
+            # a Landsat ST_B10 band as USGS delivers it holds scaled counts (an export in kelvin is a float raster)
+            landsat_st = is_landsat_st(path) and src.dtypes[0] == "uint16"
             if src.crs is None:
                 raise InputError(f"thermal raster {path} has no CRS (not georeferenced)")
             if not src.crs.is_projected:
                 raise InputError(f"thermal raster {path} is in a geographic CRS ({src.crs.to_string()}); "
                                  "reproject it to a projected CRS (metres) first")
-            units = _units(path, side, src)
+            units = "K" if landsat_st else _units(path, side, src)
             sample = src.read(1, out_shape=(min(src.height, 256), min(src.width, 256)), masked=True)
-            centre = None if side.get("psf_m") or psf_m or ECOSTRESS_NAME.match(path.name) else _central_window(src)
+            if landsat_st:  # scaled counts, 0 = fill
+                sample = np.ma.masked_invalid(st_dn_to_kelvin(np.ma.filled(sample, 0)))
+            centre = None if side.get("psf_m") or psf_m or landsat_st or ECOSTRESS_NAME.match(path.name) else \
+                _central_window(src)
             pixel_m = float(max(abs(src.transform.a), abs(src.transform.e)))
             tag_time = src.tags().get("TIFFTAG_DATETIME") or src.tags().get("acquired")
     except InputError:
@@ -158,12 +170,8 @@ def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = 
         units = "K"
     kelvin_med = med + 273.15 if units == "C" else med
     if not 180.0 < kelvin_med < 400.0:
-        name = Path(path).name
-        landsat = LANDSAT_PRODUCT_ID.search(name) is not None and "_ST_B10." in name.upper()
         raise InputError(f"thermal raster {path}: median {kelvin_med:.1f} K is not a land-surface temperature "
-                         f"(units {units})" + ("; a Landsat Collection 2 ST_B10 band holds scaled counts: run its "
-                                               "folder with --input (with SR_B4 and SR_B5, or a Sentinel-2 granule, "
-                                               "as the optics)" if landsat else ""))
+                         f"(units {units})")
     acquired = side.get("acquired") or tag_time
     when = None
     if acquired:
@@ -187,6 +195,12 @@ def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = 
         when, acquired, psf = eco.pop("when"), eco.pop("acquired"), float(side.get("psf_m") or eco.pop("psf_m"))
         psf_source, estimate_m = "sidecar" if side.get("psf_m") else "sensor", None
         extra = {k: v for k, v in eco.items() if k != "psf_m"}
+    elif landsat_st:
+        st = landsat_st_fields(path)
+        when, acquired = st.pop("when"), st.pop("acquired")
+        if not (side.get("psf_m") or psf_m):
+            psf, psf_source = st["psf_m"], "sensor"
+        extra = {"masks": st["masks"], "max_err_k": max_err_k, "sensor": st["sensor"]}
     return ThermalScene(path=path, units=units, psf_m=psf, pixel_m=pixel_m, landsat_product=path.stem,
                         landsat_date=when, acquired=str(acquired) if acquired else None, psf_source=psf_source,
                         psf_estimate_m=estimate_m, **extra)
@@ -210,12 +224,14 @@ def _central_window(src) -> np.ndarray:
 
 def thermal_files(input_dir: Path) -> list[Path]:
     """The LST rasters of ``INPUT/thermal`` (sorted by name; empty if there is no such folder); of an ECOSTRESS
-    tile only its ``_LST`` layer (the others are its quality layers)."""
+    tile only its ``_LST`` layer, of a Landsat product only its ``ST_B10`` band (the others are their quality layers
+    and, for Landsat, the ST bundle's intermediate bands)."""
     folder = Path(input_dir) / "thermal"
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
-                  and (not (m := ECOSTRESS_NAME.match(p.name)) or m.group(3).upper() == "LST"))
+                  and (not (m := ECOSTRESS_NAME.match(p.name)) or m.group(3).upper() == "LST")
+                  and (LANDSAT_PRODUCT_ID.search(p.name) is None or is_landsat_st(p)))
 
 
 def solar_hour(utc: datetime, lon: float) -> float:
@@ -279,7 +295,7 @@ def discover_thermal(input_dir: Path | None, thermal_file: Path | None, psf_m: f
 
 
 def thermal_footprint(scene: ThermalScene) -> tuple[Geometry, str]:
-    with rasterio.open(scene.path) as src:
+    with open_raster(scene.path) as src:
         crs = src.crs.to_string()
         return box(*src.bounds, crs), crs
 
@@ -298,6 +314,10 @@ class ThermalReader:
 
     def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """The screened LST, its LST_err, and the LST of clear water (None: no water flag on ``geobox``), K."""
+        if self.scene.sensor == LANDSAT_ST_SENSOR:  # scaled counts, QA_PIXEL and ST_QA, all nearest (30 m pixels)
+            lst, cloud, water, err = read_landsat_st(self.scene, geobox)
+            screened, water_lst = mask_lst_and_water(lst, cloud, water, err, self.scene.max_err_k)
+            return screened, err, water_lst
         res = abs(geobox.affine.a)
         resampling = Resampling.average if self.scene.pixel_m < res else Resampling.bilinear
         a = warp_band(self.scene.path, geobox, resampling, np.nan).astype(np.float32)

@@ -1,0 +1,105 @@
+"""A Landsat Collection 2 Level-2 ``ST_B10`` band screened on its own, as a thermal raster (``--thermal FILE`` or
+``INPUT/thermal/``): the product's surface temperature without optics to sharpen it, for a user who holds the ST
+band (USGS's ST bundle, an export of ``ST_B10`` alone) but no reflective bands or Sentinel-2 granule.
+
+The band's scaled counts become kelvin (DN x 0.00341802 + 149.0; DN 0 is fill). Beside it, by the product's name:
+``QA_PIXEL`` screens fill, cloud, dilated cloud, cirrus, cloud shadow and snow and keeps clear open water apart (shown,
+never screened, as in the Landsat + Sentinel-2 chain), and ``ST_QA`` (the product's uncertainty, DN x 0.01 K; -9999
+fill) drops pixels above ``thermal.max_lst_err_k`` — near clouds it reaches 2-3 K. Without ``QA_PIXEL`` nothing is
+screened, and the run says so. The footprint is TIRS's ~100 m (``LANDSAT_ST_PSF_M``), which the detectability model
+and the ranking's windows follow; the 30 m pixels are read as they are (nearest), as the paired chain reads them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+from odc.geo.geobox import GeoBox
+from rasterio.enums import Resampling
+
+from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID
+from heattrack.io.rasterread import warp_band
+from heattrack.kernels.calibrate import st_dn_to_kelvin
+from heattrack.kernels.qa import landsat_screen_masks
+
+#: TIRS's footprint (m): the ST product's 30 m pixels carry ~100 m information (../shared/README.md)
+LANDSAT_ST_PSF_M = 100.0
+LANDSAT_ST_SENSOR = "Landsat ST_B10 (no optics)"
+ST_QA_SCALE = 0.01  # K per ST_QA count
+ST_QA_FILL = -9999
+#: ``QA_PIXEL``'s fill value (bit 0 set): outside the file reads as fill, i.e. screened
+_QA_OUTSIDE = 1
+_LAYERS = ("QA_PIXEL", "ST_QA")
+
+
+def is_landsat_st(path: Path) -> bool:
+    """Whether ``path`` is a Landsat Collection 2 Level-2 ``ST_B10`` band by its USGS name."""
+    name = Path(path).name
+    return LANDSAT_PRODUCT_ID.search(name) is not None and "_ST_B10." in name.upper()
+
+
+def _beside(path: Path, layer: str) -> Path | None:
+    """The product's ``layer`` file in ``path``'s folder (any case of the suffix), or None."""
+    prefix = Path(path).name[: Path(path).name.upper().rindex("_ST_B10.")].upper()
+    want = f"{prefix}_{layer}".upper()
+    for f in sorted(Path(path).parent.iterdir()):
+        stem, _, suffix = f.name.rpartition(".")
+        if stem.upper() == want and f".{suffix.lower()}" in (".tif", ".tiff", ".jp2"):
+            return f
+    return None
+
+
+def landsat_st_fields(path: Path) -> dict:
+    """:class:`heattrack.io.thermal.ThermalScene` fields of a Landsat ``ST_B10`` band: its quality layers, date,
+    sensor and footprint."""
+    m = LANDSAT_PRODUCT_ID.search(Path(path).name)
+    try:
+        when: date | None = datetime.strptime(m.group(2), "%Y%m%d").date()
+    except ValueError:
+        when = None
+    masks = tuple((layer, f) for layer in _LAYERS if (f := _beside(path, layer)) is not None)
+    return {"masks": masks, "when": when, "acquired": when.isoformat() if when else None,
+            "sensor": LANDSAT_ST_SENSOR, "psf_m": LANDSAT_ST_PSF_M}
+
+
+def landsat_st_warnings(scenes) -> list[str]:
+    """The run's warnings for Landsat ``ST_B10`` bands screened alone: no ``QA_PIXEL`` (clouds not screened), and
+    reflective bands beside the band that the paired chain would use."""
+    out = []
+    for sc in scenes:
+        if sc.sensor != LANDSAT_ST_SENSOR:
+            continue
+        if not any(layer == "QA_PIXEL" for layer, _ in sc.masks):
+            out.append(f"{sc.path.name}: no QA_PIXEL beside it: clouds, shadows and water are not screened (a cold "
+                       "cloud lowers the network's statistic, a cloud edge can rank as heat)")
+        if _beside(sc.path, "SR_B4") is not None and _beside(sc.path, "SR_B5") is not None:
+            out.append(f"{sc.path.name}: screened as a thermal raster without optics; its folder holds SR_B4 and "
+                       "SR_B5: --input on that folder sharpens it and removes the land cover's heat first")
+    return out
+
+
+def read_landsat_st(scene, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """``scene``'s LST on ``geobox`` (K, float32; NaN at fill and outside) with its flags: ``(lst, cloud, water,
+    err)`` for :func:`heattrack.io.thermal.mask_lst_and_water` — ``cloud`` non-zero where ``QA_PIXEL`` rejects the
+    pixel other than for water (none without ``QA_PIXEL``), ``water`` non-zero on clear open water, ``err`` the
+    ``ST_QA`` uncertainty in K (None without it; NaN at its fill)."""
+    lst = st_dn_to_kelvin(warp_band(scene.path, geobox, Resampling.nearest, 0))
+    layers = dict(scene.masks)
+    if "QA_PIXEL" in layers:
+        qa = warp_band(layers["QA_PIXEL"], geobox, Resampling.nearest, _QA_OUTSIDE)
+        screened, water = landsat_screen_masks(qa)
+        cloud = (~screened & ~water).astype(np.uint8)
+        water = water.astype(np.uint8)
+    else:
+        cloud = water = np.zeros(lst.shape, dtype=np.uint8)
+    err = None
+    if "ST_QA" in layers:
+        dn = warp_band(layers["ST_QA"], geobox, Resampling.nearest, ST_QA_FILL)
+        err = np.where(dn == ST_QA_FILL, np.nan, dn.astype(np.float32) * np.float32(ST_QA_SCALE)).astype(np.float32)
+    return lst, cloud, water, err
+
+
+__all__ = ["LANDSAT_ST_PSF_M", "LANDSAT_ST_SENSOR", "is_landsat_st", "landsat_st_fields", "landsat_st_warnings",
+           "read_landsat_st"]
