@@ -122,6 +122,7 @@ def test_the_real_momotombo_st_b10_alone(tmp_path):
         w.simplefilter("ignore")  # rasterio's NotGeoreferencedWarning on writing the stripped copy
         placed = describe_thermal(bare / st.name)
     assert np.array_equal(ThermalReader(placed).read(geobox).lst, lst, equal_nan=True)
+    assert "placed on EPSG:32616" in landsat_st_warnings([placed])[0]
 
 
 @pytest.mark.slow

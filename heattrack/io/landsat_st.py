@@ -19,7 +19,7 @@ import numpy as np
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 
-from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID
+from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID, placed_by_mtl_warning
 from heattrack.io.rasterread import warp_band
 from heattrack.kernels.calibrate import st_dn_to_kelvin
 from heattrack.kernels.qa import landsat_screen_masks
@@ -65,12 +65,14 @@ def landsat_st_fields(path: Path) -> dict:
 
 
 def landsat_st_warnings(scenes) -> list[str]:
-    """The run's warnings for Landsat ``ST_B10`` bands screened alone: no ``QA_PIXEL`` (clouds not screened), and
-    reflective bands beside the band that the paired chain would use."""
+    """The run's warnings for Landsat ``ST_B10`` bands screened alone: placed by the product's MTL, no ``QA_PIXEL``
+    (clouds not screened), and reflective bands beside the band that the paired chain would use."""
     out = []
     for sc in scenes:
         if sc.sensor != LANDSAT_ST_SENSOR:
             continue
+        if (placed := placed_by_mtl_warning(sc.path)) is not None:
+            out.append(placed)
         if not any(layer == "QA_PIXEL" for layer, _ in sc.masks):
             out.append(f"{sc.path.name}: no QA_PIXEL beside it: clouds, shadows and water are not screened (a cold "
                        "cloud lowers the network's statistic, a cloud edge can rank as heat)")
