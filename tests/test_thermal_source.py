@@ -251,3 +251,17 @@ def test_flagged_ecostress_pixels_do_not_bleed_into_their_clear_neighbours(tmp_p
     shown = np.isfinite(inputs.water_lst)
     assert shown[-20:, :].all() and not (shown & ok).any() and not shown[:100].any()
     assert np.nanmax(inputs.water_lst) <= 280.0 and np.nanmedian(inputs.water_lst) == pytest.approx(276.0, abs=0.01)
+
+
+def test_a_folder_or_a_missing_file_as_thermal_is_refused_before_any_worker_starts(tmp_path):
+    from heattrack.config import load_config
+    from heattrack.orchestration.plan import check_local_inputs
+
+    pipes = tmp_path / "pipes.geojson"
+    pipes.write_text('{"type": "FeatureCollection", "features": []}')
+    for path, match in ((tmp_path, "is a folder: give one raster"), (tmp_path / "no.tif", "does not exist")):
+        cfg = load_config(None, {"input.thermal": path, "input.pipes": pipes})
+        with pytest.raises(InputError, match=match):
+            check_local_inputs(cfg)
+        with pytest.raises(InputError, match=match):
+            describe_thermal(path)

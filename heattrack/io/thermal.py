@@ -131,11 +131,20 @@ def _units(path: Path, side: dict, src) -> str | None:
     return None
 
 
+def check_thermal_path(path: Path) -> None:
+    """Raise :class:`InputError` unless ``path`` is a file (a folder gets its own line: rasters in a folder go in
+    ``INPUT/thermal/`` with ``--input INPUT``)."""
+    if Path(path).is_dir():
+        raise InputError(f"thermal raster {path} is a folder: give one raster as --thermal FILE, or put the rasters in "
+                         f"a thermal/ folder and give the folder above it as --input")
+    if not Path(path).is_file():
+        raise InputError(f"thermal raster {path} does not exist")
+
+
 def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = float("inf")) -> ThermalScene:
     """Open and check one LST raster (CRS, units, resolution, date); raises :class:`InputError` with the reason."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"thermal raster {path} does not exist")
+    check_thermal_path(path)
     side = _sidecar(path)
     try:
         with open_raster(path) as src:  # a Landsat crop without georeferencing: placed by its MTL
@@ -400,5 +409,5 @@ def scene_info(scene: ThermalScene) -> dict:
             "quality_layers": [layer for layer, _ in scene.masks]}
 
 
-__all__ = ["ThermalReader", "ThermalScene", "describe_thermal", "discover_thermal", "flag_spread_px", "lst_only_inputs", "mask_lst", "mask_lst_and_water", "psf_warnings", "scene_info",
+__all__ = ["ThermalReader", "ThermalScene", "check_thermal_path", "describe_thermal", "discover_thermal", "flag_spread_px", "lst_only_inputs", "mask_lst", "mask_lst_and_water", "psf_warnings", "scene_info",
            "thermal_files", "thermal_footprint"]

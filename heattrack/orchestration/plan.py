@@ -20,7 +20,14 @@ from heattrack.io.local import LocalScene, LocalSceneReader, discover_local_scen
 from heattrack.io.mtl_georef import placed_by_mtl_warning
 from heattrack.io.pipes import read_pipes
 from heattrack.io.records import DownloadIndex
-from heattrack.io.thermal import ThermalReader, discover_thermal, psf_warnings, thermal_files, thermal_footprint
+from heattrack.io.thermal import (
+    ThermalReader,
+    check_thermal_path,
+    discover_thermal,
+    psf_warnings,
+    thermal_files,
+    thermal_footprint,
+)
 from heattrack.orchestration.plan_catalogues import plan_ecostress, plan_gee, plan_stac
 from heattrack.orchestration.run_plan import (
     RunPlan,
@@ -46,6 +53,8 @@ def check_local_inputs(cfg: Config) -> None:
         raise ConfigError("no input folder given (--input DIR, or --thermal FILE)")
     if cfg.input.input is not None and not Path(cfg.input.input).is_dir():  # before asking for its network
         raise InputError(f"input folder {cfg.input.input} does not exist")
+    if cfg.input.thermal is not None:
+        check_thermal_path(Path(cfg.input.thermal))
     require_pipes(cfg)
 
 
