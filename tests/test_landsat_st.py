@@ -157,7 +157,7 @@ def test_an_input_folder_with_the_st_band_alone_points_to_thermal(st_product):
     (folder / "landsat").mkdir(parents=True)
     for f in st_product.parent.glob(f"{PRODUCT}_*.TIF"):
         shutil.copy(f, folder / "landsat")
-    with pytest.raises(InputError, match=r"SR_B4, SR_B5 .*give it as --thermal FILE"):
+    with pytest.raises(InputError, match=r"--thermal FILE, or move them from landsat/ to INPUT/thermal/"):
         discover_local_scenes(folder)
 
 

@@ -195,7 +195,8 @@ def discover_local_scene(input_dir: Path, s2_dir: Path | None = None, by_name: b
         if any(b not in maps[0] for b in req):
             raise InputError(f"{input_dir}: the {what} products do not all have the bands {', '.join(req)}"
                              + ("" if pair else " (no Sentinel-2 granule: the scene's own red and NIR are its optics)")
-                             + ("; to screen an ST_B10 band alone (no optics, not sharpened) give it as --thermal FILE"
+                             + ("; to screen ST_B10 bands alone (no optics, not sharpened) give one as --thermal "
+                                "FILE, or move them from landsat/ to INPUT/thermal/"
                                 if what == "Landsat" and not pair and "ST_B10" in maps[0] else ""))
     if pair:  # the reflective bands beyond red and NIR are Sentinel-2's (the blue one screens clouds without QA)
         ls_maps = [{b: p for b, p in m.items() if b in LANDSAT_BANDS or (b == "SR_B2" and "QA_PIXEL" not in m)}
