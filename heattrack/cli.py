@@ -131,7 +131,7 @@ def run(
             cfg, allow = synthetic_input(cfg, out)
         result = run_chain(cfg, out, resume=resume, overwrite=overwrite, progress=progress_bar("tiles"),
                            allow_existing=allow)
-        print_summary(result)
+        print_summary(result, cfg.segments.mdl_plume_fwhm_m)
 
 
 @app.command()
@@ -173,7 +173,7 @@ def screen(
             console.print(f"season {season}: no previous season to compare with")
         result, counts = screen_season(cfg, out, season, previous, resume=resume, overwrite=overwrite,
                                        progress=progress_bar("tiles"))
-        print_summary(result)
+        print_summary(result, cfg.segments.mdl_plume_fwhm_m)
         if previous is not None:
             seg = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("segment_") and v}
             hot = {k.split("_", 1)[1]: v for k, v in counts.items() if k.startswith("hotspot_") and v}
@@ -305,7 +305,7 @@ def demo(
             shutil.rmtree(out)
         simulate_from_config(scene, cfg)
         result = run_chain(cfg, out, progress=progress_bar("tiles"), allow_existing=("scene",))
-        print_summary(result)
+        print_summary(result, cfg.segments.mdl_plume_fwhm_m)
         ev = evaluate_run(scene, out)
         (out / "evaluation.json").write_text(json.dumps(ev, indent=2))
         rebuild_report(out, truth_scene=scene)

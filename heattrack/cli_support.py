@@ -97,8 +97,10 @@ def progress_bar(label: str, unit: str = "tiles") -> Callable[[int, int], Callab
     return start
 
 
-def print_summary(result) -> None:
-    from heattrack.orchestration.reduce import partly_seen_note, unscreened_note
+def print_summary(result, plume_fwhm_m: float | None = None) -> None:
+    """The run's top segments and its notes; ``plume_fwhm_m`` (``segments.mdl_plume_fwhm_m``): also what the screen
+    could see (:func:`heattrack.orchestration.reduce.detectability_note`)."""
+    from heattrack.orchestration.reduce import detectability_note, partly_seen_note, unscreened_note
 
     seg = result.segments
     table = Table(title=f"Top segments ({result.out})")
@@ -128,6 +130,9 @@ def print_summary(result) -> None:
     partly = partly_seen_note(seg) if scored else None
     if partly is not None:
         console.print(partly, highlight=False)
+    seen = detectability_note(seg, plume_fwhm_m) if stat and plume_fwhm_m is not None else None
+    if seen is not None:
+        console.print(seen[0].upper() + seen[1:], highlight=False)
     for w in result.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)
     console.print(f"done in {result.seconds:.1f} s: {result.n_tiles} tiles ({result.skipped} resumed) -> "

@@ -331,6 +331,7 @@ def test_segments_no_date_saw_are_counted_and_warned_about(small_scene, tmp_path
     assert unscreened_warning(seg) == note
     assert note in json.loads((out / "run.json").read_text())["warnings"]
     assert "had no clear pixel on the run" in res.output
+    assert "What this screen could see: a leak whose plume is 20 m wide" in res.output
     assert "had no clear pixel on the run" in (out / "report" / "index.html").read_text()
     assert unscreened_note(seg[~nd]) is None  # every segment scored: nothing to say
     assert unscreened_warning(seg[~nd | (seg.index == seg.index[nd][0])]) is None  # a sliver: the summary's line only

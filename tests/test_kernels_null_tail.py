@@ -56,3 +56,22 @@ def test_a_small_network_has_no_flag_level_and_a_flat_one_falls_back_to_its_own_
     assert not null.fitted and null.level(0.01) == pytest.approx(np.quantile(flat, 0.99))
     assert null.p_value(np.array([2.0]))[0] == pytest.approx(1 / 102)
     assert np.isnan(fit_tail_null(np.full(5, np.nan)).level(0.01))
+
+
+def test_the_run_states_what_it_could_see_by_length_of_the_ranked_network():
+    """The run summary's line: shares of the ranked network's length with mdl_k at or below 3 / 5 / 10 K; unranked
+    segments and those without mdl_k (a network too small for its null) left out; nothing to say without any."""
+    import geopandas as gpd
+
+    from heattrack.orchestration.reduce import detectability_note
+
+    seg = gpd.GeoDataFrame({"mdl_k": [2.0, 4.0, 8.0, 30.0, 1.0, np.nan], "length_m": [100.0, 100.0, 200.0, 600.0,
+                                                                                        5000.0, 100.0],
+                            "status": ["ok", "ok", "ok", "ok", "no_data", "ok"]})
+    note = detectability_note(seg, 20.0)
+    assert "plume is 20 m wide" in note and "10% of the ranked network at a 3 K peak, 20% at 5 K, 40% at 10 K" in note
+    assert "median mdl_k 6.0 K" in note
+    seg.loc[0, "length_m"] = 1.0  # 1 of 901 m: under 1 %
+    assert "under 1% of the ranked network at a 3 K peak" in detectability_note(seg, 20.0)
+    assert detectability_note(seg.assign(mdl_k=np.nan), 20.0) is None
+    assert detectability_note(seg.drop(columns="mdl_k"), 20.0) is None

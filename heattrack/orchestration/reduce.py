@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from affine import Affine
 
@@ -306,6 +307,23 @@ def partly_seen_note(seg: gpd.GeoDataFrame) -> str | None:
     return (f"{int(part.sum()):,} ranked segments ({km:,.1f} km) were seen on less than half of their length "
             f"(clear_share < {PARTLY_SEEN_SHARE:g}): their rank reads the clear part only, a leak under the cloud on "
             "the rest is not in it")
+
+
+def detectability_note(seg: gpd.GeoDataFrame, plume_fwhm_m: float) -> str | None:
+    """One sentence on what the screen could see: the share of the ranked network's length where a leak of 3, 5 and
+    10 K peak (a ``plume_fwhm_m`` wide plume) would reach the flag level (``mdl_k``) and the median ``mdl_k``; None
+    where no segment has one (a network too small for its null, an older run)."""
+    if not {"mdl_k", "length_m", "status"} <= set(seg.columns):
+        return None
+    mdl = pd.to_numeric(seg["mdl_k"], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(mdl) & (seg["status"] == "ok").to_numpy()
+    if not ok.any():
+        return None
+    share = network_share_visible(mdl[ok], seg["length_m"].to_numpy(dtype=float)[ok])
+    pct = {k: f"{v:.0%}" if v == 0 or v >= 0.01 else "under 1%" for k, v in share.items()}
+    return (f"what this screen could see: a leak whose plume is {plume_fwhm_m:g} m wide would reach the flag level on "
+            f"{pct['3']} of the ranked network at a 3 K peak, {pct['5']} at 5 K, {pct['10']} at 10 K (median mdl_k "
+            f"{np.median(mdl[ok]):.1f} K; segments.geojson -> mdl_k, mapped in the report)")
 
 
 def small_network_warning(seg: gpd.GeoDataFrame) -> str | None:
