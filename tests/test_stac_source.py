@@ -295,7 +295,8 @@ def test_download_near_the_pipes_fetches_only_their_tiles(server, small_scene, t
 def test_tiles_without_a_sentinel2_item_run_the_landsat_day_alone(server, small_scene, tmp_path):
     """A winter whose granules are all missing (here: a catalogue without Sentinel-2 items): `run --source stac` runs
     each tile's Landsat day alone, its own red and NIR the optics, as the local run of the same four Landsat files
-    does, and says so; `download` (pairs only) refuses with the counts."""
+    does, and says so; `download` fetches those days (download.json format 2: no Sentinel-2 in the entry) and the
+    offline run of the folder equals the STAC run; with `stac.landsat_alone: false` both refuse with the counts."""
     import shutil
 
     server.items = [it for it in items_from_scene(small_scene, server.root, server.url)
@@ -317,5 +318,32 @@ def test_tiles_without_a_sentinel2_item_run_the_landsat_day_alone(server, small_
     info = json.loads((tmp_path / "stac" / "run.json").read_text())
     assert info["inputs"]["optics"] == "landsat"
     assert all(p["sentinel2"] is None for v in info["inputs"]["pairs_per_tile"].values() for p in v)
-    res = runner.invoke(app, ["download", "--stac-url", server.url, "--aoi", aoi, "--out", str(tmp_path / "dl")])
+    dl = ["download", "--stac-url", server.url, "--aoi", aoi, "--tile-km", "1.5"]
+    res = runner.invoke(app, [*dl, "--out", str(tmp_path / "dl")])
+    assert res.exit_code == 0, res.output
+    index = json.loads((tmp_path / "dl" / "download.json").read_text())
+    assert index["format_version"] == 2 and index["tiles"] and not index["failed"]
+    entries = [p for v in index["tiles"].values() for p in v]
+    assert all(p["sentinel2"] is None and p["s2_clear_fraction"] is None for p in entries)
+    assert not list((tmp_path / "dl").rglob("sentinel2"))
+    res = runner.invoke(app, ["run", "--input", str(tmp_path / "dl"), "--out", str(tmp_path / "offline"), "--pipes",
+                              str(small_scene / "pipes.geojson"), *ARGS])
+    assert res.exit_code == 0, res.output
+    c = xr.open_zarr(tmp_path / "offline" / "mosaic.zarr").load()
+    _same_where_both_ran(*xr.align(b, c, join="inner"), atol_k=0.0)
+    res = runner.invoke(app, [*dl, "--out", str(tmp_path / "dl2"), "--set", "stac.landsat_alone=false"])
     assert res.exit_code == 1 and "0 Sentinel-2 items" in res.output
+
+
+def test_download_indexes_of_the_first_format_still_read_and_later_ones_are_refused(tmp_path):
+    from heattrack.errors import InputError
+    from heattrack.io.records import DownloadIndex
+
+    pair = {"folder": "0_0/2025-01-15", "landsat": "LC09_X", "sentinel2": "S2B_Y", "landsat_date": "2025-01-15",
+            "sentinel2_date": "2025-01-16", "clear_fraction": 0.9, "s2_clear_fraction": 0.8}
+    v1 = {"format_version": 1, "season": "2024-25", "interval": None, "stac": {}, "grid": {
+        "crs": "EPSG:32652", "tile_px": 1000, "resolution_m": 10.0, "halo_m": 320.0}, "tiles": {"0_0": [pair]},
+        "tiles_without_pair": [], "files": {}, "failed": {}, "warnings": []}
+    assert DownloadIndex.from_json(json.dumps(v1), "v1").tiles["0_0"][0].sentinel2 == "S2B_Y"
+    with pytest.raises(InputError, match="format_version 3, this heattrack reads 1 or 2"):
+        DownloadIndex.from_json(json.dumps({**v1, "format_version": 3}), "v3")

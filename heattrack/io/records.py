@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -24,6 +24,8 @@ FORMAT_VERSION = 1
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+    #: the ``format_version`` values this class reads (a record whose format grew lists its earlier ones too)
+    format_versions: ClassVar[tuple[int, ...]] = (FORMAT_VERSION,)
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str):
@@ -35,9 +37,10 @@ class Record(BaseModel):
         if not isinstance(data, dict):
             raise InputError(f"{where}: not a JSON object")
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            raise InputError(f"{where}: format_version {version!r}, this heattrack reads {FORMAT_VERSION} (written by "
-                             "another heattrack version: rerun it with this one)")
+        if version not in cls.format_versions:
+            raise InputError(f"{where}: format_version {version!r}, this heattrack reads "
+                             f"{' or '.join(map(str, cls.format_versions))} (written by another heattrack version: "
+                             "rerun it with this one)")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
@@ -153,13 +156,16 @@ class RunRecord(Record):
 
 
 class DownloadedPair(Record):
+    """One date of a tile: a Landsat day and its Sentinel-2 partner, or (``sentinel2`` None, download.json format 2)
+    the Landsat day alone, its own reflective bands the optics (``stac.landsat_alone``)."""
+
     folder: str
     landsat: str
-    sentinel2: str
+    sentinel2: str | None
     landsat_date: str
-    sentinel2_date: str
+    sentinel2_date: str | None
     clear_fraction: float
-    s2_clear_fraction: float
+    s2_clear_fraction: float | None
     #: further items of the same day fetched into the folder (the tile straddles them)
     landsat_more: tuple[str, ...] = ()
     sentinel2_more: tuple[str, ...] = ()
@@ -173,9 +179,12 @@ class DownloadGrid(Record):
 
 
 class DownloadIndex(Record):
-    """``download.json``: the season, catalogue and grid of a download and the pairs fetched per tile."""
+    """``download.json``: the season, catalogue and grid of a download and the pairs fetched per tile. Format 2
+    (2026-12-07) may hold a Landsat day alone (:class:`DownloadedPair` without Sentinel-2); format 1 (pairs only)
+    reads as it is."""
 
-    format_version: Literal[1] = FORMAT_VERSION
+    format_versions: ClassVar[tuple[int, ...]] = (1, 2)
+    format_version: Literal[1, 2] = 2
     season: str | None
     interval: str | None  # None: the whole catalogue (no --season, no stac.datetime)
     stac: dict[str, str]

@@ -1,5 +1,6 @@
-"""``heattrack download``: a season's best Landsat/Sentinel-2 pairs per tile, from a STAC API into the ``local``
-layout, so that ``heattrack run --input DIR`` (or ``screen``) then works offline.
+"""``heattrack download``: a season's best Landsat/Sentinel-2 pairs per tile (or, for a tile without a Sentinel-2
+partner, its clearest Landsat day alone: ``stac.landsat_alone``), from a STAC API into the ``local`` layout, so that
+``heattrack run --input DIR`` (or ``screen``) then works offline.
 
 Layout::
 
@@ -40,7 +41,7 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
     interval = season_interval(season) if season else None
     if interval and not cfg.stac.datetime:
         cfg = cfg.model_copy(update={"stac": cfg.stac.model_copy(update={"datetime": interval})})
-    sel = select_stac_tiles(cfg, pairs_only=True)
+    sel = select_stac_tiles(cfg)  # a tile without a Sentinel-2 partner: its Landsat day alone (stac.landsat_alone)
     st = sel.settings
     gdal_env = {"GDAL_HTTP_MAX_RETRY": str(st.http_retries), "GDAL_HTTP_RETRY_DELAY": "0.5",
                 "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
@@ -94,16 +95,21 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
         stac={"url": st.url, "landsat": st.landsat_collection, "sentinel2": st.s2_collection},
         grid=DownloadGrid(crs=grid_crs_label(grid.crs), tile_px=grid.tile_px, resolution_m=grid.resolution_m,
                           halo_m=halo),
-        tiles={f"{i}_{j}": [DownloadedPair(folder=f"{i}_{j}/{sc.landsat_date or sc.landsat_product}",
-                                           landsat=sc.landsat_product, sentinel2=sc.s2_item["id"],
-                                           landsat_more=tuple(it["id"] for it in sc.landsat_items[1:]),
-                                           sentinel2_more=tuple(it["id"] for it in sc.s2_items[1:]),
-                                           landsat_date=str(sc.landsat_date), sentinel2_date=str(sc.s2_date),
-                                           clear_fraction=round(sc.clear_fraction, 4),
-                                           s2_clear_fraction=round(sc.s2_clear_fraction, 4))
+        tiles={f"{i}_{j}": [_downloaded(f"{i}_{j}/{sc.landsat_date or sc.landsat_product}", sc)
                             for sc in sel.chosen[(i, j)]] for i, j in grid.tiles},
         tiles_without_pair=[f"{i}_{j}" for i, j in sel.empty],
         files=counts, failed=failed, warnings=sel.warnings)
     (out / DOWNLOAD_INDEX).write_text(index.to_json(indent=1))
     return index
 
+
+
+def _downloaded(folder: str, sc) -> DownloadedPair:
+    """The index entry of one fetched date (a :class:`heattrack.io.stac.StacScene`): a pair, or a Landsat day alone."""
+    alone = not sc.s2_item
+    return DownloadedPair(folder=folder, landsat=sc.landsat_product, sentinel2=None if alone else sc.s2_item["id"],
+                          landsat_more=tuple(it["id"] for it in sc.landsat_items[1:]),
+                          sentinel2_more=tuple(it["id"] for it in sc.s2_items[1:]),
+                          landsat_date=str(sc.landsat_date), sentinel2_date=None if alone else str(sc.s2_date),
+                          clear_fraction=round(sc.clear_fraction, 4),
+                          s2_clear_fraction=None if alone else round(sc.s2_clear_fraction, 4))

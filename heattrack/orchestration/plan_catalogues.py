@@ -39,18 +39,15 @@ class StacSelection:
     pipes: object = None  # the network in the grid CRS where the tiles were kept to it (grid.network_only)
 
 
-def select_stac_tiles(cfg: Config, pipes_raw=None, pairs_only: bool = False) -> StacSelection:
-    """Search the AOI, lay out the tiles over the covered part, choose each tile's best pairs (no pipes needed:
-    shared by ``run --source stac`` and ``download``). ``pairs_only`` (``download``): no Landsat day alone, whatever
-    ``stac.landsat_alone`` says."""
+def select_stac_tiles(cfg: Config, pipes_raw=None) -> StacSelection:
+    """Search the AOI, lay out the tiles over the covered part, choose each tile's best pairs, or its Landsat day
+    alone where ``stac.landsat_alone`` allows (no pipes needed: shared by ``run --source stac`` and ``download``)."""
     from odc.geo.geom import Geometry
 
     from heattrack.io.stac import StacSettings, search_items, select_pairs_for_tiles
 
     require_aoi(cfg)
     st = StacSettings.from_config(cfg)
-    if pairs_only:
-        st = dataclasses.replace(st, landsat_alone=False)
     aoi = resolve_aoi(cfg.input.aoi)
     landsat, s2 = search_items(st, tuple(aoi.geometry.boundingbox))
     if not landsat or not (s2 or st.landsat_alone):
