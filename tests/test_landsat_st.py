@@ -145,6 +145,8 @@ def test_a_simulated_city_screened_from_its_st_b10_alone(tmp_path):
     assert info["inputs"]["sensor"] == LANDSAT_ST_SENSOR and info["inputs"]["quality_layers"] == ["QA_PIXEL"]
     assert all(t["sharpen"]["method"] == "none" for t in info["tile_summaries"].values())
     assert any("SR_B4 and SR_B5" in w for w in info["warnings"])
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert "Landsat ST band <code>" in page and "no optics: not sharpened" in page and "Sentinel-2 None" not in page
     ev = evaluate_run(scene, tmp_path / "out")
     assert ev["detection"]["roc_auc"] > 0.75, ev["detection"]
 
