@@ -19,6 +19,8 @@ import numpy as np
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 
+from heattrack.io.landsat_optics import QA_FILL_VALUE
+from heattrack.io.local import RASTER_SUFFIXES
 from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID, placed_by_mtl_warning
 from heattrack.io.rasterread import warp_band
 from heattrack.kernels.calibrate import st_dn_to_kelvin
@@ -29,26 +31,19 @@ LANDSAT_ST_PSF_M = 100.0
 LANDSAT_ST_SENSOR = "Landsat ST_B10 (no optics)"
 ST_QA_SCALE = 0.01  # K per ST_QA count
 ST_QA_FILL = -9999
-#: ``QA_PIXEL``'s fill value (bit 0 set): outside the file reads as fill, i.e. screened
-_QA_OUTSIDE = 1
 _LAYERS = ("QA_PIXEL", "ST_QA")
 
 
-def is_landsat_st(path: Path) -> bool:
-    """Whether ``path`` is a Landsat Collection 2 Level-2 ``ST_B10`` band by its USGS name."""
-    name = Path(path).name
-    return LANDSAT_PRODUCT_ID.search(name) is not None and "_ST_B10." in name.upper()
-
-
-def _beside(path: Path, layer: str) -> Path | None:
-    """The product's ``layer`` file in ``path``'s folder (any case of the suffix), or None."""
-    prefix = Path(path).name[: Path(path).name.upper().rindex("_ST_B10.")].upper()
-    want = f"{prefix}_{layer}".upper()
+def _product_files(path: Path) -> dict[str, Path]:
+    """The rasters of ``path``'s product in its folder, by layer name (``QA_PIXEL``, ``ST_QA``, ``SR_B4`` ...; any case
+    of the suffix), from one listing of the folder."""
+    prefix = Path(path).name[: Path(path).name.upper().rindex("_ST_B10.")].upper() + "_"
+    out: dict[str, Path] = {}
     for f in sorted(Path(path).parent.iterdir()):
         stem, _, suffix = f.name.rpartition(".")
-        if stem.upper() == want and f".{suffix.lower()}" in (".tif", ".tiff", ".jp2"):
-            return f
-    return None
+        if stem.upper().startswith(prefix) and f".{suffix.lower()}" in RASTER_SUFFIXES:
+            out.setdefault(stem.upper()[len(prefix):], f)
+    return out
 
 
 def landsat_st_fields(path: Path) -> dict:
@@ -59,7 +54,8 @@ def landsat_st_fields(path: Path) -> dict:
         when: date | None = datetime.strptime(m.group(2), "%Y%m%d").date()
     except ValueError:
         when = None
-    masks = tuple((layer, f) for layer in _LAYERS if (f := _beside(path, layer)) is not None)
+    files = _product_files(path)
+    masks = tuple((layer, files[layer]) for layer in _LAYERS if layer in files)
     return {"masks": masks, "when": when, "acquired": when.isoformat() if when else None,
             "sensor": LANDSAT_ST_SENSOR, "psf_m": LANDSAT_ST_PSF_M}
 
@@ -76,7 +72,7 @@ def landsat_st_warnings(scenes) -> list[str]:
         if not any(layer == "QA_PIXEL" for layer, _ in sc.masks):
             out.append(f"{sc.path.name}: no QA_PIXEL beside it: clouds, shadows and water are not screened (a cold "
                        "cloud lowers the network's statistic, a cloud edge can rank as heat)")
-        if _beside(sc.path, "SR_B4") is not None and _beside(sc.path, "SR_B5") is not None:
+        if {"SR_B4", "SR_B5"} <= set(_product_files(sc.path)):
             out.append(f"{sc.path.name}: screened as a thermal raster without optics; its folder holds SR_B4 and "
                        "SR_B5: --input on that folder sharpens it and removes the land cover's heat first")
     return out
@@ -90,7 +86,7 @@ def read_landsat_st(scene, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray, np.n
     lst = st_dn_to_kelvin(warp_band(scene.path, geobox, Resampling.nearest, 0))
     layers = dict(scene.masks)
     if "QA_PIXEL" in layers:
-        qa = warp_band(layers["QA_PIXEL"], geobox, Resampling.nearest, _QA_OUTSIDE)
+        qa = warp_band(layers["QA_PIXEL"], geobox, Resampling.nearest, QA_FILL_VALUE)  # outside: fill, screened
         screened, water = landsat_screen_masks(qa)
         cloud = (~screened & ~water).astype(np.uint8)
         water = water.astype(np.uint8)
@@ -103,5 +99,5 @@ def read_landsat_st(scene, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray, np.n
     return lst, cloud, water, err
 
 
-__all__ = ["LANDSAT_ST_PSF_M", "LANDSAT_ST_SENSOR", "is_landsat_st", "landsat_st_fields", "landsat_st_warnings",
+__all__ = ["LANDSAT_ST_PSF_M", "LANDSAT_ST_SENSOR", "landsat_st_fields", "landsat_st_warnings",
            "read_landsat_st"]

@@ -44,7 +44,7 @@ from rasterio.enums import Resampling
 from heattrack.errors import InputError
 from heattrack.io.data_footprint import valid_data_polygon
 from heattrack.io.landsat_optics import LANDSAT_OPTICS_BANDS, QA_FILL_VALUE, landsat_optics, qa_stand_in
-from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID
+from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID, is_landsat_st
 from heattrack.io.rasterread import raster_footprint, warp_band
 from heattrack.io.s2_metadata import parse_date as _parse_date
 from heattrack.io.s2_metadata import s2_offset_and_date
@@ -262,7 +262,7 @@ def _has_st(folder: Path) -> bool:
 def _landsat_date_in(folder: Path) -> date | None:
     """The acquisition date in the name of the folder's first ``*_ST_B10`` product (None: none found)."""
     for f in _rasters(folder) if folder.is_dir() else []:
-        if "_ST_B10." in f.name.upper() and (m := LANDSAT_PRODUCT_ID.search(f.name)):
+        if is_landsat_st(f) and (m := LANDSAT_PRODUCT_ID.search(f.name)):
             return _parse_date(m.group(2))
     return None
 

@@ -30,6 +30,12 @@ _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": 
                "float32": "Float32", "float64": "Float64"}
 
 
+def is_landsat_st(path: Path) -> bool:
+    """Whether ``path`` is a Landsat Collection 2 Level-2 ``ST_B10`` band by its USGS name."""
+    name = Path(path).name
+    return LANDSAT_PRODUCT_ID.search(name) is not None and "_ST_B10." in name.upper()
+
+
 @functools.lru_cache(maxsize=64)
 def _mtl_grid(mtl: Path, mtime: float) -> tuple[str, Affine, int, int] | None:
     """CRS, transform and (lines, samples) of the product grid an MTL describes; None where it does not describe a
@@ -107,4 +113,5 @@ def placed_by_mtl_warning(path: Path) -> str | None:
             f"{crs} by its {mtl.name} (the upper-left pixel's centre and the grid size it gives)")
 
 
-__all__ = ["LANDSAT_PRODUCT_ID", "mtl_grid_of", "mtl_of", "mtl_placed", "open_quietly", "placed_by_mtl_warning"]
+__all__ = ["LANDSAT_PRODUCT_ID", "is_landsat_st", "mtl_grid_of", "mtl_of", "mtl_placed", "open_quietly",
+           "placed_by_mtl_warning"]

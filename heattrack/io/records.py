@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -24,8 +24,13 @@ FORMAT_VERSION = 1
 
 class Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    #: the ``format_version`` values this class reads (a record whose format grew lists its earlier ones too)
-    format_versions: ClassVar[tuple[int, ...]] = (FORMAT_VERSION,)
+
+    @classmethod
+    def format_versions(cls) -> tuple[int, ...]:
+        """The ``format_version`` values this class reads: those its ``format_version`` field allows (a record whose
+        format grew lists its earlier ones too)."""
+        field = cls.model_fields.get("format_version")
+        return get_args(field.annotation) if field is not None else (FORMAT_VERSION,)
 
     @classmethod
     def from_json(cls, text: str | bytes, where: str):
@@ -37,9 +42,9 @@ class Record(BaseModel):
         if not isinstance(data, dict):
             raise InputError(f"{where}: not a JSON object")
         version = data.get("format_version")
-        if version not in cls.format_versions:
+        if version not in cls.format_versions():
             raise InputError(f"{where}: format_version {version!r}, this heattrack reads "
-                             f"{' or '.join(map(str, cls.format_versions))} (written by another heattrack version: "
+                             f"{' or '.join(map(str, cls.format_versions()))} (written by another heattrack version: "
                              "rerun it with this one)")
         try:
             return cls.model_validate(data)
@@ -183,7 +188,6 @@ class DownloadIndex(Record):
     (2026-12-07) may hold a Landsat day alone (:class:`DownloadedPair` without Sentinel-2); format 1 (pairs only)
     reads as it is."""
 
-    format_versions: ClassVar[tuple[int, ...]] = (1, 2)
     format_version: Literal[1, 2] = 2
     season: str | None
     interval: str | None  # None: the whole catalogue (no --season, no stac.datetime)

@@ -45,9 +45,9 @@ from rasterio.enums import Resampling
 from rasterio.warp import transform as rio_transform
 
 from heattrack.errors import InputError
-from heattrack.io.landsat_st import LANDSAT_ST_SENSOR, is_landsat_st, landsat_st_fields, read_landsat_st
+from heattrack.io.landsat_st import LANDSAT_ST_SENSOR, landsat_st_fields, landsat_st_warnings, read_landsat_st
 from heattrack.io.local import RASTER_SUFFIXES, TileInputs, warp_band
-from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID
+from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID, is_landsat_st
 from heattrack.io.rasterread import open_raster
 from heattrack.kernels.calibrate import st_dn_to_kelvin
 from heattrack.kernels.psf import MAX_WINDOW_PX, estimate_footprint
@@ -213,6 +213,12 @@ def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = 
     return ThermalScene(path=path, units=units, psf_m=psf, pixel_m=pixel_m, landsat_product=path.stem,
                         landsat_date=when, acquired=str(acquired) if acquired else None, psf_source=psf_source,
                         psf_estimate_m=estimate_m, **extra)
+
+
+def thermal_warnings(scenes) -> list[str]:
+    """The run's warnings for its thermal rasters: footprints estimated from the image (:func:`psf_warnings`) and
+    Landsat ST bands screened alone (:func:`heattrack.io.landsat_st.landsat_st_warnings`)."""
+    return psf_warnings(scenes) + landsat_st_warnings(scenes)
 
 
 def psf_warnings(scenes) -> list[str]:
@@ -409,5 +415,6 @@ def scene_info(scene: ThermalScene) -> dict:
             "quality_layers": [layer for layer, _ in scene.masks]}
 
 
-__all__ = ["ThermalReader", "ThermalScene", "check_thermal_path", "describe_thermal", "discover_thermal", "flag_spread_px", "lst_only_inputs", "mask_lst", "mask_lst_and_water", "psf_warnings", "scene_info",
-           "thermal_files", "thermal_footprint"]
+__all__ = ["ThermalReader", "ThermalScene", "check_thermal_path", "describe_thermal", "discover_thermal",
+           "flag_spread_px", "lst_only_inputs", "mask_lst", "mask_lst_and_water", "psf_warnings", "scene_info",
+           "thermal_warnings", "thermal_files", "thermal_footprint"]

@@ -15,7 +15,6 @@ from odc.geo.geom import Geometry
 
 from heattrack.config import Config
 from heattrack.errors import ConfigError, InputError, NoDataError
-from heattrack.io.landsat_st import landsat_st_warnings
 from heattrack.io.local import LocalScene, LocalSceneReader, discover_local_scenes, scene_footprint
 from heattrack.io.mtl_georef import placed_by_mtl_warning
 from heattrack.io.pipes import read_pipes
@@ -24,9 +23,9 @@ from heattrack.io.thermal import (
     ThermalReader,
     check_thermal_path,
     discover_thermal,
-    psf_warnings,
     thermal_files,
     thermal_footprint,
+    thermal_warnings,
 )
 from heattrack.orchestration.plan_catalogues import plan_ecostress, plan_gee, plan_stac
 from heattrack.orchestration.run_plan import (
@@ -163,8 +162,7 @@ def _plan_mixed(cfg: Config) -> RunPlan:
     clear = [r.clear_fraction(coarse) for _, r in pairs]
     if max(clear) <= 0.0:
         raise NoDataError("no date of the mixed input has a clear, valid thermal pixel over the AOI")
-    warnings = list(dropped) + psf_warnings(thermal) + landsat_st_warnings(thermal) + \
-        landsat_scene_warnings(landsat) + [
+    warnings = list(dropped) + thermal_warnings(thermal) + landsat_scene_warnings(landsat) + [
         f"{sc.landsat_product}: no clear pixel over the AOI (date kept, adds no evidence)"
         for (sc, _), cf in zip(pairs, clear) if cf <= 0.0]
     if any(sc.stated_m <= cfg.thermal.fine_m for sc in thermal):
@@ -189,7 +187,7 @@ def _plan_thermal(cfg: Config) -> RunPlan:
     psf = max(sc.psf_m for sc in scenes)  # the footprint: the detectability model
     scale = max(sc.stated_m for sc in scenes)  # stated or pixel size: the ranking's windows
     fine = scale <= cfg.thermal.fine_m
-    warnings = list(dropped) + psf_warnings(scenes) + landsat_st_warnings(scenes)
+    warnings = list(dropped) + thermal_warnings(scenes)
     if not fine:
         warnings.append(f"thermal raster at {scale:g} m effective resolution (> thermal.fine_m = "
                         f"{cfg.thermal.fine_m:g} m) and no optical bands: ranked on it without sharpening")
