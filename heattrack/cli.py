@@ -83,8 +83,9 @@ def run(
                                      "and endpoint from the AWS_* environment).")] = "out",
     thermal: Annotated[Optional[Path], typer.Option("--thermal", help="An LST raster (airborne, drone, commercial; "
                                                     "GeoTIFF in K, or °C when tagged) to screen instead of "
-                                                    "Landsat + Sentinel-2, or a Landsat ST_B10 band alone (no "
-                                                    "optics); an input folder's thermal/ works too.")] = None,
+                                                    "Landsat + Sentinel-2, or a Landsat ST band alone (ST_B10; "
+                                                    "Landsat 4-7: ST_B6; no optics); an input folder's thermal/ "
+                                                    "works too.")] = None,
     source: Annotated[Optional[str], typer.Option(help="Input source: local | stac | gee | ecostress | synthetic.")] = None,
     stac_url: Annotated[Optional[str], typer.Option("--stac-url", help="STAC API root (source stac).")] = None,
     datetime_: Annotated[Optional[str], typer.Option("--datetime", help="Search interval of a catalogue source "

@@ -14,6 +14,14 @@ from scipy import ndimage
 
 from heattrack.kernels.predictors import LANDSAT_TO_S2, S2_10M_BANDS
 
+#: Landsat 4-7's TM / ETM+ surface reflectance -> the Sentinel-2 band of the nearest wavelength
+TM_TO_S2 = {"SR_B1": "B02", "SR_B2": "B03", "SR_B3": "B04", "SR_B4": "B08", "SR_B5": "B11", "SR_B7": "B12"}
+#: the simulated missions (``SimulationSpec.landsat_mission``): thermal detector footprint (m), ST band, SR bands,
+#: sensor noise (K): TIRS 100 m (NEdT ~0.05 K, Montanaro et al. 2014; 0.08 here), ETM+ 60 m (NEdT about three times
+#: TIRS's), TM 120 m (NEdT 0.5 K)
+LANDSAT_MISSIONS = {"LC09": (100.0, "ST_B10", LANDSAT_TO_S2, 0.08), "LE07": (60.0, "ST_B6", TM_TO_S2, 0.15),
+                    "LT05": (120.0, "ST_B6", TM_TO_S2, 0.5)}
+
 if TYPE_CHECKING:  # the spec is read, not built, here
     from heattrack.simulate import SimulationSpec
 
@@ -132,7 +140,8 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
     # ---- Landsat (30 m grid offset by 15 m, TIRS footprint) ----------------------------------------
     n30 = n // 3 - 1
     t30 = Affine(30.0, 0, x0 + 15.0, 0, -30.0, y1 - 15.0)
-    footprint = ndimage.uniform_filter(lst, size=10, mode="nearest")  # 100 m detector integration
+    detector_m, st_band, sr_bands, noise_k = LANDSAT_MISSIONS[spec.landsat_mission]
+    footprint = ndimage.uniform_filter(lst, size=int(detector_m // 10), mode="nearest")  # detector integration
     footprint = ndimage.gaussian_filter(footprint, 2.0, mode="nearest")  # optics, ~20 m sigma
     r30, c30 = np.mgrid[0:n30, 0:n30]
     cx30, cy30 = t30 @ (c30 + 0.5, r30 + 0.5)
@@ -142,13 +151,13 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
         s = (np.arange(int(np.ceil(n / k)) + 3) - 1.0) * k + 0.37 * k  # sample centres, 10 m pixel coordinates
         samples = ndimage.map_coordinates(footprint, np.meshgrid(s - 0.5, s - 0.5, indexing="ij"), order=1,
                                           mode="nearest")
-        samples += 0.08 * rng.standard_normal(samples.shape)
+        samples += noise_k * rng.standard_normal(samples.shape)
         st = ndimage.map_coordinates(samples, [(rr - s[0]) / k, (cc - s[0]) / k], order=3,
                                      mode="nearest").astype(np.float32)
         st += 0.3 * _smooth_field(rng, st.shape, n30 / 4)
     else:
         st = ndimage.map_coordinates(footprint, [rr - 0.5, cc - 0.5], order=1, mode="nearest").astype(np.float32)
-        st += 0.3 * _smooth_field(rng, st.shape, n30 / 4) + 0.08 * rng.standard_normal(st.shape).astype(np.float32)
+        st += 0.3 * _smooth_field(rng, st.shape, n30 / 4) + noise_k * rng.standard_normal(st.shape).astype(np.float32)
     water30 = ndimage.map_coordinates(water.astype(np.float32), [rr - 0.5, cc - 0.5], order=0) > 0.5
     cloud_field = _smooth_field(rng, st.shape, 8)
     cloud = cloud_field > np.quantile(cloud_field, 1 - spec.cloud_fraction) if spec.cloud_fraction > 0 else \
@@ -165,15 +174,15 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
     qa[cloud] = QA_CLOUD
     st_dn = np.clip(np.round((st - 149.0) / 0.00341802), 1, 65535).astype(np.uint16)
     sr = {}
-    for b_ls, b_s2 in LANDSAT_TO_S2.items():
+    for b_ls, b_s2 in sr_bands.items():
         if b_s2 not in refl:
             continue
         a30 = ndimage.map_coordinates(ndimage.uniform_filter(refl[b_s2], 3), [rr - 0.5, cc - 0.5], order=1)
         sr[b_ls] = np.clip(np.round((a30 + 0.2) / 0.0000275), 1, 65535).astype(np.uint16)
     d = landsat_date
-    product = f"LC09_L2SP_116034_{d:%Y%m%d}_{d + timedelta(days=1):%Y%m%d}_02_T1"
+    product = f"{spec.landsat_mission}_L2SP_116034_{d:%Y%m%d}_{d + timedelta(days=1):%Y%m%d}_02_T1"
     ls_dir = out / "landsat"
-    _write_tif(ls_dir / f"{product}_ST_B10.TIF", st_dn, t30, crs, nodata=0)
+    _write_tif(ls_dir / f"{product}_{st_band}.TIF", st_dn, t30, crs, nodata=0)
     _write_tif(ls_dir / f"{product}_QA_PIXEL.TIF", qa, t30, crs, nodata=1)
     for b, a in sr.items():
         _write_tif(ls_dir / f"{product}_{b}.TIF", a, t30, crs, nodata=0)

@@ -36,13 +36,9 @@ from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
 
-from heattrack.sim_sensors import (  # noqa: F401  (land-cover and QA codes are part of this module's interface)
+from heattrack.sim_sensors import (
     BARE,
-    QA_CLEAR_LAND,
-    QA_CLEAR_WATER,
-    QA_CLOUD,
-    QA_DILATED,
-    QA_SHADOW,
+    LANDSAT_MISSIONS,
     ROOF,
     STREET,
     VEGETATION,
@@ -113,6 +109,8 @@ class SimulationSpec:
     #: idealised product); ~100 samples it every 100 m, as TIRS does, and resamples those samples onto the 30 m
     #: grid by cubic interpolation, as Collection 2 does (the 30 m pixels then hold only the 100 m samples)
     tirs_sample_m: float = 30.0
+    #: the Landsat mission written (footprint, band names: sim_sensors.LANDSAT_MISSIONS); the same draws for any
+    landsat_mission: str = "LC09"
     #: ecostress: a winter-night 70 m pass (thermal/, ECOSTRESS L2T names): the day's land-cover contrast times
     #: night_contrast, night_cooling_k colder, distractors (sun-heated surfaces, some vents) at this share
     night_contrast: float = 0.35
@@ -204,6 +202,8 @@ def _other_winter(spec: SimulationSpec, lst, leak_field, dxy, dis_amp, dis_fwhm,
 def simulate_scene(out: Path, spec: SimulationSpec = SimulationSpec()) -> dict:
     """Write a synthetic scene to ``out``; returns the truth summary (also in ``truth/truth.json``)."""
     out = Path(out)
+    if spec.landsat_mission not in LANDSAT_MISSIONS:  # LC09 (TIRS, 100 m), LE07 (ETM+, 60 m), LT05 (TM, 120 m)
+        raise ValueError(f"unknown landsat_mission {spec.landsat_mission!r}: {', '.join(LANDSAT_MISSIONS)}")
     if spec.season:  # the same winter date, ``season`` years later
         spec = replace(spec, landsat_date=spec.landsat_date + timedelta(days=365 * spec.season))
     rng = np.random.default_rng(spec.seed)

@@ -1,5 +1,5 @@
-"""A Landsat ST_B10 band screened on its own as a thermal raster (``--thermal FILE``): counts to kelvin, QA_PIXEL and
-ST_QA beside it, TIRS's footprint, the run's warnings."""
+"""A Landsat ST band screened on its own as a thermal raster (``--thermal FILE``): counts to kelvin, QA_PIXEL and
+ST_QA beside it, the mission's footprint (Landsat 8/9 ST_B10, Landsat 4-7 ST_B6), the run's warnings."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import rasterio
 from affine import Affine
 from odc.geo.geobox import GeoBox
 
-from heattrack.io.landsat_st import LANDSAT_ST_SENSOR, landsat_st_warnings
+from heattrack.io.landsat_st import LANDSAT_ST_MISSIONS, LANDSAT_ST_SENSOR, landsat_st_warnings
+from heattrack.io.mtl_georef import landsat_st_band
 from heattrack.io.thermal import ThermalReader, describe_thermal
 
 PRODUCT = "LC08_L2SP_116034_20250115_20250116_02_T1"
@@ -22,8 +23,8 @@ REAL = Path(__file__).parent / "data" / "real" / "landsat-momotombo"
 X0, Y0 = 300000.0, 4160000.0
 
 
-def _band(folder: Path, name: str, data: np.ndarray, dtype: str) -> Path:
-    path = folder / f"{PRODUCT}_{name}.TIF"
+def _band(folder: Path, name: str, data: np.ndarray, dtype: str, product: str = PRODUCT) -> Path:
+    path = folder / f"{product}_{name}.TIF"
     with rasterio.open(path, "w", driver="GTiff", width=data.shape[1], height=data.shape[0], count=1, dtype=dtype,
                        crs="EPSG:32652", transform=Affine(30.0, 0, X0, 0, -30.0, Y0)) as dst:
         dst.write(data.astype(dtype), 1)
@@ -126,7 +127,8 @@ def test_the_real_momotombo_st_b10_alone(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_simulated_city_screened_from_its_st_b10_alone(tmp_path):
+@pytest.mark.parametrize("mission", ["LC09", "LE07"])
+def test_a_simulated_city_screened_from_its_st_band_alone(tmp_path, mission):
     from distributed import Client, LocalCluster
 
     from heattrack.config import load_config
@@ -135,18 +137,22 @@ def test_a_simulated_city_screened_from_its_st_b10_alone(tmp_path):
     from heattrack.simulate import family_spec, simulate_scene
 
     scene = tmp_path / "city"
-    simulate_scene(scene, family_spec(5, size_km=3.0, leaks=10, leak_k=(6.0, 14.0)))
-    st = next((scene / "landsat").glob("*_ST_B10.TIF"))
+    simulate_scene(scene, family_spec(5, size_km=3.0, leaks=10, leak_k=(6.0, 14.0), landsat_mission=mission))
+    st = next((scene / "landsat").glob("*_ST_B*.TIF"))
     cfg = load_config(None, {"input.thermal": st, "input.pipes": scene / "pipes.geojson", "grid.tile_km": 1.5})
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cl, \
             Client(cl) as client:
         run(cfg, tmp_path / "out", client=client)
     info = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert info["inputs"]["sensor"] == LANDSAT_ST_SENSOR and info["inputs"]["quality_layers"] == ["QA_PIXEL"]
+    sensor, psf_m = LANDSAT_ST_MISSIONS[mission]
+    assert (info["inputs"]["sensor"], info["inputs"]["psf_m"]) == (sensor, psf_m)
+    assert info["inputs"]["quality_layers"] == ["QA_PIXEL"]
     assert all(t["sharpen"]["method"] == "none" for t in info["tile_summaries"].values())
-    assert any("SR_B4 and SR_B5" in w for w in info["warnings"])
+    assert any("SR_B4 and SR_B5" in w for w in info["warnings"]) == (mission == "LC09")  # Landsat 8/9's optics
     page = (tmp_path / "out" / "report" / "index.html").read_text()
-    assert "Landsat ST band <code>" in page and "no optics: not sharpened" in page and "Sentinel-2 None" not in page
+    assert f"{sensor.removesuffix(' (no optics)')} band <code>" in page and "no optics: not sharpened" in page
+    assert f"a 20 m leak plume keeps about 1/{13 if mission == 'LC09' else 5} of its peak" in page
+    assert "Sentinel-2 None" not in page
     ev = evaluate_run(scene, tmp_path / "out")
     assert ev["detection"]["roc_auc"] > 0.75, ev["detection"]
 
@@ -175,3 +181,55 @@ def test_an_st_bundle_in_a_thermal_folder_is_one_date(st_product):
     scenes, dropped = discover_thermal(folder, None, max_err_k=2.0)
     assert [sc.path.name for sc in scenes] == [st_product.name] and dropped == []
     assert [k for k, _ in scenes[0].masks] == ["QA_PIXEL", "ST_QA"]
+
+
+@pytest.mark.parametrize(("mission", "psf_m"), [("LE07", 60.0), ("LT05", 120.0)])
+def test_a_landsat_4_7_st_b6_band_is_read_with_its_missions_footprint(tmp_path, mission, psf_m):
+    """The archive's ST_B6 (ETM+ 60 m, TM 120 m): the same counts, QA_PIXEL and ST_QA as ST_B10, its own footprint;
+    an ETM+ scan-line gap (fill) is screened. The Landsat 4-7 SR bands beside it are not Landsat 8/9's: no hint."""
+    product = PRODUCT.replace("LC08", mission)
+    st = np.full((20, 20), _dn(275.0))
+    st[:, 7] = 0  # a scan-line gap
+    qa = np.full((20, 20), 21824)
+    qa[:4] = 22280
+    qa[:, 7] = 1
+    path = _band(tmp_path, "ST_B6", st, "uint16", product)
+    _band(tmp_path, "QA_PIXEL", qa, "uint16", product)
+    for b in ("SR_B4", "SR_B5"):
+        _band(tmp_path, b, np.full((20, 20), 20000), "uint16", product)
+    sc = describe_thermal(path)
+    assert (sc.sensor, sc.psf_m, sc.psf_source) == (LANDSAT_ST_MISSIONS[mission][0], psf_m, "sensor")
+    assert sc.stated_m == psf_m  # the ranking's windows follow the mission's footprint
+    assert sc.landsat_date == date(2025, 1, 15) and [k for k, _ in sc.masks] == ["QA_PIXEL"]
+    lst = ThermalReader(sc).read(GeoBox((60, 60), Affine(10.0, 0, X0, 0, -10.0, Y0), "EPSG:32652")).lst
+    assert np.isnan(lst[:12]).all() and np.isnan(lst[:, 21:24]).all()  # cloud, gap
+    assert np.nanmin(lst) == pytest.approx(275.0, abs=0.002) and np.isfinite(lst[12:, 24:]).all()
+    assert landsat_st_warnings([sc]) == []
+
+
+def test_the_st_band_is_the_one_its_mission_has():
+    assert landsat_st_band(Path(f"{PRODUCT}_ST_B10.TIF")) == "ST_B10"
+    assert landsat_st_band(Path(PRODUCT.replace("LC08", "LE07") + "_st_b6.tif")) == "ST_B6"
+    assert landsat_st_band(Path(f"{PRODUCT}_ST_B6.TIF")) is None  # Landsat 8's band 6 is no thermal band
+    assert landsat_st_band(Path(PRODUCT.replace("LC08", "LT05") + "_ST_B10.TIF")) is None
+    assert landsat_st_band(Path(PRODUCT.replace("LC08", "LE07") + "_ST_QA.TIF")) is None
+
+
+def test_landsat_7_products_in_an_input_folder_point_to_thermal(tmp_path):
+    """The Landsat + Sentinel-2 chain reads Landsat 8/9: an ETM+ product in landsat/ (or found by name) is refused
+    in one line that says how to screen its ST_B6; in INPUT/thermal/ its ST_B6 is the date."""
+    from heattrack.errors import InputError
+    from heattrack.io.local import discover_local_scenes
+    from heattrack.io.thermal import discover_thermal
+
+    product = PRODUCT.replace("LC08", "LE07")
+    for sub in ("a/landsat", "b/x", "c/thermal"):
+        folder = tmp_path / sub
+        folder.mkdir(parents=True)
+        _band(folder, "ST_B6", np.full((8, 8), _dn(275.0)), "uint16", product)
+        _band(folder, "QA_PIXEL", np.full((8, 8), 21824), "uint16", product)
+    for sub in ("a", "b"):
+        with pytest.raises(InputError, match=r"Landsat 4-7 surface-temperature band: .*--thermal FILE or in INPUT/th"):
+            discover_local_scenes(tmp_path / sub)
+    scenes, _ = discover_thermal(tmp_path / "c", None, max_err_k=2.0)
+    assert [sc.path.name for sc in scenes] == [f"{product}_ST_B6.TIF"] and scenes[0].psf_m == 60.0

@@ -44,7 +44,7 @@ from rasterio.enums import Resampling
 from heattrack.errors import InputError
 from heattrack.io.data_footprint import valid_data_polygon
 from heattrack.io.landsat_optics import LANDSAT_OPTICS_BANDS, QA_FILL_VALUE, landsat_optics, qa_stand_in
-from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID, is_landsat_st
+from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID, landsat_st_band
 from heattrack.io.rasterread import raster_footprint, warp_band
 from heattrack.io.s2_metadata import parse_date as _parse_date
 from heattrack.io.s2_metadata import s2_offset_and_date
@@ -119,8 +119,17 @@ def _finest(paths: list[Path]) -> list[Path]:
 def _find_all(files: list[Path], pattern: re.Pattern, what: str, folder: Path, required: bool) -> list[Path]:
     hits = [p for p in files if pattern.search(p.name)]
     if not hits and required:
-        raise InputError(f"{folder}: no {what} file found (expected a name matching {pattern.pattern!r})")
+        raise InputError(f"{folder}: no {what} file found (expected a name matching {pattern.pattern!r})"
+                         + _archive_st_hint(files))
     return hits
+
+
+def _archive_st_hint(files: list[Path]) -> str:
+    """Where ``files`` hold a Landsat 4-7 ``ST_B6`` band (the paired chain reads Landsat 8/9): how to screen it."""
+    old = next((p for p in files if landsat_st_band(p) == "ST_B6"), None)
+    return "" if old is None else (
+        f"; {old.name} is a Landsat 4-7 surface-temperature band: the Landsat + Sentinel-2 chain reads Landsat 8/9 "
+        "products, an ST_B6 band is screened alone (no optics, not sharpened) as --thermal FILE or in INPUT/thermal/")
 
 
 #: the MGRS tile id in a Sentinel-2 file name (T33UUP_..., S2B_33UUP_..., <item id>_B04.tif)
@@ -237,7 +246,7 @@ def discover_local_scenes(input_dir: Path, max_dates: int | None = None) -> list
         raise InputError(f"input folder {input_dir} holds no Landsat C2L2 scene (no *_ST_B10.TIF below it, no "
                          "landsat/ and sentinel2/ subfolders, nor date-pair subfolders that hold them)"
                          + (f"; it holds archives ({', '.join(packed[:3])}{', ...' if len(packed) > 3 else ''}): "
-                            "unpack them into it first" if packed else ""))
+                            "unpack them into it first" if packed else _archive_st_hint(_rasters(input_dir))))
     own = {p: discover_local_scene(p) for p in subs if (p / "sentinel2").is_dir()}
     paired = dict(own)
     for p in (p for p in subs if p not in own and own):  # a Landsat date without a granule of its own
@@ -262,7 +271,7 @@ def _has_st(folder: Path) -> bool:
 def _landsat_date_in(folder: Path) -> date | None:
     """The acquisition date in the name of the folder's first ``*_ST_B10`` product (None: none found)."""
     for f in _rasters(folder) if folder.is_dir() else []:
-        if is_landsat_st(f) and (m := LANDSAT_PRODUCT_ID.search(f.name)):
+        if landsat_st_band(f) == "ST_B10" and (m := LANDSAT_PRODUCT_ID.search(f.name)):
             return _parse_date(m.group(2))
     return None
 

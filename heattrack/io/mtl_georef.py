@@ -30,10 +30,23 @@ _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "uint32": 
                "float32": "Float32", "float64": "Float64"}
 
 
-def is_landsat_st(path: Path) -> bool:
-    """Whether ``path`` is a Landsat Collection 2 Level-2 ``ST_B10`` band by its USGS name."""
+#: the surface-temperature band of a Collection 2 Level-2 product, by its mission (the product id's first four
+#: letters): TIRS band 10 on Landsat 8/9, the TM and ETM+ thermal band 6 on Landsat 4, 5 and 7
+LANDSAT_ST_BANDS = {"LC08": "ST_B10", "LC09": "ST_B10", "LE07": "ST_B6", "LT05": "ST_B6", "LT04": "ST_B6"}
+
+
+def landsat_st_band(path: Path) -> str | None:
+    """``ST_B10`` or ``ST_B6`` where ``path`` is the surface-temperature band of a Landsat Collection 2 Level-2 product
+    by its USGS name (the band its mission has: :data:`LANDSAT_ST_BANDS`), else None."""
     name = Path(path).name
-    return LANDSAT_PRODUCT_ID.search(name) is not None and "_ST_B10." in name.upper()
+    m = LANDSAT_PRODUCT_ID.search(name)
+    band = LANDSAT_ST_BANDS.get(m.group(0)[:4].upper()) if m else None
+    return band if band is not None and f"_{band}." in name.upper() else None
+
+
+def is_landsat_st(path: Path) -> bool:
+    """Whether ``path`` is a Landsat Collection 2 Level-2 surface-temperature band (:func:`landsat_st_band`)."""
+    return landsat_st_band(path) is not None
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,5 +126,5 @@ def placed_by_mtl_warning(path: Path) -> str | None:
             f"{crs} by its {mtl.name} (the upper-left pixel's centre and the grid size it gives)")
 
 
-__all__ = ["LANDSAT_PRODUCT_ID", "is_landsat_st", "mtl_grid_of", "mtl_of", "mtl_placed", "open_quietly",
-           "placed_by_mtl_warning"]
+__all__ = ["LANDSAT_PRODUCT_ID", "LANDSAT_ST_BANDS", "is_landsat_st", "landsat_st_band", "mtl_grid_of", "mtl_of",
+           "mtl_placed", "open_quietly", "placed_by_mtl_warning"]

@@ -12,9 +12,9 @@ footprint at least ``ESTIMATED_MIN_PX`` pixels wide: then the raster was resampl
 Landsat onto 10 m pixels) and the detectability (``mdl_k``) uses that footprint, with a warning, while the ranking's
 windows keep following the pixel size (:attr:`ThermalScene.stated_m`); the run record says which (``psf_source``).
 
-A Landsat Collection 2 ``ST_B10`` band as USGS names and delivers it (uint16 counts) is read in kelvin with its
-``QA_PIXEL`` and ``ST_QA`` beside it and TIRS's 100 m footprint (:mod:`heattrack.io.landsat_st`): the ST product
-screened without optics.
+A Landsat Collection 2 surface-temperature band as USGS names and delivers it (uint16 counts: Landsat 8/9's ``ST_B10``,
+Landsat 4-7's ``ST_B6``) is read in kelvin with its ``QA_PIXEL`` and ``ST_QA`` beside it and its mission's thermal
+footprint (TIRS 100 m, ETM+ 60 m, TM 120 m; :mod:`heattrack.io.landsat_st`): the ST product screened without optics.
 
 ECOSTRESS L2T LSTE (V2) tiles as NASA names them (``ECOv002_L2T_LSTE_<orbit>_<scene>_<MGRS>_<UTC time>_<build>_
 <iteration>_LST.tif`` with ``_cloud``, ``_water``, ``_LST_err``, ... beside it) are one scene per ``_LST`` file: 70 m,
@@ -45,7 +45,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import transform as rio_transform
 
 from heattrack.errors import InputError
-from heattrack.io.landsat_st import LANDSAT_ST_SENSOR, landsat_st_fields, landsat_st_warnings, read_landsat_st
+from heattrack.io.landsat_st import LANDSAT_ST_SENSORS, landsat_st_fields, landsat_st_warnings, read_landsat_st
 from heattrack.io.local import RASTER_SUFFIXES, TileInputs, warp_band
 from heattrack.io.mtl_georef import LANDSAT_PRODUCT_ID, is_landsat_st
 from heattrack.io.rasterread import open_raster
@@ -148,7 +148,7 @@ def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = 
     side = _sidecar(path)
     try:
         with open_raster(path) as src:  # a Landsat crop without georeferencing: placed by its MTL
-            # a Landsat ST_B10 band as USGS delivers it holds scaled counts (an export in kelvin is a float raster)
+            # a Landsat ST band as USGS delivers it holds scaled counts (an export in kelvin is a float raster)
             landsat_st = is_landsat_st(path) and src.dtypes[0] == "uint16"
             if src.crs is None:
                 raise InputError(f"thermal raster {path} has no CRS (not georeferenced)")
@@ -239,8 +239,8 @@ def _central_window(src) -> np.ndarray:
 
 def thermal_files(input_dir: Path) -> list[Path]:
     """The LST rasters of ``INPUT/thermal`` (sorted by name; empty if there is no such folder); of an ECOSTRESS
-    tile only its ``_LST`` layer, of a Landsat product only its ``ST_B10`` band (the others are their quality layers
-    and, for Landsat, the ST bundle's intermediate bands)."""
+    tile only its ``_LST`` layer, of a Landsat product only its ST band (``ST_B10``, ``ST_B6``; the others are their
+    quality layers and, for Landsat, the ST bundle's intermediate bands)."""
     folder = Path(input_dir) / "thermal"
     if not folder.is_dir():
         return []
@@ -329,7 +329,7 @@ class ThermalReader:
 
     def _lst_err(self, geobox: GeoBox) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """The screened LST, its LST_err, and the LST of clear water (None: no water flag on ``geobox``), K."""
-        if self.scene.sensor == LANDSAT_ST_SENSOR:  # scaled counts, QA_PIXEL and ST_QA, all nearest (30 m pixels)
+        if self.scene.sensor in LANDSAT_ST_SENSORS:  # scaled counts, QA_PIXEL and ST_QA, all nearest (30 m pixels)
             lst, cloud, water, err = read_landsat_st(self.scene, geobox)
             screened, water_lst = mask_lst_and_water(lst, cloud, water, err, self.scene.max_err_k)
             return screened, err, water_lst

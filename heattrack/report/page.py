@@ -23,8 +23,9 @@ import rasterio
 
 from heattrack.config import ReportConfig
 from heattrack.errors import InputError
-from heattrack.io.landsat_st import LANDSAT_ST_SENSOR
+from heattrack.io.landsat_st import LANDSAT_ST_PSF_M, LANDSAT_ST_SENSORS
 from heattrack.io.records import ChangeSummary, GridInfo, RunRecord
+from heattrack.kernels.ranking import plume_attenuation
 from heattrack.orchestration.reduce import PARTLY_SEEN_SHARE, partly_seen
 from heattrack.report import figures as fg
 from heattrack.report import webmap
@@ -255,14 +256,17 @@ def _source_lines(inputs: dict) -> tuple[str, str]:
                 "A thermal raster resolves a leak plume as far as its footprint allows (ECOSTRESS: 70 m, a 20 m "
                 "plume keeps about a seventh of its peak); the rank says where to look first, it does not prove a "
                 "leak (warm vents, roads and buildings near pipes rank too).")
-    if sensor == LANDSAT_ST_SENSOR:
-        return (f"Landsat ST band <code>{html.escape(str(inputs.get('landsat_product')))}</code> "
-                f"({inputs.get('landsat_date')}, {inputs.get('psf_m')} m effective resolution, no optics: not "
+    if sensor in LANDSAT_ST_SENSORS:
+        psf = float(inputs.get("psf_m") or LANDSAT_ST_PSF_M)
+        keeps = plume_attenuation(psf / np.sqrt(12.0))  # a 20 m plume's peak through the footprint (a box of psf)
+        return (f"{html.escape(sensor.removesuffix(' (no optics)'))} band "
+                f"<code>{html.escape(str(inputs.get('landsat_product')))}</code> "
+                f"({inputs.get('landsat_date')}, {psf:g} m effective resolution, no optics: not "
                 "sharpened)" + (f" and {len(dates) - 1} more date(s)" if len(dates) > 1 else "") + ".",
-                "Landsat's thermal band carries ~100 m information; a 30 m leak plume is diluted about tenfold in it, "
-                "and without optical bands the heat of roofs and roads stays in the statistic: risk ranks where to "
-                "look first, it does not prove a leak (with reflective bands or a Sentinel-2 granule, --input ranks "
-                "better: docs/thermal.md).")
+                f"This thermal band carries ~{psf:.0f} m information; a 20 m leak plume keeps about 1/{round(1 / keeps)} "
+                "of its peak in it, and without optical bands the heat of roofs and roads stays in the statistic: risk "
+                "ranks where to look first, it does not prove a leak (with reflective bands or a Sentinel-2 granule, "
+                "--input ranks Landsat 8/9 better: docs/thermal.md).")
     optics = (f"Sentinel-2 {inputs.get('sentinel2_date')} (gap {inputs.get('date_gap_days')} days)"
               if inputs.get("optics", "sentinel2") == "sentinel2" else
               "its own reflective bands as the optics (no Sentinel-2 granule: 30 m detail on the 10 m grid)")
