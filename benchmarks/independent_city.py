@@ -32,6 +32,10 @@ With ``--changes``: a second winter of each city (:func:`second_winter`: 40 % of
 ones, the rest x 0.7-1.3, half the off-pipe hot spots moved, other weather, noise and clouds), both screened with
 the defaults: sensor-visible new leaks called ``new``, false ``new`` per 100 km, repaired ones called ``resolved``.
 
+With ``--st-only``: both rankings screen the city's ST band alone (``--thermal``: no optics, not sharpened); with
+``--st-mission LE07`` (or ``LT05``) the ``ST_B6`` band of the same day as Landsat 7 ETM+ (60 m box) or Landsat 5 TM
+(120 m) would have seen it (:data:`ARCHIVE_MISSIONS`; the same noise and cloud draws, scaled), in ``archive/``.
+
 Written by the same team as heattrack, so not blind to its design: a second family, not a substitute for real data.
 """
 
@@ -232,9 +236,14 @@ def _hot_spots(rng, city: dict, on_pipe: bool, count: int | None = None, avoid: 
                             geometry="geometry")
 
 
-def _footprint(field: np.ndarray) -> np.ndarray:
-    """TIRS seen on the 10 m grid: a 100 m box convolved with a Gaussian of 15 m."""
-    return ndimage.gaussian_filter(ndimage.uniform_filter(field, 10, mode="nearest"), 1.5, mode="nearest")
+#: the archive's thermal sensors (``--st-mission``): detector box (10 m pixels) and noise (K), against this generator's
+#: TIRS (a 100 m box, 0.15 K): ETM+ 60 m at twice the noise (its NEdT is about three times TIRS's), TM 120 m at 0.5 K
+ARCHIVE_MISSIONS = {"LE07": (6, 0.3), "LT05": (12, 0.5)}
+
+
+def _footprint(field: np.ndarray, box_px: int = 10) -> np.ndarray:
+    """TIRS seen on the 10 m grid: a 100 m box (``box_px`` 10 m pixels) convolved with a Gaussian of 15 m."""
+    return ndimage.gaussian_filter(ndimage.uniform_filter(field, box_px, mode="nearest"), 1.5, mode="nearest")
 
 
 def _landsat_grid(n: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -245,13 +254,13 @@ def _landsat_grid(n: int) -> tuple[np.ndarray, np.ndarray, int]:
     return centres - 0.5, centres - 0.5, m  # to pixel-centre index coordinates
 
 
-def _landsat_view(field: np.ndarray, n: int, sample_m: float = 30.0) -> np.ndarray:
-    """``field`` (10 m) as Landsat's 30 m ST pixels see it: through the footprint, sampled at every 30 m pixel centre
-    (``sample_m`` 30), or every ``sample_m`` metres and resampled onto the 30 m pixels by a cubic spline (100: TIRS's
-    samples as Collection 2 resamples them)."""
+def _landsat_view(field: np.ndarray, n: int, sample_m: float = 30.0, box_px: int = 10) -> np.ndarray:
+    """``field`` (10 m) as Landsat's 30 m ST pixels see it: through the footprint (a ``box_px`` detector: 10 for
+    TIRS, 6 for ETM+, 12 for TM), sampled at every 30 m pixel centre (``sample_m`` 30), or every ``sample_m`` metres
+    and resampled onto the 30 m pixels by a cubic spline (100: TIRS's samples as Collection 2 resamples them)."""
     r, c, m = _landsat_grid(n)
     rr, cc = np.meshgrid(r, c, indexing="ij")
-    blurred = _footprint(field)
+    blurred = _footprint(field, box_px)
     if sample_m <= 30.0:
         return ndimage.map_coordinates(blurred, [rr, cc], order=1, mode="nearest")
     step = sample_m / RES
@@ -273,10 +282,12 @@ def write_scene(city: dict, out: Path, seed: int, year: int = 2025) -> None:
     r, c, m = _landsat_grid(n)
     rr, cc = np.meshgrid(r, c, indexing="ij")
     st = _landsat_view(city["lst"], n, city.get("tirs_sample_m", 30.0))
-    st = st + 0.15 * rng.standard_normal(st.shape)
+    eps = rng.standard_normal(st.shape)
+    st = st + 0.15 * eps
     cloud = _noise(rng, (m, m), 6) > 1.65  # ~5 %
     dilated = ndimage.binary_dilation(cloud, iterations=2) & ~cloud
-    st[cloud] = 258.0 + rng.standard_normal(int(cloud.sum()))
+    cold = 258.0 + rng.standard_normal(int(cloud.sum()))
+    st[cloud] = cold
     water30 = ndimage.map_coordinates(city["water"].astype(float), [rr, cc], order=0, mode="nearest") > 0.5
     qa = np.where(water30, 21952, 21824).astype(np.uint16)
     qa[dilated] = 21826
@@ -287,6 +298,15 @@ def write_scene(city: dict, out: Path, seed: int, year: int = 2025) -> None:
     _write(out / "landsat" / f"{prod}_ST_B10.TIF", np.round((st - 149.0) / 0.00341802).astype(np.uint16),
            {**prof, "dtype": "uint16", "nodata": 0})
     _write(out / "landsat" / f"{prod}_QA_PIXEL.TIF", qa, {**prof, "dtype": "uint16", "nodata": 1})
+    if (mission := city.get("st_mission")) is not None:  # the same day as an archive sensor saw it (archive/)
+        box_px, noise_k = ARCHIVE_MISSIONS[mission]
+        arch_st = _landsat_view(city["lst"], n, city.get("tirs_sample_m", 30.0), box_px) + noise_k * eps
+        arch_st[cloud] = cold
+        (out / "archive").mkdir()
+        arch = prod.replace("LC08", mission)
+        _write(out / "archive" / f"{arch}_ST_B6.TIF", np.round((arch_st - 149.0) / 0.00341802).astype(np.uint16),
+               {**prof, "dtype": "uint16", "nodata": 0})
+        _write(out / "archive" / f"{arch}_QA_PIXEL.TIF", qa, {**prof, "dtype": "uint16", "nodata": 1})
     box3 = [ndimage.uniform_filter(b, 3, mode="nearest") for b in city["refl"]]
     for name, k in (("SR_B2", 0), ("SR_B3", 1), ("SR_B4", 2), ("SR_B5", 3), ("SR_B6", 8), ("SR_B7", 9)):
         sr = ndimage.map_coordinates(box3[k], [rr, cc], order=1, mode="nearest")
@@ -338,7 +358,8 @@ def _write(path: Path, arr: np.ndarray, profile: dict) -> None:
 
 def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None, st_only: bool = False) -> dict:
     """Both rankings of one city and the real-crop protocol on its Landsat folder; ``st_only``: the runs screen the
-    scene's ``ST_B10`` band alone as a thermal raster (no optics, no sharpening)."""
+    scene's ``ST_B10`` band alone as a thermal raster (no optics, no sharpening), or the archive mission's ``ST_B6``
+    where the scene has one (``archive/``, ``--st-mission``)."""
     from heattrack.config import load_config
     from heattrack.evaluate import aggregate_sharpen_compare, compare_rankings, evaluate_run, read_landsat_for_asc
     from heattrack.orchestration.run import run
@@ -348,7 +369,8 @@ def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None, st_
     leaks = leaks.drop_duplicates("segment_id")
     for name, over in (("default", sets or {}), ("baseline", {"detect.method": "baseline"})):
         out = work / name
-        src = {"input.thermal": next((scene / "landsat").glob("*_ST_B10.TIF"))} if st_only else {"input.input": scene}
+        st = next((scene / "archive").glob("*_ST_B6.TIF"), None) or next((scene / "landsat").glob("*_ST_B10.TIF"))
+        src = {"input.thermal": st} if st_only else {"input.input": scene}
         cfg = load_config(None, {**src, "input.pipes": scene / "pipes.geojson", **over})
         run(cfg, out, client=client)
         ev = evaluate_run(scene, out)
@@ -424,12 +446,17 @@ def main() -> None:
                     "sentinel2/: the scene's own reflective bands are the optics; benchmarks/landsat_alone.py)")
     ap.add_argument("--st-only", action="store_true", help="screen each city's ST_B10 band alone as a thermal raster "
                     "(--thermal FILE: no optics, not sharpened)")
+    ap.add_argument("--st-mission", choices=tuple(ARCHIVE_MISSIONS), default=None,
+                    help="with --st-only: screen the ST_B6 band of the same day as Landsat 7 ETM+ (LE07: 60 m) or "
+                    "Landsat 5 TM (LT05: 120 m) saw it (noise: ARCHIVE_MISSIONS); visible stays TIRS-visible")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the scenes and runs here")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                     help="a configuration override for the runs with the defaults (repeatable; as `heattrack run "
                     "--set`): the same cities with a setting before and after a change")
     args = ap.parse_args()
+    if args.st_mission and not args.st_only:
+        ap.error("--st-mission needs --st-only (the paired chain reads Landsat 8/9)")
     from heattrack.config import load_config, parse_set_option
     from heattrack.orchestration.cluster import make_client
 
@@ -440,6 +467,7 @@ def main() -> None:
         for seed in args.seeds:
             t0 = time.perf_counter()
             city = make_city(seed, args.size_km, args.tirs_sample_m)
+            city["st_mission"] = args.st_mission
             if args.changes:
                 row = evaluate_change(city, second_winter(city, seed), seed, base / f"city{seed}", client, sets)
             else:
@@ -476,7 +504,7 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps({"size_km": args.size_km, "tirs_sample_m": args.tirs_sample_m,
-                                         "st_b10_only": args.st_only,
+                                         "st_b10_only": args.st_only, "st_mission": args.st_mission,
                                          "changes": args.changes, "set": args.sets, "summary": summary,
                                          "rows": rows}, indent=2, default=str))
 
