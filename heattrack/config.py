@@ -165,8 +165,10 @@ class ThermalConfig(_Section):
         "night (before 6 h or from 19 h), day (9-16 h), any; auto: night in the heating season (October-April north "
         "of the equator), any otherwise. Other thermal rasters (flights, whose sidecar times may be local) are "
         "always kept.")
-    max_lst_err_k: float = Field(2.0, gt=0, description="ECOSTRESS (LST_err) and a Landsat ST_B10 band screened "
-                                 "alone (its ST_QA): pixels whose uncertainty exceeds this (K) are dropped.")
+    max_lst_err_k: float = Field(2.0, gt=0, description="ECOSTRESS: pixels whose LST_err exceeds this (K) are "
+                                 "dropped.")
+    max_st_qa_k: float = Field(5.0, gt=0, description="A Landsat ST band screened alone: pixels whose ST_QA exceeds "
+                               "this (K) are dropped (real products' clear land: a 2.3-3.6 K median; docs/thermal.md).")
 
 
 class DetectConfig(_Section):

@@ -56,7 +56,7 @@ def st_product(tmp_path):
 
 
 def test_an_st_b10_band_is_read_as_kelvin_screened_by_its_quality_layers(st_product):
-    sc = describe_thermal(st_product, max_err_k=2.0)
+    sc = describe_thermal(st_product, max_st_qa_k=2.0)
     assert (sc.sensor, sc.units, sc.psf_m, sc.psf_source, sc.pixel_m) == (LANDSAT_ST_SENSOR, "K", 100.0, "sensor", 30.0)
     assert sc.landsat_date == date(2025, 1, 15) and [k for k, _ in sc.masks] == ["QA_PIXEL", "ST_QA"]
     assert sc.stated_m == 100.0  # the ranking's windows follow TIRS's footprint, not the 30 m pixels
@@ -178,7 +178,7 @@ def test_an_st_bundle_in_a_thermal_folder_is_one_date(st_product):
     for f in st_product.parent.glob(f"{PRODUCT}_*.TIF"):
         shutil.copy(f, folder / "thermal")
     shutil.copy(folder / "thermal" / f"{PRODUCT}_ST_QA.TIF", folder / "thermal" / f"{PRODUCT}_ST_TRAD.TIF")
-    scenes, dropped = discover_thermal(folder, None, max_err_k=2.0)
+    scenes, dropped = discover_thermal(folder, None, max_st_qa_k=2.0)
     assert [sc.path.name for sc in scenes] == [st_product.name] and dropped == []
     assert [k for k, _ in scenes[0].masks] == ["QA_PIXEL", "ST_QA"]
 
@@ -231,5 +231,38 @@ def test_landsat_7_products_in_an_input_folder_point_to_thermal(tmp_path):
     for sub in ("a", "b"):
         with pytest.raises(InputError, match=r"Landsat 4-7 surface-temperature band: .*--thermal FILE or in INPUT/th"):
             discover_local_scenes(tmp_path / sub)
-    scenes, _ = discover_thermal(tmp_path / "c", None, max_err_k=2.0)
+    scenes, _ = discover_thermal(tmp_path / "c", None, max_st_qa_k=2.0)
     assert [sc.path.name for sc in scenes] == [f"{product}_ST_B6.TIF"] and scenes[0].psf_m == 60.0
+
+
+@pytest.mark.parametrize(("folder", "mission", "psf_m", "when"), [
+    ("landsat7-etm-eodatasets", "LE07", 60.0, date(2021, 3, 31)),
+    ("landsat5-tm-eodatasets", "LT05", 120.0, date(1998, 3, 8))])
+def test_a_real_landsat_4_7_st_b6_product(folder, mission, psf_m, when):
+    """USGS's ETM+ and TM ST_B6 (eo-datasets' decimated copies): the MTL's scale and offset are the ones applied, the
+    band is its mission's with its footprint, date and quality layers; Landsat 4-7's QA_PIXEL values screen fill and
+    cloud and keep water apart; ST_QA at the default limit (thermal.max_st_qa_k, 5 K) keeps nearly all clear land,
+    where ECOSTRESS's 2 K would drop most of it (the clear pixels' median is 2.3 K on both)."""
+    from heattrack.config import load_config
+    from heattrack.kernels.calibrate import ST_B10_OFFSET, ST_B10_SCALE
+
+    folder = Path(__file__).parent / "data" / "real" / folder
+    mtl = next(folder.glob("*_MTL.txt")).read_text()
+    assert f"TEMPERATURE_MULT_BAND_ST_B6 = {ST_B10_SCALE}" in mtl and f"TEMPERATURE_ADD_BAND_ST_B6 = {ST_B10_OFFSET}" in mtl
+    limits = load_config(None, {}).thermal
+    sc = describe_thermal(next(folder.glob("*_ST_B6.TIF")), None, limits.max_lst_err_k, limits.max_st_qa_k)
+    assert (sc.sensor, sc.psf_m, sc.landsat_date) == (LANDSAT_ST_MISSIONS[mission][0], psf_m, when)
+    assert [k for k, _ in sc.masks] == ["QA_PIXEL", "ST_QA"]
+    with rasterio.open(sc.path) as src:
+        dn, geobox = src.read(1), GeoBox(src.shape, src.transform, src.crs)
+    with rasterio.open(dict(sc.masks)["QA_PIXEL"]) as src:
+        qa = src.read(1)
+    got = ThermalReader(sc).read(geobox)
+    land = qa == 5440  # Landsat 4-7's clear land (no cirrus bit)
+    clear = land & np.isfinite(got.lst)
+    assert clear.sum() > 0.95 * land.sum() and np.isnan(got.lst[(qa & 1) == 1]).all()
+    assert np.isnan(got.lst[qa == 5896]).all()  # cloud
+    assert np.allclose(got.lst[clear], dn[clear] * ST_B10_SCALE + ST_B10_OFFSET, atol=1e-3)
+    assert 280.0 < np.median(got.lst[clear]) < 305.0 and np.isfinite(got.water_lst[qa == 5504]).any()
+    strict = ThermalReader(describe_thermal(sc.path, max_st_qa_k=2.0)).read(geobox)
+    assert (land & np.isfinite(strict.lst)).sum() < 0.25 * land.sum()

@@ -8,9 +8,10 @@ The band's scaled counts become kelvin (DN x 0.00341802 + 149.0 on every mission
 gaps after 2003 among it). Beside it, by the product's name: ``QA_PIXEL`` screens fill, cloud, dilated cloud, cirrus
 (Landsat 8/9), cloud shadow and snow and keeps clear open water apart (shown, never screened, as in the Landsat +
 Sentinel-2 chain), and ``ST_QA`` (the product's uncertainty, DN x 0.01 K; -9999 fill) drops pixels above
-``thermal.max_lst_err_k`` — near clouds it reaches 2-3 K. Without ``QA_PIXEL`` nothing is screened, and the run says
-so. The footprint is the mission's thermal detector (:data:`LANDSAT_ST_MISSIONS`), which the detectability model and
-the ranking's windows follow; the 30 m pixels are read as they are (nearest), as the paired chain reads them.
+``thermal.max_st_qa_k`` (5 K: real products' clear land reads 2-3 K, more near clouds). Without ``QA_PIXEL`` nothing is
+screened, and the run says so. The footprint is the mission's thermal detector (:data:`LANDSAT_ST_MISSIONS`), which
+the detectability model and the ranking's windows follow; the 30 m pixels are read as they are (nearest), as the
+paired chain reads them.
 """
 
 from __future__ import annotations

@@ -141,8 +141,10 @@ def check_thermal_path(path: Path) -> None:
         raise InputError(f"thermal raster {path} does not exist")
 
 
-def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = float("inf")) -> ThermalScene:
-    """Open and check one LST raster (CRS, units, resolution, date); raises :class:`InputError` with the reason."""
+def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = float("inf"),
+                     max_st_qa_k: float = float("inf")) -> ThermalScene:
+    """Open and check one LST raster (CRS, units, resolution, date); raises :class:`InputError` with the reason.
+    ``max_err_k``: an ECOSTRESS pass's ``LST_err`` limit, ``max_st_qa_k``: a Landsat ST band's ``ST_QA`` limit."""
     path = Path(path)
     check_thermal_path(path)
     side = _sidecar(path)
@@ -209,7 +211,7 @@ def describe_thermal(path: Path, psf_m: float | None = None, max_err_k: float = 
         when, acquired = st.pop("when"), st.pop("acquired")
         if not (side.get("psf_m") or psf_m):
             psf, psf_source = st["psf_m"], "sensor"
-        extra = {"masks": st["masks"], "max_err_k": max_err_k, "sensor": st["sensor"]}
+        extra = {"masks": st["masks"], "max_err_k": max_st_qa_k, "sensor": st["sensor"]}
     return ThermalScene(path=path, units=units, psf_m=psf, pixel_m=pixel_m, landsat_product=path.stem,
                         landsat_date=when, acquired=str(acquired) if acquired else None, psf_source=psf_source,
                         psf_estimate_m=estimate_m, **extra)
@@ -289,14 +291,15 @@ def _ecostress(path: Path, max_err_k: float) -> dict:
 
 def discover_thermal(input_dir: Path | None, thermal_file: Path | None, psf_m: float | None = None,
                      max_dates: int | None = None, time_of_day: str = "any",
-                     max_err_k: float = float("inf")) -> tuple[list[ThermalScene], list[str]]:
+                     max_err_k: float = float("inf"), max_st_qa_k: float = float("inf")
+                     ) -> tuple[list[ThermalScene], list[str]]:
     """The thermal rasters of a run (``--thermal FILE`` or ``INPUT/thermal/``) that pass ``time_of_day``, sorted
-    by date, and a warning per raster left out."""
+    by date, and a warning per raster left out (``max_err_k``, ``max_st_qa_k``: :func:`describe_thermal`)."""
     files = [Path(thermal_file)] if thermal_file is not None else thermal_files(input_dir) if input_dir else []
     if not files:
         raise InputError(f"no thermal raster: {input_dir}/thermal/ holds no GeoTIFF and no --thermal FILE was given")
     scenes, dropped = [], []
-    for sc in (describe_thermal(p, psf_m, max_err_k) for p in files):
+    for sc in (describe_thermal(p, psf_m, max_err_k, max_st_qa_k) for p in files):
         if keep_time_of_day(sc.solar_hour, sc.landsat_date, sc.lat or 0.0, time_of_day):
             scenes.append(sc)
         else:

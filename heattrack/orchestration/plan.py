@@ -151,7 +151,7 @@ def _plan_mixed(cfg: Config) -> RunPlan:
         raise ConfigError(f"a run mixing Landsat and thermal rasters combines the ranking statistic per date; "
                           f"detect.method {cfg.detect.method} has none (use residual or baseline)")
     thermal, dropped = discover_thermal(cfg.input.input, cfg.input.thermal, cfg.thermal.psf_m, None,
-                                        cfg.thermal.time_of_day, cfg.thermal.max_lst_err_k)
+                                        cfg.thermal.time_of_day, cfg.thermal.max_lst_err_k, cfg.thermal.max_st_qa_k)
     landsat = discover_local_scenes(cfg.input.input)
     grid, pipes = _layout(cfg, [scene_footprint(sc) for sc in landsat] + [thermal_footprint(sc) for sc in thermal])
     opts = optical_reader_options(cfg)
@@ -177,7 +177,7 @@ def _plan_mixed(cfg: Config) -> RunPlan:
 def _plan_thermal(cfg: Config) -> RunPlan:
     """A thermal raster (``input.thermal`` or ``INPUT/thermal/``) instead of Landsat + Sentinel-2."""
     scenes, dropped = discover_thermal(cfg.input.input, cfg.input.thermal, cfg.thermal.psf_m, cfg.input.max_dates,
-                                       cfg.thermal.time_of_day, cfg.thermal.max_lst_err_k)
+                                       cfg.thermal.time_of_day, cfg.thermal.max_lst_err_k, cfg.thermal.max_st_qa_k)
     grid, pipes = _layout(cfg, [thermal_footprint(sc) for sc in scenes])
     readers = [ThermalReader(sc) for sc in scenes]
     coarse = grid.mosaic_geobox.zoom_out(max(1, min(grid.mosaic_geobox.shape) // 256))
