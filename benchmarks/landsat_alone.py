@@ -20,8 +20,9 @@ rims) bright in SR_B2-SR_B7, as real clouds are: with the reflectance the simula
 :mod:`heattrack.io.landsat_st`: kelvin from the counts, ``QA_PIXEL`` beside it, no optics, no sharpening): what a user
 holding only the ST product gets. ``--st-mission LE07`` (or ``LT05``) screens instead the ``ST_B6`` band of the same
 city simulated as that mission would have seen it (ETM+'s 60 m or TM's 120 m thermal footprint; the same land, leaks,
-clouds and noise draws): what the archive's sensors see against TIRS. "Visible" stays TIRS-visible (footprint peak
->= 0.7 K through TIRS), the same leaks for every mission; ``*_all_top5`` counts every leak.
+clouds and noise draws): what the archive's sensors see against TIRS; ``--slc-off-gap 0.22`` gives ETM+ its scan-line
+gaps after 2003 (fill). "Visible" stays TIRS-visible (footprint peak >= 0.7 K through TIRS), the same leaks for every
+mission; ``*_all_top5`` counts every leak.
 """
 
 from __future__ import annotations
@@ -79,9 +80,13 @@ def main() -> None:
                     help="the scene's ST_B10 band alone as a thermal raster (no optics)")
     ap.add_argument("--st-mission", default="LC09", choices=("LC09", "LE07", "LT05"),
                     help="with --st-only: the ST band of this mission's view of the same city (LE07: ETM+ 60 m ST_B6)")
+    ap.add_argument("--slc-off-gap", type=float, default=0.0,
+                    help="with --st-mission LE07: ETM+ after 2003, this share of every scan lost (0.22: the mean)")
     args = ap.parse_args()
     if args.st_mission != "LC09" and not args.st_only:
         ap.error("--st-mission needs --st-only (the paired chain reads Landsat 8/9)")
+    if args.slc_off_gap and args.st_mission != "LE07":
+        ap.error("--slc-off-gap is ETM+'s (--st-mission LE07)")
     rows = []
     t0 = time.perf_counter()
     with workspace() as (tmp, client):
@@ -92,7 +97,7 @@ def main() -> None:
             if args.st_mission != "LC09":  # the same city as another mission saw it
                 twin = Path(tmp) / f"m{m}-{args.st_mission}"
                 simulate_scene(twin, family_spec(m, size_km=args.size_km, landsat_mission=args.st_mission,
-                                                 **spec_overrides(args)))
+                                                 slc_off_gap=args.slc_off_gap, **spec_overrides(args)))
                 st = next((twin / "landsat").glob("*_ST_B6.TIF"))
             inputs = {"pair": {"input.input": scene},
                       "alone": {"input.thermal": st} if args.st_only else
@@ -124,7 +129,7 @@ def main() -> None:
                   f"{row['alone_baseline_auc']:.3f})", flush=True)
     df = pd.DataFrame(rows)
     summary = {"members": [int(m) for m in df["member"]], "size_km": args.size_km, "alone_without_qa": args.no_qa,
-               "alone_st_b10_only": args.st_only, "alone_st_mission": args.st_mission,
+               "alone_st_b10_only": args.st_only, "alone_st_mission": args.st_mission, "slc_off_gap": args.slc_off_gap,
                "seconds": round(time.perf_counter() - t0)}
     print(f"\n{len(df)} held-out members ({summary['seconds']} s)")
     for col in ("pair_lst_gain", "alone_lst_gain", *(f"{o}_{m}_auc" for o, m in RUNS)):

@@ -111,6 +111,7 @@ class SimulationSpec:
     tirs_sample_m: float = 30.0
     #: the Landsat mission written (footprint, band names: sim_sensors.LANDSAT_MISSIONS); the same draws for any
     landsat_mission: str = "LC09"
+    slc_off_gap: float = 0.0  # ETM+'s scan-line corrector off (after 2003): the share of each scan lost (~0.22)
     #: ecostress: a winter-night 70 m pass (thermal/, ECOSTRESS L2T names): the day's land-cover contrast times
     #: night_contrast, night_cooling_k colder, distractors (sun-heated surfaces, some vents) at this share
     night_contrast: float = 0.35

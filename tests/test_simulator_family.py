@@ -94,3 +94,28 @@ def test_the_same_city_as_landsat_7_and_5_saw_it(tmp_path):
     with pytest.raises(ValueError, match="unknown landsat_mission 'LO08'"):
         simulate_scene(tmp_path / "x", replace(family_spec(5, size_km=1.2), landsat_mission="LO08"))
     assert not (tmp_path / "x").exists()
+
+
+def test_etm_scan_line_gaps(tmp_path):
+    """``slc_off_gap``: ETM+ after 2003 loses a band of every 480 m scan, fill in every band, the share asked for;
+    the ST band alone reads NaN there."""
+    from dataclasses import replace
+
+    import rasterio
+    from odc.geo.geobox import GeoBox
+
+    from heattrack.io.thermal import ThermalReader, describe_thermal
+
+    simulate_scene(tmp_path, replace(family_spec(5, size_km=2.4, leaks=3), landsat_mission="LE07", slc_off_gap=0.22,
+                                     cloud_fraction=0.0))
+    st_path = next((tmp_path / "landsat").glob("*_ST_B6.TIF"))
+    with rasterio.open(st_path) as src:
+        st, gb = src.read(1), GeoBox(src.shape, src.transform, src.crs)
+    with rasterio.open(next((tmp_path / "landsat").glob("*_QA_PIXEL.TIF"))) as src:
+        qa = src.read(1)
+    gap = st == 0
+    assert abs(gap.mean() - 0.22) < 0.02 and np.array_equal(gap, qa == 1)
+    k = gap.shape[0] // 16
+    assert gap[: 16 * k, 0].reshape(k, 16).sum(axis=1).tolist() == [4] * k  # 105 m lost of every 480 m
+    lst = ThermalReader(describe_thermal(st_path)).read(gb).lst
+    assert np.isnan(lst[gap]).all() and np.isfinite(lst[~gap & (qa == 21824)]).all()
