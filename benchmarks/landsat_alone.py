@@ -73,6 +73,18 @@ def landsat_only_copy(scene: Path, dst: Path, no_qa: bool = False) -> Path:
     return dst
 
 
+def st_dates_folder(bands: list[Path], dst: Path) -> Path:
+    """``dst`` with ``thermal/`` holding links to the ST bands of several dates and their quality layers: one ST-alone
+    screen over the dates (``--spec dates=2``)."""
+    (dst / "thermal").mkdir(parents=True)
+    for band in bands:
+        product = band.name.rsplit("_ST_B", 1)[0]
+        for f in band.parent.glob(f"{product}_*.TIF"):
+            if "_ST_B" in f.name or "_QA_PIXEL" in f.name or "_ST_QA" in f.name:
+                (dst / "thermal" / f.name).symlink_to(f.resolve())
+    return dst
+
+
 def main() -> None:
     ap = heldout_parser(__doc__, 12)
     ap.add_argument("--no-qa", action="store_true", help="the Landsat scene alone without its QA_PIXEL (the stand-in)")
@@ -93,14 +105,15 @@ def main() -> None:
         for m in args.members:
             scene = Path(tmp) / f"m{m}"
             simulate_scene(scene, family_spec(m, size_km=args.size_km, **spec_overrides(args)))
-            st = next((scene / "landsat").glob("*_ST_B10.TIF"))
+            st = sorted(scene.glob("**/landsat/*_ST_B10.TIF"))  # one per date
             if args.st_mission != "LC09":  # the same city as another mission saw it
                 twin = Path(tmp) / f"m{m}-{args.st_mission}"
                 simulate_scene(twin, family_spec(m, size_km=args.size_km, landsat_mission=args.st_mission,
                                                  slc_off_gap=args.slc_off_gap, **spec_overrides(args)))
-                st = next((twin / "landsat").glob("*_ST_B6.TIF"))
+                st = sorted(twin.glob("**/landsat/*_ST_B6.TIF"))
             inputs = {"pair": {"input.input": scene},
-                      "alone": {"input.thermal": st} if args.st_only else
+                      "alone": ({"input.thermal": st[0]} if len(st) == 1 else
+                                {"input.input": st_dates_folder(st, Path(tmp) / f"m{m}-st")}) if args.st_only else
                       {"input.input": landsat_only_copy(scene, Path(tmp) / f"m{m}-alone", args.no_qa)}}
             row: dict = {"member": m}
             for optics, method in RUNS:

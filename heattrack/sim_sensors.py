@@ -179,8 +179,10 @@ def _write_sensors(out: Path, lst: np.ndarray, base: dict, spec: SimulationSpec,
             continue
         a30 = ndimage.map_coordinates(ndimage.uniform_filter(refl[b_s2], 3), [rr - 0.5, cc - 0.5], order=1)
         sr[b_ls] = np.clip(np.round((a30 + 0.2) / 0.0000275), 1, 65535).astype(np.uint16)
-    if spec.slc_off_gap > 0:  # ETM+ after 2003-05-31: a band of every 480 m scan (16 lines) lost, scans tilted ~8 deg
-        gap = (30.0 * r30 + 30.0 * np.tan(np.radians(8.0)) * c30) % 480.0 < spec.slc_off_gap * 480.0
+    if spec.slc_off_gap > 0:  # ETM+ after 2003-05-31: a band of every 480 m scan (16 lines) lost, scans tilted ~8 deg,
+        # where the scans fall shifting from date to date (a draw of its own: the other draws stay those of SLC-on)
+        phase = np.random.default_rng([spec.seed, 6060, landsat_date.toordinal()]).uniform(0.0, 480.0)
+        gap = (30.0 * r30 + 30.0 * np.tan(np.radians(8.0)) * c30 + phase) % 480.0 < spec.slc_off_gap * 480.0
         qa[gap], st_dn[gap] = 1, 0  # fill in every band, as USGS delivers the gaps
         for a in sr.values():
             a[gap] = 0

@@ -208,6 +208,9 @@ def test_a_landsat_4_7_st_b6_band_is_read_with_its_missions_footprint(tmp_path, 
 
 
 def test_the_st_band_is_the_one_its_mission_has():
+    from heattrack.io.mtl_georef import LANDSAT_ST_BANDS
+
+    assert set(LANDSAT_ST_MISSIONS) == set(LANDSAT_ST_BANDS)  # every mission read has its sensor and footprint
     assert landsat_st_band(Path(f"{PRODUCT}_ST_B10.TIF")) == "ST_B10"
     assert landsat_st_band(Path(PRODUCT.replace("LC08", "LE07") + "_st_b6.tif")) == "ST_B6"
     assert landsat_st_band(Path(f"{PRODUCT}_ST_B6.TIF")) is None  # Landsat 8's band 6 is no thermal band

@@ -116,6 +116,13 @@ def test_etm_scan_line_gaps(tmp_path):
     gap = st == 0
     assert abs(gap.mean() - 0.22) < 0.02 and np.array_equal(gap, qa == 1)
     k = gap.shape[0] // 16
-    assert gap[: 16 * k, 0].reshape(k, 16).sum(axis=1).tolist() == [4] * k  # 105 m lost of every 480 m
+    assert set(gap[: 16 * k, 0].reshape(k, 16).sum(axis=1).tolist()) <= {3, 4}  # 105 m lost of every 480 m
     lst = ThermalReader(describe_thermal(st_path)).read(gb).lst
     assert np.isnan(lst[gap]).all() and np.isfinite(lst[~gap & (qa == 21824)]).all()
+    simulate_scene(tmp_path / "two", replace(family_spec(5, size_km=2.4, leaks=3), landsat_mission="LE07",
+                                             slc_off_gap=0.22, cloud_fraction=0.0, dates=2))
+    gaps = []
+    for st_path in sorted((tmp_path / "two").glob("*/landsat/*_ST_B6.TIF")):
+        with rasterio.open(st_path) as src:
+            gaps.append(src.read(1) == 0)
+    assert len(gaps) == 2 and (gaps[0] & gaps[1]).mean() < 0.5 * gaps[0].mean()  # the next date's scans fall elsewhere
