@@ -103,7 +103,6 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
     return index
 
 
-
 def _downloaded(folder: str, sc) -> DownloadedPair:
     """The index entry of one fetched date (a :class:`heattrack.io.stac.StacScene`): a pair, or a Landsat day alone."""
     alone = not sc.s2_item
