@@ -347,3 +347,46 @@ def test_download_indexes_of_the_first_format_still_read_and_later_ones_are_refu
     assert DownloadIndex.from_json(json.dumps(v1), "v1").tiles["0_0"][0].sentinel2 == "S2B_Y"
     with pytest.raises(InputError, match="format_version 3, this heattrack reads 1 or 2"):
         DownloadIndex.from_json(json.dumps({**v1, "format_version": 3}), "v3")
+
+
+def _as_landsat7(item: dict, day: str, qa_href: str) -> dict:
+    """``item`` as a Landsat 7 ETM+ item of ``day`` in a Collection 2 catalogue that holds Landsat 4-9 under one id
+    (Planetary Computer's ETM+ keys: ST_B6 as ``lwir``, no ``lwir11``; platform ``landsat-7``), QA_PIXEL ``qa_href``."""
+    le = json.loads(json.dumps(item))
+    le["id"] = le["id"].replace("LC09", "LE07").replace("LC08", "LE07")
+    le["properties"].update(datetime=f"{day}T02:00:00Z", platform="landsat-7")
+    le["assets"]["lwir"] = le["assets"].pop("lwir11")
+    le["assets"]["qa_pixel"] = {**le["assets"]["qa_pixel"], "href": qa_href}
+    return le
+
+
+def test_landsat_4_7_items_of_the_search_are_left_out_and_said_so(server, small_scene, tmp_path):
+    """A clear Landsat 7 day in the search (ETM+'s ST_B6 as `lwir`) used to stop the whole plan ("STAC item LE07_...
+    has no asset lwir11 ...; set stac.landsat_assets"): it is left out with a warning naming it, the Landsat 9 day is
+    paired; a search that finds only such items fails in one line that says how to screen them."""
+    import rasterio
+
+    from heattrack.orchestration.plan_catalogues import select_stac_tiles
+
+    items = items_from_scene(small_scene, server.root, server.url)
+    ls = next(it for it in items if it["collection"] == "landsat-c2-l2")
+    qa = next(small_scene.rglob("*QA_PIXEL.TIF"))
+    clear = tmp_path / "clear_qa.tif"  # ETM+'s clear land value everywhere: the clearest day over every tile
+    with rasterio.open(qa) as src:
+        with rasterio.open(clear, "w", **src.profile) as dst:
+            dst.write(np.full(src.shape, 5440, dtype=src.dtypes[0]), 1)
+    le07 = _as_landsat7(ls, "2025-01-16", f"{server.url}/assets/{clear.relative_to(server.root).as_posix()}")
+    server.items = [*items, le07]
+    cfg = load_config(overrides={"input": {"source": "stac", "aoi": _bbox(items),
+                                           "pipes": str(small_scene / "pipes.geojson")},
+                                 "stac": {"url": server.url, "min_clear_fraction": 0.0}, "grid": {"tile_km": 1.5}})
+    sel = select_stac_tiles(cfg)
+    chosen = [sc.landsat_product for v in sel.chosen.values() for sc in v]
+    assert chosen and set(chosen) == {ls["id"]}
+    assert sel.n_items == {"landsat": 1, "sentinel2": 1, "landsat_not_used": 1}
+    assert any("1 Landsat item of the search has no 'lwir11' asset (1 landsat-7" in w for w in sel.warnings)
+    server.items = [it for it in items if it is not ls] + [le07]
+    res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", server.url, "--aoi", _bbox(items),
+                              "--pipes", str(small_scene / "pipes.geojson"), "--out", str(tmp_path / "o"), *ARGS])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "found 0 Landsat and 1 Sentinel-2 items" in res.output and "--thermal FILE" in res.output

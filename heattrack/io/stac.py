@@ -176,6 +176,32 @@ def search_items(st: StacSettings, bbox_lonlat: tuple[float, float, float, float
     return out[0], out[1]
 
 
+def _platform(item: dict) -> str:
+    """The item's ``platform`` (``landsat-7``), else its product id's mission (``LE07``)."""
+    return str(item.get("properties", {}).get("platform") or item.get("id", "?")[:4])
+
+
+def pairable_landsat(items: list[dict], st: StacSettings) -> tuple[list[dict], str | None]:
+    """The Landsat items that carry the thermal asset the chain reads (``stac.landsat_assets.ST_B10``: Landsat 8/9
+    TIRS), and a sentence on the others, None where there are none. A Collection 2 catalogue holds Landsat 4-9 under
+    one id: a Landsat 4-7 item carries ETM+/TM's ``ST_B6`` (``lwir``) instead, whose 60-120 m band and other
+    reflective band numbers the paired chain does not read; reading it as ``ST_B10`` would be wrong."""
+    asset = st.landsat_assets["ST_B10"]
+    kept = [it for it in items if asset in it.get("assets", {})]
+    if len(kept) == len(items):
+        return kept, None
+    skipped: dict[str, int] = {}
+    for it in items:
+        if asset not in it.get("assets", {}):
+            skipped[_platform(it)] = skipped.get(_platform(it), 0) + 1
+    which = ", ".join(f"{n} {p}" for p, n in sorted(skipped.items()))
+    n = len(items) - len(kept)
+    return kept, (f"{n} Landsat item{'s' if n > 1 else ''} of the search {'have' if n > 1 else 'has'} no '{asset}' "
+                  f"asset ({which}; Landsat 4-7 carry ETM+/TM's ST_B6 as 'lwir') and {'are' if n > 1 else 'is'} not "
+                  "used: the stac source reads Landsat 8/9's ST_B10 (from 2013); a Landsat 4-7 ST_B6 band is screened "
+                  "alone with --thermal FILE")
+
+
 # -- per-tile pair selection ---------------------------------------------------------------------------
 
 def _touching(items: list[dict], tile_lonlat: Geometry) -> list[dict]:

@@ -44,16 +44,17 @@ def select_stac_tiles(cfg: Config, pipes_raw=None) -> StacSelection:
     alone where ``stac.landsat_alone`` allows (no pipes needed: shared by ``run --source stac`` and ``download``)."""
     from odc.geo.geom import Geometry
 
-    from heattrack.io.stac import StacSettings, search_items, select_pairs_for_tiles
+    from heattrack.io.stac import StacSettings, pairable_landsat, search_items, select_pairs_for_tiles
 
     require_aoi(cfg)
     st = StacSettings.from_config(cfg)
     aoi = resolve_aoi(cfg.input.aoi)
-    landsat, s2 = search_items(st, tuple(aoi.geometry.boundingbox))
+    found, s2 = search_items(st, tuple(aoi.geometry.boundingbox))
+    landsat, not_used = pairable_landsat(found, st)  # a Collection 2 catalogue holds Landsat 4-9 under one id
     if not landsat or not (s2 or st.landsat_alone):
         raise NoDataError(f"STAC search at {st.url} ({st.datetime or 'any time'}, eo:cloud_cover <= "
                           f"{st.max_cloud_cover:g}) found {len(landsat)} Landsat and {len(s2)} Sentinel-2 items "
-                          f"over {aoi.label}")
+                          f"over {aoi.label}" + (f"; {not_used}" if not_used else ""))
     crs = choose_crs(cfg.grid.crs, aoi)
     cover = None
     for it in landsat:
@@ -75,13 +76,14 @@ def select_stac_tiles(cfg: Config, pipes_raw=None) -> StacSelection:
         raise NoDataError(f"no tile has a usable Landsat/Sentinel-2 pair (clear Landsat over the tile and a "
                           f"Sentinel-2 within {st.max_date_gap_days:g} days): widen stac.datetime or "
                           "stac.max_cloud_cover")
-    warnings = []
+    warnings = [not_used] if not_used else []
     if empty:
         warnings.append(f"{len(empty)} of {len(grid.tiles)} tiles have no usable pair and are not processed: "
                         + ", ".join(f"{i}_{j}" for i, j in empty[:20]) + (" ..." if len(empty) > 20 else ""))
         grid = dataclasses.replace(grid, tiles=tuple(t for t in grid.tiles if chosen[t]))
-    return StacSelection(st, aoi, grid, work_area, chosen, empty, {"landsat": len(landsat), "sentinel2": len(s2)},
-                         warnings, pipes)
+    n_items = {"landsat": len(landsat), "sentinel2": len(s2), **({"landsat_not_used": len(found) - len(landsat)}
+                                                                   if not_used else {})}
+    return StacSelection(st, aoi, grid, work_area, chosen, empty, n_items, warnings, pipes)
 
 
 def plan_gee(cfg: Config) -> RunPlan:
