@@ -138,18 +138,34 @@ def test_current_season_and_auto_previous(tmp_path):
         tmp_path / "runs" / "2024-25"
 
 
-def test_the_season_sets_the_search_interval_of_every_catalogue_source():
+def test_the_season_sets_the_search_interval_and_dates_of_every_catalogue_source():
+    """A season searches its winter, on three dates per tile where stac.pairs / gee.pairs is unset (a run: one);
+    whatever the user set stays."""
     from heattrack.config import load_config
-    from heattrack.orchestration.screen import season_interval, with_season_interval
+    from heattrack.config_sources import SEASON_PAIRS
+    from heattrack.io.gee import GeeSettings
+    from heattrack.io.stac import StacSettings
+    from heattrack.orchestration.screen import season_interval, with_season_search
 
     interval = season_interval("2024-25")
     for src in ("stac", "gee", "ecostress"):
-        cfg = with_season_interval(load_config(None, {"input.source": src}), interval)
+        cfg = with_season_search(load_config(None, {"input.source": src}), interval)
         assert getattr(cfg, src).datetime == interval
-        kept = with_season_interval(load_config(None, {"input.source": src, f"{src}.datetime": "2024-01-01/2024-01-31"}),
-                                    interval)
+        kept = with_season_search(load_config(None, {"input.source": src, f"{src}.datetime": "2024-01-01/2024-01-31"}),
+                                  interval)
         assert getattr(kept, src).datetime == "2024-01-01/2024-01-31"
-    assert with_season_interval(load_config(None, {}), interval) == load_config(None, {})
+    assert with_season_search(load_config(None, {}), interval) == load_config(None, {})
+    assert SEASON_PAIRS == 3
+    run = {"input.source": "stac", "stac.url": "http://x"}
+    assert StacSettings.from_config(load_config(None, run)).pairs == 1
+    assert StacSettings.from_config(with_season_search(load_config(None, run), interval)).pairs == 3
+    two = with_season_search(load_config(None, {**run, "stac.pairs": 2}), interval)
+    assert StacSettings.from_config(two).pairs == 2
+    gee = {"input.source": "gee", "gee.project": "p"}
+    assert GeeSettings.from_config(load_config(None, gee)).pairs == 1
+    assert GeeSettings.from_config(with_season_search(load_config(None, gee), interval)).pairs == 3
+    assert load_config(None, {"input.source": "ecostress"}).ecostress.passes == \
+        with_season_search(load_config(None, {"input.source": "ecostress"}), interval).ecostress.passes
 
 
 @pytest.mark.slow

@@ -70,7 +70,7 @@ class GeeSettings:
         g = cfg.gee
         return cls(project=g.project, credentials_file=g.credentials_file,
                    landsat_collections=tuple(g.landsat_collections), s2_collection=g.s2_collection,
-                   datetime=g.datetime, max_cloud_cover=g.max_cloud_cover, pairs=g.pairs,
+                   datetime=g.datetime, max_cloud_cover=g.max_cloud_cover, pairs=g.pairs or 1,
                    max_date_gap_days=cfg.input.max_date_gap_days, max_request_mb=g.max_request_mb,
                    max_concurrent=g.max_concurrent, retries=g.retries, backoff_s=g.backoff_s,
                    landsat_alone=g.landsat_alone)

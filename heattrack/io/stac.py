@@ -77,7 +77,7 @@ class StacSettings:
             raise ConfigError("input.source is 'stac' but stac.url is not set (--stac-url URL)")
         return cls(url=s.url, landsat_collection=s.landsat_collection, s2_collection=s.s2_collection,
                    landsat_assets={**LANDSAT_ASSETS, **s.landsat_assets}, s2_assets={**S2_ASSETS, **s.s2_assets},
-                   datetime=s.datetime, max_cloud_cover=s.max_cloud_cover, pairs=s.pairs,
+                   datetime=s.datetime, max_cloud_cover=s.max_cloud_cover, pairs=s.pairs or 1,
                    max_date_gap_days=cfg.input.max_date_gap_days, min_clear_fraction=s.min_clear_fraction,
                    sign=s.sign, aws_request_payer=s.aws_request_payer, aws_no_sign_request=s.aws_no_sign_request,
                    max_items=s.max_items, http_retries=s.http_retries, landsat_alone=s.landsat_alone)

@@ -26,7 +26,7 @@ from heattrack.io.download import fetch_pair_files, provider_file_name, s2_file_
 from heattrack.io.records import DownloadedPair, DownloadGrid, DownloadIndex
 from heattrack.io.stac import stac_hrefs, url_signer
 from heattrack.orchestration.plan_catalogues import select_stac_tiles
-from heattrack.orchestration.screen import season_interval
+from heattrack.orchestration.screen import season_interval, with_season_search
 from heattrack.orchestration.tiling import grid_crs_label
 
 DOWNLOAD_INDEX = "download.json"
@@ -38,9 +38,8 @@ def download_season(cfg: Config, out: Path, season: str | None = None, threads: 
     if cfg.input.source != "stac":
         raise ConfigError("heattrack download fetches from a STAC API (--source stac); Earth Engine pixels are "
                           "read per tile by run/screen --source gee, with no download step")
-    interval = season_interval(season) if season else None
-    if interval and not cfg.stac.datetime:
-        cfg = cfg.model_copy(update={"stac": cfg.stac.model_copy(update={"datetime": interval})})
+    if season:  # the season's interval and dates per tile, as screen --season searches them
+        cfg = with_season_search(cfg, season_interval(season))
     sel = select_stac_tiles(cfg)  # a tile without a Sentinel-2 partner: its Landsat day alone (stac.landsat_alone)
     st = sel.settings
     gdal_env = {"GDAL_HTTP_MAX_RETRY": str(st.http_retries), "GDAL_HTTP_RETRY_DELAY": "0.5",

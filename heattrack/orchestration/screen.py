@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from heattrack.config import Config, load_config
+from heattrack.config_sources import SEASON_PAIRS
 from heattrack.errors import ConfigError, HeattrackError, InputError
 from heattrack.io.exports import write_geojson
 from heattrack.io.point_statistic import FILE_NAME as POINTS_FILE
@@ -299,13 +300,18 @@ def clear_at(run_dir: Path, xy: np.ndarray, min_dates: int) -> np.ndarray:
     return out
 
 
-def with_season_interval(cfg: Config, interval: str) -> Config:
-    """``cfg`` with the season's interval as the search interval of its catalogue source (stac, gee, ecostress),
-    unless one is set already."""
+def with_season_search(cfg: Config, interval: str) -> Config:
+    """``cfg`` searching its catalogue source (stac, gee, ecostress) as a season: the season's interval unless a search
+    interval is set, and ``SEASON_PAIRS`` dates per tile unless ``stac.pairs`` / ``gee.pairs`` is set (ECOSTRESS keeps
+    its ``ecostress.passes``)."""
     src = cfg.input.source
-    if src in ("stac", "gee", "ecostress") and not getattr(cfg, src).datetime:
-        cfg = cfg.model_copy(update={src: getattr(cfg, src).model_copy(update={"datetime": interval})})
-    return cfg
+    if src not in ("stac", "gee", "ecostress"):
+        return cfg
+    section = getattr(cfg, src)
+    update = {} if section.datetime else {"datetime": interval}
+    if src in ("stac", "gee") and section.pairs is None:
+        update["pairs"] = SEASON_PAIRS
+    return cfg.model_copy(update={src: section.model_copy(update=update)}) if update else cfg
 
 
 def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: bool = False,
@@ -315,7 +321,7 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
     interval = season_interval(season)
     if "://" in str(out):
         raise ConfigError("heattrack screen writes to a local folder (compare, then copy to object storage)")
-    cfg = with_season_interval(cfg, interval)
+    cfg = with_season_search(cfg, interval)
     prev_info = read_previous(previous) if previous is not None else None
     plan = plan_run(cfg)
     if prev_info is not None:  # refuse before any tile runs
