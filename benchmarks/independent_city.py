@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/independent_city.py --seeds 1 2 3 4 5 6 --json benchmarks/results/independent_6km.json
     .venv/bin/python benchmarks/independent_city.py --seeds 11 12 13 --size-km 12 --changes \
         --json benchmarks/results/independent_changes_12km.json     # two winters each, `heattrack screen`
+    .venv/bin/python benchmarks/independent_city.py --seeds 1 2 3 4 5 6 --dates 3 \
+        --json benchmarks/results/independent_6km_dates3.json       # three dates per winter
 
 Nothing here was used to choose a default (the defaults were tuned on simulator-family members 0-11); the cities
 are an out-of-family check of the same kind as the issue's independent generator, written from its description:
@@ -32,6 +34,11 @@ With ``--changes``: a second winter of each city (:func:`second_winter`: 40 % of
 ones, the rest x 0.7-1.3, half the off-pipe hot spots moved, other weather, noise and clouds), both screened with
 the defaults: sensor-visible new leaks called ``new``, false ``new`` per 100 km, repaired ones called ``resolved``.
 
+With ``--dates N``: each winter as N Landsat/Sentinel-2 pairs 16 days apart, one sub-folder each (:func:`other_date`:
+the same leaks, half the off-pipe hot spots moved, its own weather, noise and clouds): what a season screened on
+several clear dates sees (``screen --season`` from a catalogue keeps up to three). The 10 m LST gain of such a run
+compares the dates' mean with the first date's truth, so it is not comparable with one date's.
+
 With ``--st-only``: both rankings screen the city's ST band alone (``--thermal``: no optics, not sharpened); with
 ``--st-mission LE07`` (or ``LT05``) the ``ST_B6`` band of the same day as Landsat 7 ETM+ (60 m box) or Landsat 5 TM
 (120 m) would have seen it (:data:`ARCHIVE_MISSIONS`; the same noise and cloud draws, scaled), in ``archive/``.
@@ -43,8 +50,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
 import geopandas as gpd
@@ -164,6 +173,38 @@ def second_winter(city: dict, seed: int) -> dict:
             "new_segment_ids": sorted(set(new.segment_id))}
 
 
+def other_date(city: dict, seed: int, k: int) -> dict:
+    """Date ``k`` (1, 2, ...) of the same winter, 16 days apart: the same leaks; half the hot spots away from the
+    pipes moved (transient heat sources); its own weather (a level shift of -2..2 K, the albedo and vegetation terms x
+    U(0.8, 1.2)) and noise; :func:`write_scene` then gives it its own clouds and sensor noise."""
+    rng = np.random.default_rng(seed + 9000 + k)
+    moved = rng.random(len(city["distractors"])) < 0.5
+    distractors = pd.concat([city["distractors"][~moved],
+                             _hot_spots(rng, city, on_pipe=False, count=int(moved.sum()))], ignore_index=True)
+    return {**city, **_winter(rng, city, city["leaks"], distractors,
+                              weather=(rng.uniform(-2.0, 2.0), rng.uniform(0.8, 1.2)))}
+
+
+def write_winter(city: dict, out: Path, seed: int, dates: int, year: int = 2025) -> None:
+    """The winter as ``dates`` Landsat/Sentinel-2 pairs 16 days apart, one sub-folder each (``INPUT/<date>/``, as
+    ``heattrack simulate --dates`` writes them); ``pipes.geojson`` and ``truth/`` (the first date's) at the top. One
+    date: :func:`write_scene` as it is."""
+    if dates <= 1:
+        write_scene(city, out, seed, year)
+        return
+    for k in range(dates):
+        day = date(year, 2, 3) + timedelta(days=16 * k)
+        write_scene(city if k == 0 else other_date(city, seed, k), out / f"{day:%Y-%m-%d}", seed + 13 * k, year,
+                    16 * k)
+    first = out / f"{date(year, 2, 3):%Y-%m-%d}"
+    shutil.move(first / "pipes.geojson", out / "pipes.geojson")
+    shutil.move(first / "truth", out / "truth")
+    for k in range(1, dates):
+        sub = out / f"{date(year, 2, 3) + timedelta(days=16 * k):%Y-%m-%d}"
+        (sub / "pipes.geojson").unlink()
+        shutil.rmtree(sub / "truth")
+
+
 def _winter(rng, city: dict, leaks: gpd.GeoDataFrame, distractors: pd.DataFrame, weather: tuple) -> dict:
     """One winter's 10 m LST: the land-cover terms under ``weather`` (level shift, scale of the albedo and
     vegetation terms), roof heat, warm streets and warmer ones over the pipes, noise, the river, the hot spots."""
@@ -272,9 +313,12 @@ def _landsat_view(field: np.ndarray, n: int, sample_m: float = 30.0, box_px: int
     return ndimage.map_coordinates(samples, [u, v], order=3, mode="nearest")
 
 
-def write_scene(city: dict, out: Path, seed: int, year: int = 2025) -> None:
-    """The city in heattrack's ``local`` layout (what a user downloads) plus ``truth/`` for ``heattrack evaluate``."""
+def write_scene(city: dict, out: Path, seed: int, year: int = 2025, day_offset: int = 0) -> None:
+    """The city in heattrack's ``local`` layout (what a user downloads) plus ``truth/`` for ``heattrack evaluate``;
+    the Landsat day is February 3rd of ``year`` plus ``day_offset`` days (Sentinel-2 the day after)."""
     rng = np.random.default_rng(seed + 1000)
+    day = date(year, 2, 3) + timedelta(days=day_offset)
+    s2_day = day + timedelta(days=1)
     n = city["n"]
     (out / "landsat").mkdir(parents=True)
     (out / "sentinel2").mkdir()
@@ -293,7 +337,7 @@ def write_scene(city: dict, out: Path, seed: int, year: int = 2025) -> None:
     qa[dilated] = 21826
     qa[cloud] = 22280
     lt = from_origin(X0 - 15.0, Y0 + 15.0, 30.0, 30.0)
-    prod = f"LC08_L2SP_190026_{year}0203_{year}0210_02_T1"
+    prod = f"LC08_L2SP_190026_{day:%Y%m%d}_{day + timedelta(days=7):%Y%m%d}_02_T1"
     prof = dict(driver="GTiff", width=m, height=m, count=1, crs=CRS, transform=lt, tiled=True, compress="deflate")
     _write(out / "landsat" / f"{prod}_ST_B10.TIF", np.round((st - 149.0) / 0.00341802).astype(np.uint16),
            {**prof, "dtype": "uint16", "nodata": 0})
@@ -313,7 +357,7 @@ def write_scene(city: dict, out: Path, seed: int, year: int = 2025) -> None:
         _write(out / "landsat" / f"{prod}_{name}.TIF", np.round((sr + 0.2) / 0.0000275).astype(np.uint16),
                {**prof, "dtype": "uint16", "nodata": 0})
     s2cloud = _noise(rng, (n, n), 30) > 2.05  # ~2 %, elsewhere than Landsat's
-    gran = f"T33UVP_{year}0204T100151"
+    gran = f"T33UVP_{s2_day:%Y%m%d}T100151"
     for k, b in enumerate(BANDS):
         refl = np.where(s2cloud, 0.6, city["refl"][k])
         fine = b in ("B02", "B03", "B04", "B08")
@@ -331,7 +375,7 @@ def write_scene(city: dict, out: Path, seed: int, year: int = 2025) -> None:
     offsets = "".join(f'<BOA_ADD_OFFSET band_id="{i}">-1000</BOA_ADD_OFFSET>' for i in range(13))
     (out / "sentinel2" / "MTD_MSIL2A.xml").write_text(
         "<?xml version='1.0' encoding='UTF-8'?><n1:Level-2A_User_Product><General_Info><Product_Info>"
-        f"<PRODUCT_START_TIME>{year}-02-04T10:01:51.024Z</PRODUCT_START_TIME><PROCESSING_BASELINE>05.11"
+        f"<PRODUCT_START_TIME>{s2_day:%Y-%m-%d}T10:01:51.024Z</PRODUCT_START_TIME><PROCESSING_BASELINE>05.11"
         "</PROCESSING_BASELINE></Product_Info><Product_Image_Characteristics><BOA_ADD_OFFSET_VALUES_LIST>"
         f"{offsets}</BOA_ADD_OFFSET_VALUES_LIST></Product_Image_Characteristics></General_Info>"
         "</n1:Level-2A_User_Product>")
@@ -369,8 +413,8 @@ def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None, st_
     leaks = leaks.drop_duplicates("segment_id")
     for name, over in (("default", sets or {}), ("baseline", {"detect.method": "baseline"})):
         out = work / name
-        st = next((scene / "archive").glob("*_ST_B6.TIF"), None) or next((scene / "landsat").glob("*_ST_B10.TIF"))
-        src = {"input.thermal": st} if st_only else {"input.input": scene}
+        src = {"input.thermal": next((scene / "archive").glob("*_ST_B6.TIF"), None)
+               or next((scene / "landsat").glob("*_ST_B10.TIF"))} if st_only else {"input.input": scene}
         cfg = load_config(None, {**src, "input.pipes": scene / "pipes.geojson", **over})
         run(cfg, out, client=client)
         ev = evaluate_run(scene, out)
@@ -396,7 +440,8 @@ def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None, st_
                                              for t in run_info["tile_summaries"].values()})
     row.update(paired_columns(compare_rankings(scene, work / "default", work / "baseline")))  # paired (DeLong)
     # the real-crop protocol of `heattrack validate-sharpening --factor 9 --eval-factor 3` on the city's Landsat
-    lst, bands, _ = read_landsat_for_asc(scene / "landsat")
+    lst, bands, _ = read_landsat_for_asc(scene / "landsat" if (scene / "landsat").is_dir()
+                                         else sorted(scene.glob("*/landsat"))[0])  # several dates: the first
     asc = aggregate_sharpen_compare(lst, bands, factor=9, eval_factor=3)
     for m in ("tsharp", "dms"):
         row[f"asc_{m}_gain"] = asc["bilinear"]["rmse_k"] / asc[m]["rmse_k"]
@@ -404,7 +449,8 @@ def evaluate_city(scene: Path, work: Path, client, sets: dict | None = None, st_
     return row
 
 
-def evaluate_change(city0: dict, city1: dict, seed: int, root: Path, client, sets: dict | None = None) -> dict:
+def evaluate_change(city0: dict, city1: dict, seed: int, root: Path, client, sets: dict | None = None,
+                    dates: int = 1) -> dict:
     """Both winters screened with the defaults (``heattrack screen``), the later one against the earlier: sensor-visible
     new leaks called ``new``, false ``new`` per 100 km of pipe, visible repaired leaks called ``resolved``, false
     ``resolved``, and what the screen estimates of its own false ``new``."""
@@ -415,7 +461,7 @@ def evaluate_change(city0: dict, city1: dict, seed: int, root: Path, client, set
     counts: dict = {}
     for k, (season, city, year) in enumerate((("2024-25", city0, 2025), ("2025-26", city1, 2026))):
         scene = root / f"winter{k}"
-        write_scene(city, scene, seed + 7 * k, year)  # clouds and noise of its own
+        write_winter(city, scene, seed + 7 * k, dates, year)  # clouds and noise of its own
         cfg = load_config(None, {"input.input": scene, "input.pipes": scene / "pipes.geojson", **(sets or {})})
         _, counts = screen(cfg, root / season, season, runs.get("2024-25"), client=client)
         runs[season] = root / season
@@ -449,6 +495,8 @@ def main() -> None:
     ap.add_argument("--st-mission", choices=tuple(ARCHIVE_MISSIONS), default=None,
                     help="with --st-only: screen the ST_B6 band of the same day as Landsat 7 ETM+ (LE07: 60 m) or "
                     "Landsat 5 TM (LT05: 120 m) saw it (noise: ARCHIVE_MISSIONS); visible stays TIRS-visible")
+    ap.add_argument("--dates", type=int, default=1, help="Landsat/Sentinel-2 pairs per winter, 16 days apart (one "
+                    "sub-folder each): the same leaks, other weather, noise, clouds and transient hot spots")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--keep", type=Path, help="keep the scenes and runs here")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
@@ -457,6 +505,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.st_mission and not args.st_only:
         ap.error("--st-mission needs --st-only (the paired chain reads Landsat 8/9)")
+    if args.dates > 1 and (args.st_only or args.landsat_alone):
+        ap.error("--dates > 1 runs the Landsat/Sentinel-2 pairs (not with --st-only or --landsat-alone)")
     from heattrack.config import load_config, parse_set_option
     from heattrack.orchestration.cluster import make_client
 
@@ -469,9 +519,10 @@ def main() -> None:
             city = make_city(seed, args.size_km, args.tirs_sample_m)
             city["st_mission"] = args.st_mission
             if args.changes:
-                row = evaluate_change(city, second_winter(city, seed), seed, base / f"city{seed}", client, sets)
+                row = evaluate_change(city, second_winter(city, seed), seed, base / f"city{seed}", client, sets,
+                                      args.dates)
             else:
-                write_scene(city, scene := base / f"city{seed}" / "scene", seed)
+                write_winter(city, scene := base / f"city{seed}" / "scene", seed, args.dates)
                 if args.landsat_alone:
                     from landsat_alone import landsat_only_copy
 
@@ -505,7 +556,8 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({"size_km": args.size_km, "tirs_sample_m": args.tirs_sample_m,
                                          "st_b10_only": args.st_only, "st_mission": args.st_mission,
-                                         "changes": args.changes, "set": args.sets, "summary": summary,
+                                         "changes": args.changes, "dates": args.dates, "set": args.sets,
+                                         "summary": summary,
                                          "rows": rows}, indent=2, default=str))
 
 

@@ -390,3 +390,23 @@ def test_landsat_4_7_items_of_the_search_are_left_out_and_said_so(server, small_
                               "--pipes", str(small_scene / "pipes.geojson"), "--out", str(tmp_path / "o"), *ARGS])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "found 0 Landsat and 1 Sentinel-2 items" in res.output and "--thermal FILE" in res.output
+
+
+@pytest.mark.slow
+def test_a_season_screen_keeps_up_to_three_dates_per_tile(server, two_date_scene, tmp_path):
+    """`screen --season` from a STAC API with stac.pairs unset: every clear date of the winter up to three per tile (here
+    both of the two), where a run keeps one; an explicit stac.pairs stays."""
+    items = items_from_scene(two_date_scene, server.root, server.url)
+    server.items = items
+    args = ["--source", "stac", "--stac-url", server.url, "--aoi", _bbox(items),
+            "--pipes", str(two_date_scene / "pipes.geojson"), *ARGS]
+    res = runner.invoke(app, ["screen", "--season", "2024-25", "--out", str(tmp_path / "season"), *args])
+    assert res.exit_code == 0, res.output
+    per_tile = json.loads((tmp_path / "season" / "run.json").read_text())["inputs"]["pairs_per_tile"]
+    assert per_tile and all(len(v) == 2 for v in per_tile.values())
+    assert "risk_pair1" in (tmp_path / "season" / "segments.geojson").read_text()
+    res = runner.invoke(app, ["screen", "--season", "2024-25", "--out", str(tmp_path / "one"), *args,
+                              "--set", "stac.pairs=1"])
+    assert res.exit_code == 0, res.output
+    per_tile = json.loads((tmp_path / "one" / "run.json").read_text())["inputs"]["pairs_per_tile"]
+    assert per_tile and all(len(v) == 1 for v in per_tile.values())
