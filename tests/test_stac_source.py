@@ -394,8 +394,8 @@ def test_landsat_4_7_items_of_the_search_are_left_out_and_said_so(server, small_
 
 @pytest.mark.slow
 def test_a_season_screen_keeps_up_to_three_dates_per_tile(server, two_date_scene, tmp_path):
-    """`screen --season` from a STAC API with stac.pairs unset: every clear date of the winter up to three per tile (here
-    both of the two), where a run keeps one; an explicit stac.pairs stays."""
+    """`screen --season` from a STAC API with stac.pairs unset: every clear date of the winter up to three per tile
+    (here both of the two), where a run keeps one; an explicit stac.pairs stays."""
     items = items_from_scene(two_date_scene, server.root, server.url)
     server.items = items
     args = ["--source", "stac", "--stac-url", server.url, "--aoi", _bbox(items),
