@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from heattrack.cli import app
 from heattrack.config import load_config
-from heattrack.io.stac import StacSettings, s2_offset_from_item, search_items, select_pairs
+from heattrack.io.stac import StacSettings, pairable_landsat, s2_offset_from_item, search_items, select_pairs
 from heattrack.simulate import SimulationSpec, simulate_scene
 
 runner = CliRunner()
@@ -384,7 +384,12 @@ def test_landsat_4_7_items_of_the_search_are_left_out_and_said_so(server, small_
     chosen = [sc.landsat_product for v in sel.chosen.values() for sc in v]
     assert chosen and set(chosen) == {ls["id"]}
     assert sel.n_items == {"landsat": 1, "sentinel2": 1, "landsat_not_used": 1}
-    assert any("1 Landsat item of the search has no 'lwir11' asset (1 landsat-7" in w for w in sel.warnings)
+    assert any("1 Landsat item of the search has no 'lwir11' asset and is not used: 1 of Landsat 4-7 (1 landsat-7"
+               in w for w in sel.warnings)
+    l2sr = {**json.loads(json.dumps(ls)), "id": ls["id"].replace("L2SP", "L2SR")}  # Landsat 9 reflectance alone
+    l2sr["assets"].pop("lwir11")
+    kept, why = pairable_landsat([ls, le07, l2sr], _st(server.url))
+    assert kept == [ls] and "2 Landsat items" in why and "1 other (1 LC09: no surface temperature" in why
     server.items = [it for it in items if it is not ls] + [le07]
     res = runner.invoke(app, ["run", "--source", "stac", "--stac-url", server.url, "--aoi", _bbox(items),
                               "--pipes", str(small_scene / "pipes.geojson"), "--out", str(tmp_path / "o"), *ARGS])

@@ -181,25 +181,41 @@ def _platform(item: dict) -> str:
     return str(item.get("properties", {}).get("platform") or item.get("id", "?")[:4])
 
 
+#: Landsat 4-7 as STAC ``platform`` values and product-id missions: their surface temperature is TM/ETM+'s ST_B6
+ARCHIVE_PLATFORMS = ("landsat-4", "landsat-5", "landsat-7", "LT04", "LT05", "LE07")
+
+
 def pairable_landsat(items: list[dict], st: StacSettings) -> tuple[list[dict], str | None]:
     """The Landsat items that carry the thermal asset the chain reads (``stac.landsat_assets.ST_B10``: Landsat 8/9
     TIRS), and a sentence on the others, None where there are none. A Collection 2 catalogue holds Landsat 4-9 under
     one id: a Landsat 4-7 item carries ETM+/TM's ``ST_B6`` (``lwir``) instead, whose 60-120 m band and other
-    reflective band numbers the paired chain does not read; reading it as ``ST_B10`` would be wrong."""
+    reflective band numbers the paired chain does not read; reading it as ``ST_B10`` would be wrong. Other items
+    without it (a Landsat 8/9 product of reflectance alone, ``L2SR``) have no surface temperature to screen."""
     asset = st.landsat_assets["ST_B10"]
     kept = [it for it in items if asset in it.get("assets", {})]
     if len(kept) == len(items):
         return kept, None
-    skipped: dict[str, int] = {}
+    groups: dict[bool, dict[str, int]] = {True: {}, False: {}}
     for it in items:
         if asset not in it.get("assets", {}):
-            skipped[_platform(it)] = skipped.get(_platform(it), 0) + 1
-    which = ", ".join(f"{n} {p}" for p, n in sorted(skipped.items()))
+            p = _platform(it)
+            g = groups[p in ARCHIVE_PLATFORMS]
+            g[p] = g.get(p, 0) + 1
+    parts = []
+    if groups[True]:
+        parts.append(f"{sum(groups[True].values())} of Landsat 4-7 ({_counts(groups[True])}: ETM+/TM's ST_B6, asset "
+                     "'lwir'; the stac source pairs Landsat 8/9's ST_B10, from 2013; a Landsat 4-7 ST_B6 band is "
+                     "screened alone with --thermal FILE)")
+    if groups[False]:
+        parts.append(f"{sum(groups[False].values())} other ({_counts(groups[False])}: no surface temperature, e.g. "
+                     "a reflectance-only L2SR product, or another asset name: stac.landsat_assets)")
     n = len(items) - len(kept)
     return kept, (f"{n} Landsat item{'s' if n > 1 else ''} of the search {'have' if n > 1 else 'has'} no '{asset}' "
-                  f"asset ({which}; Landsat 4-7 carry ETM+/TM's ST_B6 as 'lwir') and {'are' if n > 1 else 'is'} not "
-                  "used: the stac source reads Landsat 8/9's ST_B10 (from 2013); a Landsat 4-7 ST_B6 band is screened "
-                  "alone with --thermal FILE")
+                  f"asset and {'are' if n > 1 else 'is'} not used: " + "; ".join(parts))
+
+
+def _counts(by_name: dict[str, int]) -> str:
+    return ", ".join(f"{n} {name}" for name, n in sorted(by_name.items()))
 
 
 # -- per-tile pair selection ---------------------------------------------------------------------------
