@@ -90,6 +90,12 @@ def network_neighbourhood_median(point_values: np.ndarray, x: np.ndarray, y: np.
     return out
 
 
+def box_sigma(width: float) -> float:
+    """The Gaussian sigma of a square footprint ``width`` wide (the same variance: width / sqrt 12), in the unit of
+    ``width``: heattrack's ``psf_m`` of a thermal raster is such a width."""
+    return width / np.sqrt(12.0)
+
+
 def plume_attenuation(sensor_sigma_m: float, plume_fwhm_m: float = 20.0) -> float:
     """Share of a Gaussian plume's peak that survives a Gaussian sensor footprint (2-D)."""
     s_l2 = (plume_fwhm_m / 2.3548) ** 2
@@ -363,6 +369,6 @@ def network_share_visible(mdl_k: np.ndarray, length_m: np.ndarray, peaks_k=(3.0,
             for k in peaks_k}
 
 
-__all__ = ["SegmentStatistic", "chain_attenuation", "chain_profile", "scan_window_points", "segment_shares",
-           "window_shares", "combine_dates", "error_weights", "network_neighbourhood_median",
+__all__ = ["SegmentStatistic", "box_sigma", "chain_attenuation", "chain_profile", "scan_window_points",
+           "segment_shares", "window_shares", "combine_dates", "error_weights", "network_neighbourhood_median",
            "network_share_visible", "plume_attenuation", "segment_median", "segment_statistic"]

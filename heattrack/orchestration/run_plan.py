@@ -16,7 +16,7 @@ from heattrack.io.local import CoregParams, LocalScene, LocalSceneReader
 from heattrack.io.models import check_model_matches, read_model_file
 from heattrack.io.pipes import LATITUDE_FIRST, split_long_segments
 from heattrack.kernels.predictors import LANDSAT_ST_PIXEL_M
-from heattrack.kernels.ranking import chain_attenuation, scan_window_points
+from heattrack.kernels.ranking import box_sigma, chain_attenuation, scan_window_points
 from heattrack.kernels.segments import SegmentPoints, sample_segment_points
 from heattrack.orchestration.tiling import TileGrid, network_area
 
@@ -50,7 +50,7 @@ class RunPlan:
         """Gaussian sigma (m) of the thermal footprint the ranking sees: Landsat's (downscale.dms_psf_sigma_m), or a
         thermal raster's effective resolution as a box no finer than the grid (sigma = side / sqrt 12)."""
         if self.direct_thermal:
-            return max(float(self.source_info.get("psf_m", 0.0)), self.cfg.grid.resolution_m) / np.sqrt(12.0)
+            return box_sigma(max(float(self.source_info.get("psf_m", 0.0)), self.cfg.grid.resolution_m))
         return self.cfg.downscale.dms_psf_sigma_m  # the block mean + bilinear step: chain_attenuation
 
     @property
@@ -107,7 +107,7 @@ class RunPlan:
             pixel = max(float(getattr(sc, "pixel_m", sc.psf_m)), res)
             factor = max(1, int(round(pixel / res)))
             beyond = np.sqrt(max(sc.psf_m**2 - pixel**2, 0.0)) if factor > 1 else max(sc.psf_m, res)
-            out.append({"psf_sigma_px": round(float(beyond / np.sqrt(12.0) / res), 4), "factor": factor,
+            out.append({"psf_sigma_px": round(float(box_sigma(beyond) / res), 4), "factor": factor,
                         "buffer_px": buffer_px, "window_px": self._window_px()})
         return out if any(c != out[0] for c in out) else (out[:1] or [landsat])
 

@@ -25,7 +25,7 @@ from heattrack.config import ReportConfig
 from heattrack.errors import InputError
 from heattrack.io.landsat_st import LANDSAT_ST_PSF_M, LANDSAT_ST_SENSORS
 from heattrack.io.records import ChangeSummary, GridInfo, RunRecord
-from heattrack.kernels.ranking import plume_attenuation
+from heattrack.kernels.ranking import box_sigma, plume_attenuation
 from heattrack.orchestration.reduce import PARTLY_SEEN_SHARE, partly_seen
 from heattrack.report import figures as fg
 from heattrack.report import webmap
@@ -258,7 +258,7 @@ def _source_lines(inputs: dict) -> tuple[str, str]:
                 "leak (warm vents, roads and buildings near pipes rank too).")
     if sensor in LANDSAT_ST_SENSORS:
         psf = float(inputs.get("psf_m") or LANDSAT_ST_PSF_M)
-        keeps = plume_attenuation(psf / np.sqrt(12.0))  # a 20 m plume's peak through the footprint (a box of psf)
+        keeps = plume_attenuation(box_sigma(psf))  # a 20 m plume's peak through the footprint (a box of psf)
         return (f"{html.escape(sensor.removesuffix(' (no optics)'))} band "
                 f"<code>{html.escape(str(inputs.get('landsat_product')))}</code> "
                 f"({inputs.get('landsat_date')}, {psf:g} m effective resolution, no optics: not "
