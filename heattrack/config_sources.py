@@ -38,7 +38,9 @@ class StacConfig(Section):
                               "fraction over the tile; > 1 = multi-date detection). Unset: 1 for a run, "
                               f"{SEASON_PAIRS} for a season (screen --season, download --season).")
     min_clear_fraction: float = Field(0.05, ge=0, le=1, description="Sentinel-2 partner must be at least this "
-                                      "clear over the tile (SCL).")
+                                      "clear over the tile (SCL), and so must a second or later Landsat day "
+                                      "(QA_PIXEL; or half as clear as the best day where the data cover less of the "
+                                      "tile).")
     landsat_alone: bool = Field(True, description="A tile with no Sentinel-2 partner within "
                                 "input.max_date_gap_days runs its clearest Landsat day alone, its own reflective "
                                 "bands as the optics (30 m detail; ranks as the pair does on held-out cities, "

@@ -415,3 +415,34 @@ def test_a_season_screen_keeps_up_to_three_dates_per_tile(server, two_date_scene
     assert res.exit_code == 0, res.output
     per_tile = json.loads((tmp_path / "one" / "run.json").read_text())["inputs"]["pairs_per_tile"]
     assert per_tile and all(len(v) == 1 for v in per_tile.values())
+
+
+def test_a_later_date_must_show_the_tile_clearly(server, two_date_scene, tmp_path):
+    """With several pairs per tile (a season), a second Landsat day that shows the tile only through gaps in the cloud
+    (under stac.min_clear_fraction clear) is not kept: it would cost a tile task and add cloud-edge noise, no view."""
+    import rasterio
+
+    from heattrack.io.local import LocalSceneReader, discover_local_scenes, scene_footprint
+    from heattrack.orchestration.tiling import make_tile_grid
+
+    items = items_from_scene(two_date_scene, server.root, server.url)
+    landsat = sorted((it for it in items if it["collection"] == "landsat-c2-l2"), key=lambda it: it["id"])
+    qa = next(two_date_scene.rglob(f"{landsat[1]['id']}_QA_PIXEL.TIF"))
+    gaps = tmp_path / "gaps_qa.tif"  # cloud everywhere but one 30 m pixel in every 6 x 6 (~3 % clear)
+    with rasterio.open(qa) as src:
+        a = np.full(src.shape, 22280, dtype=src.dtypes[0])
+        a[::6, ::6] = 21824
+        with rasterio.open(gaps, "w", **src.profile) as dst:
+            dst.write(a, 1)
+    landsat[1]["assets"]["qa_pixel"] = {**landsat[1]["assets"]["qa_pixel"],
+                                        "href": f"{server.url}/assets/{gaps.relative_to(server.root).as_posix()}"}
+    server.items = items
+    area, crs = scene_footprint(LocalSceneReader(discover_local_scenes(two_date_scene)[0]).scene)
+    grid = make_tile_grid(area, crs, 150, 10.0)
+    gb = grid.tile_geobox(grid.tiles[len(grid.tiles) // 2])
+    for min_clear, n in ((0.05, 1), (0.0, 2)):
+        st = _st(server.url, pairs=3, max_date_gap_days=10, min_clear_fraction=min_clear)
+        ls, s2 = search_items(st, (-180, -90, 180, 90))
+        pairs = select_pairs(ls, s2, gb, st)
+        assert [p.landsat_product for p in pairs] == [landsat[0]["id"], landsat[1]["id"]][:n]
+        assert len(pairs) < 2 or 0 < pairs[1].clear_fraction < 0.05

@@ -14,7 +14,9 @@ as one mosaic, as odc-stac's ``groupby="solar_day"`` fuses them; Landsat days ar
 over the tile* of that mosaic, measured from ``qa_pixel`` loaded at ~100 m (a few KB from the COG overviews), so a
 tile only partly covered by the day's footprints is processed on its covered part; each is paired with the
 nearest-in-time Sentinel-2 day within ``input.max_date_gap_days`` whose SCL clear fraction over the tile is at
-least ``stac.min_clear_fraction``; the best ``stac.pairs`` pairs are kept (feeding multi-date detection). A tile
+least ``stac.min_clear_fraction``; the best ``stac.pairs`` pairs are kept (feeding multi-date detection; a second or
+later one only where its Landsat day is at least ``stac.min_clear_fraction`` clear over the tile too, or half as
+clear as the best day where the data cover less of the tile). A tile
 without any such pair runs its clearest Landsat day alone, the day's reflective bands as the optics
 (``stac.landsat_alone``; :mod:`heattrack.io.landsat_optics`). Item JSON travels with the tile task; asset URLs are
 signed *inside* the task,
@@ -261,8 +263,11 @@ def select_pairs(landsat: list[dict], s2: list[dict], geobox: GeoBox, st: StacSe
     pairs = []
     # days with clear pixels first; when none shows any at ~100 m, the best-covering day still runs (the tile may
     # hold a strip narrower than that, as the local source would process it)
+    # a later date must show the tile as clearly as a partner must, or half as much as the best date where the data
+    # cover less of it (an edge strip): a date seen through gaps in the cloud adds cloud-edge noise, not a view
+    later = min(st.min_clear_fraction, 0.5 * ranked[0][0]) if ranked else 0.0
     for clear, group in [t for t in ranked if t[0] > 0] or ranked[:1]:
-        if len(pairs) >= st.pairs:
+        if len(pairs) >= st.pairs or (pairs and clear < later):
             break
         d = _item_date(group[0])
         near = sorted((abs((_item_date(g[0]) - d).days), g[0]["id"], g) for g in s2_days
