@@ -26,6 +26,7 @@ from heattrack.cli_support import (
     console,
     one_folder,
     print_plan,
+    print_season_plan,
     print_summary,
     progress_bar,
     setup_logging,
@@ -154,6 +155,8 @@ def screen(
     n_workers: Annotated[Optional[int], typer.Option(help="LocalCluster workers.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue this season's run in --out.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace this season's run in --out.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the season's plan (tiles, dates per tile, bytes "
+                                          "to read, estimated time) and stop.")] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     verbose: VerboseOpt = False,
@@ -170,6 +173,8 @@ def screen(
                                "stac.url": stac_url, "grid.tile_km": tile_km, "compute.scheduler": scheduler,
                                "compute.n_workers": n_workers}, set_)
         season, out, previous = resolve_season_args(season, out, previous)
+        if dry_run:  # the season's search as screen makes it (interval, dates per tile), nothing read or written
+            return print_season_plan(cfg, season)
         if previous is None:
             console.print(f"season {season}: no previous season to compare with")
         result, counts = screen_season(cfg, out, season, previous, resume=resume, overwrite=overwrite,

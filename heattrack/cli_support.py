@@ -143,6 +143,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:,.1f} min"
 
 
+def print_season_plan(cfg, season: str) -> None:
+    """``screen --dry-run``: the plan of the season's search (its interval, its dates per tile) as ``run --dry-run``
+    prints a run's."""
+    from heattrack.orchestration.dryrun import estimate
+    from heattrack.orchestration.plan import plan_run
+    from heattrack.orchestration.screen import season_interval, with_season_search
+
+    print_plan(estimate(plan_run(with_season_search(cfg, season_interval(season)))))
+
+
 def print_plan(est) -> None:
     """``run --dry-run``: the plan's numbers (:class:`heattrack.orchestration.dryrun.PlanEstimate`)."""
     table = Table(title=f"Plan: {est.n_tiles} tiles of {est.tile_px} x {est.tile_px} px (source {est.source})")

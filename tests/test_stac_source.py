@@ -405,6 +405,9 @@ def test_a_season_screen_keeps_up_to_three_dates_per_tile(server, two_date_scene
     server.items = items
     args = ["--source", "stac", "--stac-url", server.url, "--aoi", _bbox(items),
             "--pipes", str(two_date_scene / "pipes.geojson"), *ARGS]
+    res = runner.invoke(app, ["screen", "--season", "2024-25", "--out", str(tmp_path / "season"), *args, "--dry-run"])
+    assert res.exit_code == 0 and "Plan:" in res.output and not (tmp_path / "season").exists(), res.output
+    assert "2025-01-15" in res.output and "2025-01-31" in res.output  # the season's plan: both dates per tile
     res = runner.invoke(app, ["screen", "--season", "2024-25", "--out", str(tmp_path / "season"), *args])
     assert res.exit_code == 0, res.output
     per_tile = json.loads((tmp_path / "season" / "run.json").read_text())["inputs"]["pairs_per_tile"]
