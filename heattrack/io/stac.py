@@ -262,9 +262,9 @@ def select_pairs(landsat: list[dict], s2: list[dict], geobox: GeoBox, st: StacSe
     ranked.sort(key=lambda t: (-t[0], t[1][0]["id"]))
     pairs = []
     # days with clear pixels first; when none shows any at ~100 m, the best-covering day still runs (the tile may
-    # hold a strip narrower than that, as the local source would process it)
-    # a later date must show the tile as clearly as a partner must, or half as much as the best date where the data
-    # cover less of it (an edge strip): a date seen through gaps in the cloud adds cloud-edge noise, not a view
+    # hold a strip narrower than that, as the local source would process it). A later date must show the tile as
+    # clearly as a partner must, or half as much as the best date where the data cover less of it (an edge strip): a
+    # date seen through gaps in the cloud adds cloud-edge noise, not a view
     later = min(st.min_clear_fraction, 0.5 * ranked[0][0]) if ranked else 0.0
     for clear, group in [t for t in ranked if t[0] > 0] or ranked[:1]:
         if len(pairs) >= st.pairs or (pairs and clear < later):
