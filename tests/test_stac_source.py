@@ -449,3 +449,20 @@ def test_a_later_date_must_show_the_tile_clearly(server, two_date_scene, tmp_pat
         pairs = select_pairs(ls, s2, gb, st)
         assert [p.landsat_product for p in pairs] == [landsat[0]["id"], landsat[1]["id"]][:n]
         assert len(pairs) < 2 or 0 < pairs[1].clear_fraction < 0.05
+
+
+@pytest.mark.slow
+def test_a_season_without_sentinel2_runs_several_landsat_days_alone(server, two_date_scene, tmp_path):
+    """A season whose Sentinel-2 granules are all missing: each tile runs up to three of its clear Landsat days alone
+    (here both), combined as any multi-date run."""
+    server.items = [it for it in items_from_scene(two_date_scene, server.root, server.url)
+                    if it["collection"] == "landsat-c2-l2"]
+    args = ["--source", "stac", "--stac-url", server.url, "--aoi", _bbox(server.items),
+            "--pipes", str(two_date_scene / "pipes.geojson"), *ARGS]
+    res = runner.invoke(app, ["screen", "--season", "2024-25", "--out", str(tmp_path / "season"), *args])
+    assert res.exit_code == 0, res.output
+    info = json.loads((tmp_path / "season" / "run.json").read_text())
+    per_tile = info["inputs"]["pairs_per_tile"]
+    assert per_tile and all(len(v) == 2 and all(p["sentinel2"] is None for p in v) for v in per_tile.values())
+    assert info["inputs"]["optics"] == "landsat"
+    assert "risk_pair2" in (tmp_path / "season" / "segments.geojson").read_text()

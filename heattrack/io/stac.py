@@ -17,7 +17,8 @@ nearest-in-time Sentinel-2 day within ``input.max_date_gap_days`` whose SCL clea
 least ``stac.min_clear_fraction``; the best ``stac.pairs`` pairs are kept (feeding multi-date detection; a second or
 later one only where its Landsat day is at least ``stac.min_clear_fraction`` clear over the tile too, or half as
 clear as the best day where the data cover less of the tile). A tile
-without any such pair runs its clearest Landsat day alone, the day's reflective bands as the optics
+without any such pair runs its clearest Landsat day alone (up to ``stac.pairs`` days by the same rule), the day's
+reflective bands as the optics
 (``stac.landsat_alone``; :mod:`heattrack.io.landsat_optics`). Item JSON travels with the tile task; asset URLs are
 signed *inside* the task,
 right before the read, so signatures never expire in a queue.
@@ -279,10 +280,12 @@ def select_pairs(landsat: list[dict], s2: list[dict], geobox: GeoBox, st: StacSe
             if c2 >= (st.min_clear_fraction if clear >= st.min_clear_fraction else 0.0):
                 pairs.append(make_scene(group, g, st, clear, c2))
                 break
-    if not pairs and ranked and st.landsat_alone:  # no Sentinel-2 partner: the clearest Landsat day alone
-        clear, group = ranked[0]
-        if all(st.landsat_assets[b] in group[0].get("assets", {}) for b in ("SR_B4", "SR_B5")):
-            pairs.append(make_scene(group, (), st, clear))
+    if not pairs and ranked and st.landsat_alone:  # no Sentinel-2 partner: the clearest Landsat days alone
+        for k, (clear, group) in enumerate(ranked):
+            if len(pairs) >= st.pairs or (k > 0 and (clear <= 0 or clear < later)):
+                break
+            if all(st.landsat_assets[b] in group[0].get("assets", {}) for b in ("SR_B4", "SR_B5")):
+                pairs.append(make_scene(group, (), st, clear))
     return pairs
 
 
