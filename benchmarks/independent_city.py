@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 from datetime import date, timedelta
@@ -195,14 +194,8 @@ def write_winter(city: dict, out: Path, seed: int, dates: int, year: int = 2025)
     for k in range(dates):
         day = date(year, 2, 3) + timedelta(days=16 * k)
         write_scene(city if k == 0 else other_date(city, seed, k), out / f"{day:%Y-%m-%d}", seed + 13 * k, year,
-                    16 * k)
-    first = out / f"{date(year, 2, 3):%Y-%m-%d}"
-    shutil.move(first / "pipes.geojson", out / "pipes.geojson")
-    shutil.move(first / "truth", out / "truth")
-    for k in range(1, dates):
-        sub = out / f"{date(year, 2, 3) + timedelta(days=16 * k):%Y-%m-%d}"
-        (sub / "pipes.geojson").unlink()
-        shutil.rmtree(sub / "truth")
+                    16 * k, truth=False)
+    write_truth(city, out, seed)
 
 
 def _winter(rng, city: dict, leaks: gpd.GeoDataFrame, distractors: pd.DataFrame, weather: tuple) -> dict:
@@ -313,16 +306,16 @@ def _landsat_view(field: np.ndarray, n: int, sample_m: float = 30.0, box_px: int
     return ndimage.map_coordinates(samples, [u, v], order=3, mode="nearest")
 
 
-def write_scene(city: dict, out: Path, seed: int, year: int = 2025, day_offset: int = 0) -> None:
-    """The city in heattrack's ``local`` layout (what a user downloads) plus ``truth/`` for ``heattrack evaluate``;
-    the Landsat day is February 3rd of ``year`` plus ``day_offset`` days (Sentinel-2 the day after)."""
+def write_scene(city: dict, out: Path, seed: int, year: int = 2025, day_offset: int = 0, truth: bool = True) -> None:
+    """The city in heattrack's ``local`` layout (what a user downloads) plus, with ``truth``, ``pipes.geojson`` and
+    ``truth/`` for ``heattrack evaluate`` (:func:`write_truth`); the Landsat day is February 3rd of ``year`` plus
+    ``day_offset`` days (Sentinel-2 the day after)."""
     rng = np.random.default_rng(seed + 1000)
     day = date(year, 2, 3) + timedelta(days=day_offset)
     s2_day = day + timedelta(days=1)
     n = city["n"]
     (out / "landsat").mkdir(parents=True)
     (out / "sentinel2").mkdir()
-    (out / "truth").mkdir()
     r, c, m = _landsat_grid(n)
     rr, cc = np.meshgrid(r, c, indexing="ij")
     st = _landsat_view(city["lst"], n, city.get("tirs_sample_m", 30.0))
@@ -379,6 +372,14 @@ def write_scene(city: dict, out: Path, seed: int, year: int = 2025, day_offset: 
         "</PROCESSING_BASELINE></Product_Info><Product_Image_Characteristics><BOA_ADD_OFFSET_VALUES_LIST>"
         f"{offsets}</BOA_ADD_OFFSET_VALUES_LIST></Product_Image_Characteristics></General_Info>"
         "</n1:Level-2A_User_Product>")
+    if truth:
+        write_truth(city, out, seed)
+
+
+def write_truth(city: dict, out: Path, seed: int) -> None:
+    """``pipes.geojson`` (lon/lat) and ``truth/`` (leaks, the 10 m LST, ``truth.json``) of the city in ``out``."""
+    n = city["n"]
+    (out / "truth").mkdir(parents=True)
     pipes = city["pipes"].copy()
     pipes["geometry"] = [shapely.LineString([(X0 + x, Y0 - y) for x, y in g.coords]) for g in pipes.geometry]
     pipes.set_crs(CRS).to_crs("EPSG:4326").to_file(out / "pipes.geojson", driver="GeoJSON")

@@ -15,8 +15,9 @@ What is simulated (all seeded, deterministic):
   from any pipe.
 * **Sensors**: Sentinel-2 B04/B08 at 10 m (baseline 05.10, BOA_ADD_OFFSET -1000) and SCL at 20 m;
   Landsat ST_B10 = truth integrated over the 100 m TIRS footprint (``landsat_mission``: ETM+'s 60 m or TM's 120 m
-  ST_B6), blurred by a 20 m optical PSF, sampled on a 30 m grid offset from the 10 m grid, with 0.08 K noise and a
-  smooth 0.3 K atmospheric error, quantised to C2L2 DNs; QA_PIXEL with clouds, dilated rims, shadows and water.
+  ST_B6), blurred by a 20 m optical PSF, sampled on a 30 m grid offset from the 10 m grid, with the mission's noise
+  (TIRS 0.08 K; ``sim_sensors.LANDSAT_MISSIONS``) and a smooth 0.3 K atmospheric error, quantised to C2L2 DNs;
+  QA_PIXEL with clouds, dilated rims, shadows and water.
 
 Outputs: ``landsat/``, ``sentinel2/``, ``pipes.geojson`` (lon/lat) and ``truth/`` (``lst_10m.tif``,
 ``landcover_10m.tif``, ``leaks.geojson``, ``distractors.geojson``, ``truth.json``).
