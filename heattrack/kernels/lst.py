@@ -15,7 +15,6 @@ is defined (see ``tests/test_kernels_lst.py`` for the property test).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -112,9 +111,10 @@ def nan_median_filter(values: np.ndarray, size: int) -> np.ndarray:
     r = size // 2
     padded = np.pad(values.astype(np.float32), r, constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size)).reshape(*values.shape, size * size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: NaN, as documented
-        return np.nanmedian(windows, axis=2).astype(np.float32)
+    out = np.full(values.shape, np.nan, dtype=np.float32)
+    seen = np.isfinite(windows).any(axis=2)  # all-NaN windows stay NaN, as documented, and raise no warning (no
+    out[seen] = np.nanmedian(windows[seen], axis=1)  # warnings.catch_warnings, which is not thread-safe)
+    return out
 
 
 def nanmean_layers(layers, dtype=np.float64) -> np.ndarray:
