@@ -111,9 +111,11 @@ def nan_median_filter(values: np.ndarray, size: int) -> np.ndarray:
     r = size // 2
     padded = np.pad(values.astype(np.float32), r, constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size)).reshape(*values.shape, size * size)
+    # all-NaN windows stay NaN, as documented, and are left out of the median, so it raises no warning to silence
+    # (warnings.catch_warnings changes the process's filters: not thread-safe in a threaded Dask worker)
     out = np.full(values.shape, np.nan, dtype=np.float32)
-    seen = np.isfinite(windows).any(axis=2)  # all-NaN windows stay NaN, as documented, and raise no warning (no
-    out[seen] = np.nanmedian(windows[seen], axis=1)  # warnings.catch_warnings, which is not thread-safe)
+    seen = np.isfinite(windows).any(axis=2)
+    out[seen] = np.nanmedian(windows[seen], axis=1)
     return out
 
 
