@@ -172,6 +172,11 @@ def second_winter(city: dict, seed: int) -> dict:
             "new_segment_ids": sorted(set(new.segment_id))}
 
 
+def landsat_day(year: int, day_offset: int = 0) -> date:
+    """The Landsat acquisition of a winter's date: February 3rd of ``year`` plus ``day_offset`` days."""
+    return date(year, 2, 3) + timedelta(days=day_offset)
+
+
 def other_date(city: dict, seed: int, k: int) -> dict:
     """Date ``k`` (1, 2, ...) of the same winter, 16 days apart: the same leaks; half the hot spots away from the
     pipes moved (transient heat sources); its own weather (a level shift of -2..2 K, the albedo and vegetation terms x
@@ -192,7 +197,7 @@ def write_winter(city: dict, out: Path, seed: int, dates: int, year: int = 2025)
         write_scene(city, out, seed, year)
         return
     for k in range(dates):
-        day = date(year, 2, 3) + timedelta(days=16 * k)
+        day = landsat_day(year, 16 * k)
         write_scene(city if k == 0 else other_date(city, seed, k), out / f"{day:%Y-%m-%d}", seed + 13 * k, year,
                     16 * k, truth=False)
     write_truth(city, out, seed)
@@ -311,7 +316,7 @@ def write_scene(city: dict, out: Path, seed: int, year: int = 2025, day_offset: 
     ``truth/`` for ``heattrack evaluate`` (:func:`write_truth`); the Landsat day is February 3rd of ``year`` plus
     ``day_offset`` days (Sentinel-2 the day after)."""
     rng = np.random.default_rng(seed + 1000)
-    day = date(year, 2, 3) + timedelta(days=day_offset)
+    day = landsat_day(year, day_offset)
     s2_day = day + timedelta(days=1)
     n = city["n"]
     (out / "landsat").mkdir(parents=True)

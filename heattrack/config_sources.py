@@ -15,6 +15,8 @@ from heattrack.config_compute import Section
 #: visible leaks in the top 5 % 0.93 against 0.80 on 21 independent cities, 0.796 against 0.66 on the held-out
 #: family; new leaks called ``new`` 0.79 against 0.40 and 0.72 against 0.61), for three times the tile tasks
 SEASON_PAIRS = 3
+#: ... and of a run (``heattrack run``): one date pair per tile
+RUN_PAIRS = 1
 
 
 class StacConfig(Section):
@@ -35,7 +37,7 @@ class StacConfig(Section):
                                       "scl, blue, green, rededge1-3, nir08, swir16, swir22.")
     max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Skip items with a larger eo:cloud_cover (%).")
     pairs: int | None = Field(None, ge=1, description="Best date pairs kept per tile (ranked by Landsat clear "
-                              "fraction over the tile; > 1 = multi-date detection). Unset: 1 for a run, "
+                              f"fraction over the tile; > 1 = multi-date detection). Unset: {RUN_PAIRS} for a run, "
                               f"{SEASON_PAIRS} for a season (screen --season, download --season).")
     min_clear_fraction: float = Field(0.05, ge=0, le=1, description="Sentinel-2 partner must be at least this "
                                       "clear over the tile (SCL), and so must a second or later Landsat day "
@@ -71,7 +73,8 @@ class GeeConfig(Section):
                                "no offset to apply).")
     max_cloud_cover: float = Field(80.0, ge=0, le=100, description="Scene cloud cover limit (%).")
     pairs: int | None = Field(None, ge=1, description="Least cloudy Landsat scenes kept (each with its nearest "
-                              f"Sentinel-2). Unset: 1 for a run, {SEASON_PAIRS} for a season (screen --season).")
+                              f"Sentinel-2). Unset: {RUN_PAIRS} for a run, {SEASON_PAIRS} for a season "
+                              "(screen --season).")
     landsat_alone: bool = Field(True, description="No Landsat scene with a Sentinel-2 image within "
                                 "input.max_date_gap_days: run the least cloudy one alone, its own reflective bands "
                                 "the optics (30 m detail); false refuses the run.")

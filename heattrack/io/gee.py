@@ -28,6 +28,7 @@ import numpy as np
 from odc.geo.geobox import GeoBox
 from rasterio.enums import Resampling
 
+from heattrack.config_sources import RUN_PAIRS
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import LocalSceneReader
 from heattrack.io.retry import first_line, with_retries
@@ -70,7 +71,7 @@ class GeeSettings:
         g = cfg.gee
         return cls(project=g.project, credentials_file=g.credentials_file,
                    landsat_collections=tuple(g.landsat_collections), s2_collection=g.s2_collection,
-                   datetime=g.datetime, max_cloud_cover=g.max_cloud_cover, pairs=g.pairs or 1,
+                   datetime=g.datetime, max_cloud_cover=g.max_cloud_cover, pairs=g.pairs or RUN_PAIRS,
                    max_date_gap_days=cfg.input.max_date_gap_days, max_request_mb=g.max_request_mb,
                    max_concurrent=g.max_concurrent, retries=g.retries, backoff_s=g.backoff_s,
                    landsat_alone=g.landsat_alone)

@@ -36,6 +36,7 @@ from odc.geo.geobox import GeoBox
 from odc.geo.geom import Geometry
 from rasterio.enums import Resampling
 
+from heattrack.config_sources import RUN_PAIRS
 from heattrack.errors import ConfigError, InputError
 from heattrack.io.local import QA_FILL_VALUE, LocalScene, LocalSceneReader
 from heattrack.io.retry import first_line, with_retries
@@ -80,7 +81,7 @@ class StacSettings:
             raise ConfigError("input.source is 'stac' but stac.url is not set (--stac-url URL)")
         return cls(url=s.url, landsat_collection=s.landsat_collection, s2_collection=s.s2_collection,
                    landsat_assets={**LANDSAT_ASSETS, **s.landsat_assets}, s2_assets={**S2_ASSETS, **s.s2_assets},
-                   datetime=s.datetime, max_cloud_cover=s.max_cloud_cover, pairs=s.pairs or 1,
+                   datetime=s.datetime, max_cloud_cover=s.max_cloud_cover, pairs=s.pairs or RUN_PAIRS,
                    max_date_gap_days=cfg.input.max_date_gap_days, min_clear_fraction=s.min_clear_fraction,
                    sign=s.sign, aws_request_payer=s.aws_request_payer, aws_no_sign_request=s.aws_no_sign_request,
                    max_items=s.max_items, http_retries=s.http_retries, landsat_alone=s.landsat_alone)
