@@ -192,8 +192,8 @@ def screen(
                               "swapped; an estimate, see docs/measurements.md 'Change classes')")
                 if "new_warming_k" in counts:
                     console.print(f"new where a segment's points warmed by more than {counts['new_warming_k']:.2f} K "
-                                  f"(the statistic, smoothed over {cfg.changes.warming_sigma_m:g} m); on held-out "
-                                  "simulated cities, one date per winter: leaks of ~1.5 K+ through Landsat's footprint")
+                                  f"(network z {counts.get('new_z_used', cfg.changes.new_z):.2f}, smoothed over "
+                                  f"{cfg.changes.warming_sigma_m:g} m; docs/measurements.md 'Change classes')")
             elif "bound_false_new_per_100km" in counts:
                 console.print(f"compared by the previous rule ({counts.get('note')}): Benjamini-Hochberg at "
                               f"q={cfg.changes.fdr_q:g} on the segments' z, {counts['bound_false_new_per_100km']:.2f} "

@@ -122,6 +122,13 @@ class ChangeSummary(Record):
     #: the warming rule: how much a segment's points had to warm (K of the ranking statistic, smoothed over the
     #: network) to be called ``new`` this season (the network's median + new_z x 1.4826 x MAD)
     new_warming_k: float | None = None
+    #: the warming rule's threshold this season (network z): the lower of ``new_z`` and the level at which the fitted
+    #: tail of the network's warming expects ``false_new_per_100km_target`` segments per 100 km of pipe
+    new_z_used: float | None = None
+    false_new_per_100km_target: float | None = None
+    #: the fitted tail's expected number of segments per 100 km above ``new_z_used`` (before the rule's other
+    #: conditions: warmer than the median now, not flagged before, one call per hot place)
+    fitted_false_new_per_100km: float | None = None
     bound_false_new_per_100km: float | None = None
     note: str | None = None  # why the previous rule was used
 

@@ -7,9 +7,12 @@ leaks ``resolved`` on the tuning members, docs/measurements.md). Its *warming* i
 between the seasons (:func:`segment_warming`: the difference of the same points cancels the clutter that stays,
 roofs and roads, which a segment's maximum carries both years), after the differences are smoothed over the network
 at the footprint's scale (:func:`smooth_on_network`, since 2026-12-06), standardised against the network (median
-and MAD). ``new``: warming z > ``new_z`` (and a warming above ``min_change_k`` K), warmer than the network median
-now and not flagged before; ``resolved``: cooling z > ``new_z`` (and above ``min_change_k``) where a flag was
-and is no longer (since 2026-12-05: a leak flagged both years that reads weaker is ``persistent``);
+and MAD). ``new``: warming z > the season's threshold (and a warming above ``min_change_k`` K), warmer than the
+network median now and not flagged before; ``resolved``: cooling z > that threshold (and above ``min_change_k``) where
+a flag was and is no longer (since 2026-12-05: a leak flagged both years that reads weaker is ``persistent``). The
+threshold (:func:`calibrated_new_z`, since 2026-12-08) is the lower of ``new_z`` and the z above which the fitted
+upper tail of the network's warming expects a given number of segments (``changes.false_new_per_100km`` times the
+network's length): the clutter's change between winters has a heavier tail in some cities than in others;
 ``persistent``: flagged both years; ``no_data``: flagged in one season without clear data in the other (cannot
 tell; a segment flagged now is in this season's ranking all the same).
 The expected number of false ``new`` is estimated by the same rule with the seasons swapped
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from heattrack.kernels.null_tail import fit_tail_null
 from heattrack.kernels.segments import network_z, segment_max, segment_mean
 
 CHANGE_CLASSES = ("new", "persistent", "resolved", "no_data", "stable")
@@ -181,6 +185,29 @@ def change_class_warming(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.n
     # flagged in one season without clear data in the other: cannot tell whether it changed
     out[(was & ~seen_now) | (now & ~seen_prev)] = "no_data"
     return out.astype(str), z_up, z_down
+
+
+def calibrated_new_z(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,
+                     warming: np.ndarray, q: float, min_dates: int, new_z: float, expected_false: float
+                     ) -> tuple[float, float]:
+    """The season's change threshold (network z of the warming, as :func:`change_class_warming` takes it): the lower of
+    ``new_z`` and the z above which the fitted upper tail of the network's warming z (the segments seen in both
+    seasons; :func:`heattrack.kernels.null_tail.fit_tail_null`, from the bulk below the top tenth, where changes
+    sit) expects ``expected_false`` segments. A network whose warming has a light tail gets a lower threshold; a
+    heavy tail keeps ``new_z``. Returns the threshold and the fit's expected number of segments above it (NaN
+    where the tail could not be fitted: fewer than ``MIN_SEGMENTS`` seen, a degenerate bulk; then ``new_z``)."""
+    seen_prev, seen_now, _, _ = season_flags(prev_z, prev_dates, cur_z, cur_dates, q, min_dates)
+    z = network_z(np.where(seen_prev & seen_now, np.asarray(warming, dtype=float), np.nan))[0]
+    z = z[np.isfinite(z)]
+    null = fit_tail_null(z)
+    if not null.fitted:
+        return float(new_z), float("nan")
+    threshold = float(new_z)
+    if expected_false > 0:
+        level = null.level(min(expected_false / z.size, 0.5))
+        if np.isfinite(level):
+            threshold = min(threshold, level)
+    return threshold, float(z.size * null.p_value(np.array([threshold]))[0])
 
 
 def reversed_new(prev_z: np.ndarray, prev_dates: np.ndarray, cur_z: np.ndarray, cur_dates: np.ndarray,

@@ -27,6 +27,7 @@ from heattrack.io.point_statistic import read_point_statistic
 from heattrack.io.records import ChangeSummary, GridInfo, NetworkSignature, PreviousSeason, RunRecord
 from heattrack.kernels.changes import (
     CHANGE_CLASSES,
+    calibrated_new_z,
     change_class,
     change_class_fdr,
     change_class_warming,
@@ -143,8 +144,10 @@ def compare_seasons(previous: Path, current: Path, cfg: Config) -> tuple[gpd.Geo
         warming, why = point_warming(Path(previous), Path(current), cur["segment_id"].to_numpy(str),
                                      c.warming_sigma_m)
         if warming is not None:  # where the segment's points warmed (cooled): the warming rule
-            cls, n_false, needed_k = _classes_by_warming((z_prev, d_prev, z_cur, d_cur), warming, lines, radius, c)
-            how |= {"rule": "warming", "estimated_false_new": n_false, "new_warming_k": needed_k}
+            cls, n_false, needed_k, (z_used, fitted) = _classes_by_warming((z_prev, d_prev, z_cur, d_cur), warming,
+                                                                           lines, radius, c, how["pipe_km"])
+            how |= {"rule": "warming", "estimated_false_new": n_false, "new_warming_k": needed_k, "new_z_used": z_used,
+                    "fitted_false_new": fitted}
         else:  # no point values to compare: Benjamini-Hochberg on the segments' z
             cls = change_class_fdr(z_prev, d_prev, z_cur, d_cur, c.fdr_q, c.min_dates)
             for name, z, frame in (("new", z_cur, cur), ("resolved", z_prev, p)):
@@ -180,9 +183,14 @@ def change_summary(how: dict, n_new: int, pipe_km: float, cfg: Config, previous_
     if rule == "warming":
         n_false = how["estimated_false_new"]
         needed = how.get("new_warming_k")
+        fitted = how.get("fitted_false_new", float("nan"))
         extra = {"new_z": cfg.changes.new_z, "fdr_q": cfg.changes.fdr_q, "estimated_false_new": n_false,
                  "estimated_false_new_per_100km": round(n_false / pipe_km * 100.0, 3) if pipe_km > 0 else None,
-                 "new_warming_k": round(needed, 3) if needed is not None and np.isfinite(needed) else None}
+                 "new_warming_k": round(needed, 3) if needed is not None and np.isfinite(needed) else None,
+                 "new_z_used": round(how["new_z_used"], 3) if "new_z_used" in how else None,
+                 "false_new_per_100km_target": cfg.changes.false_new_per_100km,
+                 "fitted_false_new_per_100km": round(fitted / pipe_km * 100.0, 3)
+                 if pipe_km > 0 and np.isfinite(fitted) else None}
     elif rule == "fdr":
         extra = {"fdr_q": cfg.changes.fdr_q, "bound_false_new_per_100km": round(
             expected_false_per_100km(n_new, cfg.changes.fdr_q, pipe_km), 3), "note": how.get("why")}
@@ -212,15 +220,19 @@ def point_warming(previous: Path, current: Path, segment_ids: np.ndarray, sigma_
                  for v in segment_warming(a.stat_k, b.stat_k, b.segment, len(b.segment_ids), (b.x, b.y), sigma_m)), None
 
 
-def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radius: float, c
-                        ) -> tuple[np.ndarray, int, float]:
+def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radius: float, c, pipe_km: float
+                        ) -> tuple[np.ndarray, int, float, tuple[float, float]]:
     """The warming rule's classes (``seasons``: previous z, dates, current z, dates; ``warming``: largest warming,
-    cooling and mean change per segment), its estimate of the false ``new``, after one call per hot place, and the
-    warming (K, smoothed) a segment's points needed this season to be called ``new``."""
+    cooling and mean change per segment), its estimate of the false ``new``, after one call per hot place, the
+    warming (K, smoothed) a segment's points needed this season to be called ``new``, and the season's threshold
+    (network z; :func:`calibrated_new_z` for ``changes.false_new_per_100km`` over ``pipe_km``) with the fitted tail's
+    expected number of segments above it."""
     up, down, mean_change = warming
-    args = (*seasons, up, down, c.fdr_q, c.min_dates, c.new_z, c.min_change_k)
+    z_used, fitted = calibrated_new_z(*seasons, up, c.fdr_q, c.min_dates, c.new_z,
+                                      c.false_new_per_100km * pipe_km / 100.0)
+    args = (*seasons, up, down, c.fdr_q, c.min_dates, z_used, c.min_change_k)
     cls, z_up, z_down = change_class_warming(*args)
-    needed_k = max(network_level(np.where(np.isfinite(z_up), up, np.nan), c.new_z), c.min_change_k)
+    needed_k = max(network_level(np.where(np.isfinite(z_up), up, np.nan), z_used), c.min_change_k)
     decoy, z_decoy = reversed_new(*args)
     # one call per hot place: of the candidates within the footprint the strongest; within one z (the noise: MAD)
     # of each other, the one whose points changed most on average (their largest changes are one footprint's; the
@@ -235,7 +247,7 @@ def _classes_by_warming(seasons: tuple, warming: tuple, lines: np.ndarray, radiu
             decoy = cand & keep
         else:
             cls = np.where(cand & ~keep, "stable", cls)
-    return cls, int(decoy.sum()), needed_k
+    return cls, int(decoy.sum()), needed_k, (z_used, fitted)
 
 
 def _other_methods(previous: Path, current: Path) -> tuple[str, str] | None:
@@ -342,6 +354,7 @@ def screen(cfg: Config, out: Path, season: str, previous: Path | None, resume: b
         summary = change_summary(how, counts.get("segment_new", 0), how["pipe_km"], cfg, prev_info.season)
         (Path(out) / "changes.json").write_text(summary.to_json())
         counts |= summary.model_dump(include={"rule", "estimated_false_new", "estimated_false_new_per_100km",
-                                              "bound_false_new_per_100km", "note", "new_warming_k"}, exclude_none=True)
+                                              "bound_false_new_per_100km", "note", "new_warming_k", "new_z_used",
+                                              "fitted_false_new_per_100km"}, exclude_none=True)
         rebuild_report(Path(out))  # adds the "what changed" section from changes.geojson
     return result, counts

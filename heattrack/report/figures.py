@@ -330,6 +330,20 @@ def _truth_figures(seg: gpd.GeoDataFrame, truth: dict, dest_scores: Dest, dest_p
 _CHANGE_COLOURS = {"new": "red", "persistent": "darkorange", "resolved": "green", "no_data": "0.5"}
 
 
+def _threshold_z(summary) -> float:
+    """The season's warming threshold (network z): the calibrated one, or ``new_z`` (changes.json before it)."""
+    return round(summary.new_z_used if summary.new_z_used is not None else summary.new_z, 2)
+
+
+def _calibration(summary) -> str:
+    """How the season's threshold was set, where changes.json says (the tail-calibrated rule)."""
+    if summary.new_z_used is None or summary.fitted_false_new_per_100km is None:
+        return ""
+    return (f" (the lower of changes.new_z = {summary.new_z:g} and the level at which this network's fitted warming "
+            f"tail expects {summary.false_new_per_100km_target:g} leak-free segments per 100 km above it; at "
+            f"{_threshold_z(summary):g} it expects {summary.fitted_false_new_per_100km:.2f})")
+
+
 def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: tuple, previous: str,
                      dest: Dest, summary=None) -> str:
     """Map + table of what changed since the previous season (``changes``: changes.geojson rows; ``summary``: the
@@ -369,10 +383,10 @@ def _changes_section(changes: gpd.GeoDataFrame, seg: gpd.GeoDataFrame, extent: t
         how = (f" Of the {summary.segment_new} new segments about {summary.estimated_false_new} may be false "
                f"({summary.estimated_false_new_per_100km:.2f} per 100 km of pipe): as many segments cooled as much "
                "without a flag in either season (the same rule with the seasons swapped). A segment is new when its "
-               f"points warmed by more than {summary.new_z:g} network z"
+               f"points warmed by more than {_threshold_z(summary):g} network z"
                + (f" ({summary.new_warming_k:.2f} K of the ranking statistic this season)"
                   if summary.new_warming_k is not None else "")
-               + " and it was not flagged last year.")
+               + " and it was not flagged last year" + _calibration(summary) + ".")
     elif summary is not None and summary.bound_false_new_per_100km is not None:
         how = (f" Compared by the previous rule ({html.escape(summary.note or 'no point values')}): "
                "Benjamini-Hochberg at q = "
