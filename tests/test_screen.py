@@ -70,6 +70,9 @@ def test_changes_classify_persistent_new_and_repaired_leaks(seasons):
     assert how["rule"] == "warming" and 0.0 < how["new_warming_k"] < 10.0  # what a segment needed to be called new
     page = (runs / "2025-26" / "report" / "index.html").read_text()
     assert f"{how['new_warming_k']:.2f} K of the ranking statistic this season" in page
+    # the season's threshold: at most changes.new_z, calibrated on this network's warming tail, and said so
+    assert how["new_z_used"] <= how["new_z"] and how["false_new_per_100km_target"] == 0.25
+    assert (how["fitted_false_new_per_100km"] is None) == ("fitted warming tail" not in page)
     assert info["network"]["n_segments"] == t1["n_segments"]
     page = (runs / "2025-26" / "report" / "index.html").read_text()
     assert "What changed since last year (2024-25)" in page and "changes_map.png" in page
